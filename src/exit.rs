@@ -1,0 +1,72 @@
+//! Exit codes, decided in one place (SPEC "Exit codes").
+
+use crate::pool::StopReason;
+use crate::report::{Outcome, Tally};
+
+pub const SUCCESS: u8 = 0;
+/// At least one row failed, was invalid, or was not found.
+pub const ROW_PROBLEMS: u8 = 1;
+/// Usage error, unreadable input, invalid rows, missing token: nothing was sent.
+pub const USAGE: u8 = 2;
+/// Aborted: authorization/permission/terms error, or `--max-failures` reached.
+pub const ABORTED: u8 = 3;
+pub const INTERRUPTED: u8 = 130;
+
+/// The exit code of a run that got as far as the report.
+pub fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
+    match stop {
+        Some(StopReason::Interrupted) => INTERRUPTED,
+        Some(StopReason::InvalidInput { .. }) => USAGE,
+        Some(
+            StopReason::Fatal { .. }
+            | StopReason::TooManyFailures { .. }
+            | StopReason::ReportFailed(_)
+            | StopReason::InputFailed(_),
+        ) => ABORTED,
+        None if Outcome::ALL
+            .into_iter()
+            .any(|o| o.is_problem() && tally.get(o) > 0) =>
+        {
+            ROW_PROBLEMS
+        }
+        None => SUCCESS,
+    }
+}
+
+/// The exit code of `validate`.
+pub fn for_validation(invalid_rows: u64) -> u8 {
+    if invalid_rows == 0 {
+        SUCCESS
+    } else {
+        ROW_PROBLEMS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(outcomes: &[Outcome]) -> Tally {
+        let mut tally = Tally::default();
+        outcomes.iter().for_each(|o| tally.add(*o));
+        tally
+    }
+
+    #[test]
+    fn outcomes_decide_the_code() {
+        let ok = tally(&[Outcome::Updated, Outcome::Duplicate, Outcome::Skipped]);
+        assert_eq!(for_run(&ok, None), SUCCESS);
+        assert_eq!(
+            for_run(&tally(&[Outcome::Updated, Outcome::Failed]), None),
+            ROW_PROBLEMS
+        );
+        assert_eq!(for_run(&tally(&[Outcome::NotFound]), None), ROW_PROBLEMS);
+        assert_eq!(for_run(&ok, Some(&StopReason::Interrupted)), INTERRUPTED);
+        let fatal = StopReason::Fatal {
+            message: String::new(),
+        };
+        assert_eq!(for_run(&ok, Some(&fatal)), ABORTED);
+        let invalid = StopReason::InvalidInput { invalid_rows: 1 };
+        assert_eq!(for_run(&ok, Some(&invalid)), USAGE);
+    }
+}

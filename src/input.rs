@@ -1,0 +1,801 @@
+//! Reading and validating the input CSV.
+//!
+//! The input is read twice: [`scan`] validates every row and indexes ids (memory grows
+//! with distinct ids, never with reasons), then [`RowReader`] streams it again for the
+//! run. Standard input is spooled to an anonymous temporary file so it can be re-read.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, Read, Seek, SeekFrom};
+
+use thiserror::Error;
+
+use crate::config::{InputOptions, InputSource};
+
+/// The longest reason the API accepts, in UTF-16 code units.
+pub const MAX_REASON_UNITS: usize = 30_000;
+/// The largest id JavaScript represents exactly (2^53 - 1).
+pub const MAX_ID: u64 = 9_007_199_254_740_991;
+/// How many problems `apply` and `plan` print before the count.
+pub const PROBLEMS_SHOWN: usize = 20;
+/// Raw cells of invalid rows are echoed into the report up to this many characters.
+const ECHO_LIMIT: usize = 200;
+
+/// A failure to read the input at all: nothing can be sent (exit 2).
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path}: the input is empty (a header row is required)")]
+    Empty { path: String },
+    #[error("{path}: line 1: the header is not valid UTF-8")]
+    HeaderEncoding { path: String },
+    #[error("{path}: line 1: no {wanted} column (looked for {tried}; the header has {found})")]
+    MissingColumn {
+        path: String,
+        wanted: &'static str,
+        tried: String,
+        found: String,
+    },
+    #[error("{path}: line 1: the {wanted} column matches several headers: {found}")]
+    AmbiguousColumn {
+        path: String,
+        wanted: &'static str,
+        found: String,
+    },
+}
+
+/// One thing wrong with one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: u64,
+    pub column: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// A valid row: what to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub line: u64,
+    pub id: u64,
+    pub flag: bool,
+    pub reason: String,
+}
+
+/// A row that cannot be sent, with its cells as read (shortened) for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRow {
+    pub line: u64,
+    pub id_cell: String,
+    pub flag_cell: String,
+    pub reason_cell: String,
+    pub problems: Vec<Problem>,
+}
+
+impl InvalidRow {
+    /// The problems as one line, for the report's `error` cell.
+    pub fn message(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| format!("column {}: {}", p.column, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Valid(Row),
+    Invalid(InvalidRow),
+}
+
+impl Record {
+    pub fn line(&self) -> u64 {
+        match self {
+            Record::Valid(row) => row.line,
+            Record::Invalid(row) => row.line,
+        }
+    }
+}
+
+/// Header names compare ignoring case, spaces, `_` and `-`.
+pub fn normalize_header(name: &str) -> String {
+    name.trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '\t'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Where the needed columns are, and their names as written in the header.
+#[derive(Debug, Clone)]
+struct Columns {
+    id: (usize, String),
+    flag: (usize, String),
+    reason: Option<(usize, String)>,
+    headers: Vec<String>,
+}
+
+fn find_column(
+    headers: &[String],
+    path: &str,
+    wanted: &'static str,
+    names: &[String],
+) -> Result<Option<(usize, String)>, InputError> {
+    let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
+    for name in names {
+        let hits: Vec<usize> = (0..headers.len())
+            .filter(|&i| normalized[i] == *name)
+            .collect();
+        match hits.as_slice() {
+            [] => continue,
+            [only] => return Ok(Some((*only, headers[*only].trim().to_owned()))),
+            _ => {
+                return Err(InputError::AmbiguousColumn {
+                    path: path.to_owned(),
+                    wanted,
+                    found: hits
+                        .iter()
+                        .map(|&i| format!("{:?}", headers[i]))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn column_names(custom: &Option<String>, defaults: &[&str]) -> Vec<String> {
+    match custom {
+        Some(name) => vec![normalize_header(name)],
+        None => defaults.iter().map(|d| normalize_header(d)).collect(),
+    }
+}
+
+fn resolve_columns(
+    headers: &[String],
+    options: &InputOptions,
+    path: &str,
+) -> Result<Columns, InputError> {
+    let missing = |wanted: &'static str, names: &[String]| InputError::MissingColumn {
+        path: path.to_owned(),
+        wanted,
+        tried: names.join(" or "),
+        found: if headers.is_empty() {
+            "no columns".to_owned()
+        } else {
+            headers
+                .iter()
+                .map(|h| format!("{h:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    };
+    let id_names = column_names(&options.id_column, &["id"]);
+    let flag_names = column_names(&options.flag_column, &["serviceAccount", "flag"]);
+    let reason_names = column_names(&options.reason_column, &["serviceAccountReason", "reason"]);
+    let id =
+        find_column(headers, path, "id", &id_names)?.ok_or_else(|| missing("id", &id_names))?;
+    let flag = find_column(headers, path, "service-account flag", &flag_names)?
+        .ok_or_else(|| missing("service-account flag", &flag_names))?;
+    let reason = find_column(headers, path, "reason", &reason_names)?;
+    // Without a reason column every row needs --reason; a named column must exist.
+    if reason.is_none() && (options.default_reason.is_none() || options.reason_column.is_some()) {
+        return Err(missing("reason", &reason_names));
+    }
+    Ok(Columns {
+        id,
+        flag,
+        reason,
+        headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
+    })
+}
+
+/// The input file, opened once and rewound for each pass.
+pub struct InputFile {
+    file: File,
+    path: String,
+}
+
+impl InputFile {
+    /// Opens the input; standard input is copied to an anonymous temporary file first.
+    pub fn open(source: &InputSource) -> Result<Self, InputError> {
+        let path = source.display();
+        let io_err = |source| InputError::Io {
+            path: if path == "-" {
+                "standard input".to_owned()
+            } else {
+                path.clone()
+            },
+            source,
+        };
+        let file = match source {
+            InputSource::File(p) => File::open(p).map_err(io_err)?,
+            InputSource::Stdin => {
+                let mut spool = tempfile::tempfile().map_err(io_err)?;
+                io::copy(&mut io::stdin().lock(), &mut spool).map_err(io_err)?;
+                spool
+            }
+        };
+        Ok(Self { file, path })
+    }
+
+    /// Opens an in-memory-like input from any readable file (tests, fuzzing).
+    pub fn from_file(file: File, path: &str) -> Self {
+        Self {
+            file,
+            path: path.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// SHA-256 of the input bytes, hex.
+    pub fn sha256(&self) -> Option<String> {
+        let mut file = self.file.try_clone().ok()?;
+        file.seek(SeekFrom::Start(0)).ok()?;
+        crate::summary::sha256_reader(&mut file)
+    }
+
+    /// A reader positioned at the start of the input.
+    pub fn reader(&self, options: &InputOptions) -> Result<RowReader<File>, InputError> {
+        let io_err = |source| InputError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = self.file.try_clone().map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        RowReader::new(file, options, &self.path)
+    }
+}
+
+/// Passes bytes through to the CSV parser and remembers where every CR and LF was,
+/// because the parser's own line numbers skip blank lines and miscount CRLF.
+struct TerminatorTracker<R> {
+    inner: R,
+    offset: u64,
+    /// `offset << 1 | is_lf` of each CR or LF not yet accounted for.
+    marks: VecDeque<u64>,
+    /// LFs accounted for so far: the line of the next record is one more.
+    newlines: u64,
+}
+
+impl<R: Read> Read for TerminatorTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for at in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
+            let is_lf = u64::from(buf[at] == b'\n');
+            self.marks
+                .push_back(((self.offset + at as u64) << 1) | is_lf);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> TerminatorTracker<R> {
+    /// The physical line of a record whose parser position is `byte`: that position
+    /// is just past the previous record, so line ends right after it are skipped too.
+    fn line_of_record(&mut self, byte: u64) -> u64 {
+        let mut next = byte;
+        while let Some(&mark) = self.marks.front() {
+            let (at, is_lf) = (mark >> 1, mark & 1 == 1);
+            if at < byte || at == next {
+                if at == next {
+                    next += 1;
+                }
+                self.newlines += u64::from(is_lf);
+                self.marks.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.newlines + 1
+    }
+}
+
+/// Streams records, each validated on its own (duplicates need [`InputScan`]).
+pub struct RowReader<R: Read> {
+    csv: csv::Reader<TerminatorTracker<R>>,
+    columns: Columns,
+    default_reason: Option<String>,
+    path: String,
+    record: csv::ByteRecord,
+}
+
+impl<R: Read> RowReader<R> {
+    pub fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
+        let mut csv = csv::ReaderBuilder::new()
+            .delimiter(options.delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(TerminatorTracker {
+                inner: input,
+                offset: 0,
+                marks: VecDeque::new(),
+                newlines: 0,
+            });
+        let header = csv.byte_headers().map_err(|e| InputError::Io {
+            path: path.to_owned(),
+            source: csv_io_error(e),
+        })?;
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+            return Err(InputError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let headers = header
+            .iter()
+            .map(|h| std::str::from_utf8(h).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| InputError::HeaderEncoding {
+                path: path.to_owned(),
+            })?;
+        let columns = resolve_columns(&headers, options, path)?;
+        Ok(Self {
+            csv,
+            columns,
+            default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
+            path: path.to_owned(),
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    /// The id column's name as written in the header.
+    pub fn id_column(&self) -> &str {
+        &self.columns.id.1
+    }
+
+    /// The next non-blank record, or `None` at the end.
+    pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
+        loop {
+            match self.csv.read_byte_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    return Some(Err(InputError::Io {
+                        path: self.path.clone(),
+                        source: csv_io_error(e),
+                    }))
+                }
+            }
+            let byte = self.record.position().map_or(0, |p| p.byte());
+            let line = self.csv.get_mut().line_of_record(byte);
+            // Spreadsheets export empty rows as ",,,"; they are blank lines too.
+            if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
+                continue;
+            }
+            return Some(Ok(self.validate(line)));
+        }
+    }
+
+    fn cell(&self, index: usize) -> Option<Result<&str, ()>> {
+        self.record
+            .get(index)
+            .map(|bytes| std::str::from_utf8(bytes).map_err(|_| ()))
+    }
+
+    fn echo(&self, index: usize) -> String {
+        let raw = String::from_utf8_lossy(self.record.get(index).unwrap_or_default());
+        shorten(raw.trim(), ECHO_LIMIT)
+    }
+
+    fn validate(&self, line: u64) -> Record {
+        let mut problems = Vec::new();
+        let mut problem = |column: &str, message: String| {
+            problems.push(Problem {
+                line,
+                column: column.to_owned(),
+                message,
+            })
+        };
+        let width = self.record.len();
+        let expected = self.columns.headers.len();
+        if width < expected {
+            // Name the first column the row lacks; cells past the end are not reported again.
+            problem(
+                &self.columns.headers[width],
+                format!("missing: the row has {width} fields, the header has {expected}"),
+            );
+        } else if width > expected {
+            problem(
+                &format!("{} (no header)", expected + 1),
+                format!(
+                    "the row has {width} fields, the header has {expected} (quote fields that contain the delimiter)"
+                ),
+            );
+        }
+
+        let (id_index, id_name) = &self.columns.id;
+        let id = match self.cell(*id_index) {
+            None => None,
+            Some(Err(())) => {
+                problem(id_name, "not valid UTF-8".to_owned());
+                None
+            }
+            Some(Ok(text)) => match parse_id(text) {
+                Ok(id) => Some(id),
+                Err(message) => {
+                    problem(id_name, message);
+                    None
+                }
+            },
+        };
+
+        let (flag_index, flag_name) = &self.columns.flag;
+        let flag = match self.cell(*flag_index) {
+            None => None,
+            Some(Err(())) => {
+                problem(flag_name, "not valid UTF-8".to_owned());
+                None
+            }
+            Some(Ok(text)) => match parse_flag(text) {
+                Ok(flag) => Some(flag),
+                Err(message) => {
+                    problem(flag_name, message);
+                    None
+                }
+            },
+        };
+
+        let reason = self.reason(&mut problem);
+
+        match (id, flag, reason, problems.is_empty()) {
+            (Some(id), Some(flag), Some(reason), true) => Record::Valid(Row {
+                line,
+                id,
+                flag,
+                reason,
+            }),
+            (_, flag, _, _) => Record::Invalid(InvalidRow {
+                line,
+                id_cell: self.echo(*id_index),
+                flag_cell: match flag {
+                    Some(flag) => flag.to_string(),
+                    None => self.echo(*flag_index),
+                },
+                reason_cell: self
+                    .columns
+                    .reason
+                    .as_ref()
+                    .map(|(index, _)| self.echo(*index))
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| self.default_reason.clone())
+                    .unwrap_or_default(),
+                problems,
+            }),
+        }
+    }
+
+    fn reason(&self, problem: &mut impl FnMut(&str, String)) -> Option<String> {
+        let column_name = self
+            .columns
+            .reason
+            .as_ref()
+            .map_or("reason", |(_, name)| name.as_str());
+        let cell = match &self.columns.reason {
+            None => None,
+            Some((index, name)) => match self.cell(*index) {
+                // A short row, already reported as such.
+                None if self.default_reason.is_none() => return None,
+                None => None,
+                Some(Err(())) => {
+                    problem(name, "not valid UTF-8".to_owned());
+                    return None;
+                }
+                Some(Ok(text)) => Some(text.trim()).filter(|t| !t.is_empty()),
+            },
+        };
+        let Some(reason) = cell.or(self.default_reason.as_deref()) else {
+            problem(
+                column_name,
+                "a reason is required (fill the cell or pass --reason)".to_owned(),
+            );
+            return None;
+        };
+        let units = utf16_len(reason);
+        if units > MAX_REASON_UNITS {
+            problem(
+                column_name,
+                format!("the reason is {units} UTF-16 code units long, the API accepts at most {MAX_REASON_UNITS}"),
+            );
+            return None;
+        }
+        Some(reason.to_owned())
+    }
+}
+
+/// Length as JavaScript counts it: UTF-16 code units.
+pub fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+fn shorten(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+fn csv_io_error(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// Parses an id: a decimal integer from 1 to 2^53 - 1, surrounding spaces allowed.
+pub fn parse_id(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("the id is empty".to_owned());
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{:?} is not a decimal integer",
+            shorten(trimmed, 40)
+        ));
+    }
+    match trimmed.parse::<u64>() {
+        Ok(id) if (1..=MAX_ID).contains(&id) => Ok(id),
+        _ => Err(format!(
+            "{} is out of range (1 to {MAX_ID})",
+            shorten(trimmed, 40)
+        )),
+    }
+}
+
+/// Parses a flag: true/false, yes/no, y/n, 1/0, any case, surrounding spaces allowed.
+pub fn parse_flag(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Ok(true),
+        "false" | "no" | "n" | "0" => Ok(false),
+        "" => Err("the flag is empty (expected true/false, yes/no, y/n or 1/0)".to_owned()),
+        _ => Err(format!(
+            "{:?} is not a flag (expected true/false, yes/no, y/n or 1/0)",
+            shorten(text.trim(), 40)
+        )),
+    }
+}
+
+/// What pass two does with a valid row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowStatus<'a> {
+    /// The first row of its id: send it.
+    Send,
+    /// Same id, flag and reason as an earlier row.
+    Duplicate { first_line: u64 },
+    /// Same id as other rows with a different flag or reason: every such row is invalid.
+    Conflict { lines: &'a [u64] },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IdEntry {
+    first_line: u64,
+    digest: u64,
+    conflict: bool,
+}
+
+/// What pass one learned: counts, the first problems, and enough about every id to
+/// tell duplicates from conflicts.
+#[derive(Debug, Default)]
+pub struct InputScan {
+    pub rows: u64,
+    pub invalid_rows: u64,
+    pub problem_count: u64,
+    /// The first [`PROBLEMS_SHOWN`] problems in line order, conflicts included.
+    pub first_problems: Vec<Problem>,
+    /// The id column's name as written in the header, for conflict problems.
+    pub id_column: String,
+    ids: HashMap<u64, IdEntry>,
+    /// Lines of every id seen more than once; after the scan, only conflicting ids.
+    repeated_lines: HashMap<u64, Vec<u64>>,
+    hasher: RandomState,
+}
+
+impl InputScan {
+    pub fn valid_rows(&self) -> u64 {
+        self.rows - self.invalid_rows
+    }
+
+    fn digest(&self, row: &Row) -> u64 {
+        self.hasher.hash_one((row.flag, row.reason.as_str()))
+    }
+
+    fn add_valid(&mut self, row: &Row) {
+        let digest = self.digest(row);
+        match self.ids.get_mut(&row.id) {
+            None => {
+                self.ids.insert(
+                    row.id,
+                    IdEntry {
+                        first_line: row.line,
+                        digest,
+                        conflict: false,
+                    },
+                );
+            }
+            Some(entry) => {
+                entry.conflict |= entry.digest != digest;
+                let first_line = entry.first_line;
+                self.repeated_lines
+                    .entry(row.id)
+                    .or_insert_with(|| vec![first_line])
+                    .push(row.line);
+            }
+        }
+    }
+
+    fn finish(&mut self, mut row_problems: Vec<Problem>) {
+        let ids = &self.ids;
+        self.repeated_lines
+            .retain(|id, _| ids.get(id).is_some_and(|e| e.conflict));
+        let mut conflict_problems = Vec::new();
+        for (id, lines) in &self.repeated_lines {
+            self.invalid_rows += lines.len() as u64;
+            self.problem_count += lines.len() as u64;
+            for &line in lines.iter().take(PROBLEMS_SHOWN) {
+                conflict_problems.push(Problem {
+                    line,
+                    column: self.id_column.clone(),
+                    message: conflict_message(*id, lines),
+                });
+            }
+        }
+        row_problems.append(&mut conflict_problems);
+        row_problems.sort_by_key(|p| p.line);
+        row_problems.truncate(PROBLEMS_SHOWN);
+        self.first_problems = row_problems;
+    }
+
+    /// Where a valid row stands among the rows of its id.
+    pub fn status(&self, row: &Row) -> RowStatus<'_> {
+        if let Some(lines) = self.repeated_lines.get(&row.id) {
+            return RowStatus::Conflict { lines };
+        }
+        match self.ids.get(&row.id) {
+            Some(entry) if entry.first_line != row.line => RowStatus::Duplicate {
+                first_line: entry.first_line,
+            },
+            _ => RowStatus::Send,
+        }
+    }
+
+    /// Rows that will be sent: one per distinct, non-conflicting id.
+    pub fn sendable_ids(&self) -> u64 {
+        self.ids.values().filter(|e| !e.conflict).count() as u64
+    }
+}
+
+/// The message of a conflicting row: the id and every line that names it.
+pub fn conflict_message(id: u64, lines: &[u64]) -> String {
+    let shown: Vec<String> = lines.iter().take(10).map(u64::to_string).collect();
+    let more = if lines.len() > 10 {
+        format!(" and {} more", lines.len() - 10)
+    } else {
+        String::new()
+    };
+    format!(
+        "id {id} appears on lines {}{more} with different service-account flags or reasons",
+        shown.join(", ")
+    )
+}
+
+/// Pass one: validates every row and indexes ids.
+pub fn scan(input: &InputFile, options: &InputOptions) -> Result<InputScan, InputError> {
+    let mut reader = input.reader(options)?;
+    let mut result = InputScan {
+        id_column: reader.id_column().to_owned(),
+        ..InputScan::default()
+    };
+    let mut row_problems = Vec::new();
+    while let Some(record) = reader.next_record() {
+        result.rows += 1;
+        match record? {
+            Record::Valid(row) => result.add_valid(&row),
+            Record::Invalid(invalid) => {
+                result.invalid_rows += 1;
+                result.problem_count += invalid.problems.len() as u64;
+                let room = PROBLEMS_SHOWN.saturating_sub(row_problems.len());
+                row_problems.extend(invalid.problems.into_iter().take(room));
+            }
+        }
+    }
+    result.finish(row_problems);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(data: &str) -> Vec<u64> {
+        let options = InputOptions {
+            source: InputSource::Stdin,
+            delimiter: b',',
+            id_column: None,
+            flag_column: None,
+            reason_column: None,
+            default_reason: None,
+        };
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        std::iter::from_fn(|| reader.next_record())
+            .map(|r| r.unwrap().line())
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_physical_lines_where_records_start() {
+        assert_eq!(lines_of("id,flag,reason\n1,y,a\n2,y,b"), vec![2, 3]);
+        assert_eq!(
+            lines_of("\u{feff}id,flag,reason\r\n1,y,a\r\n2,y,\"q\r\nq\"\r\n3,y,c\r\n"),
+            vec![2, 3, 5]
+        );
+        assert_eq!(
+            lines_of("id,flag,reason\n\n1,y,a\n\n\n2,y,b\n,,\n4,y,c\n"),
+            vec![3, 6, 8]
+        );
+        assert_eq!(
+            lines_of("id,flag,reason\n1,y,\"x\n\ny\"\n\n2,y,z"),
+            vec![2, 6]
+        );
+        assert_eq!(lines_of("id,flag,reason\r\r\n1,y,a"), vec![2]);
+    }
+
+    #[test]
+    fn ids_parse_within_range() {
+        assert_eq!(parse_id(" 42 "), Ok(42));
+        assert_eq!(parse_id("9007199254740991"), Ok(MAX_ID));
+        assert!(parse_id("9007199254740992").is_err());
+        assert!(parse_id("0").is_err());
+        assert!(parse_id("-3").is_err());
+        assert!(parse_id("1e3").is_err());
+        assert!(parse_id("").is_err());
+        assert!(parse_id("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn flags_parse_in_any_case() {
+        for yes in ["true", "YES", " y ", "1", "True"] {
+            assert_eq!(parse_flag(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "No", "n", "0 "] {
+            assert_eq!(parse_flag(no), Ok(false), "{no}");
+        }
+        assert!(parse_flag("maybe").is_err());
+        assert!(parse_flag("").is_err());
+    }
+
+    #[test]
+    fn headers_normalize() {
+        assert_eq!(
+            normalize_header("Service Account_Reason"),
+            "serviceaccountreason"
+        );
+        assert_eq!(normalize_header("\u{feff}ID"), "id");
+        assert_eq!(normalize_header("service-account"), "serviceaccount");
+    }
+
+    #[test]
+    fn utf16_length_counts_surrogate_pairs() {
+        assert_eq!(utf16_len("abc"), 3);
+        assert_eq!(utf16_len("é"), 1);
+        assert_eq!(utf16_len("😀"), 2);
+        assert_eq!(utf16_len(&"😀".repeat(15_001)), 30_002);
+    }
+}

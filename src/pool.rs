@@ -1,0 +1,308 @@
+//! The worker pool: one rate limiter shared by every request, a pause that a 429 puts
+//! on every worker, bounded channels, and one cancellation token for the whole run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiClient, Failure, FailureKind};
+use crate::config::Rate;
+use crate::input::Row;
+use crate::report::{Outcome, ReportRow};
+use crate::retry::RetryPolicy;
+
+/// Why a run stopped before every row was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Invalid rows and no `--skip-invalid`: nothing is sent.
+    InvalidInput { invalid_rows: u64 },
+    /// 401, 402, 403 or 412: the key or the account cannot do this.
+    Fatal { message: String },
+    /// `--max-failures` was passed.
+    TooManyFailures { failed: u64, finished: u64 },
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// The report could not be written; going on would lose rows.
+    ReportFailed(String),
+    /// The input could not be read again for the run.
+    InputFailed(String),
+}
+
+impl StopReason {
+    /// The `error` cell of rows this stop left unsent.
+    pub fn not_attempted_message(&self) -> String {
+        match self {
+            StopReason::InvalidInput { invalid_rows } => format!(
+                "not sent: the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid)"
+            ),
+            StopReason::Fatal { message } => format!("not sent: the run was aborted ({message})"),
+            StopReason::TooManyFailures { failed, finished } => format!(
+                "not sent: the run was aborted after {failed} of {finished} rows failed (--max-failures)"
+            ),
+            StopReason::Interrupted => "interrupted".to_owned(),
+            StopReason::ReportFailed(e) => format!("not sent: the report could not be written ({e})"),
+            StopReason::InputFailed(e) => format!("not sent: the input could not be read ({e})"),
+        }
+    }
+}
+
+/// The run's stop switch: the first reason wins, and every task sees the token.
+#[derive(Debug, Default)]
+pub struct RunControl {
+    token: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl RunControl {
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut slot) = self.reason.lock() {
+            if slot.is_none() {
+                tracing::debug!(?reason, "stopping the run");
+                *slot = Some(reason);
+            }
+        }
+        self.token.cancel();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    pub async fn stopped(&self) {
+        self.token.cancelled().await
+    }
+}
+
+/// Counters of requests, shared by the workers.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+impl RequestStats {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+            self.rate_limited.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A pause every worker honours before its next request (set by a 429).
+#[derive(Debug, Default)]
+pub struct PauseGate {
+    until: Mutex<Option<Instant>>,
+}
+
+impl PauseGate {
+    pub fn pause_for(&self, wait: Duration) {
+        let end = Instant::now() + wait;
+        if let Ok(mut until) = self.until.lock() {
+            if until.is_none_or(|u| u < end) {
+                *until = Some(end);
+            }
+        }
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            let until = self.until.lock().ok().and_then(|u| *u);
+            match until {
+                Some(end) if end > Instant::now() => tokio::time::sleep_until(end).await,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Builds the shared limiter; `None` when the rate is unlimited.
+pub fn build_limiter(rate: Rate, burst: std::num::NonZeroU32) -> Option<DefaultDirectRateLimiter> {
+    let interval = rate.interval()?;
+    let quota = Quota::with_period(interval.max(Duration::from_nanos(1)))?.allow_burst(burst);
+    Some(RateLimiter::direct(quota))
+}
+
+/// What every worker shares.
+pub struct Engine {
+    pub client: ApiClient,
+    pub limiter: Option<DefaultDirectRateLimiter>,
+    pub pause: PauseGate,
+    pub control: Arc<RunControl>,
+    pub policy: RetryPolicy,
+    pub stats: RequestStats,
+}
+
+impl Engine {
+    /// Waits for the 429 pause and a limiter permit; false when the run stopped meanwhile.
+    pub async fn permit(&self) -> bool {
+        if self.control.is_stopped() {
+            return false;
+        }
+        let wait = async {
+            self.pause.wait().await;
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            // A 429 may have arrived while this worker waited for the limiter.
+            self.pause.wait().await;
+        };
+        tokio::select! {
+            biased;
+            _ = self.control.stopped() => false,
+            _ = wait => !self.control.is_stopped(),
+        }
+    }
+
+    /// Sleeps, unless the run stops first.
+    async fn backoff(&self, delay: Duration) {
+        tokio::select! {
+            _ = self.control.stopped() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+
+    /// Sends one row, retrying as the policy allows. Always returns the row's report.
+    pub async fn apply_row(&self, row: Row) -> ReportRow {
+        let mut report = ReportRow::new(
+            row.line,
+            row.id.to_string(),
+            row.flag.to_string(),
+            row.reason.clone(),
+        );
+        let mut last_failure: Option<Failure> = None;
+        loop {
+            if !self.permit().await {
+                let why = self
+                    .control
+                    .reason()
+                    .map_or_else(|| "not sent".to_owned(), |r| r.not_attempted_message());
+                return match last_failure {
+                    None => report.with_outcome(Outcome::NotAttempted, why),
+                    Some(failure) => report.with_outcome(
+                        Outcome::Failed,
+                        format!("{}; not retried: {why}", failure.message),
+                    ),
+                };
+            }
+            report.attempts += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if report.attempts > 1 {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let failure = match self
+                .client
+                .set_service_account(row.id, row.flag, &row.reason)
+                .await
+            {
+                Ok(identity) => {
+                    report.http_status = Some(200);
+                    report.username = identity.username;
+                    report.email = identity.email;
+                    report.service_account_at = identity.service_account;
+                    return report.with_outcome(Outcome::Updated, "");
+                }
+                Err(failure) => failure,
+            };
+            report.http_status = failure.status;
+            if failure.status == Some(429) {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            match failure.kind {
+                FailureKind::Row => return report.with_outcome(Outcome::Failed, failure.message),
+                FailureKind::Fatal => {
+                    self.control.stop(StopReason::Fatal {
+                        message: failure.message.clone(),
+                    });
+                    return report.with_outcome(Outcome::Failed, failure.message);
+                }
+                FailureKind::Retryable => {}
+            }
+            if !self.policy.may_retry(report.attempts) {
+                let message = format!(
+                    "{} (gave up after {} attempts)",
+                    failure.message, report.attempts
+                );
+                return report.with_outcome(Outcome::Failed, message);
+            }
+            let delay = self
+                .policy
+                .delay(report.attempts, failure.retry_after, fastrand::f64());
+            if failure.status == Some(429) {
+                self.pause.pause_for(delay);
+            }
+            tracing::debug!(
+                line = row.line,
+                id = row.id,
+                attempt = report.attempts,
+                delay_ms = delay.as_millis() as u64,
+                error = %failure.message,
+                "retrying"
+            );
+            last_failure = Some(failure);
+            self.backoff(delay).await;
+        }
+    }
+}
+
+/// Runs `workers` tasks that take rows from `jobs` and send their reports to `results`.
+pub fn spawn_workers(
+    engine: Arc<Engine>,
+    workers: usize,
+    jobs: mpsc::Receiver<Row>,
+    results: mpsc::Sender<ReportRow>,
+) -> tokio::task::JoinSet<()> {
+    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let engine = Arc::clone(&engine);
+        let jobs = Arc::clone(&jobs);
+        let results = results.clone();
+        set.spawn(async move {
+            loop {
+                let next = jobs.lock().await.recv().await;
+                let Some(row) = next else { break };
+                let report = engine.apply_row(row).await;
+                if results.send(report).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_stop_reason_wins() {
+        let control = RunControl::default();
+        assert!(!control.is_stopped());
+        control.stop(StopReason::Interrupted);
+        control.stop(StopReason::Fatal {
+            message: "x".to_owned(),
+        });
+        assert!(control.is_stopped());
+        assert_eq!(control.reason(), Some(StopReason::Interrupted));
+    }
+
+    #[test]
+    fn unlimited_rate_has_no_limiter() {
+        let burst = std::num::NonZeroU32::MIN;
+        assert!(build_limiter(Rate::Unlimited, burst).is_none());
+        assert!(build_limiter("10/s".parse().unwrap(), burst).is_some());
+    }
+}

@@ -1,0 +1,168 @@
+//! Pure retry logic: which answers are retried and how long to wait before the next try.
+//! No clocks and no randomness of its own, so it is unit-tested exactly.
+
+use std::time::{Duration, SystemTime};
+
+/// The backoff and attempt limits of SPEC "Network behaviour".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The first backoff ceiling; it doubles with every failed attempt.
+    pub base: Duration,
+    /// The largest backoff ceiling.
+    pub cap: Duration,
+    /// The longest `Retry-After` that is honoured.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Statuses answered again later: timeouts, rate limiting and server errors.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Statuses that end the whole run: the key or the account cannot do this at all.
+pub fn is_run_fatal_status(status: u16) -> bool {
+    matches!(status, 401 | 402 | 403 | 412)
+}
+
+/// Parses a `Retry-After` value: delay-seconds or an HTTP date (relative to `now`).
+/// A date in the past means "now".
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        // Not allowed by RFC 9110 but sent by some servers; clamp instead of refusing.
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+        }
+        return None;
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+impl RetryPolicy {
+    /// The backoff ceiling after `failed_attempts` failures (1 for the first): `base`
+    /// doubled `failed_attempts - 1` times, at most `cap`.
+    pub fn ceiling(&self, failed_attempts: u32) -> Duration {
+        let doublings = failed_attempts.saturating_sub(1).min(32);
+        self.base
+            .checked_mul(1u32 << doublings.min(31))
+            .map_or(self.cap, |d| d.min(self.cap))
+    }
+
+    /// How long to wait before the next attempt. `unit_random` is uniform in [0, 1):
+    /// full jitter picks a delay anywhere below the ceiling. A `Retry-After` from the
+    /// server wins, capped at `retry_after_cap`.
+    pub fn delay(
+        &self,
+        failed_attempts: u32,
+        retry_after: Option<Duration>,
+        unit_random: f64,
+    ) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.retry_after_cap);
+        }
+        self.ceiling(failed_attempts)
+            .mul_f64(unit_random.clamp(0.0, 1.0))
+    }
+
+    /// True when another attempt is allowed after `attempts_made`.
+    pub fn may_retry(&self, attempts_made: u32) -> bool {
+        attempts_made < self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn ceiling_doubles_from_base_and_caps() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.ceiling(1), MS(500));
+        assert_eq!(policy.ceiling(2), MS(1000));
+        assert_eq!(policy.ceiling(3), MS(2000));
+        assert_eq!(policy.ceiling(7), MS(30_000), "500 ms * 64 is past the cap");
+        assert_eq!(policy.ceiling(1000), MS(30_000), "no overflow");
+    }
+
+    #[test]
+    fn full_jitter_stays_within_zero_and_the_ceiling() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay(3, None, 0.0), Duration::ZERO);
+        assert_eq!(policy.delay(3, None, 0.5), MS(1000));
+        assert!(policy.delay(3, None, 0.999_999) < MS(2000));
+        assert_eq!(
+            policy.delay(3, None, 7.0),
+            MS(2000),
+            "out-of-range randomness is clamped"
+        );
+    }
+
+    #[test]
+    fn retry_after_wins_and_is_capped() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay(1, Some(MS(7000)), 0.9), MS(7000));
+        assert_eq!(policy.delay(1, Some(MS(900_000)), 0.9), MS(300_000));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 01:00:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 01:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 00:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("1.5", now), Some(MS(1500)));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(status), "{status}");
+        }
+        for status in [200, 301, 400, 401, 404, 409, 422, 501] {
+            assert!(!is_retryable_status(status), "{status}");
+        }
+        for status in [401, 402, 403, 412] {
+            assert!(is_run_fatal_status(status), "{status}");
+        }
+        assert!(!is_run_fatal_status(404));
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let policy = RetryPolicy::default();
+        assert!(policy.may_retry(4));
+        assert!(!policy.may_retry(5));
+    }
+}

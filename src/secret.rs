@@ -1,0 +1,137 @@
+//! The API key, held in a type that never prints itself.
+
+use std::fmt;
+use std::path::Path;
+
+use thiserror::Error;
+
+/// A Drata API key. `Debug` and `Display` redact it; the only way to read it is
+/// [`ApiKey::bearer_header`], which marks the header value as sensitive.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("no API key: set DRATA_API_KEY or pass --token-file PATH")]
+    Missing,
+    #[error("cannot read the token file {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token file {0} is empty")]
+    EmptyFile(String),
+    #[error("the API key contains characters that cannot be sent in an HTTP header")]
+    NotAHeaderValue,
+}
+
+impl ApiKey {
+    /// Wraps a key, refusing empty ones and ones that cannot travel in a header.
+    pub fn new(raw: &str) -> Result<Self, KeyError> {
+        let key = raw.trim();
+        if key.is_empty() {
+            return Err(KeyError::Missing);
+        }
+        if key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+            return Err(KeyError::NotAHeaderValue);
+        }
+        Ok(Self(key.to_owned()))
+    }
+
+    /// Reads the first line of a token file, trimmed. Returns a warning when the file
+    /// can be read by group or others, as ssh does for private keys.
+    pub fn from_file(path: &Path) -> Result<(Self, Option<String>), KeyError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+            path: shown.clone(),
+            source,
+        })?;
+        let first_line = text.lines().next().unwrap_or("");
+        if first_line.trim().is_empty() {
+            return Err(KeyError::EmptyFile(shown));
+        }
+        let key = Self::new(first_line)?;
+        Ok((key, loose_permissions_warning(path)))
+    }
+
+    /// The `Authorization` header value, flagged sensitive so that `http` redacts it too.
+    pub fn bearer_header(&self) -> reqwest::header::HeaderValue {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.0))
+            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Bearer invalid"));
+        value.set_sensitive(true);
+        value
+    }
+
+    /// True when `candidate` is this key; used by the simulator's bearer check.
+    pub fn matches(&self, candidate: &str) -> bool {
+        // Length first, then every byte, so timing does not reveal a prefix.
+        self.0.len() == candidate.len()
+            && self
+                .0
+                .bytes()
+                .zip(candidate.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+#[cfg(unix)]
+fn loose_permissions_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the token file {} is readable by others (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn loose_permissions_warning(_path: &Path) -> Option<String> {
+    None
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_redact() {
+        let key = ApiKey::new("  sk_live_abcdef  ").unwrap();
+        assert!(!format!("{key:?} {key}").contains("sk_live"));
+        assert!(key.bearer_header().is_sensitive());
+        assert_eq!(
+            key.bearer_header().to_str().unwrap(),
+            "Bearer sk_live_abcdef"
+        );
+    }
+
+    #[test]
+    fn rejects_empty_and_non_header_keys() {
+        assert!(matches!(ApiKey::new("  "), Err(KeyError::Missing)));
+        assert!(matches!(ApiKey::new("a b"), Err(KeyError::NotAHeaderValue)));
+    }
+
+    #[test]
+    fn matches_only_the_same_key() {
+        let key = ApiKey::new("abc").unwrap();
+        assert!(key.matches("abc"));
+        assert!(!key.matches("abd"));
+        assert!(!key.matches("ab"));
+    }
+}

@@ -1,0 +1,467 @@
+//! A local stand-in for the Drata public API: both identity endpoints, seeded
+//! identities, a bearer check, validation like the real API, a leaky-bucket rate limit
+//! answering 429 with `Retry-After`, and injected faults.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::config::{IdentityKind, Rate, SimulatorConfig};
+use crate::input::{utf16_len, MAX_REASON_UNITS};
+
+const FIRST_NAMES: [&str; 10] = [
+    "alice", "bruno", "chen", "dana", "emeka", "farah", "goran", "hana", "ivan", "julia",
+];
+const LAST_NAMES: [&str; 10] = [
+    "nguyen", "okafor", "smith", "tanaka", "garcia", "kowalski", "haddad", "larsen", "patel",
+    "rossi",
+];
+const BOT_WORDS: [&str; 5] = ["deploy", "ci", "backup", "terraform", "monitor"];
+const SEEDED_AT: &str = "2026-01-15T09:30:00.000Z";
+const SEEDED_REASON: &str = "Seeded: automation account";
+
+/// What the simulator counted; served at `/_sim/stats`.
+#[derive(Debug, Default, Serialize)]
+pub struct SimStats {
+    pub requests: AtomicU64,
+    pub puts: AtomicU64,
+    /// PUTs answered 200: the updates really applied.
+    pub applied: AtomicU64,
+    pub lists: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub injected_errors: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub not_found: AtomicU64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StoredIdentity {
+    service_account_at: Option<String>,
+    reason: Option<String>,
+    applied_puts: u32,
+}
+
+struct LeakyBucket {
+    level: f64,
+    last: Instant,
+    per_second: f64,
+    capacity: f64,
+}
+
+impl LeakyBucket {
+    /// Admits a request, or says how long until one fits.
+    fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let leaked = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.level = (self.level - leaked).max(0.0);
+        self.last = now;
+        if self.level + 1.0 <= self.capacity {
+            self.level += 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (self.level + 1.0 - self.capacity) / self.per_second,
+            ))
+        }
+    }
+}
+
+struct Sim {
+    config: SimulatorConfig,
+    stats: Arc<SimStats>,
+    infrastructure: Mutex<Vec<StoredIdentity>>,
+    version_control: Mutex<Vec<StoredIdentity>>,
+    bucket: Option<Mutex<LeakyBucket>>,
+    rng: Mutex<fastrand::Rng>,
+}
+
+type Shared = Arc<Sim>;
+
+/// A simulator serving in the background; stops when dropped.
+pub struct RunningSimulator {
+    pub addr: SocketAddr,
+    pub stats: Arc<SimStats>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl RunningSimulator {
+    /// The base URL to give the client: `http://ADDR/public`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/public", self.addr)
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn seeded(count: u64) -> Vec<StoredIdentity> {
+    (1..=count)
+        .map(|id| {
+            if id % 7 == 0 {
+                StoredIdentity {
+                    service_account_at: Some(SEEDED_AT.to_owned()),
+                    reason: Some(SEEDED_REASON.to_owned()),
+                    applied_puts: 0,
+                }
+            } else {
+                StoredIdentity::default()
+            }
+        })
+        .collect()
+}
+
+/// Binds and serves in the background.
+pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let stats = Arc::new(SimStats::default());
+    let bucket = match config.rate_limit {
+        Rate::Unlimited => None,
+        Rate::Limited { count, per } => Some(Mutex::new(LeakyBucket {
+            level: 0.0,
+            last: Instant::now(),
+            per_second: count.get() as f64 / per.as_secs_f64(),
+            capacity: config.bucket_capacity.max(1) as f64,
+        })),
+    };
+    let sim = Arc::new(Sim {
+        infrastructure: Mutex::new(seeded(config.identities)),
+        version_control: Mutex::new(seeded(config.identities)),
+        rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+        bucket,
+        stats: Arc::clone(&stats),
+        config,
+    });
+    let app = Router::new()
+        .route("/public/user-identities/{kind}", get(list))
+        .route(
+            "/public/user-identities/{kind}/{id}/service-account",
+            put(update),
+        )
+        .route("/_sim/stats", get(stats_handler))
+        .route("/_sim/applied", get(applied_handler))
+        .with_state(sim);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the simulator stopped");
+        }
+    });
+    Ok(RunningSimulator {
+        addr,
+        stats,
+        shutdown: Some(stop),
+    })
+}
+
+fn error(status: StatusCode, message: Value) -> Response {
+    let body = json!({ "statusCode": status.as_u16(), "message": message });
+    (status, Json(body)).into_response()
+}
+
+fn parse_kind(segment: &str) -> Option<IdentityKind> {
+    match segment {
+        "infrastructure" => Some(IdentityKind::Infrastructure),
+        "version-control" => Some(IdentityKind::VersionControl),
+        _ => None,
+    }
+}
+
+impl Sim {
+    fn store(&self, kind: IdentityKind) -> &Mutex<Vec<StoredIdentity>> {
+        match kind {
+            IdentityKind::Infrastructure => &self.infrastructure,
+            IdentityKind::VersionControl => &self.version_control,
+        }
+    }
+
+    /// Rate limit, then the bearer check, then latency: the order a gateway applies them.
+    async fn gate(&self, headers: &HeaderMap) -> Result<(), Response> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(bucket) = &self.bucket {
+            let admitted = bucket
+                .lock()
+                .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock")))?
+                .admit(Instant::now());
+            if let Err(wait) = admitted {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, json!("Too Many Requests"));
+                if let Ok(value) = seconds.to_string().parse() {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Err(response);
+            }
+        }
+        let expected = format!("Bearer {}", self.config.token);
+        let authorized = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == expected);
+        if !authorized {
+            self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Err(error(StatusCode::UNAUTHORIZED, json!("Unauthorized")));
+        }
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+        Ok(())
+    }
+
+    fn render(&self, kind: IdentityKind, id: u64, stored: &StoredIdentity) -> Value {
+        let person = (id - 1) / 3;
+        let first = FIRST_NAMES[(person % 10) as usize];
+        let last = LAST_NAMES[((person / 10) % 10) as usize];
+        let suffix = match person / 100 {
+            0 => String::new(),
+            n => n.to_string(),
+        };
+        let (connection_id, client_type, alias) = match (kind, (id - 1) % 3) {
+            (IdentityKind::Infrastructure, 0) => (1, "AWS", "aws-prod"),
+            (IdentityKind::Infrastructure, 1) => (2, "GCP", "gcp-main"),
+            (IdentityKind::Infrastructure, _) => (3, "AZURE", "azure-corp"),
+            (IdentityKind::VersionControl, 0) => (4, "GITHUB", "github-org"),
+            (IdentityKind::VersionControl, _) => (5, "GITLAB", "gitlab-org"),
+        };
+        let is_bot = id % 7 == 0;
+        let (username, email, user) = if is_bot {
+            let word = BOT_WORDS[(id % 5) as usize];
+            (format!("svc-{word}-{id}"), Value::Null, Value::Null)
+        } else {
+            let email = format!("{first}.{last}{suffix}@example.com");
+            let user = json!({
+                "id": person + 1,
+                "email": email,
+                "firstName": first,
+                "lastName": last,
+            });
+            (format!("{first}.{last}{suffix}"), json!(email), user)
+        };
+        json!({
+            "id": id,
+            "identityId": format!("{client_type}-{:012}", id * 7919),
+            "username": username,
+            "email": email,
+            "firstName": if is_bot { Value::Null } else { json!(first) },
+            "lastName": if is_bot { Value::Null } else { json!(last) },
+            "serviceAccount": stored.service_account_at,
+            "serviceAccountReason": stored.reason,
+            "hasMfa": !is_bot && id % 4 != 0,
+            "isContractor": false,
+            "user": user,
+            "connection": {
+                "id": connection_id,
+                "clientType": client_type,
+                "clientAlias": alias,
+                "state": "ACTIVE",
+            },
+            "createdAt": "2025-06-01T12:00:00.000Z",
+            "updatedAt": stored.service_account_at.clone().unwrap_or_else(|| "2025-06-01T12:00:00.000Z".to_owned()),
+        })
+    }
+
+    fn inject_error(&self) -> bool {
+        self.config.error_rate > 0.0
+            && self
+                .rng
+                .lock()
+                .is_ok_and(|mut rng| rng.f64() < self.config.error_rate)
+    }
+}
+
+/// Checks a PUT body as the real API does; the message list mirrors its validation.
+fn validate_body(body: &[u8]) -> Result<(bool, String), Vec<String>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| vec!["the body must be a JSON object".to_owned()])?;
+    let mut problems = Vec::new();
+    let flag = value.get("serviceAccount").and_then(Value::as_bool);
+    if flag.is_none() {
+        problems.push("serviceAccount must be a boolean value".to_owned());
+    }
+    let reason = value.get("serviceAccountReason").and_then(Value::as_str);
+    match reason {
+        None => problems.push("serviceAccountReason must be a string".to_owned()),
+        Some(text) if utf16_len(text) > MAX_REASON_UNITS => problems.push(format!(
+            "serviceAccountReason must be shorter than or equal to {MAX_REASON_UNITS} characters"
+        )),
+        Some(_) => {}
+    }
+    match (flag, reason, problems.is_empty()) {
+        (Some(flag), Some(reason), true) => Ok((flag, reason.to_owned())),
+        _ => Err(problems),
+    }
+}
+
+async fn update(
+    State(sim): State<Shared>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(response) = sim.gate(&headers).await {
+        return response;
+    }
+    sim.stats.puts.fetch_add(1, Ordering::Relaxed);
+    let Some(kind) = parse_kind(&kind) else {
+        return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
+    };
+    if sim.inject_error() {
+        sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!("Internal server error"),
+        );
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, json!(["id must be a number"]));
+    };
+    let (flag, reason) = match validate_body(&body) {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::BAD_REQUEST, json!(problems));
+        }
+    };
+    let Ok(mut store) = sim.store(kind).lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock"));
+    };
+    let Some(stored) = id
+        .checked_sub(1)
+        .and_then(|index| store.get_mut(index as usize))
+    else {
+        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::NOT_FOUND,
+            json!(format!("User identity with id {id} was not found")),
+        );
+    };
+    if flag {
+        if stored.service_account_at.is_none() {
+            stored.service_account_at =
+                Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
+        }
+        stored.reason = Some(reason);
+    } else {
+        stored.service_account_at = None;
+        stored.reason = None;
+    }
+    stored.applied_puts += 1;
+    sim.stats.applied.fetch_add(1, Ordering::Relaxed);
+    let body = sim.render(kind, id, stored);
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list(
+    State(sim): State<Shared>,
+    Path(kind): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = sim.gate(&headers).await {
+        return response;
+    }
+    sim.stats.lists.fetch_add(1, Ordering::Relaxed);
+    let Some(kind) = parse_kind(&kind) else {
+        return error(StatusCode::NOT_FOUND, json!("Cannot GET this path"));
+    };
+    let page = query.page.as_deref().unwrap_or("1").parse::<u64>();
+    let limit = query.limit.as_deref().unwrap_or("20").parse::<u64>();
+    let (Ok(page @ 1..), Ok(limit @ 1..=50)) = (page, limit) else {
+        sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!(["page must be at least 1", "limit must be between 1 and 50"]),
+        );
+    };
+    let Ok(store) = sim.store(kind).lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock"));
+    };
+    let total = store.len() as u64;
+    let start = (page - 1).saturating_mul(limit);
+    let data: Vec<Value> = (start..total.min(start.saturating_add(limit)))
+        .map(|index| sim.render(kind, index + 1, &store[index as usize]))
+        .collect();
+    Json(json!({ "data": data, "page": page, "limit": limit, "total": total })).into_response()
+}
+
+async fn stats_handler(State(sim): State<Shared>) -> Response {
+    Json(&*sim.stats).into_response()
+}
+
+/// `{"id": applied PUT count}` for every infrastructure identity updated at least once.
+async fn applied_handler(State(sim): State<Shared>) -> Response {
+    let Ok(store) = sim.infrastructure.lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock"));
+    };
+    let applied: serde_json::Map<String, Value> = store
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.applied_puts > 0)
+        .map(|(index, s)| ((index + 1).to_string(), json!(s.applied_puts)))
+        .collect();
+    Json(applied).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_validated_like_the_api() {
+        assert_eq!(
+            validate_body(br#"{"serviceAccount":true,"serviceAccountReason":"ci"}"#),
+            Ok((true, "ci".to_owned()))
+        );
+        assert!(
+            validate_body(br#"{"serviceAccount":"true","serviceAccountReason":"ci"}"#).is_err()
+        );
+        assert!(validate_body(br#"{"serviceAccount":true}"#).is_err());
+        let long = format!(
+            r#"{{"serviceAccount":true,"serviceAccountReason":"{}"}}"#,
+            "😀".repeat(15_001)
+        );
+        assert!(validate_body(long.as_bytes()).is_err());
+        assert!(validate_body(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_bucket_leaks_at_its_rate() {
+        let start = Instant::now();
+        let mut bucket = LeakyBucket {
+            level: 0.0,
+            last: start,
+            per_second: 10.0,
+            capacity: 2.0,
+        };
+        assert!(bucket.admit(start).is_ok());
+        assert!(bucket.admit(start).is_ok());
+        let wait = bucket.admit(start).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9);
+        assert!(bucket.admit(start + Duration::from_millis(100)).is_ok());
+    }
+}

@@ -1,0 +1,184 @@
+//! The end-of-run summary: text on standard error, JSON for machines, and the command
+//! that resumes an unfinished run.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::report::{Outcome, Tally};
+
+/// The summary of one `apply` or `plan` run. Field names are the JSON schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub run_id: String,
+    pub command: &'static str,
+    pub input: FileDigest,
+    pub report: FileDigest,
+    pub base_url: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub elapsed_seconds: f64,
+    pub rows: u64,
+    pub counts: BTreeMap<&'static str, u64>,
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub effective_rate_per_minute: f64,
+    pub stopped: Option<String>,
+    pub resume_command: Option<String>,
+    pub exit_code: u8,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDigest {
+    pub path: String,
+    pub sha256: Option<String>,
+}
+
+/// Every outcome with its count, zeros included, so the JSON schema is stable.
+pub fn counts(tally: &Tally) -> BTreeMap<&'static str, u64> {
+    Outcome::ALL
+        .into_iter()
+        .map(|o| (o.as_str(), tally.get(o)))
+        .collect()
+}
+
+/// SHA-256 of a file, hex; `None` when it cannot be read.
+pub fn sha256_file(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    sha256_reader(&mut file)
+}
+
+pub fn sha256_reader(reader: &mut impl Read) -> Option<String> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(_) => return None,
+        }
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Quotes an argument for a POSIX shell when it needs it.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line that finishes a run: the same arguments, without `--report` and
+/// `--resume-from`, plus `--resume-from REPORT`.
+pub fn resume_command(argv: &[String], report: &Path) -> String {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for arg in argv {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if arg == "--report" || arg == "--resume-from" {
+            skip_value = true;
+            continue;
+        }
+        if arg.starts_with("--report=") || arg.starts_with("--resume-from=") {
+            continue;
+        }
+        kept.push(shell_quote(arg));
+    }
+    kept.push("--resume-from".to_owned());
+    kept.push(shell_quote(&report.display().to_string()));
+    kept.join(" ")
+}
+
+impl Summary {
+    /// The human summary, several lines.
+    pub fn to_text(&self) -> String {
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        let mut text = format!(
+            "{} finished: {} rows in {:.1} s\n  {}\n  requests {}, retries {}, 429s {}, effective rate {:.0}/min\n  report: {}\n",
+            self.command,
+            self.rows,
+            self.elapsed_seconds,
+            if counts.is_empty() { "no rows".to_owned() } else { counts.join(", ") },
+            self.requests,
+            self.retries,
+            self.rate_limited,
+            self.effective_rate_per_minute,
+            self.report.path,
+        );
+        if let Some(why) = &self.stopped {
+            text.push_str(&format!("  stopped: {why}\n"));
+        }
+        if let Some(command) = &self.resume_command {
+            text.push_str(&format!(
+                "  to finish the remaining rows, run:\n    {command}\n"
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_command_replaces_report_options() {
+        let argv: Vec<String> = [
+            "drata-svcacct",
+            "apply",
+            "my file.csv",
+            "--report",
+            "old.csv",
+            "--resume-from=older.csv",
+            "--rate",
+            "8/s",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            resume_command(&argv, Path::new("new report.csv")),
+            "drata-svcacct apply 'my file.csv' --rate 8/s --resume-from 'new report.csv'"
+        );
+    }
+
+    #[test]
+    fn shell_quoting_handles_quotes() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a/b.csv"), "a/b.csv");
+    }
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        assert_eq!(
+            sha256_reader(&mut &b"abc"[..]).as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+    }
+}

@@ -1,0 +1,823 @@
+//! End-to-end tests: the real binary over loopback HTTP, against the project's simulator
+//! or a scripted server bound to port 0.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::*;
+
+/// Runs `apply` on `csv` against a fresh simulator; returns the run, the report rows and
+/// the simulator. Asserts rows in == rows out whenever the run got as far as a report.
+fn apply_on_simulator(
+    csv: &str,
+    extra: &[&str],
+) -> (
+    Run,
+    Vec<HashMap<String, String>>,
+    drata_svcacct::simulator::RunningSimulator,
+) {
+    let work = Workdir::new();
+    let sim = simulator(|_| {});
+    let input = work.write("input.csv", csv);
+    let report = work.path("report.csv");
+    let url = sim.base_url();
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--report",
+        report.to_str().unwrap(),
+        "--rate",
+        "unlimited",
+    ];
+    args.extend_from_slice(extra);
+    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    let rows = if report.exists() {
+        read_report(&report)
+    } else {
+        Vec::new()
+    };
+    (run, rows, sim)
+}
+
+fn line(rows: &[HashMap<String, String>], n: u64) -> HashMap<String, String> {
+    by_line(rows)
+        .remove(&n)
+        .unwrap_or_else(|| panic!("no report row for line {n}"))
+}
+
+// ---- SPEC "Input" -------------------------------------------------------------------
+
+#[test]
+fn input_bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
+    let csv = "\u{feff}id,serviceAccount,serviceAccountReason\r\n\
+               1,true,\"Deploy role, prod\"\r\n\
+               2,true,\"said \"\"bot\"\"\"\r\n\
+               3,true,\"two\r\nlines\"\r\n\
+               4,false,plain\r\n";
+    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "updated".into()),
+            (3, "updated".into()),
+            (4, "updated".into()),
+            (6, "updated".into()),
+        ],
+        "a record's line is where it starts; the quoted newline moves line 5 to 6"
+    );
+    assert_eq!(line(&rows, 2)["reason"], "Deploy role, prod");
+    assert_eq!(line(&rows, 3)["reason"], "said \"bot\"");
+    assert_eq!(line(&rows, 4)["reason"], "two\r\nlines");
+}
+
+#[test]
+fn input_blank_lines_are_ignored_but_still_counted() {
+    let csv = "id,flag,reason\n\n1,true,a\n\n\n2,false,b\n,,\n";
+    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![(3, "updated".into()), (6, "updated".into())]
+    );
+}
+
+#[test]
+fn input_headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
+    let csv = "Reviewer,Service Account Reason,SERVICE_ACCOUNT,I-D,Email\n\
+               dana,CI runner,yes,5,x@example.com\n";
+    // "I-D" normalizes to "id"; extra columns are ignored.
+    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = line(&rows, 2);
+    assert_eq!(
+        (
+            row["id"].as_str(),
+            row["service_account"].as_str(),
+            row["reason"].as_str()
+        ),
+        ("5", "true", "CI runner")
+    );
+    assert_eq!(row["outcome"], "updated");
+}
+
+#[test]
+fn input_column_options_and_delimiter_override_the_defaults() {
+    let csv = "identity;is_bot;why;serviceAccount\n7;n;left the company;true\n";
+    let (run, rows, _sim) = apply_on_simulator(
+        csv,
+        &[
+            "--id-column",
+            "identity",
+            "--flag-column",
+            "Is Bot",
+            "--reason-column",
+            "why",
+            "--delimiter",
+            ";",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = line(&rows, 2);
+    assert_eq!(row["id"], "7");
+    assert_eq!(
+        row["service_account"], "false",
+        "--flag-column wins over serviceAccount"
+    );
+    assert_eq!(row["reason"], "left the company");
+}
+
+#[test]
+fn input_ids_are_decimal_integers_from_1_to_2_pow_53_minus_1() {
+    let csv = "id,flag,reason\n\
+               \x20 8 ,true,spaces around\n\
+               9007199254740991,true,largest\n\
+               9007199254740992,true,too large\n\
+               0,true,zero\n\
+               -4,true,negative\n\
+               1e3,true,not decimal\n\
+               ,true,empty\n";
+    let (run, rows, _sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let outcomes = outcomes(&rows);
+    assert_eq!(outcomes[0], (2, "updated".into()));
+    // The simulator has 1000 identities: a valid but unknown id is the API's 404.
+    assert_eq!(outcomes[1], (3, "failed".into()));
+    assert_eq!(line(&rows, 3)["http_status"], "404");
+    for n in 4..=8 {
+        let row = line(&rows, n);
+        assert_eq!(row["outcome"], "invalid", "line {n}");
+        assert!(
+            row["error"].contains("column id"),
+            "line {n}: {}",
+            row["error"]
+        );
+        assert_eq!(row["attempts"], "0");
+    }
+}
+
+#[test]
+fn input_flags_accept_the_spec_words_in_any_case() {
+    let mut csv = String::from("id,flag,reason\n");
+    let words = [
+        "true", "FALSE", "Yes", "no", "Y", "n", "1", " 0 ", "maybe", "t",
+    ];
+    for (i, word) in words.iter().enumerate() {
+        csv.push_str(&format!("{},{word},r\n", i + 1));
+    }
+    let (run, rows, _sim) = apply_on_simulator(&csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let expected = [
+        "true", "false", "true", "false", "true", "false", "true", "false",
+    ];
+    for (i, flag) in expected.iter().enumerate() {
+        let row = line(&rows, i as u64 + 2);
+        assert_eq!(row["service_account"], *flag);
+        assert_eq!(row["outcome"], "updated");
+    }
+    for n in [10, 11] {
+        let row = line(&rows, n);
+        assert_eq!(row["outcome"], "invalid");
+        assert!(row["error"].contains("column flag"), "{}", row["error"]);
+    }
+}
+
+#[test]
+fn input_reasons_are_trimmed_required_and_at_most_30000_utf16_units() {
+    let exactly = "😀".repeat(15_000); // 30000 UTF-16 code units
+    let over = format!("{exactly}a");
+    let csv = format!(
+        "id,flag,reason\n1,true,  padded  \n2,true,{exactly}\n3,true,{over}\n4,true,\n5,false,   \n"
+    );
+    let (run, rows, sim) = apply_on_simulator(&csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["reason"], "padded");
+    assert_eq!(
+        line(&rows, 3)["outcome"],
+        "updated",
+        "30000 units is allowed"
+    );
+    let too_long = line(&rows, 4);
+    assert_eq!(too_long["outcome"], "invalid");
+    assert!(too_long["error"].contains("30001"), "{}", too_long["error"]);
+    assert_eq!(line(&rows, 5)["outcome"], "invalid");
+    assert_eq!(line(&rows, 6)["outcome"], "invalid");
+    assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn input_reason_option_fills_blank_cells_and_an_absent_column() {
+    let (run, rows, _sim) = apply_on_simulator(
+        "id,flag,reason\n1,true,own reason\n2,true,\n",
+        &["--reason", "Q3 review"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["reason"], "own reason");
+    assert_eq!(line(&rows, 3)["reason"], "Q3 review");
+
+    let (run, rows, _sim) = apply_on_simulator("id,flag\n1,true\n", &["--reason", "Q3 review"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["reason"], "Q3 review");
+}
+
+#[test]
+fn input_identical_duplicates_are_sent_once_and_conflicts_invalidate_every_row() {
+    let csv = "id,flag,reason\n\
+               1,true,same\n\
+               1,yes,  same \n\
+               2,true,one\n\
+               2,true,other\n\
+               2,true,one\n";
+    let (run, rows, sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "updated".into()),
+            (3, "duplicate".into()),
+            (4, "invalid".into()),
+            (5, "invalid".into()),
+            (6, "invalid".into()),
+        ]
+    );
+    assert!(
+        line(&rows, 5)["error"].contains("lines 4, 5, 6"),
+        "{}",
+        line(&rows, 5)["error"]
+    );
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn input_wrong_field_counts_name_the_line_and_the_column() {
+    let csv = "id,flag,reason\n1,true,ok\n2,true\n3,true,a,b\n";
+    let (run, rows, _sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(line(&rows, 2)["outcome"], "updated");
+    assert!(line(&rows, 3)["error"].contains("column reason: missing"));
+    assert!(line(&rows, 4)["error"].contains("column 4 (no header)"));
+}
+
+#[test]
+fn input_invalid_rows_block_the_run_unless_skip_invalid() {
+    let csv = "id,flag,reason\n1,true,ok\n2,perhaps,bad flag\n3,true,ok\n";
+    let (run, rows, sim) = apply_on_simulator(csv, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("line 3, column flag"), "{}", run.stderr);
+    assert_eq!(
+        sim.stats.requests.load(Ordering::Relaxed),
+        0,
+        "nothing sent"
+    );
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "not_attempted".into()),
+            (3, "invalid".into()),
+            (4, "not_attempted".into()),
+        ],
+        "the report still has every row"
+    );
+
+    let (run, rows, sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(outcomes(&rows)[0], (2, "updated".into()));
+    assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn input_missing_columns_and_unreadable_files_exit_2_before_anything_is_sent() {
+    let (run, rows, sim) = apply_on_simulator("id,reason\n1,x\n", &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no service-account flag column"),
+        "{}",
+        run.stderr
+    );
+    assert!(rows.is_empty());
+    assert_eq!(sim.stats.requests.load(Ordering::Relaxed), 0);
+
+    let work = Workdir::new();
+    let run = drata(work.dir.path(), &["validate", "nope.csv"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("nope.csv"), "{}", run.stderr);
+}
+
+#[test]
+fn input_from_standard_input() {
+    let work = Workdir::new();
+    let sim = simulator(|_| {});
+    let url = sim.base_url();
+    let run = run_with_stdin(
+        work.dir.path(),
+        &["apply", "-", "--base-url", &url, "--rate", "unlimited"],
+        &[("DRATA_API_KEY", SIM_TOKEN)],
+        Some("id,flag,reason\n1,true,a\n2,false,b\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("stdin.report.") && name.ends_with(".csv")
+        })
+        .expect("default report name for standard input");
+    assert_eq!(read_report(&report).len(), 2);
+}
+
+#[test]
+fn validate_needs_no_token_or_network_and_lists_every_problem() {
+    let work = Workdir::new();
+    let input = work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,a\nx,true,b\n3,maybe,c\n1,false,d\n",
+    );
+    let run = drata(work.dir.path(), &["validate", input.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert!(lines[0].starts_with("line 2, column id: id 1 appears on lines 2, 5"));
+    assert!(lines[1].starts_with("line 3, column id:"));
+    assert!(lines[2].starts_with("line 4, column flag:"));
+    assert!(lines[3].starts_with("line 5, column id:"));
+
+    let good = work.write("good.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(work.dir.path(), &["validate", good.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+// ---- SPEC "Network behaviour" -------------------------------------------------------
+
+fn apply_on_server(
+    server: &TestServer,
+    csv: &str,
+    extra: &[&str],
+) -> (Run, Vec<HashMap<String, String>>, Workdir) {
+    let work = Workdir::new();
+    let input = work.write("input.csv", csv);
+    let report = work.path("report.csv");
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "--base-url",
+        &server.url,
+        "--report",
+        report.to_str().unwrap(),
+        "--retry-base-ms",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", "test-key")]);
+    let rows = if report.exists() {
+        read_report(&report)
+    } else {
+        Vec::new()
+    };
+    (run, rows, work)
+}
+
+#[test]
+fn network_500_then_200_retries_once() {
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::json(500, r#"{"message":"boom"}"#),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let (run, rows, _work) = apply_on_server(&server, "id,flag,reason\n42,true,ci\n", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = line(&rows, 2);
+    assert_eq!(
+        (
+            row["outcome"].as_str(),
+            row["attempts"].as_str(),
+            row["http_status"].as_str()
+        ),
+        ("updated", "2", "200")
+    );
+    assert_eq!(row["username"], "user42");
+    let request = &server.seen()[0];
+    assert_eq!(request.method, "PUT");
+    assert_eq!(
+        request.path,
+        "/public/user-identities/infrastructure/42/service-account"
+    );
+    assert_eq!(request.headers["authorization"], "Bearer test-key");
+    assert!(request.headers["user-agent"].starts_with("drata-svcacct/"));
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"serviceAccount": true, "serviceAccountReason": "ci"})
+    );
+}
+
+#[test]
+fn network_429_with_retry_after_pauses_then_succeeds() {
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::json(429, r#"{"message":"slow down"}"#).with_header("retry-after", "1"),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--rate", "unlimited"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = line(&rows, 2);
+    assert_eq!(
+        (row["outcome"].as_str(), row["attempts"].as_str()),
+        ("updated", "2")
+    );
+    let seen = server.seen();
+    let waited = seen[1].at.duration_since(seen[0].at);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "Retry-After honoured: {waited:?}"
+    );
+    assert!(run.stderr.contains("429s 1"), "{}", run.stderr);
+}
+
+#[test]
+fn network_a_429_pauses_every_worker() {
+    // Request 0 gets a 429 with Retry-After: 1; the other workers must wait too.
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::json(429, "{}").with_header("retry-after", "1"),
+        _ => Reply::identity(seen.id().unwrap()).after(Duration::from_millis(20)),
+    });
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        &rows_csv(1, 12),
+        &["--rate", "unlimited", "--concurrency", "4"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rows.len(), 12);
+    let seen = server.seen();
+    let first = seen[0].at;
+    // Requests already in flight when the 429 arrived may land; the rest wait.
+    let early = seen
+        .iter()
+        .filter(|s| s.at.duration_since(first) < Duration::from_millis(800))
+        .count();
+    assert!(early <= 4, "{early} requests went out during the pause");
+}
+
+#[test]
+fn network_404_fails_the_row_and_the_run_goes_on() {
+    let server = TestServer::start(|seen, _| match seen.id() {
+        Some(2) => Reply::json(404, r#"{"message":"User identity not found"}"#),
+        id => Reply::identity(id.unwrap()),
+    });
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n",
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "updated".into()),
+            (3, "failed".into()),
+            (4, "updated".into())
+        ]
+    );
+    let failed = line(&rows, 3);
+    assert_eq!(failed["attempts"], "1", "404 is not retried");
+    assert_eq!(failed["http_status"], "404");
+    assert!(
+        failed["error"].contains("User identity not found"),
+        "{}",
+        failed["error"]
+    );
+}
+
+#[test]
+fn network_400_array_messages_are_joined() {
+    let server = TestServer::start(|_, _| {
+        Reply::json(
+            400,
+            r#"{"statusCode":400,"message":["a is bad","b is worse"]}"#,
+        )
+    });
+    let (run, rows, _work) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    assert_eq!(run.code, 1);
+    assert!(line(&rows, 2)["error"].contains("a is bad; b is worse"));
+}
+
+#[test]
+fn network_401_aborts_with_exit_3_and_unsent_rows_not_attempted() {
+    let server = TestServer::start(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        &rows_csv(1, 6),
+        &["--concurrency", "1", "--rate", "unlimited"],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(server.seen().len(), 1, "no request after the 401");
+    assert_eq!(rows.len(), 6);
+    let outcomes = outcomes(&rows);
+    assert_eq!(outcomes[0], (2, "failed".into()));
+    for (n, outcome) in &outcomes[1..] {
+        assert_eq!(outcome, "not_attempted", "line {n}");
+        assert!(line(&rows, *n)["error"].contains("401"));
+    }
+    assert!(run.stderr.contains("--resume-from"), "{}", run.stderr);
+}
+
+#[test]
+fn network_redirects_are_not_followed() {
+    let server = TestServer::start(|_, _| {
+        Reply::json(302, "").with_header("location", "https://elsewhere.example/")
+    });
+    let (run, rows, _work) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(server.seen().len(), 1);
+    let row = line(&rows, 2);
+    assert_eq!(row["http_status"], "302");
+    assert!(row["error"].contains("redirect"), "{}", row["error"]);
+}
+
+#[test]
+fn network_retries_stop_at_max_attempts() {
+    let server = TestServer::start(|_, _| Reply::json(503, "unavailable"));
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--max-attempts", "3"],
+    );
+    assert_eq!(run.code, 1);
+    let row = line(&rows, 2);
+    assert_eq!(
+        (row["outcome"].as_str(), row["attempts"].as_str()),
+        ("failed", "3")
+    );
+    assert_eq!(server.seen().len(), 3);
+}
+
+#[test]
+fn network_timeouts_are_retried() {
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::identity(seen.id().unwrap()).after(Duration::from_secs(3)),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let (run, rows, _work) =
+        apply_on_server(&server, "id,flag,reason\n1,true,a\n", &["--timeout", "0.3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["attempts"], "2");
+}
+
+#[test]
+fn network_rate_is_honoured() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let (run, rows, _work) = apply_on_server(
+        &server,
+        &rows_csv(1, 30),
+        &["--rate", "20/s", "--concurrency", "8"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rows.len(), 30);
+    let times: Vec<_> = server.seen().iter().map(|s| s.at).collect();
+    // In any one-second window: at most 20 plus the burst of 1, with slack for scheduling.
+    for (i, start) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .filter(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 23, "{in_window} requests within one second");
+    }
+    let span = times.last().unwrap().duration_since(times[0]);
+    assert!(
+        span >= Duration::from_millis(1100),
+        "30 requests at 20/s took {span:?}"
+    );
+}
+
+#[test]
+fn network_plain_http_is_refused_off_loopback() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    for url in ["http://example.com/public", "http://10.1.2.3/"] {
+        let run = drata(
+            work.dir.path(),
+            &["apply", input.to_str().unwrap(), "--base-url", url],
+            &[("DRATA_API_KEY", "k")],
+        );
+        assert_eq!(run.code, 2, "{url}");
+        assert!(run.stderr.contains("loopback"), "{}", run.stderr);
+    }
+    let run = drata(
+        work.dir.path(),
+        &["apply", input.to_str().unwrap()],
+        &[
+            ("DRATA_API_KEY", "k"),
+            ("DRATA_BASE_URL", "http://example.com/"),
+        ],
+    );
+    assert_eq!(run.code, 2, "DRATA_BASE_URL is checked too");
+}
+
+#[test]
+fn a_missing_token_exits_2_and_sends_nothing() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &["apply", input.to_str().unwrap(), "--base-url", &server.url],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("DRATA_API_KEY"), "{}", run.stderr);
+    assert!(server.seen().is_empty());
+}
+
+#[test]
+fn the_token_file_is_read_first_line_trimmed() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let key = work.write("key", "  file-key  \nsecond line\n");
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--token-file", key.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.seen()[0].headers["authorization"], "Bearer file-key");
+}
+
+#[test]
+fn the_api_key_appears_in_no_output() {
+    const KEY: &str = "sk-LEAKCANARY-7f3a9c";
+    let server = TestServer::start(|seen, index| match (seen.id(), index) {
+        (_, 0) => Reply::json(500, "oops"),
+        (Some(2), _) => Reply::json(404, "{}"),
+        (Some(3), _) => Reply::json(429, "{}").with_header("retry-after", "0"),
+        (Some(id), _) => Reply::identity(id),
+        _ => Reply::json(400, "{}"),
+    });
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 5));
+    let report = work.path("report.csv");
+    let summary = work.path("summary.json");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--report",
+            report.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--retry-base-ms",
+            "1",
+            "--max-attempts",
+            "2",
+            "-vv",
+        ],
+        &[("DRATA_API_KEY", KEY)],
+    );
+    assert!(run.code == 1, "{}", run.stderr);
+    assert_eq!(
+        server.seen()[0].headers["authorization"],
+        format!("Bearer {KEY}")
+    );
+    for (what, text) in [
+        ("stdout", run.stdout.as_str()),
+        ("stderr", run.stderr.as_str()),
+        ("files", work.all_file_text().as_str()),
+    ] {
+        assert!(!text.contains("LEAKCANARY"), "the key leaked into {what}");
+    }
+    assert!(run.stderr.len() > 200, "-vv did log: {}", run.stderr);
+}
+
+// ---- SPEC "The report" --------------------------------------------------------------
+
+#[test]
+fn report_is_private_complete_and_spreadsheet_safe() {
+    let csv =
+        "id,flag,reason\n1,true,=HYPERLINK(\"x\")\n2,true,+1\n3,true,@me\n4,true,-x\n5,true,ok\n";
+    let work = Workdir::new();
+    let sim = simulator(|_| {});
+    let input = work.write("in.csv", csv);
+    let report = work.path("r.csv");
+    let url = sim.base_url();
+    let args = [
+        "apply",
+        input.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let first = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(line(&rows, 2)["reason"], "'=HYPERLINK(\"x\")");
+    assert_eq!(line(&rows, 3)["reason"], "'+1");
+    assert_eq!(line(&rows, 4)["reason"], "'@me");
+    assert_eq!(line(&rows, 5)["reason"], "'-x");
+    assert_eq!(line(&rows, 6)["reason"], "ok");
+    let finished = &line(&rows, 6)["finished_at"];
+    assert!(
+        finished.ends_with('Z') && finished.contains('T'),
+        "{finished}"
+    );
+
+    let again = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    assert_eq!(again.code, 2, "an existing report is never overwritten");
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert_eq!(read_report(&report).len(), 5);
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let forced = drata(work.dir.path(), &forced, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+}
+
+#[test]
+fn summary_json_has_counts_requests_and_digests() {
+    let work = Workdir::new();
+    let sim = simulator(|_| {});
+    let input = work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,a\n1,true,a\n5000,true,b\n",
+    );
+    let summary_path = work.path("s.json");
+    let url = sim.base_url();
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN)],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["rows"], 3);
+    assert_eq!(summary["counts"]["updated"], 1);
+    assert_eq!(summary["counts"]["duplicate"], 1);
+    assert_eq!(summary["counts"]["failed"], 1);
+    assert_eq!(summary["requests"], 2);
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["input"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(summary["report"]["sha256"].as_str().unwrap().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&summary_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn the_readme_command_runs_on_the_builtin_simulator() {
+    let work = Workdir::new();
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/quarterly-review.csv");
+    let report = work.path("r.csv");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            sample.to_str().unwrap(),
+            "--simulate",
+            "--rate",
+            "unlimited",
+            "--report",
+            report.to_str().unwrap(),
+            "--retry-base-ms",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|r| r["outcome"] == "updated"));
+    assert!(run.stderr.contains("updated 50"), "{}", run.stderr);
+}
