@@ -69,6 +69,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: Url,
     kind: IdentityKind,
+    /// Kept only to scrub it from whatever the server sends back.
+    key: ApiKey,
 }
 
 impl ApiClient {
@@ -100,6 +102,7 @@ impl ApiClient {
             http: builder.build()?,
             base,
             kind,
+            key: key.clone(),
         })
     }
 
@@ -111,13 +114,28 @@ impl ApiClient {
         self.base.join(&path).unwrap_or_else(|_| self.base.clone())
     }
 
-    /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt.
+    /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt. Returns the
+    /// success status and the identity Drata answered with.
     pub async fn set_service_account(
         &self,
         id: u64,
         flag: bool,
         reason: &str,
-    ) -> Result<Identity, Failure> {
+    ) -> Result<(u16, Identity), Failure> {
+        self.put_once(id, flag, reason)
+            .await
+            .map_err(|mut failure| {
+                failure.message = self.key.redact(&failure.message);
+                failure
+            })
+    }
+
+    async fn put_once(
+        &self,
+        id: u64,
+        flag: bool,
+        reason: &str,
+    ) -> Result<(u16, Identity), Failure> {
         let body = serde_json::to_vec(&UpdateBody {
             service_account: flag,
             service_account_reason: reason,
@@ -135,12 +153,14 @@ impl ApiClient {
             .body(body);
         let (status, headers, bytes) = send(request).await?;
         check_status(status, &headers, &bytes)?;
-        serde_json::from_slice::<Identity>(&bytes).map_err(|e| Failure {
-            kind: FailureKind::Retryable,
-            status: Some(status.as_u16()),
-            retry_after: None,
-            message: format!("the answer is not an identity: {e}"),
-        })
+        serde_json::from_slice::<Identity>(&bytes)
+            .map(|identity| (status.as_u16(), identity))
+            .map_err(|e| Failure {
+                kind: FailureKind::Retryable,
+                status: Some(status.as_u16()),
+                retry_after: None,
+                message: format!("the answer is not an identity: {e}"),
+            })
     }
 }
 
@@ -158,6 +178,8 @@ async fn send(
                 bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
+            // An error status says enough on its own; a cut success body is retried.
+            Err(_) if !status.is_success() => break,
             Err(e) => {
                 let mut failure = transport_failure(e);
                 failure.status = Some(status.as_u16());

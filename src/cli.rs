@@ -14,6 +14,9 @@ use crate::config::{
 use crate::retry::RetryPolicy;
 use crate::secret::ApiKey;
 
+/// The simulator keeps every identity in memory (two kinds): keep that bounded.
+const MAX_SIMULATED_IDENTITIES: u64 = 10_000_000;
+
 const EXAMPLES: &str = "\
 Examples:
   Quarterly access review: check the export, see what would change, apply it
@@ -236,6 +239,18 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency: u64,
 
+    /// Share of requests whose connection is closed without an answer, from 0 to 1
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub drop_rate: f64,
+
+    /// Share of requests answered only after --slow-ms, from 0 to 1
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub slow_rate: f64,
+
+    /// Delay of the slow answers, in milliseconds (default: beyond the client's 30 s timeout)
+    #[arg(long, value_name = "MS", default_value_t = 35_000)]
+    pub slow_ms: u64,
+
     /// Seed of the fault injection, for repeatable runs
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
@@ -294,11 +309,10 @@ impl RunArgs {
             let key = match self.token_file {
                 Some(path) => KeySource::File(path),
                 // Read here, never through clap: clap would print it in --help.
-                None => KeySource::Env(
-                    std::env::var("DRATA_API_KEY")
-                        .ok()
-                        .and_then(|raw| ApiKey::new(&raw).ok()),
-                ),
+                None => KeySource::Env(match std::env::var("DRATA_API_KEY") {
+                    Ok(raw) => ApiKey::new(&raw).map_err(|e| format!("DRATA_API_KEY: {e}")),
+                    Err(_) => Err(crate::secret::KeyError::Missing.to_string()),
+                }),
             };
             Target::Remote { base_url, key }
         };
@@ -325,7 +339,7 @@ impl RunArgs {
                     0 => return Err(ConfigError::Zero("--max-attempts")),
                     n => n,
                 },
-                base: Duration::from_millis(self.retry_base_ms),
+                base: Duration::from_millis(self.retry_base_ms.max(1)),
                 ..RetryPolicy::default()
             },
             max_failures: self.max_failures.parse::<MaxFailures>()?,
@@ -340,6 +354,12 @@ impl RunArgs {
 
 impl SimulateArgs {
     fn into_config(self) -> Result<SimulatorConfig, ConfigError> {
+        if self.identities > MAX_SIMULATED_IDENTITIES {
+            return Err(ConfigError::TooMany(
+                "--identities",
+                MAX_SIMULATED_IDENTITIES,
+            ));
+        }
         Ok(SimulatorConfig {
             listen: self.listen,
             identities: self.identities,
@@ -350,6 +370,9 @@ impl SimulateArgs {
                 .get(),
             error_rate: share(self.error_rate, "--error-rate")?,
             latency: Duration::from_millis(self.latency),
+            drop_rate: share(self.drop_rate, "--drop-rate")?,
+            slow_rate: share(self.slow_rate, "--slow-rate")?,
+            slow_delay: Duration::from_millis(self.slow_ms),
             seed: self.seed,
         })
     }

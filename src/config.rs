@@ -24,6 +24,8 @@ pub enum ConfigError {
     Delimiter(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("{0} must be at most {1}")]
+    TooMany(&'static str, u64),
     #[error("{0} must be a share from 0 to 1")]
     Share(&'static str),
 }
@@ -156,7 +158,18 @@ impl IdentityKind {
 
 /// Parses and checks a base URL: `https://` anywhere, `http://` only to loopback.
 pub fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
-    let err = |why| ConfigError::BaseUrl(text.to_owned(), why);
+    // The URL is shown without credentials or query, which could hold a secret.
+    let shown = match Url::parse(text.trim()) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(unparsable)".to_owned(),
+    };
+    let err = |why| ConfigError::BaseUrl(shown.clone(), why);
     let mut url = Url::parse(text.trim()).map_err(|_| err("not a URL"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(err("credentials in the URL are not allowed"));
@@ -193,7 +206,9 @@ pub fn is_loopback_host(url: &Url) -> bool {
 pub fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
     match text {
         "\\t" | "tab" | "\t" => Ok(b'\t'),
-        _ if text.len() == 1 && text.is_ascii() && text != "\"" => Ok(text.as_bytes()[0]),
+        _ if text.len() == 1 && text.is_ascii() && !matches!(text, "\"" | "\n" | "\r") => {
+            Ok(text.as_bytes()[0])
+        }
         _ => Err(ConfigError::Delimiter(text.to_owned())),
     }
 }
@@ -247,8 +262,8 @@ pub struct InputOptions {
 /// Where the API key comes from; read only when a run needs it.
 #[derive(Debug, Clone)]
 pub enum KeySource {
-    /// The value of `DRATA_API_KEY`, already wrapped so it cannot print.
-    Env(Option<crate::secret::ApiKey>),
+    /// The value of `DRATA_API_KEY`, already wrapped so it cannot print, or why not.
+    Env(Result<crate::secret::ApiKey, String>),
     File(PathBuf),
 }
 
@@ -328,6 +343,11 @@ pub struct SimulatorConfig {
     pub bucket_capacity: u32,
     pub error_rate: f64,
     pub latency: Duration,
+    /// Share of requests whose connection is closed without an answer.
+    pub drop_rate: f64,
+    /// Share of requests answered only after `slow_delay`.
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
     pub seed: u64,
 }
 
@@ -344,6 +364,9 @@ impl Default for SimulatorConfig {
             bucket_capacity: 5,
             error_rate: 0.0,
             latency: Duration::ZERO,
+            drop_rate: 0.0,
+            slow_rate: 0.0,
+            slow_delay: Duration::from_secs(35),
             seed: 1,
         }
     }
@@ -414,6 +437,8 @@ mod tests {
         assert!(parse_base_url("ftp://example.com/").is_err());
         assert!(parse_base_url("https://user:pw@example.com/").is_err());
         assert!(parse_base_url("not a url").is_err());
+        let error = parse_base_url("http://user:s3cret@example.com/?token=s3cret").unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 
     #[test]
@@ -422,5 +447,6 @@ mod tests {
         assert_eq!(parse_delimiter("\\t"), Ok(b'\t'));
         assert!(parse_delimiter(";;").is_err());
         assert!(parse_delimiter("\"").is_err());
+        assert!(parse_delimiter("\n").is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 
 use thiserror::Error;
 
@@ -204,41 +204,68 @@ fn resolve_columns(
     })
 }
 
-/// The input file, opened once and rewound for each pass.
+/// A private snapshot of the input: copied once into an anonymous, owner-only temporary
+/// file (hashing it on the way), so that both passes and the recorded SHA-256 see the
+/// same bytes even if the original is edited during the run, and standard input can be
+/// read twice.
 pub struct InputFile {
-    file: File,
+    snapshot: File,
     path: String,
+    sha256: String,
 }
 
 impl InputFile {
-    /// Opens the input; standard input is copied to an anonymous temporary file first.
     pub fn open(source: &InputSource) -> Result<Self, InputError> {
-        let path = source.display();
-        let io_err = |source| InputError::Io {
-            path: if path == "-" {
-                "standard input".to_owned()
-            } else {
-                path.clone()
-            },
+        let path = match source {
+            InputSource::Stdin => "standard input".to_owned(),
+            InputSource::File(p) => p.display().to_string(),
+        };
+        let result = match source {
+            InputSource::File(p) => File::open(p).and_then(|mut file| Self::snapshot(&mut file)),
+            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock()),
+        };
+        let (snapshot, sha256) = result.map_err(|source| InputError::Io {
+            path: path.clone(),
             source,
-        };
-        let file = match source {
-            InputSource::File(p) => File::open(p).map_err(io_err)?,
-            InputSource::Stdin => {
-                let mut spool = tempfile::tempfile().map_err(io_err)?;
-                io::copy(&mut io::stdin().lock(), &mut spool).map_err(io_err)?;
-                spool
-            }
-        };
-        Ok(Self { file, path })
+        })?;
+        Ok(Self {
+            snapshot,
+            path: source.display(),
+            sha256,
+        })
     }
 
-    /// Opens an in-memory-like input from any readable file (tests, fuzzing).
-    pub fn from_file(file: File, path: &str) -> Self {
-        Self {
-            file,
+    /// Wraps already-readable bytes (tests, fuzzing).
+    pub fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
+        let (snapshot, sha256) = Self::snapshot(reader)?;
+        Ok(Self {
+            snapshot,
             path: path.to_owned(),
+            sha256,
+        })
+    }
+
+    fn snapshot(source: &mut impl Read) -> io::Result<(File, String)> {
+        use sha2::{Digest, Sha256};
+        let mut spool = tempfile::tempfile()?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buffer[..n]);
+            io::Write::write_all(&mut spool, &buffer[..n])?;
         }
+        let digest = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((spool, digest))
     }
 
     pub fn path(&self) -> &str {
@@ -246,21 +273,34 @@ impl InputFile {
     }
 
     /// SHA-256 of the input bytes, hex.
-    pub fn sha256(&self) -> Option<String> {
-        let mut file = self.file.try_clone().ok()?;
-        file.seek(SeekFrom::Start(0)).ok()?;
-        crate::summary::sha256_reader(&mut file)
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
-    /// A reader positioned at the start of the input.
-    pub fn reader(&self, options: &InputOptions) -> Result<RowReader<File>, InputError> {
-        let io_err = |source| InputError::Io {
+    /// A reader from the start of the input, independent of any other reader.
+    pub fn reader(&self, options: &InputOptions) -> Result<RowReader<SnapshotReader>, InputError> {
+        let file = self.snapshot.try_clone().map_err(|source| InputError::Io {
             path: self.path.clone(),
             source,
-        };
-        let mut file = self.file.try_clone().map_err(io_err)?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        RowReader::new(file, options, &self.path)
+        })?;
+        RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)
+    }
+}
+
+/// Reads the snapshot with positioned reads, so readers never share a file offset.
+pub struct SnapshotReader {
+    file: File,
+    offset: u64,
+}
+
+impl Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 

@@ -1,8 +1,6 @@
 //! One `apply` run, wired end to end: validate the whole input, then stream it through
 //! the pool into the report, then summarize and decide the exit code.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -11,13 +9,16 @@ use tokio::sync::mpsc;
 use crate::api::ApiClient;
 use crate::config::{KeySource, RunConfig, SimulatorConfig, Target};
 use crate::exit;
-use crate::input::{self, conflict_message, InputFile, InputScan, Record, RowReader, RowStatus};
+use crate::input::{
+    self, conflict_message, InputFile, InputScan, Record, RowReader, RowStatus, SnapshotReader,
+};
 use crate::pool::{self, Engine, PauseGate, RequestStats, RunControl, StopReason};
 use crate::report::{self, Outcome, Progress, ReportRow, ReportWriter};
 use crate::resume::{self, DoneRows};
 use crate::secret::ApiKey;
 use crate::simulator::{self, RunningSimulator};
 use crate::summary::{self, FileDigest, Summary};
+use crate::throttle::AdaptiveRate;
 
 /// Share of PUTs the in-process simulator of `--simulate` answers 500.
 const SIMULATED_ERROR_RATE: f64 = 0.04;
@@ -65,8 +66,7 @@ async fn connect(config: &RunConfig) -> Result<Connection, String> {
         }
         Target::Remote { base_url, key } => {
             let key = match key {
-                KeySource::Env(Some(key)) => key.clone(),
-                KeySource::Env(None) => return Err(crate::secret::KeyError::Missing.to_string()),
+                KeySource::Env(key) => key.clone()?,
                 KeySource::File(path) => {
                     let (key, warning) = ApiKey::from_file(path).map_err(|e| e.to_string())?;
                     if let Some(warning) = warning {
@@ -95,7 +95,7 @@ async fn connect(config: &RunConfig) -> Result<Connection, String> {
 
 /// Everything the reader thread needs to turn input rows into jobs or final rows.
 struct Feed {
-    reader: RowReader<File>,
+    reader: RowReader<SnapshotReader>,
     scan: Arc<InputScan>,
     done: DoneRows,
     control: Arc<RunControl>,
@@ -170,11 +170,34 @@ impl Feed {
 }
 
 /// Waits for SIGINT/SIGTERM: the first stops the run gracefully, the second exits now.
+/// The handlers are installed once, before the input is read, so no signal is missed.
 fn watch_signals(control: Arc<RunControl>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let streams = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
     tokio::spawn(async move {
+        #[cfg(unix)]
+        let (Ok(mut interrupt), Ok(mut terminate)) = streams
+        else {
+            tracing::warn!("cannot install signal handlers; Ctrl-C will stop the run abruptly");
+            return;
+        };
         let mut signals = 0;
         loop {
-            wait_for_signal().await;
+            #[cfg(unix)]
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
             signals += 1;
             if signals == 1 {
                 tracing::warn!("interrupted: finishing the requests in flight (again to exit now)");
@@ -186,30 +209,6 @@ fn watch_signals(control: Arc<RunControl>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 fn usage_error(message: impl std::fmt::Display) -> u8 {
     eprintln!("drata-svcacct: error: {message}");
     exit::USAGE
@@ -219,6 +218,8 @@ fn usage_error(message: impl std::fmt::Display) -> u8 {
 pub async fn apply(config: RunConfig) -> u8 {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    let control = Arc::new(RunControl::default());
+    let signals = watch_signals(Arc::clone(&control));
 
     let input = match InputFile::open(&config.input.source) {
         Ok(input) => input,
@@ -259,38 +260,54 @@ pub async fn apply(config: RunConfig) -> u8 {
         },
         None => DoneRows::default(),
     };
-    let report_path = config
-        .report
-        .clone()
-        .unwrap_or_else(|| report::default_report_path(&config.input.source.stem(), started_at));
-    let writer =
-        match report::create_private_file(&report_path, config.force).and_then(ReportWriter::new) {
-            Ok(writer) => writer,
+    let created = match &config.report {
+        Some(path) => report::create_private_file(path, config.force).map(|f| (path.clone(), f)),
+        None => report::create_default_report(&config.input.source.stem(), started_at),
+    };
+    let (report_path, writer) =
+        match created.and_then(|(path, file)| Ok((path, ReportWriter::new(file)?))) {
+            Ok(created) => created,
             Err(e) => {
-                return usage_error(format!(
-                    "cannot create the report {}: {e}",
-                    report_path.display()
-                ))
+                let path = config.report.as_ref().map_or_else(
+                    || {
+                        format!(
+                            "in {}",
+                            std::env::current_dir().unwrap_or_default().display()
+                        )
+                    },
+                    |p| p.display().to_string(),
+                );
+                return usage_error(format!("cannot create the report {path}: {e}"));
             }
         };
+    // Created now, so that a summary path that cannot be written stops the run before
+    // anything is sent; filled in at the end.
+    let summary_file = match &config.summary_json {
+        Some(path) => match report::create_private_file(path, config.force) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                return usage_error(format!("cannot create the summary {}: {e}", path.display()))
+            }
+        },
+        None => None,
+    };
     let reader = match input.reader(&config.input) {
         Ok(reader) => reader,
         Err(e) => return usage_error(e),
     };
 
-    let control = Arc::new(RunControl::default());
     if blocked {
         control.stop(StopReason::InvalidInput {
             invalid_rows: scan.invalid_rows,
         });
     }
-    let signals = watch_signals(Arc::clone(&control));
     let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency * 2);
     let (results_tx, results_rx) = mpsc::channel(1024);
     let engine = connection.as_ref().map(|connection| {
         Arc::new(Engine {
             client: connection.client.clone(),
             limiter: pool::build_limiter(config.rate, config.burst),
+            adaptive: std::sync::Mutex::new(AdaptiveRate::new(config.rate.interval())),
             pause: PauseGate::default(),
             control: Arc::clone(&control),
             policy: config.retry,
@@ -328,6 +345,7 @@ pub async fn apply(config: RunConfig) -> u8 {
     let (requests, retries, rate_limited) = engine
         .as_ref()
         .map_or((0, 0, 0), |engine| engine.stats.snapshot());
+    let rate_reductions = engine.as_ref().map_or(0, |engine| engine.rate_reductions());
     let elapsed = started.elapsed().as_secs_f64();
     let report_shown = report_path.display().to_string();
     let summary = Summary {
@@ -337,7 +355,7 @@ pub async fn apply(config: RunConfig) -> u8 {
         command: config.mode.name(),
         input: FileDigest {
             path: input.path().to_owned(),
-            sha256: input.sha256(),
+            sha256: Some(input.sha256().to_owned()),
         },
         report: FileDigest {
             path: report_shown,
@@ -354,6 +372,7 @@ pub async fn apply(config: RunConfig) -> u8 {
         requests,
         retries,
         rate_limited,
+        rate_reductions,
         effective_rate_per_minute: if elapsed > 0.0 {
             (requests as f64 * 60.0 / elapsed * 10.0).round() / 10.0
         } else {
@@ -364,23 +383,31 @@ pub async fn apply(config: RunConfig) -> u8 {
             .then(|| summary::resume_command(&config.argv, &report_path)),
         exit_code: code,
     };
-    finish(&config, &summary, code, report_path)
+    finish(&config, &summary, summary_file)
 }
 
-fn finish(config: &RunConfig, summary: &Summary, code: u8, _report: PathBuf) -> u8 {
-    if !config.output.quiet || code != exit::SUCCESS {
+/// Prints the summary (with `--quiet`, only when something needs attention) and fills
+/// the summary file.
+fn finish(config: &RunConfig, summary: &Summary, summary_file: Option<std::fs::File>) -> u8 {
+    if !config.output.quiet || summary.exit_code != exit::SUCCESS {
         match config.output.log_format {
             crate::config::LogFormat::Text => eprint!("{}", summary.to_text()),
-            crate::config::LogFormat::Json => match serde_json::to_string(summary) {
-                Ok(json) => tracing::info!(summary = %json, "finished"),
-                Err(e) => tracing::error!(error = %e, "cannot encode the summary"),
+            // One JSON object on one line, like every other event.
+            crate::config::LogFormat::Json => match serde_json::to_string(&summary.as_event()) {
+                Ok(json) => eprintln!("{json}"),
+                Err(e) => eprintln!("drata-svcacct: error: cannot encode the summary: {e}"),
             },
         }
     }
-    if let Some(path) = &config.summary_json {
+    if let (Some(mut file), Some(path)) = (summary_file, &config.summary_json) {
         let written = serde_json::to_vec_pretty(summary)
             .map_err(std::io::Error::other)
-            .and_then(|json| report::write_private(path, config.force, &json));
+            .and_then(|json| {
+                use std::io::Write;
+                file.write_all(&json)?;
+                file.write_all(b"\n")?;
+                file.sync_all()
+            });
         if let Err(e) = written {
             eprintln!(
                 "drata-svcacct: error: cannot write the summary {}: {e}",
@@ -388,5 +415,5 @@ fn finish(config: &RunConfig, summary: &Summary, code: u8, _report: PathBuf) -> 
             );
         }
     }
-    code
+    summary.exit_code
 }

@@ -16,6 +16,7 @@ pub mod retry;
 pub mod secret;
 pub mod simulator;
 pub mod summary;
+pub mod throttle;
 
 use std::io::IsTerminal;
 
@@ -44,6 +45,10 @@ pub fn run(command: Command) -> u8 {
         Command::Validate { input, output } => {
             init_logging(&output);
             validate(&input)
+        }
+        Command::Run(config) if config.mode == config::Mode::Plan => {
+            eprintln!("drata-svcacct: error: plan is not available yet; nothing was sent");
+            exit::USAGE
         }
         Command::Run(config) => {
             init_logging(&config.output);

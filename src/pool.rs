@@ -15,6 +15,7 @@ use crate::config::Rate;
 use crate::input::Row;
 use crate::report::{Outcome, ReportRow};
 use crate::retry::RetryPolicy;
+use crate::throttle::AdaptiveRate;
 
 /// Why a run stopped before every row was tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +139,8 @@ pub fn build_limiter(rate: Rate, burst: std::num::NonZeroU32) -> Option<DefaultD
 pub struct Engine {
     pub client: ApiClient,
     pub limiter: Option<DefaultDirectRateLimiter>,
+    /// Slows below `--rate` while the server keeps answering 429.
+    pub adaptive: Mutex<AdaptiveRate>,
     pub pause: PauseGate,
     pub control: Arc<RunControl>,
     pub policy: RetryPolicy,
@@ -152,6 +155,11 @@ impl Engine {
         }
         let wait = async {
             self.pause.wait().await;
+            let slot = self
+                .adaptive
+                .lock()
+                .map_or_else(|_| Instant::now(), |mut rate| rate.reserve(Instant::now()));
+            tokio::time::sleep_until(slot).await;
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
@@ -163,6 +171,26 @@ impl Engine {
             _ = self.control.stopped() => false,
             _ = wait => !self.control.is_stopped(),
         }
+    }
+
+    /// Halves the pace when a 429 starts a storm, and says so.
+    fn slow_down(&self) {
+        let slower = self
+            .adaptive
+            .lock()
+            .ok()
+            .and_then(|mut rate| rate.on_rate_limited(Instant::now()));
+        if let Some(interval) = slower {
+            tracing::warn!(
+                rate_per_minute = format!("{:.0}", 60.0 / interval.as_secs_f64()),
+                "the server answered 429: lowering the request rate"
+            );
+        }
+    }
+
+    /// How many times 429s lowered the pace.
+    pub fn rate_reductions(&self) -> u64 {
+        self.adaptive.lock().map_or(0, |rate| rate.reductions())
     }
 
     /// Sleeps, unless the run stops first.
@@ -188,11 +216,13 @@ impl Engine {
                     .control
                     .reason()
                     .map_or_else(|| "not sent".to_owned(), |r| r.not_attempted_message());
+                // Not done, so not_attempted like every remaining row; the attempts
+                // and the last status stay on record.
                 return match last_failure {
                     None => report.with_outcome(Outcome::NotAttempted, why),
                     Some(failure) => report.with_outcome(
-                        Outcome::Failed,
-                        format!("{}; not retried: {why}", failure.message),
+                        Outcome::NotAttempted,
+                        format!("{why}; not retried after: {}", failure.message),
                     ),
                 };
             }
@@ -206,8 +236,8 @@ impl Engine {
                 .set_service_account(row.id, row.flag, &row.reason)
                 .await
             {
-                Ok(identity) => {
-                    report.http_status = Some(200);
+                Ok((status, identity)) => {
+                    report.http_status = Some(status);
                     report.username = identity.username;
                     report.email = identity.email;
                     report.service_account_at = identity.service_account;
@@ -215,7 +245,10 @@ impl Engine {
                 }
                 Err(failure) => failure,
             };
-            report.http_status = failure.status;
+            // The last status seen: a timeout after a 500 keeps the 500.
+            if failure.status.is_some() {
+                report.http_status = failure.status;
+            }
             if failure.status == Some(429) {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             }
@@ -240,7 +273,12 @@ impl Engine {
                 .policy
                 .delay(report.attempts, failure.retry_after, fastrand::f64());
             if failure.status == Some(429) {
-                self.pause.pause_for(delay);
+                // Everyone waits; without Retry-After, the whole backoff ceiling.
+                let pause = failure
+                    .retry_after
+                    .map_or_else(|| self.policy.ceiling(report.attempts), |_| delay);
+                self.pause.pause_for(pause);
+                self.slow_down();
             }
             tracing::debug!(
                 line = row.line,

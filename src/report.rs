@@ -178,6 +178,27 @@ pub fn default_report_path(stem: &str, now: SystemTime) -> PathBuf {
     PathBuf::from(format!("{stem}.report.{stamp}.csv"))
 }
 
+/// Creates the default report; when a run in the same second took that name, the
+/// next free `…-2.csv`, `…-3.csv` is used instead of failing or overwriting.
+pub fn create_default_report(stem: &str, now: SystemTime) -> io::Result<(PathBuf, File)> {
+    let first = default_report_path(stem, now);
+    let base = first.to_string_lossy().trim_end_matches(".csv").to_owned();
+    let mut last_error = None;
+    for n in 1..=100 {
+        let path = if n == 1 {
+            first.clone()
+        } else {
+            PathBuf::from(format!("{base}-{n}.csv"))
+        };
+        match create_private_file(&path, false) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no free report name")))
+}
+
 /// Row counts per outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {

@@ -43,6 +43,10 @@ pub struct SimStats {
     pub unauthorized: AtomicU64,
     pub bad_requests: AtomicU64,
     pub not_found: AtomicU64,
+    /// Connections closed without an answer (`--drop-rate`).
+    pub dropped: AtomicU64,
+    /// Answers held back by `--slow-ms` (`--slow-rate`).
+    pub slowed: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,6 +95,7 @@ type Shared = Arc<Sim>;
 pub struct RunningSimulator {
     pub addr: SocketAddr,
     pub stats: Arc<SimStats>,
+    sim: Shared,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -99,6 +104,53 @@ impl RunningSimulator {
     pub fn base_url(&self) -> String {
         format!("http://{}/public", self.addr)
     }
+
+    /// Applied PUTs per infrastructure id, for ids updated at least once.
+    pub fn applied(&self) -> std::collections::HashMap<u64, u32> {
+        self.sim.applied_counts()
+    }
+}
+
+/// A request answered by closing the connection (`--drop-rate`).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Serves one connection; a `Dropped` error from the service makes hyper close it
+/// without an answer, which is how `--drop-rate` looks to a client.
+async fn serve_connection(stream: tokio::net::TcpStream, app: Router, sim: Shared) {
+    use tower_service::Service;
+    let service =
+        hyper::service::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
+            let mut app = app.clone();
+            let sim = Arc::clone(&sim);
+            async move {
+                if !request.uri().path().starts_with("/_sim/") {
+                    if sim.chance(sim.config.drop_rate) {
+                        sim.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Err(Dropped);
+                    }
+                    if sim.chance(sim.config.slow_rate) {
+                        sim.stats.slowed.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(sim.config.slow_delay).await;
+                    }
+                }
+                match app.call(request.map(axum::body::Body::new)).await {
+                    Ok(response) => Ok(response),
+                    Err(never) => match never {},
+                }
+            }
+        });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 impl Drop for RunningSimulator {
@@ -155,19 +207,33 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         )
         .route("/_sim/stats", get(stats_handler))
         .route("/_sim/applied", get(applied_handler))
-        .with_state(sim);
-    let (stop, stopped) = oneshot::channel::<()>();
+        .with_state(Arc::clone(&sim));
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let shared = Arc::clone(&sim);
     tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the simulator stopped");
+        // Dropping the set when the loop ends closes every connection.
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve_connection(stream, app.clone(), Arc::clone(&shared)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the simulator could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
         }
     });
     Ok(RunningSimulator {
         addr,
         stats,
+        sim,
         shutdown: Some(stop),
     })
 }
@@ -278,12 +344,23 @@ impl Sim {
         })
     }
 
-    fn inject_error(&self) -> bool {
-        self.config.error_rate > 0.0
-            && self
-                .rng
-                .lock()
-                .is_ok_and(|mut rng| rng.f64() < self.config.error_rate)
+    /// True with probability `share`, from the seeded generator.
+    fn chance(&self, share: f64) -> bool {
+        share > 0.0 && self.rng.lock().is_ok_and(|mut rng| rng.f64() < share)
+    }
+
+    fn applied_counts(&self) -> std::collections::HashMap<u64, u32> {
+        self.infrastructure
+            .lock()
+            .map(|store| {
+                store
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.applied_puts > 0)
+                    .map(|(index, s)| (index as u64 + 1, s.applied_puts))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -323,7 +400,7 @@ async fn update(
     let Some(kind) = parse_kind(&kind) else {
         return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
     };
-    if sim.inject_error() {
+    if sim.chance(sim.config.error_rate) {
         sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -415,14 +492,10 @@ async fn stats_handler(State(sim): State<Shared>) -> Response {
 
 /// `{"id": applied PUT count}` for every infrastructure identity updated at least once.
 async fn applied_handler(State(sim): State<Shared>) -> Response {
-    let Ok(store) = sim.infrastructure.lock() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock"));
-    };
-    let applied: serde_json::Map<String, Value> = store
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.applied_puts > 0)
-        .map(|(index, s)| ((index + 1).to_string(), json!(s.applied_puts)))
+    let applied: serde_json::Map<String, Value> = sim
+        .applied_counts()
+        .into_iter()
+        .map(|(id, count)| (id.to_string(), json!(count)))
         .collect();
     Json(applied).into_response()
 }

@@ -28,6 +28,8 @@ pub struct Summary {
     pub requests: u64,
     pub retries: u64,
     pub rate_limited: u64,
+    /// How many times 429 storms halved the request rate.
+    pub rate_reductions: u64,
     pub effective_rate_per_minute: f64,
     pub stopped: Option<String>,
     pub resume_command: Option<String>,
@@ -86,8 +88,17 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// The command line that finishes a run: the same arguments, without `--report` and
-/// `--resume-from`, plus `--resume-from REPORT`.
+/// Options whose file belongs to one run: the resumed run must not reuse them.
+const PER_RUN_FILES: [&str; 5] = [
+    "--report",
+    "--resume-from",
+    "--summary-json",
+    "--evidence",
+    "--undo",
+];
+
+/// The command line that finishes a run: the same arguments, without the per-run file
+/// options (`--report`, `--summary-json`, …), plus `--resume-from REPORT`.
 pub fn resume_command(argv: &[String], report: &Path) -> String {
     let mut kept = Vec::new();
     let mut skip_value = false;
@@ -96,11 +107,14 @@ pub fn resume_command(argv: &[String], report: &Path) -> String {
             skip_value = false;
             continue;
         }
-        if arg == "--report" || arg == "--resume-from" {
+        if PER_RUN_FILES.contains(&arg.as_str()) {
             skip_value = true;
             continue;
         }
-        if arg.starts_with("--report=") || arg.starts_with("--resume-from=") {
+        if PER_RUN_FILES
+            .iter()
+            .any(|option| arg.starts_with(&format!("{option}=")))
+        {
             continue;
         }
         kept.push(shell_quote(arg));
@@ -111,6 +125,21 @@ pub fn resume_command(argv: &[String], report: &Path) -> String {
 }
 
 impl Summary {
+    /// The summary as a log event: `{"level":"INFO","message":"summary",...fields}`.
+    pub fn as_event(&self) -> serde_json::Value {
+        let mut event = serde_json::json!({
+            "timestamp": self.finished_at,
+            "level": "INFO",
+            "message": "summary",
+        });
+        if let (Some(event), Ok(serde_json::Value::Object(fields))) =
+            (event.as_object_mut(), serde_json::to_value(self))
+        {
+            event.extend(fields);
+        }
+        event
+    }
+
     /// The human summary, several lines.
     pub fn to_text(&self) -> String {
         let counts: Vec<String> = self
@@ -131,6 +160,12 @@ impl Summary {
             self.effective_rate_per_minute,
             self.report.path,
         );
+        if self.rate_reductions > 0 {
+            text.push_str(&format!(
+                "  the server's rate limit lowered the pace {} time(s): consider a lower --rate\n",
+                self.rate_reductions
+            ));
+        }
         if let Some(why) = &self.stopped {
             text.push_str(&format!("  stopped: {why}\n"));
         }
@@ -156,6 +191,8 @@ mod tests {
             "--report",
             "old.csv",
             "--resume-from=older.csv",
+            "--summary-json",
+            "s.json",
             "--rate",
             "8/s",
         ]

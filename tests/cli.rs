@@ -821,3 +821,624 @@ fn the_readme_command_runs_on_the_builtin_simulator() {
     assert!(rows.iter().all(|r| r["outcome"] == "updated"));
     assert!(run.stderr.contains("updated 50"), "{}", run.stderr);
 }
+
+// ---- SPEC "Interruption and resume", issue "Never lose a row" -------------------------
+
+#[cfg(unix)]
+#[test]
+fn interrupt_finishes_requests_in_flight_and_reports_the_rest_not_attempted() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_millis(300))
+    });
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 20));
+    let report = work.path("r.csv");
+    let child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--report",
+            report.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "--concurrency",
+            "2",
+        ],
+    )
+    .env("DRATA_API_KEY", "k")
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(20), "two requests", || {
+        server.seen().len() >= 2
+    });
+    signal(&child, libc::SIGINT);
+    let run = finish(child);
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 20, "rows in == rows out");
+    let updated = ids_with(&rows, "updated").len();
+    assert_eq!(
+        updated,
+        server.seen().len(),
+        "every request in flight finished and was reported"
+    );
+    let not_attempted: Vec<_> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "not_attempted")
+        .collect();
+    assert_eq!(updated + not_attempted.len(), 20);
+    assert!(not_attempted
+        .iter()
+        .all(|r| r["error"] == "interrupted" && r["attempts"] == "0"));
+    assert!(run.stderr.contains("--resume-from"), "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_interrupt_exits_at_once() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_secs(60))
+    });
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 3));
+    let child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--concurrency",
+            "1",
+        ],
+    )
+    .env("DRATA_API_KEY", "k")
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(20), "a request", || {
+        !server.seen().is_empty()
+    });
+    signal(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    signal(&child, libc::SIGINT);
+    let run = finish(child);
+    assert_eq!(run.code, 130);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not wait for the 60 s answer"
+    );
+}
+
+/// Runs the resume command the summary printed, as printed.
+fn printed_resume_command(stderr: &str) -> Vec<String> {
+    let mut lines = stderr.lines();
+    lines
+        .find(|l| l.contains("to finish the remaining rows, run:"))
+        .expect("a resume command");
+    let command = lines.next().expect("the command line").trim();
+    command.split(' ').map(str::to_owned).collect()
+}
+
+#[test]
+fn resume_sends_only_what_is_left_using_the_printed_command() {
+    let fail_id_2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = std::sync::Arc::clone(&fail_id_2);
+    let server = TestServer::start(move |seen, _| match seen.id() {
+        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(404, r#"{"message":"not yet"}"#),
+        id => Reply::identity(id.unwrap()),
+    });
+    let work = Workdir::new();
+    let input = work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,a\n2,true,b\n3,false,c\n3,false,c\n",
+    );
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "first.csv",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let _ = input;
+    let command = printed_resume_command(&first.stderr);
+    assert!(command.contains(&"--resume-from".to_owned()));
+    assert!(
+        !command.contains(&"--report".to_owned()),
+        "a new report, not the old one"
+    );
+
+    fail_id_2.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let second = drata(
+        work.dir.path(),
+        &command
+            .iter()
+            .skip(1)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let new_requests: Vec<_> = server.seen()[before..]
+        .iter()
+        .filter_map(Seen::id)
+        .collect();
+    assert_eq!(new_requests, vec![2], "only the failed row is sent again");
+    let report = std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("in.report.")
+        })
+        .expect("the resumed run's report");
+    assert_eq!(
+        outcomes(&read_report(&report)),
+        vec![
+            (2, "skipped".into()),
+            (3, "updated".into()),
+            (4, "skipped".into()),
+            (5, "duplicate".into()),
+        ],
+        "the new report is complete on its own"
+    );
+}
+
+#[test]
+fn resume_tolerates_a_report_cut_short_and_matches_line_id_and_flag() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let old = work.write(
+        "old.csv",
+        "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
+         2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
+         3,2,false,b,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
+         4,3,true,c,failed,500,5,boom,,,,2026-11-29T00:00:00Z\n\
+         5,4,true,'-d,unchanged,,0,,,,,2026-11-29T00:00:00Z\n\
+         6,5,true,\"cut sho",
+    );
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,e\n",
+        &["--resume-from", old.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "skipped".into()),
+            (3, "updated".into()),
+            (4, "updated".into()),
+            (5, "skipped".into()),
+            (6, "updated".into()),
+        ],
+        "line 3 wanted false before and true now; line 4 failed; line 6 was cut"
+    );
+    let mut sent: Vec<u64> = server.seen().iter().filter_map(Seen::id).collect();
+    sent.sort();
+    assert_eq!(sent, vec![2, 3, 5]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
+    let sim = simulator(|c| c.latency = Duration::from_millis(10));
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 60));
+    let first_report = work.path("first.csv");
+    let url = sim.base_url();
+    let mut child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--report",
+            first_report.to_str().unwrap(),
+            "--rate",
+            "40/s",
+        ],
+    )
+    .env("DRATA_API_KEY", SIM_TOKEN)
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(30), "15 reported rows", || {
+        report_rows_so_far(&first_report) >= 15
+    });
+    child.kill().unwrap(); // SIGKILL
+    let killed = finish(child);
+    assert_ne!(killed.code, 0);
+    let first_rows = read_report(&first_report);
+    assert!(
+        first_rows.len() >= 15 && first_rows.len() < 60,
+        "{}",
+        first_rows.len()
+    );
+    let updated_first = ids_with(&first_rows, "updated");
+
+    let second_report = work.path("second.csv");
+    let resumed = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--report",
+            second_report.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "--resume-from",
+            first_report.to_str().unwrap(),
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN)],
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let rows = read_report(&second_report);
+    assert_eq!(rows.len(), 60, "the resumed report is complete");
+    let mut skipped = ids_with(&rows, "skipped");
+    skipped.sort();
+    let mut expected = updated_first.clone();
+    expected.sort();
+    assert_eq!(skipped, expected);
+    assert_eq!(ids_with(&rows, "updated").len(), 60 - expected.len());
+    let applied = sim.applied();
+    for id in &updated_first {
+        assert_eq!(
+            applied.get(id),
+            Some(&1),
+            "id {id} was reported updated, then sent again"
+        );
+    }
+    assert!(
+        (1..=60).all(|id| applied.contains_key(&id)),
+        "every row applied"
+    );
+}
+
+#[test]
+fn max_failures_count_aborts_the_run() {
+    let server = TestServer::start(|_, _| Reply::json(404, r#"{"message":"gone"}"#));
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        &rows_csv(1, 10),
+        &[
+            "--max-failures",
+            "2",
+            "--concurrency",
+            "1",
+            "--rate",
+            "unlimited",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(rows.len(), 10);
+    let failed = ids_with(&rows, "failed").len();
+    assert!((3..=4).contains(&failed), "{failed} failed");
+    assert_eq!(ids_with(&rows, "not_attempted").len(), 10 - failed);
+    assert!(run.stderr.contains("--max-failures"), "{}", run.stderr);
+}
+
+#[test]
+fn max_failures_percentage_applies_once_20_rows_finished() {
+    let server = TestServer::start(|_, _| Reply::json(404, "{}"));
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        &rows_csv(1, 40),
+        &["--concurrency", "1", "--rate", "unlimited"],
+    );
+    assert_eq!(run.code, 3, "default 50%: {}", run.stderr);
+    let failed = ids_with(&rows, "failed").len();
+    assert!(
+        (20..=21).contains(&failed),
+        "{failed} failed before the abort"
+    );
+    assert_eq!(rows.len(), 40);
+
+    // A third of the rows failing stays under 50%: the run goes on.
+    let server = TestServer::start(|seen, _| match seen.id() {
+        Some(id) if id % 3 == 0 => Reply::json(404, "{}"),
+        id => Reply::identity(id.unwrap()),
+    });
+    let (run, rows, _w) = apply_on_server(&server, &rows_csv(1, 30), &["--rate", "unlimited"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "failed").len(), 10);
+    assert_eq!(ids_with(&rows, "updated").len(), 20);
+}
+
+// ---- Fault matrix against the simulator ---------------------------------------------
+
+/// Applies `n` rows against a simulator with faults; checks rows in == rows out, that
+/// every `updated` row was applied by the server, and that the exit code matches.
+fn fault_run(
+    n: u64,
+    configure: impl FnOnce(&mut drata_svcacct::config::SimulatorConfig),
+    extra: &[&str],
+) -> (
+    Run,
+    Vec<HashMap<String, String>>,
+    drata_svcacct::simulator::RunningSimulator,
+) {
+    let sim = simulator(configure);
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, n));
+    let report = work.path("r.csv");
+    let url = sim.base_url();
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "--base-url",
+        &url,
+        "--report",
+        report.to_str().unwrap(),
+        "--retry-base-ms",
+        "5",
+        "--max-failures",
+        "none",
+    ];
+    args.extend_from_slice(extra);
+    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    let rows = read_report(&report);
+    assert_eq!(rows.len() as u64, n, "rows in == rows out");
+    let applied = sim.applied();
+    for id in ids_with(&rows, "updated") {
+        assert!(
+            applied.contains_key(&id),
+            "id {id} reported updated, never applied"
+        );
+    }
+    let expected = if rows.iter().all(|r| r["outcome"] == "updated") {
+        0
+    } else {
+        1
+    };
+    assert_eq!(run.code, expected, "{}", run.stderr);
+    (run, rows, sim)
+}
+
+#[test]
+fn faults_30_percent_500s_are_retried_to_success() {
+    let (_run, rows, sim) = fault_run(
+        60,
+        |c| c.error_rate = 0.3,
+        &["--rate", "unlimited", "--max-attempts", "10"],
+    );
+    assert_eq!(ids_with(&rows, "updated").len(), 60);
+    assert!(sim.stats.injected_errors.load(Ordering::Relaxed) > 5);
+    assert_eq!(
+        sim.stats.applied.load(Ordering::Relaxed),
+        60,
+        "nothing applied twice"
+    );
+}
+
+#[test]
+fn faults_dropped_connections_are_retried() {
+    let (_run, rows, sim) = fault_run(
+        40,
+        |c| c.drop_rate = 0.2,
+        &["--rate", "unlimited", "--max-attempts", "10"],
+    );
+    assert_eq!(ids_with(&rows, "updated").len(), 40);
+    assert!(sim.stats.dropped.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn faults_answers_slower_than_the_timeout_are_retried() {
+    let (_run, rows, sim) = fault_run(
+        20,
+        |c| {
+            c.slow_rate = 0.2;
+            c.slow_delay = Duration::from_secs(5);
+        },
+        &[
+            "--rate",
+            "unlimited",
+            "--timeout",
+            "0.5",
+            "--max-attempts",
+            "10",
+        ],
+    );
+    assert_eq!(ids_with(&rows, "updated").len(), 20);
+    assert!(sim.stats.slowed.load(Ordering::Relaxed) > 0);
+    assert!(
+        rows.iter().any(|r| r["attempts"] != "1"),
+        "some rows needed a retry"
+    );
+}
+
+#[test]
+fn faults_twice_the_servers_limit_settles_under_it() {
+    let (run, rows, sim) = fault_run(
+        60,
+        |c| {
+            c.rate_limit = "10/s".parse().unwrap();
+            c.bucket_capacity = 5;
+        },
+        &["--rate", "20/s", "--concurrency", "8"],
+    );
+    assert_eq!(ids_with(&rows, "updated").len(), 60);
+    let limited = sim.stats.rate_limited.load(Ordering::Relaxed) as f64;
+    let requests = sim.stats.requests.load(Ordering::Relaxed) as f64;
+    assert!(limited > 0.0, "the server's limit was exceeded");
+    assert!(
+        limited / requests < 0.3,
+        "{limited} of {requests} answered 429"
+    );
+    assert!(run.stderr.contains("lowered the pace"), "{}", run.stderr);
+}
+
+// ---- Review follow-ups --------------------------------------------------------------
+
+#[test]
+fn validate_lists_every_problem_of_a_large_input() {
+    let work = Workdir::new();
+    let mut csv = String::from("id,flag,reason\n");
+    for id in 1..=3000u64 {
+        let flag = if id % 500 == 0 { "maybe" } else { "true" };
+        csv.push_str(&format!(
+            "{id},{flag},a reason long enough to fill the buffers {id}\n"
+        ));
+    }
+    let input = work.write("big.csv", &csv);
+    let run = drata(work.dir.path(), &["validate", input.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert!(
+        lines[5].starts_with("line 3001, column flag"),
+        "{}",
+        lines[5]
+    );
+}
+
+#[test]
+fn secrets_in_a_base_url_are_not_echoed() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            "http://me:hunter2@example.com/?key=hunter2",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(run.code, 2);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+}
+
+#[test]
+fn a_server_echoing_the_key_does_not_put_it_in_the_report() {
+    let server = TestServer::start(|seen, _| {
+        let echoed = seen.headers["authorization"].clone();
+        Reply::json(400, &format!(r#"{{"message":"bad header {echoed}"}}"#))
+    });
+    let (run, rows, work) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        line(&rows, 2)["error"].contains("<redacted>"),
+        "{:?}",
+        line(&rows, 2)
+    );
+    assert!(!work.all_file_text().contains("test-key"));
+}
+
+#[test]
+fn an_invalid_key_in_the_environment_is_named_as_such() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &["apply", input.to_str().unwrap()],
+        &[("DRATA_API_KEY", "two words")],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("DRATA_API_KEY: the API key contains"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("two words"));
+}
+
+#[test]
+fn the_resume_command_works_with_a_summary_file() {
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::json(404, "{}"),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--summary-json",
+            "s.json",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let command = printed_resume_command(&first.stderr);
+    assert!(!command.contains(&"s.json".to_owned()), "{command:?}");
+    let second = drata(
+        work.dir.path(),
+        &command
+            .iter()
+            .skip(1)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+}
+
+#[test]
+fn an_existing_summary_file_stops_the_run_before_anything_is_sent() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    work.write("s.json", "{}");
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--summary-json",
+            "s.json",
+            "--report",
+            "r.csv",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(server.seen().is_empty());
+}
+
+#[test]
+fn plan_never_sends_updates() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1)));
+    let (_run, _rows, _w) = {
+        let work = Workdir::new();
+        work.write("in.csv", "id,flag,reason\n1,true,a\n");
+        let run = drata(
+            work.dir.path(),
+            &[
+                "plan",
+                "in.csv",
+                "--base-url",
+                &server.url,
+                "--report",
+                "p.csv",
+            ],
+            &[("DRATA_API_KEY", "k")],
+        );
+        (run, (), work)
+    };
+    assert!(
+        server.seen().iter().all(|s| s.method == "GET"),
+        "plan sent a write"
+    );
+}

@@ -332,3 +332,36 @@ pub fn rows_csv(first: u64, n: u64) -> String {
     }
     text
 }
+
+/// Polls `condition` every 20 ms until it holds; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Data rows written so far to a report that may still be growing.
+pub fn report_rows_so_far(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// Sends a signal to a child process.
+#[cfg(unix)]
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a child's pid has no memory-safety preconditions.
+    let status = unsafe { libc::kill(pid, signal) };
+    assert_eq!(status, 0, "kill failed");
+}
+
+/// Ids whose report row has `outcome`.
+pub fn ids_with(rows: &[HashMap<String, String>], outcome: &str) -> Vec<u64> {
+    rows.iter()
+        .filter(|r| r["outcome"] == outcome)
+        .map(|r| r["id"].parse().unwrap())
+        .collect()
+}
