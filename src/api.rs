@@ -54,7 +54,33 @@ pub struct Identity {
     pub service_account: Option<String>,
     #[serde(default)]
     pub service_account_reason: Option<String>,
+    #[serde(default)]
+    pub connection: Option<Connection>,
 }
+
+/// The connection an identity was discovered through.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub client_type: Option<String>,
+    #[serde(default)]
+    pub client_alias: Option<String>,
+}
+
+/// One page of `GET /user-identities/{kind}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub data: Vec<Identity>,
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// The largest page the API serves.
+pub const PAGE_LIMIT: u64 = 50;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,6 +154,34 @@ impl ApiClient {
                 failure.message = self.key.redact(&failure.message);
                 failure
             })
+    }
+
+    /// `GET …/user-identities/{kind}?page=P&limit=L`, one attempt.
+    pub async fn list_page(&self, page: u64, limit: u64) -> Result<(u16, Page), Failure> {
+        let mut url = self
+            .base
+            .join(&format!("user-identities/{}", self.kind.path_segment()))
+            .unwrap_or_else(|_| self.base.clone());
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("limit", &limit.to_string());
+        let result = async {
+            let (status, headers, bytes) = send(self.http.get(url)).await?;
+            check_status(status, &headers, &bytes)?;
+            serde_json::from_slice::<Page>(&bytes)
+                .map(|page| (status.as_u16(), page))
+                .map_err(|e| Failure {
+                    kind: FailureKind::Retryable,
+                    status: Some(status.as_u16()),
+                    retry_after: None,
+                    message: format!("the answer is not a page of identities: {e}"),
+                })
+        }
+        .await;
+        result.map_err(|mut failure| {
+            failure.message = self.key.redact(&failure.message);
+            failure
+        })
     }
 
     async fn put_once(

@@ -88,7 +88,6 @@ pub enum Commands {
     /// Check the input offline: no network, no token
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
-    #[command(hide = true)]
     Plan(RunArgs),
     /// Apply the input through the Drata API
     Apply(RunArgs),
@@ -192,6 +191,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub resume_from: Option<PathBuf>,
 
+    /// Fetch the current state first and skip rows already in the desired state (apply)
+    #[arg(long)]
+    pub reconcile: bool,
+
+    /// Refuse (exit 3, nothing sent) when more than N rows would be updated
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
+
+    /// With --reconcile: write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    pub undo: Option<PathBuf>,
+
     /// Write a machine-readable summary of the run (JSON)
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
@@ -292,6 +303,9 @@ impl RunArgs {
         output: OutputOptions,
         argv: Vec<String>,
     ) -> Result<RunConfig, ConfigError> {
+        if mode == Mode::Plan && (self.reconcile || self.undo.is_some()) {
+            return Err(ConfigError::ApplyOnly("--reconcile and --undo"));
+        }
         let target = if self.simulate {
             Target::Simulated
         } else {
@@ -344,6 +358,9 @@ impl RunArgs {
             },
             max_failures: self.max_failures.parse::<MaxFailures>()?,
             skip_invalid: self.skip_invalid,
+            reconcile: self.reconcile || mode == Mode::Plan,
+            max_changes: self.max_changes,
+            undo: self.undo,
             resume_from: self.resume_from,
             summary_json: self.summary_json,
             output,

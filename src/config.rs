@@ -24,6 +24,8 @@ pub enum ConfigError {
     Delimiter(String),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("{0} only apply to apply (plan always compares with the current state)")]
+    ApplyOnly(&'static str),
     #[error("{0} must be at most {1}")]
     TooMany(&'static str, u64),
     #[error("{0} must be a share from 0 to 1")]
@@ -325,6 +327,10 @@ pub struct RunConfig {
     pub retry: RetryPolicy,
     pub max_failures: MaxFailures,
     pub skip_invalid: bool,
+    /// Fetch the current state first (always true for plan).
+    pub reconcile: bool,
+    pub max_changes: Option<u64>,
+    pub undo: Option<PathBuf>,
     pub resume_from: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
     pub output: OutputOptions,

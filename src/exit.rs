@@ -21,7 +21,9 @@ pub fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
             StopReason::Fatal { .. }
             | StopReason::TooManyFailures { .. }
             | StopReason::ReportFailed(_)
-            | StopReason::InputFailed(_),
+            | StopReason::InputFailed(_)
+            | StopReason::TooManyChanges { .. }
+            | StopReason::StateUnavailable(_),
         ) => ABORTED,
         None if Outcome::ALL
             .into_iter()

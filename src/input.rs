@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -119,10 +120,54 @@ pub fn normalize_header(name: &str) -> String {
         .collect()
 }
 
+/// How a row names its identity, when it has no id: resolved through Drata's listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupKey {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// A connection's client type, alias or id, to tell identities of one name apart.
+    pub connection: Option<String>,
+}
+
+impl fmt::Display for LookupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(username) = &self.username {
+            parts.push(format!("username {username:?}"));
+        }
+        if let Some(email) = &self.email {
+            parts.push(format!("email {email:?}"));
+        }
+        if let Some(connection) = &self.connection {
+            parts.push(format!("connection {connection:?}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Resolves a [`LookupKey`] to an id, or says why not (no match, several matches).
+pub trait Lookup: Send + Sync {
+    fn resolve(&self, key: &LookupKey) -> Result<u64, String>;
+}
+
+/// The id of a row named by username or email before resolution (`validate`, offline).
+pub const UNRESOLVED_ID: u64 = 0;
+
+/// The columns that name the identity.
+#[derive(Debug, Clone)]
+enum IdentityColumns {
+    Id((usize, String)),
+    Lookup {
+        username: Option<(usize, String)>,
+        email: Option<(usize, String)>,
+        connection: Option<(usize, String)>,
+    },
+}
+
 /// Where the needed columns are, and their names as written in the header.
 #[derive(Debug, Clone)]
 struct Columns {
-    id: (usize, String),
+    identity: IdentityColumns,
     flag: (usize, String),
     reason: Option<(usize, String)>,
     headers: Vec<String>,
@@ -187,8 +232,29 @@ fn resolve_columns(
     let id_names = column_names(&options.id_column, &["id"]);
     let flag_names = column_names(&options.flag_column, &["serviceAccount", "flag"]);
     let reason_names = column_names(&options.reason_column, &["serviceAccountReason", "reason"]);
-    let id =
-        find_column(headers, path, "id", &id_names)?.ok_or_else(|| missing("id", &id_names))?;
+    let id = find_column(headers, path, "id", &id_names)?;
+    let identity = match id {
+        Some(id) => IdentityColumns::Id(id),
+        None if options.id_column.is_some() => return Err(missing("id", &id_names)),
+        None => {
+            let username = find_column(headers, path, "username", &["username".to_owned()])?;
+            let email = find_column(headers, path, "email", &["email".to_owned()])?;
+            let connection = find_column(
+                headers,
+                path,
+                "connection",
+                &["connection".to_owned(), "clienttype".to_owned()],
+            )?;
+            if username.is_none() && email.is_none() {
+                return Err(missing("id", &["id (or username, or email)".to_owned()]));
+            }
+            IdentityColumns::Lookup {
+                username,
+                email,
+                connection,
+            }
+        }
+    };
     let flag = find_column(headers, path, "service-account flag", &flag_names)?
         .ok_or_else(|| missing("service-account flag", &flag_names))?;
     let reason = find_column(headers, path, "reason", &reason_names)?;
@@ -197,7 +263,7 @@ fn resolve_columns(
         return Err(missing("reason", &reason_names));
     }
     Ok(Columns {
-        id,
+        identity,
         flag,
         reason,
         headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
@@ -277,13 +343,20 @@ impl InputFile {
         &self.sha256
     }
 
-    /// A reader from the start of the input, independent of any other reader.
-    pub fn reader(&self, options: &InputOptions) -> Result<RowReader<SnapshotReader>, InputError> {
+    /// A reader from the start of the input, independent of any other reader. Rows
+    /// named by username or email are resolved through `lookup` when there is one.
+    pub fn reader(
+        &self,
+        options: &InputOptions,
+        lookup: Option<Arc<dyn Lookup>>,
+    ) -> Result<RowReader<SnapshotReader>, InputError> {
         let file = self.snapshot.try_clone().map_err(|source| InputError::Io {
             path: self.path.clone(),
             source,
         })?;
-        RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)
+        let mut reader = RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)?;
+        reader.lookup = lookup;
+        Ok(reader)
     }
 }
 
@@ -356,6 +429,7 @@ pub struct RowReader<R: Read> {
     default_reason: Option<String>,
     path: String,
     record: csv::ByteRecord,
+    lookup: Option<Arc<dyn Lookup>>,
 }
 
 impl<R: Read> RowReader<R> {
@@ -393,12 +467,81 @@ impl<R: Read> RowReader<R> {
             default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
             path: path.to_owned(),
             record: csv::ByteRecord::new(),
+            lookup: None,
         })
     }
 
-    /// The id column's name as written in the header.
+    /// The name of the column that names identities, as written in the header.
     pub fn id_column(&self) -> &str {
-        &self.columns.id.1
+        match &self.columns.identity {
+            IdentityColumns::Id((_, name)) => name,
+            IdentityColumns::Lookup {
+                username, email, ..
+            } => username
+                .as_ref()
+                .or(email.as_ref())
+                .map_or("id", |(_, name)| name),
+        }
+    }
+
+    /// True when rows name identities by username or email instead of id.
+    pub fn needs_lookup(&self) -> bool {
+        matches!(self.columns.identity, IdentityColumns::Lookup { .. })
+    }
+
+    /// A trimmed, non-empty UTF-8 cell.
+    fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
+        let (index, _) = column.as_ref()?;
+        match self.cell(*index)? {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+            _ => None,
+        }
+    }
+
+    /// The row's id: parsed from the id column, or resolved from username/email.
+    fn identity(&self, problem: &mut impl FnMut(&str, String)) -> (Option<u64>, String) {
+        match &self.columns.identity {
+            IdentityColumns::Id((index, name)) => {
+                let id = match self.cell(*index) {
+                    None => None,
+                    Some(Err(())) => {
+                        problem(name, "not valid UTF-8".to_owned());
+                        None
+                    }
+                    Some(Ok(text)) => parse_id(text).map_err(|m| problem(name, m)).ok(),
+                };
+                (id, self.echo(*index))
+            }
+            IdentityColumns::Lookup {
+                username,
+                email,
+                connection,
+            } => {
+                let key = LookupKey {
+                    username: self.text(username),
+                    email: self.text(email),
+                    connection: self.text(connection),
+                };
+                let column = self.id_column().to_owned();
+                if key.username.is_none() && key.email.is_none() {
+                    problem(
+                        &column,
+                        "empty: name the identity by username or email".to_owned(),
+                    );
+                    return (None, String::new());
+                }
+                match &self.lookup {
+                    None => (Some(UNRESOLVED_ID), String::new()),
+                    Some(lookup) => match lookup.resolve(&key) {
+                        Ok(id) => (Some(id), id.to_string()),
+                        Err(message) => {
+                            problem(&column, message);
+                            (None, String::new())
+                        }
+                    },
+                }
+            }
+        }
     }
 
     /// The next non-blank record, or `None` at the end.
@@ -461,21 +604,7 @@ impl<R: Read> RowReader<R> {
             );
         }
 
-        let (id_index, id_name) = &self.columns.id;
-        let id = match self.cell(*id_index) {
-            None => None,
-            Some(Err(())) => {
-                problem(id_name, "not valid UTF-8".to_owned());
-                None
-            }
-            Some(Ok(text)) => match parse_id(text) {
-                Ok(id) => Some(id),
-                Err(message) => {
-                    problem(id_name, message);
-                    None
-                }
-            },
-        };
+        let (id, id_cell) = self.identity(&mut problem);
 
         let (flag_index, flag_name) = &self.columns.flag;
         let flag = match self.cell(*flag_index) {
@@ -504,7 +633,7 @@ impl<R: Read> RowReader<R> {
             }),
             (_, flag, _, _) => Record::Invalid(InvalidRow {
                 line,
-                id_cell: self.echo(*id_index),
+                id_cell,
                 flag_cell: match flag {
                     Some(flag) => flag.to_string(),
                     None => self.echo(*flag_index),
@@ -658,6 +787,9 @@ impl InputScan {
     }
 
     fn add_valid(&mut self, row: &Row) {
+        if row.id == UNRESOLVED_ID {
+            return;
+        }
         let digest = self.digest(row);
         match self.ids.get_mut(&row.id) {
             None => {
@@ -737,8 +869,12 @@ pub fn conflict_message(id: u64, lines: &[u64]) -> String {
 }
 
 /// Pass one: validates every row and indexes ids.
-pub fn scan(input: &InputFile, options: &InputOptions) -> Result<InputScan, InputError> {
-    let mut reader = input.reader(options)?;
+pub fn scan(
+    input: &InputFile,
+    options: &InputOptions,
+    lookup: Option<Arc<dyn Lookup>>,
+) -> Result<InputScan, InputError> {
+    let mut reader = input.reader(options, lookup)?;
     let mut result = InputScan {
         id_column: reader.id_column().to_owned(),
         ..InputScan::default()

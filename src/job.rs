@@ -1,5 +1,6 @@
-//! One `apply` run, wired end to end: validate the whole input, then stream it through
-//! the pool into the report, then summarize and decide the exit code.
+//! One `apply` or `plan` run, wired end to end: validate the whole input (resolving
+//! usernames and emails when needed), fetch the current state when needed, then stream
+//! the input through the pool into the report, then summarize and decide the exit code.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -7,16 +8,18 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::api::ApiClient;
-use crate::config::{KeySource, RunConfig, SimulatorConfig, Target};
+use crate::config::{KeySource, Mode, RunConfig, SimulatorConfig, Target};
 use crate::exit;
 use crate::input::{
-    self, conflict_message, InputFile, InputScan, Record, RowReader, RowStatus, SnapshotReader,
+    self, conflict_message, InputFile, InputScan, Lookup, Record, RowReader, RowStatus,
+    SnapshotReader, UNRESOLVED_ID,
 };
 use crate::pool::{self, Engine, PauseGate, RequestStats, RunControl, StopReason};
-use crate::report::{self, Outcome, Progress, ReportRow, ReportWriter};
+use crate::report::{self, Outcome, Progress, ReportRow, ReportWriter, UndoWriter};
 use crate::resume::{self, DoneRows};
 use crate::secret::ApiKey;
 use crate::simulator::{self, RunningSimulator};
+use crate::state::{self, CurrentState};
 use crate::summary::{self, FileDigest, Summary};
 use crate::throttle::AdaptiveRate;
 
@@ -24,6 +27,8 @@ use crate::throttle::AdaptiveRate;
 const SIMULATED_ERROR_RATE: f64 = 0.04;
 /// Latency of the in-process simulator.
 const SIMULATED_LATENCY_MS: u64 = 40;
+/// Changes a plan prints before "and N more".
+const CHANGES_SHOWN: usize = 20;
 
 /// Prints the first problems of an input and their count.
 pub fn print_problems(scan: &InputScan) {
@@ -36,14 +41,15 @@ pub fn print_problems(scan: &InputScan) {
     }
 }
 
-/// Where requests go, and what keeps the simulator alive for the run.
-struct Connection {
+/// The server side of a run: the engine every request goes through, and what keeps the
+/// in-process simulator alive.
+struct Session {
     base_url: String,
-    client: ApiClient,
+    engine: Arc<Engine>,
     _simulator: Option<RunningSimulator>,
 }
 
-async fn connect(config: &RunConfig) -> Result<Connection, String> {
+async fn connect(config: &RunConfig, control: &Arc<RunControl>) -> Result<Session, String> {
     let (base_url, key, simulator) = match &config.target {
         Target::Simulated => {
             let token: String = std::iter::repeat_with(fastrand::alphanumeric)
@@ -86,25 +92,172 @@ async fn connect(config: &RunConfig) -> Result<Connection, String> {
         config.concurrency,
     )
     .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
-    Ok(Connection {
-        base_url: base_url.to_string(),
+    let engine = Engine {
         client,
+        limiter: pool::build_limiter(config.rate, config.burst),
+        adaptive: std::sync::Mutex::new(AdaptiveRate::new(config.rate.interval())),
+        pause: PauseGate::default(),
+        control: Arc::clone(control),
+        policy: config.retry,
+        stats: RequestStats::default(),
+    };
+    Ok(Session {
+        base_url: base_url.to_string(),
+        engine: Arc::new(engine),
         _simulator: simulator,
     })
 }
 
-/// Everything the reader thread needs to turn input rows into jobs or final rows.
-struct Feed {
-    reader: RowReader<SnapshotReader>,
+/// Fetches the current state; when it cannot be had, the run stops (exit 3).
+async fn fetch_state(session: &Session, control: &RunControl) -> Option<Arc<CurrentState>> {
+    match state::fetch(&session.engine).await {
+        Ok(state) => {
+            tracing::info!(
+                identities = state.len(),
+                requests = state.pages,
+                "current state fetched"
+            );
+            Some(Arc::new(state))
+        }
+        Err(message) => {
+            control.stop(StopReason::StateUnavailable(message));
+            None
+        }
+    }
+}
+
+/// What a row becomes, before the run's stop is taken into account.
+enum Decision {
+    Send(input::Row),
+    Final(ReportRow),
+}
+
+/// Decides every row: invalid, duplicate, skipped by resume, unchanged or not found
+/// against the current state, would update (plan), or to send (apply).
+struct Planner {
+    mode: Mode,
     scan: Arc<InputScan>,
     done: DoneRows,
+    state: Option<Arc<CurrentState>>,
+}
+
+impl Planner {
+    fn decide(&self, record: Record) -> Decision {
+        let row = match record {
+            Record::Invalid(bad) => {
+                let message = bad.message();
+                return Decision::Final(
+                    ReportRow::new(bad.line, bad.id_cell, bad.flag_cell, bad.reason_cell)
+                        .with_outcome(Outcome::Invalid, message),
+                );
+            }
+            Record::Valid(row) => row,
+        };
+        let id_cell = match row.id {
+            UNRESOLVED_ID => String::new(),
+            id => id.to_string(),
+        };
+        let mut report =
+            ReportRow::new(row.line, id_cell, row.flag.to_string(), row.reason.clone());
+        match self.scan.status(&row) {
+            RowStatus::Conflict { lines } => {
+                let message = format!(
+                    "column {}: {}",
+                    self.scan.id_column,
+                    conflict_message(row.id, lines)
+                );
+                return Decision::Final(report.with_outcome(Outcome::Invalid, message));
+            }
+            RowStatus::Duplicate { first_line } => {
+                let message = format!("duplicate of line {first_line}");
+                return Decision::Final(report.with_outcome(Outcome::Duplicate, message));
+            }
+            RowStatus::Send => {}
+        }
+        if self.done.contains(row.line, row.id, row.flag) {
+            return Decision::Final(report.with_outcome(Outcome::Skipped, ""));
+        }
+        let Some(state) = &self.state else {
+            return Decision::Send(row);
+        };
+        let Some(current) = state.get(row.id) else {
+            return Decision::Final(match self.mode {
+                Mode::Plan => report.with_outcome(Outcome::NotFound, "not found in Drata"),
+                Mode::Apply => report.with_outcome(Outcome::Failed, "not found in Drata"),
+            });
+        };
+        report.username = current.username.clone();
+        report.email = current.email.clone();
+        report.service_account_at = current.marked_at.clone();
+        if current.is_as_desired(row.flag, &row.reason) {
+            return Decision::Final(report.with_outcome(Outcome::Unchanged, ""));
+        }
+        match self.mode {
+            Mode::Plan => Decision::Final(report.with_outcome(Outcome::WouldUpdate, "")),
+            Mode::Apply => Decision::Send(row),
+        }
+    }
+
+    /// Counts the rows that would change and describes the first ones, reading the
+    /// input once more without sending anything.
+    fn preview(
+        &self,
+        mut reader: RowReader<SnapshotReader>,
+    ) -> Result<(u64, Vec<String>), input::InputError> {
+        let mut changes = 0;
+        let mut shown = Vec::new();
+        while let Some(record) = reader.next_record() {
+            let row = match self.decide(record?) {
+                Decision::Send(row) => Some(row),
+                Decision::Final(report) if report.outcome == Some(Outcome::WouldUpdate) => {
+                    report.id.parse().ok().map(|id| input::Row {
+                        line: report.line,
+                        id,
+                        flag: report.service_account == "true",
+                        reason: report.reason,
+                    })
+                }
+                Decision::Final(_) => None,
+            };
+            let Some(row) = row else { continue };
+            changes += 1;
+            if shown.len() < CHANGES_SHOWN {
+                shown.push(self.describe_change(&row));
+            }
+        }
+        Ok((changes, shown))
+    }
+
+    fn describe_change(&self, row: &input::Row) -> String {
+        let desired = if row.flag {
+            format!("service account ({:?})", row.reason)
+        } else {
+            "not a service account".to_owned()
+        };
+        match self.state.as_ref().and_then(|s| s.get(row.id)) {
+            Some(current) => format!(
+                "line {}  id {}  {} [{}]: {} → {desired}",
+                row.line,
+                row.id,
+                current.username.as_deref().unwrap_or("(no username)"),
+                current.connection,
+                current.describe(),
+            ),
+            None => format!("line {}  id {}: → {desired}", row.line, row.id),
+        }
+    }
+}
+
+/// Pass two, on a blocking thread: every record becomes a job or a final report row.
+struct Feed {
+    reader: RowReader<SnapshotReader>,
+    planner: Arc<Planner>,
     control: Arc<RunControl>,
     jobs: mpsc::Sender<input::Row>,
     results: mpsc::Sender<ReportRow>,
 }
 
 impl Feed {
-    /// Pass two: every record becomes a job or a final report row, in input order.
     fn run(mut self) {
         while let Some(record) = self.reader.next_record() {
             let record = match record {
@@ -114,59 +267,32 @@ impl Feed {
                     return;
                 }
             };
-            let report = match record {
-                Record::Invalid(bad) => {
-                    let message = bad.message();
-                    ReportRow::new(bad.line, bad.id_cell, bad.flag_cell, bad.reason_cell)
-                        .with_outcome(Outcome::Invalid, message)
+            let report = match self.planner.decide(record) {
+                Decision::Final(report) => report,
+                Decision::Send(row) if self.control.is_stopped() => {
+                    not_attempted(&row, &self.control)
                 }
-                Record::Valid(row) => {
-                    let report = ReportRow::new(
-                        row.line,
-                        row.id.to_string(),
-                        row.flag.to_string(),
-                        row.reason.clone(),
-                    );
-                    match self.scan.status(&row) {
-                        RowStatus::Conflict { lines } => report.with_outcome(
-                            Outcome::Invalid,
-                            format!(
-                                "column {}: {}",
-                                self.scan.id_column,
-                                conflict_message(row.id, lines)
-                            ),
-                        ),
-                        RowStatus::Duplicate { first_line } => report.with_outcome(
-                            Outcome::Duplicate,
-                            format!("duplicate of line {first_line}"),
-                        ),
-                        RowStatus::Send if self.done.contains(row.line, row.id, row.flag) => {
-                            report.with_outcome(Outcome::Skipped, "")
-                        }
-                        RowStatus::Send if self.control.is_stopped() => {
-                            report.with_outcome(Outcome::NotAttempted, self.stop_message())
-                        }
-                        RowStatus::Send => match self.jobs.blocking_send(row) {
-                            Ok(()) => continue,
-                            // No worker is left to take it.
-                            Err(_) => {
-                                report.with_outcome(Outcome::NotAttempted, self.stop_message())
-                            }
-                        },
-                    }
-                }
+                Decision::Send(row) => match self.jobs.blocking_send(row) {
+                    Ok(()) => continue,
+                    // No worker is left to take it.
+                    Err(mpsc::error::SendError(row)) => not_attempted(&row, &self.control),
+                },
             };
             if self.results.blocking_send(report).is_err() {
                 return;
             }
         }
     }
+}
 
-    fn stop_message(&self) -> String {
-        self.control
-            .reason()
-            .map_or_else(|| "not sent".to_owned(), |r| r.not_attempted_message())
-    }
+fn not_attempted(row: &input::Row, control: &RunControl) -> ReportRow {
+    ReportRow::new(
+        row.line,
+        row.id.to_string(),
+        row.flag.to_string(),
+        row.reason.clone(),
+    )
+    .with_outcome(Outcome::NotAttempted, control.stop_message())
 }
 
 /// Waits for SIGINT/SIGTERM: the first stops the run gracefully, the second exits now.
@@ -214,8 +340,22 @@ fn usage_error(message: impl std::fmt::Display) -> u8 {
     exit::USAGE
 }
 
-/// Runs `apply` and returns the exit code.
-pub async fn apply(config: RunConfig) -> u8 {
+/// Creates a 0600 file for an option, or says why not; `None` when the option is unset.
+fn create_option_file(
+    path: &Option<std::path::PathBuf>,
+    force: bool,
+    what: &str,
+) -> Result<Option<std::fs::File>, String> {
+    match path {
+        None => Ok(None),
+        Some(path) => report::create_private_file(path, force)
+            .map(Some)
+            .map_err(|e| format!("cannot create the {what} {}: {e}", path.display())),
+    }
+}
+
+/// Runs `apply` or `plan` and returns the exit code.
+pub async fn run(config: RunConfig) -> u8 {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let control = Arc::new(RunControl::default());
@@ -225,7 +365,24 @@ pub async fn apply(config: RunConfig) -> u8 {
         Ok(input) => input,
         Err(e) => return usage_error(e),
     };
-    let scan = match input::scan(&input, &config.input) {
+    let needs_lookup = match input.reader(&config.input, None) {
+        Ok(reader) => reader.needs_lookup(),
+        Err(e) => return usage_error(e),
+    };
+
+    // Rows named by username or email are resolved through the listing before the scan.
+    let mut session = None;
+    let mut current = None;
+    if needs_lookup {
+        let connected = match connect(&config, &control).await {
+            Ok(connected) => connected,
+            Err(e) => return usage_error(e),
+        };
+        current = fetch_state(&connected, &control).await;
+        session = Some(connected);
+    }
+    let lookup = current.clone().map(|state| state as Arc<dyn Lookup>);
+    let scan = match input::scan(&input, &config.input, lookup.clone()) {
         Ok(scan) => Arc::new(scan),
         Err(e) => return usage_error(e),
     };
@@ -244,15 +401,17 @@ pub async fn apply(config: RunConfig) -> u8 {
         );
         print_problems(&scan);
     }
-
-    let connection = if blocked {
-        None
-    } else {
-        match connect(&config).await {
-            Ok(connection) => Some(connection),
+    if blocked {
+        control.stop(StopReason::InvalidInput {
+            invalid_rows: scan.invalid_rows,
+        });
+    } else if session.is_none() {
+        match connect(&config, &control).await {
+            Ok(connected) => session = Some(connected),
             Err(e) => return usage_error(e),
         }
-    };
+    }
+
     let done = match &config.resume_from {
         Some(path) => match resume::load_done_rows(path) {
             Ok(done) => done,
@@ -280,60 +439,95 @@ pub async fn apply(config: RunConfig) -> u8 {
                 return usage_error(format!("cannot create the report {path}: {e}"));
             }
         };
-    // Created now, so that a summary path that cannot be written stops the run before
-    // anything is sent; filled in at the end.
-    let summary_file = match &config.summary_json {
-        Some(path) => match report::create_private_file(path, config.force) {
-            Ok(file) => Some(file),
-            Err(e) => {
-                return usage_error(format!("cannot create the summary {}: {e}", path.display()))
-            }
-        },
-        None => None,
+    // Created now, so that a path that cannot be written stops the run before anything
+    // is sent; filled in as the run goes and at the end.
+    let summary_file = match create_option_file(&config.summary_json, config.force, "summary") {
+        Ok(file) => file,
+        Err(e) => return usage_error(e),
     };
-    let reader = match input.reader(&config.input) {
-        Ok(reader) => reader,
+    let undo_file = match create_option_file(&config.undo, config.force, "undo file") {
+        Ok(file) => file,
         Err(e) => return usage_error(e),
     };
 
-    if blocked {
-        control.stop(StopReason::InvalidInput {
-            invalid_rows: scan.invalid_rows,
-        });
+    // The current state, for plan and --reconcile, once the input is known to be good.
+    if let Some(session) = &session {
+        if config.reconcile && current.is_none() && !control.is_stopped() {
+            current = fetch_state(session, &control).await;
+        }
     }
-    let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency * 2);
-    let (results_tx, results_rx) = mpsc::channel(1024);
-    let engine = connection.as_ref().map(|connection| {
-        Arc::new(Engine {
-            client: connection.client.clone(),
-            limiter: pool::build_limiter(config.rate, config.burst),
-            adaptive: std::sync::Mutex::new(AdaptiveRate::new(config.rate.interval())),
-            pause: PauseGate::default(),
-            control: Arc::clone(&control),
-            policy: config.retry,
-            stats: RequestStats::default(),
-        })
-    });
-    let mut workers = engine.as_ref().map(|engine| {
-        pool::spawn_workers(
-            Arc::clone(engine),
-            config.concurrency,
-            jobs_rx,
-            results_tx.clone(),
-        )
-    });
-    let feed = Feed {
-        reader,
+    let run_started = humantime::format_rfc3339_seconds(started_at).to_string();
+    let undo = match (undo_file, &current) {
+        (Some(file), Some(state)) => {
+            match UndoWriter::new(file, Arc::clone(state), run_started.clone()) {
+                Ok(undo) => Some(undo),
+                Err(e) => return usage_error(format!("cannot write the undo file: {e}")),
+            }
+        }
+        _ => None,
+    };
+    let planner = Arc::new(Planner {
+        mode: config.mode,
         scan: Arc::clone(&scan),
         done,
+        // Fetched for a lookup alone, the state does not make a run reconcile.
+        state: current.clone().filter(|_| config.reconcile),
+    });
+    if !control.is_stopped() && (config.mode == Mode::Plan || config.max_changes.is_some()) {
+        let preview = input
+            .reader(&config.input, lookup.clone())
+            .and_then(|reader| planner.preview(reader));
+        match preview {
+            Err(e) => control.stop(StopReason::InputFailed(e.to_string())),
+            Ok((changes, shown)) => {
+                if config.mode == Mode::Plan && !config.output.quiet {
+                    print_changes(changes, scan.rows, &shown);
+                }
+                if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
+                    eprintln!(
+                        "drata-svcacct: refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
+                    );
+                    control.stop(StopReason::TooManyChanges { changes, limit });
+                }
+            }
+        }
+    }
+
+    let reader = match input.reader(&config.input, lookup) {
+        Ok(reader) => reader,
+        Err(e) => return usage_error(e),
+    };
+    let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency * 2);
+    let (results_tx, results_rx) = mpsc::channel(1024);
+    let mut workers = session
+        .as_ref()
+        .filter(|_| config.mode == Mode::Apply)
+        .map(|session| {
+            pool::spawn_workers(
+                Arc::clone(&session.engine),
+                config.concurrency,
+                jobs_rx,
+                results_tx.clone(),
+            )
+        });
+    let feed = Feed {
+        reader,
+        planner,
         control: Arc::clone(&control),
         jobs: jobs_tx,
         results: results_tx,
     };
     let feeder = tokio::task::spawn_blocking(move || feed.run());
     let progress = Progress::new(scan.rows, &config.output);
-    let (tally, _write_status) =
-        report::consume(results_rx, writer, progress, config.max_failures, &control).await;
+    let (tally, _write_status) = report::consume(
+        results_rx,
+        writer,
+        undo,
+        progress,
+        config.max_failures,
+        &control,
+    )
+    .await;
     let _ = feeder.await;
     if let Some(workers) = workers.as_mut() {
         while workers.join_next().await.is_some() {}
@@ -342,12 +536,10 @@ pub async fn apply(config: RunConfig) -> u8 {
 
     let stop = control.reason();
     let code = exit::for_run(&tally, stop.as_ref());
-    let (requests, retries, rate_limited) = engine
-        .as_ref()
-        .map_or((0, 0, 0), |engine| engine.stats.snapshot());
-    let rate_reductions = engine.as_ref().map_or(0, |engine| engine.rate_reductions());
+    let engine = session.as_ref().map(|s| &s.engine);
+    let (requests, retries, rate_limited) =
+        engine.map_or((0, 0, 0), |engine| engine.stats.snapshot());
     let elapsed = started.elapsed().as_secs_f64();
-    let report_shown = report_path.display().to_string();
     let summary = Summary {
         tool: "drata-svcacct",
         version: env!("CARGO_PKG_VERSION"),
@@ -358,12 +550,12 @@ pub async fn apply(config: RunConfig) -> u8 {
             sha256: Some(input.sha256().to_owned()),
         },
         report: FileDigest {
-            path: report_shown,
+            path: report_path.display().to_string(),
             sha256: summary::sha256_file(&report_path),
         },
-        base_url: connection
+        base_url: session
             .as_ref()
-            .map_or_else(String::new, |c| c.base_url.clone()),
+            .map_or_else(String::new, |s| s.base_url.clone()),
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         elapsed_seconds: (elapsed * 1000.0).round() / 1000.0,
@@ -372,18 +564,36 @@ pub async fn apply(config: RunConfig) -> u8 {
         requests,
         retries,
         rate_limited,
-        rate_reductions,
+        rate_reductions: engine.map_or(0, |engine| engine.rate_reductions()),
         effective_rate_per_minute: if elapsed > 0.0 {
             (requests as f64 * 60.0 / elapsed * 10.0).round() / 10.0
         } else {
             0.0
         },
         stopped: stop.as_ref().map(StopReason::not_attempted_message),
-        resume_command: (tally.left_to_do() > 0 && !blocked)
+        resume_command: (config.mode == Mode::Apply && tally.left_to_do() > 0 && !blocked)
             .then(|| summary::resume_command(&config.argv, &report_path)),
         exit_code: code,
     };
     finish(&config, &summary, summary_file)
+}
+
+/// The plan's readable diff, on standard output.
+fn print_changes(changes: u64, rows: u64, shown: &[String]) {
+    if changes == 0 {
+        println!("No change: every row is already in the desired state.");
+        return;
+    }
+    println!("Would update {changes} of {rows} rows:");
+    for change in shown {
+        println!("  {change}");
+    }
+    if changes > shown.len() as u64 {
+        println!(
+            "  … and {} more (see the report)",
+            changes - shown.len() as u64
+        );
+    }
 }
 
 /// Prints the summary (with `--quiet`, only when something needs attention) and fills

@@ -15,6 +15,7 @@ pub mod resume;
 pub mod retry;
 pub mod secret;
 pub mod simulator;
+pub mod state;
 pub mod summary;
 pub mod throttle;
 
@@ -46,14 +47,10 @@ pub fn run(command: Command) -> u8 {
             init_logging(&output);
             validate(&input)
         }
-        Command::Run(config) if config.mode == config::Mode::Plan => {
-            eprintln!("drata-svcacct: error: plan is not available yet; nothing was sent");
-            exit::USAGE
-        }
         Command::Run(config) => {
             init_logging(&config.output);
             match runtime() {
-                Ok(rt) => rt.block_on(job::apply(*config)),
+                Ok(rt) => rt.block_on(job::run(*config)),
                 Err(code) => code,
             }
         }
@@ -111,15 +108,15 @@ pub fn validate(options: &InputOptions) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut reader = match input.reader(options) {
-        Ok(reader) => reader,
+    let scan = match input::scan(&input, options, None) {
+        Ok(scan) => scan,
         Err(e) => {
             eprintln!("drata-svcacct: error: {e}");
             return exit::USAGE;
         }
     };
-    let scan = match input::scan(&input, options) {
-        Ok(scan) => scan,
+    let mut reader = match input.reader(options, None) {
+        Ok(reader) => reader,
         Err(e) => {
             eprintln!("drata-svcacct: error: {e}");
             return exit::USAGE;

@@ -32,6 +32,10 @@ pub enum StopReason {
     ReportFailed(String),
     /// The input could not be read again for the run.
     InputFailed(String),
+    /// More rows would change than `--max-changes` allows.
+    TooManyChanges { changes: u64, limit: u64 },
+    /// The current state could not be fetched from Drata.
+    StateUnavailable(String),
 }
 
 impl StopReason {
@@ -48,6 +52,12 @@ impl StopReason {
             StopReason::Interrupted => "interrupted".to_owned(),
             StopReason::ReportFailed(e) => format!("not sent: the report could not be written ({e})"),
             StopReason::InputFailed(e) => format!("not sent: the input could not be read ({e})"),
+            StopReason::TooManyChanges { changes, limit } => format!(
+                "not sent: {changes} rows would change, more than --max-changes {limit}"
+            ),
+            StopReason::StateUnavailable(e) => {
+                format!("not sent: the current state could not be read from Drata ({e})")
+            }
         }
     }
 }
@@ -80,6 +90,12 @@ impl RunControl {
 
     pub async fn stopped(&self) {
         self.token.cancelled().await
+    }
+
+    /// The `error` cell of a row the run's stop left unsent.
+    pub fn stop_message(&self) -> String {
+        self.reason()
+            .map_or_else(|| "not sent".to_owned(), |r| r.not_attempted_message())
     }
 }
 
@@ -201,89 +217,85 @@ impl Engine {
         }
     }
 
-    /// Sends one row, retrying as the policy allows. Always returns the row's report.
-    pub async fn apply_row(&self, row: Row) -> ReportRow {
-        let mut report = ReportRow::new(
-            row.line,
-            row.id.to_string(),
-            row.flag.to_string(),
-            row.reason.clone(),
-        );
+    /// Makes one request with retries: every attempt waits for the pause and a permit;
+    /// 429s pause everyone and slow the pace; run-fatal answers stop the run.
+    pub async fn with_retries<T, F, Fut>(&self, what: &str, mut attempt: F) -> Attempted<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(u16, T), Failure>>,
+    {
+        let mut attempts = 0;
+        let mut last_status = None;
         let mut last_failure: Option<Failure> = None;
         loop {
             if !self.permit().await {
-                let why = self
-                    .control
-                    .reason()
-                    .map_or_else(|| "not sent".to_owned(), |r| r.not_attempted_message());
-                // Not done, so not_attempted like every remaining row; the attempts
-                // and the last status stay on record.
-                return match last_failure {
-                    None => report.with_outcome(Outcome::NotAttempted, why),
-                    Some(failure) => report.with_outcome(
-                        Outcome::NotAttempted,
-                        format!("{why}; not retried after: {}", failure.message),
-                    ),
+                return Attempted {
+                    ended: Ended::Stopped(last_failure),
+                    attempts,
+                    last_status,
                 };
             }
-            report.attempts += 1;
+            attempts += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            if report.attempts > 1 {
+            if attempts > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let failure = match self
-                .client
-                .set_service_account(row.id, row.flag, &row.reason)
-                .await
-            {
-                Ok((status, identity)) => {
-                    report.http_status = Some(status);
-                    report.username = identity.username;
-                    report.email = identity.email;
-                    report.service_account_at = identity.service_account;
-                    return report.with_outcome(Outcome::Updated, "");
+            let failure = match attempt().await {
+                Ok((status, value)) => {
+                    if let Ok(mut rate) = self.adaptive.lock() {
+                        rate.on_success(Instant::now());
+                    }
+                    return Attempted {
+                        ended: Ended::Done(value),
+                        attempts,
+                        last_status: Some(status),
+                    };
                 }
                 Err(failure) => failure,
             };
             // The last status seen: a timeout after a 500 keeps the 500.
             if failure.status.is_some() {
-                report.http_status = failure.status;
+                last_status = failure.status;
             }
             if failure.status == Some(429) {
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             }
-            match failure.kind {
-                FailureKind::Row => return report.with_outcome(Outcome::Failed, failure.message),
+            let give_up = match failure.kind {
+                FailureKind::Row => true,
                 FailureKind::Fatal => {
                     self.control.stop(StopReason::Fatal {
                         message: failure.message.clone(),
                     });
-                    return report.with_outcome(Outcome::Failed, failure.message);
+                    true
                 }
-                FailureKind::Retryable => {}
-            }
-            if !self.policy.may_retry(report.attempts) {
-                let message = format!(
-                    "{} (gave up after {} attempts)",
-                    failure.message, report.attempts
-                );
-                return report.with_outcome(Outcome::Failed, message);
+                FailureKind::Retryable => !self.policy.may_retry(attempts),
+            };
+            if give_up {
+                let mut failure = failure;
+                if failure.kind == FailureKind::Retryable {
+                    failure.message =
+                        format!("{} (gave up after {attempts} attempts)", failure.message);
+                }
+                return Attempted {
+                    ended: Ended::Failed(failure),
+                    attempts,
+                    last_status,
+                };
             }
             let delay = self
                 .policy
-                .delay(report.attempts, failure.retry_after, fastrand::f64());
+                .delay(attempts, failure.retry_after, fastrand::f64());
             if failure.status == Some(429) {
                 // Everyone waits; without Retry-After, the whole backoff ceiling.
                 let pause = failure
                     .retry_after
-                    .map_or_else(|| self.policy.ceiling(report.attempts), |_| delay);
+                    .map_or_else(|| self.policy.ceiling(attempts), |_| delay);
                 self.pause.pause_for(pause);
                 self.slow_down();
             }
             tracing::debug!(
-                line = row.line,
-                id = row.id,
-                attempt = report.attempts,
+                what,
+                attempt = attempts,
                 delay_ms = delay.as_millis() as u64,
                 error = %failure.message,
                 "retrying"
@@ -292,6 +304,65 @@ impl Engine {
             self.backoff(delay).await;
         }
     }
+
+    /// Sends one row, retrying as the policy allows. Always returns the row's report.
+    pub async fn apply_row(&self, row: Row) -> ReportRow {
+        let mut report = ReportRow::new(
+            row.line,
+            row.id.to_string(),
+            row.flag.to_string(),
+            row.reason.clone(),
+        );
+        let what = format!("line {} id {}", row.line, row.id);
+        let attempted = self
+            .with_retries(&what, || {
+                self.client
+                    .set_service_account(row.id, row.flag, &row.reason)
+            })
+            .await;
+        report.attempts = attempted.attempts;
+        report.http_status = attempted.last_status;
+        match attempted.ended {
+            Ended::Done(identity) => {
+                report.username = identity.username;
+                report.email = identity.email;
+                report.service_account_at = identity.service_account;
+                report.with_outcome(Outcome::Updated, "")
+            }
+            Ended::Failed(failure) => report.with_outcome(Outcome::Failed, failure.message),
+            // Not done, so not_attempted like every remaining row; the attempts and the
+            // last status stay on record.
+            Ended::Stopped(None) => {
+                report.with_outcome(Outcome::NotAttempted, self.control.stop_message())
+            }
+            Ended::Stopped(Some(failure)) => report.with_outcome(
+                Outcome::NotAttempted,
+                format!(
+                    "{}; not retried after: {}",
+                    self.control.stop_message(),
+                    failure.message
+                ),
+            ),
+        }
+    }
+}
+
+/// How a request with retries ended.
+#[derive(Debug)]
+pub enum Ended<T> {
+    Done(T),
+    /// Not retryable, or retries exhausted.
+    Failed(Failure),
+    /// The run stopped first; the last failure, if an attempt was made.
+    Stopped(Option<Failure>),
+}
+
+/// A request with retries: how it ended, the attempts made and the last status seen.
+#[derive(Debug)]
+pub struct Attempted<T> {
+    pub ended: Ended<T>,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
 }
 
 /// Runs `workers` tasks that take rows from `jobs` and send their reports to `results`.

@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{LogFormat, MaxFailures, OutputOptions};
 use crate::pool::{RunControl, StopReason};
+use crate::state::CurrentState;
 
 /// The report's columns, in SPEC order.
 pub const COLUMNS: [&str; 12] = [
@@ -342,11 +344,64 @@ impl Progress {
     }
 }
 
-/// Consumes finished rows until every sender is gone: writes each, keeps the tally,
-/// drives the progress display, and stops the run past `--max-failures`.
+/// The undo file: for every row actually updated, a row in the input format that puts
+/// the identity back as it was before the run.
+pub struct UndoWriter {
+    csv: csv::Writer<File>,
+    state: Arc<CurrentState>,
+    /// Used in the reason of identities that were not service accounts.
+    run_started: String,
+}
+
+impl UndoWriter {
+    pub fn new(file: File, state: Arc<CurrentState>, run_started: String) -> io::Result<Self> {
+        let mut csv = csv::Writer::from_writer(file);
+        csv.write_record(["id", "serviceAccount", "serviceAccountReason"])?;
+        csv.flush()?;
+        Ok(Self {
+            csv,
+            state,
+            run_started,
+        })
+    }
+
+    /// Records the previous state of an updated row's identity, flushed at once.
+    pub fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+        let Some(previous) = row.id.parse().ok().and_then(|id| self.state.get(id)) else {
+            return Ok(());
+        };
+        let (flag, reason) = match &previous.marked_at {
+            Some(_) => (
+                "true",
+                previous
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "Restored by drata-svcacct undo".to_owned()),
+            ),
+            None => (
+                "false",
+                format!(
+                    "Restored by drata-svcacct undo: not a service account before the run of {}",
+                    self.run_started
+                ),
+            ),
+        };
+        self.csv.write_record([
+            spreadsheet_safe(&row.id).as_ref(),
+            flag,
+            spreadsheet_safe(&reason).as_ref(),
+        ])?;
+        self.csv.flush()
+    }
+}
+
+/// Consumes finished rows until every sender is gone: writes each (and its undo row),
+/// keeps the tally, drives the progress display, and stops the run past
+/// `--max-failures`.
 pub async fn consume(
     mut rows: mpsc::Receiver<ReportRow>,
     mut writer: ReportWriter,
+    mut undo: Option<UndoWriter>,
     mut progress: Progress,
     max_failures: MaxFailures,
     control: &RunControl,
@@ -356,7 +411,11 @@ pub async fn consume(
     while let Some(row) = rows.recv().await {
         let outcome = row.outcome.unwrap_or(Outcome::Failed);
         if status.is_ok() {
-            if let Err(e) = writer.write(&row, SystemTime::now()) {
+            let mut written = writer.write(&row, SystemTime::now());
+            if let (Ok(()), Some(undo), Outcome::Updated) = (&written, undo.as_mut(), outcome) {
+                written = undo.write(&row);
+            }
+            if let Err(e) = written {
                 control.stop(StopReason::ReportFailed(e.to_string()));
                 status = Err(e);
             }

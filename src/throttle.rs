@@ -1,6 +1,7 @@
 //! Adaptive slowdown after 429s. The configured `--rate` is a ceiling; when the server
-//! still answers 429, the pace halves (at most once per storm), and after a quiet period
-//! it recovers step by step, so a run asked to go faster than the server allows settles
+//! still answers 429, the pace drops (once per storm) to at most half of what it was and
+//! at most 90% of the rate the server actually accepted lately, and after a quiet period
+//! it recovers step by step. So a run asked to go faster than the server allows settles
 //! under the server's limit instead of retrying in a storm. Pure logic: time is passed in.
 
 use std::time::Duration;
@@ -17,6 +18,12 @@ const RECOVERY_STEP: Duration = Duration::from_secs(2);
 const RECOVERY_FACTOR: f64 = 0.8;
 /// The slowest pace it ever settles at.
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// Successes over this window measure the rate the server accepts.
+const MEASURE_WINDOW: Duration = Duration::from_secs(5);
+/// Below this many successes in the window, the measure is too thin to use.
+const MEASURE_MIN_SUCCESSES: usize = 5;
+/// Share of the measured accepted rate to settle at.
+const MEASURE_SHARE: f64 = 0.9;
 
 #[derive(Debug, Clone)]
 pub struct AdaptiveRate {
@@ -31,6 +38,9 @@ pub struct AdaptiveRate {
     last_429: Option<Instant>,
     last_change: Option<Instant>,
     reductions: u64,
+    /// Recent successful answers, to measure what the server accepts.
+    successes: std::collections::VecDeque<Instant>,
+    first_success: Option<Instant>,
 }
 
 impl AdaptiveRate {
@@ -44,6 +54,8 @@ impl AdaptiveRate {
             last_429: None,
             last_change: None,
             reductions: 0,
+            successes: std::collections::VecDeque::new(),
+            first_success: None,
         }
     }
 
@@ -79,6 +91,39 @@ impl AdaptiveRate {
         slot
     }
 
+    /// Records a successful answer.
+    pub fn on_success(&mut self, now: Instant) {
+        self.first_success.get_or_insert(now);
+        self.successes.push_back(now);
+        while self
+            .successes
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) > MEASURE_WINDOW)
+        {
+            self.successes.pop_front();
+        }
+    }
+
+    /// The interval matching 90% of the rate the server accepted over the last window.
+    fn measured_interval(&self, now: Instant) -> Option<Duration> {
+        let recent = self
+            .successes
+            .iter()
+            .filter(|at| now.saturating_duration_since(**at) <= MEASURE_WINDOW)
+            .count();
+        if recent < MEASURE_MIN_SUCCESSES {
+            return None;
+        }
+        let window = self
+            .first_success
+            .map_or(MEASURE_WINDOW, |first| now.saturating_duration_since(first))
+            .clamp(Duration::from_secs(1), MEASURE_WINDOW);
+        let accepted_per_second = recent as f64 / window.as_secs_f64();
+        Some(Duration::from_secs_f64(
+            1.0 / (accepted_per_second * MEASURE_SHARE),
+        ))
+    }
+
     /// Records a 429. Returns the new, slower interval when this 429 starts a storm.
     pub fn on_rate_limited(&mut self, now: Instant) -> Option<Duration> {
         self.last_429 = Some(now);
@@ -93,7 +138,11 @@ impl AdaptiveRate {
                 .max(self.average_gap.unwrap_or(Duration::ZERO))
                 .max(Duration::from_millis(1))
         });
-        let slower = (pace * 2).min(MAX_INTERVAL);
+        let halved = pace * 2;
+        let slower = self
+            .measured_interval(now)
+            .map_or(halved, |measured| measured.max(halved))
+            .min(MAX_INTERVAL);
         self.slowed = Some(slower);
         self.last_change = Some(now);
         self.reductions += 1;
@@ -186,6 +235,22 @@ mod tests {
             t += RECOVERY_STEP;
         }
         assert_eq!(rate.slowed_interval(), None, "back to the configured rate");
+    }
+
+    #[test]
+    fn a_storm_settles_under_the_rate_the_server_accepted() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(None);
+        // Requests every 10 ms, but the server accepted only 20 in the last 2 s (10/s).
+        for i in 0..200 {
+            rate.reserve(start + MS(10 * i));
+        }
+        for i in 0..20 {
+            rate.on_success(start + MS(100 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(2_000)).unwrap();
+        // 90% of 20 successes over 1.9 s: about 9.5/s, one every ~105 ms.
+        assert!(slower >= MS(100) && slower <= MS(112), "{slower:?}");
     }
 
     #[test]

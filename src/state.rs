@@ -1,0 +1,280 @@
+//! Drata's current state: every identity of a kind, fetched page by page through the
+//! shared limiter, for `plan`, `apply --reconcile`, undo files and username/email lookup.
+
+use std::collections::HashMap;
+
+use crate::api::{Identity, PAGE_LIMIT};
+use crate::input::{Lookup, LookupKey};
+use crate::pool::{Ended, Engine};
+
+/// What Drata says about one identity now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    /// When it was marked as a service account; `None` when it is not one.
+    pub marked_at: Option<String>,
+    pub reason: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// `clientType alias (#id)` of its connection, for messages.
+    pub connection: String,
+    connection_names: Vec<String>,
+}
+
+impl Current {
+    fn from_identity(identity: Identity) -> Self {
+        let connection = identity.connection.unwrap_or_default();
+        let mut names = Vec::new();
+        let mut shown = Vec::new();
+        if let Some(client_type) = &connection.client_type {
+            names.push(client_type.to_lowercase());
+            shown.push(client_type.clone());
+        }
+        if let Some(alias) = &connection.client_alias {
+            names.push(alias.to_lowercase());
+            shown.push(alias.clone());
+        }
+        if let Some(id) = connection.id {
+            names.push(id.to_string());
+            shown.push(format!("#{id}"));
+        }
+        Self {
+            marked_at: identity.service_account,
+            reason: identity.service_account_reason,
+            username: identity.username,
+            email: identity.email,
+            connection: shown.join(" "),
+            connection_names: names,
+        }
+    }
+
+    /// True when the identity already is as a row asks: marked with the same reason
+    /// (after trimming), or not marked.
+    pub fn is_as_desired(&self, flag: bool, reason: &str) -> bool {
+        match (flag, &self.marked_at) {
+            (true, Some(_)) => self.reason.as_deref().map(str::trim) == Some(reason.trim()),
+            (true, None) => false,
+            (false, marked) => marked.is_none(),
+        }
+    }
+
+    /// "service account (reason)" or "not a service account", for diffs.
+    pub fn describe(&self) -> String {
+        match (&self.marked_at, &self.reason) {
+            (Some(_), Some(reason)) => format!("service account ({reason:?})"),
+            (Some(_), None) => "service account".to_owned(),
+            (None, _) => "not a service account".to_owned(),
+        }
+    }
+}
+
+/// Every identity of one kind, by id, with indexes for lookup.
+#[derive(Debug, Default)]
+pub struct CurrentState {
+    by_id: HashMap<u64, Current>,
+    by_username: HashMap<String, Vec<u64>>,
+    by_email: HashMap<String, Vec<u64>>,
+    /// GET requests it took.
+    pub pages: u64,
+}
+
+impl CurrentState {
+    pub fn get(&self, id: u64) -> Option<&Current> {
+        self.by_id.get(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Builds the state from identities (a fetch, or a test).
+    pub fn from_identities(identities: impl IntoIterator<Item = Identity>) -> Self {
+        let mut state = Self::default();
+        for identity in identities {
+            state.add(identity);
+        }
+        state
+    }
+
+    fn add(&mut self, identity: Identity) {
+        let Some(id) = identity.id else { return };
+        let current = Current::from_identity(identity);
+        if let Some(username) = &current.username {
+            self.by_username
+                .entry(username.clone())
+                .or_default()
+                .push(id);
+        }
+        if let Some(email) = &current.email {
+            self.by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(id);
+        }
+        self.by_id.insert(id, current);
+    }
+}
+
+impl Lookup for CurrentState {
+    /// Username matches exactly, email ignoring case; a connection narrows by client
+    /// type, alias or connection id, ignoring case.
+    fn resolve(&self, key: &LookupKey) -> Result<u64, String> {
+        let by_username = key
+            .username
+            .as_ref()
+            .map(|u| self.by_username.get(u).cloned().unwrap_or_default());
+        let by_email = key.email.as_ref().map(|e| {
+            self.by_email
+                .get(&e.to_lowercase())
+                .cloned()
+                .unwrap_or_default()
+        });
+        let mut candidates = match (by_username, by_email) {
+            (Some(a), Some(b)) => a.into_iter().filter(|id| b.contains(id)).collect(),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => Vec::new(),
+        };
+        if let Some(connection) = &key.connection {
+            let wanted = connection.to_lowercase();
+            candidates.retain(|id| {
+                self.by_id
+                    .get(id)
+                    .is_some_and(|c| c.connection_names.contains(&wanted))
+            });
+        }
+        candidates.sort_unstable();
+        match candidates.as_slice() {
+            [] => Err(format!("no identity in Drata has {key}")),
+            [only] => Ok(*only),
+            several => {
+                let listed: Vec<String> = several
+                    .iter()
+                    .take(10)
+                    .map(|id| match self.by_id.get(id) {
+                        Some(c) if !c.connection.is_empty() => format!("{id} ({})", c.connection),
+                        _ => id.to_string(),
+                    })
+                    .collect();
+                Err(format!(
+                    "{} identities have {key}: {}{}; add a connection or clientType column",
+                    several.len(),
+                    listed.join(", "),
+                    if several.len() > 10 { ", …" } else { "" }
+                ))
+            }
+        }
+    }
+}
+
+/// Fetches every identity, `PAGE_LIMIT` at a time; each page is rate-limited and
+/// retried like any request. `Err` says why the state is not available.
+pub async fn fetch(engine: &Engine) -> Result<CurrentState, String> {
+    let mut state = CurrentState::default();
+    let mut page = 1u64;
+    loop {
+        let attempted = engine
+            .with_retries("listing", || engine.client.list_page(page, PAGE_LIMIT))
+            .await;
+        let listed = match attempted.ended {
+            Ended::Done(listed) => listed,
+            Ended::Failed(failure) => return Err(failure.message),
+            Ended::Stopped(_) => return Err(engine.control.stop_message()),
+        };
+        state.pages += 1;
+        let count = listed.data.len() as u64;
+        let total = listed.total;
+        for identity in listed.data {
+            state.add(identity);
+        }
+        let pages = total.div_ceil(PAGE_LIMIT).max(1);
+        if page == 1 || page % 20 == 0 || page >= pages {
+            tracing::info!(
+                page,
+                pages,
+                identities = state.len(),
+                "fetching the current state"
+            );
+        }
+        // The last page is short, or reaches the total; an empty page ends a listing that
+        // lies about its total, and the page cap ends one that never ends.
+        if count < PAGE_LIMIT || page * PAGE_LIMIT >= total || page > pages + 1 {
+            return Ok(state);
+        }
+        page += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Connection;
+
+    fn identity(id: u64, username: &str, email: &str, client: &str) -> Identity {
+        Identity {
+            id: Some(id),
+            username: Some(username.to_owned()),
+            email: Some(email.to_owned()),
+            connection: Some(Connection {
+                id: Some(id % 3),
+                client_type: Some(client.to_owned()),
+                client_alias: Some(format!("{}-prod", client.to_lowercase())),
+            }),
+            ..Identity::default()
+        }
+    }
+
+    fn key(username: Option<&str>, email: Option<&str>, connection: Option<&str>) -> LookupKey {
+        LookupKey {
+            username: username.map(str::to_owned),
+            email: email.map(str::to_owned),
+            connection: connection.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn lookup_by_username_email_and_connection() {
+        let state = CurrentState::from_identities([
+            identity(1, "alice", "Alice@Example.com", "AWS"),
+            identity(2, "alice", "Alice@Example.com", "GCP"),
+            identity(3, "bob", "bob@example.com", "AWS"),
+        ]);
+        assert_eq!(state.resolve(&key(Some("bob"), None, None)), Ok(3));
+        assert_eq!(
+            state.resolve(&key(None, Some("BOB@example.com"), None)),
+            Ok(3)
+        );
+        assert_eq!(state.resolve(&key(Some("alice"), None, Some("gcp"))), Ok(2));
+        assert_eq!(
+            state.resolve(&key(Some("alice"), None, Some("aws-prod"))),
+            Ok(1)
+        );
+        let several = state.resolve(&key(Some("alice"), None, None)).unwrap_err();
+        assert!(
+            several.contains("1 (AWS aws-prod #1)") && several.contains("2 (GCP"),
+            "{several}"
+        );
+        let none = state.resolve(&key(Some("carol"), None, None)).unwrap_err();
+        assert!(none.contains("username \"carol\""), "{none}");
+        assert!(state
+            .resolve(&key(Some("bob"), Some("alice@example.com"), None))
+            .is_err());
+    }
+
+    #[test]
+    fn desired_state_compares_flag_and_trimmed_reason() {
+        let marked = Current {
+            marked_at: Some("t".into()),
+            reason: Some(" CI ".into()),
+            ..Current::default()
+        };
+        assert!(marked.is_as_desired(true, "CI"));
+        assert!(!marked.is_as_desired(true, "other"));
+        assert!(!marked.is_as_desired(false, "CI"));
+        let unmarked = Current::default();
+        assert!(unmarked.is_as_desired(false, "anything"));
+        assert!(!unmarked.is_as_desired(true, "CI"));
+    }
+}
