@@ -88,8 +88,10 @@ pub enum Commands {
     /// Check the input offline: no network, no token
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
+    #[command(after_help = EXAMPLES)]
     Plan(RunArgs),
     /// Apply the input through the Drata API
+    #[command(after_help = EXAMPLES)]
     Apply(RunArgs),
     /// Serve a local stand-in of the Drata API
     Simulate(SimulateArgs),
@@ -206,6 +208,10 @@ pub struct RunArgs {
     /// Write a machine-readable summary of the run (JSON)
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+
+    /// Write a Markdown record of the run for auditors
+    #[arg(long, value_name = "PATH")]
+    pub evidence: Option<PathBuf>,
 
     /// Which identities: infrastructure or version-control
     #[arg(long, value_enum, default_value_t = KindArg::Infrastructure)]
@@ -363,6 +369,7 @@ impl RunArgs {
             undo: self.undo,
             resume_from: self.resume_from,
             summary_json: self.summary_json,
+            evidence: self.evidence,
             output,
             argv,
         })

@@ -333,6 +333,7 @@ pub struct RunConfig {
     pub undo: Option<PathBuf>,
     pub resume_from: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
+    pub evidence: Option<PathBuf>,
     pub output: OutputOptions,
     /// The command line as typed, used to print the command that resumes a run.
     pub argv: Vec<String>,

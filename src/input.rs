@@ -19,6 +19,8 @@ use crate::config::{InputOptions, InputSource};
 pub const MAX_REASON_UNITS: usize = 30_000;
 /// The largest id JavaScript represents exactly (2^53 - 1).
 pub const MAX_ID: u64 = 9_007_199_254_740_991;
+/// The id table is sized up front for at most this many ids; beyond, it grows.
+const MAX_PRESIZED_IDS: u64 = 16 * 1024 * 1024;
 /// How many problems `apply` and `plan` print before the count.
 pub const PROBLEMS_SHOWN: usize = 20;
 /// Raw cells of invalid rows are echoed into the report up to this many characters.
@@ -278,6 +280,7 @@ pub struct InputFile {
     snapshot: File,
     path: String,
     sha256: String,
+    lines: u64,
 }
 
 impl InputFile {
@@ -290,7 +293,7 @@ impl InputFile {
             InputSource::File(p) => File::open(p).and_then(|mut file| Self::snapshot(&mut file)),
             InputSource::Stdin => Self::snapshot(&mut io::stdin().lock()),
         };
-        let (snapshot, sha256) = result.map_err(|source| InputError::Io {
+        let (snapshot, sha256, lines) = result.map_err(|source| InputError::Io {
             path: path.clone(),
             source,
         })?;
@@ -298,24 +301,27 @@ impl InputFile {
             snapshot,
             path: source.display(),
             sha256,
+            lines,
         })
     }
 
     /// Wraps already-readable bytes (tests, fuzzing).
     pub fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
-        let (snapshot, sha256) = Self::snapshot(reader)?;
+        let (snapshot, sha256, lines) = Self::snapshot(reader)?;
         Ok(Self {
             snapshot,
             path: path.to_owned(),
             sha256,
+            lines,
         })
     }
 
-    fn snapshot(source: &mut impl Read) -> io::Result<(File, String)> {
+    fn snapshot(source: &mut impl Read) -> io::Result<(File, String, u64)> {
         use sha2::{Digest, Sha256};
         let mut spool = tempfile::tempfile()?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
+        let mut lines = 1;
         loop {
             let n = match source.read(&mut buffer) {
                 Ok(0) => break,
@@ -324,6 +330,7 @@ impl InputFile {
                 Err(e) => return Err(e),
             };
             hasher.update(&buffer[..n]);
+            lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
             io::Write::write_all(&mut spool, &buffer[..n])?;
         }
         let digest = hasher
@@ -331,11 +338,16 @@ impl InputFile {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        Ok((spool, digest))
+        Ok((spool, digest, lines))
     }
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Physical lines in the input (LFs plus one).
+    pub fn line_count(&self) -> u64 {
+        self.lines
     }
 
     /// SHA-256 of the input bytes, hex.
@@ -756,8 +768,15 @@ pub enum RowStatus<'a> {
 #[derive(Debug, Clone, Copy)]
 struct IdEntry {
     first_line: u64,
-    digest: u64,
-    conflict: bool,
+    /// A 63-bit digest of (flag, reason) in the high bits; bit 0 set on a conflict.
+    /// Packed so an entry is 24 bytes with its key: memory is per distinct id.
+    digest_and_conflict: u64,
+}
+
+impl IdEntry {
+    fn conflict(&self) -> bool {
+        self.digest_and_conflict & 1 == 1
+    }
 }
 
 /// What pass one learned: counts, the first problems, and enough about every id to
@@ -790,20 +809,21 @@ impl InputScan {
         if row.id == UNRESOLVED_ID {
             return;
         }
-        let digest = self.digest(row);
+        let digest = self.digest(row) & !1;
         match self.ids.get_mut(&row.id) {
             None => {
                 self.ids.insert(
                     row.id,
                     IdEntry {
                         first_line: row.line,
-                        digest,
-                        conflict: false,
+                        digest_and_conflict: digest,
                     },
                 );
             }
             Some(entry) => {
-                entry.conflict |= entry.digest != digest;
+                if entry.digest_and_conflict & !1 != digest {
+                    entry.digest_and_conflict |= 1;
+                }
                 let first_line = entry.first_line;
                 self.repeated_lines
                     .entry(row.id)
@@ -816,7 +836,7 @@ impl InputScan {
     fn finish(&mut self, mut row_problems: Vec<Problem>) {
         let ids = &self.ids;
         self.repeated_lines
-            .retain(|id, _| ids.get(id).is_some_and(|e| e.conflict));
+            .retain(|id, _| ids.get(id).is_some_and(IdEntry::conflict));
         let mut conflict_problems = Vec::new();
         for (id, lines) in &self.repeated_lines {
             self.invalid_rows += lines.len() as u64;
@@ -850,7 +870,7 @@ impl InputScan {
 
     /// Rows that will be sent: one per distinct, non-conflicting id.
     pub fn sendable_ids(&self) -> u64 {
-        self.ids.values().filter(|e| !e.conflict).count() as u64
+        self.ids.values().filter(|e| !e.conflict()).count() as u64
     }
 }
 
@@ -875,8 +895,11 @@ pub fn scan(
     lookup: Option<Arc<dyn Lookup>>,
 ) -> Result<InputScan, InputError> {
     let mut reader = input.reader(options, lookup)?;
+    // Sized once from the line count (an upper bound on ids), so the table never
+    // doubles while holding its old copy; untouched capacity costs no memory.
     let mut result = InputScan {
         id_column: reader.id_column().to_owned(),
+        ids: HashMap::with_capacity(input.line_count().min(MAX_PRESIZED_IDS) as usize),
         ..InputScan::default()
     };
     let mut row_problems = Vec::new();

@@ -9,13 +9,16 @@ use tokio::sync::mpsc;
 
 use crate::api::ApiClient;
 use crate::config::{KeySource, Mode, RunConfig, SimulatorConfig, Target};
+use crate::evidence::{EvidenceRecorder, RunContext};
 use crate::exit;
 use crate::input::{
     self, conflict_message, InputFile, InputScan, Lookup, Record, RowReader, RowStatus,
     SnapshotReader, UNRESOLVED_ID,
 };
 use crate::pool::{self, Engine, PauseGate, RequestStats, RunControl, StopReason};
-use crate::report::{self, Outcome, Progress, ReportRow, ReportWriter, UndoWriter};
+use crate::report::{
+    self, ConsumeOptions, Outcome, Outputs, Progress, ReportRow, ReportWriter, UndoWriter,
+};
 use crate::resume::{self, DoneRows};
 use crate::secret::ApiKey;
 use crate::simulator::{self, RunningSimulator};
@@ -358,6 +361,7 @@ fn create_option_file(
 pub async fn run(config: RunConfig) -> u8 {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    let run_id = format!("{:016x}", fastrand::u64(..));
     let control = Arc::new(RunControl::default());
     let signals = watch_signals(Arc::clone(&control));
 
@@ -449,6 +453,10 @@ pub async fn run(config: RunConfig) -> u8 {
         Ok(file) => file,
         Err(e) => return usage_error(e),
     };
+    let evidence_file = match create_option_file(&config.evidence, config.force, "evidence file") {
+        Ok(file) => file,
+        Err(e) => return usage_error(e),
+    };
 
     // The current state, for plan and --reconcile, once the input is known to be good.
     if let Some(session) = &session {
@@ -465,6 +473,13 @@ pub async fn run(config: RunConfig) -> u8 {
             }
         }
         _ => None,
+    };
+    let evidence = match &evidence_file {
+        Some(_) => match EvidenceRecorder::new(current.clone().filter(|_| config.reconcile)) {
+            Ok(recorder) => Some(recorder),
+            Err(e) => return usage_error(format!("cannot prepare the evidence file: {e}")),
+        },
+        None => None,
     };
     let planner = Arc::new(Planner {
         mode: config.mode,
@@ -519,12 +534,21 @@ pub async fn run(config: RunConfig) -> u8 {
     };
     let feeder = tokio::task::spawn_blocking(move || feed.run());
     let progress = Progress::new(scan.rows, &config.output);
+    let mut outputs = Outputs {
+        report: writer,
+        undo,
+        evidence,
+    };
+    let consume_options = ConsumeOptions {
+        max_failures: config.max_failures,
+        run_id: run_id.clone(),
+        row_events: config.output.log_format == crate::config::LogFormat::Json,
+    };
     let (tally, _write_status) = report::consume(
         results_rx,
-        writer,
-        undo,
+        &mut outputs,
         progress,
-        config.max_failures,
+        &consume_options,
         &control,
     )
     .await;
@@ -543,7 +567,7 @@ pub async fn run(config: RunConfig) -> u8 {
     let summary = Summary {
         tool: "drata-svcacct",
         version: env!("CARGO_PKG_VERSION"),
-        run_id: format!("{:016x}", fastrand::u64(..)),
+        run_id,
         command: config.mode.name(),
         input: FileDigest {
             path: input.path().to_owned(),
@@ -575,6 +599,20 @@ pub async fn run(config: RunConfig) -> u8 {
             .then(|| summary::resume_command(&config.argv, &report_path)),
         exit_code: code,
     };
+    if let (Some(recorder), Some(file), Some(path)) =
+        (outputs.evidence.take(), evidence_file, &config.evidence)
+    {
+        let context = RunContext::current(
+            summary::command_line(&config.argv),
+            config.kind.path_segment(),
+        );
+        if let Err(e) = recorder.finish(file, &summary, &context) {
+            eprintln!(
+                "drata-svcacct: error: cannot write the evidence file {}: {e}",
+                path.display()
+            );
+        }
+    }
     finish(&config, &summary, summary_file)
 }
 

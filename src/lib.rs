@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod exit;
 pub mod input;
 pub mod job;

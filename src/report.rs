@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::config::{LogFormat, MaxFailures, OutputOptions};
+use crate::evidence::EvidenceRecorder;
 use crate::pool::{RunControl, StopReason};
 use crate::state::CurrentState;
 
@@ -395,15 +396,44 @@ impl UndoWriter {
     }
 }
 
-/// Consumes finished rows until every sender is gone: writes each (and its undo row),
-/// keeps the tally, drives the progress display, and stops the run past
-/// `--max-failures`.
+/// Everything the consumer writes as rows finish.
+pub struct Outputs {
+    pub report: ReportWriter,
+    pub undo: Option<UndoWriter>,
+    pub evidence: Option<EvidenceRecorder>,
+}
+
+impl Outputs {
+    fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+        self.report.write(row, SystemTime::now())?;
+        if row.outcome == Some(Outcome::Updated) {
+            if let Some(undo) = self.undo.as_mut() {
+                undo.write(row)?;
+            }
+            if let Some(evidence) = self.evidence.as_mut() {
+                evidence.record(row)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the consumer reports and when it stops the run.
+pub struct ConsumeOptions {
+    pub max_failures: MaxFailures,
+    pub run_id: String,
+    /// Per-row events at info level (JSON logs for pipelines); debug otherwise.
+    pub row_events: bool,
+}
+
+/// Consumes finished rows until every sender is gone: writes each (report, undo,
+/// evidence), keeps the tally, drives the progress display, logs one event per row, and
+/// stops the run past `--max-failures`.
 pub async fn consume(
     mut rows: mpsc::Receiver<ReportRow>,
-    mut writer: ReportWriter,
-    mut undo: Option<UndoWriter>,
+    outputs: &mut Outputs,
     mut progress: Progress,
-    max_failures: MaxFailures,
+    options: &ConsumeOptions,
     control: &RunControl,
 ) -> (Tally, io::Result<()>) {
     let mut tally = Tally::default();
@@ -411,28 +441,38 @@ pub async fn consume(
     while let Some(row) = rows.recv().await {
         let outcome = row.outcome.unwrap_or(Outcome::Failed);
         if status.is_ok() {
-            let mut written = writer.write(&row, SystemTime::now());
-            if let (Ok(()), Some(undo), Outcome::Updated) = (&written, undo.as_mut(), outcome) {
-                written = undo.write(&row);
-            }
-            if let Err(e) = written {
+            if let Err(e) = outputs.write(&row) {
                 control.stop(StopReason::ReportFailed(e.to_string()));
                 status = Err(e);
             }
         }
         tally.add(outcome);
-        tracing::debug!(
-            line = row.line,
-            id = %row.id,
-            outcome = outcome.as_str(),
-            attempts = row.attempts,
-            status = row.http_status,
-            error = %row.error,
-            "row"
-        );
+        macro_rules! row_event {
+            ($level:ident) => {
+                tracing::$level!(
+                    run_id = %options.run_id,
+                    line = row.line,
+                    id = %row.id,
+                    outcome = outcome.as_str(),
+                    attempts = row.attempts,
+                    status = row.http_status,
+                    error = %row.error,
+                    "row"
+                )
+            };
+        }
+        if options.row_events {
+            row_event!(info);
+        } else {
+            row_event!(debug);
+        }
         progress.update(&tally);
         let failed = tally.get(Outcome::Failed);
-        if outcome == Outcome::Failed && max_failures.exceeded(failed, tally.finished_requests()) {
+        if outcome == Outcome::Failed
+            && options
+                .max_failures
+                .exceeded(failed, tally.finished_requests())
+        {
             control.stop(StopReason::TooManyFailures {
                 failed,
                 finished: tally.finished_requests(),

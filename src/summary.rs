@@ -88,6 +88,14 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// The command line as typed, shell-quoted (it never holds the key).
+pub fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Options whose file belongs to one run: the resumed run must not reuse them.
 const PER_RUN_FILES: [&str; 5] = [
     "--report",

@@ -1754,3 +1754,288 @@ fn rows_can_name_identities_by_username_or_email() {
     let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+// ---- Operator experience (issue 7) --------------------------------------------------
+
+#[test]
+fn summary_json_schema_field_by_field() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--summary-json",
+            "s.json",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path("s.json")).unwrap()).unwrap();
+    let object = summary.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            "base_url",
+            "command",
+            "counts",
+            "effective_rate_per_minute",
+            "elapsed_seconds",
+            "exit_code",
+            "finished_at",
+            "input",
+            "rate_limited",
+            "rate_reductions",
+            "report",
+            "requests",
+            "resume_command",
+            "retries",
+            "rows",
+            "run_id",
+            "started_at",
+            "stopped",
+            "tool",
+            "version",
+        ]
+    );
+    assert_eq!(summary["tool"], "drata-svcacct");
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(summary["run_id"].as_str().unwrap().len(), 16);
+    assert_eq!(summary["command"], "apply");
+    assert_eq!(summary["input"]["path"], "in.csv");
+    let input_bytes = std::fs::read(work.path("in.csv")).unwrap();
+    assert_eq!(
+        summary["input"]["sha256"],
+        drata_svcacct::summary::sha256_reader(&mut input_bytes.as_slice()).unwrap()
+    );
+    assert_eq!(summary["report"]["path"], "r.csv");
+    assert_eq!(
+        summary["report"]["sha256"],
+        drata_svcacct::summary::sha256_file(&work.path("r.csv")).unwrap(),
+        "the digest is of the finished report"
+    );
+    assert_eq!(summary["base_url"], format!("{}/", sim.base_url()));
+    for stamp in ["started_at", "finished_at"] {
+        assert!(summary[stamp].as_str().unwrap().ends_with('Z'), "{stamp}");
+    }
+    assert!(summary["elapsed_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["rows"], 2);
+    let counts = summary["counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 9, "every outcome, zeros included");
+    assert_eq!(counts["updated"], 2);
+    assert_eq!(counts["failed"], 0);
+    assert_eq!(summary["requests"], 2);
+    assert_eq!(summary["retries"], 0);
+    assert_eq!(summary["rate_limited"], 0);
+    assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["stopped"], serde_json::Value::Null);
+    assert_eq!(summary["resume_command"], serde_json::Value::Null);
+    assert_eq!(summary["exit_code"], 0);
+}
+
+#[test]
+fn evidence_records_who_what_and_the_identities_changed() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,true,Seeded: automation account\n1,true,CI | deploy\n5000,true,gone\n",
+    );
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--evidence",
+            "e.md",
+            "--report",
+            "r.csv",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "unlimited",
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN), ("USER", "auditor-alice")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
+    for section in [
+        "# Drata service-account changes: apply run ",
+        "## Counts",
+        "## Identities changed",
+    ] {
+        assert!(evidence.contains(section), "missing {section}:\n{evidence}");
+    }
+    assert!(
+        evidence.contains("| Ran by | auditor-alice on "),
+        "{evidence}"
+    );
+    assert!(evidence.contains(&format!(
+        "| Tool | drata-svcacct {} |",
+        env!("CARGO_PKG_VERSION")
+    )));
+    let report_digest = drata_svcacct::summary::sha256_file(&work.path("r.csv")).unwrap();
+    assert!(evidence.contains(&report_digest), "report SHA-256");
+    assert!(evidence.contains("| unchanged | 1 |") && evidence.contains("| updated | 1 |"));
+    assert!(
+        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | not a service account | service account | CI \\| deploy |"),
+        "{evidence}"
+    );
+    assert!(
+        !evidence.contains("| 7 |"),
+        "unchanged rows are not listed as changed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("e.md"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_event_with_the_run_id() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,false,b\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--log-format",
+            "json",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let events: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let rows: Vec<&serde_json::Value> = events.iter().filter(|e| e["message"] == "row").collect();
+    assert_eq!(rows.len(), 2);
+    let summary = events
+        .iter()
+        .find(|e| e["message"] == "summary")
+        .expect("summary event");
+    for row in &rows {
+        assert_eq!(row["run_id"], summary["run_id"]);
+        assert_eq!(row["outcome"], "updated");
+        assert_eq!(row["attempts"], 1);
+        assert_eq!(row["status"], 200);
+        assert!(row["line"].is_u64() && row["id"].is_string());
+    }
+}
+
+#[test]
+fn completions_and_man_page() {
+    let work = Workdir::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let run = drata(work.dir.path(), &["completions", shell], &[]);
+        assert_eq!(run.code, 0, "{shell}");
+        assert!(run.stdout.contains("drata-svcacct"), "{shell}");
+        assert!(
+            run.stdout.contains("reconcile"),
+            "{shell}: options are completed"
+        );
+    }
+    let man = drata(work.dir.path(), &["man"], &[]);
+    assert_eq!(man.code, 0);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH"),
+        "{}",
+        &man.stdout[..100]
+    );
+    let help = drata(work.dir.path(), &["apply", "--help"], &[]);
+    for use_case in [
+        "Quarterly access review",
+        "One-off migration",
+        "Nightly cron job",
+    ] {
+        assert!(help.stdout.contains(use_case), "{use_case}");
+    }
+}
+
+#[test]
+fn version_control_identities_use_their_own_paths() {
+    let server = TestServer::start(|seen, _| {
+        if seen.method == "GET" {
+            Reply::json(
+                200,
+                r#"{"data":[{"id":3,"username":"octocat","serviceAccount":null}],"page":1,"limit":50,"total":1}"#,
+            )
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        "username,flag,reason\noctocat,true,GitHub Actions bot\n",
+        &["--kind", "version-control", "--reconcile"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["id"], "3");
+    let paths: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "GET /public/user-identities/version-control?page=1&limit=50".to_owned(),
+            "PUT /public/user-identities/version-control/3/service-account".to_owned(),
+        ]
+    );
+
+    // The simulator serves both kinds, each with its own state.
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,bot\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--kind",
+            "version-control",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        sim.applied().is_empty(),
+        "infrastructure identity 1 untouched"
+    );
+    let plan = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "in.csv",
+            "--kind",
+            "version-control",
+            "--report",
+            "p.csv",
+        ],
+    );
+    assert_eq!(plan.code, 0);
+    assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
+}
