@@ -2039,3 +2039,194 @@ fn version_control_identities_use_their_own_paths() {
     assert_eq!(plan.code, 0);
     assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
 }
+
+// ---- Security hardening (issue 5) ---------------------------------------------------
+
+#[test]
+fn the_key_leaks_nowhere_on_any_path_at_any_verbosity() {
+    const KEY: &str = "sk-CANARY-91b2e7d4";
+    // Success, 404, 500 then success, 429, a timeout, then a 401 that aborts the run.
+    let server = TestServer::start(|seen, _| match (seen.method.as_str(), seen.id()) {
+        ("GET", _) => Reply::json(
+            200,
+            r#"{"data":[{"id":1},{"id":2},{"id":3},{"id":4},{"id":5},{"id":6}],"page":1,"limit":50,"total":6}"#,
+        ),
+        (_, Some(2)) => Reply::json(404, r#"{"message":"no such identity"}"#),
+        (_, Some(3)) => Reply::json(500, "oops"),
+        (_, Some(4)) => Reply::json(429, "{}").with_header("retry-after", "0"),
+        (_, Some(5)) => Reply::identity(5).after(Duration::from_secs(3)),
+        (_, Some(6)) => Reply::json(401, r#"{"message":"Unauthorized"}"#),
+        (_, Some(id)) => Reply::identity(id),
+        _ => Reply::json(400, "{}"),
+    });
+    for format in ["text", "json"] {
+        let work = Workdir::new();
+        work.write("in.csv", &rows_csv(1, 6));
+        let key_file = work.write("key", &format!("{KEY}\n"));
+        let run = drata(
+            work.dir.path(),
+            &[
+                "apply",
+                "in.csv",
+                "--base-url",
+                &server.url,
+                "--token-file",
+                key_file.to_str().unwrap(),
+                "--reconcile",
+                "--undo",
+                "undo.csv",
+                "--evidence",
+                "e.md",
+                "--summary-json",
+                "s.json",
+                "--report",
+                "r.csv",
+                "--timeout",
+                "0.5",
+                "--max-attempts",
+                "2",
+                "--retry-base-ms",
+                "1",
+                "--concurrency",
+                "1",
+                "--rate",
+                "unlimited",
+                "-vv",
+                "--log-format",
+                format,
+            ],
+            &[],
+        );
+        assert_eq!(run.code, 3, "the 401 aborts: {}", run.stderr);
+        for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains("CANARY"),
+                "the key leaked into {what} ({format})"
+            );
+        }
+        for name in ["r.csv", "undo.csv", "e.md", "s.json"] {
+            let text = std::fs::read_to_string(work.path(name)).unwrap();
+            assert!(
+                !text.contains("CANARY"),
+                "the key leaked into {name} ({format})"
+            );
+        }
+        assert!(run.stderr.lines().count() > 10, "-vv logged ({format})");
+    }
+    assert!(server
+        .seen()
+        .iter()
+        .all(|s| s.headers["authorization"] == format!("Bearer {KEY}")));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_token_file_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let key = work.write("key", "k1\n");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--token-file", key.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stderr.contains("readable by others (mode 644)"),
+        "{}",
+        run.stderr
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--token-file", key.to_str().unwrap()],
+    );
+    assert!(!run.stderr.contains("readable by others"), "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn output_files_never_follow_a_symlink() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let target = work.write("precious.txt", "do not touch\n");
+    std::os::unix::fs::symlink(&target, work.path("r.csv")).unwrap();
+    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "in.csv", "--report", "r.csv", "--force"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "do not touch\n");
+    assert!(!std::fs::symlink_metadata(work.path("r.csv"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read_report(&work.path("r.csv")).len(), 1);
+}
+
+#[test]
+fn the_key_goes_only_to_the_configured_host() {
+    let elsewhere = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1)));
+    let target = format!(
+        "{}/user-identities/infrastructure/1/service-account",
+        elsewhere.url
+    );
+    let server =
+        TestServer::start(move |_, _| Reply::json(307, "").with_header("location", &target));
+    let (run, rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(line(&rows, 2)["http_status"], "307");
+    assert!(elsewhere.seen().is_empty(), "the redirect was not followed");
+}
+
+#[test]
+fn a_100_megabyte_class_field_is_an_invalid_row_not_an_allocation() {
+    let work = Workdir::new();
+    let mut data = b"id,flag,reason\n1,true,ok\n2,true,".to_vec();
+    data.extend(std::iter::repeat_n(
+        b'x',
+        8 * drata_svcacct::input::MAX_RECORD_BYTES,
+    ));
+    data.extend(b"\n3,false,fine\n");
+    std::fs::write(work.path("big.csv"), &data).unwrap();
+    let run = drata(work.dir.path(), &["validate", "big.csv"], &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout.trim(),
+        "line 3, column reason: the row is larger than 1 MiB or has more than 100000 fields (an unclosed quote?); it was skipped"
+    );
+    assert!(
+        run.stderr.contains("3 rows, 2 valid, 1 invalid"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_simulator_says_loudly_when_it_listens_beyond_loopback() {
+    let work = Workdir::new();
+    let mut child = command(
+        work.dir.path(),
+        &["simulate", "--listen", "0.0.0.0:0", "--identities", "1"],
+    )
+    .spawn()
+    .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains("simulator listening") {
+        let n = std::io::Read::read(&mut stderr, &mut buffer).unwrap();
+        assert!(n > 0, "the simulator exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("LISTENING BEYOND LOOPBACK"), "{seen}");
+}

@@ -4,16 +4,24 @@
 //! with distinct ids, never with reasons), then [`RowReader`] streams it again for the
 //! run. Standard input is spooled to an anonymous temporary file so it can be re-read.
 
-use std::collections::{HashMap, VecDeque};
+mod records;
+mod source;
+
+pub use records::{MAX_FIELDS, MAX_RECORD_BYTES};
+pub use source::{InputFile, SnapshotReader};
+
+use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
 use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::config::{InputOptions, InputSource};
+use crate::config::InputOptions;
+#[cfg(test)]
+use crate::config::InputSource;
+use records::{Fields, RecordKind, RecordReader};
 
 /// The longest reason the API accepts, in UTF-16 code units.
 pub const MAX_REASON_UNITS: usize = 30_000;
@@ -33,6 +41,8 @@ pub enum InputError {
     Io { path: String, source: io::Error },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },
+    #[error("{path}: line 1: the header is larger than 1 MiB (an unclosed quote?)")]
+    HeaderTooLarge { path: String },
     #[error("{path}: line 1: the header is not valid UTF-8")]
     HeaderEncoding { path: String },
     #[error("{path}: line 1: no {wanted} column (looked for {tried}; the header has {found})")]
@@ -272,195 +282,38 @@ fn resolve_columns(
     })
 }
 
-/// A private snapshot of the input: copied once into an anonymous, owner-only temporary
-/// file (hashing it on the way), so that both passes and the recorded SHA-256 see the
-/// same bytes even if the original is edited during the run, and standard input can be
-/// read twice.
-pub struct InputFile {
-    snapshot: File,
-    path: String,
-    sha256: String,
-    lines: u64,
-}
-
-impl InputFile {
-    pub fn open(source: &InputSource) -> Result<Self, InputError> {
-        let path = match source {
-            InputSource::Stdin => "standard input".to_owned(),
-            InputSource::File(p) => p.display().to_string(),
-        };
-        let result = match source {
-            InputSource::File(p) => File::open(p).and_then(|mut file| Self::snapshot(&mut file)),
-            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock()),
-        };
-        let (snapshot, sha256, lines) = result.map_err(|source| InputError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self {
-            snapshot,
-            path: source.display(),
-            sha256,
-            lines,
-        })
-    }
-
-    /// Wraps already-readable bytes (tests, fuzzing).
-    pub fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
-        let (snapshot, sha256, lines) = Self::snapshot(reader)?;
-        Ok(Self {
-            snapshot,
-            path: path.to_owned(),
-            sha256,
-            lines,
-        })
-    }
-
-    fn snapshot(source: &mut impl Read) -> io::Result<(File, String, u64)> {
-        use sha2::{Digest, Sha256};
-        let mut spool = tempfile::tempfile()?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut lines = 1;
-        loop {
-            let n = match source.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buffer[..n]);
-            lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
-            io::Write::write_all(&mut spool, &buffer[..n])?;
-        }
-        let digest = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok((spool, digest, lines))
-    }
-
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Physical lines in the input (LFs plus one).
-    pub fn line_count(&self) -> u64 {
-        self.lines
-    }
-
-    /// SHA-256 of the input bytes, hex.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
-    }
-
-    /// A reader from the start of the input, independent of any other reader. Rows
-    /// named by username or email are resolved through `lookup` when there is one.
-    pub fn reader(
-        &self,
-        options: &InputOptions,
-        lookup: Option<Arc<dyn Lookup>>,
-    ) -> Result<RowReader<SnapshotReader>, InputError> {
-        let file = self.snapshot.try_clone().map_err(|source| InputError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        let mut reader = RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)?;
-        reader.lookup = lookup;
-        Ok(reader)
-    }
-}
-
-/// Reads the snapshot with positioned reads, so readers never share a file offset.
-pub struct SnapshotReader {
-    file: File,
-    offset: u64,
-}
-
-impl Read for SnapshotReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.offset)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-/// Passes bytes through to the CSV parser and remembers where every CR and LF was,
-/// because the parser's own line numbers skip blank lines and miscount CRLF.
-struct TerminatorTracker<R> {
-    inner: R,
-    offset: u64,
-    /// `offset << 1 | is_lf` of each CR or LF not yet accounted for.
-    marks: VecDeque<u64>,
-    /// LFs accounted for so far: the line of the next record is one more.
-    newlines: u64,
-}
-
-impl<R: Read> Read for TerminatorTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for at in memchr::memchr2_iter(b'\r', b'\n', &buf[..n]) {
-            let is_lf = u64::from(buf[at] == b'\n');
-            self.marks
-                .push_back(((self.offset + at as u64) << 1) | is_lf);
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R> TerminatorTracker<R> {
-    /// The physical line of a record whose parser position is `byte`: that position
-    /// is just past the previous record, so line ends right after it are skipped too.
-    fn line_of_record(&mut self, byte: u64) -> u64 {
-        let mut next = byte;
-        while let Some(&mark) = self.marks.front() {
-            let (at, is_lf) = (mark >> 1, mark & 1 == 1);
-            if at < byte || at == next {
-                if at == next {
-                    next += 1;
-                }
-                self.newlines += u64::from(is_lf);
-                self.marks.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.newlines + 1
-    }
-}
-
 /// Streams records, each validated on its own (duplicates need [`InputScan`]).
 pub struct RowReader<R: Read> {
-    csv: csv::Reader<TerminatorTracker<R>>,
+    records: RecordReader<R>,
     columns: Columns,
     default_reason: Option<String>,
     path: String,
-    record: csv::ByteRecord,
+    record: Fields,
     lookup: Option<Arc<dyn Lookup>>,
 }
 
 impl<R: Read> RowReader<R> {
     pub fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .delimiter(options.delimiter)
-            .flexible(true)
-            .has_headers(true)
-            .from_reader(TerminatorTracker {
-                inner: input,
-                offset: 0,
-                marks: VecDeque::new(),
-                newlines: 0,
-            });
-        let header = csv.byte_headers().map_err(|e| InputError::Io {
+        let mut records = RecordReader::new(input, options.delimiter);
+        let mut header = Fields::default();
+        let start = records.read(&mut header).map_err(|source| InputError::Io {
             path: path.to_owned(),
-            source: csv_io_error(e),
+            source,
         })?;
-        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        match start.map(|s| s.kind) {
+            None => {
+                return Err(InputError::Empty {
+                    path: path.to_owned(),
+                })
+            }
+            Some(RecordKind::TooLarge { .. }) => {
+                return Err(InputError::HeaderTooLarge {
+                    path: path.to_owned(),
+                })
+            }
+            Some(RecordKind::Complete) => {}
+        }
+        if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
             return Err(InputError::Empty {
                 path: path.to_owned(),
             });
@@ -474,11 +327,11 @@ impl<R: Read> RowReader<R> {
             })?;
         let columns = resolve_columns(&headers, options, path)?;
         Ok(Self {
-            csv,
+            records,
             columns,
             default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
             path: path.to_owned(),
-            record: csv::ByteRecord::new(),
+            record: Fields::default(),
             lookup: None,
         })
     }
@@ -559,24 +412,50 @@ impl<R: Read> RowReader<R> {
     /// The next non-blank record, or `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<Record, InputError>> {
         loop {
-            match self.csv.read_byte_record(&mut self.record) {
-                Ok(false) => return None,
-                Ok(true) => {}
-                Err(e) => {
+            let start = match self.records.read(&mut self.record) {
+                Ok(None) => return None,
+                Ok(Some(start)) => start,
+                Err(source) => {
                     return Some(Err(InputError::Io {
                         path: self.path.clone(),
-                        source: csv_io_error(e),
+                        source,
                     }))
                 }
+            };
+            let line = start.line;
+            if let RecordKind::TooLarge { field } = start.kind {
+                return Some(Ok(self.too_large(line, field)));
             }
-            let byte = self.record.position().map_or(0, |p| p.byte());
-            let line = self.csv.get_mut().line_of_record(byte);
             // Spreadsheets export empty rows as ",,,"; they are blank lines too.
             if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
                 continue;
             }
             return Some(Ok(self.validate(line)));
         }
+    }
+
+    /// A record past the size limits: invalid, named by the column being read.
+    fn too_large(&self, line: u64, field: usize) -> Record {
+        let column = self
+            .columns
+            .headers
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| format!("{} (no header)", field + 1));
+        Record::Invalid(InvalidRow {
+            line,
+            id_cell: String::new(),
+            flag_cell: String::new(),
+            reason_cell: String::new(),
+            problems: vec![Problem {
+                line,
+                column,
+                message: format!(
+                    "the row is larger than {} MiB or has more than {MAX_FIELDS} fields (an unclosed quote?); it was skipped",
+                    MAX_RECORD_BYTES / (1024 * 1024)
+                ),
+            }],
+        })
     }
 
     fn cell(&self, index: usize) -> Option<Result<&str, ()>> {
@@ -710,13 +589,6 @@ fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         None => text.to_owned(),
         Some((cut, _)) => format!("{}…", &text[..cut]),
-    }
-}
-
-fn csv_io_error(error: csv::Error) -> io::Error {
-    match error.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
     }
 }
 
@@ -888,6 +760,31 @@ pub fn conflict_message(id: u64, lines: &[u64]) -> String {
     )
 }
 
+/// Both passes over raw bytes, as `apply` makes them: every record's line and whether
+/// it can be sent (a first occurrence of a valid, non-conflicting id). For property
+/// tests and fuzzing; `Err` only when the input cannot be read as CSV with a header.
+pub fn check_bytes(
+    data: &[u8],
+    options: &InputOptions,
+) -> Result<(InputScan, Vec<(u64, bool)>), InputError> {
+    let input =
+        InputFile::from_reader(&mut &data[..], "fuzz").map_err(|source| InputError::Io {
+            path: "fuzz".to_owned(),
+            source,
+        })?;
+    let scan = scan(&input, options, None)?;
+    let mut reader = input.reader(options, None)?;
+    let mut outcomes = Vec::new();
+    while let Some(record) = reader.next_record() {
+        let sendable = match record? {
+            Record::Valid(row) => scan.status(&row) == RowStatus::Send,
+            Record::Invalid(_) => false,
+        };
+        outcomes.push((outcomes.len() as u64, sendable));
+    }
+    Ok((scan, outcomes))
+}
+
 /// Pass one: validates every row and indexes ids.
 pub fn scan(
     input: &InputFile,
@@ -953,7 +850,11 @@ mod tests {
             lines_of("id,flag,reason\n1,y,\"x\n\ny\"\n\n2,y,z"),
             vec![2, 6]
         );
-        assert_eq!(lines_of("id,flag,reason\r\r\n1,y,a"), vec![2]);
+        assert_eq!(
+            lines_of("id,flag,reason\r\r\n1,y,a"),
+            vec![3],
+            "a lone CR ends a line"
+        );
     }
 
     #[test]
@@ -996,5 +897,108 @@ mod tests {
         assert_eq!(utf16_len("é"), 1);
         assert_eq!(utf16_len("😀"), 2);
         assert_eq!(utf16_len(&"😀".repeat(15_001)), 30_002);
+    }
+}
+
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn options(delimiter: u8) -> InputOptions {
+        InputOptions {
+            source: InputSource::Stdin,
+            delimiter,
+            id_column: None,
+            flag_column: None,
+            reason_column: None,
+            default_reason: None,
+        }
+    }
+
+    /// Every record of pass two has exactly one outcome, and pass one counted the same
+    /// records; lines only go forward.
+    fn check(data: &[u8], delimiter: u8) {
+        let options = options(delimiter);
+        let Ok((scan, outcomes)) = check_bytes(data, &options) else {
+            return;
+        };
+        assert_eq!(scan.rows, outcomes.len() as u64);
+        assert!(scan.invalid_rows <= scan.rows);
+        let mut reader = InputFile::from_reader(&mut &data[..], "t")
+            .unwrap()
+            .reader(&options, None)
+            .unwrap();
+        let mut last = 1;
+        while let Some(Ok(record)) = reader.next_record() {
+            assert!(record.line() > last, "line {} after {last}", record.line());
+            last = record.line();
+        }
+    }
+
+    fn csv_like() -> impl Strategy<Value = Vec<u8>> {
+        let cell = prop_oneof![
+            Just(b"1".to_vec()),
+            Just(b"true".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b"\"a,\"\"b\"\"\"".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b",".to_vec()),
+            Just(vec![0xff, 0xfe]),
+            Just("😀".as_bytes().to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..8),
+            "[0-9]{1,20}".prop_map(|s| s.into_bytes()),
+        ];
+        proptest::collection::vec(cell, 0..200).prop_map(|cells| {
+            let mut data = b"id,serviceAccount,reason\n".to_vec();
+            cells.into_iter().for_each(|c| data.extend(c));
+            data
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            check(&data, b',');
+        }
+
+        #[test]
+        fn csv_shaped_noise_never_panics(data in csv_like(), semicolon in any::<bool>()) {
+            check(&data, if semicolon { b';' } else { b',' });
+        }
+
+        #[test]
+        fn thousands_of_columns(columns in 1usize..5000, rows in 0usize..5) {
+            let mut data = b"id,flag,reason".to_vec();
+            for i in 3..columns {
+                data.extend(format!(",extra{i}").as_bytes());
+            }
+            data.push(b'\n');
+            for row in 0..rows {
+                data.extend(format!("{},true,r", row + 1).as_bytes());
+                data.extend(std::iter::repeat_n(b',', columns.saturating_sub(3)));
+                data.push(b'\n');
+            }
+            let (scan, outcomes) = check_bytes(&data, &options(b',')).unwrap();
+            prop_assert_eq!(outcomes.len(), rows);
+            prop_assert_eq!(scan.invalid_rows, 0);
+        }
+    }
+
+    #[test]
+    fn huge_fields_and_unbalanced_quotes_are_invalid_rows() {
+        let mut data = b"id,flag,reason\n1,true,ok\n2,true,".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 3 * MAX_RECORD_BYTES));
+        // An unclosed quote runs to the end: one record, too large here.
+        data.extend(b"\n3,true,\"never closed\n");
+        data.extend(std::iter::repeat_n(b'y', 2 * MAX_RECORD_BYTES));
+        data.extend(b"\n4,true,ok\n");
+        let (scan, outcomes) = check_bytes(&data, &options(b',')).unwrap();
+        assert_eq!(outcomes, vec![(0, true), (1, false), (2, false)]);
+        assert_eq!(scan.first_problems[0].line, 3);
+        assert!(scan.first_problems[0].message.contains("larger than 1 MiB"));
     }
 }

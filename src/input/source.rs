@@ -1,0 +1,125 @@
+//! The input snapshot: the bytes both passes read.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use super::{InputError, InputOptions, Lookup, RowReader};
+use crate::config::InputSource;
+
+/// A private snapshot of the input: copied once into an anonymous, owner-only temporary
+/// file (hashing it on the way), so that both passes and the recorded SHA-256 see the
+/// same bytes even if the original is edited during the run, and standard input can be
+/// read twice.
+pub struct InputFile {
+    snapshot: File,
+    path: String,
+    sha256: String,
+    lines: u64,
+}
+
+impl InputFile {
+    pub fn open(source: &InputSource) -> Result<Self, InputError> {
+        let path = match source {
+            InputSource::Stdin => "standard input".to_owned(),
+            InputSource::File(p) => p.display().to_string(),
+        };
+        let result = match source {
+            InputSource::File(p) => File::open(p).and_then(|mut file| Self::snapshot(&mut file)),
+            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock()),
+        };
+        let (snapshot, sha256, lines) = result.map_err(|source| InputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            snapshot,
+            path: source.display(),
+            sha256,
+            lines,
+        })
+    }
+
+    /// Wraps already-readable bytes (tests, fuzzing).
+    pub fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
+        let (snapshot, sha256, lines) = Self::snapshot(reader)?;
+        Ok(Self {
+            snapshot,
+            path: path.to_owned(),
+            sha256,
+            lines,
+        })
+    }
+
+    fn snapshot(source: &mut impl Read) -> io::Result<(File, String, u64)> {
+        use sha2::{Digest, Sha256};
+        let mut spool = tempfile::tempfile()?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut lines = 1;
+        loop {
+            let n = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buffer[..n]);
+            lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
+            io::Write::write_all(&mut spool, &buffer[..n])?;
+        }
+        let digest = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((spool, digest, lines))
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Physical lines in the input (LFs plus one).
+    pub fn line_count(&self) -> u64 {
+        self.lines
+    }
+
+    /// SHA-256 of the input bytes, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// A reader from the start of the input, independent of any other reader. Rows
+    /// named by username or email are resolved through `lookup` when there is one.
+    pub fn reader(
+        &self,
+        options: &InputOptions,
+        lookup: Option<Arc<dyn Lookup>>,
+    ) -> Result<RowReader<SnapshotReader>, InputError> {
+        let file = self.snapshot.try_clone().map_err(|source| InputError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut reader = RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)?;
+        reader.lookup = lookup;
+        Ok(reader)
+    }
+}
+
+/// Reads the snapshot with positioned reads, so readers never share a file offset.
+pub struct SnapshotReader {
+    file: File,
+    offset: u64,
+}
+
+impl Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
