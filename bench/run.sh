@@ -254,6 +254,23 @@ timeout 120 /usr/bin/time -v -o "$WORK/validate.time" "$BIN" validate -q "$WORK/
 VAL_RSS=$(maxrss_mb "$WORK/validate.time")
 VAL_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/validate.time")
 
+log "3. memory: validate an input with one 100 MB field"
+python3 - "$WORK/field100m.csv" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"id,serviceAccount,serviceAccountReason\n1,true,ok\n2,true,")
+    chunk = b"x" * (1 << 20)
+    for _ in range(100):
+        f.write(chunk)
+    f.write(b"\n3,false,fine\n")
+PY
+frc=0
+timeout 120 /usr/bin/time -v -o "$WORK/field.time" "$BIN" validate "$WORK/field100m.csv" \
+    >"$WORK/field.out" 2>"$WORK/field.err" || frc=$?
+[ "$frc" -eq 1 ] || die "validate of the 100 MB field exited $frc (expected 1: one invalid row)"
+FIELD_RSS=$(maxrss_mb "$WORK/field.time")
+FIELD_MSG=$(head -c 60 "$WORK/field.out")
+
 start_sim engine --identities 50000 --rate-limit unlimited
 ENG_PORT=$SIM_PORT
 
@@ -311,6 +328,7 @@ Machine: $(nproc) CPU(s), ${CPU:-unknown CPU}, $MEM RAM; $VER (commit $REV); ben
 | engine: wrk -c 64 -t 2 -d 10s, same PUT, same simulator | ${WRK_RPS} req/s (non-2xx: ${WRK_NON2XX:-0}) | |
 | engine: ratio ours / wrk | ${ENG_RATIO} | >= 0.5 |
 | memory: validate, 1,000,000 rows (peak RSS) | ${VAL_RSS} MB (wall ${VAL_WALL}) | <= 64 MB |
+| memory: validate, one 100 MB field (peak RSS) | ${FIELD_RSS} MB; reported "${FIELD_MSG}…" | <= 64 MB |
 | memory: apply, 5,000 rows (peak RSS) | ${A5K_RSS} MB | <= 64 MB |
 | memory: apply, 50,000 rows (peak RSS) | ${A50K_RSS} MB | <= 64 MB, flat in rows |
 

@@ -132,12 +132,25 @@ impl ApiClient {
         })
     }
 
+    /// `{base}user-identities/{kind}`, the listing and the parent of every identity.
+    fn collection_url(&self) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("user-identities")
+                .push(self.kind.path_segment());
+        }
+        url
+    }
+
+    /// Built by pushing path segments: no re-parse of the whole URL per request.
     fn identity_url(&self, id: u64) -> Url {
-        let path = format!(
-            "user-identities/{}/{id}/service-account",
-            self.kind.path_segment()
-        );
-        self.base.join(&path).unwrap_or_else(|_| self.base.clone())
+        let mut url = self.collection_url();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(&id.to_string()).push("service-account");
+        }
+        url
     }
 
     /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt. Returns the
@@ -158,10 +171,7 @@ impl ApiClient {
 
     /// `GET …/user-identities/{kind}?page=P&limit=L`, one attempt.
     pub async fn list_page(&self, page: u64, limit: u64) -> Result<(u16, Page), Failure> {
-        let mut url = self
-            .base
-            .join(&format!("user-identities/{}", self.kind.path_segment()))
-            .unwrap_or_else(|_| self.base.clone());
+        let mut url = self.collection_url();
         url.query_pairs_mut()
             .append_pair("page", &page.to_string())
             .append_pair("limit", &limit.to_string());
