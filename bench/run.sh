@@ -322,7 +322,7 @@ Machine: $(nproc) CPU(s), ${CPU:-unknown CPU}, $MEM RAM; $VER (commit $REV); ben
 
 | measurement | figure | goal |
 |---|---|---|
-| rate fidelity: achieved rate, 500 rows, default --rate 450/min vs 500/min server | ${RATE_ACH}/min = ${RATE_SHARE}% of 450/min (${RATE_REQ} requests in ${RATE_EL} s; summary says ${RATE_EFF}/min; ${RATE_UPD} updated) | ~100% (>= 95%) |
+| rate fidelity: achieved rate, 500 rows, default --rate 450/min vs 500/min server | ${RATE_ACH}/min = ${RATE_SHARE}% of 450/min (${RATE_REQ} requests in ${RATE_EL} s; summary says ${RATE_EFF}/min; ${RATE_UPD} updated) | >= 99% |
 | rate fidelity: 429s provoked | ${RATE_429} (simulator counted ${RATE_SIM429}) | 0 |
 | engine: ours, 50,000 rows, --rate unlimited --concurrency 64 | ${ENG_RPS} rows/s (${ENG_UPD} updated in ${ENG_EL} s; wall ${ENG_WALL}) | |
 | engine: wrk -c 64 -t 2 -d 10s, same PUT, same simulator | ${WRK_RPS} req/s (non-2xx: ${WRK_NON2XX:-0}) | |

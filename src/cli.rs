@@ -14,6 +14,9 @@ use crate::config::{
 use crate::retry::RetryPolicy;
 use crate::secret::ApiKey;
 
+/// Requests in flight at most; far beyond what any API allows per IP.
+const MAX_CONCURRENCY: usize = 1024;
+
 /// The simulator keeps every identity in memory (two kinds): keep that bounded.
 const MAX_SIMULATED_IDENTITIES: u64 = 10_000_000;
 
@@ -157,7 +160,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Allow replacing an existing report or summary file
+    /// Allow replacing existing report, summary, undo and evidence files
     #[arg(long)]
     pub force: bool,
 
@@ -218,7 +221,8 @@ pub struct RunArgs {
     pub kind: KindArg,
 
     /// Run against an in-process simulator on loopback; no token needed
-    #[arg(long, conflicts_with_all = ["base_url", "token_file"])]
+    // Not in conflict with --base-url: DRATA_BASE_URL may be exported, and is ignored here.
+    #[arg(long, conflicts_with = "token_file")]
     pub simulate: bool,
 
     /// First backoff ceiling in milliseconds (doubles per attempt, capped at 30 s)
@@ -309,8 +313,12 @@ impl RunArgs {
         output: OutputOptions,
         argv: Vec<String>,
     ) -> Result<RunConfig, ConfigError> {
-        if mode == Mode::Plan && (self.reconcile || self.undo.is_some()) {
-            return Err(ConfigError::ApplyOnly("--reconcile and --undo"));
+        if mode == Mode::Plan
+            && (self.reconcile || self.undo.is_some() || self.resume_from.is_some())
+        {
+            return Err(ConfigError::ApplyOnly(
+                "--reconcile, --undo and --resume-from",
+            ));
         }
         let target = if self.simulate {
             Target::Simulated
@@ -338,7 +346,13 @@ impl RunArgs {
         };
         let concurrency = match self.concurrency {
             0 => return Err(ConfigError::Zero("--concurrency")),
-            n => n.min(1024),
+            n if n > MAX_CONCURRENCY => {
+                return Err(ConfigError::TooMany(
+                    "--concurrency",
+                    MAX_CONCURRENCY as u64,
+                ))
+            }
+            n => n,
         };
         Ok(RunConfig {
             mode,

@@ -129,6 +129,14 @@ async fn fetch_state(session: &Session, control: &RunControl) -> Option<Arc<Curr
     }
 }
 
+/// The report's id cell: empty for a row whose username or email was never resolved.
+fn id_cell(id: u64) -> String {
+    match id {
+        UNRESOLVED_ID => String::new(),
+        id => id.to_string(),
+    }
+}
+
 /// What a row becomes, before the run's stop is taken into account.
 enum Decision {
     Send(input::Row),
@@ -156,12 +164,12 @@ impl Planner {
             }
             Record::Valid(row) => row,
         };
-        let id_cell = match row.id {
-            UNRESOLVED_ID => String::new(),
-            id => id.to_string(),
-        };
-        let mut report =
-            ReportRow::new(row.line, id_cell, row.flag.to_string(), row.reason.clone());
+        let mut report = ReportRow::new(
+            row.line,
+            id_cell(row.id),
+            row.flag.to_string(),
+            row.reason.clone(),
+        );
         match self.scan.status(&row) {
             RowStatus::Conflict { lines } => {
                 let message = format!(
@@ -291,7 +299,7 @@ impl Feed {
 fn not_attempted(row: &input::Row, control: &RunControl) -> ReportRow {
     ReportRow::new(
         row.line,
-        row.id.to_string(),
+        id_cell(row.id),
         row.flag.to_string(),
         row.reason.clone(),
     )
@@ -343,17 +351,57 @@ fn usage_error(message: impl std::fmt::Display) -> u8 {
     exit::USAGE
 }
 
-/// Creates a 0600 file for an option, or says why not; `None` when the option is unset.
-fn create_option_file(
-    path: &Option<std::path::PathBuf>,
-    force: bool,
-    what: &str,
-) -> Result<Option<std::fs::File>, String> {
-    match path {
-        None => Ok(None),
-        Some(path) => report::create_private_file(path, force)
-            .map(Some)
-            .map_err(|e| format!("cannot create the {what} {}: {e}", path.display())),
+/// The optional output files, created (0600, exclusively) before the report.
+struct ExtraFiles {
+    summary: Option<std::fs::File>,
+    undo: Option<std::fs::File>,
+    evidence: Option<std::fs::File>,
+}
+
+impl ExtraFiles {
+    fn paths(config: &RunConfig) -> [(&Option<std::path::PathBuf>, &'static str); 3] {
+        [
+            (&config.summary_json, "summary"),
+            (&config.undo, "undo file"),
+            (&config.evidence, "evidence file"),
+        ]
+    }
+
+    /// All or nothing: on a failure, the files created so far are removed again.
+    fn create(config: &RunConfig) -> Result<Self, String> {
+        let mut created = Vec::new();
+        for (path, what) in Self::paths(config) {
+            match path {
+                None => created.push(None),
+                Some(path) => match report::create_private_file(path, config.force) {
+                    Ok(file) => created.push(Some(file)),
+                    Err(e) => {
+                        for ((earlier, _), file) in Self::paths(config).iter().zip(&created) {
+                            if let (Some(earlier), Some(_)) = (earlier, file) {
+                                let _ = std::fs::remove_file(earlier);
+                            }
+                        }
+                        return Err(format!("cannot create the {what} {}: {e}", path.display()));
+                    }
+                },
+            }
+        }
+        let mut files = created.into_iter();
+        Ok(Self {
+            summary: files.next().flatten(),
+            undo: files.next().flatten(),
+            evidence: files.next().flatten(),
+        })
+    }
+
+    /// Removes the (still empty) files when the run cannot start after all.
+    fn remove(self, config: &RunConfig) {
+        let files = [self.summary, self.undo, self.evidence];
+        for ((path, _), file) in Self::paths(config).iter().zip(files) {
+            if let (Some(path), Some(_)) = (path, file) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -423,6 +471,12 @@ pub async fn run(config: RunConfig) -> u8 {
         },
         None => DoneRows::default(),
     };
+    // The other output files first, so that a path that cannot be written stops the run
+    // before anything is sent and before the report exists; filled in later.
+    let extra_files = match ExtraFiles::create(&config) {
+        Ok(files) => files,
+        Err(e) => return usage_error(e),
+    };
     let created = match &config.report {
         Some(path) => report::create_private_file(path, config.force).map(|f| (path.clone(), f)),
         None => report::create_default_report(&config.input.source.stem(), started_at),
@@ -440,23 +494,15 @@ pub async fn run(config: RunConfig) -> u8 {
                     },
                     |p| p.display().to_string(),
                 );
+                extra_files.remove(&config);
                 return usage_error(format!("cannot create the report {path}: {e}"));
             }
         };
-    // Created now, so that a path that cannot be written stops the run before anything
-    // is sent; filled in as the run goes and at the end.
-    let summary_file = match create_option_file(&config.summary_json, config.force, "summary") {
-        Ok(file) => file,
-        Err(e) => return usage_error(e),
-    };
-    let undo_file = match create_option_file(&config.undo, config.force, "undo file") {
-        Ok(file) => file,
-        Err(e) => return usage_error(e),
-    };
-    let evidence_file = match create_option_file(&config.evidence, config.force, "evidence file") {
-        Ok(file) => file,
-        Err(e) => return usage_error(e),
-    };
+    let ExtraFiles {
+        summary: summary_file,
+        undo: undo_file,
+        evidence: evidence_file,
+    } = extra_files;
 
     // The current state, for plan and --reconcile, once the input is known to be good.
     if let Some(session) = &session {
@@ -469,7 +515,10 @@ pub async fn run(config: RunConfig) -> u8 {
         (Some(file), Some(state)) => {
             match UndoWriter::new(file, Arc::clone(state), run_started.clone()) {
                 Ok(undo) => Some(undo),
-                Err(e) => return usage_error(format!("cannot write the undo file: {e}")),
+                Err(e) => {
+                    control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                    None
+                }
             }
         }
         _ => None,
@@ -477,7 +526,10 @@ pub async fn run(config: RunConfig) -> u8 {
     let evidence = match &evidence_file {
         Some(_) => match EvidenceRecorder::new(current.clone().filter(|_| config.reconcile)) {
             Ok(recorder) => Some(recorder),
-            Err(e) => return usage_error(format!("cannot prepare the evidence file: {e}")),
+            Err(e) => {
+                control.stop(StopReason::ReportFailed(format!("evidence file: {e}")));
+                None
+            }
         },
         None => None,
     };
@@ -552,12 +604,26 @@ pub async fn run(config: RunConfig) -> u8 {
         &control,
     )
     .await;
-    let _ = feeder.await;
+    let feeder_result = feeder.await;
+    let mut workers_failed = false;
     if let Some(workers) = workers.as_mut() {
-        while workers.join_next().await.is_some() {}
+        while let Some(joined) = workers.join_next().await {
+            workers_failed |= joined.is_err();
+        }
     }
     signals.abort();
 
+    // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
+    // makes the run fail loudly instead of looking complete.
+    if tally.total() != scan.rows || feeder_result.is_err() || workers_failed {
+        let message = format!(
+            "the report has {} rows for {} input rows",
+            tally.total(),
+            scan.rows
+        );
+        eprintln!("drata-svcacct: error: {message}");
+        control.stop(StopReason::ReportFailed(message));
+    }
     let stop = control.reason();
     let code = exit::for_run(&tally, stop.as_ref());
     let engine = session.as_ref().map(|s| &s.engine);

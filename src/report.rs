@@ -404,17 +404,20 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    fn write(&mut self, row: &ReportRow) -> io::Result<()> {
-        self.report.write(row, SystemTime::now())?;
+    /// Writes a row everywhere it belongs. A failing undo or evidence file is dropped
+    /// and stops the run, but never keeps a row out of the report.
+    fn write(&mut self, row: &ReportRow, control: &RunControl) -> io::Result<()> {
         if row.outcome == Some(Outcome::Updated) {
-            if let Some(undo) = self.undo.as_mut() {
-                undo.write(row)?;
+            if let Some(Err(e)) = self.undo.as_mut().map(|undo| undo.write(row)) {
+                self.undo = None;
+                control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
             }
-            if let Some(evidence) = self.evidence.as_mut() {
-                evidence.record(row)?;
+            if let Some(Err(e)) = self.evidence.as_mut().map(|evidence| evidence.record(row)) {
+                self.evidence = None;
+                control.stop(StopReason::ReportFailed(format!("evidence file: {e}")));
             }
         }
-        Ok(())
+        self.report.write(row, SystemTime::now())
     }
 }
 
@@ -441,7 +444,7 @@ pub async fn consume(
     while let Some(row) = rows.recv().await {
         let outcome = row.outcome.unwrap_or(Outcome::Failed);
         if status.is_ok() {
-            if let Err(e) = outputs.write(&row) {
+            if let Err(e) = outputs.write(&row, control) {
                 control.stop(StopReason::ReportFailed(e.to_string()));
                 status = Err(e);
             }

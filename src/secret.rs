@@ -41,16 +41,23 @@ impl ApiKey {
     /// Reads the first line of a token file, trimmed. Returns a warning when the file
     /// can be read by group or others, as ssh does for private keys.
     pub fn from_file(path: &Path) -> Result<(Self, Option<String>), KeyError> {
+        use std::io::{BufRead, Read};
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Unreadable {
+        let unreadable = |source| KeyError::Unreadable {
             path: shown.clone(),
             source,
-        })?;
-        let first_line = text.lines().next().unwrap_or("");
+        };
+        // Only the first line is read, and at most 64 KiB of it.
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut first = Vec::new();
+        std::io::BufReader::new(file.take(64 * 1024))
+            .read_until(b'\n', &mut first)
+            .map_err(unreadable)?;
+        let first_line = String::from_utf8(first).map_err(|_| KeyError::NotAHeaderValue)?;
         if first_line.trim().is_empty() {
             return Err(KeyError::EmptyFile(shown));
         }
-        let key = Self::new(first_line)?;
+        let key = Self::new(&first_line)?;
         Ok((key, loose_permissions_warning(path)))
     }
 

@@ -78,12 +78,22 @@ fn input_bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
 
 #[test]
 fn input_blank_lines_are_ignored_but_still_counted() {
-    let csv = "id,flag,reason\n\n1,true,a\n\n\n2,false,b\n,,\n";
+    let csv = "id,flag,reason\n\n1,true,a\n   \n\n2,false,b\n";
     let (run, rows, _sim) = apply_on_simulator(csv, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
         vec![(3, "updated".into()), (6, "updated".into())]
+    );
+}
+
+#[test]
+fn input_a_row_of_delimiters_is_a_row_not_a_blank_line() {
+    let (run, rows, _sim) = apply_on_simulator("id,flag,reason\n1,true,a\n,,\n", &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![(2, "not_attempted".into()), (3, "invalid".into())]
     );
 }
 
@@ -1413,6 +1423,42 @@ fn an_existing_summary_file_stops_the_run_before_anything_is_sent() {
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(server.seen().is_empty());
+    assert!(!work.path("r.csv").exists(), "no report is left behind");
+}
+
+#[test]
+fn options_that_make_no_sense_are_refused_before_any_io() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    for args in [
+        vec!["plan", "in.csv", "--simulate", "--resume-from", "old.csv"],
+        vec!["plan", "in.csv", "--simulate", "--reconcile"],
+        vec!["apply", "in.csv", "--simulate", "--concurrency", "5000"],
+        vec!["simulate", "--error-rate", "1.5"],
+    ] {
+        let run = drata(work.dir.path(), &args, &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn simulate_ignores_an_exported_base_url() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--simulate",
+            "--rate",
+            "unlimited",
+            "--report",
+            "r.csv",
+        ],
+        &[("DRATA_BASE_URL", "https://public-api.drata.com/public")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
