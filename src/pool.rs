@@ -133,6 +133,14 @@ impl PauseGate {
         }
     }
 
+    pub fn is_active(&self) -> bool {
+        self.until
+            .lock()
+            .ok()
+            .and_then(|until| *until)
+            .is_some_and(|end| end > Instant::now())
+    }
+
     pub async fn wait(&self) {
         loop {
             let until = self.until.lock().ok().and_then(|u| *u);
@@ -170,17 +178,22 @@ impl Engine {
             return false;
         }
         let wait = async {
-            self.pause.wait().await;
-            let slot = self
-                .adaptive
-                .lock()
-                .map_or_else(|_| Instant::now(), |mut rate| rate.reserve(Instant::now()));
-            tokio::time::sleep_until(slot).await;
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
+            loop {
+                self.pause.wait().await;
+                let slot = self
+                    .adaptive
+                    .lock()
+                    .map_or_else(|_| Instant::now(), |mut rate| rate.reserve(Instant::now()));
+                tokio::time::sleep_until(slot).await;
+                if let Some(limiter) = &self.limiter {
+                    limiter.until_ready().await;
+                }
+                // A 429 arrived while this worker waited: after the pause it takes a new
+                // slot, so that the workers held back do not all go at once.
+                if !self.pause.is_active() {
+                    return;
+                }
             }
-            // A 429 may have arrived while this worker waited for the limiter.
-            self.pause.wait().await;
         };
         tokio::select! {
             biased;
@@ -190,12 +203,12 @@ impl Engine {
     }
 
     /// Halves the pace when a 429 starts a storm, and says so.
-    fn slow_down(&self) {
+    fn slow_down(&self, pause: Duration) {
         let slower = self
             .adaptive
             .lock()
             .ok()
-            .and_then(|mut rate| rate.on_rate_limited(Instant::now()));
+            .and_then(|mut rate| rate.on_rate_limited(Instant::now(), pause));
         if let Some(interval) = slower {
             tracing::warn!(
                 rate_per_minute = format!("{:.0}", 60.0 / interval.as_secs_f64()),
@@ -291,7 +304,7 @@ impl Engine {
                     .retry_after
                     .map_or_else(|| self.policy.ceiling(attempts), |_| delay);
                 self.pause.pause_for(pause);
-                self.slow_down();
+                self.slow_down(pause);
             }
             tracing::debug!(
                 what,

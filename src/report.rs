@@ -297,10 +297,8 @@ impl Progress {
         let on_terminal = io::stderr().is_terminal() && output.log_format == LogFormat::Text;
         let bar = (!output.quiet && on_terminal).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} rows  {msg}  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {msg}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
@@ -315,17 +313,18 @@ impl Progress {
 
     pub fn update(&mut self, tally: &Tally) {
         let done = tally.total();
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         if let Some(bar) = &self.bar {
             bar.set_position(done);
             bar.set_message(format!(
-                "updated {}  failed {}",
+                "updated {}  failed {}  {:.1} rows/s",
                 tally.get(Outcome::Updated),
-                tally.get(Outcome::Failed)
+                tally.get(Outcome::Failed),
+                done as f64 / elapsed
             ));
         } else if let Some(every) = self.log_every {
             if self.last_log.elapsed() >= every {
                 self.last_log = Instant::now();
-                let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
                 tracing::info!(
                     done,
                     total = self.total,

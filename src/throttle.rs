@@ -1,29 +1,34 @@
 //! Adaptive slowdown after 429s. The configured `--rate` is a ceiling; when the server
-//! still answers 429, the pace drops (once per storm) to at most half of what it was and
-//! at most 90% of the rate the server actually accepted lately, and after a quiet period
-//! it recovers step by step. So a run asked to go faster than the server allows settles
-//! under the server's limit instead of retrying in a storm. Pure logic: time is passed in.
+//! still answers 429, the pace drops once per storm: on the first storm to half, on later
+//! ones to 90% of the rate the server accepted since the previous storm (time paused
+//! left out), and after a quiet period it recovers step by step. So a run asked to go
+//! faster than the server allows settles just under the server's limit instead of
+//! retrying in a storm. Pure logic: time is passed in.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// 429s closer together than this belong to one storm and halve the pace once.
+/// After a storm's pause, 429s for this long still belong to the same storm.
 const STORM_WINDOW: Duration = Duration::from_secs(1);
 /// No 429 for this long before the pace starts to recover.
 const QUIET_PERIOD: Duration = Duration::from_secs(10);
 /// Time between two recovery steps.
 const RECOVERY_STEP: Duration = Duration::from_secs(2);
-/// Each recovery step shortens the interval by this factor (+25% rate).
-const RECOVERY_FACTOR: f64 = 0.8;
+/// Each recovery step shortens the interval by this factor (about +11% rate).
+const RECOVERY_FACTOR: f64 = 0.9;
 /// The slowest pace it ever settles at.
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
-/// Successes over this window measure the rate the server accepts.
-const MEASURE_WINDOW: Duration = Duration::from_secs(5);
+/// Successes over at most this window measure the rate the server accepts.
+const MEASURE_WINDOW: Duration = Duration::from_secs(10);
 /// Below this many successes in the window, the measure is too thin to use.
 const MEASURE_MIN_SUCCESSES: usize = 5;
 /// Share of the measured accepted rate to settle at.
 const MEASURE_SHARE: f64 = 0.9;
+/// When the server accepted at least the current pace yet answered 429 (a burst), the
+/// interval grows by this factor only.
+const BURST_SLOWDOWN: f64 = 1.25;
 
 #[derive(Debug, Clone)]
 pub struct AdaptiveRate {
@@ -37,10 +42,15 @@ pub struct AdaptiveRate {
     average_gap: Option<Duration>,
     last_429: Option<Instant>,
     last_change: Option<Instant>,
+    /// When the current storm's 429s stop counting as the same storm.
+    storm_until: Option<Instant>,
+    /// When the previous storm began: the measure starts there, past any initial burst.
+    previous_storm: Option<Instant>,
     reductions: u64,
     /// Recent successful answers, to measure what the server accepts.
-    successes: std::collections::VecDeque<Instant>,
-    first_success: Option<Instant>,
+    successes: VecDeque<Instant>,
+    /// Recent pauses `(start, end)`: time in them is not time the server could accept.
+    pauses: VecDeque<(Instant, Instant)>,
 }
 
 impl AdaptiveRate {
@@ -53,9 +63,11 @@ impl AdaptiveRate {
             average_gap: None,
             last_429: None,
             last_change: None,
+            storm_until: None,
+            previous_storm: None,
             reductions: 0,
-            successes: std::collections::VecDeque::new(),
-            first_success: None,
+            successes: VecDeque::new(),
+            pauses: VecDeque::new(),
         }
     }
 
@@ -64,7 +76,7 @@ impl AdaptiveRate {
         self.slowed
     }
 
-    /// How many times a 429 storm halved the pace.
+    /// How many times a 429 storm lowered the pace.
     pub fn reductions(&self) -> u64 {
         self.reductions
     }
@@ -93,7 +105,6 @@ impl AdaptiveRate {
 
     /// Records a successful answer.
     pub fn on_success(&mut self, now: Instant) {
-        self.first_success.get_or_insert(now);
         self.successes.push_back(now);
         while self
             .successes
@@ -104,33 +115,40 @@ impl AdaptiveRate {
         }
     }
 
-    /// The interval matching 90% of the rate the server accepted over the last window.
-    fn measured_interval(&self, now: Instant) -> Option<Duration> {
-        let recent = self
-            .successes
-            .iter()
-            .filter(|at| now.saturating_duration_since(**at) <= MEASURE_WINDOW)
-            .count();
-        if recent < MEASURE_MIN_SUCCESSES {
+    /// 90% of the rate the server accepted since `since` (at most the window), as an
+    /// interval, leaving time spent paused out.
+    fn measured_interval(&self, now: Instant, since: Instant) -> Option<Duration> {
+        let start = since.max(now.checked_sub(MEASURE_WINDOW).unwrap_or(since));
+        let accepted = self.successes.iter().filter(|at| **at >= start).count();
+        if accepted < MEASURE_MIN_SUCCESSES {
             return None;
         }
-        let window = self
-            .first_success
-            .map_or(MEASURE_WINDOW, |first| now.saturating_duration_since(first))
-            .clamp(Duration::from_secs(1), MEASURE_WINDOW);
-        let accepted_per_second = recent as f64 / window.as_secs_f64();
-        Some(Duration::from_secs_f64(
-            1.0 / (accepted_per_second * MEASURE_SHARE),
-        ))
+        let paused: Duration = self
+            .pauses
+            .iter()
+            .map(|(from, to)| (*to).min(now).saturating_duration_since((*from).max(start)))
+            .sum();
+        let active = now.saturating_duration_since(start).saturating_sub(paused);
+        if active < Duration::from_millis(500) {
+            return None;
+        }
+        let per_second = accepted as f64 / active.as_secs_f64() * MEASURE_SHARE;
+        Some(Duration::from_secs_f64(1.0 / per_second))
     }
 
-    /// Records a 429. Returns the new, slower interval when this 429 starts a storm.
-    pub fn on_rate_limited(&mut self, now: Instant) -> Option<Duration> {
+    /// Records a 429 and the pause every worker now takes. Returns the new, slower
+    /// interval when this 429 starts a storm.
+    pub fn on_rate_limited(&mut self, now: Instant, pause: Duration) -> Option<Duration> {
         self.last_429 = Some(now);
-        if self
-            .last_change
-            .is_some_and(|changed| now.saturating_duration_since(changed) < STORM_WINDOW)
+        self.pauses.push_back((now, now + pause));
+        while self
+            .pauses
+            .front()
+            .is_some_and(|(_, end)| now.saturating_duration_since(*end) > MEASURE_WINDOW)
         {
+            self.pauses.pop_front();
+        }
+        if self.storm_until.is_some_and(|until| now < until) {
             return None;
         }
         let pace = self.slowed.unwrap_or_else(|| {
@@ -138,13 +156,19 @@ impl AdaptiveRate {
                 .max(self.average_gap.unwrap_or(Duration::ZERO))
                 .max(Duration::from_millis(1))
         });
-        let halved = pace * 2;
-        let slower = self
-            .measured_interval(now)
-            .map_or(halved, |measured| measured.max(halved))
-            .min(MAX_INTERVAL);
+        let measured = self
+            .previous_storm
+            .and_then(|since| self.measured_interval(now, since));
+        let slower = match measured {
+            Some(measured) if measured > pace => measured,
+            Some(_) => pace.mul_f64(BURST_SLOWDOWN),
+            None => pace * 2,
+        }
+        .min(MAX_INTERVAL);
         self.slowed = Some(slower);
         self.last_change = Some(now);
+        self.previous_storm = Some(now);
+        self.storm_until = Some(now + pause + STORM_WINDOW);
         self.reductions += 1;
         Some(slower)
     }
@@ -182,21 +206,53 @@ mod tests {
     }
 
     #[test]
-    fn a_429_halves_the_pace_once_per_storm() {
+    fn a_first_storm_halves_the_pace_once() {
         let start = Instant::now();
         let mut rate = AdaptiveRate::new(Some(MS(100)));
-        assert_eq!(rate.on_rate_limited(start), Some(MS(200)));
-        assert_eq!(rate.on_rate_limited(start + MS(300)), None, "same storm");
-        assert_eq!(rate.on_rate_limited(start + MS(1500)), Some(MS(400)));
-        assert_eq!(rate.reductions(), 2);
-        let t = start + MS(1500);
+        assert_eq!(rate.on_rate_limited(start, MS(1_000)), Some(MS(200)));
+        assert_eq!(
+            rate.on_rate_limited(start + MS(1_500), MS(1_000)),
+            None,
+            "the pause and one second after it are the same storm"
+        );
+        assert_eq!(rate.reductions(), 1);
+        let t = start + MS(2_000);
         assert_eq!(rate.reserve(t), t);
         assert_eq!(
             rate.reserve(t),
-            t + MS(400),
+            t + MS(200),
             "requests are spaced by the slower interval"
         );
-        assert_eq!(rate.reserve(t), t + MS(800));
+        assert_eq!(rate.reserve(t), t + MS(400));
+    }
+
+    #[test]
+    fn a_later_storm_settles_under_the_rate_accepted_since_the_first() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(60)));
+        assert_eq!(rate.on_rate_limited(start, MS(1_000)), Some(MS(120)));
+        // After the 1 s pause the server accepts 8/s for 4 s, then answers 429 again.
+        for i in 0..32 {
+            rate.on_success(start + MS(1_000 + 125 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(5_000), MS(1_000)).unwrap();
+        // 32 accepted over 4 s of sending (the pause left out): 8/s, 90% of it is 7.2/s.
+        assert!(slower >= MS(136) && slower <= MS(142), "{slower:?}");
+    }
+
+    #[test]
+    fn a_storm_after_a_burst_slows_by_a_quarter() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        rate.on_rate_limited(start, Duration::ZERO);
+        // The server accepted 20/s, faster than the 200 ms pace: the 429 was a burst.
+        for i in 0..40 {
+            rate.on_success(start + MS(1_100 + 50 * i));
+        }
+        assert_eq!(
+            rate.on_rate_limited(start + MS(3_100), Duration::ZERO),
+            Some(MS(250))
+        );
     }
 
     #[test]
@@ -206,7 +262,7 @@ mod tests {
         for i in 0..20 {
             rate.reserve(start + MS(10 * i));
         }
-        let slower = rate.on_rate_limited(start + MS(200)).unwrap();
+        let slower = rate.on_rate_limited(start + MS(200), MS(1_000)).unwrap();
         assert!(slower >= MS(19) && slower <= MS(21), "{slower:?}");
     }
 
@@ -214,7 +270,7 @@ mod tests {
     fn the_pace_recovers_after_a_quiet_period_back_to_the_configured_rate() {
         let start = Instant::now();
         let mut rate = AdaptiveRate::new(Some(MS(100)));
-        rate.on_rate_limited(start);
+        rate.on_rate_limited(start, Duration::ZERO);
         rate.reserve(start + MS(5_000));
         assert_eq!(
             rate.slowed_interval(),
@@ -222,11 +278,11 @@ mod tests {
             "not quiet long enough"
         );
         rate.reserve(start + MS(10_000));
-        assert_eq!(rate.slowed_interval(), Some(MS(160)));
+        assert_eq!(rate.slowed_interval(), Some(MS(180)));
         rate.reserve(start + MS(11_000));
         assert_eq!(
             rate.slowed_interval(),
-            Some(MS(160)),
+            Some(MS(180)),
             "one step per RECOVERY_STEP"
         );
         let mut t = start + MS(12_000);
@@ -238,27 +294,11 @@ mod tests {
     }
 
     #[test]
-    fn a_storm_settles_under_the_rate_the_server_accepted() {
-        let start = Instant::now();
-        let mut rate = AdaptiveRate::new(None);
-        // Requests every 10 ms, but the server accepted only 20 in the last 2 s (10/s).
-        for i in 0..200 {
-            rate.reserve(start + MS(10 * i));
-        }
-        for i in 0..20 {
-            rate.on_success(start + MS(100 * i));
-        }
-        let slower = rate.on_rate_limited(start + MS(2_000)).unwrap();
-        // 90% of 20 successes over 1.9 s: about 9.5/s, one every ~105 ms.
-        assert!(slower >= MS(100) && slower <= MS(112), "{slower:?}");
-    }
-
-    #[test]
     fn the_pace_never_drops_below_one_request_a_minute() {
         let mut rate = AdaptiveRate::new(Some(MS(40_000)));
         let mut t = Instant::now();
         for _ in 0..5 {
-            rate.on_rate_limited(t);
+            rate.on_rate_limited(t, Duration::ZERO);
             t += Duration::from_secs(2);
         }
         assert_eq!(rate.slowed_interval(), Some(MAX_INTERVAL));
