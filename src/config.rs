@@ -261,6 +261,20 @@ pub struct InputOptions {
     pub default_reason: Option<String>,
 }
 
+impl InputOptions {
+    /// Default column names, no default reason.
+    pub fn new(source: InputSource, delimiter: u8) -> Self {
+        Self {
+            source,
+            delimiter,
+            id_column: None,
+            flag_column: None,
+            reason_column: None,
+            default_reason: None,
+        }
+    }
+}
+
 /// Where the API key comes from; read only when a run needs it.
 #[derive(Debug, Clone)]
 pub enum KeySource {

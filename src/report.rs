@@ -283,11 +283,14 @@ impl ReportWriter {
     }
 }
 
+/// When the first progress line is logged off a terminal.
+const FIRST_PROGRESS_LOG: Duration = Duration::from_secs(2);
+
 /// Progress: a bar on a terminal, log lines elsewhere, nothing when quiet.
 pub struct Progress {
     bar: Option<ProgressBar>,
     log_every: Option<Duration>,
-    last_log: Instant,
+    next_log: Instant,
     started: Instant,
     total: u64,
 }
@@ -305,7 +308,8 @@ impl Progress {
         Self {
             log_every: (!output.quiet && bar.is_none()).then_some(output.progress_interval),
             bar,
-            last_log: Instant::now(),
+            // The first line comes early, so a short run shows that it is moving.
+            next_log: Instant::now() + output.progress_interval.min(FIRST_PROGRESS_LOG),
             started: Instant::now(),
             total,
         }
@@ -323,8 +327,8 @@ impl Progress {
                 done as f64 / elapsed
             ));
         } else if let Some(every) = self.log_every {
-            if self.last_log.elapsed() >= every {
-                self.last_log = Instant::now();
+            if Instant::now() >= self.next_log {
+                self.next_log = Instant::now() + every;
                 tracing::info!(
                     done,
                     total = self.total,

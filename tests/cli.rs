@@ -2276,3 +2276,45 @@ fn the_simulator_says_loudly_when_it_listens_beyond_loopback() {
     let _ = child.wait();
     assert!(seen.contains("LISTENING BEYOND LOOPBACK"), "{seen}");
 }
+
+#[test]
+fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_millis(30))
+    });
+    let csv = rows_csv(1, 20);
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        &csv,
+        &[
+            "--concurrency",
+            "1",
+            "--rate",
+            "unlimited",
+            "--progress-interval",
+            "0.05",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("progress done="), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("apply finished: 20 rows"),
+        "{}",
+        run.stderr
+    );
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        &csv,
+        &[
+            "--concurrency",
+            "1",
+            "--rate",
+            "unlimited",
+            "--progress-interval",
+            "0.05",
+            "-q",
+        ],
+    );
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stderr, "", "quiet and successful: nothing at all");
+}

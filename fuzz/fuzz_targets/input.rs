@@ -11,14 +11,7 @@ fuzz_target!(|data: &[u8]| {
         Some(b'\t') => b'\t',
         _ => b',',
     };
-    let options = InputOptions {
-        source: InputSource::Stdin,
-        delimiter,
-        id_column: None,
-        flag_column: None,
-        reason_column: None,
-        default_reason: None,
-    };
+    let options = InputOptions::new(InputSource::Stdin, delimiter);
     if let Ok((scan, outcomes)) = drata_svcacct::input::check_bytes(data, &options) {
         // Every record gets exactly one outcome, and both passes agree on the count.
         assert_eq!(scan.rows, outcomes.len() as u64);

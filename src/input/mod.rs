@@ -822,14 +822,7 @@ mod tests {
     use super::*;
 
     fn lines_of(data: &str) -> Vec<u64> {
-        let options = InputOptions {
-            source: InputSource::Stdin,
-            delimiter: b',',
-            id_column: None,
-            flag_column: None,
-            reason_column: None,
-            default_reason: None,
-        };
+        let options = InputOptions::new(InputSource::Stdin, b',');
         let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
         std::iter::from_fn(|| reader.next_record())
             .map(|r| r.unwrap().line())
@@ -907,14 +900,7 @@ mod hostile_input {
     use proptest::prelude::*;
 
     fn options(delimiter: u8) -> InputOptions {
-        InputOptions {
-            source: InputSource::Stdin,
-            delimiter,
-            id_column: None,
-            flag_column: None,
-            reason_column: None,
-            default_reason: None,
-        }
+        InputOptions::new(InputSource::Stdin, delimiter)
     }
 
     /// Every record of pass two has exactly one outcome, and pass one counted the same
