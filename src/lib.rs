@@ -156,6 +156,22 @@ pub fn validate(options: &InputOptions) -> u8 {
     exit::for_validation(scan.invalid_rows)
 }
 
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn serve_simulator(config: SimulatorConfig) -> u8 {
     if !config.listen.ip().is_loopback() {
         tracing::warn!(
@@ -179,6 +195,6 @@ async fn serve_simulator(config: SimulatorConfig) -> u8 {
         config.identities,
         config.token
     );
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop_signal().await;
     exit::SUCCESS
 }

@@ -205,6 +205,9 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
             "/public/user-identities/{kind}/{id}/service-account",
             put(update),
         )
+        // Also without the `/public` prefix, for a base URL given as the bare host.
+        .route("/user-identities/{kind}", get(list))
+        .route("/user-identities/{kind}/{id}/service-account", put(update))
         .route("/_sim/stats", get(stats_handler))
         .route("/_sim/applied", get(applied_handler))
         .with_state(Arc::clone(&sim));

@@ -2318,3 +2318,74 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
     assert_eq!(run.code, 0);
     assert_eq!(run.stderr, "", "quiet and successful: nothing at all");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let work = Workdir::new();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = command(
+        work.dir.path(),
+        &[
+            "simulate",
+            "--listen",
+            &listen,
+            "--identities",
+            "10",
+            "--rate-limit",
+            "unlimited",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 1024];
+    while !seen.contains("simulator listening") {
+        let n = std::io::Read::read(&mut stderr, &mut buffer).unwrap();
+        assert!(n > 0, "the simulator exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    work.write("in.csv", "id,flag,reason\n3,true,bot\n");
+    // With and without the /public prefix, with the default token.
+    for base in [
+        format!("http://{listen}/public"),
+        format!("http://{listen}"),
+    ] {
+        let run = drata(
+            work.dir.path(),
+            &[
+                "apply",
+                "in.csv",
+                "--base-url",
+                &base,
+                "--report",
+                "r.csv",
+                "--force",
+            ],
+            &[("DRATA_API_KEY", "sim-token")],
+        );
+        assert_eq!(run.code, 0, "{base}: {}", run.stderr);
+    }
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &format!("http://{listen}/public"),
+            "--report",
+            "r2.csv",
+        ],
+        &[("DRATA_API_KEY", "wrong")],
+    );
+    assert_eq!(run.code, 3, "a wrong token is a 401");
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
