@@ -96,33 +96,55 @@ pub fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Options whose file belongs to one run: the resumed run must not reuse them.
-const PER_RUN_FILES: [&str; 5] = [
-    "--report",
-    "--resume-from",
-    "--summary-json",
-    "--evidence",
-    "--undo",
-];
+/// Options the resumed run drops: it gets a report of its own, resumed from this one.
+const DROPPED_FILES: [&str; 2] = ["--report", "--resume-from"];
+/// Options whose file belongs to one run: the resumed run writes a sibling file.
+const RENAMED_FILES: [&str; 3] = ["--summary-json", "--evidence", "--undo"];
 
-/// The command line that finishes a run: the same arguments, without the per-run file
-/// options (`--report`, `--summary-json`, …), plus `--resume-from REPORT`.
+/// The name of a per-run file for the run that resumes this one: `undo.csv` becomes
+/// `undo.resumed.csv`, then `undo.resumed-2.csv`, and so on.
+pub fn resumed_name(path: &str) -> String {
+    let path = Path::new(path);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let next = match stem.rsplit_once(".resumed") {
+        Some((base, "")) => format!("{base}.resumed-2"),
+        Some((base, count)) => match count.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) => format!("{base}.resumed-{}", n + 1),
+            None => format!("{stem}.resumed"),
+        },
+        None => format!("{stem}.resumed"),
+    };
+    let name = match path.extension() {
+        Some(extension) => format!("{next}.{}", extension.to_string_lossy()),
+        None => next,
+    };
+    path.with_file_name(name).display().to_string()
+}
+
+/// The command line that finishes a run: the same arguments, without `--report`, with
+/// new names for the per-run files (`--summary-json`, `--evidence`, `--undo`), plus
+/// `--resume-from REPORT`.
 pub fn resume_command(argv: &[String], report: &Path) -> String {
     let mut kept = Vec::new();
-    let mut skip_value = false;
-    for arg in argv {
-        if skip_value {
-            skip_value = false;
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
+        let (option, inline) = match arg.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        if DROPPED_FILES.contains(&option) {
+            if inline.is_none() {
+                args.next();
+            }
             continue;
         }
-        if PER_RUN_FILES.contains(&arg.as_str()) {
-            skip_value = true;
-            continue;
-        }
-        if PER_RUN_FILES
-            .iter()
-            .any(|option| arg.starts_with(&format!("{option}=")))
-        {
+        if RENAMED_FILES.contains(&option) {
+            let value = inline.or_else(|| args.next().cloned()).unwrap_or_default();
+            kept.push(option.to_owned());
+            kept.push(shell_quote(&resumed_name(&value)));
             continue;
         }
         kept.push(shell_quote(arg));
@@ -208,8 +230,16 @@ mod tests {
         .to_vec();
         assert_eq!(
             resume_command(&argv, Path::new("new report.csv")),
-            "drata-svcacct apply 'my file.csv' --rate 8/s --resume-from 'new report.csv'"
+            "drata-svcacct apply 'my file.csv' --summary-json s.resumed.json --rate 8/s --resume-from 'new report.csv'"
         );
+    }
+
+    #[test]
+    fn resumed_names_count_up() {
+        assert_eq!(resumed_name("out/undo.csv"), "out/undo.resumed.csv");
+        assert_eq!(resumed_name("undo.resumed.csv"), "undo.resumed-2.csv");
+        assert_eq!(resumed_name("undo.resumed-2.csv"), "undo.resumed-3.csv");
+        assert_eq!(resumed_name("evidence"), "evidence.resumed");
     }
 
     #[test]

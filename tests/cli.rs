@@ -1388,7 +1388,10 @@ fn the_resume_command_works_with_a_summary_file() {
     );
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
-    assert!(!command.contains(&"s.json".to_owned()), "{command:?}");
+    assert!(
+        command.contains(&"s.resumed.json".to_owned()),
+        "{command:?}"
+    );
     let second = drata(
         work.dir.path(),
         &command
@@ -1399,6 +1402,10 @@ fn the_resume_command_works_with_a_summary_file() {
         &[("DRATA_API_KEY", "k")],
     );
     assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        work.path("s.resumed.json").exists(),
+        "the resumed run has its own summary"
+    );
 }
 
 #[test]
