@@ -193,6 +193,7 @@ fn input_flags_accept_the_spec_words_in_any_case() {
     for n in [10, 11] {
         let row = line(&rows, n);
         assert_eq!(row["outcome"], "invalid");
+        assert_eq!(row["service_account"], "", "true, false or empty");
         assert!(row["error"].contains("column flag"), "{}", row["error"]);
     }
 }

@@ -526,10 +526,9 @@ impl<R: Read> RowReader<R> {
             (_, flag, _, _) => Record::Invalid(InvalidRow {
                 line,
                 id_cell,
-                flag_cell: match flag {
-                    Some(flag) => flag.to_string(),
-                    None => self.echo(*flag_index),
-                },
+                // The report's service_account is true/false or empty; the bad cell
+                // itself is quoted in the problem.
+                flag_cell: flag.map(|flag| flag.to_string()).unwrap_or_default(),
                 reason_cell: self
                     .columns
                     .reason
