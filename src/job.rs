@@ -346,6 +346,18 @@ fn watch_signals(control: Arc<RunControl>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Runs blocking input work on the blocking pool; a panic there is an input error.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, input::InputError> + Send + 'static,
+) -> Result<T, input::InputError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(input::InputError::Io {
+            path: "input".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
 fn usage_error(message: impl std::fmt::Display) -> u8 {
     eprintln!("drata-svcacct: error: {message}");
     exit::USAGE
@@ -413,8 +425,12 @@ pub async fn run(config: RunConfig) -> u8 {
     let control = Arc::new(RunControl::default());
     let signals = watch_signals(Arc::clone(&control));
 
-    let input = match InputFile::open(&config.input.source) {
-        Ok(input) => input,
+    tracing::debug!(input = %config.input.source.display(), "reading the input");
+    // Reading the input blocks (standard input may never end): off the runtime thread,
+    // so that Ctrl-C and SIGTERM are still heard.
+    let source = config.input.source.clone();
+    let input = match off_thread(move || InputFile::open(&source)).await {
+        Ok(input) => Arc::new(input),
         Err(e) => return usage_error(e),
     };
     let needs_lookup = match input.reader(&config.input, None) {
@@ -434,7 +450,11 @@ pub async fn run(config: RunConfig) -> u8 {
         session = Some(connected);
     }
     let lookup = current.clone().map(|state| state as Arc<dyn Lookup>);
-    let scan = match input::scan(&input, &config.input, lookup.clone()) {
+    let scanned = {
+        let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
+        off_thread(move || input::scan(&input, &options, lookup)).await
+    };
+    let scan = match scanned {
         Ok(scan) => Arc::new(scan),
         Err(e) => return usage_error(e),
     };
@@ -541,9 +561,17 @@ pub async fn run(config: RunConfig) -> u8 {
         state: current.clone().filter(|_| config.reconcile),
     });
     if !control.is_stopped() && (config.mode == Mode::Plan || config.max_changes.is_some()) {
-        let preview = input
-            .reader(&config.input, lookup.clone())
-            .and_then(|reader| planner.preview(reader));
+        let preview = {
+            let (input, options, lookup) =
+                (Arc::clone(&input), config.input.clone(), lookup.clone());
+            let planner = Arc::clone(&planner);
+            off_thread(move || {
+                input
+                    .reader(&options, lookup)
+                    .and_then(|reader| planner.preview(reader))
+            })
+            .await
+        };
         match preview {
             Err(e) => control.stop(StopReason::InputFailed(e.to_string())),
             Ok((changes, shown)) => {

@@ -156,23 +156,32 @@ pub fn validate(options: &InputOptions) -> u8 {
     exit::for_validation(scan.invalid_rows)
 }
 
-/// Ctrl-C or SIGTERM.
-async fn wait_for_stop_signal() {
+/// Installs the Ctrl-C and SIGTERM handlers now; the future resolves on either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Ok(mut interrupt), Ok(mut terminate)) = streams {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn serve_simulator(config: SimulatorConfig) -> u8 {
+    // Before the banner: whoever reads it may send SIGTERM at once.
+    let stopped = stop_signal();
     if !config.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %config.listen,
@@ -195,6 +204,6 @@ async fn serve_simulator(config: SimulatorConfig) -> u8 {
         config.identities,
         config.token
     );
-    wait_for_stop_signal().await;
+    stopped.await;
     exit::SUCCESS
 }

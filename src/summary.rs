@@ -111,8 +111,12 @@ pub fn resumed_name(path: &str) -> String {
         .unwrap_or_default();
     let next = match stem.rsplit_once(".resumed") {
         Some((base, "")) => format!("{base}.resumed-2"),
-        Some((base, count)) => match count.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
-            Some(n) => format!("{base}.resumed-{}", n + 1),
+        Some((base, count)) => match count
+            .strip_prefix('-')
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(|n| n.checked_add(1))
+        {
+            Some(n) => format!("{base}.resumed-{n}"),
             None => format!("{stem}.resumed"),
         },
         None => format!("{stem}.resumed"),
@@ -143,8 +147,8 @@ pub fn resume_command(argv: &[String], report: &Path) -> String {
         }
         if RENAMED_FILES.contains(&option) {
             let value = inline.or_else(|| args.next().cloned()).unwrap_or_default();
-            kept.push(option.to_owned());
-            kept.push(shell_quote(&resumed_name(&value)));
+            // One word, so that a name starting with '-' is not read as an option.
+            kept.push(shell_quote(&format!("{option}={}", resumed_name(&value))));
             continue;
         }
         kept.push(shell_quote(arg));
@@ -230,7 +234,7 @@ mod tests {
         .to_vec();
         assert_eq!(
             resume_command(&argv, Path::new("new report.csv")),
-            "drata-svcacct apply 'my file.csv' --summary-json s.resumed.json --rate 8/s --resume-from 'new report.csv'"
+            "drata-svcacct apply 'my file.csv' --summary-json=s.resumed.json --rate 8/s --resume-from 'new report.csv'"
         );
     }
 

@@ -140,7 +140,13 @@ impl AdaptiveRate {
     /// interval when this 429 starts a storm.
     pub fn on_rate_limited(&mut self, now: Instant, pause: Duration) -> Option<Duration> {
         self.last_429 = Some(now);
-        self.pauses.push_back((now, now + pause));
+        // Several workers see the same storm: keep the union of the pauses, as the gate
+        // does, so that overlapping ones are not counted twice.
+        let end = now + pause;
+        match self.pauses.back_mut() {
+            Some((_, last_end)) if now <= *last_end => *last_end = (*last_end).max(end),
+            _ => self.pauses.push_back((now, end)),
+        }
         while self
             .pauses
             .front()
@@ -238,6 +244,22 @@ mod tests {
         let slower = rate.on_rate_limited(start + MS(5_000), MS(1_000)).unwrap();
         // 32 accepted over 4 s of sending (the pause left out): 8/s, 90% of it is 7.2/s.
         assert!(slower >= MS(136) && slower <= MS(142), "{slower:?}");
+    }
+
+    #[test]
+    fn overlapping_pauses_count_once() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(60)));
+        // Four workers in flight see the same storm, each told to wait 1 s.
+        for i in 0..4 {
+            rate.on_rate_limited(start + MS(5 * i), MS(1_000));
+        }
+        for i in 0..32 {
+            rate.on_success(start + MS(1_015 + 125 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(5_000), MS(1_000)).unwrap();
+        // 32 accepted over 5 s less one pause of ~1 s: 8/s, so 90% is one every ~139 ms.
+        assert!(slower >= MS(134) && slower <= MS(142), "{slower:?}");
     }
 
     #[test]

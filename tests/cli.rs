@@ -1390,7 +1390,7 @@ fn the_resume_command_works_with_a_summary_file() {
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
     assert!(
-        command.contains(&"s.resumed.json".to_owned()),
+        command.contains(&"--summary-json=s.resumed.json".to_owned()),
         "{command:?}"
     );
     let second = drata(
@@ -2396,4 +2396,46 @@ fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_are_heard_while_standard_input_never_ends() {
+    let work = Workdir::new();
+    let mut child = command(work.dir.path(), &["apply", "-", "--simulate", "-v"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin_kept_open = child.stdin.take();
+    // A bound, not a wait: if signals go unheard, the child is killed and the test fails.
+    let pid = child.id() as i32;
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog_done = std::sync::Arc::clone(&finished);
+    std::thread::spawn(move || {
+        for _ in 0..600 {
+            if watchdog_done.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut wait_for = |text: &str, seen: &mut String| {
+        let mut buffer = [0u8; 1024];
+        while !seen.contains(text) {
+            let n = std::io::Read::read(&mut stderr, &mut buffer).unwrap();
+            assert!(n > 0, "exited before {text:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    };
+    wait_for("reading the input", &mut seen);
+    signal(&child, libc::SIGTERM);
+    wait_for("interrupted", &mut seen);
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    finished.store(true, Ordering::SeqCst);
+    assert_eq!(status.code(), Some(130));
 }
