@@ -144,14 +144,15 @@ pub fn validate(options: &InputOptions) -> u8 {
             }
         }
     }
+    let sendable = scan.sendable_ids();
     eprintln!(
         "{}: {} rows, {} valid, {} invalid; {} to send, {} duplicate",
         input.path(),
         scan.rows,
         scan.valid_rows(),
         scan.invalid_rows,
-        scan.sendable_ids(),
-        scan.valid_rows().saturating_sub(scan.sendable_ids()),
+        sendable,
+        scan.valid_rows().saturating_sub(sendable),
     );
     exit::for_validation(scan.invalid_rows)
 }

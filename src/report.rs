@@ -1,7 +1,7 @@
 //! The report: the only writer of the per-row CSV and of the progress display.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -75,14 +75,6 @@ impl Outcome {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|o| o.as_str() == text)
-    }
-
-    /// Outcomes that leave nothing to do for the row.
-    pub fn is_done(self) -> bool {
-        matches!(
-            self,
-            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped | Outcome::Duplicate
-        )
     }
 
     /// Outcomes that make the exit code 1.
@@ -487,13 +479,6 @@ pub async fn consume(
     }
     progress.finish();
     (tally, status)
-}
-
-/// Writes text to a file created 0600 (summary JSON, and the like).
-pub fn write_private(path: &Path, force: bool, contents: &[u8]) -> io::Result<()> {
-    let mut file = create_private_file(path, force)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -23,14 +23,6 @@ impl DoneRows {
     pub fn contains(&self, line: u64, id: u64, flag: bool) -> bool {
         self.0.contains(&(line, id, flag))
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Undoes the report's spreadsheet-safety prefix.
