@@ -1,87 +1,65 @@
-//! The checked configuration of a run. The CLI is parsed into these types before any
-//! I/O; the core never sees clap types.
+//! The checked configuration of a command, built from the command line before any I/O.
+//! The defaults live here, once: clap shows them and the resume command leaves them out.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
 use thiserror::Error;
 
-use crate::retry::RetryPolicy;
+use crate::drata::is_loopback_host;
+use crate::engine::RetryPolicy;
+use crate::input::InputOptions;
+use crate::model::{IdentityKind, Rate, RateError};
+use crate::secret::{ApiKey, KeyError};
+#[cfg(feature = "simulator")]
+use crate::simulator::SimulatorConfig;
+use crate::text::shell_quote;
+
+/// `--rate`: 90% of Drata's 500 requests per minute per IP, so that retries and another
+/// client on the same address still fit under the limit.
+pub(crate) const DEFAULT_RATE: &str = "450/min";
+/// `--concurrency`: requests in flight at most.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+/// `--timeout`, in seconds.
+pub(crate) const DEFAULT_TIMEOUT: &str = "30";
+/// `--max-failures`: a run where half the rows fail is better stopped and looked at.
+pub(crate) const DEFAULT_MAX_FAILURES: &str = "50%";
+/// `--progress-interval`, in seconds, off a terminal.
+pub(crate) const DEFAULT_PROGRESS_INTERVAL: &str = "10";
+/// Requests in flight at most; far beyond what any API allows per IP.
+pub(crate) const MAX_CONCURRENCY: usize = 1024;
+/// `--timeout` accepts this range of seconds: shorter cannot finish a TLS handshake,
+/// longer is a hung connection.
+pub(crate) const TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<f64> = 0.1..=3600.0;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
-    #[error("invalid rate {0:?}: expected N/s, N/min, N/h (N at least 1) or unlimited")]
-    Rate(String),
+    #[error(transparent)]
+    Rate(#[from] RateError),
     #[error("invalid --max-failures {0:?}: expected a count, a percentage like 10%, or none")]
     MaxFailures(String),
     #[error("invalid base URL {0:?}: {1}")]
     BaseUrl(String, &'static str),
     #[error("invalid delimiter {0:?}: expected one ASCII character (or \\t)")]
     Delimiter(String),
-    #[error("{0} must be at least 1")]
-    Zero(&'static str),
     #[error("{0} only apply to apply (plan always compares with the current state)")]
     ApplyOnly(&'static str),
     #[error("{0} must be at most {1}")]
     TooMany(&'static str, u64),
-    #[error("{0} must be a share from 0 to 1")]
-    Share(&'static str),
-}
-
-/// A request rate: `count` requests every `per`, or no limit at all.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rate {
-    Limited { count: NonZeroU32, per: Duration },
-    Unlimited,
-}
-
-impl Rate {
-    /// Requests per minute, for display; `None` when unlimited.
-    pub fn per_minute(&self) -> Option<f64> {
-        match self {
-            Rate::Limited { count, per } => Some(count.get() as f64 * 60.0 / per.as_secs_f64()),
-            Rate::Unlimited => None,
-        }
-    }
-
-    /// The time between two requests at this rate.
-    pub fn interval(&self) -> Option<Duration> {
-        match self {
-            Rate::Limited { count, per } => Some(*per / count.get()),
-            Rate::Unlimited => None,
-        }
-    }
-}
-
-impl FromStr for Rate {
-    type Err = ConfigError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let err = || ConfigError::Rate(text.to_owned());
-        let trimmed = text.trim();
-        if trimmed.eq_ignore_ascii_case("unlimited") {
-            return Ok(Rate::Unlimited);
-        }
-        let (count, unit) = trimmed.split_once('/').ok_or_else(err)?;
-        let count: u32 = count.trim().parse().map_err(|_| err())?;
-        let count = NonZeroU32::new(count).ok_or_else(err)?;
-        let per = match unit.trim().to_ascii_lowercase().as_str() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(err()),
-        };
-        Ok(Rate::Limited { count, per })
-    }
+    #[error("{0:?} is not a share from 0 to 1")]
+    Share(String),
+    #[error("invalid --timeout {0:?}: expected seconds from 0.1 to 3600")]
+    Timeout(String),
+    #[error("invalid --progress-interval {0:?}: expected seconds above 0")]
+    Interval(String),
 }
 
 /// When to give up on a run because too many rows failed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MaxFailures {
+pub(crate) enum MaxFailures {
     Count(u64),
     /// A share in percent; it applies once [`MaxFailures::PERCENT_MIN_FINISHED`] rows finished.
     Percent(f64),
@@ -89,10 +67,11 @@ pub enum MaxFailures {
 }
 
 impl MaxFailures {
-    pub const PERCENT_MIN_FINISHED: u64 = 20;
+    /// A share of 2 failures in 3 rows says little: percentages wait for this many.
+    pub(crate) const PERCENT_MIN_FINISHED: u64 = 20;
 
     /// True when `failed` rows out of `finished` is past the threshold.
-    pub fn exceeded(&self, failed: u64, finished: u64) -> bool {
+    pub(crate) fn exceeded(&self, failed: u64, finished: u64) -> bool {
         match *self {
             MaxFailures::Count(limit) => failed > limit,
             MaxFailures::Percent(share) => {
@@ -124,16 +103,28 @@ impl FromStr for MaxFailures {
     }
 }
 
+impl std::fmt::Display for MaxFailures {
+    /// The form `--max-failures` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxFailures::Count(n) => write!(f, "{n}"),
+            MaxFailures::Percent(share) => write!(f, "{share}%"),
+            MaxFailures::Disabled => f.write_str("none"),
+        }
+    }
+}
+
 /// Drata regions and their public API base URLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Region {
+    #[default]
     Us,
     Eu,
     Apac,
 }
 
 impl Region {
-    pub fn base_url(self) -> &'static str {
+    pub(crate) fn base_url(self) -> &'static str {
         match self {
             Region::Us => "https://public-api.drata.com/public",
             Region::Eu => "https://public-api.eu.drata.com/public",
@@ -142,24 +133,8 @@ impl Region {
     }
 }
 
-/// Which kind of identity the run addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityKind {
-    Infrastructure,
-    VersionControl,
-}
-
-impl IdentityKind {
-    pub fn path_segment(self) -> &'static str {
-        match self {
-            IdentityKind::Infrastructure => "infrastructure",
-            IdentityKind::VersionControl => "version-control",
-        }
-    }
-}
-
 /// Parses and checks a base URL: `https://` anywhere, `http://` only to loopback.
-pub fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
     // The URL is shown without credentials or query, which could hold a secret.
     let shown = match Url::parse(text.trim()) {
         Ok(mut url) => {
@@ -194,18 +169,8 @@ pub fn parse_base_url(text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// True for 127.0.0.0/8, ::1 and `localhost`.
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
 /// Parses `--delimiter`: one ASCII character, or `\t` / `tab`.
-pub fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
+pub(crate) fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
     match text {
         "\\t" | "tab" | "\t" => Ok(b'\t'),
         _ if text.len() == 1 && text.is_ascii() && !matches!(text, "\"" | "\n" | "\r") => {
@@ -215,93 +180,63 @@ pub fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
     }
 }
 
-/// Where the input comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputSource {
-    Stdin,
-    File(PathBuf),
-}
-
-impl InputSource {
-    pub fn from_arg(arg: &str) -> Self {
-        if arg == "-" {
-            InputSource::Stdin
-        } else {
-            InputSource::File(PathBuf::from(arg))
-        }
-    }
-
-    /// Used to name the default report: the file stem, or `stdin`.
-    pub fn stem(&self) -> String {
-        match self {
-            InputSource::Stdin => "stdin".to_owned(),
-            InputSource::File(path) => path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "input".to_owned()),
-        }
-    }
-
-    pub fn display(&self) -> String {
-        match self {
-            InputSource::Stdin => "-".to_owned(),
-            InputSource::File(path) => path.display().to_string(),
-        }
+/// Parses `--timeout`: seconds within [`TIMEOUT_RANGE_SECS`].
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, ConfigError> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if TIMEOUT_RANGE_SECS.contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(ConfigError::Timeout(text.to_owned())),
     }
 }
 
-/// How the input is read and validated.
-#[derive(Debug, Clone)]
-pub struct InputOptions {
-    pub source: InputSource,
-    pub delimiter: u8,
-    pub id_column: Option<String>,
-    pub flag_column: Option<String>,
-    pub reason_column: Option<String>,
-    pub default_reason: Option<String>,
+/// Parses `--progress-interval`: seconds above zero, at most a day.
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, ConfigError> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => {
+            Ok(Duration::from_secs_f64(secs.min(86_400.0)))
+        }
+        _ => Err(ConfigError::Interval(text.to_owned())),
+    }
 }
 
-impl InputOptions {
-    /// Default column names, no default reason.
-    pub fn new(source: InputSource, delimiter: u8) -> Self {
-        Self {
-            source,
-            delimiter,
-            id_column: None,
-            flag_column: None,
-            reason_column: None,
-            default_reason: None,
-        }
+/// Parses a share from 0 to 1 (the simulator's fault rates).
+#[cfg(feature = "simulator")]
+pub(crate) fn parse_share(text: &str) -> Result<f64, ConfigError> {
+    match text.trim().parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(ConfigError::Share(text.to_owned())),
     }
 }
 
 /// Where the API key comes from; read only when a run needs it.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// The value of `DRATA_API_KEY`, already wrapped so it cannot print, or why not.
-    Env(Result<crate::secret::ApiKey, String>),
+#[derive(Debug)]
+pub(crate) enum KeySource {
+    /// `DRATA_API_KEY`, already wrapped so it cannot print, or why it cannot be used.
+    Env(Result<ApiKey, KeyError>),
     File(PathBuf),
 }
 
 /// Which server a run talks to.
-#[derive(Debug, Clone)]
-pub enum Target {
+#[derive(Debug)]
+pub(crate) enum Target {
     Remote {
-        base_url: Url,
+        region: Region,
+        /// Set by `--base-url` or `DRATA_BASE_URL`; otherwise the region's.
+        base_url: Option<Url>,
         key: KeySource,
     },
     /// An in-process simulator on an ephemeral loopback port.
+    #[cfg(feature = "simulator")]
     Simulated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Apply,
     Plan,
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::Apply => "apply",
             Mode::Plan => "plan",
@@ -309,25 +244,26 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }
 
 /// Output controls shared by every subcommand.
 #[derive(Debug, Clone, Copy)]
-pub struct OutputOptions {
+pub(crate) struct OutputOptions {
     pub quiet: bool,
     pub verbose: u8,
     pub log_format: LogFormat,
-    /// Seconds between progress log lines when stderr is not a terminal.
+    /// Time between progress log lines when stderr is not a terminal.
     pub progress_interval: Duration,
 }
 
 /// Everything `apply` and `plan` need, checked.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
+#[derive(Debug)]
+pub(crate) struct RunConfig {
     pub mode: Mode,
     pub input: InputOptions,
     pub target: Target,
@@ -336,7 +272,7 @@ pub struct RunConfig {
     pub force: bool,
     pub rate: Rate,
     pub burst: NonZeroU32,
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub max_failures: MaxFailures,
@@ -349,58 +285,19 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     pub evidence: Option<PathBuf>,
     pub output: OutputOptions,
-    /// The command line as typed, used to print the command that resumes a run.
-    pub argv: Vec<String>,
-}
-
-/// The simulator's settings.
-#[derive(Debug, Clone)]
-pub struct SimulatorConfig {
-    pub listen: std::net::SocketAddr,
-    pub identities: u64,
-    pub token: String,
-    pub rate_limit: Rate,
-    /// How many requests the leaky bucket holds before it answers 429.
-    pub bucket_capacity: u32,
-    pub error_rate: f64,
-    pub latency: Duration,
-    /// Share of requests whose connection is closed without an answer.
-    pub drop_rate: f64,
-    /// Share of requests answered only after `slow_delay`.
-    pub slow_rate: f64,
-    pub slow_delay: Duration,
-    pub seed: u64,
-}
-
-impl Default for SimulatorConfig {
-    fn default() -> Self {
-        Self {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
-            identities: 1000,
-            token: "sim-token".to_owned(),
-            rate_limit: Rate::Limited {
-                count: NonZeroU32::new(500).unwrap_or(NonZeroU32::MIN),
-                per: Duration::from_secs(60),
-            },
-            bucket_capacity: 5,
-            error_rate: 0.0,
-            latency: Duration::ZERO,
-            drop_rate: 0.0,
-            slow_rate: 0.0,
-            slow_delay: Duration::from_secs(35),
-            seed: 1,
-        }
-    }
+    /// The program as it was invoked, to print commands the user can run.
+    pub program: String,
 }
 
 /// A parsed, checked command.
-#[derive(Debug, Clone)]
-pub enum Command {
+#[derive(Debug)]
+pub(crate) enum Command {
     Validate {
         input: InputOptions,
         output: OutputOptions,
     },
     Run(Box<RunConfig>),
+    #[cfg(feature = "simulator")]
     Simulate {
         config: SimulatorConfig,
         output: OutputOptions,
@@ -409,20 +306,194 @@ pub enum Command {
     Man,
 }
 
+/// The name of a per-run file for the run that resumes this one: `undo.csv` becomes
+/// `undo.resumed.csv`, then `undo.resumed-2.csv`, and so on.
+pub(crate) fn resumed_name(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let next = match stem.rsplit_once(".resumed") {
+        Some((base, "")) => format!("{base}.resumed-2"),
+        Some((base, count)) => match count
+            .strip_prefix('-')
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(|n| n.checked_add(1))
+        {
+            Some(n) => format!("{base}.resumed-{n}"),
+            None => format!("{stem}.resumed"),
+        },
+        None => format!("{stem}.resumed"),
+    };
+    let name = match path.extension() {
+        Some(extension) => format!("{next}.{}", extension.to_string_lossy()),
+        None => next,
+    };
+    path.with_file_name(name)
+}
+
+impl RunConfig {
+    /// The command that finishes this run: the same options, without `--report` (the
+    /// new run writes its own), with new names for the per-run files, plus
+    /// `--resume-from REPORT`. Built from the checked values, so every option that
+    /// differs from its default is carried, whichever way it was given.
+    pub(crate) fn resume_command(&self, report: &Path) -> String {
+        let mut args = vec![self.program.clone(), self.mode.name().to_owned()];
+        args.push(self.input.source.display());
+        args.extend(self.input_args());
+        args.extend(self.target_args());
+        args.extend(self.network_args());
+        args.extend(self.run_args());
+        args.extend(self.output_args());
+        let mut words: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        words.push("--resume-from".to_owned());
+        words.push(shell_quote(&report.display().to_string()));
+        words.join(" ")
+    }
+
+    fn input_args(&self) -> Vec<String> {
+        let input = &self.input;
+        let mut args = Vec::new();
+        let named = [
+            ("--id-column", &input.id_column),
+            ("--flag-column", &input.flag_column),
+            ("--reason-column", &input.reason_column),
+            ("--reason", &input.default_reason),
+        ];
+        for (option, value) in named {
+            if let Some(value) = value {
+                // One word, so that a value starting with '-' is not read as an option.
+                args.push(format!("{option}={value}"));
+            }
+        }
+        if input.delimiter != b',' {
+            let delimiter = match input.delimiter {
+                b'\t' => "tab".to_owned(),
+                other => char::from(other).to_string(),
+            };
+            args.push(format!("--delimiter={delimiter}"));
+        }
+        args
+    }
+
+    fn target_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        match &self.target {
+            #[cfg(feature = "simulator")]
+            Target::Simulated => args.push("--simulate".to_owned()),
+            Target::Remote {
+                region,
+                base_url,
+                key,
+            } => {
+                match base_url {
+                    Some(url) => args.extend(["--base-url".to_owned(), url.to_string()]),
+                    None if *region != Region::Us => {
+                        args.extend(["--region".to_owned(), format!("{region:?}").to_lowercase()])
+                    }
+                    None => {}
+                }
+                if let KeySource::File(path) = key {
+                    args.extend(["--token-file".to_owned(), path.display().to_string()]);
+                }
+            }
+        }
+        if self.kind != IdentityKind::Infrastructure {
+            args.extend(["--kind".to_owned(), self.kind.path_segment().to_owned()]);
+        }
+        args
+    }
+
+    fn network_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.rate.to_string() != DEFAULT_RATE {
+            args.extend(["--rate".to_owned(), self.rate.to_string()]);
+        }
+        if self.burst.get() != 1 {
+            args.extend(["--burst".to_owned(), self.burst.to_string()]);
+        }
+        if self.concurrency.get() != DEFAULT_CONCURRENCY {
+            args.extend(["--concurrency".to_owned(), self.concurrency.to_string()]);
+        }
+        let retry = RetryPolicy::default();
+        if self.retry.max_attempts != retry.max_attempts {
+            args.extend([
+                "--max-attempts".to_owned(),
+                self.retry.max_attempts.to_string(),
+            ]);
+        }
+        if self.retry.base != retry.base {
+            args.extend([
+                "--retry-base-ms".to_owned(),
+                self.retry.base.as_millis().to_string(),
+            ]);
+        }
+        if Ok(self.timeout) != parse_timeout(DEFAULT_TIMEOUT) {
+            args.extend([
+                "--timeout".to_owned(),
+                self.timeout.as_secs_f64().to_string(),
+            ]);
+        }
+        args
+    }
+
+    fn run_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.max_failures.to_string() != DEFAULT_MAX_FAILURES {
+            args.push(format!("--max-failures={}", self.max_failures));
+        }
+        let flags = [
+            ("--force", self.force),
+            ("--skip-invalid", self.skip_invalid),
+            ("--reconcile", self.reconcile && self.mode == Mode::Apply),
+        ];
+        args.extend(
+            flags
+                .into_iter()
+                .filter(|(_, on)| *on)
+                .map(|(flag, _)| flag.to_owned()),
+        );
+        if let Some(limit) = self.max_changes {
+            args.extend(["--max-changes".to_owned(), limit.to_string()]);
+        }
+        let per_run_files = [
+            ("--undo", &self.undo),
+            ("--summary-json", &self.summary_json),
+            ("--evidence", &self.evidence),
+        ];
+        for (option, path) in per_run_files {
+            if let Some(path) = path {
+                args.push(format!("{option}={}", resumed_name(path).display()));
+            }
+        }
+        args
+    }
+
+    fn output_args(&self) -> Vec<String> {
+        let output = &self.output;
+        let mut args = Vec::new();
+        if output.quiet {
+            args.push("--quiet".to_owned());
+        }
+        if output.verbose > 0 {
+            args.push(format!("-{}", "v".repeat(output.verbose.into())));
+        }
+        if output.log_format == LogFormat::Json {
+            args.extend(["--log-format".to_owned(), "json".to_owned()]);
+        }
+        if Ok(output.progress_interval) != parse_interval(DEFAULT_PROGRESS_INTERVAL) {
+            args.extend([
+                "--progress-interval".to_owned(),
+                output.progress_interval.as_secs_f64().to_string(),
+            ]);
+        }
+        args
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates_parse() {
-        assert_eq!("450/min".parse::<Rate>().unwrap().per_minute(), Some(450.0));
-        assert_eq!("8/s".parse::<Rate>().unwrap().per_minute(), Some(480.0));
-        assert_eq!("60/h".parse::<Rate>().unwrap().per_minute(), Some(1.0));
-        assert_eq!("Unlimited".parse::<Rate>().unwrap(), Rate::Unlimited);
-        for bad in ["0/s", "abc", "5", "5/day", "-1/s", ""] {
-            assert!(bad.parse::<Rate>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn max_failures_parse_and_apply() {
@@ -439,6 +510,9 @@ mod tests {
         assert!(!"none".parse::<MaxFailures>().unwrap().exceeded(1000, 1000));
         assert!("150%".parse::<MaxFailures>().is_err());
         assert!("x".parse::<MaxFailures>().is_err());
+        for text in ["3", "50%", "12.5%", "none"] {
+            assert_eq!(text.parse::<MaxFailures>().unwrap().to_string(), text);
+        }
     }
 
     #[test]
@@ -469,5 +543,23 @@ mod tests {
         assert!(parse_delimiter(";;").is_err());
         assert!(parse_delimiter("\"").is_err());
         assert!(parse_delimiter("\n").is_err());
+    }
+
+    #[test]
+    fn timeouts_have_one_range() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("0.1"), Ok(Duration::from_millis(100)));
+        for bad in ["0", "0.0001", "1e300", "-1", "inf", "NaN", "x", "3601"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resumed_names_count_up() {
+        let name = |p: &str| resumed_name(Path::new(p)).display().to_string();
+        assert_eq!(name("out/undo.csv"), "out/undo.resumed.csv");
+        assert_eq!(name("undo.resumed.csv"), "undo.resumed-2.csv");
+        assert_eq!(name("undo.resumed-2.csv"), "undo.resumed-3.csv");
+        assert_eq!(name("evidence"), "evidence.resumed");
     }
 }

@@ -1,19 +1,19 @@
-//! Exit codes, decided in one place (SPEC "Exit codes").
+//! Exit codes, decided in one place (`docs/contract.md`, "Exit codes").
 
-use crate::pool::StopReason;
-use crate::report::{Outcome, Tally};
+use crate::model::{Outcome, StopReason, Tally};
 
-pub const SUCCESS: u8 = 0;
+pub(crate) const SUCCESS: u8 = 0;
 /// At least one row failed, was invalid, or was not found.
-pub const ROW_PROBLEMS: u8 = 1;
+pub(crate) const ROW_PROBLEMS: u8 = 1;
 /// Usage error, unreadable input, invalid rows, missing token: nothing was sent.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// Aborted: authorization/permission/terms error, or `--max-failures` reached.
-pub const ABORTED: u8 = 3;
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const ABORTED: u8 = 3;
+/// Stopped by SIGINT (128 + 2).
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// The exit code of a run that got as far as the report.
-pub fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
+pub(crate) fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
     match stop {
         Some(StopReason::Interrupted) => INTERRUPTED,
         Some(StopReason::InvalidInput { .. }) => USAGE,
@@ -36,7 +36,7 @@ pub fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
 }
 
 /// The exit code of `validate`.
-pub fn for_validation(invalid_rows: u64) -> u8 {
+pub(crate) fn for_validation(invalid_rows: u64) -> u8 {
     if invalid_rows == 0 {
         SUCCESS
     } else {

@@ -3,13 +3,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let cli = drata_svcacct::cli::Cli::parse();
-    match cli.into_command(argv) {
-        Ok(command) => ExitCode::from(drata_svcacct::run(command)),
+    let cli = drata_svcacct::Cli::parse();
+    match drata_svcacct::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("drata-svcacct: error: {e}");
-            ExitCode::from(drata_svcacct::exit::USAGE)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -8,26 +8,28 @@ use thiserror::Error;
 /// A Drata API key. `Debug` and `Display` redact it; the only way to read it is
 /// [`ApiKey::bearer_header`], which marks the header value as sensitive.
 #[derive(Clone)]
-pub struct ApiKey(String);
+pub(crate) struct ApiKey(String);
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum KeyError {
     #[error("no API key: set DRATA_API_KEY or pass --token-file PATH")]
     Missing,
     #[error("cannot read the token file {path}: {source}")]
     Unreadable {
         path: String,
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     #[error("the token file {0} is empty")]
     EmptyFile(String),
     #[error("the API key contains characters that cannot be sent in an HTTP header")]
     NotAHeaderValue,
+    #[error("DRATA_API_KEY: {0}")]
+    InEnvironment(Box<KeyError>),
 }
 
 impl ApiKey {
     /// Wraps a key, refusing empty ones and ones that cannot travel in a header.
-    pub fn new(raw: &str) -> Result<Self, KeyError> {
+    pub(crate) fn new(raw: &str) -> Result<Self, KeyError> {
         let key = raw.trim();
         if key.is_empty() {
             return Err(KeyError::Missing);
@@ -40,12 +42,12 @@ impl ApiKey {
 
     /// Reads the first line of a token file, trimmed. Returns a warning when the file
     /// can be read by group or others, as ssh does for private keys.
-    pub fn from_file(path: &Path) -> Result<(Self, Option<String>), KeyError> {
+    pub(crate) fn from_file(path: &Path) -> Result<(Self, Option<String>), KeyError> {
         use std::io::{BufRead, Read};
         let shown = path.display().to_string();
         let unreadable = |source| KeyError::Unreadable {
             path: shown.clone(),
-            source,
+            source: std::sync::Arc::new(source),
         };
         // Only the first line is read, and at most 64 KiB of it.
         let file = std::fs::File::open(path).map_err(unreadable)?;
@@ -62,7 +64,7 @@ impl ApiKey {
     }
 
     /// The `Authorization` header value, flagged sensitive so that `http` redacts it too.
-    pub fn bearer_header(&self) -> reqwest::header::HeaderValue {
+    pub(crate) fn bearer_header(&self) -> reqwest::header::HeaderValue {
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.0))
             .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Bearer invalid"));
         value.set_sensitive(true);
@@ -70,7 +72,7 @@ impl ApiKey {
     }
 
     /// Removes the key from text that came from elsewhere (a server echoing headers).
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         text.replace(&self.0, "<redacted>")
     }
 }

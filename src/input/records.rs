@@ -8,14 +8,14 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 
 /// No valid row comes near this: a reason is at most 30000 UTF-16 units (120 KB).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Fields per record beyond which a record counts as too large.
-pub const MAX_FIELDS: usize = 100_000;
+pub(crate) const MAX_FIELDS: usize = 100_000;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// One record's fields, as bytes.
 #[derive(Debug, Default, Clone)]
-pub struct Fields {
+pub(crate) struct Fields {
     /// Buffers kept at their size between records; `count` fields are valid.
     data: Vec<u8>,
     ends: Vec<usize>,
@@ -23,15 +23,15 @@ pub struct Fields {
 }
 
 impl Fields {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    pub fn get(&self, index: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, index: usize) -> Option<&[u8]> {
         if index >= self.count {
             return None;
         }
@@ -43,14 +43,14 @@ impl Fields {
         self.data.get(start..end)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 }
 
 /// What [`RecordReader::read`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
+pub(crate) enum RecordKind {
     /// A record, its fields in the `Fields` passed in.
     Complete,
     /// A record past the limits; its bytes were skipped. `field` is the index of the
@@ -60,13 +60,13 @@ pub enum RecordKind {
 
 /// A record and the physical line it starts on (the header is line 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordStart {
-    pub line: u64,
-    pub kind: RecordKind,
+pub(crate) struct RecordStart {
+    pub(crate) line: u64,
+    pub(crate) kind: RecordKind,
 }
 
 /// Reads records from `R`, remembering where every CR and LF was.
-pub struct RecordReader<R> {
+pub(crate) struct RecordReader<R> {
     inner: R,
     core: csv_core::Reader,
     buffer: Vec<u8>,
@@ -85,7 +85,7 @@ pub struct RecordReader<R> {
 }
 
 impl<R: Read> RecordReader<R> {
-    pub fn new(inner: R, delimiter: u8) -> Self {
+    pub(crate) fn new(inner: R, delimiter: u8) -> Self {
         Self {
             inner,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
@@ -152,7 +152,7 @@ impl<R: Read> RecordReader<R> {
     }
 
     /// Reads the next record into `fields`; `None` at the end of the input.
-    pub fn read(&mut self, fields: &mut Fields) -> io::Result<Option<RecordStart>> {
+    pub(crate) fn read(&mut self, fields: &mut Fields) -> io::Result<Option<RecordStart>> {
         use csv_core::ReadRecordResult as Result;
         let start = self.consumed;
         fields.count = 0;

@@ -4,14 +4,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::{InputError, InputOptions, Lookup, RowReader};
-use crate::config::InputSource;
+use super::{InputError, InputOptions, InputSource, RowReader};
+use crate::model::Lookup;
 
 /// A private snapshot of the input: copied once into an anonymous, owner-only temporary
 /// file (hashing it on the way), so that both passes and the recorded SHA-256 see the
 /// same bytes even if the original is edited during the run, and standard input can be
 /// read twice.
-pub struct InputFile {
+pub(crate) struct InputFile {
     snapshot: File,
     path: String,
     sha256: String,
@@ -19,7 +19,7 @@ pub struct InputFile {
 }
 
 impl InputFile {
-    pub fn open(source: &InputSource) -> Result<Self, InputError> {
+    pub(crate) fn open(source: &InputSource) -> Result<Self, InputError> {
         let path = match source {
             InputSource::Stdin => "standard input".to_owned(),
             InputSource::File(p) => p.display().to_string(),
@@ -41,7 +41,7 @@ impl InputFile {
     }
 
     /// Wraps already-readable bytes (tests, fuzzing).
-    pub fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
+    pub(crate) fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
         let (snapshot, sha256, lines) = Self::snapshot(reader)?;
         Ok(Self {
             snapshot,
@@ -68,31 +68,27 @@ impl InputFile {
             lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
             io::Write::write_all(&mut spool, &buffer[..n])?;
         }
-        let digest = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::text::hex(hasher);
         Ok((spool, digest, lines))
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
     /// Physical lines in the input (LFs plus one).
-    pub fn line_count(&self) -> u64 {
+    pub(crate) fn line_count(&self) -> u64 {
         self.lines
     }
 
     /// SHA-256 of the input bytes, hex.
-    pub fn sha256(&self) -> &str {
+    pub(crate) fn sha256(&self) -> &str {
         &self.sha256
     }
 
     /// A reader from the start of the input, independent of any other reader. Rows
     /// named by username or email are resolved through `lookup` when there is one.
-    pub fn reader(
+    pub(crate) fn reader(
         &self,
         options: &InputOptions,
         lookup: Option<Arc<dyn Lookup>>,
@@ -108,7 +104,7 @@ impl InputFile {
 }
 
 /// Reads the snapshot with positioned reads, so readers never share a file offset.
-pub struct SnapshotReader {
+pub(crate) struct SnapshotReader {
     file: File,
     offset: u64,
 }

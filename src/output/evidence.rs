@@ -3,24 +3,23 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::sync::Arc;
 
-use crate::report::{Outcome, ReportRow};
-use crate::state::CurrentState;
-use crate::summary::Summary;
+use super::report::id_text;
+use super::summary::Summary;
+use crate::model::{Outcome, Previous, ReportRow};
 
 /// Who ran the tool, where, and how: what the summary does not already say.
 #[derive(Debug, Clone)]
-pub struct RunContext {
-    pub user: String,
-    pub host: String,
-    pub command_line: String,
-    pub kind: &'static str,
+pub(crate) struct RunContext {
+    pub(crate) user: String,
+    pub(crate) host: String,
+    pub(crate) command_line: String,
+    pub(crate) kind: &'static str,
 }
 
 impl RunContext {
     /// The OS user and host name of this process.
-    pub fn current(command_line: String, kind: &'static str) -> Self {
+    pub(crate) fn current(command_line: String, kind: &'static str) -> Self {
         let user = ["USER", "LOGNAME", "USERNAME"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -63,8 +62,8 @@ fn host_name() -> String {
 }
 
 /// Escapes text for one Markdown table cell.
-pub fn cell(text: &str) -> String {
-    let flat = crate::api::one_line(text);
+pub(crate) fn cell(text: &str) -> String {
+    let flat = crate::text::one_line(text);
     let mut escaped = String::with_capacity(flat.len());
     for c in flat.chars() {
         if matches!(c, '|' | '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']') {
@@ -73,6 +72,15 @@ pub fn cell(text: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// "service account (reason)" or "not a service account".
+pub(crate) fn describe_previous(previous: &Previous) -> String {
+    match (previous.marked, &previous.reason) {
+        (true, Some(reason)) => format!("service account ({reason:?})"),
+        (true, None) => "service account".to_owned(),
+        (false, _) => "not a service account".to_owned(),
+    }
 }
 
 fn state_text(flag: bool) -> &'static str {
@@ -84,40 +92,40 @@ fn state_text(flag: bool) -> &'static str {
 }
 
 /// Collects the identities changed during the run.
-pub struct EvidenceRecorder {
+pub(crate) struct EvidenceRecorder {
     spool: File,
     changed: u64,
-    state: Option<Arc<CurrentState>>,
+    /// True when the state before the run was read (`--reconcile`).
+    state_read: bool,
 }
 
 impl EvidenceRecorder {
-    /// `state` is the state before the run, when it was fetched (`--reconcile`).
-    pub fn new(state: Option<Arc<CurrentState>>) -> io::Result<Self> {
+    /// `state_read`: the state before the run was fetched (`--reconcile`).
+    pub(crate) fn new(state_read: bool) -> io::Result<Self> {
         Ok(Self {
             spool: tempfile::tempfile()?,
             changed: 0,
-            state,
+            state_read,
         })
     }
 
     /// Notes an updated row as one table line.
-    pub fn record(&mut self, row: &ReportRow) -> io::Result<()> {
-        if row.outcome != Some(Outcome::Updated) {
+    pub(crate) fn record(&mut self, row: &ReportRow) -> io::Result<()> {
+        if row.outcome != Outcome::Updated {
             return Ok(());
         }
-        let previous = match (&self.state, row.id.parse::<u64>()) {
-            (Some(state), Ok(id)) => state
-                .get(id)
-                .map_or_else(|| "unknown".to_owned(), |c| c.describe()),
-            _ => "not read (run without --reconcile)".to_owned(),
+        let previous = match (&row.previous, self.state_read) {
+            (Some(previous), _) => describe_previous(previous),
+            (None, true) => "unknown".to_owned(),
+            (None, false) => "not read (run without --reconcile)".to_owned(),
         };
-        let new = state_text(row.service_account == "true");
+        let new = state_text(row.flag == Some(true));
         writeln!(
             self.spool,
             "| {} | {} | {} | {} | {} | {} |",
-            cell(&row.id),
-            cell(row.username.as_deref().unwrap_or("")),
-            cell(row.email.as_deref().unwrap_or("")),
+            cell(&id_text(&row.id)),
+            cell(row.identity.username.as_deref().unwrap_or("")),
+            cell(row.identity.email.as_deref().unwrap_or("")),
             cell(&previous),
             new,
             cell(&row.reason),
@@ -127,7 +135,7 @@ impl EvidenceRecorder {
     }
 
     /// Writes the whole record to `out`.
-    pub fn finish(
+    pub(crate) fn finish(
         mut self,
         mut out: File,
         summary: &Summary,
@@ -141,7 +149,7 @@ impl EvidenceRecorder {
         } else {
             writeln!(
                 out,
-                "{} identities were updated and confirmed by Drata (HTTP 200).\n",
+                "{} identities were updated and confirmed by Drata (a 2xx answer).\n",
                 self.changed
             )?;
             writeln!(

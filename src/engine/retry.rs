@@ -1,11 +1,13 @@
 //! Pure retry logic: which answers are retried and how long to wait before the next try.
 //! No clocks and no randomness of its own, so it is unit-tested exactly.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-/// The backoff and attempt limits of SPEC "Network behaviour".
+use crate::drata::Cause;
+
+/// The backoff and attempt limits (`docs/contract.md`, "Network behaviour").
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per request, the first included.
     pub max_attempts: u32,
     /// The first backoff ceiling; it doubles with every failed attempt.
@@ -28,37 +30,41 @@ impl Default for RetryPolicy {
 }
 
 /// Statuses answered again later: timeouts, rate limiting and server errors.
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Statuses that end the whole run: the key or the account cannot do this at all.
-pub fn is_run_fatal_status(status: u16) -> bool {
+pub(crate) fn is_run_fatal_status(status: u16) -> bool {
     matches!(status, 401 | 402 | 403 | 412)
 }
 
-/// Parses a `Retry-After` value: delay-seconds or an HTTP date (relative to `now`).
-/// A date in the past means "now".
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+/// What a failed attempt means for the row and the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// Try again after a backoff (5xx, 408, 429, timeouts, connection errors, a 2xx
+    /// listing page that cannot be read).
+    Retryable,
+    /// This row cannot succeed (400, 404, other 4xx, 3xx); the run goes on.
+    Row,
+    /// Nothing can succeed (401, 402, 403, 412); the run stops.
+    Fatal,
+}
+
+/// Classifies a failed attempt.
+pub(crate) fn classify(cause: Cause) -> FailureKind {
+    match cause {
+        Cause::Transport | Cause::Unreadable(_) => FailureKind::Retryable,
+        Cause::Status(status) if is_retryable_status(status) => FailureKind::Retryable,
+        Cause::Status(status) if is_run_fatal_status(status) => FailureKind::Fatal,
+        Cause::Status(_) => FailureKind::Row,
     }
-    if let Ok(seconds) = value.parse::<f64>() {
-        // Not allowed by RFC 9110 but sent by some servers; clamp instead of refusing.
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
-        }
-        return None;
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 impl RetryPolicy {
     /// The backoff ceiling after `failed_attempts` failures (1 for the first): `base`
     /// doubled `failed_attempts - 1` times, at most `cap`.
-    pub fn ceiling(&self, failed_attempts: u32) -> Duration {
+    pub(crate) fn ceiling(&self, failed_attempts: u32) -> Duration {
         let doublings = failed_attempts.saturating_sub(1).min(32);
         self.base
             .checked_mul(1u32 << doublings.min(31))
@@ -68,7 +74,7 @@ impl RetryPolicy {
     /// How long to wait before the next attempt. `unit_random` is uniform in [0, 1):
     /// full jitter picks a delay anywhere below the ceiling. A `Retry-After` from the
     /// server wins, capped at `retry_after_cap`.
-    pub fn delay(
+    pub(crate) fn delay(
         &self,
         failed_attempts: u32,
         retry_after: Option<Duration>,
@@ -82,7 +88,7 @@ impl RetryPolicy {
     }
 
     /// True when another attempt is allowed after `attempts_made`.
-    pub fn may_retry(&self, attempts_made: u32) -> bool {
+    pub(crate) fn may_retry(&self, attempts_made: u32) -> bool {
         attempts_made < self.max_attempts
     }
 }
@@ -124,25 +130,15 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 01:00:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Sun, 29 Nov 2026 01:00:42 GMT", now),
-            Some(Duration::from_secs(42))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 29 Nov 2026 00:59:00 GMT", now),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        assert_eq!(parse_retry_after("1.5", now), Some(MS(1500)));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
+    fn failures_are_classified() {
+        assert_eq!(classify(Cause::Transport), FailureKind::Retryable);
+        assert_eq!(classify(Cause::Unreadable(200)), FailureKind::Retryable);
+        assert_eq!(classify(Cause::Status(500)), FailureKind::Retryable);
+        assert_eq!(classify(Cause::Status(429)), FailureKind::Retryable);
+        assert_eq!(classify(Cause::Status(404)), FailureKind::Row);
+        assert_eq!(classify(Cause::Status(301)), FailureKind::Row);
+        assert_eq!(classify(Cause::Status(401)), FailureKind::Fatal);
+        assert_eq!(classify(Cause::Status(412)), FailureKind::Fatal);
     }
 
     #[test]

@@ -31,7 +31,7 @@ const MEASURE_SHARE: f64 = 0.9;
 const BURST_SLOWDOWN: f64 = 1.25;
 
 #[derive(Debug, Clone)]
-pub struct AdaptiveRate {
+pub(crate) struct AdaptiveRate {
     /// The configured interval between requests; zero when unlimited.
     configured: Duration,
     /// The slower interval in force after 429s; `None` while the configured rate holds.
@@ -54,7 +54,7 @@ pub struct AdaptiveRate {
 }
 
 impl AdaptiveRate {
-    pub fn new(configured: Option<Duration>) -> Self {
+    pub(crate) fn new(configured: Option<Duration>) -> Self {
         Self {
             configured: configured.unwrap_or(Duration::ZERO),
             slowed: None,
@@ -72,17 +72,18 @@ impl AdaptiveRate {
     }
 
     /// The interval in force after 429s, if any.
-    pub fn slowed_interval(&self) -> Option<Duration> {
+    #[cfg(test)]
+    pub(crate) fn slowed_interval(&self) -> Option<Duration> {
         self.slowed
     }
 
     /// How many times a 429 storm lowered the pace.
-    pub fn reductions(&self) -> u64 {
+    pub(crate) fn reductions(&self) -> u64 {
         self.reductions
     }
 
     /// Reserves the next send slot: the returned instant is when the request may go.
-    pub fn reserve(&mut self, now: Instant) -> Instant {
+    pub(crate) fn reserve(&mut self, now: Instant) -> Instant {
         self.recover(now);
         let slot = match self.slowed {
             None => now,
@@ -104,7 +105,7 @@ impl AdaptiveRate {
     }
 
     /// Records a successful answer.
-    pub fn on_success(&mut self, now: Instant) {
+    pub(crate) fn on_success(&mut self, now: Instant) {
         self.successes.push_back(now);
         while self
             .successes
@@ -138,7 +139,7 @@ impl AdaptiveRate {
 
     /// Records a 429 and the pause every worker now takes. Returns the new, slower
     /// interval when this 429 starts a storm.
-    pub fn on_rate_limited(&mut self, now: Instant, pause: Duration) -> Option<Duration> {
+    pub(crate) fn on_rate_limited(&mut self, now: Instant, pause: Duration) -> Option<Duration> {
         self.last_429 = Some(now);
         // Several workers see the same storm: keep the union of the pauses, as the gate
         // does, so that overlapping ones are not counted twice.

@@ -1,5 +1,5 @@
-//! The Drata API client: one keep-alive HTTPS client per run, and the classification of
-//! every answer into success, a retryable failure, a row failure or a run-fatal one.
+//! The Drata API client: one keep-alive HTTPS client per run. It tells what happened on
+//! the wire (an answer, its status, its body); the engine decides what that means.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,80 +7,52 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{is_loopback_host, IdentityKind};
-use crate::retry::{is_retryable_status, is_run_fatal_status, parse_retry_after};
+use super::is_loopback_host;
+use super::wire::{Identity, Page};
+use crate::model::IdentityKind;
 use crate::secret::ApiKey;
+use crate::text::{one_line, shorten};
 
 /// Answers larger than this are cut: an identity is a few KiB, an error less.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Error bodies that are not the API's JSON are quoted up to this many characters.
 const EXCERPT_CHARS: usize = 200;
 
-pub const USER_AGENT: &str = concat!("drata-svcacct/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("drata-svcacct/", env!("CARGO_PKG_VERSION"));
 
-/// What a failed attempt means for the row and the run.
+/// What went wrong with one attempt, as seen on the wire; what it means for the row
+/// and the run is the engine's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Try again after a backoff (5xx, 408, 429, timeouts, connection errors).
-    Retryable,
-    /// This row cannot succeed (400, 404, other 4xx, 3xx); the run goes on.
-    Row,
-    /// Nothing can succeed (401, 402, 403, 412); the run stops.
-    Fatal,
+pub(crate) enum Cause {
+    /// No answer: a timeout, a refused or dropped connection.
+    Transport,
+    /// An answer with a status that is not 2xx.
+    Status(u16),
+    /// A 2xx answer whose body cannot be read as what was asked for (listing only).
+    Unreadable(u16),
 }
 
 /// A failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub status: Option<u16>,
+pub(crate) struct Failure {
+    pub cause: Cause,
     pub retry_after: Option<Duration>,
     /// One line, for humans; never contains the key.
     pub message: String,
 }
 
-/// The fields of an identity this tool reads; unknown fields are ignored, nulls tolerated.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Identity {
-    #[serde(default)]
-    pub id: Option<u64>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    /// When the identity was marked as a service account; null when it is not one.
-    #[serde(default)]
-    pub service_account: Option<String>,
-    #[serde(default)]
-    pub service_account_reason: Option<String>,
-    #[serde(default)]
-    pub connection: Option<Connection>,
-}
-
-/// The connection an identity was discovered through.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Connection {
-    #[serde(default)]
-    pub id: Option<u64>,
-    #[serde(default)]
-    pub client_type: Option<String>,
-    #[serde(default)]
-    pub client_alias: Option<String>,
-}
-
-/// One page of `GET /user-identities/{kind}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Page {
-    #[serde(default)]
-    pub data: Vec<Identity>,
-    #[serde(default)]
-    pub total: u64,
+impl Failure {
+    /// The HTTP status, when there was an answer.
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self.cause {
+            Cause::Transport => None,
+            Cause::Status(status) | Cause::Unreadable(status) => Some(status),
+        }
+    }
 }
 
 /// The largest page the API serves.
-pub const PAGE_LIMIT: u64 = 50;
+pub(crate) const PAGE_LIMIT: u64 = 50;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,7 +63,7 @@ struct UpdateBody<'a> {
 
 /// The client of one run.
 #[derive(Debug, Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     http: reqwest::Client,
     base: Url,
     kind: IdentityKind,
@@ -100,8 +72,8 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// `base` must already be checked by [`crate::config::parse_base_url`].
-    pub fn new(
+    /// `base` must already be checked (https, or http to loopback).
+    pub(crate) fn new(
         base: Url,
         key: &ApiKey,
         kind: IdentityKind,
@@ -153,48 +125,9 @@ impl ApiClient {
         url
     }
 
-    /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt. Returns the
-    /// success status and the identity Drata answered with.
-    pub async fn set_service_account(
-        &self,
-        id: u64,
-        flag: bool,
-        reason: &str,
-    ) -> Result<(u16, Identity), Failure> {
-        self.put_once(id, flag, reason)
-            .await
-            .map_err(|mut failure| {
-                failure.message = self.key.redact(&failure.message);
-                failure
-            })
-    }
-
-    /// `GET …/user-identities/{kind}?page=P&limit=L`, one attempt.
-    pub async fn list_page(&self, page: u64, limit: u64) -> Result<(u16, Page), Failure> {
-        let mut url = self.collection_url();
-        url.query_pairs_mut()
-            .append_pair("page", &page.to_string())
-            .append_pair("limit", &limit.to_string());
-        let result = async {
-            let (status, headers, bytes) = send(self.http.get(url)).await?;
-            check_status(status, &headers, &bytes)?;
-            serde_json::from_slice::<Page>(&bytes)
-                .map(|page| (status.as_u16(), page))
-                .map_err(|e| Failure {
-                    kind: FailureKind::Retryable,
-                    status: Some(status.as_u16()),
-                    retry_after: None,
-                    message: format!("the answer is not a page of identities: {e}"),
-                })
-        }
-        .await;
-        result.map_err(|mut failure| {
-            failure.message = self.key.redact(&failure.message);
-            failure
-        })
-    }
-
-    async fn put_once(
+    /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt. Any 2xx means
+    /// Drata applied it, whatever the body holds: the identity is read best-effort.
+    pub(crate) async fn set_service_account(
         &self,
         id: u64,
         flag: bool,
@@ -204,27 +137,47 @@ impl ApiClient {
             service_account: flag,
             service_account_reason: reason,
         })
-        .map_err(|e| Failure {
-            kind: FailureKind::Row,
-            status: None,
-            retry_after: None,
-            message: format!("cannot encode the request: {e}"),
-        })?;
+        .unwrap_or_default();
         let request = self
             .http
             .put(self.identity_url(id))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        let (status, headers, bytes) = send(request).await?;
-        check_status(status, &headers, &bytes)?;
-        serde_json::from_slice::<Identity>(&bytes)
-            .map(|identity| (status.as_u16(), identity))
-            .map_err(|e| Failure {
-                kind: FailureKind::Retryable,
-                status: Some(status.as_u16()),
-                retry_after: None,
-                message: format!("the answer is not an identity: {e}"),
-            })
+        let answer = async {
+            let (status, headers, bytes) = send(request).await?;
+            check_status(status, &headers, &bytes)?;
+            Ok((status.as_u16(), Identity::from_answer(&bytes)))
+        };
+        answer.await.map_err(|failure| self.scrubbed(failure))
+    }
+
+    /// `GET …/user-identities/{kind}?page=P&limit=L`, one attempt.
+    pub(crate) async fn list_page(&self, page: u64, limit: u64) -> Result<(u16, Page), Failure> {
+        let mut url = self.collection_url();
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("limit", &limit.to_string());
+        let answer = async {
+            let (status, headers, bytes) = send(self.http.get(url)).await?;
+            check_status(status, &headers, &bytes)?;
+            match Page::from_body(&bytes) {
+                Some(page) => Ok((status.as_u16(), page)),
+                None => Err(Failure {
+                    cause: Cause::Unreadable(status.as_u16()),
+                    retry_after: None,
+                    message: format!(
+                        "HTTP {status}: the answer is not a page of identities: {}",
+                        excerpt(&String::from_utf8_lossy(&bytes))
+                    ),
+                }),
+            }
+        };
+        answer.await.map_err(|failure| self.scrubbed(failure))
+    }
+
+    fn scrubbed(&self, mut failure: Failure) -> Failure {
+        failure.message = self.key.redact(&failure.message);
+        failure
     }
 }
 
@@ -242,19 +195,14 @@ async fn send(
                 bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
-            // An error status says enough on its own; a cut success body is retried.
-            Err(_) if !status.is_success() => break,
-            Err(e) => {
-                let mut failure = transport_failure(e);
-                failure.status = Some(status.as_u16());
-                return Err(failure);
-            }
+            // The status says what happened; a body cut short is read as far as it came.
+            Err(_) => break,
         }
     }
     Ok((status, headers, bytes))
 }
 
-/// Timeouts, refused connections, resets: all retryable, described without the URL.
+/// Timeouts, refused connections, resets, described without the URL.
 fn transport_failure(error: reqwest::Error) -> Failure {
     let error = error.without_url();
     let what = if error.is_timeout() {
@@ -265,8 +213,7 @@ fn transport_failure(error: reqwest::Error) -> Failure {
         format!("connection error: {}", error_chain(&error))
     };
     Failure {
-        kind: FailureKind::Retryable,
-        status: None,
+        cause: Cause::Transport,
         retry_after: None,
         message: what,
     }
@@ -285,18 +232,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     one_line(&parts.join(": "))
 }
 
+/// A 2xx passes; anything else is a failure carrying the status, the API's message
+/// and the `Retry-After` the server asked for.
 fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), Failure> {
     if status.is_success() {
         return Ok(());
     }
     let code = status.as_u16();
-    let kind = if is_retryable_status(code) {
-        FailureKind::Retryable
-    } else if is_run_fatal_status(code) {
-        FailureKind::Fatal
-    } else {
-        FailureKind::Row
-    };
     let detail = if status.is_redirection() {
         let location = headers
             .get(header::LOCATION)
@@ -319,15 +261,32 @@ fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<
         _ => format!("HTTP {code} {reason}: {detail}"),
     };
     Err(Failure {
-        kind,
-        status: Some(code),
+        cause: Cause::Status(code),
         retry_after,
         message: one_line(message.trim()),
     })
 }
 
+/// Parses a `Retry-After` value: delay-seconds or an HTTP date (relative to `now`).
+/// A date in the past means "now".
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        // Not allowed by RFC 9110 but sent by some servers; clamp instead of refusing.
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
+        }
+        return None;
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// The API's `message` (a string or an array of strings), else an excerpt of the body.
-pub fn api_message(body: &[u8]) -> String {
+pub(crate) fn api_message(body: &[u8]) -> String {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Message {
@@ -350,19 +309,7 @@ pub fn api_message(body: &[u8]) -> String {
 }
 
 fn excerpt(text: &str) -> String {
-    let flat = one_line(text.trim());
-    match flat.char_indices().nth(EXCERPT_CHARS) {
-        None => flat,
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-    }
-}
-
-/// Collapses line breaks and control characters so a message fits one report cell.
-pub fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_control())
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    shorten(&one_line(text.trim()), EXCERPT_CHARS)
 }
 
 #[cfg(test)]
@@ -384,30 +331,40 @@ mod tests {
     }
 
     #[test]
-    fn statuses_map_to_failure_kinds() {
+    fn only_2xx_passes_and_failures_keep_their_status() {
         let headers = HeaderMap::new();
-        let kind = |code| {
-            check_status(StatusCode::from_u16(code).unwrap(), &headers, b"{}")
-                .unwrap_err()
-                .kind
-        };
-        assert_eq!(kind(500), FailureKind::Retryable);
-        assert_eq!(kind(429), FailureKind::Retryable);
-        assert_eq!(kind(404), FailureKind::Row);
-        assert_eq!(kind(301), FailureKind::Row);
-        assert_eq!(kind(401), FailureKind::Fatal);
-        assert_eq!(kind(412), FailureKind::Fatal);
-        assert!(check_status(StatusCode::OK, &headers, b"").is_ok());
+        for ok in [200, 201, 204] {
+            assert!(check_status(StatusCode::from_u16(ok).unwrap(), &headers, b"").is_ok());
+        }
+        for code in [301, 400, 401, 404, 429, 500] {
+            let failure =
+                check_status(StatusCode::from_u16(code).unwrap(), &headers, b"{}").unwrap_err();
+            assert_eq!(failure.cause, Cause::Status(code));
+            assert_eq!(failure.status(), Some(code));
+        }
     }
 
     #[test]
-    fn identities_tolerate_nulls_and_unknown_fields() {
-        let identity: Identity = serde_json::from_str(
-            r#"{"id":3,"username":null,"email":"a@b.c","serviceAccount":null,"user":{"x":1},"extra":[1]}"#,
-        )
-        .unwrap();
-        assert_eq!(identity.id, Some(3));
-        assert_eq!(identity.email.as_deref(), Some("a@b.c"));
-        assert_eq!(identity.service_account, None);
+    fn retry_after_parses_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 01:00:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 01:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 00:59:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
     }
 }

@@ -16,8 +16,53 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::config::{IdentityKind, Rate, SimulatorConfig};
-use crate::input::{utf16_len, MAX_REASON_UNITS};
+use crate::model::{utf16_len, IdentityKind, Rate, MAX_REASON_UNITS};
+
+/// The simulator keeps every identity in memory (two kinds): keep that bounded.
+pub const MAX_IDENTITIES: u64 = 10_000_000;
+
+/// The simulator's settings.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    pub listen: SocketAddr,
+    pub identities: u64,
+    pub token: String,
+    pub rate_limit: Rate,
+    /// How many requests the leaky bucket holds before it answers 429.
+    pub bucket_capacity: u32,
+    /// Share of PUTs answered 500.
+    pub error_rate: f64,
+    pub latency: Duration,
+    /// Share of requests whose connection is closed without an answer.
+    pub drop_rate: f64,
+    /// Share of requests answered only after `slow_delay`.
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
+    pub seed: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            identities: 1000,
+            token: "sim-token".to_owned(),
+            // Drata's limit: 500 requests per minute per IP.
+            rate_limit: Rate::Limited {
+                count: std::num::NonZeroU32::new(500).unwrap_or(std::num::NonZeroU32::MIN),
+                per: Duration::from_secs(60),
+            },
+            bucket_capacity: 5,
+            error_rate: 0.0,
+            latency: Duration::ZERO,
+            drop_rate: 0.0,
+            slow_rate: 0.0,
+            // Beyond the client's default 30 s timeout.
+            slow_delay: Duration::from_secs(35),
+            seed: 1,
+        }
+    }
+}
 
 const FIRST_NAMES: [&str; 10] = [
     "alice", "bruno", "chen", "dana", "emeka", "farah", "goran", "hana", "ivan", "julia",

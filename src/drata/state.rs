@@ -1,15 +1,14 @@
-//! Drata's current state: every identity of a kind, fetched page by page through the
-//! shared limiter, for `plan`, `apply --reconcile`, undo files and username/email lookup.
+//! Drata's current state: every identity of a kind, as the listing showed it, for
+//! `plan`, `apply --reconcile`, undo files and username/email lookup.
 
 use std::collections::HashMap;
 
-use crate::api::{Identity, PAGE_LIMIT};
-use crate::input::{Lookup, LookupKey};
-use crate::pool::{Ended, Engine};
+use super::wire::Identity;
+use crate::model::{IdentityView, Lookup, LookupError, LookupKey, Previous};
 
 /// What Drata says about one identity now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Current {
+pub(crate) struct Current {
     /// When it was marked as a service account; `None` when it is not one.
     pub marked_at: Option<String>,
     pub reason: Option<String>,
@@ -22,7 +21,7 @@ pub struct Current {
 
 impl Current {
     fn from_identity(identity: Identity) -> Self {
-        let connection = identity.connection.unwrap_or_default();
+        let connection = identity.connection;
         let mut names = Vec::new();
         let mut shown = Vec::new();
         if let Some(client_type) = &connection.client_type {
@@ -49,7 +48,7 @@ impl Current {
 
     /// True when the identity already is as a row asks: marked with the same reason
     /// (after trimming), or not marked.
-    pub fn is_as_desired(&self, flag: bool, reason: &str) -> bool {
+    pub(crate) fn is_as_desired(&self, flag: bool, reason: &str) -> bool {
         match (flag, &self.marked_at) {
             (true, Some(_)) => self.reason.as_deref().map(str::trim) == Some(reason.trim()),
             (true, None) => false,
@@ -57,41 +56,44 @@ impl Current {
         }
     }
 
-    /// "service account (reason)" or "not a service account", for diffs.
-    pub fn describe(&self) -> String {
-        match (&self.marked_at, &self.reason) {
-            (Some(_), Some(reason)) => format!("service account ({reason:?})"),
-            (Some(_), None) => "service account".to_owned(),
-            (None, _) => "not a service account".to_owned(),
+    /// What the report shows of the identity.
+    pub(crate) fn view(&self) -> IdentityView {
+        IdentityView {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            service_account_at: self.marked_at.clone(),
+        }
+    }
+
+    /// What the undo file and the evidence need to know of the state before the run.
+    pub(crate) fn previous(&self) -> Previous {
+        Previous {
+            marked: self.marked_at.is_some(),
+            reason: self.reason.clone(),
         }
     }
 }
 
 /// Every identity of one kind, by id, with indexes for lookup.
 #[derive(Debug, Default)]
-pub struct CurrentState {
+pub(crate) struct CurrentState {
     by_id: HashMap<u64, Current>,
     by_username: HashMap<String, Vec<u64>>,
     by_email: HashMap<String, Vec<u64>>,
-    /// GET requests it took.
-    pub pages: u64,
 }
 
 impl CurrentState {
-    pub fn get(&self, id: u64) -> Option<&Current> {
+    pub(crate) fn get(&self, id: u64) -> Option<&Current> {
         self.by_id.get(&id)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
-    /// Builds the state from identities (a fetch, or a test).
-    pub fn from_identities(identities: impl IntoIterator<Item = Identity>) -> Self {
+    /// Builds the state from identities.
+    #[cfg(test)]
+    pub(crate) fn from_identities(identities: impl IntoIterator<Item = Identity>) -> Self {
         let mut state = Self::default();
         for identity in identities {
             state.add(identity);
@@ -99,8 +101,13 @@ impl CurrentState {
         state
     }
 
-    fn add(&mut self, identity: Identity) {
-        let Some(id) = identity.id else { return };
+    /// Adds an identity the listing showed; false when it has no id or its id was
+    /// already seen (a page repeated while Drata syncs): the first sighting stays.
+    pub(crate) fn add(&mut self, identity: Identity) -> bool {
+        let Some(id) = identity.id else { return false };
+        if self.by_id.contains_key(&id) {
+            return false;
+        }
         let current = Current::from_identity(identity);
         if let Some(username) = &current.username {
             self.by_username
@@ -115,13 +122,14 @@ impl CurrentState {
                 .push(id);
         }
         self.by_id.insert(id, current);
+        true
     }
 }
 
 impl Lookup for CurrentState {
     /// Username matches exactly, email ignoring case; a connection narrows by client
     /// type, alias or connection id, ignoring case.
-    fn resolve(&self, key: &LookupKey) -> Result<u64, String> {
+    fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError> {
         let by_username = key
             .username
             .as_ref()
@@ -146,82 +154,41 @@ impl Lookup for CurrentState {
             });
         }
         candidates.sort_unstable();
+        candidates.dedup();
         match candidates.as_slice() {
-            [] => Err(format!("no identity in Drata has {key}")),
+            [] => Err(LookupError::NoMatch(key.clone())),
             [only] => Ok(*only),
-            several => {
-                let listed: Vec<String> = several
+            several => Err(LookupError::Several {
+                key: key.clone(),
+                count: several.len(),
+                candidates: several
                     .iter()
                     .take(10)
                     .map(|id| match self.by_id.get(id) {
                         Some(c) if !c.connection.is_empty() => format!("{id} ({})", c.connection),
                         _ => id.to_string(),
                     })
-                    .collect();
-                Err(format!(
-                    "{} identities have {key}: {}{}; add a connection or clientType column",
-                    several.len(),
-                    listed.join(", "),
-                    if several.len() > 10 { ", …" } else { "" }
-                ))
-            }
+                    .collect(),
+            }),
         }
-    }
-}
-
-/// Fetches every identity, `PAGE_LIMIT` at a time; each page is rate-limited and
-/// retried like any request. `Err` says why the state is not available.
-pub async fn fetch(engine: &Engine) -> Result<CurrentState, String> {
-    let mut state = CurrentState::default();
-    let mut page = 1u64;
-    loop {
-        let attempted = engine
-            .with_retries("listing", || engine.client.list_page(page, PAGE_LIMIT))
-            .await;
-        let listed = match attempted.ended {
-            Ended::Done(listed) => listed,
-            Ended::Failed(failure) => return Err(failure.message),
-            Ended::Stopped(_) => return Err(engine.control.stop_message()),
-        };
-        state.pages += 1;
-        let count = listed.data.len() as u64;
-        let total = listed.total;
-        for identity in listed.data {
-            state.add(identity);
-        }
-        let pages = total.div_ceil(PAGE_LIMIT).max(1);
-        if page == 1 || page % 20 == 0 || page >= pages {
-            tracing::info!(
-                page,
-                pages,
-                identities = state.len(),
-                "fetching the current state"
-            );
-        }
-        // The last page is short, or reaches the total; an empty page ends a listing that
-        // lies about its total, and the page cap ends one that never ends.
-        if count < PAGE_LIMIT || page * PAGE_LIMIT >= total || page > pages + 1 {
-            return Ok(state);
-        }
-        page += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Connection;
+    use crate::drata::wire::Connection;
 
     fn identity(id: u64, username: &str, email: &str, client: &str) -> Identity {
         Identity {
             id: Some(id),
             username: Some(username.to_owned()),
             email: Some(email.to_owned()),
-            connection: Some(Connection {
+            connection: Connection {
                 id: Some(id % 3),
                 client_type: Some(client.to_owned()),
                 client_alias: Some(format!("{}-prod", client.to_lowercase())),
-            }),
+            },
             ..Identity::default()
         }
     }
@@ -251,12 +218,18 @@ mod tests {
             state.resolve(&key(Some("alice"), None, Some("aws-prod"))),
             Ok(1)
         );
-        let several = state.resolve(&key(Some("alice"), None, None)).unwrap_err();
+        let several = state
+            .resolve(&key(Some("alice"), None, None))
+            .unwrap_err()
+            .to_string();
         assert!(
             several.contains("1 (AWS aws-prod #1)") && several.contains("2 (GCP"),
             "{several}"
         );
-        let none = state.resolve(&key(Some("carol"), None, None)).unwrap_err();
+        let none = state
+            .resolve(&key(Some("carol"), None, None))
+            .unwrap_err()
+            .to_string();
         assert!(none.contains("username \"carol\""), "{none}");
         assert!(state
             .resolve(&key(Some("bob"), Some("alice@example.com"), None))

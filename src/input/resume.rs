@@ -5,7 +5,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::report::Outcome;
+use crate::model::Outcome;
 
 #[derive(Debug, Error)]
 pub enum ResumeError {
@@ -17,10 +17,10 @@ pub enum ResumeError {
 
 /// Rows an earlier run finished, keyed by (line, id, desired flag).
 #[derive(Debug, Default)]
-pub struct DoneRows(HashSet<(u64, u64, bool)>);
+pub(crate) struct DoneRows(HashSet<(u64, u64, bool)>);
 
 impl DoneRows {
-    pub fn contains(&self, line: u64, id: u64, flag: bool) -> bool {
+    pub(crate) fn contains(&self, line: u64, id: u64, flag: bool) -> bool {
         self.0.contains(&(line, id, flag))
     }
 }
@@ -35,7 +35,7 @@ fn unprefixed(cell: &str) -> &str {
 
 /// Loads the rows an old report shows as `updated`, `unchanged` or `skipped`. Rows that
 /// do not parse, such as a last line cut short by a killed run, count as not done.
-pub fn load_done_rows(path: &Path) -> Result<DoneRows, ResumeError> {
+pub(crate) fn load_done_rows(path: &Path) -> Result<DoneRows, ResumeError> {
     let shown = path.display().to_string();
     let io = |source| ResumeError::Io {
         path: shown.clone(),
@@ -81,11 +81,7 @@ pub fn load_done_rows(path: &Path) -> Result<DoneRows, ResumeError> {
                 _ => return None,
             };
             let outcome = Outcome::parse(cell(outcome_at)?)?;
-            matches!(
-                outcome,
-                Outcome::Updated | Outcome::Unchanged | Outcome::Skipped
-            )
-            .then_some((line, id, flag))
+            outcome.is_done().then_some((line, id, flag))
         })();
         if let Some(key) = parsed {
             done.0.insert(key);

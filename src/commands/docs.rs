@@ -1,0 +1,30 @@
+//! `completions` and `man`: generated from the same clap definition as the parser.
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::error::Error;
+use crate::exit;
+
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    let mut buffer = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "drata-svcacct", &mut buffer);
+    write_stdout(&buffer)
+}
+
+pub(super) fn man() -> Result<u8, Error> {
+    let mut buffer = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buffer)
+        .map_err(Error::Stdout)?;
+    write_stdout(&buffer)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<u8, Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(Error::Stdout)?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! The one consumer: every finished row goes through here, into the report (and the
+//! undo and evidence files), the tally, the progress display and the row log; past
+//! `--max-failures` it stops the run.
+
+use std::io;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::config::MaxFailures;
+use crate::engine::RunControl;
+use crate::model::{Outcome, ReportRow, StopReason, Tally};
+use crate::output::{EvidenceRecorder, Progress, ReportWriter, UndoWriter};
+
+/// Everything the consumer writes as rows finish.
+pub(super) struct Outputs {
+    pub report: ReportWriter,
+    pub undo: Option<UndoWriter>,
+    pub evidence: Option<EvidenceRecorder>,
+}
+
+impl Outputs {
+    /// Writes a row everywhere it belongs. A failing undo or evidence file is dropped
+    /// and stops the run, but never keeps a row out of the report.
+    fn write(&mut self, row: &ReportRow, control: &RunControl) -> io::Result<()> {
+        if row.outcome == Outcome::Updated {
+            if let Some(Err(e)) = self.undo.as_mut().map(|undo| undo.write(row)) {
+                self.undo = None;
+                control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
+            }
+            if let Some(Err(e)) = self.evidence.as_mut().map(|evidence| evidence.record(row)) {
+                self.evidence = None;
+                control.stop(StopReason::ReportFailed(format!("evidence file: {e}")));
+            }
+        }
+        self.report.write(row, SystemTime::now())
+    }
+}
+
+/// How the consumer reports and when it stops the run.
+pub(super) struct ConsumeOptions {
+    pub max_failures: MaxFailures,
+    pub run_id: String,
+    /// Per-row events at info level (JSON logs for pipelines); debug otherwise.
+    pub row_events: bool,
+}
+
+fn log_row(row: &ReportRow, options: &ConsumeOptions) {
+    macro_rules! row_event {
+        ($level:ident) => {
+            tracing::$level!(
+                run_id = %options.run_id,
+                line = row.line,
+                id = row.id(),
+                outcome = row.outcome.as_str(),
+                attempts = row.attempts,
+                status = row.http_status,
+                error = %row.error,
+                "row"
+            )
+        };
+    }
+    if options.row_events {
+        row_event!(info);
+    } else {
+        row_event!(debug);
+    }
+}
+
+/// Consumes finished rows until every sender is gone.
+pub(super) async fn consume(
+    mut rows: mpsc::Receiver<ReportRow>,
+    outputs: &mut Outputs,
+    mut progress: Progress,
+    options: &ConsumeOptions,
+    control: &RunControl,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut writable = true;
+    while let Some(row) = rows.recv().await {
+        if writable {
+            if let Err(e) = outputs.write(&row, control) {
+                control.stop(StopReason::ReportFailed(e.to_string()));
+                writable = false;
+            }
+        }
+        tally.add(row.outcome);
+        log_row(&row, options);
+        progress.update(&tally);
+        let failed = tally.get(Outcome::Failed);
+        if row.outcome == Outcome::Failed
+            && options
+                .max_failures
+                .exceeded(failed, tally.finished_requests())
+        {
+            control.stop(StopReason::TooManyFailures {
+                failed,
+                finished: tally.finished_requests(),
+            });
+        }
+    }
+    progress.finish();
+    tally
+}

@@ -1,0 +1,132 @@
+//! The end of a run: the last guard of "rows in == rows out", the summary on standard
+//! error and in its file, the evidence record, and the exit code.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::Run;
+use crate::config::{LogFormat, Mode, RunConfig};
+use crate::exit;
+use crate::model::{StopReason, Tally};
+use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Summary};
+use crate::text::{sha256_file, shell_quote};
+
+/// What is still to be written once every row is in the report.
+pub(super) struct Unwritten {
+    pub report_path: PathBuf,
+    pub summary: Option<File>,
+    pub evidence: Option<(EvidenceRecorder, File)>,
+    /// A task that lost rows (a panic) ended.
+    pub lost: bool,
+}
+
+pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritten) -> u8 {
+    // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
+    // makes the run fail loudly instead of looking complete.
+    if tally.total() != run.scan.rows || files.lost {
+        let message = format!(
+            "the report has {} rows for {} input rows",
+            tally.total(),
+            run.scan.rows
+        );
+        eprintln!("drata-svcacct: error: {message}");
+        run.control.stop(StopReason::ReportFailed(message));
+    }
+    let summary = summarize(config, run, &tally, &files.report_path);
+    if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
+        let context = RunContext::current(command_line(), config.kind.path_segment());
+        if let Err(e) = recorder.finish(file, &summary, &context) {
+            eprintln!(
+                "drata-svcacct: error: cannot write the evidence file {}: {e}",
+                path.display()
+            );
+        }
+    }
+    print_summary(config, &summary);
+    if let (Some(file), Some(path)) = (files.summary, &config.summary_json) {
+        if let Err(e) = write_summary(file, &summary) {
+            eprintln!(
+                "drata-svcacct: error: cannot write the summary {}: {e}",
+                path.display()
+            );
+        }
+    }
+    summary.exit_code
+}
+
+/// The command line as typed, shell-quoted (it never holds the key).
+fn command_line() -> String {
+    std::env::args_os()
+        .map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -> Summary {
+    let stop = run.control.reason();
+    let code = exit::for_run(tally, stop.as_ref());
+    let engine = run.session.as_ref().map(|s| &s.engine);
+    let (requests, retries, rate_limited) =
+        engine.map_or((0, 0, 0), |engine| engine.stats.snapshot());
+    let elapsed = run.started.elapsed().as_secs_f64();
+    Summary {
+        tool: "drata-svcacct",
+        version: env!("CARGO_PKG_VERSION"),
+        run_id: run.run_id.clone(),
+        command: config.mode.name(),
+        input: FileDigest {
+            path: run.input.path().to_owned(),
+            sha256: Some(run.input.sha256().to_owned()),
+        },
+        report: FileDigest {
+            path: report_path.display().to_string(),
+            sha256: sha256_file(report_path),
+        },
+        base_url: run
+            .session
+            .as_ref()
+            .map_or_else(String::new, |s| s.base_url.clone()),
+        started_at: humantime::format_rfc3339_millis(run.started_at).to_string(),
+        finished_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        elapsed_seconds: (elapsed * 1000.0).round() / 1000.0,
+        rows: tally.total(),
+        counts: counts(tally),
+        requests,
+        retries,
+        rate_limited,
+        rate_reductions: engine.map_or(0, |engine| engine.rate_reductions()),
+        effective_rate_per_minute: if elapsed > 0.0 {
+            (requests as f64 * 60.0 / elapsed * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
+        stopped: stop.as_ref().map(StopReason::to_string),
+        resume_command: (config.mode == Mode::Apply && tally.left_to_do() > 0 && !run.blocked)
+            .then(|| config.resume_command(report_path)),
+        exit_code: code,
+    }
+}
+
+/// Prints the summary; with `--quiet`, only when something needs attention.
+fn print_summary(config: &RunConfig, summary: &Summary) {
+    if config.output.quiet && summary.exit_code == exit::SUCCESS {
+        return;
+    }
+    match config.output.log_format {
+        LogFormat::Text => eprint!("{}", summary.to_text()),
+        // One JSON object on one line, like every other event.
+        LogFormat::Json => match serde_json::to_string(&summary.as_event()) {
+            Ok(json) => eprintln!("{json}"),
+            Err(e) => eprintln!("drata-svcacct: error: cannot encode the summary: {e}"),
+        },
+    }
+}
+
+fn write_summary(mut file: File, summary: &Summary) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    file.write_all(&json)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}

@@ -1,0 +1,446 @@
+//! `apply` and `plan`, as prepare → execute → finish over one [`Run`]:
+//! prepare reads and validates the whole input (resolving usernames and emails through
+//! the listing when needed), connects, creates the output files and reads the current
+//! state; execute streams every row through the planner and the workers into the one
+//! consumer; finish writes the summary and the evidence and decides the exit code.
+
+mod consume;
+mod planner;
+mod session;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use self::consume::{consume, ConsumeOptions, Outputs};
+use self::planner::{Decision, Planner};
+use self::session::Session;
+use crate::config::{LogFormat, Mode, RunConfig};
+use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
+use crate::error::Error;
+use crate::exit;
+use crate::input::{
+    self, load_done_rows, DoneRows, InputError, InputFile, InputScan, RowReader, SnapshotReader,
+};
+use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
+use crate::output::{
+    print_changes, Change, CreatedFile, EvidenceRecorder, Progress, ProgressMode, ReportWriter,
+    UndoWriter, CHANGES_SHOWN,
+};
+
+mod finish;
+
+/// What prepare learned and opened, for execute and finish.
+struct Run {
+    started: Instant,
+    started_at: SystemTime,
+    run_id: String,
+    control: Arc<RunControl>,
+    input: Arc<InputFile>,
+    scan: Arc<InputScan>,
+    lookup: Option<Arc<dyn Lookup>>,
+    session: Option<Session>,
+    /// The listing, when it was read (lookup, plan, `--reconcile`).
+    listing: Option<Arc<Listing>>,
+    /// Invalid rows and no `--skip-invalid`: nothing is sent.
+    blocked: bool,
+}
+
+/// The output files, created (0600, exclusively) before anything is sent.
+struct Files {
+    report_path: PathBuf,
+    report: ReportWriter,
+    summary: Option<File>,
+    undo: Option<File>,
+    evidence: Option<File>,
+}
+
+/// Runs `apply` or `plan` and returns the exit code.
+pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
+    let control = Arc::new(RunControl::default());
+    let signals = watch_signals(Signals::install(), Arc::clone(&control), exit::INTERRUPTED);
+    let mut run = prepare(&config, control).await?;
+    let done = match &config.resume_from {
+        Some(path) => load_done_rows(path)?,
+        None => DoneRows::default(),
+    };
+    let files = create_files(&config, run.started_at)?;
+    if config.reconcile && !run.control.is_stopped() {
+        if let (None, Some(session)) = (&run.listing, &run.session) {
+            run.listing = read_listing(session, &run.control).await;
+        }
+    }
+    let planner = Arc::new(Planner {
+        mode: config.mode,
+        scan: Arc::clone(&run.scan),
+        done,
+        // Read for a lookup alone, the listing does not make a run reconcile.
+        listing: run.listing.clone().filter(|_| config.reconcile),
+    });
+    if config.mode == Mode::Plan || config.max_changes.is_some() {
+        preview(&config, &run, &planner).await;
+    }
+    let (tally, files) = execute(&config, &run, planner, files).await?;
+    signals.abort();
+    Ok(finish::finish(&config, &run, tally, files))
+}
+
+/// Runs blocking input work on the blocking pool; a panic there is an input error.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, InputError> + Send + 'static,
+) -> Result<T, InputError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(InputError::Io {
+            path: "input".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
+/// Reads the listing; when it cannot be had, the run stops (exit 3).
+async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Listing>> {
+    match engine::fetch(&session.engine).await {
+        Ok(listing) => {
+            tracing::info!(
+                identities = listing.state.len(),
+                requests = listing.pages,
+                "current state read"
+            );
+            Some(Arc::new(listing))
+        }
+        Err(e) => {
+            control.stop(StopReason::StateUnavailable(e.to_string()));
+            None
+        }
+    }
+}
+
+/// Reads and validates the whole input, resolving names through the listing when rows
+/// need it, and connects unless the input blocks the run.
+async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    tracing::debug!(input = %config.input.source.display(), "reading the input");
+    // Reading the input blocks (standard input may never end): off the runtime thread,
+    // so that Ctrl-C and SIGTERM are still heard.
+    let source = config.input.source.clone();
+    let input = Arc::new(off_thread(move || InputFile::open(&source)).await?);
+    let needs_lookup = input.reader(&config.input, None)?.needs_lookup();
+    let (mut session, mut listing) = (None, None);
+    if needs_lookup {
+        let connected = Session::connect(config, &control).await?;
+        listing = read_listing(&connected, &control).await;
+        session = Some(connected);
+    }
+    let lookup = listing.clone().map(|listing| listing as Arc<dyn Lookup>);
+    let scan = {
+        let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
+        Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
+    };
+    let blocked = scan.invalid_rows > 0 && !config.skip_invalid;
+    if scan.invalid_rows > 0 {
+        print_problems(&input, &scan, blocked);
+    }
+    if blocked {
+        control.stop(StopReason::InvalidInput {
+            invalid_rows: scan.invalid_rows,
+        });
+    } else if session.is_none() {
+        session = Some(Session::connect(config, &control).await?);
+    }
+    Ok(Run {
+        started,
+        started_at,
+        run_id: format!("{:016x}", fastrand::u64(..)),
+        control,
+        input,
+        scan,
+        lookup,
+        session,
+        listing,
+        blocked,
+    })
+}
+
+/// Prints the first problems of an input and their count.
+fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool) {
+    eprintln!(
+        "{}: {} of {} rows are invalid{}:",
+        input.path(),
+        scan.invalid_rows,
+        scan.rows,
+        if blocked {
+            "; nothing will be sent (fix them or pass --skip-invalid)"
+        } else {
+            " and will be skipped"
+        }
+    );
+    for problem in &scan.first_problems {
+        eprintln!("  {problem}");
+    }
+    let shown = scan.first_problems.len() as u64;
+    if scan.problem_count > shown {
+        eprintln!("  … and {} more problems", scan.problem_count - shown);
+    }
+}
+
+/// Creates every output file, all or nothing: the optional files first, so that a path
+/// that cannot be written stops the run before the report exists; a guard removes the
+/// files already made when a later one fails.
+fn create_files(config: &RunConfig, started_at: SystemTime) -> Result<Files, Error> {
+    let optional = |path: &Option<PathBuf>, what| {
+        path.as_ref()
+            .map(|path| {
+                CreatedFile::create(path, config.force).map_err(|source| Error::Output {
+                    what,
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .transpose()
+    };
+    let summary = optional(&config.summary_json, "summary")?;
+    let undo = optional(&config.undo, "undo file")?;
+    let evidence = optional(&config.evidence, "evidence file")?;
+    let report = match &config.report {
+        Some(path) => CreatedFile::create(path, config.force),
+        None => CreatedFile::default_report(&config.input.source.stem(), started_at),
+    }
+    .map_err(|source| Error::Output {
+        what: "report",
+        path: config.report.clone().unwrap_or_else(|| {
+            std::env::current_dir()
+                .unwrap_or_default()
+                .join(config.input.source.stem())
+        }),
+        source,
+    })?;
+    let report_path = report.path().to_owned();
+    let keep = |file: Option<CreatedFile>| file.map(CreatedFile::keep).transpose();
+    let kept = (|| -> std::io::Result<_> {
+        let writer = ReportWriter::new(report.keep()?)?;
+        Ok((writer, keep(summary)?, keep(undo)?, keep(evidence)?))
+    })()
+    .map_err(|source| Error::Output {
+        what: "report",
+        path: report_path.clone(),
+        source,
+    })?;
+    let (report, summary, undo, evidence) = kept;
+    Ok(Files {
+        report_path,
+        report,
+        summary,
+        undo,
+        evidence,
+    })
+}
+
+/// Counts the rows that would change and prints the plan's diff, reading the input once
+/// more without sending anything; stops the run past `--max-changes`.
+async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
+    if run.control.is_stopped() {
+        return;
+    }
+    let counted = {
+        let (input, options, lookup) = (
+            Arc::clone(&run.input),
+            config.input.clone(),
+            run.lookup.clone(),
+        );
+        let planner = Arc::clone(planner);
+        off_thread(move || count_changes(input.reader(&options, lookup)?, &planner)).await
+    };
+    let (changes, shown) = match counted {
+        Ok(counted) => counted,
+        Err(e) => {
+            run.control.stop(StopReason::InputFailed(e.to_string()));
+            return;
+        }
+    };
+    if config.mode == Mode::Plan && !config.output.quiet {
+        let mut out = std::io::stdout().lock();
+        let printed = print_changes(&mut out, changes, run.scan.rows, &shown);
+        if let Err(e) = printed.and_then(|()| out.flush()) {
+            tracing::debug!(error = %e, "standard output is closed");
+        }
+    }
+    if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
+        eprintln!(
+            "drata-svcacct: refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
+        );
+        run.control
+            .stop(StopReason::TooManyChanges { changes, limit });
+    }
+}
+
+fn count_changes(
+    mut reader: RowReader<SnapshotReader>,
+    planner: &Planner,
+) -> Result<(u64, Vec<Change>), InputError> {
+    let mut changes = 0;
+    let mut shown = Vec::new();
+    while let Some(record) = reader.next_record() {
+        let Some(change) = planner.change(&planner.decide(record?)) else {
+            continue;
+        };
+        changes += 1;
+        if shown.len() < CHANGES_SHOWN {
+            shown.push(change);
+        }
+    }
+    Ok((changes, shown))
+}
+
+/// Pass two, on a blocking thread: every record becomes a job or a final report row.
+struct Feed {
+    reader: RowReader<SnapshotReader>,
+    planner: Arc<Planner>,
+    control: Arc<RunControl>,
+    jobs: mpsc::Sender<Job>,
+    results: mpsc::Sender<ReportRow>,
+}
+
+impl Feed {
+    fn run(mut self) {
+        while let Some(record) = self.reader.next_record() {
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    self.control.stop(StopReason::InputFailed(e.to_string()));
+                    return;
+                }
+            };
+            let report = match self.planner.decide(record) {
+                Decision::Final(report) => report,
+                Decision::Send(job) if self.control.is_stopped() => {
+                    not_attempted(&job, &self.control)
+                }
+                Decision::Send(job) => match self.jobs.blocking_send(job) {
+                    Ok(()) => continue,
+                    // No worker is left to take it.
+                    Err(mpsc::error::SendError(job)) => not_attempted(&job, &self.control),
+                },
+            };
+            if self.results.blocking_send(report).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn not_attempted(job: &Job, control: &RunControl) -> ReportRow {
+    let mut report = ReportRow::of(&job.row, Outcome::NotAttempted, control.stop_message());
+    report.previous = job.previous.clone();
+    report
+}
+
+/// Streams every row into the report: the feed decides, the workers send, the one
+/// consumer writes. Returns the tally and what finish still needs of the files.
+async fn execute(
+    config: &RunConfig,
+    run: &Run,
+    planner: Arc<Planner>,
+    files: Files,
+) -> Result<(Tally, finish::Unwritten), Error> {
+    let reader = run.input.reader(&config.input, run.lookup.clone())?;
+    let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency.get() * 2);
+    let (results_tx, results_rx) = mpsc::channel(1024);
+    let mut workers = run
+        .session
+        .as_ref()
+        .filter(|_| config.mode == Mode::Apply)
+        .map(|session| {
+            spawn_workers(
+                Arc::clone(&session.engine),
+                config.concurrency.get(),
+                jobs_rx,
+                results_tx.clone(),
+            )
+        });
+    let feed = Feed {
+        reader,
+        planner,
+        control: Arc::clone(&run.control),
+        jobs: jobs_tx,
+        results: results_tx,
+    };
+    let feeder = tokio::task::spawn_blocking(move || feed.run());
+    let Files {
+        report_path,
+        report,
+        summary,
+        undo,
+        evidence,
+    } = files;
+    let mut outputs = outputs(config, run, report, undo);
+    let options = ConsumeOptions {
+        max_failures: config.max_failures,
+        run_id: run.run_id.clone(),
+        row_events: config.output.log_format == LogFormat::Json,
+    };
+    let progress = Progress::new(run.scan.rows, progress_mode(config));
+    let tally = consume(results_rx, &mut outputs, progress, &options, &run.control).await;
+    let mut lost = feeder.await.is_err();
+    if let Some(workers) = workers.as_mut() {
+        while let Some(joined) = workers.join_next().await {
+            lost |= joined.is_err();
+        }
+    }
+    Ok((
+        tally,
+        finish::Unwritten {
+            report_path,
+            summary,
+            evidence: outputs.evidence.zip(evidence),
+            lost,
+        },
+    ))
+}
+
+/// The report, and the undo and evidence recorders when they were asked for and can be
+/// made; one that cannot stops the run but never keeps a row out of the report.
+fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<File>) -> Outputs {
+    let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
+    let undo = undo.and_then(|file| match UndoWriter::new(file, run_started) {
+        Ok(undo) => Some(undo),
+        Err(e) => {
+            run.control
+                .stop(StopReason::ReportFailed(format!("undo file: {e}")));
+            None
+        }
+    });
+    let evidence = config.evidence.as_ref().and_then(|_| {
+        match EvidenceRecorder::new(config.reconcile && run.listing.is_some()) {
+            Ok(recorder) => Some(recorder),
+            Err(e) => {
+                run.control
+                    .stop(StopReason::ReportFailed(format!("evidence file: {e}")));
+                None
+            }
+        }
+    });
+    Outputs {
+        report,
+        undo,
+        evidence,
+    }
+}
+
+fn progress_mode(config: &RunConfig) -> ProgressMode {
+    use std::io::IsTerminal;
+    let output = &config.output;
+    if output.quiet {
+        ProgressMode::Quiet
+    } else if std::io::stderr().is_terminal() && output.log_format == LogFormat::Text {
+        ProgressMode::Bar
+    } else {
+        ProgressMode::Log {
+            every: output.progress_interval,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! What every row becomes before the run's stop is taken into account: invalid,
+//! duplicate, skipped by resume, unchanged or not found against the current state,
+//! would update (plan), or a job to send (apply).
+
+use std::sync::Arc;
+
+use crate::config::Mode;
+use crate::engine::{Job, Listing};
+use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
+use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
+use crate::output::{Change, CurrentView};
+
+pub(super) enum Decision {
+    Send(Job),
+    Final(ReportRow),
+}
+
+pub(super) struct Planner {
+    pub mode: Mode,
+    pub scan: Arc<InputScan>,
+    pub done: DoneRows,
+    /// The current state, when the run compares with it (plan, `--reconcile`).
+    pub listing: Option<Arc<Listing>>,
+}
+
+fn invalid(bad: InvalidRow) -> ReportRow {
+    let message = bad.message();
+    let id = if bad.id_cell.is_empty() {
+        IdCell::Empty
+    } else {
+        IdCell::Raw(bad.id_cell)
+    };
+    ReportRow::new(
+        bad.line,
+        id,
+        bad.flag,
+        bad.reason_cell,
+        Outcome::Invalid,
+        message,
+    )
+}
+
+impl Planner {
+    pub(super) fn decide(&self, record: Record) -> Decision {
+        let row = match record {
+            Record::Invalid(bad) => return Decision::Final(invalid(bad)),
+            Record::Valid(row) => row,
+        };
+        match self.scan.status(&row) {
+            RowStatus::Conflict { lines } => {
+                let id = row.id.id().unwrap_or_default();
+                let message = format!(
+                    "column {}: {}",
+                    self.scan.id_column,
+                    conflict_message(id, lines)
+                );
+                return Decision::Final(ReportRow::of(&row, Outcome::Invalid, message));
+            }
+            RowStatus::Duplicate { first_line } => {
+                let message = format!("duplicate of line {first_line}");
+                return Decision::Final(ReportRow::of(&row, Outcome::Duplicate, message));
+            }
+            RowStatus::Send => {}
+        }
+        // Rows reach here resolved: `validate` alone leaves names unresolved, and it
+        // never plans.
+        let RowId::Id(id) = row.id else {
+            return Decision::Final(ReportRow::of(
+                &row,
+                Outcome::Invalid,
+                "the identity could not be resolved",
+            ));
+        };
+        if self.done.contains(row.line, id, row.flag) {
+            return Decision::Final(ReportRow::of(&row, Outcome::Skipped, ""));
+        }
+        self.against_current_state(row, id)
+    }
+
+    /// Compares a row with the listing, when the run reads it.
+    fn against_current_state(&self, row: Row, id: u64) -> Decision {
+        let Some(listing) = &self.listing else {
+            return Decision::Send(Job {
+                row,
+                id,
+                previous: None,
+            });
+        };
+        let Some(current) = listing.state.get(id) else {
+            return match self.mode {
+                Mode::Plan => Decision::Final(ReportRow::of(
+                    &row,
+                    Outcome::NotFound,
+                    not_found_message(listing),
+                )),
+                // The listing's silence is no proof: the PUT's 404 is.
+                Mode::Apply => Decision::Send(Job {
+                    row,
+                    id,
+                    previous: None,
+                }),
+            };
+        };
+        let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
+        report.identity = current.view();
+        report.previous = Some(current.previous());
+        if current.is_as_desired(row.flag, &row.reason) {
+            return Decision::Final(report);
+        }
+        match self.mode {
+            Mode::Plan => {
+                report.outcome = Outcome::WouldUpdate;
+                Decision::Final(report)
+            }
+            Mode::Apply => Decision::Send(Job {
+                row,
+                id,
+                previous: Some(current.previous()),
+            }),
+        }
+    }
+
+    /// The change a row would make, for the plan's diff and `--max-changes`.
+    pub(super) fn change(&self, decision: &Decision) -> Option<Change> {
+        let (row, id) = match decision {
+            Decision::Send(job) => (job.row.clone(), job.id),
+            Decision::Final(report) if report.outcome == Outcome::WouldUpdate => (
+                Row {
+                    line: report.line,
+                    id: RowId::Id(report.id()?),
+                    flag: report.flag?,
+                    reason: report.reason.clone(),
+                },
+                report.id()?,
+            ),
+            Decision::Final(_) => return None,
+        };
+        let current = self
+            .listing
+            .as_ref()
+            .and_then(|listing| listing.state.get(id))
+            .map(|current| CurrentView {
+                username: current.username.clone(),
+                connection: current.connection.clone(),
+                previous: current.previous(),
+            });
+        Some(Change {
+            line: row.line,
+            id,
+            flag: row.flag,
+            reason: row.reason,
+            current,
+        })
+    }
+}
+
+fn not_found_message(listing: &Listing) -> &'static str {
+    if listing.may_be_incomplete() {
+        "not found in Drata's listing, which may be incomplete (see the warnings)"
+    } else {
+        "not found in Drata"
+    }
+}

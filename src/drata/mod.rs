@@ -1,0 +1,24 @@
+//! Drata's public API as this tool uses it: the HTTP client, what the wire carries,
+//! and the current state read from the listing.
+
+mod client;
+mod state;
+mod wire;
+
+pub(crate) use client::{ApiClient, Cause, Failure, PAGE_LIMIT};
+pub(crate) use state::CurrentState;
+pub(crate) use wire::Page;
+
+use std::net::IpAddr;
+
+use reqwest::Url;
+
+/// True for 127.0.0.0/8, ::1 and `localhost`: the only hosts plain http may reach.
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}

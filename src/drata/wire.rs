@@ -1,0 +1,186 @@
+//! What Drata sends, read best-effort. The real API sends nulls, numbers as strings
+//! (`connection.id` as `"1"`), fields we do not know, and sometimes bodies of another
+//! shape altogether: a field of an unexpected type reads as unknown, never as an error,
+//! and only a body that is not JSON at all is "unreadable".
+
+use serde_json::Value;
+
+use crate::model::IdentityView;
+
+/// The fields of an identity this tool reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub id: Option<u64>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// When the identity was marked as a service account; null when it is not one.
+    pub service_account: Option<String>,
+    pub service_account_reason: Option<String>,
+    pub connection: Connection,
+}
+
+/// The connection an identity was discovered through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Connection {
+    pub id: Option<u64>,
+    pub client_type: Option<String>,
+    pub client_alias: Option<String>,
+}
+
+/// A string field; anything else (null, a number, an object) is unknown.
+fn text(object: &Value, field: &str) -> Option<String> {
+    match object.get(field)? {
+        Value::String(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// A non-negative integer sent as a number or as a decimal string.
+fn integer(object: &Value, field: &str) -> Option<u64> {
+    match object.get(field)? {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `serviceAccount` is a timestamp when marked and null when not; an answer of another
+/// type (a number, `true`) still says "marked", with no readable time.
+fn marked_at(object: &Value) -> Option<String> {
+    match object.get("serviceAccount")? {
+        Value::Null | Value::Bool(false) => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+impl Identity {
+    /// Reads an identity from any JSON value; fields that are missing or of another
+    /// type are `None`.
+    pub(crate) fn from_value(value: &Value) -> Self {
+        let connection = value.get("connection").unwrap_or(&Value::Null);
+        Self {
+            id: integer(value, "id"),
+            username: text(value, "username"),
+            email: text(value, "email"),
+            service_account: marked_at(value),
+            service_account_reason: text(value, "serviceAccountReason"),
+            connection: Connection {
+                id: integer(connection, "id"),
+                client_type: text(connection, "clientType"),
+                client_alias: text(connection, "clientAlias"),
+            },
+        }
+    }
+
+    /// Reads whatever a 2xx answer holds: an identity, something else, or nothing.
+    pub(crate) fn from_answer(body: &[u8]) -> Self {
+        serde_json::from_slice::<Value>(body)
+            .map(|value| Self::from_value(&value))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn view(&self) -> IdentityView {
+        IdentityView {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            service_account_at: self.service_account.clone(),
+        }
+    }
+}
+
+/// One page of `GET /user-identities/{kind}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Page {
+    /// The items that are identities with an id.
+    pub identities: Vec<Identity>,
+    /// Items of the page in all, readable or not: a full page means "ask for more".
+    pub items: u64,
+    /// Items that were skipped because they had no readable id.
+    pub malformed: u64,
+    /// What the server says the listing holds, when it says so readably.
+    pub total: Option<u64>,
+}
+
+impl Page {
+    /// Reads a page; `None` when the body is not JSON with a `data` array.
+    pub(crate) fn from_body(body: &[u8]) -> Option<Self> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let data = value.get("data")?.as_array()?;
+        let mut page = Page {
+            items: data.len() as u64,
+            total: integer(&value, "total"),
+            ..Page::default()
+        };
+        for item in data {
+            let identity = Identity::from_value(item);
+            if identity.id.is_some() {
+                page.identities.push(identity);
+            } else {
+                page.malformed += 1;
+            }
+        }
+        Some(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_tolerate_nulls_unknown_fields_and_strings_for_numbers() {
+        let identity = Identity::from_answer(
+            br#"{"id":"3","username":null,"email":"a@b.c","serviceAccount":null,
+                "connection":{"id":"1","clientType":"AWS"},"user":{"x":1},"extra":[1]}"#,
+        );
+        assert_eq!(identity.id, Some(3));
+        assert_eq!(identity.email.as_deref(), Some("a@b.c"));
+        assert_eq!(identity.username, None);
+        assert_eq!(identity.service_account, None);
+        assert_eq!(identity.connection.id, Some(1));
+        assert_eq!(identity.connection.client_type.as_deref(), Some("AWS"));
+    }
+
+    #[test]
+    fn answers_of_other_shapes_read_as_unknown() {
+        for body in [
+            &b""[..],
+            b"null",
+            b"\"ok\"",
+            b"<html>ok</html>",
+            b"{\"id\":",
+            b"[1,2]",
+            b"{\"connection\":\"x\",\"username\":7}",
+        ] {
+            let identity = Identity::from_answer(body);
+            assert_eq!(identity.username, None, "{body:?}");
+            assert_eq!(identity.connection, Connection::default(), "{body:?}");
+        }
+        let odd = Identity::from_answer(br#"{"serviceAccount":1717171717}"#);
+        assert_eq!(odd.service_account.as_deref(), Some("1717171717"));
+    }
+
+    #[test]
+    fn pages_count_items_and_skip_the_unreadable_ones() {
+        let page = Page::from_body(
+            br#"{"data":[{"id":1},{"id":"2"},{"username":"x"},null,{"id":-4}],"total":"9","page":1}"#,
+        )
+        .unwrap();
+        assert_eq!(page.items, 5);
+        assert_eq!(page.malformed, 3);
+        assert_eq!(
+            page.identities.iter().map(|i| i.id).collect::<Vec<_>>(),
+            [Some(1), Some(2)]
+        );
+        assert_eq!(page.total, Some(9));
+        assert_eq!(Page::from_body(b"{}"), None);
+        assert_eq!(Page::from_body(b"<html>"), None);
+        assert_eq!(
+            Page::from_body(br#"{"data":[],"total":null}"#)
+                .unwrap()
+                .total,
+            None
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! The run's stop switch, and the signals that pull it.
+
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::model::StopReason;
+
+/// The run's stop switch: the first reason wins, and every task sees the token.
+#[derive(Debug, Default)]
+pub(crate) struct RunControl {
+    token: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl RunControl {
+    pub(crate) fn stop(&self, reason: StopReason) {
+        if let Ok(mut slot) = self.reason.lock() {
+            if slot.is_none() {
+                tracing::debug!(?reason, "stopping the run");
+                *slot = Some(reason);
+            }
+        }
+        self.token.cancel();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub(crate) fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    pub(crate) async fn stopped(&self) {
+        self.token.cancelled().await
+    }
+
+    /// The `error` cell of a row the run's stop left unsent.
+    pub(crate) fn stop_message(&self) -> String {
+        self.reason()
+            .map_or_else(|| "not sent".to_owned(), |r| r.to_string())
+    }
+}
+
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), installed when this is made so that no signal
+/// sent after that point is missed.
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    pub(crate) fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+                _ => {
+                    tracing::warn!("cannot install signal handlers; a signal will stop abruptly");
+                    None
+                }
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The next signal; never resolves when none could be installed.
+    pub(crate) async fn next(&mut self) {
+        #[cfg(unix)]
+        match &mut self.streams {
+            Some((interrupt, terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The first signal stops the run gracefully; the second exits at once with `code`.
+pub(crate) fn watch_signals(
+    mut signals: Signals,
+    control: Arc<RunControl>,
+    code: u8,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("interrupted: finishing the requests in flight (again to exit now)");
+        control.stop(StopReason::Interrupted);
+        signals.next().await;
+        std::process::exit(code.into());
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_stop_reason_wins() {
+        let control = RunControl::default();
+        assert!(!control.is_stopped());
+        control.stop(StopReason::Interrupted);
+        control.stop(StopReason::Fatal {
+            message: "x".to_owned(),
+        });
+        assert!(control.is_stopped());
+        assert_eq!(control.reason(), Some(StopReason::Interrupted));
+    }
+}

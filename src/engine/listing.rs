@@ -1,0 +1,347 @@
+//! Reading Drata's listing defensively. It is offset-paged over live data: `total` can be
+//! stale or missing, a page can repeat or skip items while Drata syncs, an item can be
+//! malformed, and a broken server can page forever. [`ListingReader`] is the pure
+//! decision of when to ask for the next page and what to warn about; [`fetch`] drives it
+//! through the engine, so every page is rate-limited and retried like any request.
+
+use super::requests::{Ended, Engine};
+use crate::drata::{CurrentState, Page, PAGE_LIMIT};
+use crate::model::{Lookup, LookupError, LookupKey};
+
+/// With no usable `total`, paging stops here: 20,000 pages of 50 is a million
+/// identities, far beyond any tenant, and memory stays bounded.
+const MAX_PAGES_WITHOUT_TOTAL: u64 = 20_000;
+/// Past the pages `total` announces, paging goes on while pages bring new ids (items
+/// added while reading), but at most this many pages more...
+const EXTRA_PAGES_MIN: u64 = 10;
+/// ...or this share of the announced pages, whichever is larger.
+const EXTRA_PAGES_SHARE: f64 = 0.5;
+
+/// What one page brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageFacts {
+    /// Items on the page, readable or not.
+    pub items: u64,
+    /// Ids not seen on an earlier page.
+    pub new_ids: u64,
+    /// Items skipped because they had no readable id.
+    pub malformed: u64,
+    pub total: Option<u64>,
+}
+
+/// Why the listing might not hold every identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ListingWarning {
+    /// A full page brought no id not seen before: the server repeats itself.
+    NoNewIds { page: u64 },
+    /// Paging went far past what `total` announced, or past the ceiling without one.
+    TooManyPages { pages: u64 },
+    /// Items without a readable id were skipped.
+    Malformed { items: u64 },
+    /// `total` and the distinct ids read disagree.
+    CountMismatch { total: u64, read: u64 },
+    /// No page said how many identities there are.
+    NoTotal,
+}
+
+impl std::fmt::Display for ListingWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListingWarning::NoNewIds { page } => write!(
+                f,
+                "page {page} of the listing brought no identity not already seen; stopped paging"
+            ),
+            ListingWarning::TooManyPages { pages } => write!(
+                f,
+                "the listing was still going after {pages} pages, far past its total; stopped paging"
+            ),
+            ListingWarning::Malformed { items } => {
+                write!(f, "{items} listing items had no readable id and were skipped")
+            }
+            ListingWarning::CountMismatch { total, read } => write!(
+                f,
+                "the listing announced {total} identities but {read} distinct ones were read"
+            ),
+            ListingWarning::NoTotal => f.write_str("the listing did not say how many identities it holds"),
+        }
+    }
+}
+
+/// The paging decision, page after page.
+#[derive(Debug, Default)]
+pub(crate) struct ListingReader {
+    pages: u64,
+    read: u64,
+    malformed: u64,
+    /// The largest `total` announced so far.
+    total: Option<u64>,
+    stopped_early: Option<ListingWarning>,
+}
+
+impl ListingReader {
+    /// The page to ask for next (1-based).
+    pub(crate) fn next_page(&self) -> u64 {
+        self.pages + 1
+    }
+
+    /// Takes in a page; true when another page should be read.
+    pub(crate) fn more_after(&mut self, page: PageFacts) -> bool {
+        self.pages += 1;
+        self.read += page.new_ids;
+        self.malformed += page.malformed;
+        if let Some(total) = page.total {
+            self.total = Some(self.total.map_or(total, |t| t.max(total)));
+        }
+        // A short page is the last one, whatever `total` says.
+        if page.items < PAGE_LIMIT {
+            return false;
+        }
+        if page.new_ids == 0 {
+            self.stopped_early = Some(ListingWarning::NoNewIds { page: self.pages });
+            return false;
+        }
+        if self.pages >= self.page_ceiling() {
+            self.stopped_early = Some(ListingWarning::TooManyPages { pages: self.pages });
+            return false;
+        }
+        true
+    }
+
+    fn page_ceiling(&self) -> u64 {
+        match self.total {
+            None => MAX_PAGES_WITHOUT_TOTAL,
+            Some(total) => {
+                let announced = total.div_ceil(PAGE_LIMIT);
+                let extra = EXTRA_PAGES_MIN.max((announced as f64 * EXTRA_PAGES_SHARE) as u64);
+                (announced + extra).min(MAX_PAGES_WITHOUT_TOTAL)
+            }
+        }
+    }
+
+    /// What the reader of the result must know; empty when the listing was consistent.
+    pub(crate) fn warnings(&self) -> Vec<ListingWarning> {
+        let mut warnings: Vec<ListingWarning> = self.stopped_early.iter().cloned().collect();
+        if self.malformed > 0 {
+            warnings.push(ListingWarning::Malformed {
+                items: self.malformed,
+            });
+        }
+        match self.total {
+            None => warnings.push(ListingWarning::NoTotal),
+            Some(total) if total != self.read => warnings.push(ListingWarning::CountMismatch {
+                total,
+                read: self.read,
+            }),
+            Some(_) => {}
+        }
+        warnings
+    }
+
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
+    }
+}
+
+/// The listing as read, and whether it can be trusted to be complete.
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub state: CurrentState,
+    pub pages: u64,
+    pub warnings: Vec<ListingWarning>,
+}
+
+impl Listing {
+    /// True when ids missing from the listing may still exist in Drata.
+    pub(crate) fn may_be_incomplete(&self) -> bool {
+        !self.warnings.is_empty()
+    }
+}
+
+impl Lookup for Listing {
+    fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError> {
+        self.state.resolve(key)
+    }
+}
+
+/// Why the listing could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ListingError(String);
+
+/// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
+pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
+    let mut state = CurrentState::default();
+    let mut reader = ListingReader::default();
+    loop {
+        let number = reader.next_page();
+        let attempted = engine
+            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
+            .await;
+        let page: Page = match attempted.ended {
+            Ended::Done(page) => page,
+            Ended::Failed(failure) => return Err(ListingError(failure.message)),
+            Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
+        };
+        let facts = PageFacts {
+            items: page.items,
+            malformed: page.malformed,
+            total: page.total,
+            new_ids: page
+                .identities
+                .into_iter()
+                .map(|identity| u64::from(state.add(identity)))
+                .sum(),
+        };
+        let more = reader.more_after(facts);
+        if number == 1 || number % 20 == 0 || !more {
+            tracing::info!(
+                page = number,
+                identities = state.len(),
+                "reading the current state"
+            );
+        }
+        if !more {
+            break;
+        }
+    }
+    let warnings = reader.warnings();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Listing {
+        state,
+        pages: reader.pages(),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(new_ids: u64, total: Option<u64>) -> PageFacts {
+        PageFacts {
+            items: PAGE_LIMIT,
+            new_ids,
+            malformed: 0,
+            total,
+        }
+    }
+
+    /// Feeds pages until the reader stops; returns how many it read.
+    fn read_all(reader: &mut ListingReader, mut page: impl FnMut(u64) -> PageFacts) -> u64 {
+        while reader.more_after(page(reader.next_page())) {}
+        reader.pages()
+    }
+
+    #[test]
+    fn an_honest_listing_reads_ceil_n_over_50_pages_without_warnings() {
+        for (n, pages) in [(0u64, 1u64), (50, 2), (51, 2), (130, 3), (1000, 21)] {
+            let mut reader = ListingReader::default();
+            let read = read_all(&mut reader, |p| {
+                let before = (p - 1) * PAGE_LIMIT;
+                let items = n.saturating_sub(before).min(PAGE_LIMIT);
+                PageFacts {
+                    items,
+                    new_ids: items,
+                    malformed: 0,
+                    total: Some(n),
+                }
+            });
+            assert_eq!(read, pages, "{n} identities");
+            assert_eq!(reader.warnings(), [], "{n} identities");
+        }
+    }
+
+    #[test]
+    fn an_understated_total_does_not_stop_paging_while_pages_are_full() {
+        let mut reader = ListingReader::default();
+        let read = read_all(&mut reader, |p| match p {
+            1 | 2 => full(50, Some(50)),
+            _ => PageFacts {
+                items: 30,
+                new_ids: 30,
+                malformed: 0,
+                total: Some(50),
+            },
+        });
+        assert_eq!(read, 3);
+        assert_eq!(
+            reader.warnings(),
+            [ListingWarning::CountMismatch {
+                total: 50,
+                read: 130
+            }]
+        );
+    }
+
+    #[test]
+    fn a_repeated_page_stops_paging_with_a_warning() {
+        let mut reader = ListingReader::default();
+        let read = read_all(&mut reader, |p| {
+            full(if p <= 2 { 50 } else { 0 }, Some(400))
+        });
+        assert_eq!(read, 3);
+        let warnings = reader.warnings();
+        assert!(
+            warnings.contains(&ListingWarning::NoNewIds { page: 3 }),
+            "{warnings:?}"
+        );
+        assert!(warnings.contains(&ListingWarning::CountMismatch {
+            total: 400,
+            read: 100
+        }));
+    }
+
+    #[test]
+    fn an_endless_listing_stops_past_its_total_or_at_the_ceiling() {
+        let mut reader = ListingReader::default();
+        assert_eq!(
+            read_all(&mut reader, |_| full(50, Some(100))),
+            2 + EXTRA_PAGES_MIN
+        );
+        assert!(reader
+            .warnings()
+            .contains(&ListingWarning::TooManyPages { pages: 12 }));
+
+        let mut reader = ListingReader::default();
+        assert_eq!(read_all(&mut reader, |_| full(50, Some(10_000))), 300);
+
+        let mut reader = ListingReader::default();
+        assert_eq!(
+            read_all(&mut reader, |_| full(50, None)),
+            MAX_PAGES_WITHOUT_TOTAL
+        );
+        assert!(reader.warnings().contains(&ListingWarning::NoTotal));
+    }
+
+    #[test]
+    fn malformed_items_are_counted_and_a_total_that_grows_is_honoured() {
+        let mut reader = ListingReader::default();
+        let read = read_all(&mut reader, |p| match p {
+            1 => PageFacts {
+                items: 50,
+                new_ids: 49,
+                malformed: 1,
+                total: Some(60),
+            },
+            _ => PageFacts {
+                items: 11,
+                new_ids: 11,
+                malformed: 0,
+                total: Some(61),
+            },
+        });
+        assert_eq!(read, 2);
+        assert_eq!(
+            reader.warnings(),
+            [
+                ListingWarning::Malformed { items: 1 },
+                ListingWarning::CountMismatch {
+                    total: 61,
+                    read: 60
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The request engine: the shared rate limiter, retries, the adaptive pace after 429s,
+//! the run's stop switch, the worker pool, and the defensive listing reader.
+
+mod control;
+mod listing;
+mod pool;
+mod requests;
+mod retry;
+mod throttle;
+
+pub(crate) use control::{watch_signals, RunControl, Signals};
+pub(crate) use listing::{fetch, Listing};
+pub(crate) use pool::{spawn_workers, Job};
+pub(crate) use requests::Engine;
+pub(crate) use retry::RetryPolicy;

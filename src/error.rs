@@ -1,0 +1,56 @@
+//! The one error type a command can end with, and the exit code each maps to. A run
+//! that got as far as its report ends with an exit code, not an error: its outcome is
+//! in the report and the summary.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::exit;
+use crate::input::{InputError, ResumeError};
+use crate::secret::KeyError;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot create the {what} {}: {source}", path.display())]
+    Output {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(io::Error),
+    #[cfg(feature = "simulator")]
+    #[error("cannot start the simulator on {addr}: {source}")]
+    Simulator {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    #[error("cannot write to standard output: {0}")]
+    Stdout(io::Error),
+}
+
+impl Error {
+    /// Every error stops a command before anything was sent: a usage error.
+    pub fn exit_code(&self) -> u8 {
+        exit::USAGE
+    }
+
+    /// A closed standard output (`| head`) is how a reader says "enough": not an error
+    /// to print.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, Error::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

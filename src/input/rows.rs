@@ -1,0 +1,549 @@
+//! Pass two's unit: one record read, its columns found, its cells validated.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use super::records::{Fields, RecordKind, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
+use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
+use crate::text::shorten;
+
+/// Header names compare ignoring case, spaces, `_` and `-`.
+pub(crate) fn normalize_header(name: &str) -> String {
+    name.trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '\t'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The columns that name the identity.
+#[derive(Debug, Clone)]
+enum IdentityColumns {
+    Id((usize, String)),
+    Lookup {
+        username: Option<(usize, String)>,
+        email: Option<(usize, String)>,
+        connection: Option<(usize, String)>,
+    },
+}
+
+/// Where the needed columns are, and their names as written in the header.
+#[derive(Debug, Clone)]
+struct Columns {
+    identity: IdentityColumns,
+    flag: (usize, String),
+    reason: Option<(usize, String)>,
+    headers: Vec<String>,
+}
+
+fn find_column(
+    headers: &[String],
+    path: &str,
+    wanted: &'static str,
+    names: &[String],
+) -> Result<Option<(usize, String)>, InputError> {
+    let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
+    for name in names {
+        let hits: Vec<usize> = (0..headers.len())
+            .filter(|&i| normalized[i] == *name)
+            .collect();
+        match hits.as_slice() {
+            [] => continue,
+            [only] => return Ok(Some((*only, headers[*only].trim().to_owned()))),
+            _ => {
+                return Err(InputError::AmbiguousColumn {
+                    path: path.to_owned(),
+                    wanted,
+                    found: hits
+                        .iter()
+                        .map(|&i| format!("{:?}", headers[i]))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn column_names(custom: &Option<String>, defaults: &[&str]) -> Vec<String> {
+    match custom {
+        Some(name) => vec![normalize_header(name)],
+        None => defaults.iter().map(|d| normalize_header(d)).collect(),
+    }
+}
+
+fn resolve_columns(
+    headers: &[String],
+    options: &InputOptions,
+    path: &str,
+) -> Result<Columns, InputError> {
+    let missing = |wanted: &'static str, names: &[String]| InputError::MissingColumn {
+        path: path.to_owned(),
+        wanted,
+        tried: names.join(" or "),
+        found: if headers.is_empty() {
+            "no columns".to_owned()
+        } else {
+            headers
+                .iter()
+                .map(|h| format!("{h:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    };
+    let id_names = column_names(&options.id_column, &["id"]);
+    let flag_names = column_names(&options.flag_column, &["serviceAccount", "flag"]);
+    let reason_names = column_names(&options.reason_column, &["serviceAccountReason", "reason"]);
+    let id = find_column(headers, path, "id", &id_names)?;
+    let identity = match id {
+        Some(id) => IdentityColumns::Id(id),
+        None if options.id_column.is_some() => return Err(missing("id", &id_names)),
+        None => {
+            let username = find_column(headers, path, "username", &["username".to_owned()])?;
+            let email = find_column(headers, path, "email", &["email".to_owned()])?;
+            let connection = find_column(
+                headers,
+                path,
+                "connection",
+                &["connection".to_owned(), "clienttype".to_owned()],
+            )?;
+            if username.is_none() && email.is_none() {
+                return Err(missing("id", &["id (or username, or email)".to_owned()]));
+            }
+            IdentityColumns::Lookup {
+                username,
+                email,
+                connection,
+            }
+        }
+    };
+    let flag = find_column(headers, path, "service-account flag", &flag_names)?
+        .ok_or_else(|| missing("service-account flag", &flag_names))?;
+    let reason = find_column(headers, path, "reason", &reason_names)?;
+    // Without a reason column every row needs --reason; a named column must exist.
+    if reason.is_none() && (options.default_reason.is_none() || options.reason_column.is_some()) {
+        return Err(missing("reason", &reason_names));
+    }
+    Ok(Columns {
+        identity,
+        flag,
+        reason,
+        headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
+    })
+}
+
+/// Streams records, each validated on its own (duplicates need [`InputScan`]).
+pub(crate) struct RowReader<R: Read> {
+    records: RecordReader<R>,
+    columns: Columns,
+    default_reason: Option<String>,
+    path: String,
+    record: Fields,
+    pub(super) lookup: Option<Arc<dyn Lookup>>,
+}
+
+impl<R: Read> RowReader<R> {
+    pub(crate) fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
+        let mut records = RecordReader::new(input, options.delimiter);
+        let mut header = Fields::default();
+        let start = records.read(&mut header).map_err(|source| InputError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        match start.map(|s| s.kind) {
+            None => {
+                return Err(InputError::Empty {
+                    path: path.to_owned(),
+                })
+            }
+            Some(RecordKind::TooLarge { .. }) => {
+                return Err(InputError::HeaderTooLarge {
+                    path: path.to_owned(),
+                })
+            }
+            Some(RecordKind::Complete) => {}
+        }
+        if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
+            return Err(InputError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let headers = header
+            .iter()
+            .map(|h| std::str::from_utf8(h).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| InputError::HeaderEncoding {
+                path: path.to_owned(),
+            })?;
+        let columns = resolve_columns(&headers, options, path)?;
+        Ok(Self {
+            records,
+            columns,
+            default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
+            path: path.to_owned(),
+            record: Fields::default(),
+            lookup: None,
+        })
+    }
+
+    /// The name of the column that names identities, as written in the header.
+    pub(crate) fn id_column(&self) -> &str {
+        match &self.columns.identity {
+            IdentityColumns::Id((_, name)) => name,
+            IdentityColumns::Lookup {
+                username, email, ..
+            } => username
+                .as_ref()
+                .or(email.as_ref())
+                .map_or("id", |(_, name)| name),
+        }
+    }
+
+    /// True when rows name identities by username or email instead of id.
+    pub(crate) fn needs_lookup(&self) -> bool {
+        matches!(self.columns.identity, IdentityColumns::Lookup { .. })
+    }
+
+    /// A trimmed, non-empty UTF-8 cell.
+    fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
+        let (index, _) = column.as_ref()?;
+        match self.cell(*index)? {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+            _ => None,
+        }
+    }
+
+    /// The row's id: parsed from the id column, or resolved from username/email.
+    fn identity(&self, problem: &mut impl FnMut(&str, String)) -> (Option<RowId>, String) {
+        match &self.columns.identity {
+            IdentityColumns::Id((index, name)) => {
+                let id = match self.cell(*index) {
+                    None => None,
+                    Some(Err(())) => {
+                        problem(name, "not valid UTF-8".to_owned());
+                        None
+                    }
+                    Some(Ok(text)) => parse_id(text)
+                        .map(RowId::Id)
+                        .map_err(|e| problem(name, e.to_string()))
+                        .ok(),
+                };
+                (id, self.echo(*index))
+            }
+            IdentityColumns::Lookup {
+                username,
+                email,
+                connection,
+            } => {
+                let key = LookupKey {
+                    username: self.text(username),
+                    email: self.text(email),
+                    connection: self.text(connection),
+                };
+                let column = self.id_column().to_owned();
+                if key.username.is_none() && key.email.is_none() {
+                    problem(
+                        &column,
+                        "empty: name the identity by username or email".to_owned(),
+                    );
+                    return (None, String::new());
+                }
+                match &self.lookup {
+                    None => (Some(RowId::Unresolved), String::new()),
+                    Some(lookup) => match lookup.resolve(&key) {
+                        Ok(id) => (Some(RowId::Id(id)), id.to_string()),
+                        Err(error) => {
+                            problem(&column, error.to_string());
+                            (None, String::new())
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    /// The next non-blank record, or `None` at the end.
+    pub(crate) fn next_record(&mut self) -> Option<Result<Record, InputError>> {
+        loop {
+            let start = match self.records.read(&mut self.record) {
+                Ok(None) => return None,
+                Ok(Some(start)) => start,
+                Err(source) => {
+                    return Some(Err(InputError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }))
+                }
+            };
+            let line = start.line;
+            if let RecordKind::TooLarge { field } = start.kind {
+                return Some(Ok(self.too_large(line, field)));
+            }
+            // A line of spaces is blank; a line of delimiters (",,,") is a row, and an
+            // invalid one, so that every row of the file has its line in the report.
+            if self.record.len() == 1 && self.record.iter().all(|f| f.trim_ascii().is_empty()) {
+                continue;
+            }
+            return Some(Ok(self.validate(line)));
+        }
+    }
+
+    /// A record past the size limits: invalid, named by the column being read.
+    fn too_large(&self, line: u64, field: usize) -> Record {
+        let column = self
+            .columns
+            .headers
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| format!("{} (no header)", field + 1));
+        Record::Invalid(InvalidRow {
+            line,
+            id_cell: String::new(),
+            flag: None,
+            reason_cell: String::new(),
+            problems: vec![Problem {
+                line,
+                column,
+                message: format!(
+                    "the row is larger than {} MiB or has more than {MAX_FIELDS} fields (an unclosed quote?); it was skipped",
+                    MAX_RECORD_BYTES / (1024 * 1024)
+                ),
+            }],
+        })
+    }
+
+    fn cell(&self, index: usize) -> Option<Result<&str, ()>> {
+        self.record
+            .get(index)
+            .map(|bytes| std::str::from_utf8(bytes).map_err(|_| ()))
+    }
+
+    fn echo(&self, index: usize) -> String {
+        let raw = String::from_utf8_lossy(self.record.get(index).unwrap_or_default());
+        shorten(raw.trim(), ECHO_LIMIT)
+    }
+
+    fn validate(&self, line: u64) -> Record {
+        let mut problems = Vec::new();
+        let mut problem = |column: &str, message: String| {
+            problems.push(Problem {
+                line,
+                column: column.to_owned(),
+                message,
+            })
+        };
+        let width = self.record.len();
+        let expected = self.columns.headers.len();
+        if width < expected {
+            // Name the first column the row lacks; cells past the end are not reported again.
+            problem(
+                &self.columns.headers[width],
+                format!("missing: the row has {width} fields, the header has {expected}"),
+            );
+        } else if width > expected {
+            problem(
+                &format!("{} (no header)", expected + 1),
+                format!(
+                    "the row has {width} fields, the header has {expected} (quote fields that contain the delimiter)"
+                ),
+            );
+        }
+
+        let (id, id_cell) = self.identity(&mut problem);
+
+        let (flag_index, flag_name) = &self.columns.flag;
+        let flag = match self.cell(*flag_index) {
+            None => None,
+            Some(Err(())) => {
+                problem(flag_name, "not valid UTF-8".to_owned());
+                None
+            }
+            Some(Ok(text)) => match parse_flag(text) {
+                Ok(flag) => Some(flag),
+                Err(error) => {
+                    problem(flag_name, error.to_string());
+                    None
+                }
+            },
+        };
+
+        let reason = self.reason(&mut problem);
+
+        match (id, flag, reason, problems.is_empty()) {
+            (Some(id), Some(flag), Some(reason), true) => Record::Valid(Row {
+                line,
+                id,
+                flag,
+                reason,
+            }),
+            (_, flag, _, _) => Record::Invalid(InvalidRow {
+                line,
+                id_cell,
+                // The report's service_account is true/false or empty; the bad cell
+                // itself is quoted in the problem.
+                flag,
+                reason_cell: self
+                    .columns
+                    .reason
+                    .as_ref()
+                    .map(|(index, _)| self.echo(*index))
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| self.default_reason.clone())
+                    .unwrap_or_default(),
+                problems,
+            }),
+        }
+    }
+
+    fn reason(&self, problem: &mut impl FnMut(&str, String)) -> Option<String> {
+        let column_name = self
+            .columns
+            .reason
+            .as_ref()
+            .map_or("reason", |(_, name)| name.as_str());
+        let cell = match &self.columns.reason {
+            None => None,
+            Some((index, name)) => match self.cell(*index) {
+                // A short row, already reported as such.
+                None if self.default_reason.is_none() => return None,
+                None => None,
+                Some(Err(())) => {
+                    problem(name, "not valid UTF-8".to_owned());
+                    return None;
+                }
+                Some(Ok(text)) => Some(text.trim()).filter(|t| !t.is_empty()),
+            },
+        };
+        let Some(reason) = cell.or(self.default_reason.as_deref()) else {
+            problem(
+                column_name,
+                "a reason is required (fill the cell or pass --reason)".to_owned(),
+            );
+            return None;
+        };
+        let units = utf16_len(reason);
+        if units > MAX_REASON_UNITS {
+            problem(
+                column_name,
+                format!("the reason is {units} UTF-16 code units long, the API accepts at most {MAX_REASON_UNITS}"),
+            );
+            return None;
+        }
+        Some(reason.to_owned())
+    }
+}
+
+/// Why a cell does not hold what its column needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CellError {
+    #[error("the id is empty")]
+    EmptyId,
+    #[error("{0:?} is not a decimal integer")]
+    NotAnInteger(String),
+    #[error("{0} is out of range (1 to {MAX_ID})")]
+    IdOutOfRange(String),
+    #[error("the flag is empty (expected true/false, yes/no, y/n or 1/0)")]
+    EmptyFlag,
+    #[error("{0:?} is not a flag (expected true/false, yes/no, y/n or 1/0)")]
+    NotAFlag(String),
+}
+
+/// Cells are quoted in messages up to this many characters.
+const QUOTED_CHARS: usize = 40;
+
+/// Parses an id: a decimal integer from 1 to 2^53 - 1, surrounding spaces allowed.
+pub(crate) fn parse_id(text: &str) -> Result<u64, CellError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(CellError::EmptyId);
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CellError::NotAnInteger(shorten(trimmed, QUOTED_CHARS)));
+    }
+    match trimmed.parse::<u64>() {
+        Ok(id) if (1..=MAX_ID).contains(&id) => Ok(id),
+        _ => Err(CellError::IdOutOfRange(shorten(trimmed, QUOTED_CHARS))),
+    }
+}
+
+/// Parses a flag: true/false, yes/no, y/n, 1/0, any case, surrounding spaces allowed.
+pub(crate) fn parse_flag(text: &str) -> Result<bool, CellError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Ok(true),
+        "false" | "no" | "n" | "0" => Ok(false),
+        "" => Err(CellError::EmptyFlag),
+        _ => Err(CellError::NotAFlag(shorten(text.trim(), QUOTED_CHARS))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::InputSource;
+
+    fn lines_of(data: &str) -> Vec<u64> {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        std::iter::from_fn(|| reader.next_record())
+            .map(|r| r.unwrap().line())
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_physical_lines_where_records_start() {
+        assert_eq!(lines_of("id,flag,reason\n1,y,a\n2,y,b"), vec![2, 3]);
+        assert_eq!(
+            lines_of("\u{feff}id,flag,reason\r\n1,y,a\r\n2,y,\"q\r\nq\"\r\n3,y,c\r\n"),
+            vec![2, 3, 5]
+        );
+        assert_eq!(
+            lines_of("id,flag,reason\n\n1,y,a\n\n\n2,y,b\n,,\n4,y,c\n"),
+            vec![3, 6, 7, 8]
+        );
+        assert_eq!(
+            lines_of("id,flag,reason\n1,y,\"x\n\ny\"\n\n2,y,z"),
+            vec![2, 6]
+        );
+        assert_eq!(
+            lines_of("id,flag,reason\r\r\n1,y,a"),
+            vec![3],
+            "a lone CR ends a line"
+        );
+    }
+
+    #[test]
+    fn ids_parse_within_range() {
+        assert_eq!(parse_id(" 42 "), Ok(42));
+        assert_eq!(parse_id("9007199254740991"), Ok(MAX_ID));
+        assert!(parse_id("9007199254740992").is_err());
+        assert!(parse_id("0").is_err());
+        assert!(parse_id("-3").is_err());
+        assert!(parse_id("1e3").is_err());
+        assert!(parse_id("").is_err());
+        assert!(parse_id("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn flags_parse_in_any_case() {
+        for yes in ["true", "YES", " y ", "1", "True"] {
+            assert_eq!(parse_flag(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "No", "n", "0 "] {
+            assert_eq!(parse_flag(no), Ok(false), "{no}");
+        }
+        assert!(parse_flag("maybe").is_err());
+        assert!(parse_flag("").is_err());
+    }
+
+    #[test]
+    fn headers_normalize() {
+        assert_eq!(
+            normalize_header("Service Account_Reason"),
+            "serviceaccountreason"
+        );
+        assert_eq!(normalize_header("\u{feff}ID"), "id");
+        assert_eq!(normalize_header("service-account"), "serviceaccount");
+    }
+}

@@ -1,0 +1,452 @@
+//! The shared vocabulary at the bottom of the crate: typed rows, outcomes, the tally, why
+//! a run stopped, and the values every layer speaks of. Nothing here does I/O or makes
+//! text for a file: the writers in `output` do that.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// The longest reason the API accepts, in UTF-16 code units (JavaScript's length).
+pub(crate) const MAX_REASON_UNITS: usize = 30_000;
+/// The largest id JavaScript represents exactly (2^53 - 1).
+pub(crate) const MAX_ID: u64 = 9_007_199_254_740_991;
+
+/// Length as JavaScript counts it: UTF-16 code units.
+pub(crate) fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// A valid input row: what to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Row {
+    /// The physical line on which the record starts (the header is line 1).
+    pub line: u64,
+    pub id: RowId,
+    pub flag: bool,
+    pub reason: String,
+}
+
+/// How a row names its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum RowId {
+    /// Drata's numeric id.
+    Id(u64),
+    /// Named by username or email, not resolved (offline: `validate`).
+    Unresolved,
+}
+
+impl RowId {
+    pub(crate) fn id(&self) -> Option<u64> {
+        match self {
+            RowId::Id(id) => Some(*id),
+            RowId::Unresolved => None,
+        }
+    }
+}
+
+/// The final state of one input row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    Updated,
+    Unchanged,
+    Failed,
+    Invalid,
+    Duplicate,
+    Skipped,
+    NotAttempted,
+    WouldUpdate,
+    NotFound,
+}
+
+impl Outcome {
+    pub(crate) const ALL: [Outcome; 9] = [
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Duplicate,
+        Outcome::Skipped,
+        Outcome::NotAttempted,
+        Outcome::WouldUpdate,
+        Outcome::NotFound,
+    ];
+
+    /// The word in the report, the summary and the logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Skipped => "skipped",
+            Outcome::NotAttempted => "not_attempted",
+            Outcome::WouldUpdate => "would_update",
+            Outcome::NotFound => "not_found",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// Outcomes that make the exit code 1.
+    pub(crate) fn is_problem(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Invalid | Outcome::NotFound)
+    }
+
+    /// Outcomes a later `--resume-from` treats as done.
+    pub(crate) fn is_done(self) -> bool {
+        matches!(
+            self,
+            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped
+        )
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The identity as Drata described it: in the answer to a PUT, or in the listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IdentityView {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// When it was marked as a service account; `None` when it is not one.
+    pub service_account_at: Option<String>,
+}
+
+/// The state of an identity before the run, when the listing was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Previous {
+    pub marked: bool,
+    pub reason: Option<String>,
+}
+
+/// The report's id cell: a typed id, or the cell of an invalid row as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IdCell {
+    Id(u64),
+    /// An invalid row's cell, shortened, for the reader of the report.
+    Raw(String),
+    /// Named by username or email and never resolved.
+    Empty,
+}
+
+impl From<&RowId> for IdCell {
+    fn from(id: &RowId) -> Self {
+        match id {
+            RowId::Id(id) => IdCell::Id(*id),
+            RowId::Unresolved => IdCell::Empty,
+        }
+    }
+}
+
+/// One report row: every input row gets exactly one, and it cannot exist without an
+/// outcome. `finished_at` is stamped by the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReportRow {
+    pub line: u64,
+    pub id: IdCell,
+    /// The desired flag; `None` for an invalid row whose flag did not parse.
+    pub flag: Option<bool>,
+    pub reason: String,
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    /// One line for humans; empty on success.
+    pub error: String,
+    pub identity: IdentityView,
+    pub previous: Option<Previous>,
+}
+
+impl ReportRow {
+    /// A row that ends without a request.
+    pub(crate) fn new(
+        line: u64,
+        id: IdCell,
+        flag: Option<bool>,
+        reason: String,
+        outcome: Outcome,
+        error: impl Into<String>,
+    ) -> Self {
+        Self {
+            line,
+            id,
+            flag,
+            reason,
+            outcome,
+            http_status: None,
+            attempts: 0,
+            error: error.into(),
+            identity: IdentityView::default(),
+            previous: None,
+        }
+    }
+
+    /// The report row of a valid row.
+    pub(crate) fn of(row: &Row, outcome: Outcome, error: impl Into<String>) -> Self {
+        Self::new(
+            row.line,
+            IdCell::from(&row.id),
+            Some(row.flag),
+            row.reason.clone(),
+            outcome,
+            error,
+        )
+    }
+
+    pub(crate) fn id(&self) -> Option<u64> {
+        match self.id {
+            IdCell::Id(id) => Some(id),
+            IdCell::Raw(_) | IdCell::Empty => None,
+        }
+    }
+}
+
+/// Row counts per outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    counts: [u64; 9],
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, outcome: Outcome) {
+        self.counts[outcome.index()] += 1;
+    }
+
+    pub(crate) fn get(&self, outcome: Outcome) -> u64 {
+        self.counts[outcome.index()]
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Rows whose request finished, for the `--max-failures` share.
+    pub(crate) fn finished_requests(&self) -> u64 {
+        self.get(Outcome::Updated) + self.get(Outcome::Failed)
+    }
+
+    /// Rows left to do: failed or not attempted.
+    pub(crate) fn left_to_do(&self) -> u64 {
+        self.get(Outcome::Failed) + self.get(Outcome::NotAttempted)
+    }
+}
+
+/// Why a run stopped before every row was tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Invalid rows and no `--skip-invalid`: nothing is sent.
+    InvalidInput { invalid_rows: u64 },
+    /// 401, 402, 403 or 412: the key or the account cannot do this.
+    Fatal { message: String },
+    /// `--max-failures` was passed.
+    TooManyFailures { failed: u64, finished: u64 },
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// The report could not be written; going on would lose rows.
+    ReportFailed(String),
+    /// The input could not be read again for the run.
+    InputFailed(String),
+    /// More rows would change than `--max-changes` allows.
+    TooManyChanges { changes: u64, limit: u64 },
+    /// The current state could not be fetched from Drata.
+    StateUnavailable(String),
+}
+
+impl fmt::Display for StopReason {
+    /// The `error` cell of rows this stop left unsent.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::InvalidInput { invalid_rows } => write!(
+                f,
+                "not sent: the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid)"
+            ),
+            StopReason::Fatal { message } => write!(f, "not sent: the run was aborted ({message})"),
+            StopReason::TooManyFailures { failed, finished } => write!(
+                f,
+                "not sent: the run was aborted after {failed} of {finished} rows failed (--max-failures)"
+            ),
+            StopReason::Interrupted => f.write_str("interrupted"),
+            StopReason::ReportFailed(e) => {
+                write!(f, "not sent: the report could not be written ({e})")
+            }
+            StopReason::InputFailed(e) => write!(f, "not sent: the input could not be read ({e})"),
+            StopReason::TooManyChanges { changes, limit } => write!(
+                f,
+                "not sent: {changes} rows would change, more than --max-changes {limit}"
+            ),
+            StopReason::StateUnavailable(e) => write!(
+                f,
+                "not sent: the current state could not be read from Drata ({e})"
+            ),
+        }
+    }
+}
+
+/// How a row names its identity when it has no id: resolved through Drata's listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LookupKey {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// A connection's client type, alias or id, to tell identities of one name apart.
+    pub connection: Option<String>,
+}
+
+impl fmt::Display for LookupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(username) = &self.username {
+            parts.push(format!("username {username:?}"));
+        }
+        if let Some(email) = &self.email {
+            parts.push(format!("email {email:?}"));
+        }
+        if let Some(connection) = &self.connection {
+            parts.push(format!("connection {connection:?}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Why a [`LookupKey`] names no single identity.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub(crate) enum LookupError {
+    #[error("no identity in Drata has {0}")]
+    NoMatch(LookupKey),
+    #[error("{count} identities have {key}: {}{}; add a connection or clientType column", .candidates.join(", "), if *.count > .candidates.len() { ", …" } else { "" })]
+    Several {
+        key: LookupKey,
+        count: usize,
+        /// The first candidates, `id (connection)`.
+        candidates: Vec<String>,
+    },
+}
+
+/// Resolves a [`LookupKey`] to an id.
+pub(crate) trait Lookup: Send + Sync {
+    fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError>;
+}
+
+/// Which kind of identity a run addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IdentityKind {
+    #[default]
+    Infrastructure,
+    VersionControl,
+}
+
+impl IdentityKind {
+    /// The path segment, and the word in messages.
+    pub(crate) fn path_segment(self) -> &'static str {
+        match self {
+            IdentityKind::Infrastructure => "infrastructure",
+            IdentityKind::VersionControl => "version-control",
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq)]
+#[error("invalid rate {0:?}: expected N/s, N/min, N/h (N at least 1) or unlimited")]
+pub struct RateError(String);
+
+/// A request rate: `count` requests every `per`, or no limit at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Limited { count: NonZeroU32, per: Duration },
+    Unlimited,
+}
+
+impl Rate {
+    /// Requests per minute; `None` when unlimited.
+    #[cfg(test)]
+    pub(crate) fn per_minute(&self) -> Option<f64> {
+        match self {
+            Rate::Limited { count, per } => Some(count.get() as f64 * 60.0 / per.as_secs_f64()),
+            Rate::Unlimited => None,
+        }
+    }
+
+    /// The time between two requests at this rate.
+    pub(crate) fn interval(&self) -> Option<Duration> {
+        match self {
+            Rate::Limited { count, per } => Some(*per / count.get()),
+            Rate::Unlimited => None,
+        }
+    }
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = || RateError(text.to_owned());
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("unlimited") {
+            return Ok(Rate::Unlimited);
+        }
+        let (count, unit) = trimmed.split_once('/').ok_or_else(err)?;
+        let count: u32 = count.trim().parse().map_err(|_| err())?;
+        let count = NonZeroU32::new(count).ok_or_else(err)?;
+        let per = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(err()),
+        };
+        Ok(Rate::Limited { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    /// The form `--rate` takes, so that a printed command means the same rate.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::Unlimited => f.write_str("unlimited"),
+            Rate::Limited { count, per } => match per.as_secs() {
+                1 => write!(f, "{count}/s"),
+                60 => write!(f, "{count}/min"),
+                _ => write!(f, "{count}/h"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_print_back() {
+        assert_eq!("450/min".parse::<Rate>().unwrap().per_minute(), Some(450.0));
+        assert_eq!("8/s".parse::<Rate>().unwrap().per_minute(), Some(480.0));
+        assert_eq!("60/h".parse::<Rate>().unwrap().per_minute(), Some(1.0));
+        assert_eq!("Unlimited".parse::<Rate>().unwrap(), Rate::Unlimited);
+        for bad in ["0/s", "abc", "5", "5/day", "-1/s", ""] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        for text in ["450/min", "8/s", "60/h", "unlimited"] {
+            assert_eq!(text.parse::<Rate>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+        }
+    }
+
+    #[test]
+    fn utf16_length_counts_surrogate_pairs() {
+        assert_eq!(utf16_len("abc"), 3);
+        assert_eq!(utf16_len("é"), 1);
+        assert_eq!(utf16_len("😀"), 2);
+        assert_eq!(utf16_len(&"😀".repeat(15_001)), 30_002);
+    }
+}

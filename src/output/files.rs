@@ -1,0 +1,149 @@
+//! Output files: created readable by their owner only, never through a symlink, never
+//! over an existing file without `--force`, and removed again when the run cannot start.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Creates a file readable by its owner only, never following a symlink at `path` and
+/// never replacing an existing file unless `force`.
+pub(crate) fn create_private_file(path: &Path, force: bool) -> io::Result<File> {
+    if force {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a directory is in the way",
+                ))
+            }
+            // Removing first replaces a symlink instead of writing through it.
+            Ok(_) => std::fs::remove_file(path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the file exists (pass --force to replace it)",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// The default report name: `<input stem>.report.<UTC timestamp>.csv`.
+pub(crate) fn default_report_path(stem: &str, now: SystemTime) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(['-', ':'], "");
+    PathBuf::from(format!("{stem}.report.{stamp}.csv"))
+}
+
+/// Creates the default report; when a run in the same second took that name, the
+/// next free `…-2.csv`, `…-3.csv` is used instead of failing or overwriting.
+pub(crate) fn create_default_report(stem: &str, now: SystemTime) -> io::Result<(PathBuf, File)> {
+    let first = default_report_path(stem, now);
+    let base = first.to_string_lossy().trim_end_matches(".csv").to_owned();
+    let mut last_error = None;
+    for n in 1..=100 {
+        let path = if n == 1 {
+            first.clone()
+        } else {
+            PathBuf::from(format!("{base}-{n}.csv"))
+        };
+        match create_private_file(&path, false) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no free report name")))
+}
+
+/// A file this run created: removed again on drop unless [`CreatedFile::keep`] was
+/// called, so that a run that cannot start leaves no half-made output behind.
+#[derive(Debug)]
+pub(crate) struct CreatedFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl CreatedFile {
+    /// Creates `path` as [`create_private_file`] does.
+    pub(crate) fn create(path: &Path, force: bool) -> io::Result<Self> {
+        let file = create_private_file(path, force)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Some(file),
+        })
+    }
+
+    /// Creates the default report in the current directory.
+    pub(crate) fn default_report(stem: &str, now: SystemTime) -> io::Result<Self> {
+        let (path, file) = create_default_report(stem, now)?;
+        Ok(Self {
+            path,
+            file: Some(file),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file, which stays on disk from now on.
+    pub(crate) fn keep(mut self) -> io::Result<File> {
+        // `keep` consumes the guard, so the file is always still there.
+        self.file
+            .take()
+            .ok_or_else(|| io::Error::other("the file was already handed out"))
+    }
+}
+
+impl Drop for CreatedFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_report_names_carry_a_utc_stamp() {
+        let at = httpdate::parse_http_date("Sun, 29 Nov 2026 01:06:17 GMT").unwrap();
+        assert_eq!(
+            default_report_path("review", at),
+            PathBuf::from("review.report.20261129T010617Z.csv")
+        );
+    }
+
+    #[test]
+    fn a_created_file_is_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dropped = dir.path().join("dropped.csv");
+        drop(CreatedFile::create(&dropped, false).unwrap());
+        assert!(!dropped.exists());
+        let kept = dir.path().join("kept.csv");
+        let _file = CreatedFile::create(&kept, false).unwrap().keep().unwrap();
+        assert!(kept.exists());
+        assert!(
+            CreatedFile::create(&kept, false).is_err(),
+            "never replaced without --force"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The plan's readable diff, on standard output.
+
+use std::io::{self, Write};
+
+use super::evidence::describe_previous;
+use crate::model::Previous;
+
+/// Changes a plan prints before "and N more".
+pub(crate) const CHANGES_SHOWN: usize = 20;
+
+/// One row that would change, as the plan shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub line: u64,
+    pub id: u64,
+    pub flag: bool,
+    pub reason: String,
+    /// The identity as the listing showed it; `None` when it is not in the listing.
+    pub current: Option<CurrentView>,
+}
+
+/// What the plan shows of an identity's current state.
+#[derive(Debug, Clone)]
+pub(crate) struct CurrentView {
+    pub username: Option<String>,
+    pub connection: String,
+    pub previous: Previous,
+}
+
+impl Change {
+    fn describe(&self) -> String {
+        let desired = if self.flag {
+            format!("service account ({:?})", self.reason)
+        } else {
+            "not a service account".to_owned()
+        };
+        match &self.current {
+            Some(current) => format!(
+                "line {}  id {}  {} [{}]: {} → {desired}",
+                self.line,
+                self.id,
+                current.username.as_deref().unwrap_or("(no username)"),
+                current.connection,
+                describe_previous(&current.previous),
+            ),
+            None => format!("line {}  id {}: → {desired}", self.line, self.id),
+        }
+    }
+}
+
+/// Prints how many rows would change and the first [`CHANGES_SHOWN`] of them.
+pub(crate) fn print_changes(
+    out: &mut impl Write,
+    changes: u64,
+    rows: u64,
+    shown: &[Change],
+) -> io::Result<()> {
+    if changes == 0 {
+        return writeln!(out, "No change: every row is already in the desired state.");
+    }
+    writeln!(out, "Would update {changes} of {rows} rows:")?;
+    for change in shown {
+        writeln!(out, "  {}", change.describe())?;
+    }
+    if changes > shown.len() as u64 {
+        writeln!(
+            out,
+            "  … and {} more (see the report)",
+            changes - shown.len() as u64
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Progress: a bar on a terminal, log lines elsewhere, nothing when quiet.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::model::{Outcome, Tally};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProgressMode {
+    Quiet,
+    /// A bar on standard error, a terminal.
+    Bar,
+    /// A log line every so often (standard error is a file, a pipe or a journal).
+    Log {
+        every: Duration,
+    },
+}
+
+/// When the first progress line is logged off a terminal.
+const FIRST_PROGRESS_LOG: Duration = Duration::from_secs(2);
+
+/// Progress: a bar on a terminal, log lines elsewhere, nothing when quiet.
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    log_every: Option<Duration>,
+    next_log: Instant,
+    started: Instant,
+    total: u64,
+}
+
+impl Progress {
+    pub(crate) fn new(total: u64, mode: ProgressMode) -> Self {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {msg}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        let log_every = match mode {
+            ProgressMode::Log { every } => Some(every),
+            ProgressMode::Bar | ProgressMode::Quiet => None,
+        };
+        Self {
+            bar,
+            // The first line comes early, so a short run shows that it is moving.
+            next_log: Instant::now() + log_every.unwrap_or_default().min(FIRST_PROGRESS_LOG),
+            log_every,
+            started: Instant::now(),
+            total,
+        }
+    }
+
+    pub(crate) fn update(&mut self, tally: &Tally) {
+        let done = tally.total();
+        let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            bar.set_message(format!(
+                "updated {}  failed {}  {:.1} rows/s",
+                tally.get(Outcome::Updated),
+                tally.get(Outcome::Failed),
+                done as f64 / elapsed
+            ));
+        } else if let Some(every) = self.log_every {
+            if Instant::now() >= self.next_log {
+                self.next_log = Instant::now() + every;
+                tracing::info!(
+                    done,
+                    total = self.total,
+                    updated = tally.get(Outcome::Updated),
+                    failed = tally.get(Outcome::Failed),
+                    rows_per_sec = format!("{:.1}", done as f64 / elapsed),
+                    "progress"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

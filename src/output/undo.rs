@@ -1,0 +1,54 @@
+//! The undo file: for every row actually updated, a row in the input format that puts
+//! the identity back as it was before the run.
+
+use std::fs::File;
+use std::io;
+
+use super::report::spreadsheet_safe;
+use crate::model::ReportRow;
+
+pub(crate) struct UndoWriter {
+    csv: csv::Writer<File>,
+    /// Used in the reason of identities that were not service accounts.
+    run_started: String,
+}
+
+impl UndoWriter {
+    pub(crate) fn new(file: File, run_started: String) -> io::Result<Self> {
+        let mut csv = csv::Writer::from_writer(file);
+        csv.write_record(["id", "serviceAccount", "serviceAccountReason"])?;
+        csv.flush()?;
+        Ok(Self { csv, run_started })
+    }
+
+    /// Records the previous state of an updated row's identity, flushed at once. A row
+    /// whose previous state is unknown (not in the listing) has nothing to restore.
+    pub(crate) fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+        let (Some(id), Some(previous)) = (row.id(), &row.previous) else {
+            return Ok(());
+        };
+        let (flag, reason) = if previous.marked {
+            (
+                "true",
+                previous
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "Restored by drata-svcacct undo".to_owned()),
+            )
+        } else {
+            (
+                "false",
+                format!(
+                    "Restored by drata-svcacct undo: not a service account before the run of {}",
+                    self.run_started
+                ),
+            )
+        };
+        self.csv.write_record([
+            id.to_string().as_str(),
+            flag,
+            spreadsheet_safe(&reason).as_ref(),
+        ])?;
+        self.csv.flush()
+    }
+}

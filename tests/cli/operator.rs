@@ -1,0 +1,507 @@
+//! What an operator runs and reads: the summary JSON, evidence, JSON logs, progress,
+//! completions, the man page and help, option checks, the built-in and standalone simulator,
+//! and version-control identities.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn summary_json_has_counts_requests_and_digests() {
+    let work = Workdir::new();
+    let sim = simulator(|_| {});
+    let input = work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,a\n1,true,a\n5000,true,b\n",
+    );
+    let summary_path = work.path("s.json");
+    let url = sim.base_url();
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN)],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["rows"], 3);
+    assert_eq!(summary["counts"]["updated"], 1);
+    assert_eq!(summary["counts"]["duplicate"], 1);
+    assert_eq!(summary["counts"]["failed"], 1);
+    assert_eq!(summary["requests"], 2);
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["input"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(summary["report"]["sha256"].as_str().unwrap().len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&summary_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn summary_json_schema_field_by_field() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--summary-json",
+            "s.json",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path("s.json")).unwrap()).unwrap();
+    let object = summary.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            "base_url",
+            "command",
+            "counts",
+            "effective_rate_per_minute",
+            "elapsed_seconds",
+            "exit_code",
+            "finished_at",
+            "input",
+            "rate_limited",
+            "rate_reductions",
+            "report",
+            "requests",
+            "resume_command",
+            "retries",
+            "rows",
+            "run_id",
+            "started_at",
+            "stopped",
+            "tool",
+            "version",
+        ]
+    );
+    assert_eq!(summary["tool"], "drata-svcacct");
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(summary["run_id"].as_str().unwrap().len(), 16);
+    assert_eq!(summary["command"], "apply");
+    assert_eq!(summary["input"]["path"], "in.csv");
+    let input_bytes = std::fs::read(work.path("in.csv")).unwrap();
+    assert_eq!(summary["input"]["sha256"], sha256_hex(&input_bytes));
+    assert_eq!(summary["report"]["path"], "r.csv");
+    assert_eq!(
+        summary["report"]["sha256"],
+        sha256_file(&work.path("r.csv")),
+        "the digest is of the finished report"
+    );
+    assert_eq!(summary["base_url"], format!("{}/", sim.base_url()));
+    for stamp in ["started_at", "finished_at"] {
+        assert!(summary[stamp].as_str().unwrap().ends_with('Z'), "{stamp}");
+    }
+    assert!(summary["elapsed_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["rows"], 2);
+    let counts = summary["counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 9, "every outcome, zeros included");
+    assert_eq!(counts["updated"], 2);
+    assert_eq!(counts["failed"], 0);
+    assert_eq!(summary["requests"], 2);
+    assert_eq!(summary["retries"], 0);
+    assert_eq!(summary["rate_limited"], 0);
+    assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
+    assert_eq!(summary["stopped"], serde_json::Value::Null);
+    assert_eq!(summary["resume_command"], serde_json::Value::Null);
+    assert_eq!(summary["exit_code"], 0);
+}
+
+#[test]
+fn evidence_records_who_what_and_the_identities_changed() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,true,Seeded: automation account\n1,true,CI | deploy\n5000,true,gone\n",
+    );
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--evidence",
+            "e.md",
+            "--report",
+            "r.csv",
+            "--base-url",
+            &sim.base_url(),
+            "--rate",
+            "unlimited",
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN), ("USER", "auditor-alice")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
+    for section in [
+        "# Drata service-account changes: apply run ",
+        "## Counts",
+        "## Identities changed",
+    ] {
+        assert!(evidence.contains(section), "missing {section}:\n{evidence}");
+    }
+    assert!(
+        evidence.contains("| Ran by | auditor-alice on "),
+        "{evidence}"
+    );
+    assert!(evidence.contains(&format!(
+        "| Tool | drata-svcacct {} |",
+        env!("CARGO_PKG_VERSION")
+    )));
+    let report_digest = sha256_file(&work.path("r.csv"));
+    assert!(evidence.contains(&report_digest), "report SHA-256");
+    assert!(evidence.contains("| unchanged | 1 |") && evidence.contains("| updated | 1 |"));
+    assert!(
+        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | not a service account | service account | CI \\| deploy |"),
+        "{evidence}"
+    );
+    assert!(
+        !evidence.contains("| 7 |"),
+        "unchanged rows are not listed as changed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("e.md"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_event_with_the_run_id() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,false,b\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--log-format",
+            "json",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let events: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let rows: Vec<&serde_json::Value> = events.iter().filter(|e| e["message"] == "row").collect();
+    assert_eq!(rows.len(), 2);
+    let summary = events
+        .iter()
+        .find(|e| e["message"] == "summary")
+        .expect("summary event");
+    for row in &rows {
+        assert_eq!(row["run_id"], summary["run_id"]);
+        assert_eq!(row["outcome"], "updated");
+        assert_eq!(row["attempts"], 1);
+        assert_eq!(row["status"], 200);
+        assert!(row["line"].is_u64() && row["id"].is_u64());
+    }
+}
+
+#[test]
+fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_millis(30))
+    });
+    let csv = rows_csv(1, 20);
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        &csv,
+        &[
+            "--concurrency",
+            "1",
+            "--rate",
+            "unlimited",
+            "--progress-interval",
+            "0.05",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("progress done="), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("apply finished: 20 rows"),
+        "{}",
+        run.stderr
+    );
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        &csv,
+        &[
+            "--concurrency",
+            "1",
+            "--rate",
+            "unlimited",
+            "--progress-interval",
+            "0.05",
+            "-q",
+        ],
+    );
+    assert_eq!(run.code, 0);
+    assert_eq!(run.stderr, "", "quiet and successful: nothing at all");
+}
+
+#[test]
+fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
+    let work = Workdir::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let run = drata(work.dir.path(), &["completions", shell], &[]);
+        assert_eq!(run.code, 0, "{shell}");
+        assert!(run.stdout.contains("drata-svcacct"), "{shell}");
+        assert!(
+            run.stdout.contains("reconcile"),
+            "{shell}: options are completed"
+        );
+    }
+    let man = drata(work.dir.path(), &["man"], &[]);
+    assert_eq!(man.code, 0);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH"),
+        "{}",
+        &man.stdout[..100]
+    );
+    let help = drata(work.dir.path(), &["apply", "--help"], &[]);
+    for use_case in [
+        "Quarterly access review",
+        "One-off migration",
+        "Nightly cron job",
+    ] {
+        assert!(help.stdout.contains(use_case), "{use_case}");
+    }
+}
+
+#[test]
+fn options_that_make_no_sense_are_refused_before_any_io() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    for args in [
+        vec!["plan", "in.csv", "--simulate", "--resume-from", "old.csv"],
+        vec!["plan", "in.csv", "--simulate", "--reconcile"],
+        vec!["apply", "in.csv", "--simulate", "--concurrency", "5000"],
+        vec!["simulate", "--error-rate", "1.5"],
+    ] {
+        let run = drata(work.dir.path(), &args, &[]);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn the_readme_command_runs_on_the_builtin_simulator() {
+    let work = Workdir::new();
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/quarterly-review.csv");
+    let report = work.path("r.csv");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            sample.to_str().unwrap(),
+            "--simulate",
+            "--report",
+            report.to_str().unwrap(),
+            "--retry-base-ms",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|r| r["outcome"] == "updated"));
+    assert!(run.stderr.contains("updated 50"), "{}", run.stderr);
+}
+
+#[test]
+fn simulate_ignores_an_exported_base_url() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--simulate",
+            "--rate",
+            "unlimited",
+            "--report",
+            "r.csv",
+        ],
+        &[("DRATA_BASE_URL", "https://public-api.drata.com/public")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let work = Workdir::new();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = command(
+        work.dir.path(),
+        &[
+            "simulate",
+            "--listen",
+            &listen,
+            "--identities",
+            "10",
+            "--rate-limit",
+            "unlimited",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 1024];
+    while !seen.contains("simulator listening") {
+        let n = std::io::Read::read(&mut stderr, &mut buffer).unwrap();
+        assert!(n > 0, "the simulator exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    work.write("in.csv", "id,flag,reason\n3,true,bot\n");
+    // With and without the /public prefix, with the default token.
+    for base in [
+        format!("http://{listen}/public"),
+        format!("http://{listen}"),
+    ] {
+        let run = drata(
+            work.dir.path(),
+            &[
+                "apply",
+                "in.csv",
+                "--base-url",
+                &base,
+                "--report",
+                "r.csv",
+                "--force",
+            ],
+            &[("DRATA_API_KEY", "sim-token")],
+        );
+        assert_eq!(run.code, 0, "{base}: {}", run.stderr);
+    }
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &format!("http://{listen}/public"),
+            "--report",
+            "r2.csv",
+        ],
+        &[("DRATA_API_KEY", "wrong")],
+    );
+    assert_eq!(run.code, 3, "a wrong token is a 401");
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn version_control_identities_use_their_own_paths() {
+    let server = TestServer::start(|seen, _| {
+        if seen.method == "GET" {
+            Reply::json(
+                200,
+                r#"{"data":[{"id":3,"username":"octocat","serviceAccount":null}],"page":1,"limit":50,"total":1}"#,
+            )
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        "username,flag,reason\noctocat,true,GitHub Actions bot\n",
+        &["--kind", "version-control", "--reconcile"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["id"], "3");
+    let paths: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "GET /public/user-identities/version-control?page=1&limit=50".to_owned(),
+            "PUT /public/user-identities/version-control/3/service-account".to_owned(),
+        ]
+    );
+
+    // The simulator serves both kinds, each with its own state.
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,bot\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--kind",
+            "version-control",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        sim.applied().is_empty(),
+        "infrastructure identity 1 untouched"
+    );
+    let plan = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "in.csv",
+            "--kind",
+            "version-control",
+            "--report",
+            "p.csv",
+        ],
+    );
+    assert_eq!(plan.code, 0);
+    assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
+}

@@ -1,0 +1,338 @@
+//! Reading the current state first: the listing, `plan`, `--reconcile`, `--max-changes`,
+//! the undo file, and naming identities by username or email.
+
+use std::sync::atomic::Ordering;
+
+use crate::support::*;
+
+#[test]
+fn the_listing_pages_while_pages_come_back_full() {
+    // A full page asks for the next one, whatever `total` says: ceil((N + 1) / 50) GETs.
+    for (identities, pages) in [(0u64, 1u64), (50, 2), (51, 2), (1000, 21)] {
+        let sim = simulator(|c| c.identities = identities);
+        let work = Workdir::new();
+        work.write("in.csv", "id,flag,reason\n1,false,x\n");
+        let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+        let expected = if identities == 0 { 1 } else { 0 };
+        assert_eq!(run.code, expected, "{identities}: {}", run.stderr);
+        assert_eq!(
+            sim.stats.lists.load(Ordering::Relaxed),
+            pages,
+            "{identities} identities"
+        );
+        let rows = read_report(&work.path("p.csv"));
+        let outcome = if identities == 0 {
+            "not_found"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(rows[0]["outcome"], outcome);
+    }
+    // The pages themselves: limit at most 50, page and total as the API sends them.
+    let sim = simulator(|c| c.identities = 51);
+    let url = format!(
+        "http://{}/public/user-identities/infrastructure?page=2&limit=50",
+        sim.addr
+    );
+    let body = runtime().block_on(async {
+        reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(SIM_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (
+            body["page"].as_u64(),
+            body["limit"].as_u64(),
+            body["total"].as_u64()
+        ),
+        (Some(2), Some(50), Some(51))
+    );
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(body["data"][0]["id"], 51);
+}
+
+#[test]
+fn plan_reports_what_would_change_and_sends_no_put() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    // 7 is seeded as a service account with "Seeded: automation account"; 1 and 2 are not.
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,true, Seeded: automation account \n1,false,human\n2,true,bot now\n5000,true,x\n2,true,bot now\nbad,true,x\n",
+    );
+    let run = on_sim(
+        &sim,
+        &work,
+        &["plan", "in.csv", "--report", "p.csv", "--skip-invalid"],
+    );
+    assert_eq!(run.code, 1, "not_found and invalid rows: {}", run.stderr);
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
+    let rows = read_report(&work.path("p.csv"));
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "unchanged".into()),
+            (3, "unchanged".into()),
+            (4, "would_update".into()),
+            (5, "not_found".into()),
+            (6, "duplicate".into()),
+            (7, "invalid".into()),
+        ]
+    );
+    assert_eq!(line(&rows, 4)["username"], "alice.nguyen");
+    assert!(
+        run.stdout.contains("Would update 1 of 6 rows"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("id 2  alice.nguyen [GCP gcp-main #2]: not a service account → service account (\"bot now\")"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn plan_never_sends_updates() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1)));
+    let (_run, _rows, _w) = {
+        let work = Workdir::new();
+        work.write("in.csv", "id,flag,reason\n1,true,a\n");
+        let run = drata(
+            work.dir.path(),
+            &[
+                "plan",
+                "in.csv",
+                "--base-url",
+                &server.url,
+                "--report",
+                "p.csv",
+            ],
+            &[("DRATA_API_KEY", "k")],
+        );
+        (run, (), work)
+    };
+    assert!(
+        server.seen().iter().all(|s| s.method == "GET"),
+        "plan sent a write"
+    );
+}
+
+#[test]
+fn reconcile_skips_rows_in_the_desired_state_and_sends_ids_missing_from_the_listing() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,true,Seeded: automation account\n14,true,a new reason\n1,false,human\n3,true,bot\n5000,false,gone\n",
+    );
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "in.csv", "--reconcile", "--report", "r.csv"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rows = read_report(&work.path("r.csv"));
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "unchanged".into()),
+            (3, "updated".into()),
+            (4, "unchanged".into()),
+            (5, "updated".into()),
+            (6, "failed".into()),
+        ]
+    );
+    assert_eq!(line(&rows, 2)["attempts"], "0");
+    // The listing's silence is no proof: the PUT is sent, and Drata's 404 is.
+    assert_eq!(line(&rows, 6)["http_status"], "404");
+    assert_eq!(line(&rows, 6)["attempts"], "1");
+    let mut applied: Vec<u64> = sim.applied().into_keys().collect();
+    applied.sort();
+    assert_eq!(applied, vec![3, 14], "only the rows that differ were sent");
+}
+
+#[test]
+fn max_changes_refuses_before_the_first_put() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 10));
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--max-changes",
+            "5",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("10 rows would be updated, more than --max-changes 5"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
+    let rows = read_report(&work.path("r.csv"));
+    assert_eq!(rows.len(), 10);
+    // Id 7 is already a service account, but with another reason: it would change too.
+    assert!(rows.iter().all(|r| r["outcome"] == "not_attempted"));
+
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--max-changes",
+            "10",
+            "--report",
+            "r2.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn undo_restores_the_previous_state() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,false,not a bot after all\n1,true,=now a bot\n2,false,unchanged human\n",
+    );
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut undo = csv::Reader::from_path(work.path("undo.csv")).unwrap();
+    assert_eq!(
+        undo.headers().unwrap(),
+        vec!["id", "serviceAccount", "serviceAccountReason"]
+    );
+    let mut undo_rows: Vec<Vec<String>> = undo
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    undo_rows.sort();
+    assert_eq!(undo_rows.len(), 2, "only updated rows: {undo_rows:?}");
+    assert_eq!(undo_rows[0][0..2], ["1".to_owned(), "false".to_owned()]);
+    assert!(undo_rows[0][2].contains("not a service account before"));
+    assert_eq!(undo_rows[1], ["7", "true", "Seeded: automation account"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("undo.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let rollback = on_sim(
+        &sim,
+        &work,
+        &["apply", "undo.csv", "--reconcile", "--report", "u.csv"],
+    );
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    // Id 7 is a service account with its old reason again, id 1 is not one any more.
+    let check = work.write(
+        "check.csv",
+        "id,flag,reason\n7,true,Seeded: automation account\n1,false,x\n",
+    );
+    let _ = check;
+    let plan = on_sim(&sim, &work, &["plan", "check.csv", "--report", "c.csv"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(read_report(&work.path("c.csv"))
+        .iter()
+        .all(|r| r["outcome"] == "unchanged"));
+}
+
+#[test]
+fn undo_requires_reconcile() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--simulate", "--undo", "u.csv"],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--reconcile"), "{}", run.stderr);
+}
+
+#[test]
+fn rows_can_name_identities_by_username_or_email() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    // Person 0 (alice.nguyen) has ids 1, 2, 3 on AWS, GCP and Azure; person 1 is bruno.nguyen.
+    work.write(
+        "in.csv",
+        "username,email,connection,serviceAccount,reason\n\
+         alice.nguyen,,GCP,true,gcp bot\n\
+         ,BRUNO.NGUYEN@example.com,aws-prod,false,human\n\
+         alice.nguyen,,,true,ambiguous\n\
+         nobody,,,true,unknown\n",
+    );
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "in.csv", "--report", "r.csv", "--skip-invalid"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rows = read_report(&work.path("r.csv"));
+    assert_eq!(
+        line(&rows, 2)["id"],
+        "2",
+        "the report shows the resolved id"
+    );
+    assert_eq!(line(&rows, 2)["outcome"], "updated");
+    assert_eq!(line(&rows, 3)["id"], "4");
+    assert_eq!(line(&rows, 3)["outcome"], "updated");
+    let ambiguous = line(&rows, 4);
+    assert_eq!(ambiguous["outcome"], "invalid");
+    assert!(
+        ambiguous["error"]
+            .contains("1 (AWS aws-prod #1), 2 (GCP gcp-main #2), 3 (AZURE azure-corp #3)"),
+        "{}",
+        ambiguous["error"]
+    );
+    let unknown = line(&rows, 5);
+    assert_eq!(unknown["outcome"], "invalid");
+    assert!(
+        unknown["error"].contains("username \"nobody\""),
+        "{}",
+        unknown["error"]
+    );
+    let mut applied: Vec<u64> = sim.applied().into_keys().collect();
+    applied.sort();
+    assert_eq!(applied, vec![2, 4]);
+
+    // validate needs no network: such rows are checked for shape only.
+    let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -1,0 +1,376 @@
+//! Interruption and resume: signals, rows in flight, the printed resume command, and resuming
+//! from a report cut short or left by a killed run.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::support::*;
+
+#[cfg(unix)]
+#[test]
+fn interrupt_finishes_requests_in_flight_and_reports_the_rest_not_attempted() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_millis(300))
+    });
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 20));
+    let report = work.path("r.csv");
+    let child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--report",
+            report.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "--concurrency",
+            "2",
+        ],
+    )
+    .env("DRATA_API_KEY", "k")
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(20), "two requests", || {
+        server.seen().len() >= 2
+    });
+    signal(&child, libc::SIGINT);
+    let run = finish(child);
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    let rows = read_report(&report);
+    assert_eq!(rows.len(), 20, "rows in == rows out");
+    let updated = ids_with(&rows, "updated").len();
+    assert_eq!(
+        updated,
+        server.seen().len(),
+        "every request in flight finished and was reported"
+    );
+    let not_attempted: Vec<_> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "not_attempted")
+        .collect();
+    assert_eq!(updated + not_attempted.len(), 20);
+    assert!(not_attempted
+        .iter()
+        .all(|r| r["error"] == "interrupted" && r["attempts"] == "0"));
+    assert!(run.stderr.contains("--resume-from"), "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_interrupt_exits_at_once() {
+    let server = TestServer::start(|seen, _| {
+        Reply::identity(seen.id().unwrap()).after(Duration::from_secs(60))
+    });
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 3));
+    let child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &server.url,
+            "--concurrency",
+            "1",
+        ],
+    )
+    .env("DRATA_API_KEY", "k")
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(20), "a request", || {
+        !server.seen().is_empty()
+    });
+    signal(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    signal(&child, libc::SIGINT);
+    let run = finish(child);
+    assert_eq!(run.code, 130);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not wait for the 60 s answer"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_are_heard_while_standard_input_never_ends() {
+    let work = Workdir::new();
+    let mut child = command(work.dir.path(), &["apply", "-", "--simulate", "-v"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin_kept_open = child.stdin.take();
+    // A bound, not a wait: if signals go unheard, the child is killed and the test fails.
+    let pid = child.id() as i32;
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog_done = std::sync::Arc::clone(&finished);
+    std::thread::spawn(move || {
+        for _ in 0..600 {
+            if watchdog_done.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut wait_for = |text: &str, seen: &mut String| {
+        let mut buffer = [0u8; 1024];
+        while !seen.contains(text) {
+            let n = std::io::Read::read(&mut stderr, &mut buffer).unwrap();
+            assert!(n > 0, "exited before {text:?}: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    };
+    wait_for("reading the input", &mut seen);
+    signal(&child, libc::SIGTERM);
+    wait_for("interrupted", &mut seen);
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    finished.store(true, Ordering::SeqCst);
+    assert_eq!(status.code(), Some(130));
+}
+
+/// Runs the resume command the summary printed, as printed.
+fn printed_resume_command(stderr: &str) -> Vec<String> {
+    let mut lines = stderr.lines();
+    lines
+        .find(|l| l.contains("to finish the remaining rows, run:"))
+        .expect("a resume command");
+    let command = lines.next().expect("the command line").trim();
+    command.split(' ').map(str::to_owned).collect()
+}
+
+#[test]
+fn sends_only_what_is_left_using_the_printed_command() {
+    let fail_id_2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = std::sync::Arc::clone(&fail_id_2);
+    let server = TestServer::start(move |seen, _| match seen.id() {
+        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(404, r#"{"message":"not yet"}"#),
+        id => Reply::identity(id.unwrap()),
+    });
+    let work = Workdir::new();
+    let input = work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,a\n2,true,b\n3,false,c\n3,false,c\n",
+    );
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "first.csv",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let _ = input;
+    let command = printed_resume_command(&first.stderr);
+    assert!(command.contains(&"--resume-from".to_owned()));
+    assert!(
+        !command.contains(&"--report".to_owned()),
+        "a new report, not the old one"
+    );
+
+    fail_id_2.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let second = drata(
+        work.dir.path(),
+        &command
+            .iter()
+            .skip(1)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let new_requests: Vec<_> = server.seen()[before..]
+        .iter()
+        .filter_map(Seen::id)
+        .collect();
+    assert_eq!(new_requests, vec![2], "only the failed row is sent again");
+    let report = std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("in.report.")
+        })
+        .expect("the resumed run's report");
+    assert_eq!(
+        outcomes(&read_report(&report)),
+        vec![
+            (2, "skipped".into()),
+            (3, "updated".into()),
+            (4, "skipped".into()),
+            (5, "duplicate".into()),
+        ],
+        "the new report is complete on its own"
+    );
+}
+
+#[test]
+fn the_resume_command_works_with_a_summary_file() {
+    let server = TestServer::start(|seen, index| match index {
+        0 => Reply::json(404, "{}"),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--summary-json",
+            "s.json",
+        ],
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let command = printed_resume_command(&first.stderr);
+    assert!(
+        command.contains(&"--summary-json=s.resumed.json".to_owned()),
+        "{command:?}"
+    );
+    let second = drata(
+        work.dir.path(),
+        &command
+            .iter()
+            .skip(1)
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[("DRATA_API_KEY", "k")],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        work.path("s.resumed.json").exists(),
+        "the resumed run has its own summary"
+    );
+}
+
+#[test]
+fn tolerates_a_report_cut_short_and_matches_line_id_and_flag() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let old = work.write(
+        "old.csv",
+        "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
+         2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
+         3,2,false,b,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
+         4,3,true,c,failed,500,5,boom,,,,2026-11-29T00:00:00Z\n\
+         5,4,true,'-d,unchanged,,0,,,,,2026-11-29T00:00:00Z\n\
+         6,5,true,\"cut sho",
+    );
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,e\n",
+        &["--resume-from", old.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "skipped".into()),
+            (3, "updated".into()),
+            (4, "updated".into()),
+            (5, "skipped".into()),
+            (6, "updated".into()),
+        ],
+        "line 3 wanted false before and true now; line 4 failed; line 6 was cut"
+    );
+    let mut sent: Vec<u64> = server.seen().iter().filter_map(Seen::id).collect();
+    sent.sort();
+    assert_eq!(sent, vec![2, 3, 5]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
+    let sim = simulator(|c| c.latency = Duration::from_millis(10));
+    let work = Workdir::new();
+    let input = work.write("in.csv", &rows_csv(1, 60));
+    let first_report = work.path("first.csv");
+    let url = sim.base_url();
+    let mut child = command(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--report",
+            first_report.to_str().unwrap(),
+            "--rate",
+            "40/s",
+        ],
+    )
+    .env("DRATA_API_KEY", SIM_TOKEN)
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(30), "15 reported rows", || {
+        report_rows_so_far(&first_report) >= 15
+    });
+    child.kill().unwrap(); // SIGKILL
+    let killed = finish(child);
+    assert_ne!(killed.code, 0);
+    let first_rows = read_report(&first_report);
+    assert!(
+        first_rows.len() >= 15 && first_rows.len() < 60,
+        "{}",
+        first_rows.len()
+    );
+    let updated_first = ids_with(&first_rows, "updated");
+
+    let second_report = work.path("second.csv");
+    let resumed = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            input.to_str().unwrap(),
+            "--base-url",
+            &url,
+            "--report",
+            second_report.to_str().unwrap(),
+            "--rate",
+            "unlimited",
+            "--resume-from",
+            first_report.to_str().unwrap(),
+        ],
+        &[("DRATA_API_KEY", SIM_TOKEN)],
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let rows = read_report(&second_report);
+    assert_eq!(rows.len(), 60, "the resumed report is complete");
+    let mut skipped = ids_with(&rows, "skipped");
+    skipped.sort();
+    let mut expected = updated_first.clone();
+    expected.sort();
+    assert_eq!(skipped, expected);
+    assert_eq!(ids_with(&rows, "updated").len(), 60 - expected.len());
+    let applied = sim.applied();
+    for id in &updated_first {
+        assert_eq!(
+            applied.get(id),
+            Some(&1),
+            "id {id} was reported updated, then sent again"
+        );
+    }
+    assert!(
+        (1..=60).all(|id| applied.contains_key(&id)),
+        "every row applied"
+    );
+}

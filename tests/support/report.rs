@@ -1,0 +1,95 @@
+//! Input CSVs for the tests, and reading the reports and files a run leaves behind.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::REPORT_COLUMNS;
+
+/// A parsed report: one map per row, keyed by column name.
+pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).expect("report");
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        REPORT_COLUMNS.to_vec(),
+        "report columns"
+    );
+    reader
+        .records()
+        .map(|r| {
+            let record = r.expect("record");
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Report rows by input line; asserts each line appears once.
+pub fn by_line(rows: &[HashMap<String, String>]) -> HashMap<u64, HashMap<String, String>> {
+    let mut map = HashMap::new();
+    for row in rows {
+        let line: u64 = row["line"].parse().expect("line");
+        assert!(map.insert(line, row.clone()).is_none(), "line {line} twice");
+    }
+    map
+}
+
+/// `(line, outcome)` pairs, sorted, for compact assertions.
+pub fn outcomes(rows: &[HashMap<String, String>]) -> Vec<(u64, String)> {
+    let mut pairs: Vec<(u64, String)> = rows
+        .iter()
+        .map(|r| (r["line"].parse().unwrap(), r["outcome"].clone()))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// A CSV of `n` rows with ids `first..first+n`, all `true` with a reason.
+pub fn rows_csv(first: u64, n: u64) -> String {
+    let mut text = String::from("id,serviceAccount,serviceAccountReason\n");
+    for id in first..first + n {
+        text.push_str(&format!("{id},true,automation account {id}\n"));
+    }
+    text
+}
+
+/// The report row for input line `n`; panics if there is none.
+pub fn line(rows: &[HashMap<String, String>], n: u64) -> HashMap<String, String> {
+    by_line(rows)
+        .remove(&n)
+        .unwrap_or_else(|| panic!("no report row for line {n}"))
+}
+
+/// Ids whose report row has `outcome`.
+pub fn ids_with(rows: &[HashMap<String, String>], outcome: &str) -> Vec<u64> {
+    rows.iter()
+        .filter(|r| r["outcome"] == outcome)
+        .map(|r| r["id"].parse().unwrap())
+        .collect()
+}
+
+/// Data rows written so far to a report that may still be growing.
+pub fn report_rows_so_far(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// The SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of a file's contents, as lowercase hex; panics if it cannot be read.
+pub fn sha256_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    sha256_hex(&bytes)
+}

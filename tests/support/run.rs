@@ -1,0 +1,155 @@
+//! Running the binary in a temporary directory.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{read_report, RunningSimulator, TestServer, BIN, SIM_TOKEN};
+
+/// A temporary working directory.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Every file in the directory, as text (lossy), for leak searches.
+    pub fn all_file_text(&self) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        text
+    }
+}
+
+/// What a finished run of the binary printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A command for the binary in `dir`, with a clean environment for our variables.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DRATA_API_KEY")
+        .env_remove("DRATA_BASE_URL")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+pub fn finish(child: Child) -> Run {
+    let output = child.wait_with_output().expect("wait");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary to completion.
+pub fn drata(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_with_stdin(dir, args, env, None)
+}
+
+pub fn run_with_stdin(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let mut command = command(dir, args);
+    command.envs(env.iter().copied());
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("spawn");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    finish(child)
+}
+
+/// Runs `apply` on `csv` against a scripted server with the key `test-key` and 10 ms retry
+/// backoff; returns the run, the report rows (none if no report was written) and the
+/// directory, which must outlive any look at its files.
+pub fn apply_on_server(
+    server: &TestServer,
+    csv: &str,
+    extra: &[&str],
+) -> (Run, Vec<HashMap<String, String>>, Workdir) {
+    let work = Workdir::new();
+    let input = work.write("input.csv", csv);
+    let report = work.path("report.csv");
+    let mut args = vec![
+        "apply",
+        input.to_str().unwrap(),
+        "--base-url",
+        &server.url,
+        "--report",
+        report.to_str().unwrap(),
+        "--retry-base-ms",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", "test-key")]);
+    let rows = if report.exists() {
+        read_report(&report)
+    } else {
+        Vec::new()
+    };
+    (run, rows, work)
+}
+
+/// Runs the binary in `work` against a simulator, with the simulator's token and no rate
+/// limit.
+pub fn on_sim(sim: &RunningSimulator, work: &Workdir, args: &[&str]) -> Run {
+    let url = sim.base_url();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&["--base-url", &url, "--rate", "unlimited"]);
+    drata(work.dir.path(), &all, &[("DRATA_API_KEY", SIM_TOKEN)])
+}
+
+/// Polls `condition` every 20 ms until it holds; panics after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal to a child process.
+#[cfg(unix)]
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a child's pid has no memory-safety preconditions.
+    let status = unsafe { libc::kill(pid, signal) };
+    assert_eq!(status, 0, "kill failed");
+}
