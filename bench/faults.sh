@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The fault matrix of issue "Never lose a row", as figures: for each fault, rows updated and
-# failed, requests made, and what the simulator really applied. Loopback only; about 1 minute.
+# The fault matrix of the "never lose a row" guarantees (retries on 500s, dropped connections,
+# timeouts and 429s), as figures: for each fault, rows updated and failed, requests made, and what
+# the simulator really applied. Loopback only; about 1 minute.
 #
 #   bash bench/faults.sh
 set -euo pipefail
