@@ -10,7 +10,7 @@ mod rows;
 mod scan;
 mod source;
 
-pub(crate) use resume::{load_done_rows, DoneRows, ResumeError};
+pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
 pub(crate) use source::{InputFile, SnapshotReader};

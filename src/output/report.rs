@@ -5,10 +5,12 @@ use std::fs::File;
 use std::io;
 use std::time::SystemTime;
 
-use crate::model::{IdCell, ReportRow};
+use crate::model::{IdCell, IdentityKind, ReportRow};
 
-/// The report's columns, in order (`docs/contract.md`, "The report").
-pub(crate) const COLUMNS: [&str; 12] = [
+/// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
+/// contract, then the state before the run (when the listing was read) and what the run
+/// addressed, so that `--resume-from` can tell whether a row was done for this target.
+pub(crate) const COLUMNS: [&str; 16] = [
     "line",
     "id",
     "service_account",
@@ -21,6 +23,10 @@ pub(crate) const COLUMNS: [&str; 12] = [
     "email",
     "service_account_at",
     "finished_at",
+    "previous_service_account",
+    "previous_reason",
+    "kind",
+    "api",
 ];
 
 /// Prefixes cells a spreadsheet would run as a formula.
@@ -52,16 +58,19 @@ pub(crate) fn flag_text(flag: Option<bool>) -> &'static str {
 /// The report writer: a CSV file flushed after every row.
 pub(crate) struct ReportWriter {
     csv: csv::Writer<File>,
+    kind: IdentityKind,
+    /// The base URL every request of the run went to; empty when none was sent.
+    api: String,
 }
 
 impl ReportWriter {
-    pub(crate) fn new(file: File) -> io::Result<Self> {
+    pub(crate) fn new(file: File, kind: IdentityKind, api: String) -> io::Result<Self> {
         let mut csv = csv::WriterBuilder::new()
             .buffer_capacity(16 * 1024)
             .from_writer(file);
         csv.write_record(COLUMNS)?;
         csv.flush()?;
-        Ok(Self { csv })
+        Ok(Self { csv, kind, api })
     }
 
     /// Writes one row and hands it to the OS at once, so a killed run keeps it.
@@ -72,7 +81,9 @@ impl ReportWriter {
         let attempts = row.attempts.to_string();
         let finished = humantime::format_rfc3339_millis(finished_at).to_string();
         let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
-        let cells: [&str; 12] = [
+        let previous_flag = row.previous.as_ref().map(|p| p.marked);
+        let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
+        let cells: [&str; 16] = [
             &line,
             &id,
             flag_text(row.flag),
@@ -85,6 +96,10 @@ impl ReportWriter {
             &text(&row.identity.email),
             &text(&row.identity.service_account_at),
             &finished,
+            flag_text(previous_flag),
+            &text(&previous_reason),
+            self.kind.path_segment(),
+            &self.api,
         ];
         self.csv
             .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;

@@ -263,21 +263,25 @@ fn the_resume_command_works_with_a_summary_file() {
 }
 
 #[test]
-fn tolerates_a_report_cut_short_and_matches_line_id_and_flag() {
+fn tolerates_a_report_cut_short_and_matches_line_id_flag_and_reason() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
     let work = Workdir::new();
+    let api = format!("{}/", server.url);
     let old = work.write(
         "old.csv",
-        "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
-         2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
-         3,2,false,b,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n\
-         4,3,true,c,failed,500,5,boom,,,,2026-11-29T00:00:00Z\n\
-         5,4,true,'-d,unchanged,,0,,,,,2026-11-29T00:00:00Z\n\
-         6,5,true,\"cut sho",
+        &format!(
+            "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at,previous_service_account,previous_reason,kind,api\n\
+             2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z,,,infrastructure,{api}\n\
+             3,2,false,b,updated,200,1,,u,e,t,2026-11-29T00:00:00Z,,,infrastructure,{api}\n\
+             4,3,true,c,failed,500,5,boom,,,,2026-11-29T00:00:00Z,,,infrastructure,{api}\n\
+             5,4,true,'-d,unchanged,,0,,,,,2026-11-29T00:00:00Z,,,infrastructure,{api}\n\
+             6,5,true,old reason,updated,200,1,,u,e,t,2026-11-29T00:00:00Z,,,infrastructure,{api}\n\
+             7,6,true,\"cut sho"
+        ),
     );
     let (run, rows, _w) = apply_on_server(
         &server,
-        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,e\n",
+        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,new reason\n6,true,f\n",
         &["--resume-from", old.to_str().unwrap()],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -289,12 +293,124 @@ fn tolerates_a_report_cut_short_and_matches_line_id_and_flag() {
             (4, "updated".into()),
             (5, "skipped".into()),
             (6, "updated".into()),
+            (7, "updated".into()),
         ],
-        "line 3 wanted false before and true now; line 4 failed; line 6 was cut"
+        "line 3 wanted false before and true now; line 4 failed; line 6's reason changed; line 7 was cut"
     );
     let mut sent: Vec<u64> = server.seen().iter().filter_map(Seen::id).collect();
     sent.sort();
-    assert_eq!(sent, vec![2, 3, 5]);
+    assert_eq!(sent, vec![2, 3, 5, 6]);
+}
+
+#[test]
+fn rows_whose_reason_was_fixed_after_the_run_are_sent_again() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,typo\n2,true,ok\n3,true,typo\n",
+    );
+    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    work.write(
+        "in.csv",
+        "id,flag,reason\n1,true,fixed\n2,true,ok\n3,true,fixed\n",
+    );
+    let second = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--resume-from",
+            "first.csv",
+            "--report",
+            "second.csv",
+        ],
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        outcomes(&read_report(&work.path("second.csv"))),
+        vec![
+            (2, "updated".into()),
+            (3, "skipped".into()),
+            (4, "updated".into())
+        ]
+    );
+    assert_eq!(
+        sim.applied().get(&1),
+        Some(&2),
+        "the fixed reason reached Drata"
+    );
+    assert_eq!(
+        sim.applied().get(&2),
+        Some(&1),
+        "the unchanged row was not resent"
+    );
+}
+
+#[test]
+fn rows_done_for_another_identity_kind_or_api_are_not_skipped() {
+    let sim = simulator(|_| {});
+    let other = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let kind = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--kind",
+            "version-control",
+            "--resume-from",
+            "first.csv",
+            "--report",
+            "kind.csv",
+        ],
+    );
+    assert_eq!(kind.code, 0, "{}", kind.stderr);
+    let mut updated = ids_with(&read_report(&work.path("kind.csv")), "updated");
+    updated.sort();
+    assert_eq!(updated, vec![1, 2]);
+    let api = on_sim(
+        &other,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--resume-from",
+            "first.csv",
+            "--report",
+            "api.csv",
+        ],
+    );
+    assert_eq!(api.code, 0, "{}", api.stderr);
+    let mut updated = ids_with(&read_report(&work.path("api.csv")), "updated");
+    updated.sort();
+    assert_eq!(updated, vec![1, 2]);
+    assert_eq!(other.applied().len(), 2, "the other tenant got both rows");
+}
+
+#[test]
+fn a_report_that_cannot_tell_its_target_is_refused() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
+    let work = Workdir::new();
+    let old = work.write(
+        "old.csv",
+        "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
+         2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n",
+    );
+    let (run, _rows, _w) = apply_on_server(
+        &server,
+        "id,flag,reason\n1,true,a\n",
+        &["--resume-from", old.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("older drata-svcacct"), "{}", run.stderr);
+    assert!(server.seen().is_empty(), "nothing was sent");
 }
 
 #[cfg(unix)]

@@ -16,7 +16,7 @@ pub use drata_svcacct::Rate;
 
 /// The report's columns, in order, as `docs/contract.md` fixes them: written out here so
 /// that a change in the code cannot silently change what the tests expect.
-const REPORT_COLUMNS: [&str; 12] = [
+const REPORT_COLUMNS: [&str; 16] = [
     "line",
     "id",
     "service_account",
@@ -29,6 +29,10 @@ const REPORT_COLUMNS: [&str; 12] = [
     "email",
     "service_account_at",
     "finished_at",
+    "previous_service_account",
+    "previous_reason",
+    "kind",
+    "api",
 ];
 
 pub use report::*;

@@ -24,7 +24,8 @@ use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl
 use crate::error::Error;
 use crate::exit;
 use crate::input::{
-    self, load_done_rows, DoneRows, InputError, InputFile, InputScan, RowReader, SnapshotReader,
+    self, load_done_rows, DoneRows, InputError, InputFile, InputScan, ResumeTarget, RowReader,
+    SnapshotReader,
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
@@ -50,6 +51,13 @@ struct Run {
     blocked: bool,
 }
 
+impl Run {
+    /// The base URL the run talks to; empty when nothing can be sent.
+    fn api(&self) -> &str {
+        self.session.as_ref().map_or("", |s| s.base_url.as_str())
+    }
+}
+
 /// The output files, created (0600, exclusively) before anything is sent.
 struct Files {
     report_path: PathBuf,
@@ -65,10 +73,18 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     let signals = watch_signals(Signals::install(), Arc::clone(&control), exit::INTERRUPTED);
     let mut run = prepare(&config, control).await?;
     let done = match &config.resume_from {
-        Some(path) => load_done_rows(path)?,
+        Some(path) => {
+            let target = ResumeTarget {
+                kind: config.kind,
+                api: run.api(),
+            };
+            let done = load_done_rows(path, target)?;
+            tracing::info!(rows = done.len(), report = %path.display(), "rows already done");
+            done
+        }
         None => DoneRows::default(),
     };
-    let files = create_files(&config, run.started_at)?;
+    let files = create_files(&config, &run)?;
     if config.reconcile && !run.control.is_stopped() {
         if let (None, Some(session)) = (&run.listing, &run.session) {
             run.listing = read_listing(session, &run.control).await;
@@ -191,7 +207,7 @@ fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool) {
 /// Creates every output file, all or nothing: the optional files first, so that a path
 /// that cannot be written stops the run before the report exists; a guard removes the
 /// files already made when a later one fails.
-fn create_files(config: &RunConfig, started_at: SystemTime) -> Result<Files, Error> {
+fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error> {
     let optional = |path: &Option<PathBuf>, what| {
         path.as_ref()
             .map(|path| {
@@ -208,7 +224,7 @@ fn create_files(config: &RunConfig, started_at: SystemTime) -> Result<Files, Err
     let evidence = optional(&config.evidence, "evidence file")?;
     let report = match &config.report {
         Some(path) => CreatedFile::create(path, config.force),
-        None => CreatedFile::default_report(&config.input.source.stem(), started_at),
+        None => CreatedFile::default_report(&config.input.source.stem(), run.started_at),
     }
     .map_err(|source| Error::Output {
         what: "report",
@@ -222,7 +238,7 @@ fn create_files(config: &RunConfig, started_at: SystemTime) -> Result<Files, Err
     let report_path = report.path().to_owned();
     let keep = |file: Option<CreatedFile>| file.map(CreatedFile::keep).transpose();
     let kept = (|| -> std::io::Result<_> {
-        let writer = ReportWriter::new(report.keep()?)?;
+        let writer = ReportWriter::new(report.keep()?, config.kind, run.api().to_owned())?;
         Ok((writer, keep(summary)?, keep(undo)?, keep(evidence)?))
     })()
     .map_err(|source| Error::Output {

@@ -71,7 +71,7 @@ impl Planner {
                 "the identity could not be resolved",
             ));
         };
-        if self.done.contains(row.line, id, row.flag) {
+        if self.done.contains(row.line, id, row.flag, &row.reason) {
             return Decision::Final(ReportRow::of(&row, Outcome::Skipped, ""));
         }
         self.against_current_state(row, id)
