@@ -1,0 +1,266 @@
+//! Outcomes that stay true whatever Drata answers: PUT answers of other shapes, and
+//! listings that lie about their total, repeat pages, repeat ids, never end, or hold an
+//! odd item.
+
+use crate::support::*;
+
+/// An identity as the listing shows it.
+fn identity_json(id: u64, username: &str) -> String {
+    format!(
+        r#"{{"id":{id},"username":"{username}","email":"{username}@example.com","serviceAccount":null,"serviceAccountReason":null,"connection":{{"id":"1","clientType":"AWS","clientAlias":"prod"}}}}"#
+    )
+}
+
+/// A listing page of `items` (JSON values), with `total`.
+fn page(items: &[String], total: &str) -> Reply {
+    Reply::json(
+        200,
+        &format!(
+            r#"{{"data":[{}],"page":1,"limit":50,"total":{total}}}"#,
+            items.join(",")
+        ),
+    )
+}
+
+/// The `page` query parameter of a listing request.
+fn page_number(seen: &Seen) -> u64 {
+    seen.path
+        .split(['?', '&'])
+        .find_map(|part| part.strip_prefix("page="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Identities `first..=last` as listing items.
+fn items(first: u64, last: u64) -> Vec<String> {
+    (first..=last)
+        .map(|id| identity_json(id, &format!("user{id}")))
+        .collect()
+}
+
+/// A listing of identities 1..=n served 50 a page, announcing `total`.
+fn honest_pages(seen: &Seen, n: u64, total: &str) -> Reply {
+    let p = page_number(seen);
+    let first = (p - 1) * 50 + 1;
+    page(&items(first, n.min(p * 50)), total)
+}
+
+fn gets(server: &TestServer) -> usize {
+    server.seen().iter().filter(|s| s.method == "GET").count()
+}
+
+#[test]
+fn any_2xx_is_updated_at_once_whatever_the_body() {
+    let shapes: Vec<Reply> = vec![
+        Reply::json(200, ""),
+        Reply::json(204, ""),
+        Reply::json(200, "<html><body>OK</body></html>").with_header("content-type", "text/html"),
+        Reply::json(200, r#"{"id":4,"username":"tru"#),
+        Reply::json(200, "null"),
+        Reply::json(200, r#""ok""#),
+        Reply::json(200, r#"{"serviceAccount":1717171717}"#),
+        Reply::json(200, r#"{"id":"1"}"#),
+        Reply::json(200, r#"{"connection":"x","username":7}"#),
+        Reply::json(201, r#"{"created":true}"#),
+    ];
+    let count = shapes.len() as u64;
+    let server = TestServer::start(move |seen, _| match seen.method.as_str() {
+        "GET" => honest_pages(seen, count, &count.to_string()),
+        _ => shapes[(seen.id().unwrap() - 1) as usize].clone(),
+    });
+    let csv = rows_csv(1, count);
+    let (run, rows, work) = apply_on_server(
+        &server,
+        &csv,
+        &[
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--evidence",
+            "evidence.md",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rows.len() as u64, count);
+    for row in &rows {
+        assert_eq!(row["outcome"], "updated", "{row:?}");
+        assert_eq!(row["attempts"], "1", "never retried: {row:?}");
+        assert_eq!(row["error"], "", "{row:?}");
+    }
+    let puts = server.seen().iter().filter(|s| s.method == "PUT").count() as u64;
+    assert_eq!(puts, count, "one PUT per row");
+    let undo = std::fs::read_to_string(work.dir.path().join("undo.csv")).unwrap();
+    assert_eq!(undo.lines().count() as u64, count + 1, "{undo}");
+    let evidence = std::fs::read_to_string(work.dir.path().join("evidence.md")).unwrap();
+    assert!(
+        evidence.contains(&format!("{count} identities were updated")),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn an_understated_total_does_not_hide_identities() {
+    let server = TestServer::start(|seen, _| honest_pages(seen, 130, "50"));
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n",
+    );
+    let run = drata(
+        work.dir.path(),
+        &[
+            "plan",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "p.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&work.path("p.csv"));
+    assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
+    assert_eq!(gets(&server), 3, "paged while pages came back full");
+    assert!(
+        run.stderr.contains("announced 50 identities but 130"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
+    // Page 2 repeats page 1, as offset paging does while Drata syncs.
+    let server = TestServer::start(|seen, _| match seen.method.as_str() {
+        "GET" if page_number(seen) == 2 => page(&items(1, 50), "160"),
+        "GET" => honest_pages(seen, 160, "160"),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n120,true,ci\n");
+    let plan = drata(
+        work.dir.path(),
+        &[
+            "plan",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "p.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
+    let rows = read_report(&work.path("p.csv"));
+    assert_eq!(rows[0]["outcome"], "not_found");
+    assert!(rows[0]["error"].contains("may be incomplete"), "{rows:?}");
+    assert!(
+        plan.stderr.contains("brought no identity not already seen"),
+        "{}",
+        plan.stderr
+    );
+
+    let apply = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--base-url",
+            &server.url,
+            "--report",
+            "a.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let rows = read_report(&work.path("a.csv"));
+    assert_eq!(
+        rows[0]["outcome"], "updated",
+        "the listing's silence is no proof"
+    );
+}
+
+#[test]
+fn the_same_id_on_two_pages_is_one_identity() {
+    let server = TestServer::start(|seen, _| match seen.method.as_str() {
+        "GET" if page_number(seen) == 1 => page(&items(1, 50), "60"),
+        "GET" => {
+            let mut repeated = items(5, 5);
+            repeated.extend(items(51, 60));
+            page(&repeated, "60")
+        }
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let (run, rows, _w) = apply_on_server(&server, "username,flag,reason\nuser5,true,ci\n", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(rows[0]["outcome"], "updated");
+    assert_eq!(rows[0]["id"], "5", "not ambiguous with itself");
+}
+
+#[test]
+fn a_listing_that_never_ends_is_stopped_past_its_total() {
+    let server = TestServer::start(|seen, _| {
+        let p = page_number(seen);
+        page(&items((p - 1) * 50 + 1, p * 50), "100")
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n7,false,x\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "plan",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "p.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(gets(&server), 12, "2 announced pages and 10 more at most");
+    assert!(run.stderr.contains("far past its total"), "{}", run.stderr);
+}
+
+#[test]
+fn a_malformed_item_is_skipped_with_a_warning() {
+    let server = TestServer::start(|seen, _| match seen.method.as_str() {
+        "GET" => {
+            let mut odd = items(1, 3);
+            odd.push(r#"{"id":"not a number","username":"odd"}"#.to_owned());
+            odd.push("null".to_owned());
+            odd.push(
+                r#"{"id":4,"username":null,"connection":null,"serviceAccount":12}"#.to_owned(),
+            );
+            page(&odd, "6")
+        }
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n2,false,x\n4,true,x\n");
+    let run = drata(
+        work.dir.path(),
+        &[
+            "plan",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "p.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 listing items had no readable id"),
+        "{}",
+        run.stderr
+    );
+    let rows = read_report(&work.path("p.csv"));
+    assert_eq!(
+        outcomes(&rows),
+        vec![(2, "unchanged".into()), (3, "would_update".into())]
+    );
+}
