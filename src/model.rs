@@ -326,11 +326,21 @@ pub(crate) enum LookupError {
         /// The first candidates, `id (connection)`.
         candidates: Vec<String>,
     },
+    #[error("id {id} is {in_drata} in Drata; the row says {in_row}")]
+    Mismatch {
+        id: u64,
+        in_drata: String,
+        in_row: String,
+    },
 }
 
-/// Resolves a [`LookupKey`] to an id.
+/// Resolves a [`LookupKey`] to an id, and checks names given beside an id.
 pub(crate) trait Lookup: Send + Sync {
     fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError>;
+
+    /// `Err` when the identity `id` has another username or email than `key` says; an
+    /// id the listing does not hold cannot be checked, and passes.
+    fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError>;
 }
 
 /// Which kind of identity a run addresses.

@@ -5,11 +5,13 @@ use std::io::Write;
 use crate::error::Error;
 use crate::exit;
 use crate::input::{self, conflict_message, InputFile, InputOptions, Problem, Record, RowStatus};
+use crate::output::column_mapping_line;
 
 pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
     let input = InputFile::open(&options.source)?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;
+    tracing::info!("{}", column_mapping_line(&reader.column_mapping()));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Every problem, in line order: row problems from a second pass, conflicts from the scan.
     while let Some(Ok(record)) = reader.next_record() {

@@ -127,6 +127,33 @@ impl CurrentState {
 }
 
 impl Lookup for CurrentState {
+    /// Usernames compare exactly (trimmed), emails ignoring case.
+    fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
+        let Some(current) = self.by_id.get(&id) else {
+            return Ok(());
+        };
+        let mismatch = |in_drata: &Option<String>, in_row: &str| LookupError::Mismatch {
+            id,
+            in_drata: in_drata.clone().unwrap_or_else(|| "(no name)".to_owned()),
+            in_row: in_row.to_owned(),
+        };
+        if let Some(username) = &key.username {
+            if current.username.as_deref().map(str::trim) != Some(username.trim()) {
+                return Err(mismatch(&current.username, username));
+            }
+        }
+        if let Some(email) = &key.email {
+            let same = current
+                .email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()));
+            if !same {
+                return Err(mismatch(&current.email, email));
+            }
+        }
+        Ok(())
+    }
+
     /// Username matches exactly, email ignoring case; a connection narrows by client
     /// type, alias or connection id, ignoring case.
     fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError> {

@@ -161,6 +161,10 @@ impl Lookup for Listing {
     fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError> {
         self.state.resolve(key)
     }
+
+    fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
+        self.state.check(id, key)
+    }
 }
 
 /// Why the listing could not be read at all.

@@ -110,6 +110,10 @@ pub enum InputError {
         tried: String,
         found: String,
     },
+    #[error(
+        "{path}: line 1: no id column, and the header {header:?} looks like an id: Drata's numeric identity id is expected in a column named id (Drata's identityId is the provider's own id, not this one); if {header:?} holds Drata's numeric ids, pass --id-column {header:?}"
+    )]
+    IdLikeColumn { path: String, header: String },
     #[error("{path}: line 1: the {wanted} column matches several headers: {found}")]
     AmbiguousColumn {
         path: String,

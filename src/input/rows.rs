@@ -8,19 +8,30 @@ use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
 use crate::text::shorten;
 
-/// Header names compare ignoring case, spaces, `_` and `-`.
+/// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
+/// `serviceaccount`.
 pub(crate) fn normalize_header(name: &str) -> String {
-    name.trim_start_matches('\u{feff}')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-' | '\t'))
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// A header that looks like an id but is none of the id column's names: `Identity ID`
+/// (in Drata, `identityId` is the provider's id, not the numeric one), `User ID`.
+fn looks_like_an_id(normalized: &str) -> bool {
+    normalized.len() > 2 && normalized.ends_with("id")
 }
 
 /// The columns that name the identity.
 #[derive(Debug, Clone)]
 enum IdentityColumns {
-    Id((usize, String)),
+    /// Drata's numeric id; a username or email beside it is checked against the listing.
+    Id {
+        id: (usize, String),
+        username: Option<(usize, String)>,
+        email: Option<(usize, String)>,
+    },
     Lookup {
         username: Option<(usize, String)>,
         email: Option<(usize, String)>,
@@ -97,12 +108,26 @@ fn resolve_columns(
     let flag_names = column_names(&options.flag_column, &["serviceAccount", "flag"]);
     let reason_names = column_names(&options.reason_column, &["serviceAccountReason", "reason"]);
     let id = find_column(headers, path, "id", &id_names)?;
+    let username = find_column(headers, path, "username", &["username".to_owned()])?;
+    let email = find_column(headers, path, "email", &["email".to_owned()])?;
     let identity = match id {
-        Some(id) => IdentityColumns::Id(id),
+        Some(id) => IdentityColumns::Id {
+            id,
+            username,
+            email,
+        },
         None if options.id_column.is_some() => return Err(missing("id", &id_names)),
         None => {
-            let username = find_column(headers, path, "username", &["username".to_owned()])?;
-            let email = find_column(headers, path, "email", &["email".to_owned()])?;
+            // Never fall back to names while a column may hold the ids.
+            if let Some(header) = headers
+                .iter()
+                .find(|h| looks_like_an_id(&normalize_header(h)))
+            {
+                return Err(InputError::IdLikeColumn {
+                    path: path.to_owned(),
+                    header: header.trim().to_owned(),
+                });
+            }
             let connection = find_column(
                 headers,
                 path,
@@ -191,7 +216,7 @@ impl<R: Read> RowReader<R> {
     /// The name of the column that names identities, as written in the header.
     pub(crate) fn id_column(&self) -> &str {
         match &self.columns.identity {
-            IdentityColumns::Id((_, name)) => name,
+            IdentityColumns::Id { id: (_, name), .. } => name,
             IdentityColumns::Lookup {
                 username, email, ..
             } => username
@@ -201,9 +226,48 @@ impl<R: Read> RowReader<R> {
         }
     }
 
-    /// True when rows name identities by username or email instead of id.
+    /// True when the listing must be read before the rows can be checked: rows name
+    /// identities by username or email, or name them beside the id.
     pub(crate) fn needs_lookup(&self) -> bool {
-        matches!(self.columns.identity, IdentityColumns::Lookup { .. })
+        match &self.columns.identity {
+            IdentityColumns::Lookup { .. } => true,
+            IdentityColumns::Id {
+                username, email, ..
+            } => username.is_some() || email.is_some(),
+        }
+    }
+
+    /// Which header each role was taken from, for the operator to check.
+    pub(crate) fn column_mapping(&self) -> Vec<(&'static str, String)> {
+        let name = |column: &Option<(usize, String)>| column.as_ref().map(|(_, n)| n.clone());
+        let roles = match &self.columns.identity {
+            IdentityColumns::Id {
+                id,
+                username,
+                email,
+            } => vec![
+                ("id", Some(id.1.clone())),
+                ("username (checked against the id)", name(username)),
+                ("email (checked against the id)", name(email)),
+            ],
+            IdentityColumns::Lookup {
+                username,
+                email,
+                connection,
+            } => vec![
+                ("username", name(username)),
+                ("email", name(email)),
+                ("connection", name(connection)),
+            ],
+        };
+        roles
+            .into_iter()
+            .chain([
+                ("flag", Some(self.columns.flag.1.clone())),
+                ("reason", name(&self.columns.reason)),
+            ])
+            .filter_map(|(role, header)| Some((role, header?)))
+            .collect()
     }
 
     /// A trimmed, non-empty UTF-8 cell.
@@ -218,7 +282,11 @@ impl<R: Read> RowReader<R> {
     /// The row's id: parsed from the id column, or resolved from username/email.
     fn identity(&self, problem: &mut impl FnMut(&str, String)) -> (Option<RowId>, String) {
         match &self.columns.identity {
-            IdentityColumns::Id((index, name)) => {
+            IdentityColumns::Id {
+                id: (index, name),
+                username,
+                email,
+            } => {
                 let id = match self.cell(*index) {
                     None => None,
                     Some(Err(())) => {
@@ -226,11 +294,27 @@ impl<R: Read> RowReader<R> {
                         None
                     }
                     Some(Ok(text)) => parse_id(text)
-                        .map(RowId::Id)
                         .map_err(|e| problem(name, e.to_string()))
                         .ok(),
                 };
-                (id, self.echo(*index))
+                let key = LookupKey {
+                    username: self.text(username),
+                    email: self.text(email),
+                    connection: None,
+                };
+                // A name beside the id must be that identity's: a typo in the id would
+                // otherwise mark somebody else.
+                let checked = match (id, &self.lookup) {
+                    (Some(id), Some(lookup)) => lookup
+                        .check(id, &key)
+                        .map_err(|e| problem(name, e.to_string()))
+                        .ok(),
+                    _ => Some(()),
+                };
+                (
+                    id.filter(|_| checked.is_some()).map(RowId::Id),
+                    self.echo(*index),
+                )
             }
             IdentityColumns::Lookup {
                 username,

@@ -12,7 +12,7 @@ mod undo;
 
 pub(crate) use evidence::{EvidenceRecorder, RunContext};
 pub(crate) use files::CreatedFile;
-pub(crate) use plan::{print_changes, Change, CurrentView, CHANGES_SHOWN};
+pub(crate) use plan::{column_mapping_line, print_changes, Change, CurrentView, CHANGES_SHOWN};
 pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::ReportWriter;
 pub(crate) use summary::{counts, FileDigest, Summary};

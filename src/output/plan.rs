@@ -5,6 +5,15 @@ use std::io::{self, Write};
 use super::evidence::describe_previous;
 use crate::model::Previous;
 
+/// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`.
+pub(crate) fn column_mapping_line(mapping: &[(&str, String)]) -> String {
+    let roles: Vec<String> = mapping
+        .iter()
+        .map(|(role, header)| format!("{role} ← {header:?}"))
+        .collect();
+    format!("columns: {}", roles.join("; "))
+}
+
 /// Changes a plan prints before "and N more".
 pub(crate) const CHANGES_SHOWN: usize = 20;
 

@@ -84,7 +84,7 @@ fn a_row_of_delimiters_is_a_row_not_a_blank_line() {
 
 #[test]
 fn headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
-    let csv = "Reviewer,Service Account Reason,SERVICE_ACCOUNT,I-D,Email\n\
+    let csv = "Reviewer,Service Account Reason,SERVICE_ACCOUNT,I-D,Notes\n\
                dana,CI runner,yes,5,x@example.com\n";
     // "I-D" normalizes to "id"; extra columns are ignored.
     let (run, rows, _sim) = apply_on_simulator(csv, &[]);

@@ -336,3 +336,90 @@ fn rows_can_name_identities_by_username_or_email() {
     let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn an_id_that_belongs_to_someone_else_is_invalid_and_never_sent() {
+    // In the simulator, id 80 is goran.smith and id 77 is svc-backup-77.
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,username,serviceAccount,reason\n80,svc-deploy-80,true,deploy\n77,svc-backup-77,true,backup\n",
+    );
+    let plan = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("id 80 is goran.smith in Drata; the row says svc-deploy-80"),
+        "{}",
+        plan.stderr
+    );
+    let apply = on_sim(
+        &sim,
+        &work,
+        &["apply", "in.csv", "--skip-invalid", "--report", "a.csv"],
+    );
+    assert_eq!(apply.code, 1, "{}", apply.stderr);
+    assert_eq!(
+        outcomes(&read_report(&work.path("a.csv"))),
+        vec![(2, "invalid".into()), (3, "updated".into())]
+    );
+    let applied: Vec<u64> = sim.applied().into_keys().collect();
+    assert_eq!(applied, vec![77], "goran.smith was never marked");
+}
+
+#[test]
+fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "Identity ID,Username,serviceAccount,reason\nAWS-000000633520,goran.smith,true,x\n",
+    );
+    let validate = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    assert_eq!(validate.code, 2, "{}", validate.stderr);
+    assert!(
+        validate.stderr.contains("--id-column \"Identity ID\""),
+        "{}",
+        validate.stderr
+    );
+    let apply = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    assert_eq!(apply.code, 2, "{}", apply.stderr);
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+
+    work.write(
+        "ids.csv",
+        "Identity ID,serviceAccount,reason\n80,false,human\n",
+    );
+    let named = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "ids.csv",
+            "--id-column",
+            "Identity ID",
+            "--report",
+            "p.csv",
+        ],
+    );
+    assert_eq!(named.code, 0, "{}", named.stderr);
+}
+
+#[test]
+fn headers_ignore_punctuation_and_the_column_mapping_is_printed() {
+    let work = Workdir::new();
+    work.write("in.csv", "ID,Service Account?,Reason:\n5,yes,CI\n");
+    let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(r#"columns: id ← "ID"; flag ← "Service Account?"; reason ← "Reason:""#),
+        "{}",
+        run.stderr
+    );
+}

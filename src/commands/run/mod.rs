@@ -29,8 +29,8 @@ use crate::input::{
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
-    print_changes, Change, CreatedFile, EvidenceRecorder, Progress, ProgressMode, ReportWriter,
-    UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, print_changes, Change, CreatedFile, EvidenceRecorder, Progress,
+    ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
 };
 
 mod finish;
@@ -145,7 +145,9 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     // so that Ctrl-C and SIGTERM are still heard.
     let source = config.input.source.clone();
     let input = Arc::new(off_thread(move || InputFile::open(&source)).await?);
-    let needs_lookup = input.reader(&config.input, None)?.needs_lookup();
+    let reader = input.reader(&config.input, None)?;
+    tracing::info!("{}", column_mapping_line(&reader.column_mapping()));
+    let needs_lookup = reader.needs_lookup();
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
         let connected = Session::connect(config, &control).await?;
