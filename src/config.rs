@@ -309,6 +309,10 @@ pub(crate) enum Command {
 /// The name of a per-run file for the run that resumes this one: `undo.csv` becomes
 /// `undo.resumed.csv`, then `undo.resumed-2.csv`, and so on.
 pub(crate) fn resumed_name(path: &Path) -> PathBuf {
+    // Standard output stays standard output.
+    if path.as_os_str() == "-" {
+        return path.to_owned();
+    }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

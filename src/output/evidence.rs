@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 
+use super::files::Sink;
 use super::report::id_text;
 use super::summary::Summary;
 use crate::model::{Outcome, Previous, ReportRow};
@@ -137,10 +138,11 @@ impl EvidenceRecorder {
     /// Writes the whole record to `out`.
     pub(crate) fn finish(
         mut self,
-        mut out: File,
+        out: Sink,
         summary: &Summary,
         context: &RunContext,
     ) -> io::Result<()> {
+        let mut out = io::BufWriter::new(out);
         let text = header(summary, context);
         out.write_all(text.as_bytes())?;
         writeln!(out, "## Identities changed\n")?;
@@ -166,7 +168,9 @@ impl EvidenceRecorder {
             out,
             "\nEvery input row, whatever its outcome, is in the report named above; its SHA-256 lets a reviewer check that it is the file this record describes."
         )?;
-        out.sync_all()
+        out.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .finish()
     }
 }
 

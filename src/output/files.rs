@@ -6,22 +6,56 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Creates a file readable by its owner only, never following a symlink at `path` and
-/// never replacing an existing file unless `force`.
+/// What stands at a path, in words, when it is not a regular file.
+fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+    }
+    Some(if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "something other than a regular file"
+    })
+}
+
+/// Creates a file readable by its owner only. Only a regular file is ever replaced, and
+/// only with `force`: a symlink, a FIFO, a device or a directory at `path` is refused
+/// even then, and a symlink is never followed.
 pub(crate) fn create_private_file(path: &Path, force: bool) -> io::Result<File> {
-    if force {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            if let Some(what) = not_regular(&meta) {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    "a directory is in the way",
-                ))
+                    format!("{what} is in the way; only a regular file is ever replaced, even with --force"),
+                ));
             }
-            // Removing first replaces a symlink instead of writing through it.
-            Ok(_) => std::fs::remove_file(path)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            if !force {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the file exists (pass --force to replace it)",
+                ));
+            }
+            std::fs::remove_file(path)?;
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -30,16 +64,54 @@ pub(crate) fn create_private_file(path: &Path, force: bool) -> io::Result<File> 
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
-    options.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "the file exists (pass --force to replace it)",
-            )
-        } else {
-            e
+    options.open(path)
+}
+
+/// True when both paths name the same existing file.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
         }
-    })
+        _ => false,
+    }
+}
+
+/// Where a summary or an evidence record goes: a private file, or standard output (`-`).
+#[derive(Debug)]
+pub(crate) enum Sink {
+    File(File),
+    Stdout,
+}
+
+impl io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(file) => file.write(bytes),
+            Sink::Stdout => io::stdout().lock().write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(file) => file.flush(),
+            Sink::Stdout => io::stdout().lock().flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Flushes, and hands a file to the disk.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        use std::io::Write;
+        self.flush()?;
+        match self {
+            Sink::File(file) => file.sync_all(),
+            Sink::Stdout => Ok(()),
+        }
+    }
 }
 
 /// The default report name: `<input stem>.report.<UTC timestamp>.csv`.
@@ -80,6 +152,11 @@ pub(crate) struct CreatedFile {
 }
 
 impl CreatedFile {
+    /// True when this is standard output's `-`.
+    pub(crate) fn is_stdout(path: &Path) -> bool {
+        path.as_os_str() == "-"
+    }
+
     /// Creates `path` as [`create_private_file`] does.
     pub(crate) fn create(path: &Path, force: bool) -> io::Result<Self> {
         let file = create_private_file(path, force)?;

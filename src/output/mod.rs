@@ -11,7 +11,7 @@ mod summary;
 mod undo;
 
 pub(crate) use evidence::{EvidenceRecorder, RunContext};
-pub(crate) use files::CreatedFile;
+pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{column_mapping_line, print_changes, Change, CurrentView, CHANGES_SHOWN};
 pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::ReportWriter;

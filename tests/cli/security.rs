@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use std::os::unix::fs::FileTypeExt;
+
 use crate::support::*;
 
 /// The reader's bound on one record: 1 MiB, as documented in `docs/` and named in the error
@@ -263,26 +265,120 @@ fn the_key_goes_only_to_the_configured_host() {
 
 #[cfg(unix)]
 #[test]
-fn output_files_never_follow_a_symlink() {
+fn output_files_never_follow_or_replace_a_symlink_even_with_force() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
     let target = work.write("precious.txt", "do not touch\n");
     std::os::unix::fs::symlink(&target, work.path("r.csv")).unwrap();
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--report", "r.csv", "--force"],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["apply", "in.csv", "--report", "r.csv"];
+        args.extend_from_slice(extra);
+        let run = on_sim(&sim, &work, &args);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("symbolic link is in the way"),
+            "{}",
+            run.stderr
+        );
+    }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "do not touch\n");
-    assert!(!std::fs::symlink_metadata(work.path("r.csv"))
+    assert!(std::fs::symlink_metadata(work.path("r.csv"))
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(read_report(&work.path("r.csv")).len(), 1);
+    assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let fifo = work.path("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let refused = [
+        (
+            vec!["--report", "/dev/null", "--force"],
+            "a device is in the way",
+        ),
+        (vec!["--report", "fifo", "--force"], "a FIFO is in the way"),
+        (
+            vec!["--report", "in.csv", "--force"],
+            "it is the input file",
+        ),
+        (
+            vec!["--report", "./in.csv", "--force"],
+            "it is the input file",
+        ),
+        (
+            vec!["--report", "r.csv", "--summary-json", "r.csv"],
+            "another output of this run has the same path",
+        ),
+        (vec!["--report", "-"], "only --summary-json and --evidence"),
+    ];
+    for (extra, message) in refused {
+        let mut args = vec!["apply", "in.csv"];
+        args.extend_from_slice(&extra);
+        let run = on_sim(&sim, &work, &args);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(message), "{extra:?}: {}", run.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(work.path("in.csv")).unwrap(),
+        "id,flag,reason\n1,true,a\n"
+    );
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
+    work.write("old.csv", "an earlier report\n");
+    let replaced = on_sim(
+        &sim,
+        &work,
+        &["apply", "in.csv", "--report", "old.csv", "--force"],
+    );
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    assert_eq!(read_report(&work.path("old.csv")).len(), 1);
+}
+
+#[test]
+fn summary_and_evidence_can_go_to_standard_output() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--report",
+            "r.csv",
+            "--summary-json",
+            "-",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["counts"]["updated"], 1);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["plan", "in.csv", "--report", "p.csv", "--evidence", "-"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("# Drata service-account changes: plan run"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

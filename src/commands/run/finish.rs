@@ -1,7 +1,6 @@
 //! The end of a run: the last guard of "rows in == rows out", the summary on standard
 //! error and in its file, the evidence record, and the exit code.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -10,14 +9,14 @@ use super::Run;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::exit;
 use crate::model::{StopReason, Tally};
-use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Summary};
+use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.
 pub(super) struct Unwritten {
     pub report_path: PathBuf,
-    pub summary: Option<File>,
-    pub evidence: Option<(EvidenceRecorder, File)>,
+    pub summary: Option<Sink>,
+    pub evidence: Option<(EvidenceRecorder, Sink)>,
     /// A task that lost rows (a panic) ended.
     pub lost: bool,
 }
@@ -124,9 +123,9 @@ fn print_summary(config: &RunConfig, summary: &Summary) {
     }
 }
 
-fn write_summary(mut file: File, summary: &Summary) -> std::io::Result<()> {
+fn write_summary(mut sink: Sink, summary: &Summary) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-    file.write_all(&json)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
+    sink.write_all(&json)?;
+    sink.write_all(b"\n")?;
+    sink.finish()
 }

@@ -10,7 +10,6 @@ mod session;
 
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -29,11 +28,14 @@ use crate::input::{
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
-    column_mapping_line, print_changes, Change, CreatedFile, EvidenceRecorder, Progress,
-    ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, print_changes, Change, EvidenceRecorder, Progress, ProgressMode,
+    ReportWriter, UndoWriter, CHANGES_SHOWN,
 };
 
+mod files;
 mod finish;
+
+use self::files::{create_files, Files};
 
 /// What prepare learned and opened, for execute and finish.
 struct Run {
@@ -56,15 +58,6 @@ impl Run {
     fn api(&self) -> &str {
         self.session.as_ref().map_or("", |s| s.base_url.as_str())
     }
-}
-
-/// The output files, created (0600, exclusively) before anything is sent.
-struct Files {
-    report_path: PathBuf,
-    report: ReportWriter,
-    summary: Option<File>,
-    undo: Option<File>,
-    evidence: Option<File>,
 }
 
 /// Runs `apply` or `plan` and returns the exit code.
@@ -206,58 +199,6 @@ fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool) {
     }
 }
 
-/// Creates every output file, all or nothing: the optional files first, so that a path
-/// that cannot be written stops the run before the report exists; a guard removes the
-/// files already made when a later one fails.
-fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error> {
-    let optional = |path: &Option<PathBuf>, what| {
-        path.as_ref()
-            .map(|path| {
-                CreatedFile::create(path, config.force).map_err(|source| Error::Output {
-                    what,
-                    path: path.clone(),
-                    source,
-                })
-            })
-            .transpose()
-    };
-    let summary = optional(&config.summary_json, "summary")?;
-    let undo = optional(&config.undo, "undo file")?;
-    let evidence = optional(&config.evidence, "evidence file")?;
-    let report = match &config.report {
-        Some(path) => CreatedFile::create(path, config.force),
-        None => CreatedFile::default_report(&config.input.source.stem(), run.started_at),
-    }
-    .map_err(|source| Error::Output {
-        what: "report",
-        path: config.report.clone().unwrap_or_else(|| {
-            std::env::current_dir()
-                .unwrap_or_default()
-                .join(config.input.source.stem())
-        }),
-        source,
-    })?;
-    let report_path = report.path().to_owned();
-    let keep = |file: Option<CreatedFile>| file.map(CreatedFile::keep).transpose();
-    let kept = (|| -> std::io::Result<_> {
-        let writer = ReportWriter::new(report.keep()?, config.kind, run.api().to_owned())?;
-        Ok((writer, keep(summary)?, keep(undo)?, keep(evidence)?))
-    })()
-    .map_err(|source| Error::Output {
-        what: "report",
-        path: report_path.clone(),
-        source,
-    })?;
-    let (report, summary, undo, evidence) = kept;
-    Ok(Files {
-        report_path,
-        report,
-        summary,
-        undo,
-        evidence,
-    })
-}
-
 /// Counts the rows that would change and prints the plan's diff, reading the input once
 /// more without sending anything; stops the run past `--max-changes`.
 async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
@@ -280,7 +221,12 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
             return;
         }
     };
-    if config.mode == Mode::Plan && !config.output.quiet {
+    // Standard output holds the summary or the evidence when either is `-`.
+    let stdout_taken = [&config.summary_json, &config.evidence]
+        .into_iter()
+        .flatten()
+        .any(|path| path.as_os_str() == "-");
+    if config.mode == Mode::Plan && !config.output.quiet && !stdout_taken {
         let mut out = std::io::stdout().lock();
         let printed = print_changes(&mut out, changes, run.scan.rows, &shown);
         if let Err(e) = printed.and_then(|()| out.flush()) {
