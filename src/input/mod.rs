@@ -13,7 +13,7 @@ mod source;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
-pub(crate) use source::{InputFile, SnapshotReader};
+pub(crate) use source::{lock, InputFile, InputLock, SnapshotReader};
 
 use std::fmt;
 use std::io;
@@ -97,6 +97,10 @@ impl InputOptions {
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error(
+        "{path} is being applied by another drata-svcacct run (it holds a lock on the file); nothing was sent: wait for that run to finish, or stop it"
+    )]
+    InUse { path: String },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },
     #[error("{path}: line 1: the header is larger than 1 MiB (an unclosed quote?)")]

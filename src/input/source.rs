@@ -103,6 +103,44 @@ impl InputFile {
     }
 }
 
+/// A lock held on the input file for as long as a run applies it, so that a second run
+/// on the same file is refused instead of sending every row twice. Advisory (`flock`):
+/// the kernel releases it when the process ends, however it ends.
+#[derive(Debug)]
+pub(crate) struct InputLock {
+    _file: File,
+}
+
+/// Takes the lock on a file input; standard input has nothing to lock.
+pub(crate) fn lock(source: &InputSource) -> Result<Option<InputLock>, InputError> {
+    let InputSource::File(path) = source else {
+        return Ok(None);
+    };
+    let io = |source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is open for the duration of the call; flock has no
+        // other precondition.
+        let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if status != 0 {
+            let error = io::Error::last_os_error();
+            return Err(if error.kind() == io::ErrorKind::WouldBlock {
+                InputError::InUse {
+                    path: path.display().to_string(),
+                }
+            } else {
+                io(error)
+            });
+        }
+    }
+    Ok(Some(InputLock { _file: file }))
+}
+
 /// Reads the snapshot with positioned reads, so readers never share a file offset.
 pub(crate) struct SnapshotReader {
     file: File,

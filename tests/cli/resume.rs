@@ -490,3 +490,55 @@ fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
         "every row applied"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
+    let sim = simulator(|c| c.latency = Duration::from_millis(50));
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 20));
+    let url = sim.base_url();
+    let first = command(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &url,
+            "--report",
+            "first.csv",
+            "--rate",
+            "20/s",
+        ],
+    )
+    .env("DRATA_API_KEY", SIM_TOKEN)
+    .spawn()
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the first run under way", || {
+        report_rows_so_far(&work.path("first.csv")) >= 2
+    });
+    let second = on_sim(&sim, &work, &["apply", "in.csv", "--report", "second.csv"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("another drata-svcacct run"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        !work.path("second.csv").exists(),
+        "refused before any output"
+    );
+    let first = finish(first);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        20,
+        "every row sent once, by the first run only"
+    );
+    let again = on_sim(&sim, &work, &["plan", "in.csv", "--report", "plan.csv"]);
+    assert_eq!(
+        again.code, 0,
+        "the lock ends with its run: {}",
+        again.stderr
+    );
+}

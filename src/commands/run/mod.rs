@@ -23,8 +23,8 @@ use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl
 use crate::error::Error;
 use crate::exit;
 use crate::input::{
-    self, load_done_rows, DoneRows, InputError, InputFile, InputScan, ResumeTarget, RowReader,
-    SnapshotReader,
+    self, load_done_rows, DoneRows, InputError, InputFile, InputLock, InputScan, ResumeTarget,
+    RowReader, SnapshotReader,
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
@@ -51,6 +51,8 @@ struct Run {
     listing: Option<Arc<Listing>>,
     /// Invalid rows and no `--skip-invalid`: nothing is sent.
     blocked: bool,
+    /// Held until the run ends: a second `apply` of the same file is refused.
+    _lock: Option<InputLock>,
 }
 
 impl Run {
@@ -136,6 +138,10 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     tracing::debug!(input = %config.input.source.display(), "reading the input");
     // Reading the input blocks (standard input may never end): off the runtime thread,
     // so that Ctrl-C and SIGTERM are still heard.
+    let lock = match config.mode {
+        Mode::Apply => input::lock(&config.input.source)?,
+        Mode::Plan => None,
+    };
     let source = config.input.source.clone();
     let input = Arc::new(off_thread(move || InputFile::open(&source)).await?);
     let reader = input.reader(&config.input, None)?;
@@ -174,6 +180,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         session,
         listing,
         blocked,
+        _lock: lock,
     })
 }
 
