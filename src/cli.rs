@@ -16,7 +16,7 @@ use crate::config::{
     DEFAULT_TIMEOUT, MAX_CONCURRENCY,
 };
 use crate::engine::RetryPolicy;
-use crate::input::{InputOptions, InputSource};
+use crate::input::{InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
@@ -118,6 +118,10 @@ struct InputArgs {
     /// Reason used where the reason cell is blank or the column is absent
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+
+    /// The largest input copied (standard input, or a file for plan and apply), in MiB
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COPY_MIB, hide = true)]
+    max_input_mib: u64,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +279,7 @@ impl InputArgs {
             flag_column: self.flag_column,
             reason_column: self.reason_column,
             default_reason: self.reason.filter(|r| !r.trim().is_empty()),
+            max_copy_mib: self.max_input_mib,
         }
     }
 }

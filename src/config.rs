@@ -370,6 +370,9 @@ impl RunConfig {
                 args.push(format!("{option}={value}"));
             }
         }
+        if input.max_copy_mib != crate::input::DEFAULT_MAX_COPY_MIB {
+            args.push(format!("--max-input-mib={}", input.max_copy_mib));
+        }
         if input.delimiter != b',' {
             let delimiter = match input.delimiter {
                 b'\t' => "tab".to_owned(),

@@ -4,11 +4,13 @@ use std::io::Write;
 
 use crate::error::Error;
 use crate::exit;
-use crate::input::{self, conflict_message, InputFile, InputOptions, Problem, Record, RowStatus};
+use crate::input::{
+    self, conflict_message, Access, InputFile, InputOptions, Problem, Record, RowStatus,
+};
 use crate::output::column_mapping_line;
 
 pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
-    let input = InputFile::open(&options.source)?;
+    let input = InputFile::open(&options.source, Access::InPlace, options.max_copy_mib)?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;
     tracing::info!("{}", column_mapping_line(&reader.column_mapping()));

@@ -13,7 +13,7 @@ mod source;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
-pub(crate) use source::{lock, InputFile, InputLock, SnapshotReader};
+pub(crate) use source::{lock, Access, InputFile, InputLock, SnapshotReader, DEFAULT_MAX_COPY_MIB};
 
 use std::fmt;
 use std::io;
@@ -76,6 +76,8 @@ pub(crate) struct InputOptions {
     pub flag_column: Option<String>,
     pub reason_column: Option<String>,
     pub default_reason: Option<String>,
+    /// The largest input copied, in MiB.
+    pub max_copy_mib: u64,
 }
 
 impl InputOptions {
@@ -88,6 +90,7 @@ impl InputOptions {
             flag_column: None,
             reason_column: None,
             default_reason: None,
+            max_copy_mib: DEFAULT_MAX_COPY_MIB,
         }
     }
 }
@@ -101,6 +104,14 @@ pub enum InputError {
         "{path} is being applied by another drata-svcacct run (it holds a lock on the file); nothing was sent: wait for that run to finish, or stop it"
     )]
     InUse { path: String },
+    #[error(
+        "cannot read {path}: {why}; the private copy in {dir} was removed and nothing was sent (split the input, or raise --max-input-mib)"
+    )]
+    CopyRefused {
+        path: String,
+        why: String,
+        dir: String,
+    },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },
     #[error("{path}: line 1: the header is larger than 1 MiB (an unclosed quote?)")]

@@ -7,10 +7,27 @@ use std::sync::Arc;
 use super::{InputError, InputOptions, InputSource, RowReader};
 use crate::model::Lookup;
 
-/// A private snapshot of the input: copied once into an anonymous, owner-only temporary
-/// file (hashing it on the way), so that both passes and the recorded SHA-256 see the
-/// same bytes even if the original is edited during the run, and standard input can be
-/// read twice.
+/// A private copy of the input is refused past this size by default: 1 GiB is ten times
+/// a million-row file, and far less than a disk.
+pub(crate) const DEFAULT_MAX_COPY_MIB: u64 = 1024;
+/// While copying, the free space of the temporary directory is checked this often...
+const FREE_SPACE_CHECK_EVERY: u64 = 64 * 1024 * 1024;
+/// ...and the copy stops when less than this would be left.
+const MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How the input is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A private copy (apply, plan): both passes and the recorded SHA-256 see the same
+    /// bytes even if the file is edited during the run.
+    Copy,
+    /// A regular file is read where it is (validate): nothing is copied.
+    InPlace,
+}
+
+/// The input both passes read: a regular file read in place (`validate`), or a private
+/// copy in an anonymous, owner-only temporary file, hashed on the way, bounded in size
+/// so that an endless input (`/dev/zero`, `yes | ...`) cannot fill the disk.
 pub(crate) struct InputFile {
     snapshot: File,
     path: String,
@@ -19,19 +36,34 @@ pub(crate) struct InputFile {
 }
 
 impl InputFile {
-    pub(crate) fn open(source: &InputSource) -> Result<Self, InputError> {
+    pub(crate) fn open(
+        source: &InputSource,
+        access: Access,
+        max_copy_mib: u64,
+    ) -> Result<Self, InputError> {
         let path = match source {
             InputSource::Stdin => "standard input".to_owned(),
             InputSource::File(p) => p.display().to_string(),
         };
-        let result = match source {
-            InputSource::File(p) => File::open(p).and_then(|mut file| Self::snapshot(&mut file)),
-            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock()),
-        };
-        let (snapshot, sha256, lines) = result.map_err(|source| InputError::Io {
+        let io_error = |source| InputError::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        let limit = max_copy_mib.saturating_mul(1024 * 1024);
+        let (snapshot, sha256, lines) = match source {
+            InputSource::File(p) => {
+                let mut file = File::open(p).map_err(io_error)?;
+                let regular = file.metadata().map_err(io_error)?.is_file();
+                if access == Access::InPlace && regular {
+                    let (sha256, lines) = Self::digest(&mut file).map_err(io_error)?;
+                    (file, sha256, lines)
+                } else {
+                    Self::snapshot(&mut file, limit).map_err(|e| Self::copy_error(e, &path))?
+                }
+            }
+            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock(), limit)
+                .map_err(|e| Self::copy_error(e, &path))?,
+        };
         Ok(Self {
             snapshot,
             path: source.display(),
@@ -40,9 +72,23 @@ impl InputFile {
         })
     }
 
+    fn copy_error(error: io::Error, path: &str) -> InputError {
+        match error.kind() {
+            io::ErrorKind::FileTooLarge | io::ErrorKind::StorageFull => InputError::CopyRefused {
+                path: path.to_owned(),
+                why: error.to_string(),
+                dir: std::env::temp_dir().display().to_string(),
+            },
+            _ => InputError::Io {
+                path: path.to_owned(),
+                source: error,
+            },
+        }
+    }
+
     /// Wraps already-readable bytes (tests, fuzzing).
     pub(crate) fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
-        let (snapshot, sha256, lines) = Self::snapshot(reader)?;
+        let (snapshot, sha256, lines) = Self::snapshot(reader, u64::MAX)?;
         Ok(Self {
             snapshot,
             path: path.to_owned(),
@@ -51,25 +97,18 @@ impl InputFile {
         })
     }
 
-    fn snapshot(source: &mut impl Read) -> io::Result<(File, String, u64)> {
-        use sha2::{Digest, Sha256};
+    /// Hashes and counts the lines of a file read in place, then rewinds nothing: both
+    /// passes use positioned reads.
+    fn digest(file: &mut File) -> io::Result<(String, u64)> {
+        let mut sink = io::sink();
+        let (sha256, lines) = copy_counted(file, &mut sink, u64::MAX)?;
+        Ok((sha256, lines))
+    }
+
+    fn snapshot(source: &mut impl Read, limit: u64) -> io::Result<(File, String, u64)> {
         let mut spool = tempfile::tempfile()?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut lines = 1;
-        loop {
-            let n = match source.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buffer[..n]);
-            lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
-            io::Write::write_all(&mut spool, &buffer[..n])?;
-        }
-        let digest = crate::text::hex(hasher);
-        Ok((spool, digest, lines))
+        let (sha256, lines) = copy_counted(source, &mut spool, limit)?;
+        Ok((spool, sha256, lines))
     }
 
     pub(crate) fn path(&self) -> &str {
@@ -101,6 +140,68 @@ impl InputFile {
         reader.lookup = lookup;
         Ok(reader)
     }
+}
+
+/// Copies `source` into `out` up to `limit` bytes, hashing and counting lines (LFs plus
+/// one) on the way; checks the free space of the temporary directory as it goes.
+fn copy_counted(
+    source: &mut impl Read,
+    out: &mut impl io::Write,
+    limit: u64,
+) -> io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let (mut lines, mut copied, mut next_check) = (1, 0u64, FREE_SPACE_CHECK_EVERY);
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        copied += n as u64;
+        if copied > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("it is larger than {} MiB", limit / (1024 * 1024)),
+            ));
+        }
+        if copied >= next_check && limit != u64::MAX {
+            next_check += FREE_SPACE_CHECK_EVERY;
+            if free_bytes(&std::env::temp_dir()).is_some_and(|free| free < MIN_FREE_BYTES) {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "the disk of the temporary copy is nearly full",
+                ));
+            }
+        }
+        hasher.update(&buffer[..n]);
+        lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
+        out.write_all(&buffer[..n])?;
+    }
+    Ok((crate::text::hex(hasher), lines))
+}
+
+/// Free bytes for an unprivileged user on the file system of `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: the path is NUL-terminated and `stats` is valid for writing one statvfs.
+    let status = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `stats`.
+    let stats = unsafe { stats.assume_init() };
+    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
+    None
 }
 
 /// A lock held on the input file for as long as a run applies it, so that a second run

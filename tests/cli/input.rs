@@ -369,3 +369,40 @@ fn validate_lists_every_problem_of_a_large_input() {
         lines[5]
     );
 }
+
+#[test]
+fn an_endless_input_is_cut_at_the_copy_limit_and_named() {
+    let work = Workdir::new();
+    let zero = drata(
+        work.dir.path(),
+        &["validate", "/dev/zero", "--max-input-mib", "1"],
+        &[],
+    );
+    assert_eq!(zero.code, 2, "{}", zero.stderr);
+    assert!(zero.stderr.contains("larger than 1 MiB"), "{}", zero.stderr);
+    assert!(zero.stderr.contains("private copy in"), "{}", zero.stderr);
+
+    let endless = "id,flag,reason\n".to_owned() + &"1,true,x\n".repeat(300_000);
+    let piped = run_with_stdin(
+        work.dir.path(),
+        &["validate", "-", "--max-input-mib", "1"],
+        &[],
+        Some(&endless),
+    );
+    assert_eq!(piped.code, 2, "{}", piped.stderr);
+    assert!(piped.stderr.contains("standard input"), "{}", piped.stderr);
+
+    // A regular file is read in place, whatever its size: no copy, no limit.
+    work.write("big.csv", &endless);
+    let in_place = drata(
+        work.dir.path(),
+        &["validate", "big.csv", "--max-input-mib", "1"],
+        &[],
+    );
+    assert_eq!(in_place.code, 0, "{}", in_place.stderr);
+    assert!(
+        in_place.stderr.contains("300000 rows"),
+        "{}",
+        in_place.stderr
+    );
+}

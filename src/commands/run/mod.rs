@@ -23,8 +23,8 @@ use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl
 use crate::error::Error;
 use crate::exit;
 use crate::input::{
-    self, load_done_rows, DoneRows, InputError, InputFile, InputLock, InputScan, ResumeTarget,
-    RowReader, SnapshotReader,
+    self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
+    ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
@@ -142,8 +142,8 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Mode::Apply => input::lock(&config.input.source)?,
         Mode::Plan => None,
     };
-    let source = config.input.source.clone();
-    let input = Arc::new(off_thread(move || InputFile::open(&source)).await?);
+    let (source, limit) = (config.input.source.clone(), config.input.max_copy_mib);
+    let input = Arc::new(off_thread(move || InputFile::open(&source, Access::Copy, limit)).await?);
     let reader = input.reader(&config.input, None)?;
     tracing::info!("{}", column_mapping_line(&reader.column_mapping()));
     let needs_lookup = reader.needs_lookup();
