@@ -185,6 +185,8 @@ fn copy_counted(
 
 /// Free bytes for an unprivileged user on the file system of `dir`.
 #[cfg(unix)]
+// The fields are u64 here and narrower on other platforms.
+#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
