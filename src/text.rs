@@ -13,6 +13,21 @@ pub(crate) fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// Text from elsewhere made safe to print on a terminal: control characters (escape
+/// sequences, line breaks) are shown escaped, so they can neither move the cursor nor
+/// forge a line.
+pub(crate) fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_debug());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// At most `limit` characters, with `…` when cut.
 pub(crate) fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
@@ -88,5 +103,6 @@ mod tests {
         assert_eq!(shorten("abcdef", 3), "abc…");
         assert_eq!(shorten("abc", 3), "abc");
         assert_eq!(one_line("a\nb\r\n\tc"), "a b c");
+        assert_eq!(printable("a\u{1b}[2J\nb é"), "a\\u{1b}[2J\\nb é");
     }
 }

@@ -146,7 +146,9 @@ impl ApiClient {
         let answer = async {
             let (status, headers, bytes) = send(request).await?;
             check_status(status, &headers, &bytes)?;
-            Ok((status.as_u16(), Identity::from_answer(&bytes)))
+            let mut identity = Identity::from_answer(&bytes);
+            identity.scrub(&self.key);
+            Ok((status.as_u16(), identity))
         };
         answer.await.map_err(|failure| self.scrubbed(failure))
     }
@@ -161,7 +163,10 @@ impl ApiClient {
             let (status, headers, bytes) = send(self.http.get(url)).await?;
             check_status(status, &headers, &bytes)?;
             match Page::from_body(&bytes) {
-                Some(page) => Ok((status.as_u16(), page)),
+                Some(mut page) => {
+                    page.identities.iter_mut().for_each(|i| i.scrub(&self.key));
+                    Ok((status.as_u16(), page))
+                }
                 None => Err(Failure {
                     cause: Cause::Unreadable(status.as_u16()),
                     retry_after: None,

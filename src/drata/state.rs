@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::wire::Identity;
 use crate::model::{IdentityView, Lookup, LookupError, LookupKey, Previous};
+use crate::text::printable;
 
 /// What Drata says about one identity now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,11 +38,12 @@ impl Current {
             shown.push(format!("#{id}"));
         }
         Self {
+            // For messages on a terminal: nothing the server sent can forge a line.
+            connection: printable(&shown.join(" ")),
             marked_at: identity.service_account,
             reason: identity.service_account_reason,
             username: identity.username,
             email: identity.email,
-            connection: shown.join(" "),
             connection_names: names,
         }
     }

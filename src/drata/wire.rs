@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::model::IdentityView;
+use crate::secret::ApiKey;
 
 /// The fields of an identity this tool reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +79,22 @@ impl Identity {
         serde_json::from_slice::<Value>(body)
             .map(|value| Self::from_value(&value))
             .unwrap_or_default()
+    }
+
+    /// Removes the key from every text the server sent, before any of it is shown or
+    /// written (a server that echoes headers into a field).
+    pub(crate) fn scrub(&mut self, key: &ApiKey) {
+        let fields = [
+            &mut self.username,
+            &mut self.email,
+            &mut self.service_account,
+            &mut self.service_account_reason,
+            &mut self.connection.client_type,
+            &mut self.connection.client_alias,
+        ];
+        for text in fields.into_iter().flatten() {
+            *text = key.redact(text);
+        }
     }
 
     pub(crate) fn view(&self) -> IdentityView {

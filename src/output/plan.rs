@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use super::evidence::describe_previous;
 use crate::model::Previous;
+use crate::text::printable;
 
 /// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`.
 pub(crate) fn column_mapping_line(mapping: &[(&str, String)]) -> String {
@@ -48,8 +49,11 @@ impl Change {
                 "line {}  id {}  {} [{}]: {} → {desired}",
                 self.line,
                 self.id,
-                current.username.as_deref().unwrap_or("(no username)"),
-                current.connection,
+                current
+                    .username
+                    .as_deref()
+                    .map_or_else(|| "(no username)".to_owned(), printable),
+                printable(&current.connection),
                 describe_previous(&current.previous),
             ),
             None => format!("line {}  id {}: → {desired}", self.line, self.id),

@@ -422,3 +422,75 @@ fn the_simulator_says_loudly_when_it_listens_beyond_loopback() {
     let _ = child.wait();
     assert!(seen.contains("LISTENING BEYOND LOOPBACK"), "{seen}");
 }
+
+#[test]
+fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() {
+    const KEY: &str = "sk-live-ECHO-0123456789abcdef";
+    let listing = format!(
+        r#"{{"data":[{{"id":1,"username":"svc-{KEY}\u001b[2J\nline 99  id 7: forged","email":"{KEY}@example.com","serviceAccount":"2026-01-01T00:00:00Z","serviceAccountReason":"set by {KEY}","connection":{{"id":1,"clientType":"AWS\u001b[31m","clientAlias":"{KEY}"}}}}],"total":1}}"#
+    );
+    let server = TestServer::start(move |seen, _| match seen.method.as_str() {
+        "GET" => Reply::json(200, &listing),
+        _ => Reply::json(
+            200,
+            &format!(r#"{{"id":1,"username":"{KEY}","email":"{KEY}@x","serviceAccount":"{KEY}"}}"#),
+        ),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,false,human after all\n");
+    let env = [("DRATA_API_KEY", KEY)];
+    let plan = drata(
+        work.dir.path(),
+        &[
+            "plan",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--report",
+            "p.csv",
+        ],
+        &env,
+    );
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(!plan.stdout.contains('\u{1b}'), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .lines()
+            .all(|l| !l.trim_start().starts_with("line 99")),
+        "a forged line: {}",
+        plan.stdout
+    );
+    let apply = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--base-url",
+            &server.url,
+            "--report",
+            "a.csv",
+            "--undo",
+            "u.csv",
+            "--evidence",
+            "e.md",
+            "--summary-json",
+            "s.json",
+            "-v",
+        ],
+        &env,
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(read_report(&work.path("a.csv"))[0]["outcome"], "updated");
+    let everything = format!(
+        "{}{}{}{}{}",
+        plan.stdout,
+        plan.stderr,
+        apply.stdout,
+        apply.stderr,
+        work.all_file_text()
+    );
+    assert!(!everything.contains(KEY), "the key leaked:\n{everything}");
+    let undo = std::fs::read_to_string(work.path("u.csv")).unwrap();
+    assert!(undo.contains("<redacted>"), "{undo}");
+}
