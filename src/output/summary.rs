@@ -29,6 +29,8 @@ pub(crate) struct Summary {
     pub(crate) effective_rate_per_minute: f64,
     pub(crate) stopped: Option<String>,
     pub(crate) resume_command: Option<String>,
+    /// Rows that are not in the report because it could not be written; each was logged.
+    pub(crate) unrecorded_rows: u64,
     pub(crate) exit_code: u8,
 }
 
@@ -86,6 +88,12 @@ impl Summary {
             text.push_str(&format!(
                 "  the server's rate limit lowered the pace {} time(s): consider a lower --rate\n",
                 self.rate_reductions
+            ));
+        }
+        if self.unrecorded_rows > 0 {
+            text.push_str(&format!(
+                "  {} rows are NOT in the report (it could not be written): each is logged above with its outcome; a resumed run sends them again\n",
+                self.unrecorded_rows
             ));
         }
         if let Some(why) = &self.stopped {

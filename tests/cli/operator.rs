@@ -97,6 +97,7 @@ fn summary_json_schema_field_by_field() {
             "started_at",
             "stopped",
             "tool",
+            "unrecorded_rows",
             "version",
         ]
     );
@@ -129,6 +130,7 @@ fn summary_json_schema_field_by_field() {
     assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
     assert_eq!(summary["stopped"], serde_json::Value::Null);
     assert_eq!(summary["resume_command"], serde_json::Value::Null);
+    assert_eq!(summary["unrecorded_rows"], 0);
     assert_eq!(summary["exit_code"], 0);
 }
 

@@ -542,3 +542,94 @@ fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
         again.stderr
     );
 }
+
+/// A disk that fills up mid-run, as the kernel's file-size limit makes it: writes past
+/// `bytes` fail (SIGXFSZ ignored, so the write returns an error instead of killing).
+#[cfg(unix)]
+fn with_file_size_limit(command: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) run in the child.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn rows_confirmed_when_the_disk_is_full_still_reach_the_operator() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 60));
+    let url = sim.base_url();
+    let mut command = command(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &url,
+            "--report",
+            "r.csv",
+            "--rate",
+            "unlimited",
+            "--concurrency",
+            "1",
+        ],
+    );
+    command.env("DRATA_API_KEY", SIM_TOKEN);
+    with_file_size_limit(&mut command, 4096);
+    let run = finish(command.spawn().unwrap());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let in_report = read_report(&work.path("r.csv"));
+    assert!(
+        in_report.len() < 60,
+        "the limit cut the report: {}",
+        in_report.len()
+    );
+    let logged: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("row not in the report"))
+        .collect();
+    // The row being written when the disk filled may stand cut short in the report: it
+    // is logged too, and a resumed run treats a cut row as not done.
+    let mut lines: Vec<u64> = in_report
+        .iter()
+        .filter_map(|row| row.get("line")?.parse().ok())
+        .chain(logged.iter().filter_map(|l| {
+            let rest = l.split("line=").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        }))
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(
+        lines,
+        (2..=61).collect::<Vec<u64>>(),
+        "every row is in the report or on standard error:\n{}",
+        run.stderr
+    );
+    // Every change Drata applied is on record somewhere the operator can see.
+    let reported = ids_with(&in_report, "updated");
+    for id in sim.applied().into_keys() {
+        let on_stderr = logged
+            .iter()
+            .any(|l| l.contains(&format!("id={id} ")) && l.contains("outcome=updated"));
+        assert!(
+            reported.contains(&id) || on_stderr,
+            "id {id} applied but recorded nowhere:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("NOT in the report"), "{}", run.stderr);
+}

@@ -67,6 +67,27 @@ fn log_row(row: &ReportRow, options: &ConsumeOptions) {
     }
 }
 
+/// A row the report could not take: it still reaches the operator, on standard error,
+/// with what Drata answered, so a confirmed change is never known only to Drata.
+fn log_unrecorded(row: &ReportRow, options: &ConsumeOptions) {
+    tracing::error!(
+        run_id = %options.run_id,
+        line = row.line,
+        id = row.id(),
+        outcome = row.outcome.as_str(),
+        status = row.http_status,
+        error = %row.error,
+        "row not in the report (it could not be written)"
+    );
+}
+
+/// What the consumer counted.
+pub(super) struct Consumed {
+    pub tally: Tally,
+    /// Rows that are not in the report because it could not be written.
+    pub unrecorded: u64,
+}
+
 /// Consumes finished rows until every sender is gone.
 pub(super) async fn consume(
     mut rows: mpsc::Receiver<ReportRow>,
@@ -74,15 +95,22 @@ pub(super) async fn consume(
     mut progress: Progress,
     options: &ConsumeOptions,
     control: &RunControl,
-) -> Tally {
+) -> Consumed {
     let mut tally = Tally::default();
-    let mut writable = true;
+    let mut unrecorded = 0;
     while let Some(row) = rows.recv().await {
-        if writable {
-            if let Err(e) = outputs.write(&row, control) {
-                control.stop(StopReason::ReportFailed(e.to_string()));
-                writable = false;
+        let written = unrecorded == 0 && {
+            match outputs.write(&row, control) {
+                Ok(()) => true,
+                Err(e) => {
+                    control.stop(StopReason::ReportFailed(e.to_string()));
+                    false
+                }
             }
+        };
+        if !written {
+            unrecorded += 1;
+            log_unrecorded(&row, options);
         }
         tally.add(row.outcome);
         log_row(&row, options);
@@ -100,5 +128,5 @@ pub(super) async fn consume(
         }
     }
     progress.finish();
-    tally
+    Consumed { tally, unrecorded }
 }

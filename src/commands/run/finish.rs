@@ -19,6 +19,8 @@ pub(super) struct Unwritten {
     pub evidence: Option<(EvidenceRecorder, Sink)>,
     /// A task that lost rows (a panic) ended.
     pub lost: bool,
+    /// Rows that are not in the report because it could not be written.
+    pub unrecorded: u64,
 }
 
 pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritten) -> u8 {
@@ -33,7 +35,8 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
         eprintln!("drata-svcacct: error: {message}");
         run.control.stop(StopReason::ReportFailed(message));
     }
-    let summary = summarize(config, run, &tally, &files.report_path);
+    let mut summary = summarize(config, run, &tally, &files.report_path);
+    summary.unrecorded_rows = files.unrecorded;
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
         let context = RunContext::current(command_line(), config.kind.path_segment());
         if let Err(e) = recorder.finish(file, &summary, &context) {
@@ -104,6 +107,7 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
         stopped: stop.as_ref().map(StopReason::to_string),
         resume_command: (config.mode == Mode::Apply && tally.left_to_do() > 0 && !run.blocked)
             .then(|| config.resume_command(report_path)),
+        unrecorded_rows: 0,
         exit_code: code,
     }
 }

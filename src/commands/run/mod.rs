@@ -355,7 +355,7 @@ async fn execute(
         row_events: config.output.log_format == LogFormat::Json,
     };
     let progress = Progress::new(run.scan.rows, progress_mode(config));
-    let tally = consume(results_rx, &mut outputs, progress, &options, &run.control).await;
+    let consumed = consume(results_rx, &mut outputs, progress, &options, &run.control).await;
     let mut lost = feeder.await.is_err();
     if let Some(workers) = workers.as_mut() {
         while let Some(joined) = workers.join_next().await {
@@ -363,12 +363,13 @@ async fn execute(
         }
     }
     Ok((
-        tally,
+        consumed.tally,
         finish::Unwritten {
             report_path,
             summary,
             evidence: outputs.evidence.zip(evidence),
             lost,
+            unrecorded: consumed.unrecorded,
         },
     ))
 }
