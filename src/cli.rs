@@ -287,8 +287,14 @@ impl InputArgs {
 /// `DRATA_API_KEY`, read here and never through clap: clap would print it in `--help`.
 fn key_from_env() -> Result<ApiKey, KeyError> {
     match std::env::var("DRATA_API_KEY") {
+        Ok(raw) if raw.trim().is_empty() => {
+            Err(KeyError::InEnvironment(Box::new(KeyError::SetButEmpty)))
+        }
         Ok(raw) => ApiKey::new(&raw).map_err(|e| KeyError::InEnvironment(Box::new(e))),
-        Err(_) => Err(KeyError::Missing),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(KeyError::InEnvironment(Box::new(KeyError::NotAHeaderValue)))
+        }
+        Err(std::env::VarError::NotPresent) => Err(KeyError::Missing),
     }
 }
 

@@ -5,6 +5,9 @@ use std::path::Path;
 
 use thiserror::Error;
 
+/// The first line of a token file is read up to this many bytes.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+
 /// A Drata API key. `Debug` and `Display` redact it; the only way to read it is
 /// [`ApiKey::bearer_header`], which marks the header value as sensitive.
 #[derive(Clone)]
@@ -21,7 +24,15 @@ pub enum KeyError {
     },
     #[error("the token file {0} is empty")]
     EmptyFile(String),
-    #[error("the API key contains characters that cannot be sent in an HTTP header")]
+    #[error("the first line of the token file {0} is empty: the key must be on the first line")]
+    BlankFirstLine(String),
+    #[error("the first line of the token file {0} is longer than 64 KiB: that is not an API key")]
+    TooLong(String),
+    #[error("the API key starts with \"Bearer \": give the key alone, the tool adds the prefix")]
+    BearerPrefix,
+    #[error("is set but empty")]
+    SetButEmpty,
+    #[error("the API key contains characters that cannot be sent in an HTTP header (spaces, line breaks or non-ASCII)")]
     NotAHeaderValue,
     #[error("DRATA_API_KEY: {0}")]
     InEnvironment(Box<KeyError>),
@@ -30,9 +41,16 @@ pub enum KeyError {
 impl ApiKey {
     /// Wraps a key, refusing empty ones and ones that cannot travel in a header.
     pub(crate) fn new(raw: &str) -> Result<Self, KeyError> {
-        let key = raw.trim();
+        // A byte-order mark is what a Windows editor puts before the key, not part of it.
+        let key = raw.trim_start_matches('\u{feff}').trim();
         if key.is_empty() {
             return Err(KeyError::Missing);
+        }
+        if key
+            .get(..7)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("bearer "))
+        {
+            return Err(KeyError::BearerPrefix);
         }
         if key.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
             return Err(KeyError::NotAHeaderValue);
@@ -49,15 +67,24 @@ impl ApiKey {
             path: shown.clone(),
             source: std::sync::Arc::new(source),
         };
-        // Only the first line is read, and at most 64 KiB of it.
+        // Only the first line is read, and at most 64 KiB of it: a longer one is refused,
+        // never cut and sent.
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut first = Vec::new();
-        std::io::BufReader::new(file.take(64 * 1024))
-            .read_until(b'\n', &mut first)
-            .map_err(unreadable)?;
+        let mut reader = std::io::BufReader::new(file.take(MAX_LINE_BYTES + 1));
+        reader.read_until(b'\n', &mut first).map_err(unreadable)?;
+        if first.len() as u64 > MAX_LINE_BYTES {
+            return Err(KeyError::TooLong(shown));
+        }
         let first_line = String::from_utf8(first).map_err(|_| KeyError::NotAHeaderValue)?;
-        if first_line.trim().is_empty() {
-            return Err(KeyError::EmptyFile(shown));
+        if first_line.trim_start_matches('\u{feff}').trim().is_empty() {
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).map_err(unreadable)?;
+            return Err(if rest.iter().all(u8::is_ascii_whitespace) {
+                KeyError::EmptyFile(shown)
+            } else {
+                KeyError::BlankFirstLine(shown)
+            });
         }
         let key = Self::new(&first_line)?;
         Ok((key, loose_permissions_warning(path)))
@@ -127,6 +154,46 @@ mod tests {
     fn rejects_empty_and_non_header_keys() {
         assert!(matches!(ApiKey::new("  "), Err(KeyError::Missing)));
         assert!(matches!(ApiKey::new("a b"), Err(KeyError::NotAHeaderValue)));
+    }
+
+    fn from_file_bytes(bytes: &[u8]) -> Result<ApiKey, KeyError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, bytes).unwrap();
+        ApiKey::from_file(&path).map(|(key, _)| key)
+    }
+
+    #[test]
+    fn token_files_say_what_is_wrong_with_them() {
+        let ok = from_file_bytes(b"\xef\xbb\xbfsk_live_abc\r\nsecond line").unwrap();
+        assert_eq!(
+            ok.bearer_header().to_str().unwrap(),
+            "Bearer sk_live_abc",
+            "BOM stripped"
+        );
+        let long = vec![b'k'; 64 * 1024 + 1];
+        assert!(matches!(from_file_bytes(&long), Err(KeyError::TooLong(_))));
+        let exactly = vec![b'k'; 64 * 1024];
+        assert!(
+            from_file_bytes(&exactly).is_ok(),
+            "64 KiB is still read whole"
+        );
+        assert!(matches!(
+            from_file_bytes(b"\n\nsk_live_abc\n"),
+            Err(KeyError::BlankFirstLine(_))
+        ));
+        assert!(matches!(
+            from_file_bytes(b" \n\n"),
+            Err(KeyError::EmptyFile(_))
+        ));
+        assert!(matches!(
+            from_file_bytes(b"Bearer sk_live_abc"),
+            Err(KeyError::BearerPrefix)
+        ));
+        assert!(matches!(
+            ApiKey::new("bearer sk"),
+            Err(KeyError::BearerPrefix)
+        ));
     }
 
     #[test]

@@ -494,3 +494,20 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
     let undo = std::fs::read_to_string(work.path("u.csv")).unwrap();
     assert!(undo.contains("<redacted>"), "{undo}");
 }
+
+#[test]
+fn an_api_key_set_but_empty_is_named_as_such() {
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--base-url", "http://127.0.0.1:9/public"],
+        &[("DRATA_API_KEY", "")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("DRATA_API_KEY: is set but empty"),
+        "{}",
+        run.stderr
+    );
+}
