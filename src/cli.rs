@@ -16,7 +16,7 @@ use crate::config::{
     DEFAULT_TIMEOUT, MAX_CONCURRENCY,
 };
 use crate::engine::RetryPolicy;
-use crate::input::{InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
+use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
@@ -111,13 +111,18 @@ struct InputArgs {
     #[arg(long, value_name = "NAME")]
     reason_column: Option<String>,
 
-    /// Field delimiter (one character; \t for tab)
-    #[arg(long, value_name = "C", default_value = ",", value_parser = parse_delimiter)]
-    delimiter: u8,
+    /// Field delimiter (one character; \t for tab) [default: read from the header among
+    /// , ; tab |]
+    #[arg(long, value_name = "C", value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
 
     /// Reason used where the reason cell is blank or the column is absent
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
+
+    /// Text encoding of the input [default: UTF-8, or UTF-16 by its byte-order mark]
+    #[arg(long, value_enum, value_name = "NAME")]
+    encoding: Option<Encoding>,
 
     /// The largest input copied (standard input, or a file for plan and apply), in MiB
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COPY_MIB, hide = true)]
@@ -280,6 +285,7 @@ impl InputArgs {
             reason_column: self.reason_column,
             default_reason: self.reason.filter(|r| !r.trim().is_empty()),
             max_copy_mib: self.max_input_mib,
+            encoding: self.encoding,
         }
     }
 }

@@ -373,8 +373,11 @@ impl RunConfig {
         if input.max_copy_mib != crate::input::DEFAULT_MAX_COPY_MIB {
             args.push(format!("--max-input-mib={}", input.max_copy_mib));
         }
-        if input.delimiter != b',' {
-            let delimiter = match input.delimiter {
+        if let Some(encoding) = input.encoding {
+            args.push(format!("--encoding={}", encoding.name()));
+        }
+        if let Some(delimiter) = input.delimiter {
+            let delimiter = match delimiter {
                 b'\t' => "tab".to_owned(),
                 other => char::from(other).to_string(),
             };

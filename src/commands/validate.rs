@@ -10,10 +10,18 @@ use crate::input::{
 use crate::output::column_mapping_line;
 
 pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
-    let input = InputFile::open(&options.source, Access::InPlace, options.max_copy_mib)?;
+    let input = InputFile::open(
+        &options.source,
+        Access::InPlace,
+        options.max_copy_mib,
+        options.encoding,
+    )?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;
-    tracing::info!("{}", column_mapping_line(&reader.column_mapping()));
+    tracing::info!(
+        "{}",
+        column_mapping_line(&reader.column_mapping(), reader.delimiter())
+    );
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Every problem, in line order: row problems from a second pass, conflicts from the scan.
     while let Some(Ok(record)) = reader.next_record() {

@@ -4,12 +4,15 @@
 //! with distinct ids, never with reasons), then [`RowReader`] streams it again for the
 //! run. Standard input is spooled to an anonymous temporary file so it can be re-read.
 
+pub(crate) mod encoding;
 pub(crate) mod records;
 mod resume;
 mod rows;
 mod scan;
+mod sniff;
 mod source;
 
+pub use encoding::Encoding;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
@@ -71,13 +74,16 @@ impl InputSource {
 #[derive(Debug, Clone)]
 pub(crate) struct InputOptions {
     pub source: InputSource,
-    pub delimiter: u8,
+    /// `--delimiter`; without it, read from the header.
+    pub delimiter: Option<u8>,
     pub id_column: Option<String>,
     pub flag_column: Option<String>,
     pub reason_column: Option<String>,
     pub default_reason: Option<String>,
     /// The largest input copied, in MiB.
     pub max_copy_mib: u64,
+    /// `--encoding`; without it, UTF-8 or UTF-16 by its byte-order mark.
+    pub encoding: Option<Encoding>,
 }
 
 impl InputOptions {
@@ -85,12 +91,13 @@ impl InputOptions {
     pub(crate) fn new(source: InputSource, delimiter: u8) -> Self {
         Self {
             source,
-            delimiter,
+            delimiter: Some(delimiter),
             id_column: None,
             flag_column: None,
             reason_column: None,
             default_reason: None,
             max_copy_mib: DEFAULT_MAX_COPY_MIB,
+            encoding: None,
         }
     }
 }
@@ -111,6 +118,18 @@ pub enum InputError {
         path: String,
         why: String,
         dir: String,
+    },
+    #[error("{path}: {}", not_text_message(*.line, .encoding, *.declared))]
+    NotText {
+        path: String,
+        line: u64,
+        encoding: &'static str,
+        declared: bool,
+    },
+    #[error("{path}: {source}")]
+    Delimiter {
+        path: String,
+        source: sniff::Ambiguous,
     },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },
@@ -135,6 +154,17 @@ pub enum InputError {
         wanted: &'static str,
         found: String,
     },
+}
+
+/// What to say of bytes that are not text in the input's encoding, and how to fix it.
+fn not_text_message(line: u64, encoding: &str, declared: bool) -> String {
+    if declared {
+        format!("line {line} is not valid {encoding}; nothing was sent")
+    } else {
+        format!(
+            "line {line} is not UTF-8, so nothing was sent (Excel's \"CSV\" saves Windows-1252): save the sheet as \"CSV UTF-8\", or pass --encoding windows-1252"
+        )
+    }
 }
 
 /// One thing wrong with one row.

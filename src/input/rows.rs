@@ -166,12 +166,14 @@ pub(crate) struct RowReader<R: Read> {
     default_reason: Option<String>,
     path: String,
     record: Fields,
+    delimiter: u8,
     pub(super) lookup: Option<Arc<dyn Lookup>>,
 }
 
 impl<R: Read> RowReader<R> {
     pub(crate) fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
-        let mut records = RecordReader::new(input, options.delimiter);
+        let delimiter = options.delimiter.unwrap_or(b',');
+        let mut records = RecordReader::new(input, delimiter);
         let mut header = Fields::default();
         let start = records.read(&mut header).map_err(|source| InputError::Io {
             path: path.to_owned(),
@@ -209,6 +211,7 @@ impl<R: Read> RowReader<R> {
             default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
             path: path.to_owned(),
             record: Fields::default(),
+            delimiter,
             lookup: None,
         })
     }
@@ -235,6 +238,11 @@ impl<R: Read> RowReader<R> {
                 username, email, ..
             } => username.is_some() || email.is_some(),
         }
+    }
+
+    /// The field delimiter in use.
+    pub(crate) fn delimiter(&self) -> u8 {
+        self.delimiter
     }
 
     /// Which header each role was taken from, for the operator to check.

@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use super::encoding::{Encoding, NotText, Transcoder};
+use super::sniff::sniff_delimiter;
 use super::{InputError, InputOptions, InputSource, RowReader};
 use crate::model::Lookup;
 
@@ -40,6 +42,7 @@ impl InputFile {
         source: &InputSource,
         access: Access,
         max_copy_mib: u64,
+        encoding: Option<Encoding>,
     ) -> Result<Self, InputError> {
         let path = match source {
             InputSource::Stdin => "standard input".to_owned(),
@@ -54,15 +57,18 @@ impl InputFile {
             InputSource::File(p) => {
                 let mut file = File::open(p).map_err(io_error)?;
                 let regular = file.metadata().map_err(io_error)?.is_file();
-                if access == Access::InPlace && regular {
-                    let (sha256, lines) = Self::digest(&mut file).map_err(io_error)?;
+                // Read in place only what needs no decoding: UTF-8, validated on the way.
+                if access == Access::InPlace && regular && is_utf8(&file, encoding) {
+                    let (sha256, lines) = Self::digest(&mut file)
+                        .map_err(|e| Self::copy_error(e, &path, encoding))?;
                     (file, sha256, lines)
                 } else {
-                    Self::snapshot(&mut file, limit).map_err(|e| Self::copy_error(e, &path))?
+                    Self::snapshot(&mut file, limit, encoding)
+                        .map_err(|e| Self::copy_error(e, &path, encoding))?
                 }
             }
-            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock(), limit)
-                .map_err(|e| Self::copy_error(e, &path))?,
+            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock(), limit, encoding)
+                .map_err(|e| Self::copy_error(e, &path, encoding))?,
         };
         Ok(Self {
             snapshot,
@@ -72,7 +78,17 @@ impl InputFile {
         })
     }
 
-    fn copy_error(error: io::Error, path: &str) -> InputError {
+    fn copy_error(error: io::Error, path: &str, declared: Option<Encoding>) -> InputError {
+        if error.kind() == io::ErrorKind::InvalidData {
+            if let Some(not_text) = error.get_ref().and_then(|e| e.downcast_ref::<NotText>()) {
+                return InputError::NotText {
+                    path: path.to_owned(),
+                    line: not_text.line,
+                    encoding: not_text.encoding,
+                    declared: declared.is_some(),
+                };
+            }
+        }
         match error.kind() {
             io::ErrorKind::FileTooLarge | io::ErrorKind::StorageFull => InputError::CopyRefused {
                 path: path.to_owned(),
@@ -86,9 +102,11 @@ impl InputFile {
         }
     }
 
-    /// Wraps already-readable bytes (tests, fuzzing).
+    /// Wraps already-readable bytes (tests, fuzzing), decoded as Windows-1252 so that
+    /// every byte sequence reaches the CSV reader.
     pub(crate) fn from_reader(reader: &mut impl Read, path: &str) -> io::Result<Self> {
-        let (snapshot, sha256, lines) = Self::snapshot(reader, u64::MAX)?;
+        let (snapshot, sha256, lines) =
+            Self::snapshot(reader, u64::MAX, Some(Encoding::Windows1252))?;
         Ok(Self {
             snapshot,
             path: path.to_owned(),
@@ -101,13 +119,19 @@ impl InputFile {
     /// passes use positioned reads.
     fn digest(file: &mut File) -> io::Result<(String, u64)> {
         let mut sink = io::sink();
-        let (sha256, lines) = copy_counted(file, &mut sink, u64::MAX)?;
+        let (sha256, lines) = copy_counted(file, &mut sink, u64::MAX, None)?;
         Ok((sha256, lines))
     }
 
-    fn snapshot(source: &mut impl Read, limit: u64) -> io::Result<(File, String, u64)> {
-        let mut spool = tempfile::tempfile()?;
-        let (sha256, lines) = copy_counted(source, &mut spool, limit)?;
+    fn snapshot(
+        source: &mut impl Read,
+        limit: u64,
+        encoding: Option<Encoding>,
+    ) -> io::Result<(File, String, u64)> {
+        // Buffered: the transcoder writes in pieces.
+        let mut spool = io::BufWriter::new(tempfile::tempfile()?);
+        let (sha256, lines) = copy_counted(source, &mut spool, limit, encoding)?;
+        let spool = spool.into_inner().map_err(io::IntoInnerError::into_error)?;
         Ok((spool, sha256, lines))
     }
 
@@ -136,10 +160,36 @@ impl InputFile {
             path: self.path.clone(),
             source,
         })?;
+        let sniffed;
+        let options = match options.delimiter {
+            Some(_) => options,
+            None => {
+                let delimiter = self.sniff(&file)?;
+                sniffed = InputOptions {
+                    delimiter: Some(delimiter),
+                    ..options.clone()
+                };
+                &sniffed
+            }
+        };
         let mut reader = RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)?;
         reader.lookup = lookup;
         Ok(reader)
     }
+}
+
+/// True when the file needs no decoding: no encoding but UTF-8 declared, and no UTF-16
+/// byte-order mark at its start.
+fn is_utf8(file: &File, declared: Option<Encoding>) -> bool {
+    if declared.is_some_and(|e| e != Encoding::Utf8) {
+        return false;
+    }
+    let mut start = [0u8; 2];
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_at(file, &mut start, 0).unwrap_or(0);
+    #[cfg(not(unix))]
+    let read = 0;
+    !(read == 2 && matches!(start, [0xff, 0xfe] | [0xfe, 0xff]))
 }
 
 /// Copies `source` into `out` up to `limit` bytes, hashing and counting lines (LFs plus
@@ -148,11 +198,13 @@ fn copy_counted(
     source: &mut impl Read,
     out: &mut impl io::Write,
     limit: u64,
+    encoding: Option<Encoding>,
 ) -> io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    let mut transcoder = Transcoder::new(encoding);
     let mut buffer = vec![0u8; 256 * 1024];
-    let (mut lines, mut copied, mut next_check) = (1, 0u64, FREE_SPACE_CHECK_EVERY);
+    let (mut copied, mut next_check) = (0u64, FREE_SPACE_CHECK_EVERY);
     loop {
         let n = match source.read(&mut buffer) {
             Ok(0) => break,
@@ -177,10 +229,10 @@ fn copy_counted(
             }
         }
         hasher.update(&buffer[..n]);
-        lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
-        out.write_all(&buffer[..n])?;
+        transcoder.feed(&buffer[..n], false, out)?;
     }
-    Ok((crate::text::hex(hasher), lines))
+    transcoder.feed(&[], true, out)?;
+    Ok((crate::text::hex(hasher), transcoder.lines()))
 }
 
 /// Free bytes for an unprivileged user on the file system of `dir`.
@@ -242,6 +294,38 @@ pub(crate) fn lock(source: &InputSource) -> Result<Option<InputLock>, InputError
         }
     }
     Ok(Some(InputLock { _file: file }))
+}
+
+impl InputFile {
+    /// The delimiter the header uses (from its first 64 KiB).
+    fn sniff(&self, file: &File) -> Result<u8, InputError> {
+        let mut start = vec![0u8; 64 * 1024];
+        let mut reader = SnapshotReader {
+            file: file.try_clone().map_err(|source| InputError::Io {
+                path: self.path.clone(),
+                source,
+            })?,
+            offset: 0,
+        };
+        let mut filled = 0;
+        while filled < start.len() {
+            match reader.read(&mut start[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(InputError::Io {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        sniff_delimiter(&start[..filled]).map_err(|source| InputError::Delimiter {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 /// Reads the snapshot with positioned reads, so readers never share a file offset.

@@ -6,13 +6,19 @@ use super::evidence::describe_previous;
 use crate::model::Previous;
 use crate::text::printable;
 
-/// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`.
-pub(crate) fn column_mapping_line(mapping: &[(&str, String)]) -> String {
+/// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`,
+/// and the delimiter when it is not a comma.
+pub(crate) fn column_mapping_line(mapping: &[(&str, String)], delimiter: u8) -> String {
     let roles: Vec<String> = mapping
         .iter()
         .map(|(role, header)| format!("{role} ← {header:?}"))
         .collect();
-    format!("columns: {}", roles.join("; "))
+    let delimiter = match delimiter {
+        b',' => String::new(),
+        b'\t' => " (delimiter: tab)".to_owned(),
+        other => format!(" (delimiter: '{}')", char::from(other)),
+    };
+    format!("columns{delimiter}: {}", roles.join("; "))
 }
 
 /// Changes a plan prints before "and N more".

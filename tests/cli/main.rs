@@ -14,3 +14,4 @@ mod reconcile;
 mod report;
 mod resume;
 mod security;
+mod spreadsheets;

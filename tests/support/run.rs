@@ -25,6 +25,10 @@ impl Workdir {
     }
 
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        self.write_bytes(name, contents.as_bytes())
+    }
+
+    pub fn write_bytes(&self, name: &str, contents: &[u8]) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, contents).unwrap();
         path

@@ -142,10 +142,19 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Mode::Apply => input::lock(&config.input.source)?,
         Mode::Plan => None,
     };
-    let (source, limit) = (config.input.source.clone(), config.input.max_copy_mib);
-    let input = Arc::new(off_thread(move || InputFile::open(&source, Access::Copy, limit)).await?);
+    let (source, limit, encoding) = (
+        config.input.source.clone(),
+        config.input.max_copy_mib,
+        config.input.encoding,
+    );
+    let input = Arc::new(
+        off_thread(move || InputFile::open(&source, Access::Copy, limit, encoding)).await?,
+    );
     let reader = input.reader(&config.input, None)?;
-    tracing::info!("{}", column_mapping_line(&reader.column_mapping()));
+    tracing::info!(
+        "{}",
+        column_mapping_line(&reader.column_mapping(), reader.delimiter())
+    );
     let needs_lookup = reader.needs_lookup();
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
