@@ -26,7 +26,7 @@ pub enum CaFileError {
     },
     #[error("{option} {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", path.display())]
     Empty { option: &'static str, path: PathBuf },
-    #[error("{option} {}: certificate {index} cannot be used as a CA: {reason}", path.display())]
+    #[error("{option} {}: certificate {index} is not a usable CA certificate ({reason})", path.display())]
     Unusable {
         option: &'static str,
         path: PathBuf,
@@ -63,7 +63,10 @@ pub(crate) fn read_ca_bundle(
             option,
             path: path.to_owned(),
             index: index + 1,
-            reason: e.to_string(),
+            reason: match e {
+                rustls::Error::InvalidCertificate(problem) => format!("{problem:?}"),
+                other => other.to_string(),
+            },
         })?;
         let certificate =
             reqwest::Certificate::from_der(der.as_ref()).map_err(|e| CaFileError::Unusable {

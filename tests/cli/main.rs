@@ -1,4 +1,4 @@
-//! End-to-end tests: the real binary over loopback HTTP, against the project's simulator or
+//! End-to-end tests: the real binary over loopback HTTP (and HTTPS, in `tls`), against the project's simulator or
 //! a scripted server bound to port 0. One test binary, one module per topic; the helpers
 //! they share live in `tests/support/`.
 
@@ -13,3 +13,4 @@ mod reconcile;
 mod report;
 mod resume;
 mod security;
+mod tls;
