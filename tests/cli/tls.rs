@@ -214,7 +214,9 @@ fn a_certificate_for_another_name_is_named() {
 fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // The options, the environment, and what stderr must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (
             &["--ca-cert", "missing.pem"],
             &[],
@@ -275,7 +277,7 @@ fn https_goes_through_the_proxy_and_its_credentials_never_show() {
         &ca,
         &url,
         &rows_csv(1, 3),
-        &["--ca-cert", "ca.pem", "-v"],
+        &["--ca-cert", "ca.pem", "-vv"],
         &[("DRATA_API_KEY", REMOTE_KEY), ("https_proxy", &proxy_url)],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
