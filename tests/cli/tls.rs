@@ -105,19 +105,29 @@ fn an_untrusted_certificate_stops_the_run_after_one_connection() {
 }
 
 #[test]
-fn at_the_default_pace_a_refused_certificate_is_not_retried() {
+fn with_many_workers_a_refused_certificate_costs_one_connection() {
+    // Eight workers and no rate limit: the first request goes alone, so the others never
+    // start once its certificate is refused; nor is it retried.
     let ca = TestCa::new("Untrusted Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
     let (run, rows, _work) = apply_tls(
         &ca,
         &localhost(&server),
-        &rows_csv(1, 3),
-        &["--max-attempts", "5"],
+        &rows_csv(1, 20),
+        &[
+            "--concurrency",
+            "8",
+            "--rate",
+            "unlimited",
+            "--max-attempts",
+            "5",
+        ],
         &[("DRATA_API_KEY", "test-key")],
     );
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "{}", run.stderr);
-    assert_eq!(ids_with(&rows, "not_attempted").len(), 2);
+    assert_eq!(ids_with(&rows, "failed").len(), 1);
+    assert_eq!(ids_with(&rows, "not_attempted").len(), 19);
 }
 
 #[test]
