@@ -74,9 +74,19 @@ pub(crate) struct ApiClient {
     /// Kept only to scrub it from whatever the server sends back.
     key: ApiKey,
     /// Credentials of proxies named in the environment, scrubbed from messages too.
-    proxy_secrets: Vec<String>,
+    proxy_secrets: ProxySecrets,
     /// The server's host (and port), as certificate failures name it.
     host: String,
+}
+
+/// Proxy credentials, held so that `Debug` never prints them.
+#[derive(Clone)]
+struct ProxySecrets(Vec<String>);
+
+impl std::fmt::Debug for ProxySecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxySecrets(<{} redacted>)", self.0.len())
+    }
 }
 
 /// What the client of one run is built from, besides the base URL and the key.
@@ -132,7 +142,7 @@ impl ApiClient {
             base,
             kind,
             key: key.clone(),
-            proxy_secrets: proxy_secrets_from_env(),
+            proxy_secrets: ProxySecrets(proxy_secrets_from_env()),
             host,
         })
     }
@@ -210,7 +220,7 @@ impl ApiClient {
 
     fn scrubbed(&self, mut failure: Failure) -> Failure {
         let mut message = self.key.redact(&failure.message);
-        for secret in &self.proxy_secrets {
+        for secret in &self.proxy_secrets.0 {
             message = redact_secret(&message, secret);
         }
         failure.message = message;
@@ -232,18 +242,22 @@ impl ApiClient {
 /// The user information of proxy URLs in the environment (`user:password`, and the
 /// password alone, as written and percent-decoded): never to be shown.
 fn proxy_secrets_from_env() -> Vec<String> {
-    let mut secrets = Vec::new();
-    for name in [
+    let names = [
         "HTTPS_PROXY",
         "https_proxy",
         "HTTP_PROXY",
         "http_proxy",
         "ALL_PROXY",
         "all_proxy",
-    ] {
-        let Ok(value) = std::env::var(name) else {
-            continue;
-        };
+    ];
+    proxy_secrets(names.iter().filter_map(|name| std::env::var(name).ok()))
+}
+
+/// The secrets of proxy URLs, longest first, so that `user:password` is scrubbed whole
+/// before `password` alone.
+fn proxy_secrets(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for value in values {
         let with_scheme = if value.contains("://") {
             value
         } else {
@@ -261,7 +275,6 @@ fn proxy_secrets_from_env() -> Vec<String> {
     secrets.retain(|s| !s.is_empty());
     secrets.sort();
     secrets.dedup();
-    // Longest first, so that `user:password` goes whole before `password` alone.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     secrets
 }
@@ -433,6 +446,25 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_credentials_are_known_in_every_form_and_never_debug_printed() {
+        let secrets = proxy_secrets(
+            [
+                "http://me:p%40ss-w0rd-long@proxy:3128".to_owned(),
+                "proxy.corp:8080".to_owned(),
+                "not a url".to_owned(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            secrets,
+            vec!["me:p%40ss-w0rd-long", "p%40ss-w0rd-long", "p@ss-w0rd-long"]
+        );
+        let shown = format!("{:?}", ProxySecrets(secrets));
+        assert!(!shown.contains("w0rd"), "{shown}");
+        assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");
+    }
 
     #[test]
     fn api_messages_are_read_in_both_shapes() {
