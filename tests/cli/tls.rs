@@ -131,6 +131,27 @@ fn with_many_workers_a_refused_certificate_costs_one_connection() {
 }
 
 #[test]
+fn plan_stops_on_a_refused_certificate_at_the_first_listing_page() {
+    let ca = TestCa::new("Untrusted Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let work = Workdir::new();
+    work.write("input.csv", &rows_csv(1, 3));
+    let url = localhost(&server);
+    let run = drata(
+        work.dir.path(),
+        &["plan", "input.csv", "--base-url", &url, "--report", "p.csv"],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(server.connections(), 1, "the listing is not retried");
+    let expected = format!(
+        "ERROR the TLS certificate of localhost:{} was refused: unknown issuer",
+        server.port
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+}
+
+#[test]
 fn the_ca_of_ca_cert_is_trusted() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost", "127.0.0.1"], Validity::Current));
