@@ -212,6 +212,11 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     evidence: Option<PathBuf>,
 
+    /// Also trust the CA certificates in this PEM file (a TLS-inspecting proxy's CA), besides
+    /// the system store (or SSL_CERT_FILE / SSL_CERT_DIR)
+    #[arg(long, value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
+
     /// Which identities: infrastructure or version-control
     #[arg(long, value_enum, default_value_t = IdentityKind::Infrastructure)]
     kind: IdentityKind,
@@ -367,6 +372,7 @@ impl RunArgs {
             resume_from: self.resume_from,
             summary_json: self.summary_json,
             evidence: self.evidence,
+            ca_cert: self.ca_cert,
             output,
             program,
         })
@@ -490,6 +496,8 @@ mod tests {
             "http://127.0.0.1:9/public",
             "--reason=-x",
             "--reconcile",
+            "--ca-cert",
+            "corp ca.pem",
         ])
         .unwrap();
         let Command::Run(config) = cli.into_command("drata-svcacct".to_owned()).unwrap() else {
@@ -498,7 +506,7 @@ mod tests {
         assert_eq!(
             config.resume_command(std::path::Path::new("new report.csv")),
             "drata-svcacct apply 'my file.csv' --reason=-x --base-url http://127.0.0.1:9/public/ \
-             --rate 8/s --reconcile --summary-json=s.resumed.json --resume-from 'new report.csv'"
+             --ca-cert 'corp ca.pem' --rate 8/s --reconcile --summary-json=s.resumed.json --resume-from 'new report.csv'"
         );
     }
 }

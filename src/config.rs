@@ -284,6 +284,8 @@ pub(crate) struct RunConfig {
     pub resume_from: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
     pub evidence: Option<PathBuf>,
+    /// `--ca-cert`: a PEM bundle of CAs trusted besides the system store.
+    pub ca_cert: Option<PathBuf>,
     pub output: OutputOptions,
     /// The program as it was invoked, to print commands the user can run.
     pub program: String,
@@ -410,6 +412,9 @@ impl RunConfig {
         }
         if self.kind != IdentityKind::Infrastructure {
             args.extend(["--kind".to_owned(), self.kind.path_segment().to_owned()]);
+        }
+        if let Some(path) = &self.ca_cert {
+            args.extend(["--ca-cert".to_owned(), path.display().to_string()]);
         }
         args
     }

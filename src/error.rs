@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::config::ConfigError;
+use crate::drata::CaFileError;
 use crate::exit;
 use crate::input::{InputError, ResumeError};
 use crate::secret::KeyError;
@@ -22,6 +23,8 @@ pub enum Error {
     Resume(#[from] ResumeError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
     #[error("cannot create the {what} {}: {source}", path.display())]
     Output {
         what: &'static str,

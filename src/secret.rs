@@ -8,6 +8,11 @@ use thiserror::Error;
 /// The first line of a token file is read up to this many bytes.
 const MAX_LINE_BYTES: u64 = 64 * 1024;
 
+/// The fewest characters of an API key sent off loopback. Drata's keys are far longer; a
+/// shorter one is a mistake, and redacting it could mangle ordinary words in messages.
+/// Loopback servers (the simulator, tests) may use any key: see [`ApiKey::check_length`].
+pub(crate) const MIN_KEY_CHARS: usize = 16;
+
 /// A Drata API key. `Debug` and `Display` redact it; the only way to read it is
 /// [`ApiKey::bearer_header`], which marks the header value as sensitive.
 #[derive(Clone)]
@@ -34,6 +39,11 @@ pub enum KeyError {
     SetButEmpty,
     #[error("the API key contains characters that cannot be sent in an HTTP header (spaces, line breaks or non-ASCII)")]
     NotAHeaderValue,
+    #[error(
+        "the API key has {chars} characters, too few for a Drata API key (at least {min}); \
+         short keys are accepted only by a loopback --base-url such as the simulator"
+    )]
+    TooShort { chars: usize, min: usize },
     #[error("DRATA_API_KEY: {0}")]
     InEnvironment(Box<KeyError>),
 }
@@ -98,10 +108,59 @@ impl ApiKey {
         value
     }
 
+    /// Refuses a key too short to be a real one ([`MIN_KEY_CHARS`]); called for servers
+    /// off loopback only.
+    pub(crate) fn check_length(&self) -> Result<(), KeyError> {
+        let chars = self.0.chars().count();
+        if chars < MIN_KEY_CHARS {
+            return Err(KeyError::TooShort {
+                chars,
+                min: MIN_KEY_CHARS,
+            });
+        }
+        Ok(())
+    }
+
     /// Removes the key from text that came from elsewhere (a server echoing headers).
     pub(crate) fn redact(&self, text: &str) -> String {
-        text.replace(&self.0, "<redacted>")
+        redact_secret(text, &self.0)
     }
+}
+
+/// Replaces `secret` in `text` with `<redacted>`. A secret of [`MIN_KEY_CHARS`] or more
+/// is replaced wherever it occurs; a shorter one (a test key on loopback, a short proxy
+/// password) only where it stands as a word of its own, so that a key `k` leaves
+/// `UnknownIssuer` alone.
+pub(crate) fn redact_secret(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    if secret.chars().count() >= MIN_KEY_CHARS {
+        return text.replace(secret, "<redacted>");
+    }
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(secret) {
+        let (head, tail) = rest.split_at(at);
+        out.push_str(head);
+        let before_match = head.chars().next_back().or(before);
+        let after = &tail[secret.len()..];
+        if is_word(before_match) || is_word(after.chars().next()) {
+            // Part of a longer word: keep its first character and search on from the next.
+            let first = tail.chars().next().map_or(1, char::len_utf8);
+            out.push_str(&tail[..first]);
+            before = tail[..first].chars().next_back();
+            rest = &tail[first..];
+        } else {
+            out.push_str("<redacted>");
+            before = Some('>');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(unix)]
@@ -200,5 +259,45 @@ mod tests {
     fn redact_removes_the_key_from_foreign_text() {
         let key = ApiKey::new("sk_1").unwrap();
         assert_eq!(key.redact("echo: Bearer sk_1!"), "echo: Bearer <redacted>!");
+        let long = ApiKey::new("0123456789abcdef0123").unwrap();
+        assert_eq!(
+            long.redact("x0123456789abcdef0123y and 0123456789abcdef0123"),
+            "x<redacted>y and <redacted>"
+        );
+    }
+
+    #[test]
+    fn a_short_key_never_mangles_words() {
+        let key = ApiKey::new("k").unwrap();
+        assert_eq!(
+            key.redact("invalid peer certificate: UnknownIssuer"),
+            "invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(key.redact("Bearer k, k."), "Bearer <redacted>, <redacted>.");
+        assert_eq!(key.redact("kk k_ k"), "kk k_ <redacted>");
+        let sim = ApiKey::new("sim-token").unwrap();
+        assert_eq!(
+            sim.redact("token sim-token; sim-tokens"),
+            "token <redacted>; sim-tokens"
+        );
+        assert_eq!(redact_secret("ééé é", "é"), "ééé <redacted>");
+    }
+
+    #[test]
+    fn short_keys_are_refused_for_remote_servers() {
+        assert!(matches!(
+            ApiKey::new("k").unwrap().check_length(),
+            Err(KeyError::TooShort { chars: 1, min: 16 })
+        ));
+        assert!(ApiKey::new("0123456789abcdef")
+            .unwrap()
+            .check_length()
+            .is_ok());
+        let message = ApiKey::new("zq9")
+            .unwrap()
+            .check_length()
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("zq9"), "{message}");
     }
 }

@@ -8,9 +8,10 @@ use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
 use super::is_loopback_host;
+use super::tls::{certificate_error, certificate_failure, CertProblem};
 use super::wire::{Identity, Page};
 use crate::model::IdentityKind;
-use crate::secret::ApiKey;
+use crate::secret::{redact_secret, ApiKey};
 use crate::text::{one_line, shorten};
 
 /// Answers larger than this are cut: an identity is a few KiB, an error less.
@@ -26,6 +27,9 @@ pub(crate) const USER_AGENT: &str = concat!("drata-svcacct/", env!("CARGO_PKG_VE
 pub(crate) enum Cause {
     /// No answer: a timeout, a refused or dropped connection.
     Transport,
+    /// The server's TLS certificate was refused: no request can succeed until the trust
+    /// store is fixed.
+    Certificate(CertProblem),
     /// An answer with a status that is not 2xx.
     Status(u16),
     /// A 2xx answer whose body cannot be read as what was asked for (listing only).
@@ -45,7 +49,7 @@ impl Failure {
     /// The HTTP status, when there was an answer.
     pub(crate) fn status(&self) -> Option<u16> {
         match self.cause {
-            Cause::Transport => None,
+            Cause::Transport | Cause::Certificate(_) => None,
             Cause::Status(status) | Cause::Unreadable(status) => Some(status),
         }
     }
@@ -69,17 +73,47 @@ pub(crate) struct ApiClient {
     kind: IdentityKind,
     /// Kept only to scrub it from whatever the server sends back.
     key: ApiKey,
+    /// Credentials of proxies named in the environment, scrubbed from messages too.
+    proxy_secrets: ProxySecrets,
+    /// The server's host (and port), as certificate failures name it.
+    host: String,
+}
+
+/// Proxy credentials, held so that `Debug` never prints them.
+#[derive(Clone)]
+struct ProxySecrets(Vec<String>);
+
+impl std::fmt::Debug for ProxySecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProxySecrets(<{} redacted>)", self.0.len())
+    }
+}
+
+/// What the client of one run is built from, besides the base URL and the key.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientOptions {
+    pub kind: IdentityKind,
+    pub timeout: Duration,
+    pub connections: usize,
+    /// CA certificates trusted besides the system store (`--ca-cert`).
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl ApiClient {
-    /// `base` must already be checked (https, or http to loopback).
+    /// `base` must already be checked (https, or http to loopback). The server's
+    /// certificate is checked against the system store (or `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR`, which replace it) plus `extra_roots`; never skipped.
     pub(crate) fn new(
         base: Url,
         key: &ApiKey,
-        kind: IdentityKind,
-        timeout: Duration,
-        connections: usize,
+        options: ClientOptions,
     ) -> Result<Self, reqwest::Error> {
+        let ClientOptions {
+            kind,
+            timeout,
+            connections,
+            extra_roots,
+        } = options;
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, key.bearer_header());
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -92,15 +126,24 @@ impl ApiClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true);
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root);
+        }
         if is_loopback_host(&base) {
             // A proxy from the environment must not see loopback traffic (tests, simulator).
             builder = builder.no_proxy();
         }
+        let host = match (base.host_str(), base.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (host, _) => host.unwrap_or_default().to_owned(),
+        };
         Ok(Self {
             http: builder.build()?,
             base,
             kind,
             key: key.clone(),
+            proxy_secrets: ProxySecrets(proxy_secrets_from_env()),
+            host,
         })
     }
 
@@ -144,7 +187,7 @@ impl ApiClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
         let answer = async {
-            let (status, headers, bytes) = send(request).await?;
+            let (status, headers, bytes) = self.send(request).await?;
             check_status(status, &headers, &bytes)?;
             let mut identity = Identity::from_answer(&bytes);
             identity.scrub(&self.key);
@@ -160,7 +203,7 @@ impl ApiClient {
             .append_pair("page", &page.to_string())
             .append_pair("limit", &limit.to_string());
         let answer = async {
-            let (status, headers, bytes) = send(self.http.get(url)).await?;
+            let (status, headers, bytes) = self.send(self.http.get(url)).await?;
             check_status(status, &headers, &bytes)?;
             match Page::from_body(&bytes) {
                 Some(mut page) => {
@@ -181,15 +224,94 @@ impl ApiClient {
     }
 
     fn scrubbed(&self, mut failure: Failure) -> Failure {
-        failure.message = self.key.redact(&failure.message);
+        let mut message = self.key.redact(&failure.message);
+        for secret in &self.proxy_secrets.0 {
+            message = redact_secret(&message, secret);
+        }
+        failure.message = message;
         failure
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_failure(e, &self.host))?;
+        read_answer(response).await
     }
 }
 
-async fn send(
-    request: reqwest::RequestBuilder,
+/// The user information of proxy URLs in the environment (`user:password`, and the
+/// password alone, as written and percent-decoded): never to be shown.
+fn proxy_secrets_from_env() -> Vec<String> {
+    let names = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    proxy_secrets(names.iter().filter_map(|name| std::env::var(name).ok()))
+}
+
+/// The secrets of proxy URLs, longest first, so that `user:password` is scrubbed whole
+/// before `password` alone.
+fn proxy_secrets(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for value in values {
+        let with_scheme = if value.contains("://") {
+            value
+        } else {
+            format!("http://{value}")
+        };
+        let Ok(url) = Url::parse(&with_scheme) else {
+            continue;
+        };
+        if let Some(password) = url.password() {
+            secrets.push(format!("{}:{password}", url.username()));
+            secrets.push(percent_decoded(password));
+            secrets.push(password.to_owned());
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort();
+    secrets.dedup();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+}
+
+/// `%XX` sequences decoded, as a proxy URL's password is sent; others kept as written.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status, headers and body (up to [`MAX_BODY_BYTES`]) of an answer.
+async fn read_answer(
+    mut response: reqwest::Response,
 ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
-    let mut response = request.send().await.map_err(transport_failure)?;
     let status = response.status();
     let headers = response.headers().clone();
     let mut bytes = Vec::new();
@@ -207,9 +329,18 @@ async fn send(
     Ok((status, headers, bytes))
 }
 
-/// Timeouts, refused connections, resets, described without the URL.
-fn transport_failure(error: reqwest::Error) -> Failure {
+/// Timeouts, refused connections, resets, described without the URL; a refused
+/// certificate is told apart, naming `host`, the problem and the fix.
+fn transport_failure(error: reqwest::Error, host: &str) -> Failure {
     let error = error.without_url();
+    if let Some(cert) = certificate_error(&error) {
+        let (problem, message) = certificate_failure(host, &cert);
+        return Failure {
+            cause: Cause::Certificate(problem),
+            retry_after: None,
+            message,
+        };
+    }
     let what = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
@@ -320,6 +451,25 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_credentials_are_known_in_every_form_and_never_debug_printed() {
+        let secrets = proxy_secrets(
+            [
+                "http://me:p%40ss-w0rd-long@proxy:3128".to_owned(),
+                "proxy.corp:8080".to_owned(),
+                "not a url".to_owned(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            secrets,
+            vec!["me:p%40ss-w0rd-long", "p%40ss-w0rd-long", "p@ss-w0rd-long"]
+        );
+        let shown = format!("{:?}", ProxySecrets(secrets));
+        assert!(!shown.contains("w0rd"), "{shown}");
+        assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");
+    }
 
     #[test]
     fn api_messages_are_read_in_both_shapes() {

@@ -3,10 +3,15 @@
 
 mod client;
 mod state;
+mod tls;
 mod wire;
 
-pub(crate) use client::{ApiClient, Cause, Failure, PAGE_LIMIT};
+pub(crate) use client::{ApiClient, Cause, ClientOptions, Failure, PAGE_LIMIT};
 pub(crate) use state::CurrentState;
+pub use tls::CaFileError;
+#[cfg(test)]
+pub(crate) use tls::CertProblem;
+pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};
 pub(crate) use wire::Page;
 
 use std::net::IpAddr;

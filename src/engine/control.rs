@@ -14,14 +14,18 @@ pub(crate) struct RunControl {
 }
 
 impl RunControl {
-    pub(crate) fn stop(&self, reason: StopReason) {
+    /// Stops the run; true when this call gave the reason (the first stop wins).
+    pub(crate) fn stop(&self, reason: StopReason) -> bool {
+        let mut first = false;
         if let Ok(mut slot) = self.reason.lock() {
             if slot.is_none() {
                 tracing::debug!(?reason, "stopping the run");
                 *slot = Some(reason);
+                first = true;
             }
         }
         self.token.cancel();
+        first
     }
 
     pub(crate) fn is_stopped(&self) -> bool {

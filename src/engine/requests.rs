@@ -67,6 +67,42 @@ impl PauseGate {
     }
 }
 
+/// Holds every request back until the run's first attempt has an answer (or fails): a
+/// run-fatal answer (401, a refused TLS certificate) then costs one request, not one per
+/// worker.
+#[derive(Debug)]
+struct FirstAnswer {
+    gate: tokio::sync::Semaphore,
+}
+
+impl Default for FirstAnswer {
+    fn default() -> Self {
+        Self {
+            gate: tokio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+/// Held by the first attempt; dropping it lets every other request go.
+struct FirstAttempt<'a>(&'a tokio::sync::Semaphore);
+
+impl Drop for FirstAttempt<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl FirstAnswer {
+    /// `Some` for the one attempt that goes first; `None` for all the others, once it
+    /// has its answer.
+    async fn wait(&self) -> Option<FirstAttempt<'_>> {
+        // A closed gate is an open road: the first answer is in.
+        let permit = self.gate.acquire().await.ok()?;
+        permit.forget();
+        Some(FirstAttempt(&self.gate))
+    }
+}
+
 /// Builds the shared limiter; `None` when the rate is unlimited.
 fn build_limiter(rate: Rate, burst: std::num::NonZeroU32) -> Option<DefaultDirectRateLimiter> {
     let interval = rate.interval()?;
@@ -81,6 +117,7 @@ pub(crate) struct Engine {
     /// Slows below `--rate` while the server keeps answering 429.
     adaptive: Mutex<AdaptiveRate>,
     pause: PauseGate,
+    first: FirstAnswer,
     pub control: Arc<RunControl>,
     policy: RetryPolicy,
     pub stats: RequestStats,
@@ -99,6 +136,7 @@ impl Engine {
             limiter: build_limiter(rate, burst),
             adaptive: Mutex::new(AdaptiveRate::new(rate.interval())),
             pause: PauseGate::default(),
+            first: FirstAnswer::default(),
             control,
             policy,
             stats: RequestStats::default(),
@@ -174,6 +212,7 @@ impl Engine {
         let mut last_status = None;
         let mut last_failure: Option<Failure> = None;
         loop {
+            let first = self.first.wait().await;
             if !self.permit().await {
                 return Attempted {
                     ended: Ended::Stopped(last_failure),
@@ -186,7 +225,9 @@ impl Engine {
             if attempts > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let failure = match attempt().await {
+            let answer = attempt().await;
+            drop(first);
+            let failure = match answer {
                 Ok((status, value)) => {
                     if let Ok(mut rate) = self.adaptive.lock() {
                         rate.on_success(Instant::now());
@@ -210,9 +251,13 @@ impl Engine {
             let give_up = match kind {
                 FailureKind::Row => true,
                 FailureKind::Fatal => {
-                    self.control.stop(StopReason::Fatal {
+                    let first = self.control.stop(StopReason::Fatal {
                         message: failure.message.clone(),
                     });
+                    if first {
+                        // Said once, as it happens: the summary repeats it at the end.
+                        tracing::error!("{}", failure.message);
+                    }
                     true
                 }
                 FailureKind::Retryable => !self.policy.may_retry(attempts),
@@ -274,6 +319,18 @@ pub(crate) struct Attempted<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_first_attempt_goes_alone() {
+        let first = FirstAnswer::default();
+        let attempt = first.wait().await;
+        assert!(attempt.is_some());
+        let waiting = tokio::time::timeout(Duration::from_millis(50), first.wait()).await;
+        assert!(waiting.is_err(), "the others wait for the first answer");
+        drop(attempt);
+        assert!(first.wait().await.is_none(), "then every attempt goes");
+        assert!(first.wait().await.is_none());
+    }
 
     #[test]
     fn unlimited_rate_has_no_limiter() {

@@ -47,7 +47,7 @@ pub(crate) enum FailureKind {
     Retryable,
     /// This row cannot succeed (400, 404, other 4xx, 3xx); the run goes on.
     Row,
-    /// Nothing can succeed (401, 402, 403, 412); the run stops.
+    /// Nothing can succeed (401, 402, 403, 412, a refused TLS certificate); the run stops.
     Fatal,
 }
 
@@ -55,6 +55,8 @@ pub(crate) enum FailureKind {
 pub(crate) fn classify(cause: Cause) -> FailureKind {
     match cause {
         Cause::Transport | Cause::Unreadable(_) => FailureKind::Retryable,
+        // The trust store will not change before the next attempt.
+        Cause::Certificate(_) => FailureKind::Fatal,
         Cause::Status(status) if is_retryable_status(status) => FailureKind::Retryable,
         Cause::Status(status) if is_run_fatal_status(status) => FailureKind::Fatal,
         Cause::Status(_) => FailureKind::Row,
@@ -96,6 +98,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drata::CertProblem;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -139,6 +142,14 @@ mod tests {
         assert_eq!(classify(Cause::Status(301)), FailureKind::Row);
         assert_eq!(classify(Cause::Status(401)), FailureKind::Fatal);
         assert_eq!(classify(Cause::Status(412)), FailureKind::Fatal);
+        for problem in [
+            CertProblem::UnknownIssuer,
+            CertProblem::Expired,
+            CertProblem::WrongName,
+            CertProblem::Other,
+        ] {
+            assert_eq!(classify(Cause::Certificate(problem)), FailureKind::Fatal);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! End-to-end tests: the real binary over loopback HTTP, against the project's simulator or
-//! a scripted server bound to port 0. One test binary, one module per topic; the helpers
-//! they share live in `tests/support/`.
+//! End-to-end tests: the real binary over loopback HTTP (and HTTPS, in `tls`), against the
+//! project's simulator or a scripted server bound to port 0. One test binary, one module per
+//! topic; the helpers they share live in `tests/support/`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,3 +15,4 @@ mod report;
 mod resume;
 mod security;
 mod spreadsheets;
+mod tls;

@@ -1,5 +1,6 @@
 //! Test support for the integration tests in `tests/cli/`: running the binary in a temporary
-//! directory, a scripted HTTP server on port 0, the project's simulator, and reading reports.
+//! directory, a scripted HTTP server on port 0, the project's simulator, a TLS server with
+//! certificates made at test time and a CONNECT proxy, and reading reports.
 //!
 //! Every library path the tests use is named in this file and nowhere else, so that moving a
 //! type in `src/` means one place to fix here, not one per topic file.
@@ -7,6 +8,7 @@
 mod report;
 mod run;
 mod server;
+mod tls;
 
 use std::sync::OnceLock;
 
@@ -38,6 +40,7 @@ const REPORT_COLUMNS: [&str; 16] = [
 pub use report::*;
 pub use run::*;
 pub use server::*;
+pub use tls::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_drata-svcacct");
 pub const SIM_TOKEN: &str = "sim-token";

@@ -53,9 +53,27 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Variables of the machine that change where a run connects or what it trusts: removed,
+/// so that a developer's proxy or CA bundle cannot change a test.
+const NETWORK_VARIABLES: [&str; 10] = [
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
 /// A command for the binary in `dir`, with a clean environment for our variables.
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
+    for name in NETWORK_VARIABLES {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .current_dir(dir)

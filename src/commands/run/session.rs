@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::config::{parse_base_url, KeySource, RunConfig, Target};
-use crate::drata::ApiClient;
+use crate::drata::{
+    check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
+};
 use crate::engine::{Engine, RunControl};
 use crate::error::Error;
 use crate::secret::ApiKey;
@@ -47,17 +49,21 @@ impl Session {
                     Some(url) => url.clone(),
                     None => parse_base_url(region.base_url())?,
                 };
-                (base_url, read_key(key)?)
+                let key = read_key(key)?;
+                if !is_loopback_host(&base_url) {
+                    key.check_length()?;
+                }
+                (base_url, key)
             }
         };
-        let client = ApiClient::new(
-            base_url.clone(),
-            &key,
-            config.kind,
-            config.timeout,
-            config.concurrency.get(),
-        )
-        .map_err(|e| Error::Client(e.without_url()))?;
+        let options = ClientOptions {
+            kind: config.kind,
+            timeout: config.timeout,
+            connections: config.concurrency.get(),
+            extra_roots: trusted_roots(config, &base_url)?,
+        };
+        let client = ApiClient::new(base_url.clone(), &key, options)
+            .map_err(|e| Error::Client(e.without_url()))?;
         let engine = Engine::new(
             client,
             config.rate,
@@ -71,6 +77,21 @@ impl Session {
             #[cfg(feature = "simulator")]
             _simulator: simulator,
         })
+    }
+}
+
+/// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE`, when set, can be used
+/// for an https server: either failing is a usage error, before anything is sent.
+fn trusted_roots(
+    config: &RunConfig,
+    base_url: &reqwest::Url,
+) -> Result<Vec<reqwest::Certificate>, Error> {
+    if base_url.scheme() == "https" {
+        check_ssl_cert_file()?;
+    }
+    match &config.ca_cert {
+        Some(path) => Ok(read_ca_bundle("--ca-cert", path)?),
+        None => Ok(Vec::new()),
     }
 }
 

@@ -1,0 +1,378 @@
+//! HTTPS for real, on loopback, with certificates made at test time: what is trusted (the
+//! system store, `SSL_CERT_FILE`, `--ca-cert`), what a refused certificate does to a run
+//! (one clear line, not retried, the run stops with exit 3), and HTTPS through a CONNECT
+//! proxy whose credentials never show.
+
+use std::collections::HashMap;
+
+use crate::support::*;
+
+const FIX: &str = "behind a TLS-inspecting proxy? pass --ca-cert with its CA, or set SSL_CERT_FILE";
+
+/// A key long enough for a server off loopback (the proxy tests' `drata.test`).
+const REMOTE_KEY: &str = "drata-test-key-0123456789abcdef";
+
+/// Runs `apply` on `csv` against `url` in a new directory holding the CA as `ca.pem`, with
+/// `key` and 10 ms retry backoff; returns the run, the report rows and the directory.
+fn apply_tls(
+    ca: &TestCa,
+    url: &str,
+    csv: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Run, Vec<HashMap<String, String>>, Workdir) {
+    let work = Workdir::new();
+    work.write("ca.pem", &ca.pem);
+    work.write("input.csv", csv);
+    let mut args = vec![
+        "apply",
+        "input.csv",
+        "--base-url",
+        url,
+        "--report",
+        "report.csv",
+        "--retry-base-ms",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    let run = drata(work.dir.path(), &args, env);
+    let report = work.path("report.csv");
+    let rows = if report.exists() {
+        read_report(&report)
+    } else {
+        Vec::new()
+    };
+    (run, rows, work)
+}
+
+fn localhost(server: &TlsServer) -> String {
+    format!("https://localhost:{}/public", server.port)
+}
+
+/// Asserts the run stopped on the certificate: exit 3, one connection, the first row failed
+/// with `message`, every other row `not_attempted` with it, and the line on stderr.
+fn assert_stopped_by_certificate(
+    run: &Run,
+    rows: &[HashMap<String, String>],
+    server: &TlsServer,
+    message: &str,
+) {
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        server.connections(),
+        1,
+        "one connection, then the run stops"
+    );
+    assert!(server.requests().is_empty(), "no request got through");
+    let said = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.ends_with(message))
+        .count();
+    assert_eq!(said, 1, "one clear line, as it happens: {}", run.stderr);
+    let outcomes = outcomes(rows);
+    assert_eq!(outcomes[0], (2, "failed".into()));
+    assert_eq!(line(rows, 2)["error"], message);
+    assert_eq!(line(rows, 2)["attempts"], "1", "not retried");
+    for (n, outcome) in &outcomes[1..] {
+        assert_eq!(outcome, "not_attempted", "line {n}");
+        let row = line(rows, *n);
+        assert_eq!(row["attempts"], "0");
+        assert!(row["error"].contains(message), "{}", row["error"]);
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_stops_the_run_after_one_connection() {
+    let ca = TestCa::new("Untrusted Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    // A one-letter key: its redaction must not touch the words of the message.
+    let (run, rows, _work) = apply_tls(
+        &ca,
+        &localhost(&server),
+        &rows_csv(1, 5),
+        &["--concurrency", "1", "--rate", "unlimited"],
+        &[("DRATA_API_KEY", "e")],
+    );
+    let message = format!(
+        "the TLS certificate of localhost:{} was refused: unknown issuer (not signed by a CA \
+         this machine trusts); {FIX}",
+        server.port
+    );
+    assert_stopped_by_certificate(&run, &rows, &server, &message);
+    assert_eq!(rows.len(), 5);
+    assert!(run.stderr.contains("--resume-from"), "{}", run.stderr);
+}
+
+#[test]
+fn with_many_workers_a_refused_certificate_costs_one_connection() {
+    // Eight workers and no rate limit: the first request goes alone, so the others never
+    // start once its certificate is refused; nor is it retried.
+    let ca = TestCa::new("Untrusted Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let (run, rows, _work) = apply_tls(
+        &ca,
+        &localhost(&server),
+        &rows_csv(1, 20),
+        &[
+            "--concurrency",
+            "8",
+            "--rate",
+            "unlimited",
+            "--max-attempts",
+            "5",
+        ],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(server.connections(), 1, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "failed").len(), 1);
+    assert_eq!(ids_with(&rows, "not_attempted").len(), 19);
+}
+
+#[test]
+fn plan_stops_on_a_refused_certificate_at_the_first_listing_page() {
+    let ca = TestCa::new("Untrusted Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let work = Workdir::new();
+    work.write("input.csv", &rows_csv(1, 3));
+    let url = localhost(&server);
+    let run = drata(
+        work.dir.path(),
+        &["plan", "input.csv", "--base-url", &url, "--report", "p.csv"],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(server.connections(), 1, "the listing is not retried");
+    let expected = format!(
+        "ERROR the TLS certificate of localhost:{} was refused: unknown issuer",
+        server.port
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+}
+
+#[test]
+fn the_ca_of_ca_cert_is_trusted() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost", "127.0.0.1"], Validity::Current));
+    for url in [
+        localhost(&server),
+        format!("https://127.0.0.1:{}/public", server.port),
+    ] {
+        let (run, rows, _work) = apply_tls(
+            &ca,
+            &url,
+            &rows_csv(1, 3),
+            &["--ca-cert", "ca.pem"],
+            &[("DRATA_API_KEY", "test-key")],
+        );
+        assert_eq!(run.code, 0, "{url}: {}", run.stderr);
+        assert_eq!(ids_with(&rows, "updated").len(), 3, "{url}");
+        assert_eq!(line(&rows, 2)["username"], "user1");
+    }
+    assert!(server.requests()[0].starts_with("PUT /public/user-identities/infrastructure/"));
+}
+
+#[test]
+fn ssl_cert_file_is_trusted() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let (run, rows, work) = apply_tls(
+        &ca,
+        &localhost(&server),
+        &rows_csv(1, 2),
+        &[],
+        &[("DRATA_API_KEY", "test-key"), ("SSL_CERT_FILE", "ca.pem")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "updated").len(), 2);
+    // A directory of PEM files, as SSL_CERT_DIR names, is read as well.
+    std::fs::create_dir(work.path("certs")).unwrap();
+    work.write("certs/corporate.pem", &ca.pem);
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "input.csv",
+            "--base-url",
+            &localhost(&server),
+            "--report",
+            "again.csv",
+        ],
+        &[("DRATA_API_KEY", "test-key"), ("SSL_CERT_DIR", "certs")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn an_expired_certificate_is_named() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Expired));
+    let (run, rows, _work) = apply_tls(
+        &ca,
+        &localhost(&server),
+        &rows_csv(1, 3),
+        &["--ca-cert", "ca.pem", "--concurrency", "1"],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    let message = format!(
+        "the TLS certificate of localhost:{} was refused: expired; {FIX}",
+        server.port
+    );
+    assert_stopped_by_certificate(&run, &rows, &server, &message);
+}
+
+#[test]
+fn a_certificate_for_another_name_is_named() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["elsewhere.test"], Validity::Current));
+    let (run, rows, _work) = apply_tls(
+        &ca,
+        &localhost(&server),
+        &rows_csv(1, 3),
+        &["--ca-cert", "ca.pem", "--concurrency", "1"],
+        &[("DRATA_API_KEY", "test-key")],
+    );
+    let message = format!(
+        "the TLS certificate of localhost:{} was refused: wrong name (issued for another \
+         host); {FIX}",
+        server.port
+    );
+    assert_stopped_by_certificate(&run, &rows, &server, &message);
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    // The options, the environment, and what stderr must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["--ca-cert", "missing.pem"],
+            &[],
+            "--ca-cert missing.pem: cannot read it",
+        ),
+        (
+            &["--ca-cert", "input.csv"],
+            &[],
+            "--ca-cert input.csv: no PEM certificate",
+        ),
+        (
+            &["--ca-cert", "bad.pem"],
+            &[],
+            "--ca-cert bad.pem: certificate 1 is not a usable CA certificate (BadEncoding)",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_FILE", "input.csv")],
+            "SSL_CERT_FILE input.csv: no PEM",
+        ),
+    ];
+    for (extra, env, expected) in cases {
+        let work = Workdir::new();
+        work.write("input.csv", &rows_csv(1, 2));
+        work.write(
+            "bad.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        let url = localhost(&server);
+        let mut args = vec![
+            "apply",
+            "input.csv",
+            "--base-url",
+            &url,
+            "--report",
+            "r.csv",
+        ];
+        args.extend_from_slice(extra);
+        let mut env = env.to_vec();
+        env.push(("DRATA_API_KEY", "test-key"));
+        let run = drata(work.dir.path(), &args, &env);
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+        assert!(!work.path("r.csv").exists(), "no report is left behind");
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+}
+
+#[test]
+fn https_goes_through_the_proxy_and_its_credentials_never_show() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["drata.test"], Validity::Current));
+    let proxy = ConnectProxy::start(server.port);
+    // `drata.test` resolves nowhere: only the proxy, which ignores the name, reaches it.
+    let url = format!("https://drata.test:{}/public", server.port);
+    let proxy_url = format!("http://proxyuser:s3cret-proxy-pw@127.0.0.1:{}", proxy.port);
+    let (run, rows, work) = apply_tls(
+        &ca,
+        &url,
+        &rows_csv(1, 3),
+        &["--ca-cert", "ca.pem", "-vv"],
+        &[("DRATA_API_KEY", REMOTE_KEY), ("https_proxy", &proxy_url)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "updated").len(), 3);
+    let heads = proxy.heads();
+    assert!(!heads.is_empty());
+    let head = &heads[0];
+    assert!(
+        head.starts_with(&format!("CONNECT drata.test:{} ", server.port)),
+        "{head}"
+    );
+    // base64("proxyuser:s3cret-proxy-pw"): the credentials were used, on the CONNECT only.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("proxy-authorization: basic chjvehl1c2vyonmzy3jldc1wcm94es1wdw=="),
+        "{head}"
+    );
+    let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
+    assert!(!everything.contains("s3cret-proxy-pw"), "{everything}");
+}
+
+#[test]
+fn a_proxy_that_cannot_be_reached_leaks_no_credentials() {
+    let ca = TestCa::new("Corporate Test CA");
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy_url = format!("http://proxyuser:s3cret-proxy-pw@127.0.0.1:{closed}");
+    let (run, rows, work) = apply_tls(
+        &ca,
+        "https://drata.test:9/public",
+        &rows_csv(1, 1),
+        &["--max-attempts", "2", "-vv"],
+        &[("DRATA_API_KEY", REMOTE_KEY), ("HTTPS_PROXY", &proxy_url)],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["outcome"], "failed");
+    let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
+    assert!(!everything.contains("s3cret-proxy-pw"), "{everything}");
+}
+
+#[test]
+fn a_short_key_is_refused_off_loopback_only() {
+    let work = Workdir::new();
+    work.write("input.csv", &rows_csv(1, 1));
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "input.csv",
+            "--base-url",
+            "https://drata.test:9/public",
+        ],
+        &[("DRATA_API_KEY", "abc123")],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the API key has 6 characters, too few for a Drata API key"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("abc123"));
+}
