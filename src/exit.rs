@@ -1,6 +1,6 @@
 //! Exit codes, decided in one place (`docs/contract.md`, "Exit codes").
 
-use crate::model::{Outcome, StopReason, Tally};
+use crate::model::{Outcome, Signal, StopReason, Tally};
 
 pub(crate) const SUCCESS: u8 = 0;
 /// At least one row failed, was invalid, or was not found.
@@ -11,11 +11,21 @@ pub(crate) const USAGE: u8 = 2;
 pub(crate) const ABORTED: u8 = 3;
 /// Stopped by SIGINT (128 + 2).
 pub(crate) const INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM (128 + 15), as shells and service managers expect.
+pub(crate) const TERMINATED: u8 = 143;
+
+/// The exit code of a run a signal stopped.
+pub(crate) fn for_signal(signal: Signal) -> u8 {
+    match signal {
+        Signal::Interrupt => INTERRUPTED,
+        Signal::Terminate => TERMINATED,
+    }
+}
 
 /// The exit code of a run that got as far as the report.
 pub(crate) fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
     match stop {
-        Some(StopReason::Interrupted) => INTERRUPTED,
+        Some(StopReason::Interrupted(signal)) => for_signal(*signal),
         Some(StopReason::InvalidInput { .. }) => USAGE,
         Some(
             StopReason::Fatal { .. }
@@ -63,7 +73,10 @@ mod tests {
             ROW_PROBLEMS
         );
         assert_eq!(for_run(&tally(&[Outcome::NotFound]), None), ROW_PROBLEMS);
-        assert_eq!(for_run(&ok, Some(&StopReason::Interrupted)), INTERRUPTED);
+        let interrupted = StopReason::Interrupted(Signal::Interrupt);
+        assert_eq!(for_run(&ok, Some(&interrupted)), INTERRUPTED);
+        let terminated = StopReason::Interrupted(Signal::Terminate);
+        assert_eq!(for_run(&ok, Some(&terminated)), TERMINATED);
         let fatal = StopReason::Fatal {
             message: String::new(),
         };

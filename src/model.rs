@@ -238,6 +238,15 @@ impl Tally {
     }
 }
 
+/// The signals that stop a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// SIGINT, Ctrl-C.
+    Interrupt,
+    /// SIGTERM, as service managers and `kill` send it.
+    Terminate,
+}
+
 /// Why a run stopped before every row was tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StopReason {
@@ -247,8 +256,8 @@ pub(crate) enum StopReason {
     Fatal { message: String },
     /// `--max-failures` was passed.
     TooManyFailures { failed: u64, finished: u64 },
-    /// SIGINT or SIGTERM.
-    Interrupted,
+    /// SIGINT (Ctrl-C) or SIGTERM.
+    Interrupted(Signal),
     /// The report could not be written; going on would lose rows.
     ReportFailed(String),
     /// The input could not be read again for the run.
@@ -272,7 +281,8 @@ impl fmt::Display for StopReason {
                 f,
                 "not sent: the run was aborted after {failed} of {finished} rows failed (--max-failures)"
             ),
-            StopReason::Interrupted => f.write_str("interrupted"),
+            // The signal is in the exit code (130 or 143).
+            StopReason::Interrupted(_) => f.write_str("interrupted"),
             StopReason::ReportFailed(e) => {
                 write!(f, "not sent: the report could not be written ({e})")
             }

@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::model::StopReason;
+use crate::exit;
+use crate::model::{Signal, StopReason};
 
 /// The run's stop switch: the first reason wins, and every task sees the token.
 #[derive(Debug, Default)]
@@ -77,36 +78,37 @@ impl Signals {
     }
 
     /// The next signal; never resolves when none could be installed.
-    pub(crate) async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) -> Signal {
         #[cfg(unix)]
         match &mut self.streams {
             Some((interrupt, terminate)) => {
                 tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => Signal::Interrupt,
+                    _ = terminate.recv() => Signal::Terminate,
                 }
             }
             None => std::future::pending().await,
         }
         #[cfg(not(unix))]
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => Signal::Interrupt,
+            Err(_) => std::future::pending().await,
         }
     }
 }
 
-/// The first signal stops the run gracefully; the second exits at once with `code`.
+/// The first signal stops the run gracefully; the second exits at once, with the code
+/// of that signal.
 pub(crate) fn watch_signals(
     mut signals: Signals,
     control: Arc<RunControl>,
-    code: u8,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        signals.next().await;
+        let first = signals.next().await;
         tracing::warn!("interrupted: finishing the requests in flight (again to exit now)");
-        control.stop(StopReason::Interrupted);
-        signals.next().await;
-        std::process::exit(code.into());
+        control.stop(StopReason::Interrupted(first));
+        let second = signals.next().await;
+        std::process::exit(exit::for_signal(second).into());
     })
 }
 
@@ -118,11 +120,14 @@ mod tests {
     fn first_stop_reason_wins() {
         let control = RunControl::default();
         assert!(!control.is_stopped());
-        control.stop(StopReason::Interrupted);
+        control.stop(StopReason::Interrupted(Signal::Interrupt));
         control.stop(StopReason::Fatal {
             message: "x".to_owned(),
         });
         assert!(control.is_stopped());
-        assert_eq!(control.reason(), Some(StopReason::Interrupted));
+        assert_eq!(
+            control.reason(),
+            Some(StopReason::Interrupted(Signal::Interrupt))
+        );
     }
 }

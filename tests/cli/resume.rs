@@ -9,6 +9,17 @@ use crate::support::*;
 #[cfg(unix)]
 #[test]
 fn interrupt_finishes_requests_in_flight_and_reports_the_rest_not_attempted() {
+    stop_finishes_requests_in_flight(libc::SIGINT, 130);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_same_way_and_exits_143() {
+    stop_finishes_requests_in_flight(libc::SIGTERM, 143);
+}
+
+#[cfg(unix)]
+fn stop_finishes_requests_in_flight(sent: i32, code: i32) {
     let server = TestServer::start(|seen, _| {
         Reply::identity(seen.id().unwrap()).after(Duration::from_millis(300))
     });
@@ -36,9 +47,9 @@ fn interrupt_finishes_requests_in_flight_and_reports_the_rest_not_attempted() {
     wait_until(Duration::from_secs(20), "two requests", || {
         server.seen().len() >= 2
     });
-    signal(&child, libc::SIGINT);
+    signal(&child, sent);
     let run = finish(child);
-    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert_eq!(run.code, code, "{}", run.stderr);
     let rows = read_report(&report);
     assert_eq!(rows.len(), 20, "rows in == rows out");
     let updated = ids_with(&rows, "updated").len();
@@ -134,7 +145,7 @@ fn signals_are_heard_while_standard_input_never_ends() {
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     finished.store(true, Ordering::SeqCst);
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(143), "the second signal's code");
 }
 
 /// Runs the resume command the summary printed, as printed.

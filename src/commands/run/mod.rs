@@ -21,7 +21,6 @@ use self::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
-use crate::exit;
 use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
@@ -65,7 +64,7 @@ impl Run {
 /// Runs `apply` or `plan` and returns the exit code.
 pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     let control = Arc::new(RunControl::default());
-    let signals = watch_signals(Signals::install(), Arc::clone(&control), exit::INTERRUPTED);
+    let signals = watch_signals(Signals::install(), Arc::clone(&control));
     let mut run = prepare(&config, control).await?;
     let done = match &config.resume_from {
         Some(path) => {
