@@ -402,6 +402,11 @@ impl SimulateArgs {
 }
 
 impl Cli {
+    /// True when every line on standard error is to be JSON.
+    pub fn json_logs(&self) -> bool {
+        self.log_format == LogFormat::Json
+    }
+
     /// Checks every value and builds the command; `program` is how the tool was invoked,
     /// for the commands it prints.
     pub(crate) fn into_command(self, program: String) -> Result<Command, ConfigError> {

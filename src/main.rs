@@ -4,11 +4,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = drata_svcacct::Cli::parse();
+    let json = cli.json_logs();
     match drata_svcacct::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("drata-svcacct: error: {e}");
+            eprintln!("{}", e.to_line(json));
             ExitCode::from(e.exit_code())
         }
     }

@@ -268,6 +268,40 @@ pub(crate) enum StopReason {
     StateUnavailable(String),
 }
 
+impl StopReason {
+    /// True for the stops that abort a run (exit 3), as opposed to a signal or invalid input.
+    pub(crate) fn is_abort(&self) -> bool {
+        !matches!(
+            self,
+            StopReason::Interrupted(_) | StopReason::InvalidInput { .. }
+        )
+    }
+
+    /// Why the run stopped, for the summary and the logs: what happened, not what it did
+    /// to a row (some rows may have been sent before).
+    pub(crate) fn cause(&self) -> String {
+        match self {
+            StopReason::InvalidInput { invalid_rows } => format!(
+                "the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid); nothing was sent"
+            ),
+            StopReason::Fatal { message } => message.clone(),
+            StopReason::TooManyFailures { failed, finished } => format!(
+                "{failed} of {finished} rows failed, past --max-failures"
+            ),
+            StopReason::Interrupted(Signal::Interrupt) => "interrupted by SIGINT".to_owned(),
+            StopReason::Interrupted(Signal::Terminate) => "interrupted by SIGTERM".to_owned(),
+            StopReason::ReportFailed(e) => format!("the report could not be written ({e})"),
+            StopReason::InputFailed(e) => format!("the input could not be read ({e})"),
+            StopReason::TooManyChanges { changes, limit } => format!(
+                "refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
+            ),
+            StopReason::StateUnavailable(e) => {
+                format!("the current state could not be read from Drata ({e})")
+            }
+        }
+    }
+}
+
 impl fmt::Display for StopReason {
     /// The `error` cell of rows this stop left unsent.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

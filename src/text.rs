@@ -28,6 +28,15 @@ pub(crate) fn printable(text: &str) -> String {
     shown
 }
 
+/// The singular or the plural, as `count` needs: "1 row", "2 rows".
+pub(crate) fn plural(count: u64, one: &'static str, many: &'static str) -> &'static str {
+    if count == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 /// At most `limit` characters, with `…` when cut.
 pub(crate) fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {

@@ -20,7 +20,9 @@ pub(super) async fn run(config: SimulatorConfig) -> Result<u8, Error> {
             addr: config.listen,
             source,
         })?;
-    eprintln!(
+    tracing::info!(
+        base_url = %running.base_url(),
+        identities = config.identities,
         "simulator listening on {} with {} identities (token {:?}); Ctrl-C stops it",
         running.base_url(),
         config.identities,

@@ -8,6 +8,7 @@ use crate::input::{
     self, conflict_message, Access, InputFile, InputOptions, Problem, Record, RowStatus,
 };
 use crate::output::column_mapping_line;
+use crate::text::plural;
 
 pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
     let input = InputFile::open(
@@ -45,15 +46,25 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
         }
     }
     out.flush().map_err(Error::Stdout)?;
-    let sendable = scan.sendable_ids();
-    eprintln!(
-        "{}: {} rows, {} valid, {} invalid; {} to send, {} duplicate",
+    // Rows named by username or email are resolved only by plan and apply: offline,
+    // each counts as one to send.
+    let sendable = scan.sendable_ids() + scan.unresolved_rows;
+    let duplicates = scan.valid_rows().saturating_sub(sendable);
+    tracing::info!(
+        input = input.path(),
+        rows = scan.rows,
+        valid = scan.valid_rows(),
+        invalid = scan.invalid_rows,
+        to_send = sendable,
+        duplicate = duplicates,
+        "{}: {} {}, {} valid, {} invalid; {} to send, {} duplicate",
         input.path(),
         scan.rows,
+        plural(scan.rows, "row", "rows"),
         scan.valid_rows(),
         scan.invalid_rows,
         sendable,
-        scan.valid_rows().saturating_sub(sendable),
+        duplicates,
     );
     Ok(exit::for_validation(scan.invalid_rows))
 }

@@ -20,7 +20,13 @@ impl RunControl {
         let mut first = false;
         if let Ok(mut slot) = self.reason.lock() {
             if slot.is_none() {
-                tracing::debug!(?reason, "stopping the run");
+                // Said once, as it happens, at the level a human must see; the summary
+                // repeats it at the end.
+                if reason.is_abort() {
+                    tracing::error!("run aborted: {}", reason.cause());
+                } else {
+                    tracing::debug!(?reason, "stopping the run");
+                }
                 *slot = Some(reason);
                 first = true;
             }

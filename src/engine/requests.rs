@@ -251,13 +251,9 @@ impl Engine {
             let give_up = match kind {
                 FailureKind::Row => true,
                 FailureKind::Fatal => {
-                    let first = self.control.stop(StopReason::Fatal {
+                    self.control.stop(StopReason::Fatal {
                         message: failure.message.clone(),
                     });
-                    if first {
-                        // Said once, as it happens: the summary repeats it at the end.
-                        tracing::error!("{}", failure.message);
-                    }
                     true
                 }
                 FailureKind::Retryable => !self.policy.may_retry(attempts),

@@ -40,6 +40,8 @@ impl IdEntry {
 pub(crate) struct InputScan {
     pub(crate) rows: u64,
     pub(crate) invalid_rows: u64,
+    /// Valid rows named by username or email, not resolved (offline).
+    pub(crate) unresolved_rows: u64,
     pub(crate) problem_count: u64,
     /// The first [`PROBLEMS_SHOWN`] problems in line order, conflicts included.
     pub(crate) first_problems: Vec<Problem>,
@@ -62,6 +64,7 @@ impl InputScan {
 
     fn add_valid(&mut self, row: &Row) {
         let RowId::Id(id) = row.id else {
+            self.unresolved_rows += 1;
             return;
         };
         let digest = self.digest(row) & !1;

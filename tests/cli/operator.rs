@@ -507,3 +507,76 @@ fn version_control_identities_use_their_own_paths() {
     assert_eq!(plan.code, 0);
     assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
 }
+
+#[test]
+fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
+    // Rows 1-3 succeed, 4 fails (404), 5 and later meet a 401 that aborts the run.
+    let server = TestServer::start(|seen, _| match seen.id() {
+        Some(4) => Reply::json(404, r#"{"message":"Not Found"}"#),
+        Some(id) if id >= 5 => Reply::json(401, r#"{"message":"Unauthorized"}"#),
+        Some(id) => Reply::identity(id),
+        None => Reply::json(404, "{}"),
+    });
+    let (run, rows, _w) = apply_on_server(
+        &server,
+        &(rows_csv(1, 8) + "bad,true,x\n"),
+        &[
+            "-q",
+            "--log-format",
+            "json",
+            "--concurrency",
+            "1",
+            "--skip-invalid",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(rows.len(), 9);
+    let events: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let at = |level: &str, message: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["level"] == level && e["message"].as_str().unwrap_or("").contains(message)
+            })
+            .count()
+    };
+    assert_eq!(
+        at("WARN", "invalid row"),
+        2,
+        "the count and the row: {}",
+        run.stderr
+    );
+    let failed_rows = events
+        .iter()
+        .filter(|e| e["level"] == "WARN" && e["message"] == "row")
+        .count();
+    assert_eq!(
+        failed_rows, 2,
+        "the 404 row and the 401 row, at WARN under -q"
+    );
+    assert_eq!(at("ERROR", "run aborted: HTTP 401"), 1, "{}", run.stderr);
+    let summary = events
+        .iter()
+        .find(|e| e["message"] == "summary")
+        .expect("the summary, since the run failed");
+    let stopped = summary["stopped"].as_str().unwrap();
+    assert!(
+        stopped.starts_with("HTTP 401") && !stopped.contains("not sent"),
+        "rows were sent before the abort: {stopped}"
+    );
+    // A usage error is JSON too.
+    let work = Workdir::new();
+    let usage = drata(
+        work.dir.path(),
+        &["apply", "missing.csv", "--log-format", "json", "--simulate"],
+        &[],
+    );
+    assert_eq!(usage.code, 2);
+    let error: serde_json::Value = serde_json::from_str(usage.stderr.trim()).unwrap();
+    assert_eq!(error["level"], "ERROR");
+    assert!(error["message"].as_str().unwrap().contains("missing.csv"));
+}

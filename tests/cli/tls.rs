@@ -145,7 +145,7 @@ fn plan_stops_on_a_refused_certificate_at_the_first_listing_page() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "the listing is not retried");
     let expected = format!(
-        "ERROR the TLS certificate of localhost:{} was refused: unknown issuer",
+        "ERROR run aborted: the TLS certificate of localhost:{} was refused: unknown issuer",
         server.port
     );
     assert!(run.stderr.contains(&expected), "{}", run.stderr);

@@ -60,7 +60,10 @@ fn log_row(row: &ReportRow, options: &ConsumeOptions) {
             )
         };
     }
-    if options.row_events {
+    // A failed row needs a human: WARN, kept by -q and by log pipelines.
+    if row.outcome == Outcome::Failed {
+        row_event!(warn);
+    } else if options.row_events {
         row_event!(info);
     } else {
         row_event!(debug);

@@ -32,7 +32,6 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             tally.total(),
             run.scan.rows
         );
-        eprintln!("drata-svcacct: error: {message}");
         run.control.stop(StopReason::ReportFailed(message));
     }
     let mut summary = summarize(config, run, &tally, &files.report_path);
@@ -40,19 +39,13 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
         let context = RunContext::current(command_line(), config.kind.path_segment());
         if let Err(e) = recorder.finish(file, &summary, &context) {
-            eprintln!(
-                "drata-svcacct: error: cannot write the evidence file {}: {e}",
-                path.display()
-            );
+            tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
     print_summary(config, &summary);
     if let (Some(file), Some(path)) = (files.summary, &config.summary_json) {
         if let Err(e) = write_summary(file, &summary) {
-            eprintln!(
-                "drata-svcacct: error: cannot write the summary {}: {e}",
-                path.display()
-            );
+            tracing::error!("cannot write the summary {}: {e}", path.display());
         }
     }
     summary.exit_code
@@ -104,7 +97,7 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
         } else {
             0.0
         },
-        stopped: stop.as_ref().map(StopReason::to_string),
+        stopped: stop.as_ref().map(StopReason::cause),
         resume_command: (config.mode == Mode::Apply && tally.left_to_do() > 0 && !run.blocked)
             .then(|| config.resume_command(report_path)),
         unrecorded_rows: 0,
@@ -122,7 +115,7 @@ fn print_summary(config: &RunConfig, summary: &Summary) {
         // One JSON object on one line, like every other event.
         LogFormat::Json => match serde_json::to_string(&summary.as_event()) {
             Ok(json) => eprintln!("{json}"),
-            Err(e) => eprintln!("drata-svcacct: error: cannot encode the summary: {e}"),
+            Err(e) => tracing::error!("cannot encode the summary: {e}"),
         },
     }
 }

@@ -168,7 +168,12 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     };
     let blocked = scan.invalid_rows > 0 && !config.skip_invalid;
     if scan.invalid_rows > 0 {
-        print_problems(&input, &scan, blocked);
+        print_problems(
+            &input,
+            &scan,
+            blocked,
+            config.output.log_format == LogFormat::Json,
+        );
     }
     if blocked {
         control.stop(StopReason::InvalidInput {
@@ -193,7 +198,26 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
 }
 
 /// Prints the first problems of an input and their count.
-fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool) {
+fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool, json: bool) {
+    if json {
+        // One event per problem, so that a log pipeline can count and route them.
+        tracing::warn!(
+            input = input.path(),
+            invalid_rows = scan.invalid_rows,
+            rows = scan.rows,
+            blocked,
+            "invalid rows"
+        );
+        for problem in &scan.first_problems {
+            tracing::warn!(
+                line = problem.line,
+                column = %problem.column,
+                problem = %problem.message,
+                "invalid row"
+            );
+        }
+        return;
+    }
     eprintln!(
         "{}: {} of {} rows are invalid{}:",
         input.path(),
@@ -249,9 +273,6 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
         }
     }
     if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
-        eprintln!(
-            "drata-svcacct: refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
-        );
         run.control
             .stop(StopReason::TooManyChanges { changes, limit });
     }
