@@ -339,8 +339,8 @@ pub(crate) fn resumed_name(path: &Path) -> PathBuf {
 }
 
 impl RunConfig {
-    /// The command that finishes this run: the same options, without `--report` (the
-    /// new run writes its own), with new names for the per-run files, plus
+    /// The command that finishes this run: the same options, with new names for the
+    /// per-run files (report, summary, evidence), the same undo file (appended to), plus
     /// `--resume-from REPORT`. Built from the checked values, so every option that
     /// differs from its default is carried, whichever way it was given.
     pub(crate) fn resume_command(&self, report: &Path) -> String {
@@ -471,8 +471,13 @@ impl RunConfig {
         if let Some(limit) = self.max_changes {
             args.extend(["--max-changes".to_owned(), limit.to_string()]);
         }
+        // One undo file across resumes, so that one command rolls everything back: the
+        // resumed run appends to it.
+        if let Some(path) = &self.undo {
+            args.push(format!("--undo={}", path.display()));
+        }
         let per_run_files = [
-            ("--undo", &self.undo),
+            ("--report", &self.report),
             ("--summary-json", &self.summary_json),
             ("--evidence", &self.evidence),
         ];

@@ -212,11 +212,35 @@ impl ReportRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
     counts: [u64; 9],
+    /// Failed rows that no retry can change: the server answered a 4xx other than 408
+    /// and 429 (not found, not valid, redirected).
+    permanent: u64,
+}
+
+/// True for an answer that the same request will get again: a 3xx or a 4xx, but not 408
+/// (timeout) and 429 (rate limited), which pass, nor 401, 402, 403 and 412, which the
+/// operator fixes (a key, a plan, terms) before running again.
+pub(crate) fn is_permanent_failure(status: Option<u16>) -> bool {
+    status
+        .is_some_and(|s| (300..500).contains(&s) && !matches!(s, 401 | 402 | 403 | 408 | 412 | 429))
 }
 
 impl Tally {
     pub(crate) fn add(&mut self, outcome: Outcome) {
         self.counts[outcome.index()] += 1;
+    }
+
+    /// Counts a finished row, with what makes a failure permanent.
+    pub(crate) fn add_row(&mut self, row: &ReportRow) {
+        self.add(row.outcome);
+        if row.outcome == Outcome::Failed && is_permanent_failure(row.http_status) {
+            self.permanent += 1;
+        }
+    }
+
+    /// Failed rows a retry cannot change.
+    pub(crate) fn permanent_failures(&self) -> u64 {
+        self.permanent
     }
 
     pub(crate) fn get(&self, outcome: Outcome) -> u64 {

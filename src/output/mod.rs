@@ -16,4 +16,4 @@ pub(crate) use plan::{column_mapping_line, print_changes, Change, CurrentView, C
 pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::ReportWriter;
 pub(crate) use summary::{counts, FileDigest, Summary};
-pub(crate) use undo::UndoWriter;
+pub(crate) use undo::{UndoWriter, UNDO_HEADER};

@@ -7,6 +7,9 @@ use std::io;
 use super::report::spreadsheet_safe;
 use crate::model::ReportRow;
 
+/// The undo file's header: the input format.
+pub(crate) const UNDO_HEADER: &str = "id,serviceAccount,serviceAccountReason";
+
 pub(crate) struct UndoWriter {
     csv: csv::Writer<File>,
     /// Used in the reason of identities that were not service accounts.
@@ -14,11 +17,20 @@ pub(crate) struct UndoWriter {
 }
 
 impl UndoWriter {
+    /// A new undo file, header first.
     pub(crate) fn new(file: File, run_started: String) -> io::Result<Self> {
         let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(["id", "serviceAccount", "serviceAccountReason"])?;
+        csv.write_record(UNDO_HEADER.split(','))?;
         csv.flush()?;
         Ok(Self { csv, run_started })
+    }
+
+    /// An earlier run's undo file, added to (a resumed run).
+    pub(crate) fn append(file: File, run_started: String) -> Self {
+        Self {
+            csv: csv::Writer::from_writer(file),
+            run_started,
+        }
     }
 
     /// Records the previous state of an updated row's identity, flushed at once. A row

@@ -163,7 +163,7 @@ fn sends_only_what_is_left_using_the_printed_command() {
     let fail_id_2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let switch = std::sync::Arc::clone(&fail_id_2);
     let server = TestServer::start(move |seen, _| match seen.id() {
-        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(404, r#"{"message":"not yet"}"#),
+        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(503, r#"{"message":"try later"}"#),
         id => Reply::identity(id.unwrap()),
     });
     let work = Workdir::new();
@@ -180,6 +180,8 @@ fn sends_only_what_is_left_using_the_printed_command() {
             &server.url,
             "--report",
             "first.csv",
+            "--max-attempts",
+            "1",
         ],
         &[("DRATA_API_KEY", "k")],
     );
@@ -188,8 +190,8 @@ fn sends_only_what_is_left_using_the_printed_command() {
     let command = printed_resume_command(&first.stderr);
     assert!(command.contains(&"--resume-from".to_owned()));
     assert!(
-        !command.contains(&"--report".to_owned()),
-        "a new report, not the old one"
+        command.contains(&"--report=first.resumed.csv".to_owned()),
+        "a new report, named as the user named the first: {command:?}"
     );
 
     fail_id_2.store(false, Ordering::SeqCst);
@@ -209,16 +211,7 @@ fn sends_only_what_is_left_using_the_printed_command() {
         .filter_map(Seen::id)
         .collect();
     assert_eq!(new_requests, vec![2], "only the failed row is sent again");
-    let report = std::fs::read_dir(work.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("in.report.")
-        })
-        .expect("the resumed run's report");
+    let report = work.path("first.resumed.csv");
     assert_eq!(
         outcomes(&read_report(&report)),
         vec![
@@ -234,7 +227,7 @@ fn sends_only_what_is_left_using_the_printed_command() {
 #[test]
 fn the_resume_command_works_with_a_summary_file() {
     let server = TestServer::start(|seen, index| match index {
-        0 => Reply::json(404, "{}"),
+        0 => Reply::json(500, "{}"),
         _ => Reply::identity(seen.id().unwrap()),
     });
     let work = Workdir::new();
@@ -248,6 +241,8 @@ fn the_resume_command_works_with_a_summary_file() {
             &server.url,
             "--summary-json",
             "s.json",
+            "--max-attempts",
+            "1",
         ],
         &[("DRATA_API_KEY", "k")],
     );
@@ -643,4 +638,137 @@ fn rows_confirmed_when_the_disk_is_full_still_reach_the_operator() {
         );
     }
     assert!(run.stderr.contains("NOT in the report"), "{}", run.stderr);
+}
+
+#[test]
+fn the_resume_command_is_printed_only_when_it_can_finish_something() {
+    let server = TestServer::start(|seen, _| match seen.id() {
+        Some(2) => Reply::json(404, r#"{"message":"Not Found"}"#),
+        id => Reply::identity(id.unwrap_or(1)),
+    });
+    let (run, _rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n2,true,b\n", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("--resume-from"),
+        "a 404 fails for good: resending cannot help\n{}",
+        run.stderr
+    );
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 10));
+    let refused = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--max-changes",
+            "5",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("--resume-from"),
+        "the same command would be refused again\n{}",
+        refused.stderr
+    );
+}
+
+/// A tiny stateful stand-in: ids 1..=3, unmarked at first; PUTs change the state, and
+/// id 3 answers 503 while `fail` holds.
+fn stateful_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> TestServer {
+    let state = std::sync::Mutex::new(std::collections::HashMap::<u64, (bool, String)>::new());
+    TestServer::start(move |seen, _| {
+        let mut state = state.lock().unwrap();
+        if seen.method == "GET" {
+            let items: Vec<String> = (1..=3u64)
+                .map(|id| match state.get(&id) {
+                    Some((true, reason)) => format!(
+                        r#"{{"id":{id},"serviceAccount":"2026-11-29T00:00:00Z","serviceAccountReason":{reason:?}}}"#
+                    ),
+                    _ => format!(r#"{{"id":{id},"serviceAccount":null}}"#),
+                })
+                .collect();
+            return Reply::json(
+                200,
+                &format!(r#"{{"data":[{}],"total":3}}"#, items.join(",")),
+            );
+        }
+        let id = seen.id().unwrap();
+        if id == 3 && fail.load(Ordering::SeqCst) {
+            return Reply::json(503, "{}");
+        }
+        let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
+        let flag = body["serviceAccount"].as_bool().unwrap();
+        let reason = body["serviceAccountReason"].as_str().unwrap().to_owned();
+        state.insert(id, (flag, reason));
+        Reply::identity(id)
+    })
+}
+
+#[test]
+fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let server = stateful_server(std::sync::Arc::clone(&fail));
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n");
+    let env = [("DRATA_API_KEY", "test-key")];
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--report",
+            "r.csv",
+            "--max-attempts",
+            "1",
+        ],
+        &env,
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let command = printed_resume_command(&first.stderr);
+    assert!(
+        command.contains(&"--undo=undo.csv".to_owned()),
+        "{command:?}"
+    );
+    fail.store(false, Ordering::SeqCst);
+    let args: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
+    for attempt in 1..=2 {
+        let again = drata(work.dir.path(), &args, &env);
+        assert_eq!(again.code, 0, "run {attempt}: {}", again.stderr);
+    }
+    assert!(work.path("r.resumed.csv").exists() && work.path("r.resumed-2.csv").exists());
+    let undo = std::fs::read_to_string(work.path("undo.csv")).unwrap();
+    assert_eq!(
+        undo.lines().count(),
+        4,
+        "one header, ids 1, 2 and 3: {undo}"
+    );
+    // One command rolls every part back.
+    let rollback = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "undo.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--report",
+            "rollback.csv",
+        ],
+        &env,
+    );
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    assert_eq!(
+        ids_with(&read_report(&work.path("rollback.csv")), "updated").len(),
+        3
+    );
 }

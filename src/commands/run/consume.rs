@@ -115,7 +115,7 @@ pub(super) async fn consume(
             unrecorded += 1;
             log_unrecorded(&row, options);
         }
-        tally.add(row.outcome);
+        tally.add_row(&row);
         log_row(&row, options);
         progress.update(&tally);
         let failed = tally.get(Outcome::Failed);

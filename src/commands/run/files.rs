@@ -5,18 +5,24 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::Run;
-use crate::config::RunConfig;
+use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
-use crate::output::{same_file, CreatedFile, ReportWriter, Sink};
+use crate::output::{same_file, CreatedFile, ReportWriter, Sink, UNDO_HEADER};
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
     pub report_path: PathBuf,
     pub report: ReportWriter,
     pub summary: Option<Sink>,
-    pub undo: Option<File>,
+    pub undo: Option<Undo>,
     pub evidence: Option<Sink>,
+}
+
+/// The undo file, new or an earlier run's to add to.
+pub(super) enum Undo {
+    New(File),
+    Append(File),
 }
 
 /// A file made and not yet kept, or standard output.
@@ -83,17 +89,91 @@ fn check_paths(config: &RunConfig) -> Result<(), Error> {
     Ok(())
 }
 
-fn create(path: &Path, force: bool, what: &'static str) -> Result<Pending, Error> {
+/// Creates an output. A resumed run (`--resume-from`) whose file name is taken, by an
+/// earlier run of the same printed command, takes the next free name instead of
+/// failing: `x.resumed.csv`, then `x.resumed-2.csv`, ...
+fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending, Error> {
     if CreatedFile::is_stdout(path) {
         return Ok(Pending::Stdout);
     }
-    CreatedFile::create(path, force)
-        .map(Pending::File)
-        .map_err(|source| Error::Output {
-            what,
-            path: path.to_owned(),
-            source,
-        })
+    let mut candidate = path.to_owned();
+    for _ in 0..100 {
+        match CreatedFile::create(&candidate, config.force) {
+            Ok(file) => return Ok(Pending::File(file)),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && config.resume_from.is_some()
+                    && std::fs::symlink_metadata(&candidate).is_ok_and(|m| m.is_file()) =>
+            {
+                candidate = resumed_name(&candidate);
+            }
+            Err(source) => {
+                return Err(Error::Output {
+                    what,
+                    path: candidate,
+                    source,
+                })
+            }
+        }
+    }
+    Err(output_error(
+        what,
+        path,
+        "no free name for a resumed run's file",
+    ))
+}
+
+/// The undo file: a resumed run appends to the one of the run it resumes, so that one
+/// command rolls every resumed part back.
+fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
+    let Some(path) = &config.undo else {
+        return Ok(None);
+    };
+    if config.resume_from.is_some() {
+        match append_to_undo(path) {
+            Ok(Some(file)) => return Ok(Some(UndoTarget::Append(file))),
+            Ok(None) => {}
+            Err(source) => {
+                return Err(Error::Output {
+                    what: "undo file",
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    create(config, path, "undo file").map(|pending| Some(UndoTarget::New(pending)))
+}
+
+/// Opens an existing undo file of ours for appending; `None` when there is none.
+fn append_to_undo(path: &Path) -> std::io::Result<Option<File>> {
+    use std::io::BufRead;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Ok(None),
+    }
+    let mut first = String::new();
+    std::io::BufReader::new(File::open(path)?).read_line(&mut first)?;
+    if first.trim_end() != UNDO_HEADER {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it is not an undo file of drata-svcacct; refusing to add to it",
+        ));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path).map(Some)
+}
+
+/// The undo file to write: new, or an earlier one to add to.
+enum UndoTarget {
+    New(Pending),
+    Append(File),
 }
 
 /// Creates every output file, all or nothing: the optional files first, so that a path
@@ -103,32 +183,41 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
     check_paths(config)?;
     let optional = |path: &Option<PathBuf>, what| {
         path.as_ref()
-            .map(|path| create(path, config.force, what))
+            .map(|path| create(config, path, what))
             .transpose()
     };
     let summary = optional(&config.summary_json, "summary")?;
-    let undo = optional(&config.undo, "undo file")?;
+    let undo = undo_file(config)?;
     let evidence = optional(&config.evidence, "evidence file")?;
     let report = match &config.report {
-        Some(path) => CreatedFile::create(path, config.force),
-        None => CreatedFile::default_report(&config.input.source.stem(), run.started_at),
-    }
-    .map_err(|source| Error::Output {
-        what: "report",
-        path: config.report.clone().unwrap_or_else(|| {
-            std::env::current_dir()
-                .unwrap_or_default()
-                .join(config.input.source.stem())
-        }),
-        source,
-    })?;
-    let report_path = report.path().to_owned();
+        Some(path) => create(config, path, "report")?,
+        None => CreatedFile::default_report(&config.input.source.stem(), run.started_at)
+            .map(Pending::File)
+            .map_err(|source| Error::Output {
+                what: "report",
+                path: std::env::current_dir()
+                    .unwrap_or_default()
+                    .join(config.input.source.stem()),
+                source,
+            })?,
+    };
+    let report_path = match &report {
+        Pending::File(file) => file.path().to_owned(),
+        Pending::Stdout => PathBuf::from("-"),
+    };
     let keep = |file: Option<Pending>| file.map(Pending::keep).transpose();
     let kept = (|| -> std::io::Result<_> {
-        let writer = ReportWriter::new(report.keep()?, config.kind, run.api().to_owned())?;
-        let undo = match keep(undo)? {
-            Some(Sink::File(file)) => Some(file),
-            _ => None,
+        let Sink::File(report) = report.keep()? else {
+            return Err(std::io::Error::other("the report must be a file"));
+        };
+        let writer = ReportWriter::new(report, config.kind, run.api().to_owned())?;
+        let undo = match undo {
+            Some(UndoTarget::New(pending)) => match pending.keep()? {
+                Sink::File(file) => Some(Undo::New(file)),
+                Sink::Stdout => None,
+            },
+            Some(UndoTarget::Append(file)) => Some(Undo::Append(file)),
+            None => None,
         };
         Ok((writer, keep(summary)?, undo, keep(evidence)?))
     })()

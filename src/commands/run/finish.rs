@@ -98,11 +98,23 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
             0.0
         },
         stopped: stop.as_ref().map(StopReason::cause),
-        resume_command: (config.mode == Mode::Apply && tally.left_to_do() > 0 && !run.blocked)
+        resume_command: resumable(config, run, tally, stop.as_ref())
             .then(|| config.resume_command(report_path)),
         unrecorded_rows: 0,
         exit_code: code,
     }
+}
+
+/// True when running the resume command can finish something: rows were left to do, and
+/// not all of them failed for good (a 4xx that a retry cannot change), and the run was
+/// not refused as a whole (invalid input, `--max-changes`), where the same command would
+/// be refused again.
+fn resumable(config: &RunConfig, run: &Run, tally: &Tally, stop: Option<&StopReason>) -> bool {
+    let refused = run.blocked || matches!(stop, Some(StopReason::TooManyChanges { .. }));
+    let curable = tally
+        .left_to_do()
+        .saturating_sub(tally.permanent_failures());
+    config.mode == Mode::Apply && !refused && curable > 0
 }
 
 /// Prints the summary; with `--quiet`, only when something needs attention.

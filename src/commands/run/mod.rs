@@ -8,7 +8,6 @@ mod consume;
 mod planner;
 mod session;
 
-use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -34,7 +33,7 @@ use crate::output::{
 mod files;
 mod finish;
 
-use self::files::{create_files, Files};
+use self::files::{create_files, Files, Undo};
 
 /// What prepare learned and opened, for execute and finish.
 struct Run {
@@ -405,15 +404,18 @@ async fn execute(
 
 /// The report, and the undo and evidence recorders when they were asked for and can be
 /// made; one that cannot stops the run but never keeps a row out of the report.
-fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<File>) -> Outputs {
+fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Undo>) -> Outputs {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
-    let undo = undo.and_then(|file| match UndoWriter::new(file, run_started) {
-        Ok(undo) => Some(undo),
-        Err(e) => {
-            run.control
-                .stop(StopReason::ReportFailed(format!("undo file: {e}")));
-            None
-        }
+    let undo = undo.and_then(|undo| match undo {
+        Undo::Append(file) => Some(UndoWriter::append(file, run_started)),
+        Undo::New(file) => match UndoWriter::new(file, run_started) {
+            Ok(undo) => Some(undo),
+            Err(e) => {
+                run.control
+                    .stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                None
+            }
+        },
     });
     let evidence = config.evidence.as_ref().and_then(|_| {
         match EvidenceRecorder::new(config.reconcile && run.listing.is_some()) {
