@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::parse_share;
 use crate::config::{
     parse_base_url, parse_delimiter, parse_interval, parse_timeout, Command, ConfigError,
-    KeySource, LogFormat, MaxFailures, Mode, OutputOptions, Region, RunConfig, Target,
+    KeySource, LogFormat, MaxFailures, Mode, OutputOptions, PlanOptions, Region, RunConfig, Target,
     DEFAULT_CONCURRENCY, DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE,
     DEFAULT_TIMEOUT, MAX_CONCURRENCY,
 };
@@ -77,10 +77,10 @@ enum Commands {
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
     #[command(after_help = EXAMPLES)]
-    Plan(RunArgs),
+    Plan(PlanArgs),
     /// Apply the input through the Drata API
     #[command(after_help = EXAMPLES)]
-    Apply(RunArgs),
+    Apply(ApplyArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
@@ -129,6 +129,49 @@ struct InputArgs {
     max_input_mib: u64,
 }
 
+/// What only `plan` does.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Print the plan as one JSON document on standard output (every change, with the
+    /// state before and after), instead of the text diff
+    #[arg(long)]
+    json: bool,
+
+    /// Exit 4 when rows would change (0 only when there is nothing to do), for scripts
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+/// What only `apply` does, and the options people try by habit.
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Fetch the current state first and skip rows already in the desired state
+    #[arg(long)]
+    reconcile: bool,
+
+    /// With --reconcile: write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    undo: Option<PathBuf>,
+
+    /// A report of an earlier run of this input: rows it shows as done are skipped
+    #[arg(long, value_name = "PATH")]
+    resume_from: Option<PathBuf>,
+
+    /// Not an option of apply: `drata-svcacct plan` shows what would change
+    #[arg(long, hide = true)]
+    dry_run: bool,
+
+    /// Not an option of apply: the report goes to --report PATH
+    #[arg(short = 'o', long, value_name = "PATH", hide = true)]
+    output: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -168,7 +211,7 @@ struct RunArgs {
     burst: NonZeroU32,
 
     /// Requests in flight at most
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
+    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
     concurrency: NonZeroUsize,
 
     /// Attempts per request, the first included
@@ -188,21 +231,9 @@ struct RunArgs {
     #[arg(long)]
     skip_invalid: bool,
 
-    /// A report of an earlier run of this input: rows it shows as done are skipped
-    #[arg(long, value_name = "PATH")]
-    resume_from: Option<PathBuf>,
-
-    /// Fetch the current state first and skip rows already in the desired state (apply)
-    #[arg(long)]
-    reconcile: bool,
-
     /// Refuse (exit 3, nothing sent) when more than N rows would be updated
     #[arg(long, value_name = "N")]
     max_changes: Option<u64>,
-
-    /// With --reconcile: write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH", requires = "reconcile")]
-    undo: Option<PathBuf>,
 
     /// Write a machine-readable summary of the run (JSON)
     #[arg(long, value_name = "PATH")]
@@ -335,13 +366,6 @@ impl RunArgs {
         output: OutputOptions,
         program: String,
     ) -> Result<RunConfig, ConfigError> {
-        if mode == Mode::Plan
-            && (self.reconcile || self.undo.is_some() || self.resume_from.is_some())
-        {
-            return Err(ConfigError::ApplyOnly(
-                "--reconcile, --undo and --resume-from",
-            ));
-        }
         if self.concurrency.get() > MAX_CONCURRENCY {
             return Err(ConfigError::TooMany(
                 "--concurrency",
@@ -366,16 +390,50 @@ impl RunArgs {
             },
             max_failures: self.max_failures,
             skip_invalid: self.skip_invalid,
-            reconcile: self.reconcile || mode == Mode::Plan,
+            reconcile: mode == Mode::Plan,
             max_changes: self.max_changes,
-            undo: self.undo,
-            resume_from: self.resume_from,
+            undo: None,
+            resume_from: None,
+            plan: PlanOptions::default(),
             summary_json: self.summary_json,
             evidence: self.evidence,
             ca_cert: self.ca_cert,
             output,
             program,
         })
+    }
+}
+
+impl PlanArgs {
+    fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
+        let mut config = self.run.into_config(Mode::Plan, output, program)?;
+        config.plan = PlanOptions {
+            json: self.json,
+            detailed_exitcode: self.detailed_exitcode,
+        };
+        Ok(config)
+    }
+}
+
+impl ApplyArgs {
+    fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
+        if self.dry_run {
+            return Err(ConfigError::Guessed {
+                given: "--dry-run",
+                instead: "`drata-svcacct plan` with the same arguments shows what would change and sends nothing",
+            });
+        }
+        if self.output.is_some() {
+            return Err(ConfigError::Guessed {
+                given: "-o/--output",
+                instead: "the per-row report goes to --report PATH",
+            });
+        }
+        let mut config = self.run.into_config(Mode::Apply, output, program)?;
+        config.reconcile = self.reconcile;
+        config.undo = self.undo;
+        config.resume_from = self.resume_from;
+        Ok(config)
     }
 }
 
@@ -421,12 +479,8 @@ impl Cli {
                 input: input.into_options(),
                 output,
             },
-            Commands::Plan(args) => {
-                Command::Run(Box::new(args.into_config(Mode::Plan, output, program)?))
-            }
-            Commands::Apply(args) => {
-                Command::Run(Box::new(args.into_config(Mode::Apply, output, program)?))
-            }
+            Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, program)?)),
+            Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, program)?)),
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
                 config: args.into_config()?,

@@ -45,8 +45,11 @@ pub enum ConfigError {
     BaseUrl(String, &'static str),
     #[error("invalid delimiter {0:?}: expected one ASCII character (or \\t)")]
     Delimiter(String),
-    #[error("{0} only apply to apply (plan always compares with the current state)")]
-    ApplyOnly(&'static str),
+    #[error("{given} is not an option here: {instead}")]
+    Guessed {
+        given: &'static str,
+        instead: &'static str,
+    },
     #[error("{0} must be at most {1}")]
     TooMany(&'static str, u64),
     #[error("{0:?} is not a share from 0 to 1")]
@@ -261,6 +264,15 @@ pub(crate) struct OutputOptions {
     pub progress_interval: Duration,
 }
 
+/// What only `plan` does.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanOptions {
+    /// The plan as one JSON document on standard output.
+    pub json: bool,
+    /// Exit 4 when rows would change.
+    pub detailed_exitcode: bool,
+}
+
 /// Everything `apply` and `plan` need, checked.
 #[derive(Debug)]
 pub(crate) struct RunConfig {
@@ -286,6 +298,7 @@ pub(crate) struct RunConfig {
     pub evidence: Option<PathBuf>,
     /// `--ca-cert`: a PEM bundle of CAs trusted besides the system store.
     pub ca_cert: Option<PathBuf>,
+    pub plan: PlanOptions,
     pub output: OutputOptions,
     /// The program as it was invoked, to print commands the user can run.
     pub program: String,

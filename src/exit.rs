@@ -45,6 +45,18 @@ pub(crate) fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
     }
 }
 
+/// `plan --detailed-exitcode`: rows would change, and nothing else went wrong.
+pub(crate) const CHANGES_PENDING: u8 = 4;
+
+/// The exit code of a plan under `--detailed-exitcode`: a clean plan with changes is 4.
+pub(crate) fn for_plan(code: u8, changes: u64) -> u8 {
+    if code == SUCCESS && changes > 0 {
+        CHANGES_PENDING
+    } else {
+        code
+    }
+}
+
 /// The exit code of `validate`.
 pub(crate) fn for_validation(invalid_rows: u64) -> u8 {
     if invalid_rows == 0 {
@@ -62,6 +74,14 @@ mod tests {
         let mut tally = Tally::default();
         outcomes.iter().for_each(|o| tally.add(*o));
         tally
+    }
+
+    #[test]
+    fn a_detailed_plan_tells_changes_from_nothing_to_do() {
+        assert_eq!(for_plan(SUCCESS, 0), SUCCESS);
+        assert_eq!(for_plan(SUCCESS, 3), CHANGES_PENDING);
+        assert_eq!(for_plan(ROW_PROBLEMS, 3), ROW_PROBLEMS, "problems win");
+        assert_eq!(for_plan(ABORTED, 0), ABORTED);
     }
 
     #[test]

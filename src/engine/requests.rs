@@ -13,6 +13,7 @@ use super::retry::{classify, FailureKind, RetryPolicy};
 use super::throttle::AdaptiveRate;
 use crate::drata::{ApiClient, Failure};
 use crate::model::{Rate, StopReason};
+use crate::text::plural;
 
 /// Counters of requests, shared by the workers.
 #[derive(Debug, Default)]
@@ -261,8 +262,11 @@ impl Engine {
             if give_up {
                 let mut failure = failure;
                 if kind == FailureKind::Retryable {
-                    failure.message =
-                        format!("{} (gave up after {attempts} attempts)", failure.message);
+                    failure.message = format!(
+                        "{} (gave up after {attempts} {})",
+                        failure.message,
+                        plural(attempts.into(), "attempt", "attempts")
+                    );
                 }
                 return Attempted {
                     ended: Ended::Failed(failure),

@@ -12,7 +12,9 @@ mod undo;
 
 pub(crate) use evidence::{EvidenceRecorder, RunContext};
 pub(crate) use files::{same_file, CreatedFile, Sink};
-pub(crate) use plan::{column_mapping_line, print_changes, Change, CurrentView, CHANGES_SHOWN};
+pub(crate) use plan::{
+    column_mapping_line, print_changes, write_changes_json, Change, CurrentView, CHANGES_SHOWN,
+};
 pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::ReportWriter;
 pub(crate) use summary::{counts, FileDigest, Summary};

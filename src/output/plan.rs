@@ -67,6 +67,42 @@ impl Change {
     }
 }
 
+/// The plan as one JSON document: counts, and every change with the state before and
+/// after, for scripts.
+pub(crate) fn write_changes_json(
+    out: &mut impl Write,
+    changes: u64,
+    rows: u64,
+    shown: &[Change],
+) -> io::Result<()> {
+    let listed: Vec<serde_json::Value> = shown
+        .iter()
+        .map(|change| {
+            let before = change.current.as_ref().map(|current| {
+                serde_json::json!({
+                    "service_account": current.previous.marked,
+                    "reason": current.previous.reason,
+                })
+            });
+            serde_json::json!({
+                "line": change.line,
+                "id": change.id,
+                "username": change.current.as_ref().and_then(|c| c.username.clone()),
+                "connection": change.current.as_ref().map(|c| c.connection.clone()),
+                "before": before,
+                "after": {"service_account": change.flag, "reason": change.reason},
+            })
+        })
+        .collect();
+    let plan = serde_json::json!({
+        "rows": rows,
+        "would_update": changes,
+        "changes": listed,
+    });
+    serde_json::to_writer_pretty(&mut *out, &plan)?;
+    writeln!(out)
+}
+
 /// Prints how many rows would change and the first [`CHANGES_SHOWN`] of them.
 pub(crate) fn print_changes(
     out: &mut impl Write,
@@ -84,7 +120,7 @@ pub(crate) fn print_changes(
     if changes > shown.len() as u64 {
         writeln!(
             out,
-            "  … and {} more (see the report)",
+            "  … and {} more (see the report, or -v for every change)",
             changes - shown.len() as u64
         )?;
     }

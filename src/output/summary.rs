@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::{Outcome, Tally};
+use crate::text::plural;
 
 /// The summary of one `apply` or `plan` run. Field names are the JSON schema.
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +74,10 @@ impl Summary {
             .map(|(name, n)| format!("{name} {n}"))
             .collect();
         let mut text = format!(
-            "{} finished: {} rows in {:.1} s\n  {}\n  requests {}, retries {}, 429s {}, effective rate {:.0}/min\n  report: {}\n",
+            "{} finished: {} {} in {:.1} s\n  {}\n  requests {}, retries {}, 429s {}, effective rate {:.0}/min\n  report: {}\n",
             self.command,
             self.rows,
+            plural(self.rows, "row", "rows"),
             self.elapsed_seconds,
             if counts.is_empty() { "no rows".to_owned() } else { counts.join(", ") },
             self.requests,

@@ -10,6 +10,7 @@ mod faults;
 mod input;
 mod network;
 mod operator;
+mod plan;
 mod reconcile;
 mod report;
 mod resume;

@@ -20,14 +20,15 @@ use self::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
+use crate::exit;
 use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
-    column_mapping_line, print_changes, Change, EvidenceRecorder, Progress, ProgressMode,
-    ReportWriter, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, print_changes, write_changes_json, Change, EvidenceRecorder, Progress,
+    ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
 };
 
 mod files;
@@ -90,12 +91,18 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         // Read for a lookup alone, the listing does not make a run reconcile.
         listing: run.listing.clone().filter(|_| config.reconcile),
     });
-    if config.mode == Mode::Plan || config.max_changes.is_some() {
-        preview(&config, &run, &planner).await;
-    }
+    let changes = if config.mode == Mode::Plan || config.max_changes.is_some() {
+        preview(&config, &run, &planner).await
+    } else {
+        None
+    };
     let (tally, files) = execute(&config, &run, planner, files).await?;
     signals.abort();
-    Ok(finish::finish(&config, &run, tally, files))
+    let code = finish::finish(&config, &run, tally, files);
+    Ok(match changes {
+        Some(changes) if config.plan.detailed_exitcode => exit::for_plan(code, changes),
+        _ => code,
+    })
 }
 
 /// Runs blocking input work on the blocking pool; a panic there is an input error.
@@ -239,10 +246,16 @@ fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool, json: bool
 
 /// Counts the rows that would change and prints the plan's diff, reading the input once
 /// more without sending anything; stops the run past `--max-changes`.
-async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
+async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Option<u64> {
     if run.control.is_stopped() {
-        return;
+        return None;
     }
+    // The JSON plan and -v show every change; the text diff the first ones.
+    let shown_at_most = if config.plan.json || config.output.verbose > 0 {
+        usize::MAX
+    } else {
+        CHANGES_SHOWN
+    };
     let counted = {
         let (input, options, lookup) = (
             Arc::clone(&run.input),
@@ -250,13 +263,14 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
             run.lookup.clone(),
         );
         let planner = Arc::clone(planner);
-        off_thread(move || count_changes(input.reader(&options, lookup)?, &planner)).await
+        off_thread(move || count_changes(input.reader(&options, lookup)?, &planner, shown_at_most))
+            .await
     };
     let (changes, shown) = match counted {
         Ok(counted) => counted,
         Err(e) => {
             run.control.stop(StopReason::InputFailed(e.to_string()));
-            return;
+            return None;
         }
     };
     // Standard output holds the summary or the evidence when either is `-`.
@@ -264,9 +278,13 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
-    if config.mode == Mode::Plan && !config.output.quiet && !stdout_taken {
+    if config.mode == Mode::Plan && (config.plan.json || !config.output.quiet) && !stdout_taken {
         let mut out = std::io::stdout().lock();
-        let printed = print_changes(&mut out, changes, run.scan.rows, &shown);
+        let printed = if config.plan.json {
+            write_changes_json(&mut out, changes, run.scan.rows, &shown)
+        } else {
+            print_changes(&mut out, changes, run.scan.rows, &shown)
+        };
         if let Err(e) = printed.and_then(|()| out.flush()) {
             tracing::debug!(error = %e, "standard output is closed");
         }
@@ -275,11 +293,13 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) {
         run.control
             .stop(StopReason::TooManyChanges { changes, limit });
     }
+    Some(changes)
 }
 
 fn count_changes(
     mut reader: RowReader<SnapshotReader>,
     planner: &Planner,
+    shown_at_most: usize,
 ) -> Result<(u64, Vec<Change>), InputError> {
     let mut changes = 0;
     let mut shown = Vec::new();
@@ -288,7 +308,7 @@ fn count_changes(
             continue;
         };
         changes += 1;
-        if shown.len() < CHANGES_SHOWN {
+        if shown.len() < shown_at_most {
             shown.push(change);
         }
     }

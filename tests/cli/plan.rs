@@ -1,0 +1,151 @@
+//! The plan as a diff people and scripts can read: previous state in the report, every
+//! change with -v, a JSON plan, an exit code for "changes pending"; and options people
+//! type out of habit.
+
+use std::sync::atomic::Ordering;
+
+use crate::support::*;
+
+/// 25 rows that would all change (ids 1..=25 without 7, 14, 21 are unmarked), and id 7
+/// already as desired.
+fn changes_csv() -> String {
+    let mut csv = String::from("id,flag,reason\n7,true,Seeded: automation account\n");
+    for id in (1..=28).filter(|id| id % 7 != 0) {
+        csv.push_str(&format!("{id},true,bot {id}\n"));
+    }
+    csv
+}
+
+#[test]
+fn the_plan_report_carries_the_state_before() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,flag,reason\n7,false,human after all\n2,true,bot\n",
+    );
+    let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&work.path("p.csv"));
+    assert_eq!(line(&rows, 2)["previous_service_account"], "true");
+    assert_eq!(
+        line(&rows, 2)["previous_reason"],
+        "Seeded: automation account"
+    );
+    assert_eq!(line(&rows, 3)["previous_service_account"], "false");
+    assert_eq!(line(&rows, 3)["previous_reason"], "");
+}
+
+#[test]
+fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &changes_csv());
+    let short = on_sim(&sim, &work, &["plan", "in.csv", "--report", "a.csv"]);
+    assert_eq!(short.code, 0, "{}", short.stderr);
+    assert!(
+        short.stdout.contains("Would update 24 of 25 rows"),
+        "{}",
+        short.stdout
+    );
+    assert!(short.stdout.contains("and 4 more"), "{}", short.stdout);
+    let verbose = on_sim(&sim, &work, &["plan", "in.csv", "--report", "b.csv", "-v"]);
+    assert_eq!(
+        verbose.stdout.lines().filter(|l| l.contains("→")).count(),
+        24
+    );
+
+    let json = on_sim(
+        &sim,
+        &work,
+        &["plan", "in.csv", "--report", "c.csv", "--json"],
+    );
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["rows"], 25);
+    assert_eq!(plan["would_update"], 24);
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 24);
+    let first = &changes[0];
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["before"]["service_account"], false);
+    assert_eq!(first["after"]["service_account"], true);
+    assert_eq!(first["after"]["reason"], "bot 1");
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn detailed_exitcode_tells_changes_pending_from_nothing_to_do() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("pending.csv", &changes_csv());
+    work.write(
+        "done.csv",
+        "id,flag,reason\n7,true,Seeded: automation account\n",
+    );
+    let pending = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "pending.csv",
+            "--detailed-exitcode",
+            "--report",
+            "p.csv",
+        ],
+    );
+    assert_eq!(pending.code, 4, "{}", pending.stderr);
+    let done = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "done.csv",
+            "--detailed-exitcode",
+            "--report",
+            "d.csv",
+        ],
+    );
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let without = on_sim(&sim, &work, &["plan", "pending.csv", "--report", "w.csv"]);
+    assert_eq!(without.code, 0, "the flag decides: {}", without.stderr);
+}
+
+#[test]
+fn plan_help_lists_only_what_plan_takes_and_guessed_flags_point_the_way() {
+    let work = Workdir::new();
+    let help = drata(work.dir.path(), &["plan", "--help"], &[]);
+    assert_eq!(help.code, 0);
+    let options = help
+        .stdout
+        .split("Options:")
+        .nth(1)
+        .and_then(|rest| rest.split("Examples:").next())
+        .unwrap();
+    assert!(options.contains("--detailed-exitcode"), "{options}");
+    for apply_only in ["--reconcile", "--undo", "--resume-from"] {
+        assert!(!options.contains(apply_only), "{apply_only}: {options}");
+    }
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let dry = drata(work.dir.path(), &["apply", "in.csv", "--dry-run"], &[]);
+    assert_eq!(dry.code, 2);
+    assert!(dry.stderr.contains("drata-svcacct plan"), "{}", dry.stderr);
+    let output = drata(work.dir.path(), &["apply", "in.csv", "-o", "r.csv"], &[]);
+    assert_eq!(output.code, 2);
+    assert!(output.stderr.contains("--report PATH"), "{}", output.stderr);
+
+    let sim = simulator(|_| {});
+    for jobs in [&["-j", "3"][..], &["--jobs", "3"], &["--parallel", "3"]] {
+        let mut args = vec!["apply", "in.csv", "--report", "j.csv", "--force"];
+        args.extend_from_slice(jobs);
+        let run = on_sim(&sim, &work, &args);
+        assert_eq!(run.code, 0, "{jobs:?}: {}", run.stderr);
+    }
+    let timeout = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--timeout", "0.0001", "--simulate"],
+        &[],
+    );
+    assert_eq!(timeout.code, 2);
+    assert!(timeout.stderr.contains("0.1 to 3600"), "{}", timeout.stderr);
+}
