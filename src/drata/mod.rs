@@ -6,7 +6,7 @@ mod state;
 mod wire;
 
 pub(crate) use client::{ApiClient, Cause, Failure, PAGE_LIMIT};
-pub(crate) use state::CurrentState;
+pub(crate) use state::{Current, CurrentState};
 pub(crate) use wire::Page;
 
 use std::net::IpAddr;

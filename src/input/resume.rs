@@ -6,6 +6,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::model::Outcome;
+use crate::text::unprefixed;
 
 #[derive(Debug, Error)]
 pub enum ResumeError {
@@ -22,14 +23,6 @@ pub(crate) struct DoneRows(HashSet<(u64, u64, bool)>);
 impl DoneRows {
     pub(crate) fn contains(&self, line: u64, id: u64, flag: bool) -> bool {
         self.0.contains(&(line, id, flag))
-    }
-}
-
-/// Undoes the report's spreadsheet-safety prefix.
-fn unprefixed(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
     }
 }
 

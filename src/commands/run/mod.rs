@@ -6,7 +6,6 @@
 
 mod consume;
 mod planner;
-mod session;
 
 use std::fs::File;
 use std::io::Write;
@@ -18,7 +17,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
-use self::session::Session;
+use super::session::{Session, SessionSpec};
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
@@ -119,6 +118,18 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
+fn session_spec(config: &RunConfig) -> SessionSpec<'_> {
+    SessionSpec {
+        target: &config.target,
+        kind: config.kind,
+        timeout: config.timeout,
+        concurrency: config.concurrency.get(),
+        rate: config.rate,
+        burst: config.burst,
+        retry: config.retry,
+    }
+}
+
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -132,7 +143,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let needs_lookup = input.reader(&config.input, None)?.needs_lookup();
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
-        let connected = Session::connect(config, &control).await?;
+        let connected = Session::connect(&session_spec(config), &control).await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -150,7 +161,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        session = Some(Session::connect(config, &control).await?);
+        session = Some(Session::connect(&session_spec(config), &control).await?);
     }
     Ok(Run {
         started,

@@ -1,12 +1,16 @@
-//! The server side of a run: the engine every request goes through, and what keeps the
-//! in-process simulator of `--simulate` alive.
+//! The server side of a command that talks to Drata (`plan`, `apply`, `export`): the
+//! engine every request goes through, and what keeps the in-process simulator of
+//! `--simulate` alive.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{parse_base_url, KeySource, RunConfig, Target};
+use crate::config::{parse_base_url, KeySource, Target};
 use crate::drata::ApiClient;
-use crate::engine::{Engine, RunControl};
+use crate::engine::{Engine, RetryPolicy, RunControl};
 use crate::error::Error;
+use crate::model::{IdentityKind, Rate};
 use crate::secret::ApiKey;
 
 /// Share of PUTs the in-process simulator of `--simulate` answers 500: enough that a
@@ -17,6 +21,18 @@ const SIMULATED_ERROR_RATE: f64 = 0.04;
 #[cfg(feature = "simulator")]
 const SIMULATED_LATENCY_MS: u64 = 40;
 
+/// How to reach the server, from the configuration of the command.
+pub(super) struct SessionSpec<'a> {
+    pub target: &'a Target,
+    pub kind: IdentityKind,
+    pub timeout: Duration,
+    /// Connections the client keeps open at most.
+    pub concurrency: usize,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub retry: RetryPolicy,
+}
+
 pub(super) struct Session {
     pub base_url: String,
     pub engine: Arc<Engine>,
@@ -26,7 +42,7 @@ pub(super) struct Session {
 
 impl Session {
     pub(super) async fn connect(
-        config: &RunConfig,
+        config: &SessionSpec<'_>,
         control: &Arc<RunControl>,
     ) -> Result<Self, Error> {
         #[cfg(feature = "simulator")]
@@ -55,7 +71,7 @@ impl Session {
             &key,
             config.kind,
             config.timeout,
-            config.concurrency.get(),
+            config.concurrency,
         )
         .map_err(|e| Error::Client(e.without_url()))?;
         let engine = Engine::new(
