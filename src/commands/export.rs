@@ -197,3 +197,98 @@ pub(super) fn export_rows(state: &CurrentState, filter: &ExportFilter) -> Vec<Ex
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drata::Page;
+    use crate::suggest::Clue;
+
+    /// A state from a listing page: connection 1 holds three marked bots and a person,
+    /// connection 2 a person and a bot nobody marked.
+    fn state() -> CurrentState {
+        let marked = r#""serviceAccount":"2026-01-01T00:00:00.000Z","serviceAccountReason":"bot""#;
+        let aws = r#""connection":{"id":1,"clientType":"AWS","clientAlias":"aws-prod"}"#;
+        let gcp = r#""connection":{"id":"2","clientType":"GCP","clientAlias":"gcp-main"}"#;
+        let person = |id: u64, connection: &str| {
+            format!(
+                r#"{{"id":{id},"username":"p{id}","email":"p{id}@example.com","user":{{"email":"p{id}@example.com"}},{connection}}}"#
+            )
+        };
+        let items = [
+            format!(r#"{{"id":4,"username":"a","email":null,"user":null,{marked},{aws}}}"#),
+            person(9, aws),
+            format!(r#"{{"id":2,"username":"b","email":null,"user":null,{marked},{aws}}}"#),
+            format!(r#"{{"id":3,"username":"c","email":null,"user":null,{marked},{aws}}}"#),
+            person(7, gcp),
+            format!(r#"{{"id":8,"username":"terraform","email":null,"user":null,{gcp}}}"#),
+        ];
+        let body = format!(r#"{{"data":[{}],"total":6}}"#, items.join(","));
+        let page = Page::from_body(body.as_bytes()).unwrap();
+        let mut state = CurrentState::default();
+        for identity in page.identities {
+            state.add(identity);
+        }
+        state
+    }
+
+    fn ids(rows: &[ExportRow]) -> Vec<u64> {
+        rows.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn rows_are_sorted_and_a_connection_of_service_accounts_is_a_clue() {
+        let rows = export_rows(&state(), &ExportFilter::default());
+        assert_eq!(ids(&rows), [2, 3, 4, 7, 8, 9]);
+        let by_id = |id| rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(
+            by_id(9).suggestion.as_ref().map(|s| s.clues.clone()),
+            Some(vec![Clue::ConnectionAllMarked { others: 3 }])
+        );
+        assert_eq!(by_id(7).suggestion, None, "one neighbour, not marked");
+        assert_eq!(
+            by_id(8).suggestion.as_ref().map(|s| s.clues.clone()),
+            Some(vec![
+                Clue::NoLinkedUser,
+                Clue::NoEmail,
+                Clue::Name(vec!["terraform"])
+            ])
+        );
+        assert_eq!(by_id(9).linked_user.as_deref(), Some("p9@example.com"));
+        assert!(by_id(2).marked && by_id(2).suggestion.is_none());
+    }
+
+    #[test]
+    fn filters_combine_and_connection_counts_ignore_them() {
+        let state = state();
+        let only = |filter: ExportFilter| ids(&export_rows(&state, &filter));
+        let connection = |c: &str| ExportFilter {
+            connection: Some(c.to_owned()),
+            ..ExportFilter::default()
+        };
+        assert_eq!(only(connection("2")), [7, 8]);
+        assert_eq!(only(connection("#2")), [7, 8]);
+        assert_eq!(only(connection("GCP-MAIN")), [7, 8]);
+        assert_eq!(
+            only(connection("gcp")),
+            Vec::<u64>::new(),
+            "an alias, not a type"
+        );
+        let unmarked_aws = ExportFilter {
+            client_type: Some("aws".to_owned()),
+            only: Some(Only::Unmarked),
+            ..ExportFilter::default()
+        };
+        let rows = export_rows(&state, &unmarked_aws);
+        assert_eq!(ids(&rows), [9]);
+        assert!(
+            rows[0].suggestion.is_some(),
+            "counted over the whole listing"
+        );
+        let marked = ExportFilter {
+            only: Some(Only::Marked),
+            ..ExportFilter::default()
+        };
+        assert_eq!(only(marked), [2, 3, 4]);
+    }
+}
