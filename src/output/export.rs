@@ -137,14 +137,27 @@ pub(crate) fn write_csv(mut out: impl Write, rows: &[ExportRow], excel: bool) ->
         .terminator(terminator)
         .buffer_capacity(64 * 1024)
         .from_writer(out);
-    csv.write_record(EXPORT_COLUMNS)?;
+    csv.write_record(EXPORT_COLUMNS).map_err(io_error)?;
     for row in rows {
         let cells = row.cells();
-        csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
+        csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
+            .map_err(io_error)?;
     }
     csv.flush()?;
     let mut out = csv.into_inner().map_err(|e| e.into_error())?;
     out.flush()
+}
+
+/// The I/O error inside a CSV error as it was, so that a closed pipe is still seen as one
+/// (csv's own conversion turns every error into `ErrorKind::Other`).
+fn io_error(error: csv::Error) -> io::Error {
+    if !error.is_io_error() {
+        return io::Error::other(error);
+    }
+    match error.into_kind() {
+        csv::ErrorKind::Io(error) => error,
+        other => io::Error::other(format!("{other:?}")),
+    }
 }
 
 /// The rows as an `.xlsx` workbook: one sheet, a frozen and filterable header, ids as
@@ -257,6 +270,39 @@ mod tests {
         let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
         assert_eq!(excel.matches("\r\n").count(), 4);
         assert_eq!(excel.replace("\r\n", "\n"), text);
+    }
+
+    /// A writer that takes `room` bytes, then fails as a closed pipe does.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_stays_a_closed_pipe_wherever_it_is_met() {
+        let rows: Vec<ExportRow> = (1..=10_000).map(row).collect();
+        for room in [0, 10, 70_000, 300_000] {
+            let error = write_csv(ClosedAfter { room }, &rows, false).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                io::ErrorKind::BrokenPipe,
+                "after {room} bytes"
+            );
+        }
     }
 
     #[test]

@@ -373,9 +373,9 @@ fn a_listing_that_cannot_be_read_exits_3_and_leaves_no_file() {
 
 #[test]
 fn a_closed_standard_output_ends_quietly() {
-    // 1,000 rows are far more than a pipe holds: the export is still writing when the
-    // reader goes away, as with `| head -1`.
-    let sim = simulator(|c| c.identities = 1000);
+    // 3,000 rows (about 350 KB) are far more than a pipe and the CSV writer's buffer hold:
+    // the export is still writing rows when the reader goes away, as with `| head -1`.
+    let sim = simulator(|c| c.identities = 3000);
     let work = Workdir::new();
     let url = sim.base_url();
     let mut command = command(
