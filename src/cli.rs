@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::parse_share;
 use crate::config::{
     parse_base_url, parse_delimiter, parse_interval, parse_timeout, Command, ConfigError,
-    KeySource, LogFormat, MaxFailures, Mode, OutputOptions, PlanOptions, Region, RunConfig, Target,
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE,
-    DEFAULT_TIMEOUT, MAX_CONCURRENCY,
+    ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, MaxFailures, Mode, Only,
+    OutputOptions, PlanOptions, Region, RunConfig, Target, DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE, DEFAULT_TIMEOUT,
+    MAX_CONCURRENCY,
 };
 use crate::engine::RetryPolicy;
 use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
@@ -24,7 +25,12 @@ use crate::simulator::{SimulatorConfig, MAX_IDENTITIES};
 
 const EXAMPLES: &str = "\
 Examples:
-  Quarterly access review: check the export, see what would change, apply it
+  Quarterly access review: start from Drata, edit, see what would change, apply it
+    DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
+    DRATA_API_KEY=... drata-svcacct plan q4-review.csv
+    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --reconcile --evidence q4-evidence.md
+
+  A list decided elsewhere: check it, see what would change, apply it
     drata-svcacct validate q3-review.csv
     DRATA_API_KEY=... drata-svcacct plan q3-review.csv
     DRATA_API_KEY=... drata-svcacct apply q3-review.csv --evidence q3-evidence.md
@@ -81,6 +87,9 @@ enum Commands {
     /// Apply the input through the Drata API
     #[command(after_help = EXAMPLES)]
     Apply(ApplyArgs),
+    /// Write the current identities as an input file, to start a review from Drata
+    #[command(after_help = EXAMPLES)]
+    Export(ExportArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
@@ -172,11 +181,9 @@ struct ApplyArgs {
     output: Option<PathBuf>,
 }
 
+/// How to reach Drata and at what pace: shared by `plan`, `apply` and `export`.
 #[derive(Debug, Args)]
-struct RunArgs {
-    #[command(flatten)]
-    input: InputArgs,
-
+struct ConnectArgs {
     /// Drata region, which picks the base URL
     #[arg(long, value_enum, default_value_t = Region::Us)]
     region: Region,
@@ -194,14 +201,6 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
 
-    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
-    #[arg(long, value_name = "PATH")]
-    report: Option<PathBuf>,
-
-    /// Allow replacing existing report, summary, undo and evidence files
-    #[arg(long)]
-    force: bool,
-
     /// Request rate: N/s, N/min, N/h or unlimited
     #[arg(long, value_name = "R", default_value = DEFAULT_RATE)]
     rate: Rate,
@@ -209,10 +208,6 @@ struct RunArgs {
     /// Token-bucket burst of the rate limiter
     #[arg(long, value_name = "N", default_value = "1")]
     burst: NonZeroU32,
-
-    /// Requests in flight at most
-    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
-    concurrency: NonZeroUsize,
 
     /// Attempts per request, the first included
     #[arg(long, value_name = "N", default_value_t = NonZeroU32::new(RetryPolicy::default().max_attempts).unwrap_or(NonZeroU32::MIN))]
@@ -222,6 +217,46 @@ struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_timeout,
           default_value = DEFAULT_TIMEOUT)]
     timeout: Duration,
+
+    /// Also trust the CA certificates in this PEM file (a TLS-inspecting proxy's CA), besides
+    /// the system store (or SSL_CERT_FILE / SSL_CERT_DIR)
+    #[arg(long, value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
+
+    /// Which identities: infrastructure or version-control
+    #[arg(long, value_enum, default_value_t = IdentityKind::Infrastructure)]
+    kind: IdentityKind,
+
+    /// Run against an in-process simulator on loopback; no token needed
+    // Not in conflict with --base-url: DRATA_BASE_URL may be exported, and is ignored here.
+    #[cfg(feature = "simulator")]
+    #[arg(long, conflicts_with = "token_file")]
+    simulate: bool,
+
+    /// First backoff ceiling in milliseconds (doubles per attempt, capped at 30 s)
+    #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().base.as_millis() as u64, hide = true)]
+    retry_base_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    #[command(flatten)]
+    connect: ConnectArgs,
+
+    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+
+    /// Allow replacing existing report, summary, undo and evidence files
+    #[arg(long)]
+    force: bool,
+
+    /// Requests in flight at most
+    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
+    concurrency: NonZeroUsize,
 
     /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
     #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
@@ -242,25 +277,40 @@ struct RunArgs {
     /// Write a Markdown record of the run for auditors
     #[arg(long, value_name = "PATH")]
     evidence: Option<PathBuf>,
+}
 
-    /// Also trust the CA certificates in this PEM file (a TLS-inspecting proxy's CA), besides
-    /// the system store (or SSL_CERT_FILE / SSL_CERT_DIR)
-    #[arg(long, value_name = "PATH")]
-    ca_cert: Option<PathBuf>,
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
 
-    /// Which identities: infrastructure or version-control
-    #[arg(long, value_enum, default_value_t = IdentityKind::Infrastructure)]
-    kind: IdentityKind,
+    /// Where to write, created readable by you only [default: standard output]
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    output: Option<PathBuf>,
 
-    /// Run against an in-process simulator on loopback; no token needed
-    // Not in conflict with --base-url: DRATA_BASE_URL may be exported, and is ignored here.
-    #[cfg(feature = "simulator")]
-    #[arg(long, conflicts_with = "token_file")]
-    simulate: bool,
+    /// Allow replacing an existing output file
+    #[arg(long)]
+    force: bool,
 
-    /// First backoff ceiling in milliseconds (doubles per attempt, capped at 30 s)
-    #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().base.as_millis() as u64, hide = true)]
-    retry_base_ms: u64,
+    /// File format [default: xlsx when the output ends in .xlsx, otherwise csv]
+    #[arg(long, value_enum)]
+    format: Option<ExportFormat>,
+
+    /// CSV for Excel: UTF-8 with a byte-order mark, CRLF line ends
+    #[arg(long)]
+    excel: bool,
+
+    /// Only identities of this client type (AWS, GCP, GITHUB, ...; any case)
+    #[arg(long, value_name = "TYPE")]
+    client_type: Option<String>,
+
+    /// Only identities of this connection: its alias or its id (any case)
+    #[arg(long, value_name = "ALIAS|ID")]
+    connection: Option<String>,
+
+    /// Only identities not marked as service accounts, or only marked ones
+    #[arg(long, value_enum)]
+    only: Option<Only>,
 }
 
 #[cfg(feature = "simulator")]
@@ -340,7 +390,7 @@ fn key_from_env() -> Result<ApiKey, KeyError> {
     }
 }
 
-impl RunArgs {
+impl ConnectArgs {
     fn target(&self) -> Result<Target, ConfigError> {
         #[cfg(feature = "simulator")]
         if self.simulate {
@@ -360,6 +410,16 @@ impl RunArgs {
         })
     }
 
+    fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.get(),
+            base: Duration::from_millis(self.retry_base_ms.max(1)),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+impl RunArgs {
     fn into_config(
         self,
         mode: Mode,
@@ -374,20 +434,16 @@ impl RunArgs {
         }
         Ok(RunConfig {
             mode,
-            target: self.target()?,
+            target: self.connect.target()?,
             input: self.input.into_options(),
-            kind: self.kind,
+            kind: self.connect.kind,
             report: self.report,
             force: self.force,
-            rate: self.rate,
-            burst: self.burst,
+            rate: self.connect.rate,
+            burst: self.connect.burst,
             concurrency: self.concurrency,
-            timeout: self.timeout,
-            retry: RetryPolicy {
-                max_attempts: self.max_attempts.get(),
-                base: Duration::from_millis(self.retry_base_ms.max(1)),
-                ..RetryPolicy::default()
-            },
+            timeout: self.connect.timeout,
+            retry: self.connect.retry(),
             max_failures: self.max_failures,
             skip_invalid: self.skip_invalid,
             reconcile: mode == Mode::Plan,
@@ -397,9 +453,54 @@ impl RunArgs {
             plan: PlanOptions::default(),
             summary_json: self.summary_json,
             evidence: self.evidence,
-            ca_cert: self.ca_cert,
+            ca_cert: self.connect.ca_cert,
             output,
             program,
+        })
+    }
+}
+
+impl ExportArgs {
+    fn into_config(self, log: OutputOptions) -> Result<ExportConfig, ConfigError> {
+        let output = self.output.filter(|path| path.as_os_str() != "-");
+        let format = self.format.unwrap_or(match &output {
+            Some(path)
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("xlsx")) =>
+            {
+                ExportFormat::Xlsx
+            }
+            _ => ExportFormat::Csv,
+        });
+        if format == ExportFormat::Xlsx {
+            if output.is_none() {
+                return Err(ConfigError::XlsxNeedsFile);
+            }
+            if self.excel {
+                return Err(ConfigError::ExcelIsCsv);
+            }
+        }
+        let text =
+            |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Ok(ExportConfig {
+            target: self.connect.target()?,
+            kind: self.connect.kind,
+            rate: self.connect.rate,
+            burst: self.connect.burst,
+            timeout: self.connect.timeout,
+            retry: self.connect.retry(),
+            ca_cert: self.connect.ca_cert,
+            output,
+            force: self.force,
+            format,
+            excel: self.excel,
+            filter: ExportFilter {
+                client_type: text(self.client_type),
+                connection: text(self.connection),
+                only: self.only,
+            },
+            log,
         })
     }
 }
@@ -481,6 +582,7 @@ impl Cli {
             },
             Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, program)?)),
             Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, program)?)),
+            Commands::Export(args) => Command::Export(Box::new(args.into_config(output)?)),
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
                 config: args.into_config()?,

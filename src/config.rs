@@ -58,6 +58,10 @@ pub enum ConfigError {
     Timeout(String),
     #[error("invalid --progress-interval {0:?}: expected seconds above 0")]
     Interval(String),
+    #[error("--format xlsx writes a file: give it with -o PATH")]
+    XlsxNeedsFile,
+    #[error("--excel shapes a CSV (byte-order mark, CRLF); a workbook needs neither")]
+    ExcelIsCsv,
 }
 
 /// When to give up on a run because too many rows failed.
@@ -304,6 +308,53 @@ pub(crate) struct RunConfig {
     pub program: String,
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    Csv,
+    Xlsx,
+}
+
+/// `--only`: which identities `export` keeps by their flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Only {
+    /// Not marked as service accounts.
+    Unmarked,
+    /// Marked as service accounts.
+    Marked,
+}
+
+/// Which identities `export` writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ExportFilter {
+    /// A client type, compared ignoring case.
+    pub client_type: Option<String>,
+    /// A connection alias (ignoring case) or id.
+    pub connection: Option<String>,
+    pub only: Option<Only>,
+}
+
+/// Everything `export` needs, checked.
+#[derive(Debug)]
+pub(crate) struct ExportConfig {
+    pub target: Target,
+    pub kind: IdentityKind,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// `--ca-cert`: CAs trusted besides the system store.
+    pub ca_cert: Option<PathBuf>,
+    /// `None`: standard output.
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub format: ExportFormat,
+    /// UTF-8 with a BOM and CRLF (CSV only).
+    pub excel: bool,
+    pub filter: ExportFilter,
+    pub log: OutputOptions,
+}
+
 /// A parsed, checked command.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -312,6 +363,7 @@ pub(crate) enum Command {
         output: OutputOptions,
     },
     Run(Box<RunConfig>),
+    Export(Box<ExportConfig>),
     #[cfg(feature = "simulator")]
     Simulate {
         config: SimulatorConfig,

@@ -43,12 +43,18 @@ pub enum Error {
     },
     #[error("cannot write to standard output: {0}")]
     Stdout(io::Error),
+    #[error("cannot read the identities from Drata: {0}")]
+    Listing(String),
 }
 
 impl Error {
-    /// Every error stops a command before anything was sent: a usage error.
+    /// Every error stops a command before anything was sent: a usage error, except a
+    /// listing that cannot be read, which aborts (as it does `plan` and `--reconcile`).
     pub fn exit_code(&self) -> u8 {
-        exit::USAGE
+        match self {
+            Error::Listing(_) => exit::ABORTED,
+            _ => exit::USAGE,
+        }
     }
 
     /// The line that says it: plain text, or one JSON object like every log event.

@@ -19,6 +19,7 @@ mod output;
 mod secret;
 #[cfg(feature = "simulator")]
 pub mod simulator;
+mod suggest;
 mod text;
 
 pub use cli::Cli;

@@ -45,6 +45,15 @@ pub(crate) fn shorten(text: &str, limit: usize) -> String {
     }
 }
 
+/// Undoes the spreadsheet-safety prefix our CSVs put before a cell a spreadsheet would
+/// run as a formula (`'=x` is `=x`); any other cell is returned as it is.
+pub(crate) fn unprefixed(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
 /// Quotes an argument for a POSIX shell when it needs it.
 pub(crate) fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
@@ -105,6 +114,15 @@ mod tests {
             sha256_reader(&mut &b"abc"[..]).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn safety_prefixes_are_undone_and_nothing_else() {
+        assert_eq!(unprefixed("'=SUM(A1)"), "=SUM(A1)");
+        assert_eq!(unprefixed("'-- legacy"), "-- legacy");
+        assert_eq!(unprefixed("'quoted'"), "'quoted'");
+        assert_eq!(unprefixed("plain"), "plain");
+        assert_eq!(unprefixed("'"), "'");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! code of a command that ran or the error that stopped it before it could.
 
 mod docs;
+mod export;
 mod run;
+mod session;
 #[cfg(feature = "simulator")]
 mod simulate;
 mod validate;
@@ -23,6 +25,10 @@ pub(crate) fn run(command: Command) -> Result<u8, Error> {
         Command::Run(config) => {
             init_logging(&config.output);
             runtime()?.block_on(run::run(*config))
+        }
+        Command::Export(config) => {
+            init_logging(&config.log);
+            runtime()?.block_on(export::run(*config))
         }
         #[cfg(feature = "simulator")]
         Command::Simulate { config, output } => {

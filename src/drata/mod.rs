@@ -7,7 +7,7 @@ mod tls;
 mod wire;
 
 pub(crate) use client::{ApiClient, Cause, ClientOptions, Failure, PAGE_LIMIT};
-pub(crate) use state::CurrentState;
+pub(crate) use state::{Current, CurrentState};
 pub use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;

@@ -18,6 +18,23 @@ pub(crate) struct Current {
     /// `clientType alias (#id)` of its connection, for messages.
     pub connection: String,
     connection_names: Vec<String>,
+    /// What a review needs besides: read for `export`, never compared.
+    pub details: Details,
+}
+
+/// The rest of what the listing says about an identity, for `export`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Details {
+    pub connection_id: Option<u64>,
+    pub client_type: Option<String>,
+    pub client_alias: Option<String>,
+    /// True when the identity is linked to a Drata user.
+    pub linked: bool,
+    /// That user's email, when it says.
+    pub linked_user_email: Option<String>,
+    pub connected_at: Option<String>,
+    pub disconnected_at: Option<String>,
+    pub has_mfa: Option<bool>,
 }
 
 impl Current {
@@ -45,6 +62,16 @@ impl Current {
             username: identity.username,
             email: identity.email,
             connection_names: names,
+            details: Details {
+                connection_id: connection.id,
+                client_type: connection.client_type,
+                client_alias: connection.client_alias,
+                linked: identity.user.is_some(),
+                linked_user_email: identity.user.and_then(|user| user.email),
+                connected_at: identity.connected_at,
+                disconnected_at: identity.disconnected_at,
+                has_mfa: identity.has_mfa,
+            },
         }
     }
 
@@ -91,6 +118,13 @@ impl CurrentState {
 
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Every identity, sorted by id.
+    pub(crate) fn sorted(&self) -> Vec<(u64, &Current)> {
+        let mut all: Vec<(u64, &Current)> = self.by_id.iter().map(|(id, c)| (*id, c)).collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
     }
 
     /// Builds the state from identities.

@@ -18,6 +18,18 @@ pub(crate) struct Identity {
     pub service_account: Option<String>,
     pub service_account_reason: Option<String>,
     pub connection: Connection,
+    /// The Drata user (a person) the identity is linked to; `None` when `user` is null,
+    /// missing or not an object.
+    pub user: Option<LinkedUser>,
+    pub connected_at: Option<String>,
+    pub disconnected_at: Option<String>,
+    pub has_mfa: Option<bool>,
+}
+
+/// The nested `user` object of an identity: the Drata user it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LinkedUser {
+    pub email: Option<String>,
 }
 
 /// The connection an identity was discovered through.
@@ -41,6 +53,19 @@ fn integer(object: &Value, field: &str) -> Option<u64> {
     match object.get(field)? {
         Value::Number(number) => number.as_u64(),
         Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A boolean sent as `true`/`false` or as the strings `"true"`/`"false"`.
+fn boolean(object: &Value, field: &str) -> Option<bool> {
+    match object.get(field)? {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => match text.trim() {
+            t if t.eq_ignore_ascii_case("true") => Some(true),
+            t if t.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -71,6 +96,15 @@ impl Identity {
                 client_type: text(connection, "clientType"),
                 client_alias: text(connection, "clientAlias"),
             },
+            user: value
+                .get("user")
+                .filter(|user| user.is_object())
+                .map(|user| LinkedUser {
+                    email: text(user, "email"),
+                }),
+            connected_at: text(value, "connectedAt"),
+            disconnected_at: text(value, "disconnectedAt"),
+            has_mfa: boolean(value, "hasMfa"),
         }
     }
 
@@ -157,6 +191,39 @@ mod tests {
         assert_eq!(identity.service_account, None);
         assert_eq!(identity.connection.id, Some(1));
         assert_eq!(identity.connection.client_type.as_deref(), Some("AWS"));
+        assert_eq!(identity.user, Some(LinkedUser { email: None }));
+        assert_eq!(identity.has_mfa, None);
+    }
+
+    #[test]
+    fn the_review_fields_are_read_best_effort() {
+        let identity = Identity::from_answer(
+            br#"{"id":4,"user":{"id":9,"email":"dana@example.com"},"hasMfa":"TRUE",
+                "connectedAt":"2025-06-01T12:00:00.000Z","disconnectedAt":null}"#,
+        );
+        assert_eq!(
+            identity.user.and_then(|u| u.email).as_deref(),
+            Some("dana@example.com")
+        );
+        assert_eq!(identity.has_mfa, Some(true));
+        assert_eq!(
+            identity.connected_at.as_deref(),
+            Some("2025-06-01T12:00:00.000Z")
+        );
+        assert_eq!(identity.disconnected_at, None);
+        for odd in [
+            &br#"{"user":null,"hasMfa":1}"#[..],
+            br#"{"user":"dana","hasMfa":"maybe","connectedAt":7}"#,
+        ] {
+            let identity = Identity::from_answer(odd);
+            assert_eq!(identity.user, None, "{odd:?}");
+            assert_eq!(identity.has_mfa, None, "{odd:?}");
+            assert_eq!(identity.connected_at, None, "{odd:?}");
+        }
+        assert_eq!(
+            Identity::from_answer(br#"{"hasMfa":false}"#).has_mfa,
+            Some(false)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::Path;
 use thiserror::Error;
 
 use crate::model::{IdentityKind, Outcome};
+use crate::text::unprefixed;
 
 #[derive(Debug, Error)]
 pub enum ResumeError {
@@ -50,14 +51,6 @@ impl DoneRows {
 
     pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-}
-
-/// Undoes the report's spreadsheet-safety prefix.
-fn unprefixed(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::records::{Fields, RecordKind, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
-use crate::text::shorten;
+use crate::text::{shorten, unprefixed};
 
 /// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
 /// `serviceaccount`.
@@ -279,11 +279,13 @@ impl<R: Read> RowReader<R> {
     }
 
     /// A trimmed, non-empty UTF-8 cell.
+    /// A trimmed, non-empty UTF-8 cell, without the spreadsheet-safety prefix our own
+    /// files add (an export's `'=name` is the name `=name`).
     fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
         let (index, _) = column.as_ref()?;
         match self.cell(*index)? {
-            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
-            _ => None,
+            Ok(text) => Some(unprefixed(text.trim()).trim().to_owned()).filter(|t| !t.is_empty()),
+            Err(()) => None,
         }
     }
 
@@ -505,7 +507,9 @@ impl<R: Read> RowReader<R> {
                     problem(name, "not valid UTF-8".to_owned());
                     return None;
                 }
-                Some(Ok(text)) => Some(text.trim()).filter(|t| !t.is_empty()),
+                // The prefix our CSVs (export, undo) put before a reason a spreadsheet
+                // would run as a formula is not part of the reason.
+                Some(Ok(text)) => Some(unprefixed(text.trim()).trim()).filter(|t| !t.is_empty()),
             },
         };
         let Some(reason) = cell.or(self.default_reason.as_deref()) else {
@@ -604,6 +608,20 @@ mod tests {
             vec![3],
             "a lone CR ends a line"
         );
+    }
+
+    #[test]
+    fn a_reason_loses_the_spreadsheet_safety_prefix_our_files_add() {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let data = "id,flag,reason\n1,y,'-- legacy CI\n2,y,'=x\n3,y,'quoted'\n4,y, '@ops \n";
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        let reasons: Vec<String> = std::iter::from_fn(|| reader.next_record())
+            .map(|r| match r.unwrap() {
+                Record::Valid(row) => row.reason,
+                Record::Invalid(bad) => panic!("{bad:?}"),
+            })
+            .collect();
+        assert_eq!(reasons, ["-- legacy CI", "=x", "'quoted'", "@ops"]);
     }
 
     #[test]

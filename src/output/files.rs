@@ -179,6 +179,13 @@ impl CreatedFile {
         &self.path
     }
 
+    /// The file, to write to while it is still removed on drop.
+    pub(crate) fn file(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the file was already handed out"))
+    }
+
     /// The file, which stays on disk from now on.
     pub(crate) fn keep(mut self) -> io::Result<File> {
         // `keep` consumes the guard, so the file is always still there.

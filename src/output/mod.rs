@@ -3,6 +3,7 @@
 //! and cells for files are made here and nowhere else.
 
 mod evidence;
+mod export;
 mod files;
 mod plan;
 mod progress;
@@ -11,6 +12,7 @@ mod summary;
 mod undo;
 
 pub(crate) use evidence::{EvidenceRecorder, RunContext};
+pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
     column_mapping_line, print_changes, write_changes_json, Change, CurrentView, CHANGES_SHOWN,

@@ -72,7 +72,25 @@ const LAST_NAMES: [&str; 10] = [
     "rossi",
 ];
 const BOT_WORDS: [&str; 5] = ["deploy", "ci", "backup", "terraform", "monitor"];
+/// Usernames of the automation accounts nobody marked yet (`id % 50 == 44`, not a
+/// multiple of 7): what `export` should suggest.
+const UNMARKED_BOT_NAMES: [&str; 5] = [
+    "deploy-bot",
+    "ci-runner",
+    "github-actions",
+    "jenkins",
+    "backup-agent",
+];
 const SEEDED_AT: &str = "2026-01-15T09:30:00.000Z";
+/// When the identities the simulator shows as disconnected (`id % 97 == 0`) went away.
+const DISCONNECTED_AT: &str = "2026-09-30T17:00:00.000Z";
+
+/// When an identity was first seen: a day of 2025 from its id, deterministic.
+fn connected_at(id: u64) -> String {
+    let day = id % 28 + 1;
+    let month = (id / 28) % 12 + 1;
+    format!("2025-{month:02}-{day:02}T08:00:00.000Z")
+}
 const SEEDED_REASON: &str = "Seeded: automation account";
 
 /// What the simulator counted; served at `/_sim/stats`.
@@ -356,29 +374,42 @@ impl Sim {
             (IdentityKind::VersionControl, _) => (5, "GITLAB", "gitlab-org"),
         };
         let is_bot = id % 7 == 0;
-        let (username, email, user) = if is_bot {
-            let word = BOT_WORDS[(id % 5) as usize];
-            (format!("svc-{word}-{id}"), Value::Null, Value::Null)
+        // Automation accounts nobody marked yet, and people not linked to a Drata user:
+        // what a review starting from `export` has to find.
+        let unmarked_bot = !is_bot && id % 50 == 44;
+        let unlinked = !is_bot && !unmarked_bot && id % 50 == 19;
+        let (username, email, user) = if is_bot || unmarked_bot {
+            let username = if is_bot {
+                format!("svc-{}-{id}", BOT_WORDS[(id % 5) as usize])
+            } else {
+                format!("{}-{id}", UNMARKED_BOT_NAMES[((id / 50) % 5) as usize])
+            };
+            (username, Value::Null, Value::Null)
         } else {
             let email = format!("{first}.{last}{suffix}@example.com");
-            let user = json!({
-                "id": person + 1,
-                "email": email,
-                "firstName": first,
-                "lastName": last,
-            });
+            let user = if unlinked {
+                Value::Null
+            } else {
+                json!({
+                    "id": person + 1,
+                    "email": email,
+                    "firstName": first,
+                    "lastName": last,
+                })
+            };
             (format!("{first}.{last}{suffix}"), json!(email), user)
         };
+        let human = !is_bot && !unmarked_bot;
         json!({
             "id": id,
             "identityId": format!("{client_type}-{:012}", id * 7919),
             "username": username,
             "email": email,
-            "firstName": if is_bot { Value::Null } else { json!(first) },
-            "lastName": if is_bot { Value::Null } else { json!(last) },
+            "firstName": if human { json!(first) } else { Value::Null },
+            "lastName": if human { json!(last) } else { Value::Null },
             "serviceAccount": stored.service_account_at,
             "serviceAccountReason": stored.reason,
-            "hasMfa": !is_bot && id % 4 != 0,
+            "hasMfa": human && id % 4 != 0,
             "isContractor": false,
             "user": user,
             "connection": {
@@ -387,6 +418,8 @@ impl Sim {
                 "clientAlias": alias,
                 "state": "ACTIVE",
             },
+            "connectedAt": connected_at(id),
+            "disconnectedAt": if id % 97 == 0 { json!(DISCONNECTED_AT) } else { Value::Null },
             "createdAt": "2025-06-01T12:00:00.000Z",
             "updatedAt": stored.service_account_at.clone().unwrap_or_else(|| "2025-06-01T12:00:00.000Z".to_owned()),
         })

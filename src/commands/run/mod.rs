@@ -6,7 +6,6 @@
 
 mod consume;
 mod planner;
-mod session;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
-use self::session::Session;
+use super::session::{Session, SessionSpec};
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
@@ -135,6 +134,19 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
+fn session_spec(config: &RunConfig) -> SessionSpec<'_> {
+    SessionSpec {
+        target: &config.target,
+        kind: config.kind,
+        timeout: config.timeout,
+        concurrency: config.concurrency.get(),
+        rate: config.rate,
+        burst: config.burst,
+        retry: config.retry,
+        ca_cert: config.ca_cert.as_deref(),
+    }
+}
+
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -163,7 +175,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let needs_lookup = reader.needs_lookup();
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
-        let connected = Session::connect(config, &control).await?;
+        let connected = Session::connect(&session_spec(config), &control).await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -186,7 +198,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        session = Some(Session::connect(config, &control).await?);
+        session = Some(Session::connect(&session_spec(config), &control).await?);
     }
     Ok(Run {
         started,

@@ -1,14 +1,18 @@
-//! The server side of a run: the engine every request goes through, and what keeps the
-//! in-process simulator of `--simulate` alive.
+//! The server side of a command that talks to Drata (`plan`, `apply`, `export`): the
+//! engine every request goes through, and what keeps the in-process simulator of
+//! `--simulate` alive.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{parse_base_url, KeySource, RunConfig, Target};
+use crate::config::{parse_base_url, KeySource, Target};
 use crate::drata::{
     check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
 };
-use crate::engine::{Engine, RunControl};
+use crate::engine::{Engine, RetryPolicy, RunControl};
 use crate::error::Error;
+use crate::model::{IdentityKind, Rate};
 use crate::secret::ApiKey;
 
 /// Share of PUTs the in-process simulator of `--simulate` answers 500: enough that a
@@ -19,6 +23,20 @@ const SIMULATED_ERROR_RATE: f64 = 0.04;
 #[cfg(feature = "simulator")]
 const SIMULATED_LATENCY_MS: u64 = 40;
 
+/// How to reach the server, from the configuration of the command.
+pub(super) struct SessionSpec<'a> {
+    pub target: &'a Target,
+    pub kind: IdentityKind,
+    pub timeout: Duration,
+    /// Connections the client keeps open at most.
+    pub concurrency: usize,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub retry: RetryPolicy,
+    /// `--ca-cert`: CAs trusted besides the system store.
+    pub ca_cert: Option<&'a std::path::Path>,
+}
+
 pub(super) struct Session {
     pub base_url: String,
     pub engine: Arc<Engine>,
@@ -28,7 +46,7 @@ pub(super) struct Session {
 
 impl Session {
     pub(super) async fn connect(
-        config: &RunConfig,
+        config: &SessionSpec<'_>,
         control: &Arc<RunControl>,
     ) -> Result<Self, Error> {
         #[cfg(feature = "simulator")]
@@ -59,7 +77,7 @@ impl Session {
         let options = ClientOptions {
             kind: config.kind,
             timeout: config.timeout,
-            connections: config.concurrency.get(),
+            connections: config.concurrency,
             extra_roots: trusted_roots(config, &base_url)?,
         };
         let client = ApiClient::new(base_url.clone(), &key, options)
@@ -83,13 +101,13 @@ impl Session {
 /// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE`, when set, can be used
 /// for an https server: either failing is a usage error, before anything is sent.
 fn trusted_roots(
-    config: &RunConfig,
+    config: &SessionSpec<'_>,
     base_url: &reqwest::Url,
 ) -> Result<Vec<reqwest::Certificate>, Error> {
     if base_url.scheme() == "https" {
         check_ssl_cert_file()?;
     }
-    match &config.ca_cert {
+    match config.ca_cert {
         Some(path) => Ok(read_ca_bundle("--ca-cert", path)?),
         None => Ok(Vec::new()),
     }

@@ -1,0 +1,399 @@
+//! `export`: the current identities in the input format, its filters and formats, and the
+//! review's round trip (export, edit, `apply --reconcile`, undo) against the simulator.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+
+use crate::support::*;
+
+const HEADER: &str = "id,serviceAccount,serviceAccountReason,username,email,connection,\
+                      linkedUser,connectedAt,disconnectedAt,hasMfa,suggestion";
+
+/// The rows of an export, by id, as maps of column to cell.
+fn export_rows(text: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(headers.iter().collect::<Vec<_>>().join(","), HEADER);
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn ids(rows: &[HashMap<String, String>]) -> Vec<u64> {
+    rows.iter().map(|r| r["id"].parse().unwrap()).collect()
+}
+
+/// Rewrites an export with some rows' flag and reason changed.
+fn edited(text: &str, changes: &[(u64, &str, &str)]) -> String {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(str::to_owned).collect();
+        let id: u64 = cells[0].parse().unwrap();
+        if let Some((_, flag, reason)) = changes.iter().find(|(at, _, _)| *at == id) {
+            cells[1] = (*flag).to_owned();
+            cells[2] = (*reason).to_owned();
+        }
+        writer.write_record(&cells).unwrap();
+    }
+    String::from_utf8(writer.into_inner().unwrap()).unwrap()
+}
+
+#[test]
+fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export() {
+    let sim = simulator(|c| c.identities = 120);
+    let work = Workdir::new();
+    let export = |name: &str| {
+        let run = on_sim(&sim, &work, &["export", "-o", name]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        std::fs::read_to_string(work.path(name)).unwrap()
+    };
+    let first = export("first.csv");
+    let rows = export_rows(&first);
+    assert_eq!(
+        ids(&rows),
+        (1..=120).collect::<Vec<_>>(),
+        "every id, sorted"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("first.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let review = ["--reason", "Q4 review: automation"];
+    let apply = |input: &str, extra: &[&str]| {
+        let report = format!("{input}.report.csv");
+        let mut args = vec!["apply", input, "--reconcile", "--report", &report];
+        args.extend_from_slice(extra);
+        let run = on_sim(&sim, &work, &args);
+        assert_eq!(run.code, 0, "{input}: {}", run.stderr);
+    };
+
+    // Unedited: nothing to send.
+    apply("first.csv", &review);
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
+
+    // Three decisions: an unmarked bot and a person marked, a seeded bot unmarked.
+    let changes = [
+        (44, "true", "Deploy pipeline; found in the Q4 review"),
+        (2, "true", ""),
+        (7, "false", "Not automation after all"),
+    ];
+    work.write("edited.csv", &edited(&first, &changes));
+    let mut with_undo = review.to_vec();
+    with_undo.extend_from_slice(&["--undo", "undo.csv"]);
+    apply("edited.csv", &with_undo);
+    assert_eq!(
+        sim.applied(),
+        HashMap::from([(2, 1), (7, 1), (44, 1)]),
+        "exactly the three edited rows"
+    );
+    let after = export_rows(&export("after.csv"));
+    let row = |rows: &[HashMap<String, String>], id: u64| rows[id as usize - 1].clone();
+    assert_eq!(
+        row(&after, 2)["serviceAccountReason"],
+        "Q4 review: automation"
+    );
+    assert_eq!(row(&after, 44)["serviceAccount"], "true");
+    assert_eq!(row(&after, 7)["serviceAccount"], "false");
+
+    // The undo file puts everything back as the first export showed it.
+    apply("undo.csv", &[]);
+    assert_eq!(sim.applied(), HashMap::from([(2, 2), (7, 2), (44, 2)]));
+    assert_eq!(export("second.csv"), first);
+}
+
+#[test]
+fn export_suggests_the_unmarked_automation_accounts_and_says_why() {
+    let sim = simulator(|c| c.identities = 120);
+    let work = Workdir::new();
+    let run = on_sim(&sim, &work, &["export"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = export_rows(&run.stdout);
+    let by_id = |id: u64| rows[id as usize - 1].clone();
+    // 44 and 94 are automation nobody marked; 19 is a person not linked to a Drata user.
+    assert_eq!(
+        by_id(44)["suggestion"],
+        "no linked user; no email; name contains \"deploy\", \"bot\""
+    );
+    assert_eq!(by_id(94)["username"], "ci-runner-94");
+    assert_eq!(
+        by_id(94)["suggestion"],
+        "no linked user; no email; name contains \"ci\", \"runner\""
+    );
+    assert_eq!(by_id(19)["linkedUser"], "");
+    assert_eq!(by_id(19)["suggestion"], "", "one weak clue is not enough");
+    let person = by_id(1);
+    assert_eq!(person["username"], "alice.nguyen");
+    assert_eq!(person["linkedUser"], "alice.nguyen@example.com");
+    assert_eq!(person["connection"], "AWS aws-prod");
+    assert_eq!(person["hasMfa"], "true");
+    assert_eq!(person["connectedAt"], "2025-01-02T08:00:00.000Z");
+    assert_eq!(person["suggestion"], "");
+    assert_eq!(by_id(97)["disconnectedAt"], "2026-09-30T17:00:00.000Z");
+    let marked = by_id(7);
+    assert_eq!(
+        (
+            marked["serviceAccount"].as_str(),
+            marked["serviceAccountReason"].as_str(),
+            marked["suggestion"].as_str()
+        ),
+        ("true", "Seeded: automation account", ""),
+        "marked identities get no suggestion"
+    );
+    let suggested: Vec<u64> = rows
+        .iter()
+        .filter(|r| !r["suggestion"].is_empty())
+        .map(|r| r["id"].parse().unwrap())
+        .collect();
+    assert_eq!(suggested, [44, 94]);
+}
+
+#[test]
+fn export_filters_by_flag_client_type_and_connection() {
+    let sim = simulator(|c| c.identities = 120);
+    let work = Workdir::new();
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export"];
+        args.extend_from_slice(extra);
+        let run = on_sim(&sim, &work, &args);
+        assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
+        export_rows(&run.stdout)
+    };
+    let unmarked = export(&["--only", "unmarked"]);
+    assert_eq!(unmarked.len(), 120 - 17);
+    assert!(unmarked.iter().all(|r| r["serviceAccount"] == "false"));
+    let marked = export(&["--only", "marked"]);
+    assert_eq!(ids(&marked), (1..=17).map(|n| n * 7).collect::<Vec<_>>());
+    let gcp = export(&["--client-type", "gcp"]);
+    assert_eq!(gcp.len(), 40);
+    assert!(gcp.iter().all(|r| r["connection"] == "GCP gcp-main"));
+    assert_eq!(
+        ids(&export(&["--connection", "AZURE-corp"])),
+        ids(&export(&["--connection", "3"]))
+    );
+    let both = export(&["--client-type", "AWS", "--only", "marked"]);
+    assert!(both
+        .iter()
+        .all(|r| r["connection"] == "AWS aws-prod" && r["serviceAccount"] == "true"));
+    assert_eq!(
+        export(&["--client-type", "AWS", "--connection", "gcp-main"]).len(),
+        0
+    );
+}
+
+#[test]
+fn the_listing_is_read_in_ceil_n_plus_1_over_50_gets() {
+    for (identities, gets) in [(0u64, 1u64), (50, 2), (51, 2), (120, 3)] {
+        let sim = simulator(|c| c.identities = identities);
+        let work = Workdir::new();
+        let run = on_sim(&sim, &work, &["export"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(export_rows(&run.stdout).len() as u64, identities);
+        assert_eq!(
+            sim.stats.lists.load(Ordering::Relaxed),
+            gets,
+            "{identities}"
+        );
+        assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn excel_csv_has_a_bom_and_crlf() {
+    let sim = simulator(|c| c.identities = 10);
+    let work = Workdir::new();
+    let run = on_sim(&sim, &work, &["export", "--excel", "-o", "excel.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bytes = std::fs::read(work.path("excel.csv")).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFid,serviceAccount,"));
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    assert_eq!(text.matches("\r\n").count(), 11, "a header and ten rows");
+    assert_eq!(text.matches('\n').count(), 11, "no bare LF");
+    assert_eq!(export_rows(&text.replace("\r\n", "\n")).len(), 10);
+    // The same file is valid input as it is.
+    let run = drata(
+        work.dir.path(),
+        &["validate", "excel.csv", "--reason", "x"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
+    let listing = r#"{"data":[
+        {"id":5,"username":"=cmd|' /C calc'!A0","email":"@evil.example","serviceAccount":"2026-01-01T00:00:00.000Z",
+         "serviceAccountReason":"-- legacy CI","user":null,"connection":{"id":"1","clientType":"AWS","clientAlias":"+prod"}},
+        {"id":6,"username":"dana","email":"dana@example.com","serviceAccount":null,"user":{"email":"dana@example.com"},
+         "connection":{"id":1,"clientType":"AWS","clientAlias":"+prod"}}
+    ],"page":1,"limit":50,"total":2}"#;
+    let server = TestServer::start(move |seen, _| {
+        if seen.method == "GET" {
+            Reply::json(200, listing)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    let work = Workdir::new();
+    let key = [("DRATA_API_KEY", "test-key")];
+    let run = drata(
+        work.dir.path(),
+        &["export", "--base-url", &server.url, "-o", "safe.csv"],
+        &key,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(work.path("safe.csv")).unwrap();
+    let rows = export_rows(&text);
+    assert_eq!(rows[0]["username"], "'=cmd|' /C calc'!A0");
+    assert_eq!(rows[0]["email"], "'@evil.example");
+    assert_eq!(rows[0]["serviceAccountReason"], "'-- legacy CI");
+    assert_eq!(
+        rows[0]["connection"], "AWS +prod",
+        "only a cell's start is risky"
+    );
+    // The quote is read back off: the unedited file changes nothing.
+    let run = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "safe.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--reason",
+            "x",
+            "--report",
+            "r.csv",
+        ],
+        &key,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        server.seen().iter().filter(|s| s.method == "PUT").count(),
+        0,
+        "{:?}",
+        read_report(&work.path("r.csv"))
+    );
+}
+
+#[test]
+fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() {
+    let sim = simulator(|c| c.identities = 30);
+    let work = Workdir::new();
+    let run = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let file = std::fs::File::open(work.path("review.xlsx")).unwrap();
+    let mut zip = zip::ZipArchive::new(file).expect("an xlsx is a zip");
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        zip.by_name(name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    assert!(read("xl/workbook.xml").contains(r#"<sheet name="identities""#));
+    let sheet = read("xl/worksheets/sheet1.xml");
+    assert!(sheet.contains(r#"state="frozen""#), "frozen header");
+    assert!(sheet.contains("<autoFilter ref=\"A1:K31\""), "filterable");
+    assert!(
+        sheet.contains(r#"<dataValidation type="list""#) && sheet.contains("B2:B31"),
+        "drop-down on the flag column"
+    );
+    assert!(sheet.contains(r#"&quot;true,false&quot;"#) || sheet.contains("\"true,false\""));
+    let strings = read("xl/sharedStrings.xml");
+    assert!(strings.contains("alice.nguyen"));
+    assert!(strings.contains("Seeded: automation account"));
+    // Without a file, a workbook is refused before any request.
+    let run = on_sim(&sim, &work, &["export", "--format", "xlsx"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("-o PATH"), "{}", run.stderr);
+}
+
+#[test]
+fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
+    let sim = simulator(|c| c.identities = 3);
+    let work = Workdir::new();
+    work.write("taken.csv", "keep me\n");
+    let run = on_sim(&sim, &work, &["export", "-o", "taken.csv"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(work.path("taken.csv")).unwrap(),
+        "keep me\n"
+    );
+    assert_eq!(
+        sim.stats.requests.load(Ordering::Relaxed),
+        0,
+        "refused before any request"
+    );
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(work.path("taken.csv"), work.path("link.csv")).unwrap();
+        // Only a regular file is ever replaced, even with --force.
+        let run = on_sim(&sim, &work, &["export", "-o", "link.csv", "--force"]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(
+            std::fs::read_to_string(work.path("taken.csv")).unwrap(),
+            "keep me\n"
+        );
+        let link = std::fs::symlink_metadata(work.path("link.csv")).unwrap();
+        assert!(link.file_type().is_symlink(), "the link is left as it is");
+    }
+}
+
+#[test]
+fn a_listing_that_cannot_be_read_exits_3_and_leaves_no_file() {
+    let server = TestServer::start(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
+    let work = Workdir::new();
+    let run = drata(
+        work.dir.path(),
+        &["export", "--base-url", &server.url, "-o", "out.csv"],
+        &[("DRATA_API_KEY", "k3y-s3cret-401")],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(!work.path("out.csv").exists());
+    assert!(!run.stderr.contains("k3y-s3cret"), "{}", run.stderr);
+}
+
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    // 3,000 rows (about 350 KB) are far more than a pipe and the CSV writer's buffer hold:
+    // the export is still writing rows when the reader goes away, as with `| head -1`.
+    let sim = simulator(|c| c.identities = 3000);
+    let work = Workdir::new();
+    let url = sim.base_url();
+    let mut command = command(
+        work.dir.path(),
+        &["export", "--base-url", &url, "--rate", "unlimited"],
+    );
+    command
+        .env("DRATA_API_KEY", SIM_TOKEN)
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"id,serviceAccount"));
+    drop(stdout);
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(!run.stderr.contains("error"), "{}", run.stderr);
+}
