@@ -129,6 +129,14 @@ struct InputArgs {
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
 
+    /// Reason for blank cells of rows marked as service accounts (before --reason)
+    #[arg(long, value_name = "TEXT")]
+    reason_if_true: Option<String>,
+
+    /// Reason for blank cells of rows marked as not service accounts (before --reason)
+    #[arg(long, value_name = "TEXT")]
+    reason_if_false: Option<String>,
+
     /// Text encoding of the input [default: UTF-8, or UTF-16 by its byte-order mark]
     #[arg(long, value_enum, value_name = "NAME")]
     encoding: Option<Encoding>,
@@ -370,6 +378,9 @@ impl InputArgs {
             flag_column: self.flag_column,
             reason_column: self.reason_column,
             default_reason: self.reason.filter(|r| !r.trim().is_empty()),
+            reason_if_true: self.reason_if_true.filter(|r| !r.trim().is_empty()),
+            reason_if_false: self.reason_if_false.filter(|r| !r.trim().is_empty()),
+            blank_false_reasons: false,
             max_copy_mib: self.max_input_mib,
             encoding: self.encoding,
         }
@@ -508,6 +519,7 @@ impl ExportArgs {
 impl PlanArgs {
     fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
         let mut config = self.run.into_config(Mode::Plan, output, program)?;
+        config.input.blank_false_reasons = true;
         config.plan = PlanOptions {
             json: self.json,
             detailed_exitcode: self.detailed_exitcode,
@@ -532,6 +544,7 @@ impl ApplyArgs {
         }
         let mut config = self.run.into_config(Mode::Apply, output, program)?;
         config.reconcile = self.reconcile;
+        config.input.blank_false_reasons = self.reconcile;
         config.undo = self.undo;
         config.resume_from = self.resume_from;
         Ok(config)

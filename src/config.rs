@@ -430,6 +430,8 @@ impl RunConfig {
             ("--flag-column", &input.flag_column),
             ("--reason-column", &input.reason_column),
             ("--reason", &input.default_reason),
+            ("--reason-if-true", &input.reason_if_true),
+            ("--reason-if-false", &input.reason_if_false),
         ];
         for (option, value) in named {
             if let Some(value) = value {

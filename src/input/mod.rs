@@ -80,6 +80,14 @@ pub(crate) struct InputOptions {
     pub flag_column: Option<String>,
     pub reason_column: Option<String>,
     pub default_reason: Option<String>,
+    /// `--reason-if-true` / `--reason-if-false`: the default for blank cells of rows
+    /// with that flag, before `--reason`.
+    pub reason_if_true: Option<String>,
+    pub reason_if_false: Option<String>,
+    /// A `false` row may leave its reason blank: the run reads the current state, and
+    /// such a row is fine when its identity already is not a service account (an
+    /// unedited export); it is invalid only if it would have to be sent.
+    pub blank_false_reasons: bool,
     /// The largest input copied, in MiB.
     pub max_copy_mib: u64,
     /// `--encoding`; without it, UTF-8 or UTF-16 by its byte-order mark.
@@ -96,6 +104,9 @@ impl InputOptions {
             flag_column: None,
             reason_column: None,
             default_reason: None,
+            reason_if_true: None,
+            reason_if_false: None,
+            blank_false_reasons: false,
             max_copy_mib: DEFAULT_MAX_COPY_MIB,
             encoding: None,
         }

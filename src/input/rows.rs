@@ -148,7 +148,10 @@ fn resolve_columns(
         .ok_or_else(|| missing("service-account flag", &flag_names))?;
     let reason = find_column(headers, path, "reason", &reason_names)?;
     // Without a reason column every row needs --reason; a named column must exist.
-    if reason.is_none() && (options.default_reason.is_none() || options.reason_column.is_some()) {
+    let any_default = options.default_reason.is_some()
+        || options.reason_if_true.is_some()
+        || options.reason_if_false.is_some();
+    if reason.is_none() && (!any_default || options.reason_column.is_some()) {
         return Err(missing("reason", &reason_names));
     }
     Ok(Columns {
@@ -159,11 +162,46 @@ fn resolve_columns(
     })
 }
 
+/// The reasons used where a reason cell is blank, trimmed.
+#[derive(Debug, Clone, Default)]
+struct ReasonDefaults {
+    any: Option<String>,
+    if_true: Option<String>,
+    if_false: Option<String>,
+    blank_false_ok: bool,
+}
+
+impl ReasonDefaults {
+    fn of(options: &InputOptions) -> Self {
+        let trimmed = |r: &Option<String>| {
+            r.as_ref()
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+        };
+        Self {
+            any: trimmed(&options.default_reason),
+            if_true: trimmed(&options.reason_if_true),
+            if_false: trimmed(&options.reason_if_false),
+            blank_false_ok: options.blank_false_reasons,
+        }
+    }
+
+    /// The default for a row with this flag: the flag's own, else `--reason`.
+    fn for_flag(&self, flag: Option<bool>) -> Option<&str> {
+        let own = match flag {
+            Some(true) => self.if_true.as_deref(),
+            Some(false) => self.if_false.as_deref(),
+            None => None,
+        };
+        own.or(self.any.as_deref())
+    }
+}
+
 /// Streams records, each validated on its own (duplicates need [`InputScan`]).
 pub(crate) struct RowReader<R: Read> {
     records: RecordReader<R>,
     columns: Columns,
-    default_reason: Option<String>,
+    defaults: ReasonDefaults,
     path: String,
     record: Fields,
     delimiter: u8,
@@ -208,7 +246,7 @@ impl<R: Read> RowReader<R> {
         Ok(Self {
             records,
             columns,
-            default_reason: options.default_reason.as_ref().map(|r| r.trim().to_owned()),
+            defaults: ReasonDefaults::of(options),
             path: path.to_owned(),
             record: Fields::default(),
             delimiter,
@@ -463,7 +501,7 @@ impl<R: Read> RowReader<R> {
             },
         };
 
-        let reason = self.reason(&mut problem);
+        let reason = self.reason(flag, &mut problem);
 
         match (id, flag, reason, problems.is_empty()) {
             (Some(id), Some(flag), Some(reason), true) => Record::Valid(Row {
@@ -484,24 +522,25 @@ impl<R: Read> RowReader<R> {
                     .as_ref()
                     .map(|(index, _)| self.echo(*index))
                     .filter(|r| !r.is_empty())
-                    .or_else(|| self.default_reason.clone())
+                    .or_else(|| self.defaults.for_flag(flag).map(str::to_owned))
                     .unwrap_or_default(),
                 problems,
             }),
         }
     }
 
-    fn reason(&self, problem: &mut impl FnMut(&str, String)) -> Option<String> {
+    fn reason(&self, flag: Option<bool>, problem: &mut impl FnMut(&str, String)) -> Option<String> {
         let column_name = self
             .columns
             .reason
             .as_ref()
             .map_or("reason", |(_, name)| name.as_str());
+        let default = self.defaults.for_flag(flag);
         let cell = match &self.columns.reason {
             None => None,
             Some((index, name)) => match self.cell(*index) {
                 // A short row, already reported as such.
-                None if self.default_reason.is_none() => return None,
+                None if default.is_none() => return None,
                 None => None,
                 Some(Err(())) => {
                     problem(name, "not valid UTF-8".to_owned());
@@ -512,10 +551,15 @@ impl<R: Read> RowReader<R> {
                 Some(Ok(text)) => Some(unprefixed(text.trim()).trim()).filter(|t| !t.is_empty()),
             },
         };
-        let Some(reason) = cell.or(self.default_reason.as_deref()) else {
+        let Some(reason) = cell.or(default) else {
+            if flag == Some(false) && self.defaults.blank_false_ok {
+                // Decided against the current state: see `InputOptions::blank_false_reasons`.
+                return Some(String::new());
+            }
             problem(
                 column_name,
-                "a reason is required (fill the cell or pass --reason)".to_owned(),
+                "a reason is required (fill the cell, or pass --reason, --reason-if-true or --reason-if-false)"
+                    .to_owned(),
             );
             return None;
         };

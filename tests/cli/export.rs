@@ -75,7 +75,9 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let review = ["--reason", "Q4 review: automation"];
+    // Blank reasons of rows a reviewer marked true come from --reason-if-true; unmarked
+    // rows need none while they stay unmarked.
+    let review = ["--reason-if-true", "Q4 review: automation"];
     let apply = |input: &str, extra: &[&str]| {
         let report = format!("{input}.report.csv");
         let mut args = vec!["apply", input, "--reconcile", "--report", &report];
@@ -84,8 +86,8 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
     };
 
-    // Unedited: nothing to send.
-    apply("first.csv", &review);
+    // Unedited, and with no reason given for anything: nothing to send.
+    apply("first.csv", &[]);
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
 
     // Three decisions: an unmarked bot and a person marked, a seeded bot unmarked.

@@ -104,3 +104,74 @@ fn the_delimiter_is_read_from_the_header() {
         named.stderr
     );
 }
+
+#[test]
+fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    // 7 is already a service account, 1 and 2 are not.
+    work.write("in.csv", "id,flag,reason\n1,false,\n2,true,\n7,false,\n");
+    let plain = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    assert_eq!(
+        plain.code, 2,
+        "without --reconcile every row needs a reason: {}",
+        plain.stderr
+    );
+    let reconcile = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--reason-if-true",
+            "CI",
+            "--report",
+            "b.csv",
+        ],
+    );
+    assert_eq!(
+        reconcile.code, 2,
+        "id 7 would be unmarked with no reason: {}",
+        reconcile.stderr
+    );
+    assert!(
+        reconcile
+            .stderr
+            .contains("mark id 7 as not a service account"),
+        "{}",
+        reconcile.stderr
+    );
+    assert_eq!(
+        sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+    let both = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--reconcile",
+            "--reason-if-true",
+            "CI",
+            "--reason-if-false",
+            "Human after review",
+            "--report",
+            "c.csv",
+        ],
+    );
+    assert_eq!(both.code, 0, "{}", both.stderr);
+    let rows = read_report(&work.path("c.csv"));
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (2, "unchanged".into()),
+            (3, "updated".into()),
+            (4, "updated".into()),
+        ]
+    );
+    assert_eq!(line(&rows, 3)["reason"], "CI");
+    assert_eq!(line(&rows, 4)["reason"], "Human after review");
+}

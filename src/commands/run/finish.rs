@@ -110,7 +110,11 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
 /// not refused as a whole (invalid input, `--max-changes`), where the same command would
 /// be refused again.
 fn resumable(config: &RunConfig, run: &Run, tally: &Tally, stop: Option<&StopReason>) -> bool {
-    let refused = run.blocked || matches!(stop, Some(StopReason::TooManyChanges { .. }));
+    let refused = run.blocked
+        || matches!(
+            stop,
+            Some(StopReason::TooManyChanges { .. } | StopReason::InvalidInput { .. })
+        );
     let curable = tally
         .left_to_do()
         .saturating_sub(tally.permanent_failures());

@@ -24,11 +24,13 @@ use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
 };
+use crate::input::{Record, PROBLEMS_SHOWN};
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
     column_mapping_line, print_changes, write_changes_json, Change, EvidenceRecorder, Progress,
     ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
 };
+use crate::text::plural;
 
 mod files;
 mod finish;
@@ -90,7 +92,10 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         // Read for a lookup alone, the listing does not make a run reconcile.
         listing: run.listing.clone().filter(|_| config.reconcile),
     });
-    let changes = if config.mode == Mode::Plan || config.max_changes.is_some() {
+    let changes = if config.mode == Mode::Plan
+        || config.max_changes.is_some()
+        || config.input.blank_false_reasons
+    {
         preview(&config, &run, &planner).await
     } else {
         None
@@ -278,13 +283,15 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         off_thread(move || count_changes(input.reader(&options, lookup)?, &planner, shown_at_most))
             .await
     };
-    let (changes, shown) = match counted {
+    let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
             run.control.stop(StopReason::InputFailed(e.to_string()));
             return None;
         }
     };
+    stop_for_late_problems(config, run, &preview);
+    let (changes, shown) = (preview.changes, preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
     let stdout_taken = [&config.summary_json, &config.evidence]
         .into_iter()
@@ -308,23 +315,74 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     Some(changes)
 }
 
+/// What a pass over the decisions found, before anything is sent.
+#[derive(Default)]
+struct Preview {
+    changes: u64,
+    shown: Vec<Change>,
+    /// Rows valid on their own that the current state makes invalid (a `false` row
+    /// without a reason whose identity is a service account): the first ones.
+    late_problems: Vec<(u64, String)>,
+    late_invalid: u64,
+}
+
 fn count_changes(
     mut reader: RowReader<SnapshotReader>,
     planner: &Planner,
     shown_at_most: usize,
-) -> Result<(u64, Vec<Change>), InputError> {
-    let mut changes = 0;
-    let mut shown = Vec::new();
+) -> Result<Preview, InputError> {
+    let mut preview = Preview::default();
     while let Some(record) = reader.next_record() {
-        let Some(change) = planner.change(&planner.decide(record?)) else {
+        let record = record?;
+        let was_valid = matches!(record, Record::Valid(_));
+        let decision = planner.decide(record);
+        if let (true, Decision::Final(report)) = (was_valid, &decision) {
+            if report.outcome == Outcome::Invalid {
+                preview.late_invalid += 1;
+                if preview.late_problems.len() < PROBLEMS_SHOWN {
+                    preview
+                        .late_problems
+                        .push((report.line, report.error.clone()));
+                }
+            }
+        }
+        let Some(change) = planner.change(&decision) else {
             continue;
         };
-        changes += 1;
-        if shown.len() < shown_at_most {
-            shown.push(change);
+        preview.changes += 1;
+        if preview.shown.len() < shown_at_most {
+            preview.shown.push(change);
         }
     }
-    Ok((changes, shown))
+    Ok(preview)
+}
+
+/// Rows the current state made invalid: said like any invalid row, and, without
+/// `--skip-invalid`, nothing is sent.
+fn stop_for_late_problems(config: &RunConfig, run: &Run, preview: &Preview) {
+    if preview.late_invalid == 0 {
+        return;
+    }
+    let blocked = !config.skip_invalid;
+    tracing::warn!(
+        rows = preview.late_invalid,
+        "{} {} cannot be applied as the identities stand in Drata{}",
+        preview.late_invalid,
+        plural(preview.late_invalid, "row", "rows"),
+        if blocked {
+            "; nothing will be sent (fix them or pass --skip-invalid)"
+        } else {
+            " and will be skipped"
+        }
+    );
+    for (line, message) in &preview.late_problems {
+        tracing::warn!(line, problem = %message, "invalid row");
+    }
+    if blocked {
+        run.control.stop(StopReason::InvalidInput {
+            invalid_rows: run.scan.invalid_rows + preview.late_invalid,
+        });
+    }
 }
 
 /// Pass two, on a blocking thread: every record becomes a job or a final report row.

@@ -86,7 +86,17 @@ impl Planner {
                 previous: None,
             });
         };
+        // A `false` row without a reason is fine only where nothing is to be sent.
+        let reason_missing = || {
+            let message = format!(
+                "column reason: a reason is required to mark id {id} as not a service account (fill the cell, or pass --reason-if-false or --reason)"
+            );
+            ReportRow::of(&row, Outcome::Invalid, message)
+        };
         let Some(current) = listing.state.get(id) else {
+            if row.reason.is_empty() {
+                return Decision::Final(reason_missing());
+            }
             return match self.mode {
                 Mode::Plan => Decision::Final(ReportRow::of(
                     &row,
@@ -106,6 +116,12 @@ impl Planner {
         report.previous = Some(current.previous());
         if current.is_as_desired(row.flag, &row.reason) {
             return Decision::Final(report);
+        }
+        if row.reason.is_empty() {
+            let mut invalid = reason_missing();
+            invalid.identity = report.identity;
+            invalid.previous = report.previous;
+            return Decision::Final(invalid);
         }
         match self.mode {
             Mode::Plan => {
