@@ -43,6 +43,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
         burst: config.burst,
         retry: config.retry,
         ca_cert: config.ca_cert.as_deref(),
+        simulated_identities: 0,
     };
     let session = Session::connect(&spec, &control).await?;
     let fetched = engine::fetch(&session.engine).await;

@@ -35,6 +35,9 @@ pub(super) struct SessionSpec<'a> {
     pub retry: RetryPolicy,
     /// `--ca-cert`: CAs trusted besides the system store.
     pub ca_cert: Option<&'a std::path::Path>,
+    /// With `--simulate`: identities the in-process simulator holds at least, so that
+    /// every id of the input exists there.
+    pub simulated_identities: u64,
 }
 
 pub(super) struct Session {
@@ -54,7 +57,7 @@ impl Session {
         let (base_url, key) = match &config.target {
             #[cfg(feature = "simulator")]
             Target::Simulated => {
-                let (sim, base_url, key) = start_simulator().await?;
+                let (sim, base_url, key) = start_simulator(config.simulated_identities).await?;
                 simulator = Some(sim);
                 (base_url, key)
             }
@@ -130,6 +133,7 @@ fn read_key(source: &KeySource) -> Result<ApiKey, Error> {
 /// Starts the in-process simulator with a random token.
 #[cfg(feature = "simulator")]
 async fn start_simulator(
+    identities: u64,
 ) -> Result<(crate::simulator::RunningSimulator, reqwest::Url, ApiKey), Error> {
     use crate::simulator::{self, SimulatorConfig};
     let token: String = std::iter::repeat_with(fastrand::alphanumeric)
@@ -138,6 +142,9 @@ async fn start_simulator(
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let sim = simulator::start(SimulatorConfig {
         listen,
+        identities: identities
+            .max(SimulatorConfig::default().identities)
+            .min(simulator::MAX_IDENTITIES),
         token: token.clone(),
         error_rate: SIMULATED_ERROR_RATE,
         latency: std::time::Duration::from_millis(SIMULATED_LATENCY_MS),

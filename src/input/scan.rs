@@ -42,6 +42,8 @@ pub(crate) struct InputScan {
     pub(crate) invalid_rows: u64,
     /// Valid rows named by username or email, not resolved (offline).
     pub(crate) unresolved_rows: u64,
+    /// The largest id of a valid row.
+    pub(crate) max_id: u64,
     pub(crate) problem_count: u64,
     /// The first [`PROBLEMS_SHOWN`] problems in line order, conflicts included.
     pub(crate) first_problems: Vec<Problem>,
@@ -67,6 +69,7 @@ impl InputScan {
             self.unresolved_rows += 1;
             return;
         };
+        self.max_id = self.max_id.max(id);
         let digest = self.digest(row) & !1;
         match self.ids.get_mut(&id) {
             None => {

@@ -580,3 +580,20 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
     assert_eq!(error["level"], "ERROR");
     assert!(error["message"].as_str().unwrap().contains("missing.csv"));
 }
+
+#[test]
+fn the_builtin_simulator_holds_every_id_of_the_input() {
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1101, 100));
+    let run = drata(
+        work.dir.path(),
+        &["plan", "in.csv", "--simulate", "--report", "p.csv"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&work.path("p.csv"));
+    assert!(
+        rows.iter().all(|r| r["outcome"] != "not_found"),
+        "ids past the default 1,000 exist: {rows:?}"
+    );
+}

@@ -139,7 +139,7 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
-fn session_spec(config: &RunConfig) -> SessionSpec<'_> {
+fn session_spec(config: &RunConfig, simulated_identities: u64) -> SessionSpec<'_> {
     SessionSpec {
         target: &config.target,
         kind: config.kind,
@@ -149,6 +149,7 @@ fn session_spec(config: &RunConfig) -> SessionSpec<'_> {
         burst: config.burst,
         retry: config.retry,
         ca_cert: config.ca_cert.as_deref(),
+        simulated_identities,
     }
 }
 
@@ -180,7 +181,9 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let needs_lookup = reader.needs_lookup();
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
-        let connected = Session::connect(&session_spec(config), &control).await?;
+        // Before the scan, the line count bounds the ids.
+        let spec = session_spec(config, input.line_count());
+        let connected = Session::connect(&spec, &control).await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -203,7 +206,8 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        session = Some(Session::connect(&session_spec(config), &control).await?);
+        let spec = session_spec(config, scan.max_id);
+        session = Some(Session::connect(&spec, &control).await?);
     }
     Ok(Run {
         started,
