@@ -18,3 +18,4 @@ mod resume;
 mod security;
 mod spreadsheets;
 mod tls;
+mod units;
