@@ -137,6 +137,10 @@ struct InputArgs {
     #[arg(long, value_name = "TEXT")]
     reason_if_false: Option<String>,
 
+    /// The sheet of a spreadsheet input (.xlsx, .xlsm, .xls, .ods) [default: the first]
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
+
     /// Text encoding of the input [default: UTF-8, or UTF-16 by its byte-order mark]
     #[arg(long, value_enum, value_name = "NAME")]
     encoding: Option<Encoding>,
@@ -383,6 +387,7 @@ impl InputArgs {
             blank_false_reasons: false,
             max_copy_mib: self.max_input_mib,
             encoding: self.encoding,
+            sheet: self.sheet,
         }
     }
 }

@@ -442,6 +442,9 @@ impl RunConfig {
         if input.max_copy_mib != crate::input::DEFAULT_MAX_COPY_MIB {
             args.push(format!("--max-input-mib={}", input.max_copy_mib));
         }
+        if let Some(sheet) = &input.sheet {
+            args.push(format!("--sheet={sheet}"));
+        }
         if let Some(encoding) = input.encoding {
             args.push(format!("--encoding={}", encoding.name()));
         }

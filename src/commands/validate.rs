@@ -11,12 +11,7 @@ use crate::output::column_mapping_line;
 use crate::text::plural;
 
 pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
-    let input = InputFile::open(
-        &options.source,
-        Access::InPlace,
-        options.max_copy_mib,
-        options.encoding,
-    )?;
+    let input = InputFile::open(options, Access::InPlace)?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;
     tracing::info!(

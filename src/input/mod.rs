@@ -9,6 +9,7 @@ pub(crate) mod records;
 mod resume;
 mod rows;
 mod scan;
+mod sheet;
 mod sniff;
 mod source;
 
@@ -92,6 +93,8 @@ pub(crate) struct InputOptions {
     pub max_copy_mib: u64,
     /// `--encoding`; without it, UTF-8 or UTF-16 by its byte-order mark.
     pub encoding: Option<Encoding>,
+    /// `--sheet`: the sheet of a spreadsheet input [default: the first].
+    pub sheet: Option<String>,
 }
 
 impl InputOptions {
@@ -109,6 +112,7 @@ impl InputOptions {
             blank_false_reasons: false,
             max_copy_mib: DEFAULT_MAX_COPY_MIB,
             encoding: None,
+            sheet: None,
         }
     }
 }
@@ -141,6 +145,11 @@ pub enum InputError {
     Delimiter {
         path: String,
         source: sniff::Ambiguous,
+    },
+    #[error("{path}: {source}")]
+    Sheet {
+        path: String,
+        source: sheet::SheetError,
     },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },

@@ -46,6 +46,47 @@ impl Fields {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).filter_map(|i| self.get(i))
     }
+
+    /// Replaces the fields with `cells` (a spreadsheet row).
+    pub(crate) fn set<'a>(&mut self, cells: impl IntoIterator<Item = &'a [u8]>) {
+        self.data.clear();
+        self.ends.clear();
+        self.count = 0;
+        for cell in cells {
+            self.data.extend_from_slice(cell);
+            self.ends.push(self.data.len());
+            self.count += 1;
+        }
+    }
+}
+
+/// Where records come from: CSV bytes, or the rows of a spreadsheet already read.
+pub(crate) enum Records<R> {
+    Csv(RecordReader<R>),
+    Sheet {
+        sheet: std::sync::Arc<super::sheet::Sheet>,
+        next: usize,
+    },
+}
+
+impl<R: Read> Records<R> {
+    /// The next record into `fields`, with the line (sheet row) it starts on.
+    pub(crate) fn read(&mut self, fields: &mut Fields) -> io::Result<Option<RecordStart>> {
+        match self {
+            Records::Csv(reader) => reader.read(fields),
+            Records::Sheet { sheet, next } => {
+                let Some((line, cells)) = sheet.rows.get(*next) else {
+                    return Ok(None);
+                };
+                *next += 1;
+                fields.set(cells.iter().map(String::as_bytes));
+                Ok(Some(RecordStart {
+                    line: *line,
+                    kind: RecordKind::Complete,
+                }))
+            }
+        }
+    }
 }
 
 /// What [`RecordReader::read`] found.

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use super::records::{Fields, RecordKind, RecordReader, MAX_FIELDS, MAX_RECORD_BYTES};
+use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
 use crate::text::{shorten, unprefixed};
@@ -199,7 +199,7 @@ impl ReasonDefaults {
 
 /// Streams records, each validated on its own (duplicates need [`InputScan`]).
 pub(crate) struct RowReader<R: Read> {
-    records: RecordReader<R>,
+    records: Records<R>,
     columns: Columns,
     defaults: ReasonDefaults,
     path: String,
@@ -211,7 +211,20 @@ pub(crate) struct RowReader<R: Read> {
 impl<R: Read> RowReader<R> {
     pub(crate) fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
         let delimiter = options.delimiter.unwrap_or(b',');
-        let mut records = RecordReader::new(input, delimiter);
+        Self::from_records(
+            Records::Csv(RecordReader::new(input, delimiter)),
+            options,
+            path,
+        )
+    }
+
+    /// Reads the header from `records`, then streams the rows.
+    pub(crate) fn from_records(
+        mut records: Records<R>,
+        options: &InputOptions,
+        path: &str,
+    ) -> Result<Self, InputError> {
+        let delimiter = options.delimiter.unwrap_or(b',');
         let mut header = Fields::default();
         let start = records.read(&mut header).map_err(|source| InputError::Io {
             path: path.to_owned(),

@@ -5,6 +5,8 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use super::encoding::{Encoding, NotText, Transcoder};
+use super::records::Records;
+use super::sheet::{is_spreadsheet, read_sheet, Sheet};
 use super::sniff::sniff_delimiter;
 use super::{InputError, InputOptions, InputSource, RowReader};
 use crate::model::Lookup;
@@ -35,15 +37,19 @@ pub(crate) struct InputFile {
     path: String,
     sha256: String,
     lines: u64,
+    /// A spreadsheet input, read whole: its rows are the records.
+    sheet: Option<Arc<Sheet>>,
 }
 
 impl InputFile {
-    pub(crate) fn open(
-        source: &InputSource,
-        access: Access,
-        max_copy_mib: u64,
-        encoding: Option<Encoding>,
-    ) -> Result<Self, InputError> {
+    pub(crate) fn open(options: &InputOptions, access: Access) -> Result<Self, InputError> {
+        let (source, max_copy_mib, encoding) =
+            (&options.source, options.max_copy_mib, options.encoding);
+        if let InputSource::File(path) = source {
+            if is_spreadsheet(path) {
+                return Self::open_sheet(path, options.sheet.as_deref());
+            }
+        }
         let path = match source {
             InputSource::Stdin => "standard input".to_owned(),
             InputSource::File(p) => p.display().to_string(),
@@ -75,6 +81,33 @@ impl InputFile {
             path: source.display(),
             sha256,
             lines,
+            sheet: None,
+        })
+    }
+
+    /// A spreadsheet: its rows read whole (a workbook is a zip, read at once anyway), the
+    /// file kept for its digest.
+    fn open_sheet(path: &std::path::Path, wanted: Option<&str>) -> Result<Self, InputError> {
+        let shown = path.display().to_string();
+        let sheet = read_sheet(path, wanted).map_err(|source| InputError::Sheet {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut file = File::open(path).map_err(|source| InputError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let sha256 = crate::text::sha256_reader(&mut file).map_err(|source| InputError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        tracing::debug!(sheet = %sheet.name, rows = sheet.rows.len(), "read the spreadsheet");
+        Ok(Self {
+            snapshot: file,
+            path: shown,
+            sha256,
+            lines: sheet.rows.last().map_or(1, |(line, _)| *line),
+            sheet: Some(Arc::new(sheet)),
         })
     }
 
@@ -112,6 +145,7 @@ impl InputFile {
             path: path.to_owned(),
             sha256,
             lines,
+            sheet: None,
         })
     }
 
@@ -160,6 +194,15 @@ impl InputFile {
             path: self.path.clone(),
             source,
         })?;
+        if let Some(sheet) = &self.sheet {
+            let records = Records::Sheet {
+                sheet: Arc::clone(sheet),
+                next: 0,
+            };
+            let mut reader = RowReader::from_records(records, options, &self.path)?;
+            reader.lookup = lookup;
+            return Ok(reader);
+        }
         let sniffed;
         let options = match options.delimiter {
             Some(_) => options,

@@ -175,3 +175,107 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
     assert_eq!(line(&rows, 3)["reason"], "CI");
     assert_eq!(line(&rows, 4)["reason"], "Human after review");
 }
+
+/// A workbook as a reviewer leaves it: two empty rows above the header, ids as numbers,
+/// flags as booleans, a second sheet.
+fn review_workbook(path: &std::path::Path) {
+    use rust_xlsxwriter::Workbook;
+    let mut workbook = Workbook::new();
+    let notes = workbook.add_worksheet();
+    notes.set_name("Notes").unwrap();
+    notes.write_string(0, 0, "read me").unwrap();
+    let review = workbook.add_worksheet();
+    review.set_name("Review").unwrap();
+    for (column, header) in ["Id", "Service Account?", "Reason"].iter().enumerate() {
+        review.write_string(2, column as u16, *header).unwrap();
+    }
+    review.write_number(3, 0, 106.0).unwrap();
+    review.write_boolean(3, 1, true).unwrap();
+    review.write_string(3, 2, "Terraform runner").unwrap();
+    review.write_number(4, 0, 2.0).unwrap();
+    review.write_string(4, 1, "maybe").unwrap();
+    review.write_string(4, 2, "unsure").unwrap();
+    review.write_number(5, 0, 3.0).unwrap();
+    review.write_boolean(5, 1, false).unwrap();
+    review.write_string(5, 2, "A person").unwrap();
+    workbook.save(path).unwrap();
+}
+
+#[test]
+fn a_workbook_is_read_with_its_own_row_numbers() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    review_workbook(&work.path("review.xlsx"));
+    let first = drata(work.dir.path(), &["validate", "review.xlsx"], &[]);
+    assert_eq!(
+        first.code, 2,
+        "the first sheet has no id column: {}",
+        first.stderr
+    );
+    assert!(first.stderr.contains("no id column"), "{}", first.stderr);
+    let sheet = ["--sheet", "Review"];
+    let mut validate = vec!["validate", "review.xlsx"];
+    validate.extend_from_slice(&sheet);
+    let run = drata(work.dir.path(), &validate, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("line 5, column Service Account?: \"maybe\" is not a flag"),
+        "the sheet's row 5: {}",
+        run.stdout
+    );
+    let mut apply = vec![
+        "apply",
+        "review.xlsx",
+        "--skip-invalid",
+        "--report",
+        "r.csv",
+    ];
+    apply.extend_from_slice(&sheet);
+    let applied = on_sim(&sim, &work, &apply);
+    assert_eq!(applied.code, 1, "{}", applied.stderr);
+    let rows = read_report(&work.path("r.csv"));
+    assert_eq!(
+        outcomes(&rows),
+        vec![
+            (4, "updated".into()),
+            (5, "invalid".into()),
+            (6, "updated".into())
+        ]
+    );
+    assert_eq!(
+        line(&rows, 4)["id"],
+        "106",
+        "the number 106.0 is the id 106"
+    );
+    assert_eq!(sim.applied().len(), 2);
+    let missing = drata(
+        work.dir.path(),
+        &["validate", "review.xlsx", "--sheet", "Nope"],
+        &[],
+    );
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("\"Notes\", \"Review\""),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn an_exported_workbook_round_trips_through_apply() {
+    let sim = simulator(|c| c.identities = 60);
+    let work = Workdir::new();
+    let export = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let apply = on_sim(
+        &sim,
+        &work,
+        &["apply", "review.xlsx", "--reconcile", "--report", "r.csv"],
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let rows = read_report(&work.path("r.csv"));
+    assert_eq!(rows.len(), 60);
+    assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
+}

@@ -165,14 +165,8 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Mode::Apply => input::lock(&config.input.source)?,
         Mode::Plan => None,
     };
-    let (source, limit, encoding) = (
-        config.input.source.clone(),
-        config.input.max_copy_mib,
-        config.input.encoding,
-    );
-    let input = Arc::new(
-        off_thread(move || InputFile::open(&source, Access::Copy, limit, encoding)).await?,
-    );
+    let options = config.input.clone();
+    let input = Arc::new(off_thread(move || InputFile::open(&options, Access::Copy)).await?);
     let reader = input.reader(&config.input, None)?;
     tracing::info!(
         "{}",
