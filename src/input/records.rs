@@ -62,7 +62,7 @@ impl Fields {
 
 /// Where records come from: CSV bytes, or the rows of a spreadsheet already read.
 pub(crate) enum Records<R> {
-    Csv(RecordReader<R>),
+    Csv(Box<RecordReader<R>>),
     Sheet {
         sheet: std::sync::Arc<super::sheet::Sheet>,
         next: usize,

@@ -212,7 +212,7 @@ impl<R: Read> RowReader<R> {
     pub(crate) fn new(input: R, options: &InputOptions, path: &str) -> Result<Self, InputError> {
         let delimiter = options.delimiter.unwrap_or(b',');
         Self::from_records(
-            Records::Csv(RecordReader::new(input, delimiter)),
+            Records::Csv(Box::new(RecordReader::new(input, delimiter))),
             options,
             path,
         )
