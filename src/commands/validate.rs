@@ -5,7 +5,8 @@ use std::io::Write;
 use crate::error::Error;
 use crate::exit;
 use crate::input::{
-    self, conflict_message, Access, InputFile, InputOptions, Problem, Record, RowStatus,
+    self, conflict_message, Access, InputFile, InputOptions, InputScan, Problem, Record, RowReader,
+    RowStatus, SnapshotReader,
 };
 use crate::output::column_mapping_line;
 use crate::text::plural;
@@ -18,29 +19,13 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
         "{}",
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
     );
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    // Every problem, in line order: row problems from a second pass, conflicts from the scan.
-    while let Some(Ok(record)) = reader.next_record() {
-        match record {
-            Record::Invalid(bad) => {
-                for problem in &bad.problems {
-                    writeln!(out, "{problem}").map_err(Error::Stdout)?;
-                }
-            }
-            Record::Valid(row) => {
-                if let (RowStatus::Conflict { lines }, Some(id)) = (scan.status(&row), row.id.id())
-                {
-                    let problem = Problem {
-                        line: row.line,
-                        column: scan.id_column.clone(),
-                        message: conflict_message(id, lines),
-                    };
-                    writeln!(out, "{problem}").map_err(Error::Stdout)?;
-                }
-            }
-        }
+    match list_problems(&mut reader, &scan) {
+        Ok(()) => {}
+        // A reader that stopped reading (`| head`) has what it wanted; the exit code
+        // still says whether every row is valid.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Error::Stdout(e)),
     }
-    out.flush().map_err(Error::Stdout)?;
     // Rows named by username or email are resolved only by plan and apply: offline,
     // each counts as one to send.
     let sendable = scan.sendable_ids() + scan.unresolved_rows;
@@ -62,4 +47,31 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
         duplicates,
     );
     Ok(exit::for_validation(scan.invalid_rows))
+}
+
+/// Every problem on standard output, in line order: row problems from a second pass,
+/// conflicts from the scan.
+fn list_problems(reader: &mut RowReader<SnapshotReader>, scan: &InputScan) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(Ok(record)) = reader.next_record() {
+        match record {
+            Record::Invalid(bad) => {
+                for problem in &bad.problems {
+                    writeln!(out, "{problem}")?;
+                }
+            }
+            Record::Valid(row) => {
+                if let (RowStatus::Conflict { lines }, Some(id)) = (scan.status(&row), row.id.id())
+                {
+                    let problem = Problem {
+                        line: row.line,
+                        column: scan.id_column.clone(),
+                        message: conflict_message(id, lines),
+                    };
+                    writeln!(out, "{problem}")?;
+                }
+            }
+        }
+    }
+    out.flush()
 }

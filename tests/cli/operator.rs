@@ -597,3 +597,41 @@ fn the_builtin_simulator_holds_every_id_of_the_input() {
         "ids past the default 1,000 exist: {rows:?}"
     );
 }
+
+/// Runs the binary with its standard output read for `keep` bytes, then closed, as
+/// `| head -c` does.
+fn with_stdout_closed_early(args: &[&str], keep: usize) -> Run {
+    let work = Workdir::new();
+    let mut bad = String::from("id,flag,reason\n");
+    for id in 1..=20_000 {
+        bad.push_str(&format!("{id},maybe,x\n"));
+    }
+    work.write("bad.csv", &bad);
+    let mut child = command(work.dir.path(), args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buffer = vec![0u8; keep];
+    std::io::Read::read_exact(&mut stdout, &mut buffer).unwrap();
+    drop(stdout);
+    finish(child)
+}
+
+#[test]
+fn a_closed_standard_output_ends_any_command_quietly() {
+    for (args, code) in [
+        // The exit code still says that rows are invalid.
+        (&["validate", "bad.csv"][..], 1),
+        (&["man"], 0),
+        (&["completions", "bash"], 0),
+    ] {
+        let run = with_stdout_closed_early(args, 64);
+        assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("panicked") && !run.stderr.contains("Broken pipe"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
