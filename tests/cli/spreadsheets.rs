@@ -279,3 +279,51 @@ fn an_exported_workbook_round_trips_through_apply() {
     assert_eq!(rows.len(), 60);
     assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
 }
+
+#[test]
+fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
+    use rust_xlsxwriter::Workbook;
+    let sim = simulator(|c| c.identities = 60);
+    let work = Workdir::new();
+    let export = on_sim(&sim, &work, &["export", "-o", "review.csv"]);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    let mut reader = csv::Reader::from_path(work.path("review.csv")).unwrap();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, header) in ["id", "serviceAccount", "serviceAccountReason"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, column as u16, *header).unwrap();
+    }
+    let flips = [3u64, 7, 10];
+    for (i, record) in reader.records().enumerate() {
+        let record = record.unwrap();
+        let id: u64 = record[0].parse().unwrap();
+        let row = i as u32 + 1;
+        let flag = (&record[1] == "true") != flips.contains(&id);
+        sheet.write_number(row, 0, id as f64).unwrap();
+        sheet.write_boolean(row, 1, flag).unwrap();
+        sheet.write_string(row, 2, &record[2]).unwrap();
+    }
+    workbook.save(work.path("reviewed.xlsx")).unwrap();
+    let apply = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "reviewed.xlsx",
+            "--reconcile",
+            "--reason-if-true",
+            "Q4 review",
+            "--reason-if-false",
+            "Q4 review: a person",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let mut applied: Vec<u64> = sim.applied().into_keys().collect();
+    applied.sort_unstable();
+    assert_eq!(applied, flips, "exactly the three flipped rows");
+}
