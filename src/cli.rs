@@ -41,7 +41,7 @@ Examples:
 
   Nightly cron job, quiet unless something fails
     drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet \\
-        --reconcile --report /var/log/svcacct/$(date +%F).csv --log-format json
+        --reconcile --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate";
@@ -595,7 +595,12 @@ impl Cli {
         };
         Ok(match self.command {
             Commands::Validate(input) => Command::Validate {
-                input: input.into_options(),
+                // Offline, a `false` row without a reason cannot be judged: it is fine if
+                // its identity stays unmarked, which plan and apply --reconcile check.
+                input: InputOptions {
+                    blank_false_reasons: true,
+                    ..input.into_options()
+                },
                 output,
             },
             Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, program)?)),

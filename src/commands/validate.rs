@@ -19,12 +19,20 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
         "{}",
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
     );
-    match list_problems(&mut reader, &scan) {
+    let mut unexplained = 0;
+    match list_problems(&mut reader, &scan, &mut unexplained) {
         Ok(()) => {}
         // A reader that stopped reading (`| head`) has what it wanted; the exit code
         // still says whether every row is valid.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(Error::Stdout(e)),
+    }
+    if unexplained > 0 {
+        tracing::info!(
+            rows = unexplained,
+            "{unexplained} {} say false without a reason: fine while the identity is not a service account (plan and apply --reconcile check it); otherwise pass --reason-if-false",
+            plural(unexplained, "row", "rows")
+        );
     }
     // Rows named by username or email are resolved only by plan and apply: offline,
     // each counts as one to send.
@@ -51,7 +59,11 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
 
 /// Every problem on standard output, in line order: row problems from a second pass,
 /// conflicts from the scan.
-fn list_problems(reader: &mut RowReader<SnapshotReader>, scan: &InputScan) -> std::io::Result<()> {
+fn list_problems(
+    reader: &mut RowReader<SnapshotReader>,
+    scan: &InputScan,
+    unexplained: &mut u64,
+) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(Ok(record)) = reader.next_record() {
         match record {
@@ -61,6 +73,9 @@ fn list_problems(reader: &mut RowReader<SnapshotReader>, scan: &InputScan) -> st
                 }
             }
             Record::Valid(row) => {
+                if row.reason.is_empty() {
+                    *unexplained += 1;
+                }
                 if let (RowStatus::Conflict { lines }, Some(id)) = (scan.status(&row), row.id.id())
                 {
                     let problem = Problem {

@@ -17,10 +17,34 @@ pub(crate) fn normalize_header(name: &str) -> String {
         .collect()
 }
 
-/// A header that looks like an id but is none of the id column's names: `Identity ID`
-/// (in Drata, `identityId` is the provider's id, not the numeric one), `User ID`.
-fn looks_like_an_id(normalized: &str) -> bool {
-    normalized.len() > 2 && normalized.ends_with("id")
+/// A header that looks like an id but is none of the id column's names: its last word is
+/// "id" (`Identity ID`, `identityId`, `user_id`; in Drata, `identityId` is the provider's
+/// id, not the numeric one). Words end at punctuation, spaces and a lower-to-upper case
+/// change, so `Paid` and `Valid` are no ids; a connection's id names a connection, not
+/// an identity.
+fn looks_like_an_id(header: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut previous_lower = false;
+    for c in header.chars() {
+        if !c.is_alphanumeric() {
+            previous_lower = false;
+            words.push(String::new());
+            continue;
+        }
+        if c.is_uppercase() && previous_lower {
+            words.push(String::new());
+        }
+        previous_lower = c.is_lowercase();
+        match words.last_mut() {
+            Some(word) => word.extend(c.to_lowercase()),
+            None => words.push(c.to_lowercase().collect()),
+        }
+    }
+    words.retain(|w| !w.is_empty());
+    let connection = words
+        .first()
+        .is_some_and(|w| matches!(w.as_str(), "connection" | "client"));
+    words.len() > 1 && words.last().is_some_and(|w| w == "id") && !connection
 }
 
 /// The columns that name the identity.
@@ -119,10 +143,7 @@ fn resolve_columns(
         None if options.id_column.is_some() => return Err(missing("id", &id_names)),
         None => {
             // Never fall back to names while a column may hold the ids.
-            if let Some(header) = headers
-                .iter()
-                .find(|h| looks_like_an_id(&normalize_header(h)))
-            {
+            if let Some(header) = headers.iter().find(|h| looks_like_an_id(h)) {
                 return Err(InputError::IdLikeColumn {
                     path: path.to_owned(),
                     header: header.trim().to_owned(),
@@ -679,6 +700,30 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons, ["-- legacy CI", "=x", "'quoted'", "@ops"]);
+    }
+
+    #[test]
+    fn id_like_headers_are_those_whose_last_word_is_id() {
+        for id_like in [
+            "Identity ID",
+            "identityId",
+            "user_id",
+            "User-ID",
+            "AWS Account Id",
+        ] {
+            assert!(looks_like_an_id(id_like), "{id_like}");
+        }
+        for other in [
+            "Paid",
+            "Valid",
+            "connectionId",
+            "Connection ID",
+            "id",
+            "ID",
+            "Reason",
+        ] {
+            assert!(!looks_like_an_id(other), "{other}");
+        }
     }
 
     #[test]
