@@ -1,7 +1,7 @@
 //! The command line: clap parses typed values, then [`Cli::into_command`] checks what
 //! clap cannot and builds the [`Command`] before any I/O.
 
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,12 +10,12 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
-    parse_base_url, parse_delimiter, parse_interval, parse_timeout, Command, ConfigError,
-    KeySource, LogFormat, MaxFailures, Mode, OutputOptions, Region, RunConfig, Target,
+    parse_base_url, parse_concurrency, parse_delimiter, parse_interval, parse_timeout, Command,
+    ConfigError, KeySource, LogFormat, MaxFailures, Mode, OutputOptions, Region, RunConfig, Target,
     DEFAULT_CONCURRENCY, DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE,
-    DEFAULT_TIMEOUT, MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
 };
-use crate::engine::RetryPolicy;
+use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::{InputOptions, InputSource};
 use crate::model::{IdentityKind, Rate};
 use crate::secret::{ApiKey, KeyError};
@@ -158,9 +158,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value = "1")]
     burst: NonZeroU32,
 
-    /// Requests in flight at most
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
-    concurrency: NonZeroUsize,
+    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
+    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
+    #[arg(long, value_name = "N|auto", default_value = DEFAULT_CONCURRENCY,
+          value_parser = parse_concurrency)]
+    concurrency: ConcurrencyMode,
 
     /// Attempts per request, the first included
     #[arg(long, value_name = "N", default_value_t = NonZeroU32::new(RetryPolicy::default().max_attempts).unwrap_or(NonZeroU32::MIN))]
@@ -320,12 +322,6 @@ impl RunArgs {
                 "--reconcile, --undo and --resume-from",
             ));
         }
-        if self.concurrency.get() > MAX_CONCURRENCY {
-            return Err(ConfigError::TooMany(
-                "--concurrency",
-                MAX_CONCURRENCY as u64,
-            ));
-        }
         Ok(RunConfig {
             mode,
             target: self.target()?,
@@ -428,7 +424,7 @@ mod tests {
         };
         assert_eq!(config.rate.per_minute(), Some(450.0));
         assert_eq!(config.burst.get(), 1);
-        assert_eq!(config.concurrency.get(), 8);
+        assert_eq!(config.concurrency, ConcurrencyMode::Auto);
         assert_eq!(config.retry.max_attempts, 5);
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.max_failures, MaxFailures::Percent(50.0));

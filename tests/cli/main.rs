@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod concurrency;
 mod faults;
 mod input;
 mod network;

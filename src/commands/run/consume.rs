@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use crate::config::MaxFailures;
-use crate::engine::RunControl;
+use crate::engine::{Engine, RunControl};
 use crate::model::{Outcome, ReportRow, StopReason, Tally};
 use crate::output::{EvidenceRecorder, Progress, ReportWriter, UndoWriter};
 
@@ -67,11 +67,12 @@ fn log_row(row: &ReportRow, options: &ConsumeOptions) {
     }
 }
 
-/// Consumes finished rows until every sender is gone.
+/// Consumes finished rows until every sender is gone; `engine`, when requests are sent,
+/// feeds the progress display its in-flight limit and latencies.
 pub(super) async fn consume(
     mut rows: mpsc::Receiver<ReportRow>,
     outputs: &mut Outputs,
-    mut progress: Progress,
+    (mut progress, engine): (Progress, Option<&Engine>),
     options: &ConsumeOptions,
     control: &RunControl,
 ) -> Tally {
@@ -86,7 +87,7 @@ pub(super) async fn consume(
         }
         tally.add(row.outcome);
         log_row(&row, options);
-        progress.update(&tally);
+        progress.update(&tally, engine.map(Engine::live));
         let failed = tally.get(Outcome::Failed);
         if row.outcome == Outcome::Failed
             && options

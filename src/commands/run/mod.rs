@@ -348,20 +348,17 @@ async fn execute(
     files: Files,
 ) -> Result<(Tally, finish::Unwritten), Error> {
     let reader = run.input.reader(&config.input, run.lookup.clone())?;
-    let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency.get() * 2);
+    // One worker per slot the in-flight limit may ever open; the jobs queue stays short.
+    let workers = config.concurrency.ceiling();
+    let (jobs_tx, jobs_rx) = mpsc::channel(workers * 2);
     let (results_tx, results_rx) = mpsc::channel(1024);
-    let mut workers = run
+    let sending = run
         .session
         .as_ref()
         .filter(|_| config.mode == Mode::Apply)
-        .map(|session| {
-            spawn_workers(
-                Arc::clone(&session.engine),
-                config.concurrency.get(),
-                jobs_rx,
-                results_tx.clone(),
-            )
-        });
+        .map(|session| &session.engine);
+    let mut workers = sending
+        .map(|engine| spawn_workers(Arc::clone(engine), workers, jobs_rx, results_tx.clone()));
     let feed = Feed {
         reader,
         planner,
@@ -384,7 +381,8 @@ async fn execute(
         row_events: config.output.log_format == LogFormat::Json,
     };
     let progress = Progress::new(run.scan.rows, progress_mode(config));
-    let tally = consume(results_rx, &mut outputs, progress, &options, &run.control).await;
+    let display = (progress, sending.map(|engine| engine.as_ref()));
+    let tally = consume(results_rx, &mut outputs, display, &options, &run.control).await;
     let mut lost = feeder.await.is_err();
     if let Some(workers) = workers.as_mut() {
         while let Some(joined) = workers.join_next().await {

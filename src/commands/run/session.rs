@@ -55,7 +55,7 @@ impl Session {
             &key,
             config.kind,
             config.timeout,
-            config.concurrency.get(),
+            config.concurrency.ceiling(),
         )
         .map_err(|e| Error::Client(e.without_url()))?;
         let engine = Engine::new(
@@ -64,6 +64,7 @@ impl Session {
             config.burst,
             config.retry,
             Arc::clone(control),
+            config.concurrency,
         );
         Ok(Self {
             base_url: base_url.to_string(),
