@@ -244,18 +244,14 @@ impl Concurrency {
         let need = self.need(now);
         let to = (need.min(self.cap).ceil() as usize).clamp(FLOOR, CEILING);
         let from = self.limit;
-        if to == from {
-            return None;
-        }
+        let why = match (to.cmp(&from), answer.is_overload()) {
+            (std::cmp::Ordering::Equal, _) => return None,
+            (std::cmp::Ordering::Less, true) => Why::Backoff(answer),
+            _ if self.cap < need => Why::Recovery,
+            _ => Why::Latency(self.latency(now)),
+        };
         self.limit = to;
         self.max = self.max.max(to);
-        let why = if answer.is_overload() && to < from {
-            Why::Backoff(answer)
-        } else if self.cap < need {
-            Why::Recovery
-        } else {
-            Why::Latency(self.latency(now))
-        };
         Some(Change { from, to, why })
     }
 
@@ -455,8 +451,22 @@ mod tests {
         assert_eq!(c.max_reached(), 25);
         assert_eq!(c.refresh(now), None, "steady: no change");
         // The server speeds up to 1 s: the need halves once the window has seen it.
-        answers(&mut c, now, MS(100), MS(1_000), fine(WINDOW));
-        assert_eq!(c.limit(), 13, "10/s × 1 s × 1.25, rounded up");
+        let now = answers(&mut c, now, MS(100), MS(1_000), fine(WINDOW - 6));
+        assert_eq!(
+            c.limit(),
+            25,
+            "six of the last 50 are slow: the 90th percentile too"
+        );
+        c.on_send(now);
+        assert_eq!(
+            c.on_answer(now, now + MS(1_000), Answer::Fine),
+            Some(Change {
+                from: 25,
+                to: 13,
+                why: Why::Latency(MS(1_000))
+            }),
+            "10/s × 1 s × 1.25, rounded up"
+        );
         assert_eq!(c.max_reached(), 25);
     }
 
@@ -553,6 +563,24 @@ mod tests {
     }
 
     #[test]
+    fn a_first_answer_that_fails_slowly_raises_the_limit_without_calling_it_a_backoff() {
+        let mut c = auto(Some(MS(100)));
+        let start = Instant::now();
+        c.on_send(start);
+        let change = c.on_answer(start, start + MS(4_000), Answer::ServerError(500));
+        // The need is 50; the cap becomes 35: up from the floor, held by the cap.
+        assert_eq!(
+            change,
+            Some(Change {
+                from: FLOOR,
+                to: 35,
+                why: Why::Recovery
+            })
+        );
+        assert_eq!(c.reductions(), 1);
+    }
+
+    #[test]
     fn timeouts_and_429s_back_off_too() {
         for answer in [
             Answer::Silence,
@@ -640,9 +668,11 @@ mod tests {
         }
         c.refresh(start + MS(2_000));
         assert_eq!(c.limit(), 25, "three requests out for 2 s");
-        for _ in 0..3 {
-            c.forget(start);
-        }
+        c.forget(start);
+        c.refresh(start + MS(3_000));
+        assert_eq!(c.limit(), 38, "the other two are still out, for 3 s now");
+        c.forget(start);
+        c.forget(start);
         c.forget(start);
         assert_eq!(c.refresh(start + MS(4_000)).map(|c| c.to), Some(FLOOR));
         assert!(c.out.is_empty());
@@ -707,10 +737,7 @@ mod tests {
         );
         assert_eq!(Answer::ServerError(503).to_string(), "HTTP 503");
         assert_eq!(Answer::RateLimited.to_string(), "HTTP 429");
-        assert_eq!(
-            Answer::Silence.to_string(),
-            "a timeout or connection error"
-        );
+        assert_eq!(Answer::Silence.to_string(), "a timeout or connection error");
         assert_eq!(Answer::Fine.to_string(), "an answer");
     }
 }

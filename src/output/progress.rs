@@ -61,13 +61,14 @@ impl Progress {
         }
     }
 
-    /// Shows the rows done; `live` is the engine's state when requests are being sent.
-    pub(crate) fn update(&mut self, tally: &Tally, live: Option<Live>) {
+    /// Shows the rows done; `live` gives the engine's state when requests are being sent,
+    /// asked for only when something is shown.
+    pub(crate) fn update(&mut self, tally: &Tally, live: impl FnOnce() -> Option<Live>) {
         let done = tally.total();
         let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         if let Some(bar) = &self.bar {
             bar.set_position(done);
-            let in_flight = live.map_or_else(String::new, |live| {
+            let in_flight = live().map_or_else(String::new, |live| {
                 format!(
                     "  in flight ≤{}  latency {}",
                     live.limit,
@@ -83,6 +84,7 @@ impl Progress {
         } else if let Some(every) = self.log_every {
             if Instant::now() >= self.next_log {
                 self.next_log = Instant::now() + every;
+                let live = live();
                 tracing::info!(
                     done,
                     total = self.total,

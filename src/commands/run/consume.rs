@@ -87,7 +87,7 @@ pub(super) async fn consume(
         }
         tally.add(row.outcome);
         log_row(&row, options);
-        progress.update(&tally, engine.map(Engine::live));
+        progress.update(&tally, || engine.map(Engine::live));
         let failed = tally.get(Outcome::Failed);
         if row.outcome == Outcome::Failed
             && options
