@@ -53,7 +53,12 @@ impl InFlight {
             freed.as_mut().enable();
             {
                 let mut state = self.lock();
-                log_change(state.controller.refresh(Instant::now()));
+                let change = state.controller.refresh(Instant::now());
+                if change.is_some_and(|c| c.to > c.from) {
+                    // More slots: the other waiters need not wait for their next check.
+                    self.freed.notify_waiters();
+                }
+                log_change(change);
                 if state.in_use < state.controller.limit() {
                     state.in_use += 1;
                     return Slot {

@@ -358,6 +358,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn answers_weigh_on_the_in_flight_limit_by_what_they_say_of_load() {
+        let failed = |cause| -> Result<(u16, ()), Failure> {
+            Err(Failure {
+                cause,
+                retry_after: None,
+                message: String::new(),
+            })
+        };
+        assert_eq!(answer_of(&Ok((200, ()))), Answer::Fine);
+        assert_eq!(answer_of(&failed(Cause::Transport)), Answer::Silence);
+        assert_eq!(answer_of(&failed(Cause::Status(429))), Answer::RateLimited);
+        for status in [408, 500, 501, 502, 503, 504, 599] {
+            assert_eq!(
+                answer_of(&failed(Cause::Status(status))),
+                Answer::ServerError(status)
+            );
+        }
+        for status in [301, 400, 401, 404, 409, 499] {
+            assert_eq!(answer_of(&failed(Cause::Status(status))), Answer::Fine);
+        }
+        assert_eq!(answer_of(&failed(Cause::Unreadable(200))), Answer::Fine);
+    }
+
+    #[test]
     fn unlimited_rate_has_no_limiter() {
         let burst = std::num::NonZeroU32::MIN;
         assert!(build_limiter(Rate::Unlimited, burst).is_none());
