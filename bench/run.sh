@@ -2,12 +2,16 @@
 # Performance bench for drata-svcacct: measured against the physical limit (wrk on the same
 # simulator) and against peers (GNU parallel + curl, newman) on the same data and server.
 #
-#   bash bench/run.sh
+#   bash bench/run.sh          # everything
+#   bash bench/run.sh sweep    # only the latency sweep (section 5), about 2 minutes
 #
 # Everything runs on 127.0.0.1 against the built-in simulator; no Drata account is needed.
-# Takes about 3 minutes on a 2-core machine (plus the release build the first time).
+# Takes about 5 minutes on a 2-core machine (plus the release build the first time).
 # Prints Markdown tables on standard output at the end.
 set -euo pipefail
+
+MODE=${1:-all}
+case "$MODE" in all|sweep) ;; *) echo "usage: bash bench/run.sh [sweep]" >&2; exit 2 ;; esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/target/release/drata-svcacct"
@@ -39,15 +43,17 @@ apt_install() {
     fi
 }
 missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v parallel >/dev/null 2>&1 || missing+=(parallel)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/bin/time ] || missing+=(time)
+if [ "$MODE" = all ]; then
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v parallel >/dev/null 2>&1 || missing+=(parallel)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
 fi
-if ! command -v newman >/dev/null 2>&1; then
+if [ "$MODE" = all ] && ! command -v newman >/dev/null 2>&1; then
     command -v npm >/dev/null 2>&1 || die "npm is needed to install newman"
     log "installing newman"
     $SUDO npm install -g --silent --no-audit --no-fund newman >/dev/null 2>&1 || die "npm install -g newman failed"
@@ -138,7 +144,94 @@ run_apply() { # run_apply TAG CSV PORT [extra apply args...] ; writes $WORK/TAG.
     [ "$rc" -eq 0 ] || log "apply $tag exited $rc"
 }
 
+# ---------------------------------------------------------------------------------------------
+# 5. Latency sweep: 150 rows at the defaults (--rate 450/min, --concurrency auto) against a
+#    simulator (Drata's 500/min limit) answering after 20, 500, 2000 and 5000 ms, and the same
+#    with --concurrency 8, the fixed default before auto; then 30% of PUTs answered 500 at
+#    2000 ms. The rate is what the simulator saw: requests from the first to the last arrival.
+#    All runs at once, each on its own simulator: they are paced and light on CPU.
+# ---------------------------------------------------------------------------------------------
+SWEEP_LATENCIES=(20 500 2000 5000)
+SWEEP_JOBS=()
+declare -A SW_PORT SW_RATE SW_SHARE SW_MAX SW_END SW_RED SW_P50 SW_P95 SW_WALL SW_ROWS SW_UPD SW_FAIL
+
+sweep_start() { # sweep_start TAG LATENCY ERROR_RATE [apply args...] : apply in the background, own simulator
+    local tag=$1 latency=$2 errors=$3; shift 3
+    start_sim "sweep-$tag" --identities 1000 --latency "$latency" --error-rate "$errors"
+    SW_PORT[$tag]=$SIM_PORT
+    run_apply "sweep-$tag" "$WORK/rows150.csv" "$SIM_PORT" "$@" &
+    BG_PIDS+=($!)
+    SWEEP_JOBS+=($!)
+}
+
+sweep_read() { # sweep_read TAG : the server's view and the summary's figures
+    local tag=$1 port=${SW_PORT[$1]} json="$WORK/sweep-$1.json"
+    local requests first last
+    requests=$(stat_of "$port" requests)
+    first=$(stat_of "$port" first_request_us)
+    last=$(stat_of "$port" last_request_us)
+    SW_RATE[$tag]=$(calc "($requests - 1) * 60e6 / ($last - $first)" .0f)
+    SW_SHARE[$tag]=$(calc "100 * ($requests - 1) * 60e6 / ($last - $first) / 450")
+    SW_MAX[$tag]=$(jget "$json" 'd["concurrency"]["max"]')
+    SW_END[$tag]=$(jget "$json" 'd["concurrency"]["limit"]')
+    SW_RED[$tag]=$(jget "$json" 'd["concurrency"]["reductions"]')
+    SW_P50[$tag]=$(jget "$json" 'format(d["latency_ms"]["p50"], ".0f")')
+    SW_P95[$tag]=$(jget "$json" 'format(d["latency_ms"]["p95"], ".0f")')
+    SW_WALL[$tag]=$(jget "$json" 'format(d["elapsed_seconds"], ".1f")')
+    SW_UPD[$tag]=$(jget "$json" 'd["counts"]["updated"]')
+    SW_FAIL[$tag]=$(jget "$json" 'd["counts"]["failed"]')
+    SW_ROWS[$tag]=$(( $(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1]))))' "$WORK/sweep-$tag.report.csv") - 1 ))
+}
+
+latency_sweep() {
+    log "5. latency sweep: 150 rows, defaults and --concurrency 8, at ${SWEEP_LATENCIES[*]} ms; 30% 500s at 2000 ms (~2 min)"
+    gen_csv "$WORK/rows150.csv" 1 150
+    local latency job
+    for latency in "${SWEEP_LATENCIES[@]}"; do
+        sweep_start "auto-$latency" "$latency" 0
+        sweep_start "c8-$latency" "$latency" 0 --concurrency 8
+    done
+    sweep_start errors 2000 0.3
+    for job in "${SWEEP_JOBS[@]}"; do
+        wait "$job" || die "a latency-sweep run failed"
+    done
+    for latency in "${SWEEP_LATENCIES[@]}"; do
+        sweep_read "auto-$latency"
+        sweep_read "c8-$latency"
+    done
+    sweep_read errors
+}
+
+print_sweep() {
+    cat <<EOF
+
+Latency sweep: 150 rows at --rate 450/min against the simulator (500/min limit) answering after
+the latency shown; the rate is what the simulator saw, first to last request (goal: >= 95%).
+
+| server latency | before: --concurrency 8 | after: --concurrency auto (default) | auto: in-flight limit reached (at the end) | auto: latency p50 / p95 | wall time before -> after |
+|---|---|---|---|---|---|
+EOF
+    local latency a c
+    for latency in "${SWEEP_LATENCIES[@]}"; do
+        a="auto-$latency" c="c8-$latency"
+        echo "| ${latency} ms | ${SW_RATE[$c]}/min = ${SW_SHARE[$c]}% | ${SW_RATE[$a]}/min = ${SW_SHARE[$a]}% | ${SW_MAX[$a]} (${SW_END[$a]}) | ${SW_P50[$a]} / ${SW_P95[$a]} ms | ${SW_WALL[$c]} s -> ${SW_WALL[$a]} s |"
+    done
+    cat <<EOF
+
+| 30% 500s at 2000 ms, defaults | figure |
+|---|---|
+| in-flight limit | ${SW_MAX[errors]} at most, ${SW_END[errors]} at the end, lowered ${SW_RED[errors]} times |
+| rows | ${SW_ROWS[errors]}/150 in the report: ${SW_UPD[errors]} updated, ${SW_FAIL[errors]} failed |
+| rate the server saw | ${SW_RATE[errors]}/min = ${SW_SHARE[errors]}% of 450/min; wall time ${SW_WALL[errors]} s |
+EOF
+}
+
 log "scratch dir $WORK"
+if [ "$MODE" = sweep ]; then
+    latency_sweep
+    print_sweep
+    exit 0
+fi
 gen_csv "$WORK/rows500.csv" 1 500
 gen_csv "$WORK/rows200.csv" 1 200
 gen_csv "$WORK/rows5k.csv" 1 5000
@@ -301,6 +394,8 @@ WRK_NON2XX=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.out")
 [ -n "$WRK_RPS" ] || die "could not read wrk output: $(cat "$WORK/wrk.out")"
 ENG_RATIO=$(calc "$ENG_RPS / $WRK_RPS" .2f)
 
+latency_sweep
+
 TOTAL=$(calc "$(now) - $T0" .0f)
 
 # ---------------------------------------------------------------------------------------------
@@ -343,3 +438,4 @@ Peak RSS is /usr/bin/time's maximum resident set size: the largest single proces
 | GNU parallel -j 8 --delay 0.133 + curl --retry 5 --retry-all-errors | ${P_ROWS[parallel]}/200 | ${P_WALL[parallel]} s | ${P_429[parallel]} | ${P_RSS[parallel]} MB |
 | newman run --delay-request 133 | ${P_ROWS[newman]}/200 | ${P_WALL[newman]} s | ${P_429[newman]} | ${P_RSS[newman]} MB |
 EOF
+print_sweep

@@ -1,7 +1,7 @@
 //! The command line: clap parses typed values, then [`Cli::into_command`] checks what
 //! clap cannot and builds the [`Command`] before any I/O.
 
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,13 +10,12 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
-    parse_base_url, parse_delimiter, parse_interval, parse_timeout, Command, ConfigError,
-    ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, MaxFailures, Mode, Only,
-    OutputOptions, PlanOptions, Region, RunConfig, Target, DEFAULT_CONCURRENCY,
+    parse_base_url, parse_concurrency, parse_delimiter, parse_interval, parse_timeout, Command,
+    ConfigError, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, MaxFailures, Mode,
+    Only, OutputOptions, PlanOptions, Region, RunConfig, Target, DEFAULT_CONCURRENCY,
     DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE, DEFAULT_TIMEOUT,
-    MAX_CONCURRENCY,
 };
-use crate::engine::RetryPolicy;
+use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
 use crate::secret::{ApiKey, KeyError};
@@ -266,9 +265,11 @@ struct RunArgs {
     #[arg(long)]
     force: bool,
 
-    /// Requests in flight at most
-    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N", default_value_t = NonZeroUsize::new(DEFAULT_CONCURRENCY).unwrap_or(NonZeroUsize::MIN))]
-    concurrency: NonZeroUsize,
+    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
+    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
+    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
+          default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    concurrency: ConcurrencyMode,
 
     /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
     #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
@@ -442,12 +443,6 @@ impl RunArgs {
         output: OutputOptions,
         program: String,
     ) -> Result<RunConfig, ConfigError> {
-        if self.concurrency.get() > MAX_CONCURRENCY {
-            return Err(ConfigError::TooMany(
-                "--concurrency",
-                MAX_CONCURRENCY as u64,
-            ));
-        }
         Ok(RunConfig {
             mode,
             target: self.connect.target()?,
@@ -635,7 +630,7 @@ mod tests {
         };
         assert_eq!(config.rate.per_minute(), Some(450.0));
         assert_eq!(config.burst.get(), 1);
-        assert_eq!(config.concurrency.get(), 8);
+        assert_eq!(config.concurrency, ConcurrencyMode::Auto);
         assert_eq!(config.retry.max_attempts, 5);
         assert_eq!(config.timeout, Duration::from_secs(30));
         assert_eq!(config.max_failures, MaxFailures::Percent(50.0));

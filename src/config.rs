@@ -10,7 +10,7 @@ use reqwest::Url;
 use thiserror::Error;
 
 use crate::drata::is_loopback_host;
-use crate::engine::RetryPolicy;
+use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::InputOptions;
 use crate::model::{IdentityKind, Rate, RateError};
 use crate::secret::{ApiKey, KeyError};
@@ -21,8 +21,9 @@ use crate::text::shell_quote;
 /// `--rate`: 90% of Drata's 500 requests per minute per IP, so that retries and another
 /// client on the same address still fit under the limit.
 pub(crate) const DEFAULT_RATE: &str = "450/min";
-/// `--concurrency`: requests in flight at most.
-pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+/// `--concurrency`: as many requests in flight as the rate and the measured latency need
+/// (`docs/concurrency.md`).
+pub(crate) const DEFAULT_CONCURRENCY: &str = "auto";
 /// `--timeout`, in seconds.
 pub(crate) const DEFAULT_TIMEOUT: &str = "30";
 /// `--max-failures`: a run where half the rows fail is better stopped and looked at.
@@ -54,6 +55,8 @@ pub enum ConfigError {
     TooMany(&'static str, u64),
     #[error("{0:?} is not a share from 0 to 1")]
     Share(String),
+    #[error("invalid --concurrency {0:?}: expected auto or a number from 1 to {MAX_CONCURRENCY}")]
+    Concurrency(String),
     #[error("invalid --timeout {0:?}: expected seconds from 0.1 to 3600")]
     Timeout(String),
     #[error("invalid --progress-interval {0:?}: expected seconds above 0")]
@@ -187,6 +190,18 @@ pub(crate) fn parse_delimiter(text: &str) -> Result<u8, ConfigError> {
     }
 }
 
+/// Parses `--concurrency`: `auto`, or a number from 1 to [`MAX_CONCURRENCY`].
+pub(crate) fn parse_concurrency(text: &str) -> Result<ConcurrencyMode, ConfigError> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("auto") {
+        return Ok(ConcurrencyMode::Auto);
+    }
+    match trimmed.parse::<NonZeroUsize>() {
+        Ok(n) if n.get() <= MAX_CONCURRENCY => Ok(ConcurrencyMode::Fixed(n)),
+        _ => Err(ConfigError::Concurrency(text.to_owned())),
+    }
+}
+
 /// Parses `--timeout`: seconds within [`TIMEOUT_RANGE_SECS`].
 pub(crate) fn parse_timeout(text: &str) -> Result<Duration, ConfigError> {
     match text.trim().parse::<f64>() {
@@ -288,7 +303,7 @@ pub(crate) struct RunConfig {
     pub force: bool,
     pub rate: Rate,
     pub burst: NonZeroU32,
-    pub concurrency: NonZeroUsize,
+    pub concurrency: ConcurrencyMode,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub max_failures: MaxFailures,
@@ -497,7 +512,7 @@ impl RunConfig {
         if self.burst.get() != 1 {
             args.extend(["--burst".to_owned(), self.burst.to_string()]);
         }
-        if self.concurrency.get() != DEFAULT_CONCURRENCY {
+        if self.concurrency.to_string() != DEFAULT_CONCURRENCY {
             args.extend(["--concurrency".to_owned(), self.concurrency.to_string()]);
         }
         let retry = RetryPolicy::default();
@@ -633,6 +648,26 @@ mod tests {
         assert!(parse_delimiter(";;").is_err());
         assert!(parse_delimiter("\"").is_err());
         assert!(parse_delimiter("\n").is_err());
+    }
+
+    #[test]
+    fn concurrency_is_auto_or_a_bounded_number() {
+        assert_eq!(parse_concurrency("auto"), Ok(ConcurrencyMode::Auto));
+        assert_eq!(parse_concurrency(" AUTO "), Ok(ConcurrencyMode::Auto));
+        let eight = parse_concurrency("8").unwrap();
+        assert_eq!(eight.to_string(), "8");
+        assert!(parse_concurrency("1024").is_ok());
+        for bad in ["0", "1025", "-1", "x", ""] {
+            assert_eq!(
+                parse_concurrency(bad),
+                Err(ConfigError::Concurrency(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_concurrency(DEFAULT_CONCURRENCY).map(|m| m.to_string()),
+            Ok(DEFAULT_CONCURRENCY.to_owned())
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::session::{Session, SessionSpec};
 use crate::config::{ExportConfig, ExportFilter, ExportFormat, Only};
 use crate::drata::{Current, CurrentState};
+use crate::engine::ConcurrencyMode;
 use crate::engine::{self, watch_signals, RunControl, Signals};
 use crate::error::Error;
 use crate::exit;
@@ -38,7 +39,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
         kind: config.kind,
         timeout: config.timeout,
         // The listing is read one page at a time.
-        concurrency: 1,
+        concurrency: ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN),
         rate: config.rate,
         burst: config.burst,
         retry: config.retry,

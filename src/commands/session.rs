@@ -10,7 +10,7 @@ use crate::config::{parse_base_url, KeySource, Target};
 use crate::drata::{
     check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
 };
-use crate::engine::{Engine, RetryPolicy, RunControl};
+use crate::engine::{ConcurrencyMode, Engine, RetryPolicy, RunControl};
 use crate::error::Error;
 use crate::model::{IdentityKind, Rate};
 use crate::secret::ApiKey;
@@ -28,8 +28,8 @@ pub(super) struct SessionSpec<'a> {
     pub target: &'a Target,
     pub kind: IdentityKind,
     pub timeout: Duration,
-    /// Connections the client keeps open at most.
-    pub concurrency: usize,
+    /// Requests in flight: a fixed number, or auto.
+    pub concurrency: ConcurrencyMode,
     pub rate: Rate,
     pub burst: NonZeroU32,
     pub retry: RetryPolicy,
@@ -80,7 +80,7 @@ impl Session {
         let options = ClientOptions {
             kind: config.kind,
             timeout: config.timeout,
-            connections: config.concurrency,
+            connections: config.concurrency.ceiling(),
             extra_roots: trusted_roots(config, &base_url)?,
         };
         let client = ApiClient::new(base_url.clone(), &key, options)
@@ -91,6 +91,7 @@ impl Session {
             config.burst,
             config.retry,
             Arc::clone(control),
+            config.concurrency,
         );
         Ok(Self {
             base_url: base_url.to_string(),

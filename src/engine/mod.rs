@@ -1,13 +1,17 @@
 //! The request engine: the shared rate limiter, retries, the adaptive pace after 429s,
-//! the run's stop switch, the worker pool, and the defensive listing reader.
+//! the in-flight limit, the run's stop switch, the worker pool, and the defensive
+//! listing reader.
 
+mod concurrency;
 mod control;
+mod inflight;
 mod listing;
 mod pool;
 mod requests;
 mod retry;
 mod throttle;
 
+pub(crate) use concurrency::ConcurrencyMode;
 pub(crate) use control::{watch_signals, RunControl, Signals};
 pub(crate) use listing::{fetch, Listing};
 pub(crate) use pool::{spawn_workers, Job};

@@ -8,11 +8,14 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::concurrency::{Answer, Concurrency, ConcurrencyMode};
 use super::control::RunControl;
+use super::inflight::{InFlight, Slot};
 use super::retry::{classify, FailureKind, RetryPolicy};
 use super::throttle::AdaptiveRate;
-use crate::drata::{ApiClient, Failure};
+use crate::drata::{ApiClient, Cause, Failure};
 use crate::model::{Rate, StopReason};
+use crate::output::{ConcurrencyFigures, LatencyFigures, Live};
 use crate::text::plural;
 
 /// Counters of requests, shared by the workers.
@@ -122,6 +125,9 @@ pub(crate) struct Engine {
     pub control: Arc<RunControl>,
     policy: RetryPolicy,
     pub stats: RequestStats,
+    mode: ConcurrencyMode,
+    /// The in-flight slots and their controller.
+    inflight: InFlight,
 }
 
 impl Engine {
@@ -131,8 +137,11 @@ impl Engine {
         burst: std::num::NonZeroU32,
         policy: RetryPolicy,
         control: Arc<RunControl>,
+        mode: ConcurrencyMode,
     ) -> Self {
         Self {
+            mode,
+            inflight: InFlight::new(Concurrency::new(mode, rate.interval())),
             client,
             limiter: build_limiter(rate, burst),
             adaptive: Mutex::new(AdaptiveRate::new(rate.interval())),
@@ -202,8 +211,18 @@ impl Engine {
         }
     }
 
-    /// Makes one request with retries: every attempt waits for the pause and a permit;
-    /// 429s pause everyone and slow the pace; run-fatal answers stop the run.
+    /// A slot for one attempt; `None` when the run stopped first.
+    async fn slot(&self) -> Option<Slot<'_>> {
+        tokio::select! {
+            biased;
+            _ = self.control.stopped() => None,
+            slot = self.inflight.acquire() => Some(slot),
+        }
+    }
+
+    /// Makes one request with retries: every attempt takes an in-flight slot, then waits
+    /// for the pause and a permit; 429s pause everyone and slow the pace; run-fatal
+    /// answers stop the run.
     pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, mut attempt: F) -> Attempted<T>
     where
         F: FnMut() -> Fut,
@@ -214,25 +233,26 @@ impl Engine {
         let mut last_failure: Option<Failure> = None;
         loop {
             let first = self.first.wait().await;
-            if !self.permit().await {
+            let ready = match self.slot().await {
+                Some(slot) => self.permit().await.then_some(slot),
+                None => None,
+            };
+            let Some(slot) = ready else {
                 return Attempted {
                     ended: Ended::Stopped(last_failure),
                     attempts,
                     last_status,
                 };
-            }
+            };
             attempts += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             if attempts > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let answer = attempt().await;
+            let answer = self.attempt_once(slot, &mut attempt).await;
             drop(first);
             let failure = match answer {
                 Ok((status, value)) => {
-                    if let Ok(mut rate) = self.adaptive.lock() {
-                        rate.on_success(Instant::now());
-                    }
                     return Attempted {
                         ended: Ended::Done(value),
                         attempts,
@@ -245,57 +265,120 @@ impl Engine {
             if failure.status().is_some() {
                 last_status = failure.status();
             }
-            let kind = classify(failure.cause);
-            if failure.status() == Some(429) {
-                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            }
-            let give_up = match kind {
-                FailureKind::Row => true,
-                FailureKind::Fatal => {
-                    self.control.stop(StopReason::Fatal {
-                        message: failure.message.clone(),
-                    });
-                    true
+            match self.after_failure(what, failure, attempts) {
+                Next::GiveUp(failure) => {
+                    return Attempted {
+                        ended: Ended::Failed(failure),
+                        attempts,
+                        last_status,
+                    };
                 }
-                FailureKind::Retryable => !self.policy.may_retry(attempts),
-            };
-            if give_up {
-                let mut failure = failure;
-                if kind == FailureKind::Retryable {
-                    failure.message = format!(
-                        "{} (gave up after {attempts} {})",
-                        failure.message,
-                        plural(attempts.into(), "attempt", "attempts")
-                    );
+                Next::Retry(failure, delay) => {
+                    last_failure = Some(failure);
+                    self.backoff(delay).await;
                 }
-                return Attempted {
-                    ended: Ended::Failed(failure),
-                    attempts,
-                    last_status,
-                };
             }
-            let delay = self
-                .policy
-                .delay(attempts, failure.retry_after, fastrand::f64());
-            if failure.status() == Some(429) {
-                // Everyone waits; without Retry-After, the whole backoff ceiling.
-                let pause = failure
-                    .retry_after
-                    .map_or_else(|| self.policy.ceiling(attempts), |_| delay);
-                self.pause.pause_for(pause);
-                self.slow_down(pause);
-            }
-            tracing::debug!(
-                what,
-                attempt = attempts,
-                delay_ms = delay.as_millis() as u64,
-                error = %failure.message,
-                "retrying"
-            );
-            last_failure = Some(failure);
-            self.backoff(delay).await;
         }
     }
+
+    /// Sends one attempt in its slot and tells the in-flight controller how it went.
+    async fn attempt_once<T, F, Fut>(
+        &self,
+        mut slot: Slot<'_>,
+        attempt: &mut F,
+    ) -> Result<(u16, T), Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(u16, T), Failure>>,
+    {
+        slot.sent(Instant::now());
+        let result = attempt().await;
+        slot.answered(Instant::now(), answer_of(&result));
+        if result.is_ok() {
+            if let Ok(mut rate) = self.adaptive.lock() {
+                rate.on_success(Instant::now());
+            }
+        }
+        result
+    }
+
+    /// What a failed attempt leads to: giving up (the row fails, or the run stops), or a
+    /// retry after a delay; a 429 pauses every worker and slows the pace.
+    fn after_failure(&self, what: &str, mut failure: Failure, attempts: u32) -> Next {
+        let kind = classify(failure.cause);
+        if failure.status() == Some(429) {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        let give_up = match kind {
+            FailureKind::Row => true,
+            FailureKind::Fatal => {
+                self.control.stop(StopReason::Fatal {
+                    message: failure.message.clone(),
+                });
+                true
+            }
+            FailureKind::Retryable => !self.policy.may_retry(attempts),
+        };
+        if give_up {
+            if kind == FailureKind::Retryable {
+                failure.message = format!(
+                    "{} (gave up after {attempts} {})",
+                    failure.message,
+                    plural(attempts.into(), "attempt", "attempts")
+                );
+            }
+            return Next::GiveUp(failure);
+        }
+        let delay = self
+            .policy
+            .delay(attempts, failure.retry_after, fastrand::f64());
+        if failure.status() == Some(429) {
+            // Everyone waits; without Retry-After, the whole backoff ceiling.
+            let pause = failure
+                .retry_after
+                .map_or_else(|| self.policy.ceiling(attempts), |_| delay);
+            self.pause.pause_for(pause);
+            self.slow_down(pause);
+        }
+        tracing::debug!(
+            what,
+            attempt = attempts,
+            delay_ms = delay.as_millis() as u64,
+            error = %failure.message,
+            "retrying"
+        );
+        Next::Retry(failure, delay)
+    }
+
+    /// The in-flight limit and recent latencies, for the progress display.
+    pub(crate) fn live(&self) -> Live {
+        self.inflight.live()
+    }
+
+    /// The in-flight figures and latencies of the run, for the summary.
+    pub(crate) fn concurrency_figures(&self) -> (ConcurrencyFigures, LatencyFigures) {
+        self.inflight.figures(self.mode.to_string())
+    }
+}
+
+/// How an attempt's answer weighs on the in-flight limit.
+fn answer_of<T>(result: &Result<(u16, T), Failure>) -> Answer {
+    match result {
+        Ok(_) => Answer::Fine,
+        Err(failure) => match failure.cause {
+            Cause::Transport => Answer::Silence,
+            Cause::Status(429) => Answer::RateLimited,
+            Cause::Status(status @ (408 | 500..=599)) => Answer::ServerError(status),
+            // A refused certificate stops the run; it says nothing of the server's load.
+            Cause::Status(_) | Cause::Unreadable(_) | Cause::Certificate(_) => Answer::Fine,
+        },
+    }
+}
+
+/// After a failed attempt.
+enum Next {
+    GiveUp(Failure),
+    Retry(Failure, Duration),
 }
 
 /// How a request with retries ended.
@@ -330,6 +413,30 @@ mod tests {
         drop(attempt);
         assert!(first.wait().await.is_none(), "then every attempt goes");
         assert!(first.wait().await.is_none());
+    }
+
+    #[test]
+    fn answers_weigh_on_the_in_flight_limit_by_what_they_say_of_load() {
+        let failed = |cause| -> Result<(u16, ()), Failure> {
+            Err(Failure {
+                cause,
+                retry_after: None,
+                message: String::new(),
+            })
+        };
+        assert_eq!(answer_of(&Ok((200, ()))), Answer::Fine);
+        assert_eq!(answer_of(&failed(Cause::Transport)), Answer::Silence);
+        assert_eq!(answer_of(&failed(Cause::Status(429))), Answer::RateLimited);
+        for status in [408, 500, 501, 502, 503, 504, 599] {
+            assert_eq!(
+                answer_of(&failed(Cause::Status(status))),
+                Answer::ServerError(status)
+            );
+        }
+        for status in [301, 400, 401, 404, 409, 499] {
+            assert_eq!(answer_of(&failed(Cause::Status(status))), Answer::Fine);
+        }
+        assert_eq!(answer_of(&failed(Cause::Unreadable(200))), Answer::Fine);
     }
 
     #[test]

@@ -4,7 +4,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::summary::LatencyFigures;
 use crate::model::{Outcome, Tally};
+
+/// What the request engine is doing now: the in-flight limit and recent latencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Live {
+    pub limit: usize,
+    pub latency: LatencyFigures,
+}
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +61,22 @@ impl Progress {
         }
     }
 
-    pub(crate) fn update(&mut self, tally: &Tally) {
+    /// Shows the rows done; `live` gives the engine's state when requests are being sent,
+    /// asked for only when something is shown.
+    pub(crate) fn update(&mut self, tally: &Tally, live: impl FnOnce() -> Option<Live>) {
         let done = tally.total();
         let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         if let Some(bar) = &self.bar {
             bar.set_position(done);
+            let in_flight = live().map_or_else(String::new, |live| {
+                format!(
+                    "  in flight ≤{}  latency {}",
+                    live.limit,
+                    live.latency.describe()
+                )
+            });
             bar.set_message(format!(
-                "updated {}  failed {}  {:.1} rows/s",
+                "updated {}  failed {}  {:.1} rows/s{in_flight}",
                 tally.get(Outcome::Updated),
                 tally.get(Outcome::Failed),
                 done as f64 / elapsed
@@ -67,12 +84,16 @@ impl Progress {
         } else if let Some(every) = self.log_every {
             if Instant::now() >= self.next_log {
                 self.next_log = Instant::now() + every;
+                let live = live();
                 tracing::info!(
                     done,
                     total = self.total,
                     updated = tally.get(Outcome::Updated),
                     failed = tally.get(Outcome::Failed),
                     rows_per_sec = format!("{:.1}", done as f64 / elapsed),
+                    in_flight_limit = live.map(|live| live.limit),
+                    latency_p50_ms = live.and_then(|live| live.latency.p50),
+                    latency_p95_ms = live.and_then(|live| live.latency.p95),
                     "progress"
                 );
             }

@@ -1,6 +1,7 @@
 //! The end-of-run summary: text on standard error, and JSON for machines.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -28,11 +29,54 @@ pub(crate) struct Summary {
     /// How many times 429 storms halved the request rate.
     pub(crate) rate_reductions: u64,
     pub(crate) effective_rate_per_minute: f64,
+    /// The in-flight limit: its mode, its value at the end, the highest it reached.
+    pub(crate) concurrency: ConcurrencyFigures,
+    /// Latencies of the run's requests, in milliseconds.
+    pub(crate) latency_ms: LatencyFigures,
     pub(crate) stopped: Option<String>,
     pub(crate) resume_command: Option<String>,
     /// Rows that are not in the report because it could not be written; each was logged.
     pub(crate) unrecorded_rows: u64,
     pub(crate) exit_code: u8,
+}
+
+/// The in-flight limit of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ConcurrencyFigures {
+    /// `auto`, or the fixed number given to `--concurrency`.
+    pub(crate) mode: String,
+    /// The limit when the run ended.
+    pub(crate) limit: usize,
+    /// The highest limit of the run.
+    pub(crate) max: usize,
+    /// Times a timeout, 5xx or 429 lowered it.
+    pub(crate) reductions: u64,
+}
+
+/// The median and 95th percentile of request latencies, in milliseconds to 0.1; `None`
+/// before any answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub(crate) struct LatencyFigures {
+    pub(crate) p50: Option<f64>,
+    pub(crate) p95: Option<f64>,
+}
+
+impl LatencyFigures {
+    pub(crate) fn of(p50: Option<Duration>, p95: Option<Duration>) -> Self {
+        let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+        Self {
+            p50: p50.map(ms),
+            p95: p95.map(ms),
+        }
+    }
+
+    /// `p50 812 ms, p95 1030 ms`, or `none yet`.
+    pub(crate) fn describe(&self) -> String {
+        match (self.p50, self.p95) {
+            (Some(p50), Some(p95)) => format!("p50 {p50:.0} ms, p95 {p95:.0} ms"),
+            _ => "none yet".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +130,14 @@ impl Summary {
             self.effective_rate_per_minute,
             self.report.path,
         );
+        text.push_str(&format!(
+            "  in flight: {} limit {} at the end, {} at most, lowered {} time(s); latency {}\n",
+            self.concurrency.mode,
+            self.concurrency.limit,
+            self.concurrency.max,
+            self.concurrency.reductions,
+            self.latency_ms.describe(),
+        ));
         if self.rate_reductions > 0 {
             text.push_str(&format!(
                 "  the server's rate limit lowered the pace {} time(s): consider a lower --rate\n",

@@ -110,6 +110,11 @@ pub struct SimStats {
     pub dropped: AtomicU64,
     /// Answers held back by `--slow-ms` (`--slow-rate`).
     pub slowed: AtomicU64,
+    /// Microseconds from the simulator's start to the first request received (0 before
+    /// any); with `last_request_us` and `requests`, the request rate the server saw.
+    pub first_request_us: AtomicU64,
+    /// Microseconds from the simulator's start to the last request received.
+    pub last_request_us: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -145,6 +150,7 @@ impl LeakyBucket {
 
 struct Sim {
     config: SimulatorConfig,
+    started: Instant,
     stats: Arc<SimStats>,
     infrastructure: Mutex<Vec<StoredIdentity>>,
     version_control: Mutex<Vec<StoredIdentity>>,
@@ -261,6 +267,7 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         bucket,
         stats: Arc::clone(&stats),
         config,
+        started: Instant::now(),
     });
     let app = Router::new()
         .route("/public/user-identities/{kind}", get(list))
@@ -328,6 +335,14 @@ impl Sim {
     /// Rate limit, then the bearer check, then latency: the order a gateway applies them.
     async fn gate(&self, headers: &HeaderMap) -> Result<(), Response> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let at = (self.started.elapsed().as_micros() as u64).max(1);
+        let _ = self.stats.first_request_us.compare_exchange(
+            0,
+            at,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.stats.last_request_us.fetch_max(at, Ordering::Relaxed);
         if let Some(bucket) = &self.bucket {
             let admitted = bucket
                 .lock()

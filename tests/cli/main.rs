@@ -6,6 +6,7 @@
 mod support;
 
 mod answers;
+mod concurrency;
 mod export;
 mod faults;
 mod input;

@@ -80,12 +80,14 @@ fn summary_json_schema_field_by_field() {
         vec![
             "base_url",
             "command",
+            "concurrency",
             "counts",
             "effective_rate_per_minute",
             "elapsed_seconds",
             "exit_code",
             "finished_at",
             "input",
+            "latency_ms",
             "rate_limited",
             "rate_reductions",
             "report",
@@ -128,6 +130,21 @@ fn summary_json_schema_field_by_field() {
     assert_eq!(summary["retries"], 0);
     assert_eq!(summary["rate_limited"], 0);
     assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
+    // `--rate unlimited` (on_sim) and the default `--concurrency auto`: the ceiling, as
+    // nothing failed.
+    assert_eq!(
+        summary["concurrency"],
+        serde_json::json!({"mode": "auto", "limit": 64, "max": 64, "reductions": 0})
+    );
+    let latency = summary["latency_ms"].as_object().unwrap();
+    let mut latency_keys: Vec<&str> = latency.keys().map(String::as_str).collect();
+    latency_keys.sort();
+    assert_eq!(latency_keys, vec!["p50", "p95"]);
+    let (p50, p95) = (
+        latency["p50"].as_f64().unwrap(),
+        latency["p95"].as_f64().unwrap(),
+    );
+    assert!(0.0 <= p50 && p50 <= p95 && p95 < 30_000.0, "{p50} {p95}");
     assert_eq!(summary["stopped"], serde_json::Value::Null);
     assert_eq!(summary["resume_command"], serde_json::Value::Null);
     assert_eq!(summary["unrecorded_rows"], 0);

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use crate::config::MaxFailures;
-use crate::engine::RunControl;
+use crate::engine::{Engine, RunControl};
 use crate::model::{Outcome, ReportRow, StopReason, Tally};
 use crate::output::{EvidenceRecorder, Progress, ReportWriter, UndoWriter};
 
@@ -91,11 +91,12 @@ pub(super) struct Consumed {
     pub unrecorded: u64,
 }
 
-/// Consumes finished rows until every sender is gone.
+/// Consumes finished rows until every sender is gone; `engine`, when requests are sent,
+/// feeds the progress display its in-flight limit and latencies.
 pub(super) async fn consume(
     mut rows: mpsc::Receiver<ReportRow>,
     outputs: &mut Outputs,
-    mut progress: Progress,
+    (mut progress, engine): (Progress, Option<&Engine>),
     options: &ConsumeOptions,
     control: &RunControl,
 ) -> Consumed {
@@ -117,7 +118,7 @@ pub(super) async fn consume(
         }
         tally.add_row(&row);
         log_row(&row, options);
-        progress.update(&tally);
+        progress.update(&tally, || engine.map(Engine::live));
         let failed = tally.get(Outcome::Failed);
         if row.outcome == Outcome::Failed
             && options

@@ -9,7 +9,10 @@ use super::Run;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::exit;
 use crate::model::{StopReason, Tally};
-use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
+use crate::output::{
+    counts, ConcurrencyFigures, EvidenceRecorder, FileDigest, LatencyFigures, RunContext, Sink,
+    Summary,
+};
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.
@@ -66,6 +69,20 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
     let (requests, retries, rate_limited) =
         engine.map_or((0, 0, 0), |engine| engine.stats.snapshot());
     let elapsed = run.started.elapsed().as_secs_f64();
+    // Nothing connected, nothing sent: no limit was ever in force.
+    let (concurrency, latency_ms) = engine.map_or_else(
+        || {
+            let mode = config.concurrency.to_string();
+            let unused = ConcurrencyFigures {
+                mode,
+                limit: 0,
+                max: 0,
+                reductions: 0,
+            };
+            (unused, LatencyFigures::default())
+        },
+        |engine| engine.concurrency_figures(),
+    );
     Summary {
         tool: "drata-svcacct",
         version: env!("CARGO_PKG_VERSION"),
@@ -97,6 +114,8 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
         } else {
             0.0
         },
+        concurrency,
+        latency_ms,
         stopped: stop.as_ref().map(StopReason::cause),
         resume_command: resumable(config, run, tally, stop.as_ref())
             .then(|| config.resume_command(report_path)),

@@ -144,7 +144,7 @@ fn session_spec(config: &RunConfig, simulated_identities: u64) -> SessionSpec<'_
         target: &config.target,
         kind: config.kind,
         timeout: config.timeout,
-        concurrency: config.concurrency.get(),
+        concurrency: config.concurrency,
         rate: config.rate,
         burst: config.burst,
         retry: config.retry,
@@ -435,20 +435,17 @@ async fn execute(
     files: Files,
 ) -> Result<(Tally, finish::Unwritten), Error> {
     let reader = run.input.reader(&config.input, run.lookup.clone())?;
-    let (jobs_tx, jobs_rx) = mpsc::channel(config.concurrency.get() * 2);
+    // One worker per slot the in-flight limit may ever open; the jobs queue stays short.
+    let workers = config.concurrency.ceiling();
+    let (jobs_tx, jobs_rx) = mpsc::channel(workers * 2);
     let (results_tx, results_rx) = mpsc::channel(1024);
-    let mut workers = run
+    let sending = run
         .session
         .as_ref()
         .filter(|_| config.mode == Mode::Apply)
-        .map(|session| {
-            spawn_workers(
-                Arc::clone(&session.engine),
-                config.concurrency.get(),
-                jobs_rx,
-                results_tx.clone(),
-            )
-        });
+        .map(|session| &session.engine);
+    let mut workers = sending
+        .map(|engine| spawn_workers(Arc::clone(engine), workers, jobs_rx, results_tx.clone()));
     let feed = Feed {
         reader,
         planner,
@@ -471,7 +468,8 @@ async fn execute(
         row_events: config.output.log_format == LogFormat::Json,
     };
     let progress = Progress::new(run.scan.rows, progress_mode(config));
-    let consumed = consume(results_rx, &mut outputs, progress, &options, &run.control).await;
+    let display = (progress, sending.map(|engine| engine.as_ref()));
+    let consumed = consume(results_rx, &mut outputs, display, &options, &run.control).await;
     let mut lost = feeder.await.is_err();
     if let Some(workers) = workers.as_mut() {
         while let Some(joined) = workers.join_next().await {
