@@ -606,8 +606,13 @@ impl Cli {
                 config: args.into_config()?,
                 output,
             },
-            Commands::Completions { shell } => Command::Completions(shell),
-            Commands::Man => Command::Man,
+            Commands::Completions { shell } => Command::Completions {
+                shell,
+                definition: Box::new(<Self as clap::CommandFactory>::command()),
+            },
+            Commands::Man => Command::Man {
+                definition: Box::new(<Self as clap::CommandFactory>::command()),
+            },
         })
     }
 }

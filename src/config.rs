@@ -384,8 +384,14 @@ pub(crate) enum Command {
         config: SimulatorConfig,
         output: OutputOptions,
     },
-    Completions(clap_complete::Shell),
-    Man,
+    /// The command line's own definition comes along: the layers below never name `cli`.
+    Completions {
+        shell: clap_complete::Shell,
+        definition: Box<clap::Command>,
+    },
+    Man {
+        definition: Box<clap::Command>,
+    },
 }
 
 /// The name of a per-run file for the run that resumes this one: `undo.csv` becomes

@@ -1,20 +1,20 @@
 //! `completions` and `man`: generated from the same clap definition as the parser.
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 use crate::error::Error;
 use crate::exit;
 
-pub(super) fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+pub(super) fn completions(
+    shell: clap_complete::Shell,
+    mut definition: clap::Command,
+) -> Result<u8, Error> {
     let mut buffer = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "drata-svcacct", &mut buffer);
+    clap_complete::generate(shell, &mut definition, "drata-svcacct", &mut buffer);
     write_stdout(&buffer)
 }
 
-pub(super) fn man() -> Result<u8, Error> {
+pub(super) fn man(definition: clap::Command) -> Result<u8, Error> {
     let mut buffer = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(definition)
         .render(&mut buffer)
         .map_err(Error::Stdout)?;
     write_stdout(&buffer)

@@ -16,8 +16,8 @@ use crate::error::Error;
 
 pub(crate) fn run(command: Command) -> Result<u8, Error> {
     match command {
-        Command::Completions(shell) => docs::completions(shell),
-        Command::Man => docs::man(),
+        Command::Completions { shell, definition } => docs::completions(shell, *definition),
+        Command::Man { definition } => docs::man(*definition),
         Command::Validate { input, output } => {
             init_logging(&output);
             validate::run(&input)
