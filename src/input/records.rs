@@ -97,6 +97,9 @@ pub(crate) enum RecordKind {
     /// A record past the limits; its bytes were skipped. `field` is the index of the
     /// field being read when the limit was crossed.
     TooLarge { field: usize },
+    /// The last record, ended by the end of the input inside a quoted field that never
+    /// closed: every line after the quote is in that field. `field` is its index.
+    Unclosed { field: usize },
 }
 
 /// A record and the physical line it starts on (the header is line 1).
@@ -201,6 +204,9 @@ impl<R: Read> RecordReader<R> {
         fields.ends.resize(fields.ends.len().max(64), 0);
         let (mut out_len, mut ends_len) = (0usize, 0usize);
         let mut too_large: Option<usize> = None;
+        // Quotes and line feeds the record spans: an odd count of quotes at the end of the
+        // input, over several lines, is a quote that never closed.
+        let (mut quotes, mut line_feeds) = (0usize, 0usize);
         loop {
             if self.position == self.filled && !self.at_eof {
                 self.refill()?;
@@ -211,6 +217,8 @@ impl<R: Read> RecordReader<R> {
                 &mut fields.data[out_len..],
                 &mut fields.ends[ends_len..],
             );
+            quotes += memchr::memchr_iter(b'"', &input[..read]).count();
+            line_feeds += memchr::memchr_iter(b'\n', &input[..read]).count();
             self.position += read;
             self.consumed += read as u64;
             out_len += written;
@@ -233,8 +241,12 @@ impl<R: Read> RecordReader<R> {
                 }
                 Result::Record => {
                     let line = self.line_at(start);
+                    let unclosed = self.at_eof && quotes % 2 == 1 && line_feeds > 0;
                     let kind = match too_large {
                         Some(field) => RecordKind::TooLarge { field },
+                        None if unclosed => RecordKind::Unclosed {
+                            field: ends_len.saturating_sub(1),
+                        },
                         None => {
                             fields.count = ends_len;
                             RecordKind::Complete
@@ -264,6 +276,24 @@ mod tests {
             all.push((start.line, cells));
         }
         all
+    }
+
+    #[test]
+    fn a_quote_never_closed_is_told_from_a_literal_quote() {
+        let mut reader = RecordReader::new(&b"id,r\n1,\"open\n2,x\n3,y\n"[..], b',');
+        let mut fields = Fields::default();
+        assert!(reader.read(&mut fields).unwrap().is_some());
+        let last = reader.read(&mut fields).unwrap().unwrap();
+        assert_eq!(last.line, 2);
+        assert_eq!(last.kind, RecordKind::Unclosed { field: 1 });
+        assert_eq!(reader.read(&mut fields).unwrap(), None);
+        // A quote inside an unquoted last field is a character, not an opening.
+        let mut reader = RecordReader::new(&b"id,r\n1,bo\"t"[..], b',');
+        reader.read(&mut fields).unwrap();
+        assert_eq!(
+            reader.read(&mut fields).unwrap().unwrap().kind,
+            RecordKind::Complete
+        );
     }
 
     #[test]

@@ -183,6 +183,13 @@ fn resolve_columns(
     })
 }
 
+/// Why a record could not be read as a row.
+#[derive(Debug, Clone, Copy)]
+enum Skipped {
+    TooLarge,
+    Unclosed,
+}
+
 /// The reasons used where a reason cell is blank, trimmed.
 #[derive(Debug, Clone, Default)]
 struct ReasonDefaults {
@@ -257,7 +264,7 @@ impl<R: Read> RowReader<R> {
                     path: path.to_owned(),
                 })
             }
-            Some(RecordKind::TooLarge { .. }) => {
+            Some(RecordKind::TooLarge { .. } | RecordKind::Unclosed { .. }) => {
                 return Err(InputError::HeaderTooLarge {
                     path: path.to_owned(),
                 })
@@ -444,8 +451,14 @@ impl<R: Read> RowReader<R> {
                 }
             };
             let line = start.line;
-            if let RecordKind::TooLarge { field } = start.kind {
-                return Some(Ok(self.too_large(line, field)));
+            match start.kind {
+                RecordKind::TooLarge { field } => {
+                    return Some(Ok(self.skipped(line, field, Skipped::TooLarge)))
+                }
+                RecordKind::Unclosed { field } => {
+                    return Some(Ok(self.skipped(line, field, Skipped::Unclosed)))
+                }
+                RecordKind::Complete => {}
             }
             // A line of spaces is blank, and so is a row whose cells are all empty
             // (",,,": spreadsheets end their exports with such rows): neither is a row.
@@ -456,8 +469,8 @@ impl<R: Read> RowReader<R> {
         }
     }
 
-    /// A record past the size limits: invalid, named by the column being read.
-    fn too_large(&self, line: u64, field: usize) -> Record {
+    /// A record that cannot be read as a row, named by the column being read.
+    fn skipped(&self, line: u64, field: usize, why: Skipped) -> Record {
         let column = self
             .columns
             .headers
@@ -472,10 +485,13 @@ impl<R: Read> RowReader<R> {
             problems: vec![Problem {
                 line,
                 column,
-                message: format!(
-                    "the row is larger than {} MiB or has more than {MAX_FIELDS} fields (an unclosed quote?); it was skipped",
-                    MAX_RECORD_BYTES / (1024 * 1024)
-                ),
+                message: match why {
+                    Skipped::TooLarge => format!(
+                        "the row is larger than {} MiB or has more than {MAX_FIELDS} fields (an unclosed quote?); it was skipped",
+                        MAX_RECORD_BYTES / (1024 * 1024)
+                    ),
+                    Skipped::Unclosed => "a quote opened in this row is never closed, so every line after it, to the end of the file, is inside this cell; close the quote".to_owned(),
+                },
             }],
         })
     }

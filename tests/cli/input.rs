@@ -410,3 +410,15 @@ fn an_endless_input_is_cut_at_the_copy_limit_and_named() {
         in_place.stderr
     );
 }
+
+#[test]
+fn a_quote_never_closed_is_an_invalid_row_and_nothing_is_sent() {
+    // Without the check, 152 and 153 would vanish inside 151's reason.
+    let csv =
+        "id,serviceAccount,reason\n151,true,\"build bot\n152,true,deploy bot\n153,false,human\n";
+    let (run, rows, sim) = apply_on_simulator(csv, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("never closed"), "{}", run.stderr);
+    assert_eq!(outcomes(&rows), vec![(2, "invalid".into())]);
+    assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
