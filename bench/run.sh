@@ -159,7 +159,9 @@ sweep_start() { # sweep_start TAG LATENCY ERROR_RATE [apply args...] : apply in 
     local tag=$1 latency=$2 errors=$3; shift 3
     start_sim "sweep-$tag" --identities 1000 --latency "$latency" --error-rate "$errors"
     SW_PORT[$tag]=$SIM_PORT
-    run_apply "sweep-$tag" "$WORK/rows150.csv" "$SIM_PORT" "$@" &
+    # A copy each: a second apply of a file another apply holds is refused.
+    cp "$WORK/rows150.csv" "$WORK/rows150-$tag.csv"
+    run_apply "sweep-$tag" "$WORK/rows150-$tag.csv" "$SIM_PORT" "$@" &
     BG_PIDS+=($!)
     SWEEP_JOBS+=($!)
 }
