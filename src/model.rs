@@ -400,6 +400,10 @@ pub(crate) enum LookupError {
         in_drata: String,
         in_row: String,
     },
+    #[error(
+        "id {id} is not in Drata's listing, but the row's {key} is id {other}: a typo in the id?"
+    )]
+    NotThisId { id: u64, key: LookupKey, other: u64 },
 }
 
 /// Resolves a [`LookupKey`] to an id, and checks names given beside an id.

@@ -188,7 +188,7 @@ impl ApiClient {
             .body(body);
         let answer = async {
             let (status, headers, bytes) = self.send(request).await?;
-            check_status(status, &headers, &bytes)?;
+            check_status(status, &headers, &bytes, |t| self.key.redact(t))?;
             let mut identity = Identity::from_answer(&bytes);
             identity.scrub(&self.key);
             Ok((status.as_u16(), identity))
@@ -204,7 +204,7 @@ impl ApiClient {
             .append_pair("limit", &limit.to_string());
         let answer = async {
             let (status, headers, bytes) = self.send(self.http.get(url)).await?;
-            check_status(status, &headers, &bytes)?;
+            check_status(status, &headers, &bytes, |t| self.key.redact(t))?;
             match Page::from_body(&bytes) {
                 Some(mut page) => {
                     page.identities.iter_mut().for_each(|i| i.scrub(&self.key));
@@ -215,7 +215,7 @@ impl ApiClient {
                     retry_after: None,
                     message: format!(
                         "HTTP {status}: the answer is not a page of identities: {}",
-                        excerpt(&String::from_utf8_lossy(&bytes))
+                        excerpt(&self.key.redact(&String::from_utf8_lossy(&bytes)))
                     ),
                 }),
             }
@@ -370,7 +370,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// A 2xx passes; anything else is a failure carrying the status, the API's message
 /// and the `Retry-After` the server asked for.
-fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), Failure> {
+/// `redact` removes the key from what the server sent before any of it is shortened:
+/// a key cut in half by a shortening would no longer be found.
+fn check_status(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    redact: impl Fn(&str) -> String,
+) -> Result<(), Failure> {
     if status.is_success() {
         return Ok(());
     }
@@ -382,10 +389,10 @@ fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<
             .unwrap_or("nowhere");
         format!(
             "redirect to {} not followed (check --base-url)",
-            excerpt(location)
+            excerpt(&redact(location))
         )
     } else {
-        api_message(body)
+        api_message(redact(&String::from_utf8_lossy(body)).as_bytes())
     };
     let retry_after = headers
         .get(header::RETRY_AFTER)
@@ -489,11 +496,17 @@ mod tests {
     fn only_2xx_passes_and_failures_keep_their_status() {
         let headers = HeaderMap::new();
         for ok in [200, 201, 204] {
-            assert!(check_status(StatusCode::from_u16(ok).unwrap(), &headers, b"").is_ok());
+            let status = StatusCode::from_u16(ok).unwrap();
+            assert!(check_status(status, &headers, b"", str::to_owned).is_ok());
         }
         for code in [301, 400, 401, 404, 429, 500] {
-            let failure =
-                check_status(StatusCode::from_u16(code).unwrap(), &headers, b"{}").unwrap_err();
+            let failure = check_status(
+                StatusCode::from_u16(code).unwrap(),
+                &headers,
+                b"{}",
+                str::to_owned,
+            )
+            .unwrap_err();
             assert_eq!(failure.cause, Cause::Status(code));
             assert_eq!(failure.status(), Some(code));
         }

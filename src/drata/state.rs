@@ -166,7 +166,16 @@ impl Lookup for CurrentState {
     /// Usernames compare exactly (trimmed), emails ignoring case.
     fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
         let Some(current) = self.by_id.get(&id) else {
-            return Ok(());
+            // The id is not in the listing; if the row's name is someone's, the id is the
+            // typo, and the row would mark a stranger.
+            return match self.resolve(key) {
+                Ok(other) if other != id => Err(LookupError::NotThisId {
+                    id,
+                    key: key.clone(),
+                    other,
+                }),
+                _ => Ok(()),
+            };
         };
         let mismatch = |in_drata: &Option<String>, in_row: &str| LookupError::Mismatch {
             id,

@@ -125,9 +125,14 @@ impl Identity {
             &mut self.service_account_reason,
             &mut self.connection.client_type,
             &mut self.connection.client_alias,
+            &mut self.connected_at,
+            &mut self.disconnected_at,
         ];
         for text in fields.into_iter().flatten() {
             *text = key.redact(text);
+        }
+        if let Some(email) = self.user.as_mut().and_then(|user| user.email.as_mut()) {
+            *email = key.redact(email);
         }
     }
 

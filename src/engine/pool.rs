@@ -39,9 +39,11 @@ impl Engine {
             Ended::Stopped(None) => {
                 ReportRow::of(&row, Outcome::NotAttempted, self.control.stop_message())
             }
+            // It was sent: whatever the answer, it may have been applied, so it is no
+            // `not_attempted`; a resumed run sends it again.
             Ended::Stopped(Some(failure)) => ReportRow::of(
                 &row,
-                Outcome::NotAttempted,
+                Outcome::Failed,
                 format!(
                     "{}; not retried after: {}",
                     self.control.stop_message(),

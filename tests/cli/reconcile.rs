@@ -423,3 +423,28 @@ fn headers_ignore_punctuation_and_the_column_mapping_is_printed() {
         run.stderr
     );
 }
+
+#[test]
+fn an_id_missing_from_the_listing_whose_name_is_someone_else_is_invalid() {
+    // In the simulator of 100 identities, id 150 does not exist and svc-backup-77 is id 77.
+    let sim = simulator(|c| c.identities = 100);
+    let work = Workdir::new();
+    work.write(
+        "in.csv",
+        "id,username,serviceAccount,reason\n150,svc-backup-77,true,svc\n",
+    );
+    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "id 150 is not in Drata's listing, but the row's username \"svc-backup-77\" is id 77"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+}

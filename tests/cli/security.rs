@@ -511,3 +511,29 @@ fn an_api_key_set_but_empty_is_named_as_such() {
         run.stderr
     );
 }
+
+#[test]
+fn a_key_echoed_past_the_cut_of_a_long_message_leaks_not_even_in_part() {
+    const KEY: &str = "sk-live-CUT-0123456789abcdefghij";
+    for pad in [150usize, 185, 195] {
+        let body = format!(r#"{{"message":"{} Bearer {KEY}"}}"#, "x".repeat(pad));
+        let server = TestServer::start(move |_, _| Reply::json(400, &body));
+        let work = Workdir::new();
+        work.write("in.csv", "id,flag,reason\n1,true,a\n");
+        let run = drata(
+            work.dir.path(),
+            &[
+                "apply",
+                "in.csv",
+                "--base-url",
+                &server.url,
+                "--report",
+                "r.csv",
+            ],
+            &[("DRATA_API_KEY", KEY)],
+        );
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
+        assert!(!everything.contains(&KEY[..8]), "pad {pad}: {everything}");
+    }
+}
