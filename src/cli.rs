@@ -690,7 +690,7 @@ mod tests {
         assert_eq!(
             config.resume_command(std::path::Path::new("new report.csv")),
             "drata-svcacct apply 'my file.csv' --reason=-x --base-url http://127.0.0.1:9/public/ \
-             --ca-cert 'corp ca.pem' --rate 8/s --reconcile --report=old.resumed.csv --summary-json=s.resumed.json --resume-from 'new report.csv'"
+             --ca-cert 'corp ca.pem' --rate 8/s --reconcile '--report=new report.resumed.csv' --summary-json=s.resumed.json --resume-from 'new report.csv'"
         );
     }
 }

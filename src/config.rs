@@ -425,6 +425,15 @@ pub(crate) fn resumed_name(path: &Path) -> PathBuf {
 }
 
 impl RunConfig {
+    /// True when the run talks to the in-process simulator of `--simulate`.
+    pub(crate) fn is_simulated(&self) -> bool {
+        match self.target {
+            #[cfg(feature = "simulator")]
+            Target::Simulated => true,
+            Target::Remote { .. } => false,
+        }
+    }
+
     /// The command that finishes this run: the same options, with new names for the
     /// per-run files (report, summary, evidence), the same undo file (appended to), plus
     /// `--resume-from REPORT`. Built from the checked values, so every option that
@@ -435,7 +444,7 @@ impl RunConfig {
         args.extend(self.input_args());
         args.extend(self.target_args());
         args.extend(self.network_args());
-        args.extend(self.run_args());
+        args.extend(self.run_args(report));
         args.extend(self.output_args());
         let mut words: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
         words.push("--resume-from".to_owned());
@@ -543,7 +552,9 @@ impl RunConfig {
         args
     }
 
-    fn run_args(&self) -> Vec<String> {
+    /// `report` is the report this run wrote (which may differ from the one asked for:
+    /// a resumed run's next free name).
+    fn run_args(&self, report: &Path) -> Vec<String> {
         let mut args = Vec::new();
         if self.max_failures.to_string() != DEFAULT_MAX_FAILURES {
             args.push(format!("--max-failures={}", self.max_failures));
@@ -567,8 +578,10 @@ impl RunConfig {
         if let Some(path) = &self.undo {
             args.push(format!("--undo={}", path.display()));
         }
+        if self.report.is_some() {
+            args.push(format!("--report={}", resumed_name(report).display()));
+        }
         let per_run_files = [
-            ("--report", &self.report),
             ("--summary-json", &self.summary_json),
             ("--evidence", &self.evidence),
         ];

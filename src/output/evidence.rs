@@ -164,10 +164,19 @@ impl EvidenceRecorder {
                 writeln!(out, "{}", line?)?;
             }
         }
-        writeln!(
-            out,
-            "\nEvery input row, whatever its outcome, is in the report named above; its SHA-256 lets a reviewer check that it is the file this record describes."
-        )?;
+        if summary.unrecorded_rows > 0 {
+            writeln!(
+                out,
+                "\n**{} {} NOT in the report named above**: it could not be written (a full disk?). Each was logged on standard error with its outcome; a resumed run sends them again. The report's SHA-256 lets a reviewer check that it is the file this record describes.",
+                summary.unrecorded_rows,
+                if summary.unrecorded_rows == 1 { "row is" } else { "rows are" }
+            )?;
+        } else {
+            writeln!(
+                out,
+                "\nEvery input row, whatever its outcome, is in the report named above; its SHA-256 lets a reviewer check that it is the file this record describes."
+            )?;
+        }
         out.into_inner()
             .map_err(io::IntoInnerError::into_error)?
             .finish()

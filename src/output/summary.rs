@@ -146,8 +146,9 @@ impl Summary {
         }
         if self.unrecorded_rows > 0 {
             text.push_str(&format!(
-                "  {} rows are NOT in the report (it could not be written): each is logged above with its outcome; a resumed run sends them again\n",
-                self.unrecorded_rows
+                "  {} {} NOT in the report (it could not be written): each is logged above with its outcome; a resumed run sends them again\n",
+                self.unrecorded_rows,
+                plural(self.unrecorded_rows, "row is", "rows are")
             ));
         }
         if let Some(why) = &self.stopped {

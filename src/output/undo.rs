@@ -12,6 +12,9 @@ pub(crate) const UNDO_HEADER: &str = "id,serviceAccount,serviceAccountReason";
 
 pub(crate) struct UndoWriter {
     csv: csv::Writer<File>,
+    /// Ids already in the file (written by the run this one resumes): their first line is
+    /// the state before everything, and a later one would contradict it.
+    written: std::collections::HashSet<u64>,
     /// Used in the reason of identities that were not service accounts.
     run_started: String,
 }
@@ -22,23 +25,35 @@ impl UndoWriter {
         let mut csv = csv::Writer::from_writer(file);
         csv.write_record(UNDO_HEADER.split(','))?;
         csv.flush()?;
-        Ok(Self { csv, run_started })
+        Ok(Self {
+            csv,
+            written: std::collections::HashSet::new(),
+            run_started,
+        })
     }
 
-    /// An earlier run's undo file, added to (a resumed run).
-    pub(crate) fn append(file: File, run_started: String) -> Self {
+    /// An earlier run's undo file, added to (a resumed run); `written` holds its ids.
+    pub(crate) fn append(
+        file: File,
+        run_started: String,
+        written: std::collections::HashSet<u64>,
+    ) -> Self {
         Self {
             csv: csv::Writer::from_writer(file),
+            written,
             run_started,
         }
     }
 
-    /// Records the previous state of an updated row's identity, flushed at once. A row
-    /// whose previous state is unknown (not in the listing) has nothing to restore.
-    pub(crate) fn write(&mut self, row: &ReportRow) -> io::Result<()> {
+    /// Records the previous state of an updated row's identity, flushed at once. `false`
+    /// when it cannot: the identity was not in the listing, so its state before is unknown.
+    pub(crate) fn write(&mut self, row: &ReportRow) -> io::Result<bool> {
         let (Some(id), Some(previous)) = (row.id(), &row.previous) else {
-            return Ok(());
+            return Ok(false);
         };
+        if !self.written.insert(id) {
+            return Ok(true);
+        }
         let (flag, reason) = if previous.marked {
             (
                 "true",
@@ -61,6 +76,7 @@ impl UndoWriter {
             flag,
             spreadsheet_safe(&reason).as_ref(),
         ])?;
-        self.csv.flush()
+        self.csv.flush()?;
+        Ok(true)
     }
 }

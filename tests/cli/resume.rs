@@ -772,3 +772,97 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
         3
     );
 }
+
+#[test]
+fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_consistent() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = stateful_server(std::sync::Arc::clone(&fail));
+    let work = Workdir::new();
+    let env = [("DRATA_API_KEY", "test-key")];
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let first = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--report",
+            "r.csv",
+        ],
+        &env,
+    );
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // The reason of line 3 is fixed, and the run resumed: id 2 is sent again.
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b fixed\n");
+    work.write("taken.json", "mine\n");
+    let named = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--report",
+            "r2.csv",
+            "--resume-from",
+            "r.csv",
+            "--summary-json",
+            "taken.json",
+        ],
+        &env,
+    );
+    assert_eq!(
+        named.code, 2,
+        "a name the user chose is never changed: {}",
+        named.stderr
+    );
+    let resumed = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--undo",
+            "undo.csv",
+            "--report",
+            "r2.csv",
+            "--resume-from",
+            "r.csv",
+        ],
+        &env,
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let undo = std::fs::read_to_string(work.path("undo.csv")).unwrap();
+    assert_eq!(
+        undo.lines().count(),
+        3,
+        "id 2 once, as it was before everything: {undo}"
+    );
+    let rollback = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "undo.csv",
+            "--base-url",
+            &server.url,
+            "--reconcile",
+            "--report",
+            "back.csv",
+        ],
+        &env,
+    );
+    assert_eq!(
+        rollback.code, 0,
+        "the one rollback runs: {}",
+        rollback.stderr
+    );
+}

@@ -537,3 +537,72 @@ fn a_key_echoed_past_the_cut_of_a_long_message_leaks_not_even_in_part() {
         assert!(!everything.contains(&KEY[..8]), "pad {pad}: {everything}");
     }
 }
+
+#[test]
+fn outputs_are_checked_whole_before_any_is_replaced() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    work.write("keep.json", "an earlier summary\n");
+    let missing = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--summary-json",
+            "keep.json",
+            "--evidence",
+            "no/such/folder/e.md",
+            "--force",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("folder does not exist"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path("keep.json")).unwrap(),
+        "an earlier summary\n",
+        "nothing was replaced by a run that could not start"
+    );
+    std::fs::create_dir(work.path("sub")).unwrap();
+    let same = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "in.csv",
+            "--report",
+            "r.csv",
+            "--summary-json",
+            "sub/../r.csv",
+            "--force",
+        ],
+    );
+    assert_eq!(same.code, 2, "{}", same.stderr);
+    let stdout = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "in.csv",
+            "--json",
+            "--summary-json",
+            "-",
+            "--report",
+            "p.csv",
+        ],
+    );
+    assert_eq!(stdout.code, 2, "{}", stdout.stderr);
+    assert!(
+        stdout.stderr.contains("standard output holds one document"),
+        "{}",
+        stdout.stderr
+    );
+    assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

@@ -24,9 +24,17 @@ impl Outputs {
     /// and stops the run, but never keeps a row out of the report.
     fn write(&mut self, row: &ReportRow, control: &RunControl) -> io::Result<()> {
         if row.outcome == Outcome::Updated {
-            if let Some(Err(e)) = self.undo.as_mut().map(|undo| undo.write(row)) {
-                self.undo = None;
-                control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
+            match self.undo.as_mut().map(|undo| undo.write(row)) {
+                Some(Err(e)) => {
+                    self.undo = None;
+                    control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                }
+                Some(Ok(false)) => tracing::warn!(
+                    line = row.line,
+                    id = row.id(),
+                    "the undo file cannot restore this identity: it was not in Drata's listing, so its state before the run is unknown"
+                ),
+                Some(Ok(true)) | None => {}
             }
             if let Some(Err(e)) = self.evidence.as_mut().map(|evidence| evidence.record(row)) {
                 self.evidence = None;

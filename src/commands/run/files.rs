@@ -1,6 +1,7 @@
 //! The output files of a run, created before anything is sent: all or nothing, never the
 //! input, never two outputs on one path, `-` for standard output where it makes sense.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ pub(super) struct Files {
 /// The undo file, new or an earlier run's to add to.
 pub(super) enum Undo {
     New(File),
-    Append(File),
+    Append(File, HashSet<u64>),
 }
 
 /// A file made and not yet kept, or standard output.
@@ -61,7 +62,19 @@ fn check_paths(config: &RunConfig) -> Result<(), Error> {
         .iter()
         .filter_map(|(what, path)| path.as_ref().map(|path| (*what, path)))
         .collect();
-    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let absolute =
+        |path: &Path| lexical(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
+    let to_stdout = given
+        .iter()
+        .filter(|(_, p)| CreatedFile::is_stdout(p))
+        .count();
+    if to_stdout > 1 || (to_stdout == 1 && config.plan.json) {
+        return Err(output_error(
+            "summary",
+            Path::new("-"),
+            "standard output holds one document: the summary, the evidence or plan --json",
+        ));
+    }
     for (i, (what, path)) in given.iter().enumerate() {
         if CreatedFile::is_stdout(path) && matches!(*what, "report" | "undo file") {
             return Err(output_error(
@@ -92,6 +105,22 @@ fn check_paths(config: &RunConfig) -> Result<(), Error> {
 /// Creates an output. A resumed run (`--resume-from`) whose file name is taken, by an
 /// earlier run of the same printed command, takes the next free name instead of
 /// failing: `x.resumed.csv`, then `x.resumed-2.csv`, ...
+/// A path with `.` and `..` folded away, as written (links are compared as files).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut folded = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                folded.pop();
+            }
+            other => folded.push(other),
+        }
+    }
+    folded
+}
+
 fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending, Error> {
     if CreatedFile::is_stdout(path) {
         return Ok(Pending::Stdout);
@@ -103,6 +132,7 @@ fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending
             Err(e)
                 if e.kind() == std::io::ErrorKind::AlreadyExists
                     && config.resume_from.is_some()
+                    && is_resumed_name(&candidate)
                     && std::fs::symlink_metadata(&candidate).is_ok_and(|m| m.is_file()) =>
             {
                 candidate = resumed_name(&candidate);
@@ -123,6 +153,46 @@ fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending
     ))
 }
 
+/// True for the names the printed resume command gives (`x.resumed.csv`,
+/// `x.resumed-2.csv`): only those move to the next free name; a name the user chose is
+/// never silently changed.
+fn is_resumed_name(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.rsplit_once(".resumed"))
+        .is_some_and(|(_, count)| {
+            count.is_empty()
+                || count
+                    .strip_prefix('-')
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Refuses, before anything is created or replaced, an output whose folder is missing:
+/// with `--force`, creating one file replaces it, and a later failure would leave the
+/// old one lost.
+fn check_folders(config: &RunConfig) -> Result<(), Error> {
+    let outputs = [
+        ("report", &config.report),
+        ("summary", &config.summary_json),
+        ("undo file", &config.undo),
+        ("evidence file", &config.evidence),
+    ];
+    for (what, path) in outputs {
+        let Some(path) = path.as_ref().filter(|p| !CreatedFile::is_stdout(p)) else {
+            continue;
+        };
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(output_error(what, path, "its folder does not exist"));
+        }
+    }
+    Ok(())
+}
+
 /// The undo file: a resumed run appends to the one of the run it resumes, so that one
 /// command rolls every resumed part back.
 fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
@@ -131,7 +201,7 @@ fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
     };
     if config.resume_from.is_some() {
         match append_to_undo(path) {
-            Ok(Some(file)) => return Ok(Some(UndoTarget::Append(file))),
+            Ok(Some((file, ids))) => return Ok(Some(UndoTarget::Append(file, ids))),
             Ok(None) => {}
             Err(source) => {
                 return Err(Error::Output {
@@ -145,8 +215,9 @@ fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
     create(config, path, "undo file").map(|pending| Some(UndoTarget::New(pending)))
 }
 
-/// Opens an existing undo file of ours for appending; `None` when there is none.
-fn append_to_undo(path: &Path) -> std::io::Result<Option<File>> {
+/// Opens an existing undo file of ours for appending, with the ids it holds; `None` when
+/// there is none.
+fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, HashSet<u64>)>> {
     use std::io::BufRead;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => {}
@@ -160,6 +231,11 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<File>> {
             "it is not an undo file of drata-svcacct; refusing to add to it",
         ));
     }
+    let ids = csv::Reader::from_path(path)
+        .map_err(std::io::Error::other)?
+        .records()
+        .filter_map(|record| record.ok()?.get(0)?.parse().ok())
+        .collect();
     let mut options = std::fs::OpenOptions::new();
     options.append(true);
     #[cfg(unix)]
@@ -167,13 +243,13 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<File>> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NOFOLLOW);
     }
-    options.open(path).map(Some)
+    options.open(path).map(|file| Some((file, ids)))
 }
 
 /// The undo file to write: new, or an earlier one to add to.
 enum UndoTarget {
     New(Pending),
-    Append(File),
+    Append(File, HashSet<u64>),
 }
 
 /// Creates every output file, all or nothing: the optional files first, so that a path
@@ -181,6 +257,7 @@ enum UndoTarget {
 /// files already made when a later one fails.
 pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error> {
     check_paths(config)?;
+    check_folders(config)?;
     let optional = |path: &Option<PathBuf>, what| {
         path.as_ref()
             .map(|path| create(config, path, what))
@@ -216,7 +293,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
                 Sink::File(file) => Some(Undo::New(file)),
                 Sink::Stdout => None,
             },
-            Some(UndoTarget::Append(file)) => Some(Undo::Append(file)),
+            Some(UndoTarget::Append(file, ids)) => Some(Undo::Append(file, ids)),
             None => None,
         };
         Ok((writer, keep(summary)?, undo, keep(evidence)?))

@@ -37,8 +37,7 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
         );
         run.control.stop(StopReason::ReportFailed(message));
     }
-    let mut summary = summarize(config, run, &tally, &files.report_path);
-    summary.unrecorded_rows = files.unrecorded;
+    let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
         let context = RunContext::current(command_line(), config.kind.path_segment());
         if let Err(e) = recorder.finish(file, &summary, &context) {
@@ -62,7 +61,13 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -> Summary {
+fn summarize(
+    config: &RunConfig,
+    run: &Run,
+    tally: &Tally,
+    report_path: &Path,
+    unrecorded: u64,
+) -> Summary {
     let stop = run.control.reason();
     let code = exit::for_run(tally, stop.as_ref());
     let engine = run.session.as_ref().map(|s| &s.engine);
@@ -117,9 +122,9 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
         concurrency,
         latency_ms,
         stopped: stop.as_ref().map(StopReason::cause),
-        resume_command: resumable(config, run, tally, stop.as_ref())
+        resume_command: resumable(config, run, tally, stop.as_ref(), unrecorded)
             .then(|| config.resume_command(report_path)),
-        unrecorded_rows: 0,
+        unrecorded_rows: unrecorded,
         exit_code: code,
     }
 }
@@ -128,7 +133,15 @@ fn summarize(config: &RunConfig, run: &Run, tally: &Tally, report_path: &Path) -
 /// not all of them failed for good (a 4xx that a retry cannot change), and the run was
 /// not refused as a whole (invalid input, `--max-changes`), where the same command would
 /// be refused again.
-fn resumable(config: &RunConfig, run: &Run, tally: &Tally, stop: Option<&StopReason>) -> bool {
+/// Rows not in the report count as left to do: the report cannot show them done. A run
+/// on the in-process simulator has nothing to resume: the next one starts a fresh one.
+fn resumable(
+    config: &RunConfig,
+    run: &Run,
+    tally: &Tally,
+    stop: Option<&StopReason>,
+    unrecorded: u64,
+) -> bool {
     let refused = run.blocked
         || matches!(
             stop,
@@ -136,8 +149,9 @@ fn resumable(config: &RunConfig, run: &Run, tally: &Tally, stop: Option<&StopRea
         );
     let curable = tally
         .left_to_do()
-        .saturating_sub(tally.permanent_failures());
-    config.mode == Mode::Apply && !refused && curable > 0
+        .saturating_sub(tally.permanent_failures())
+        + unrecorded;
+    config.mode == Mode::Apply && !refused && curable > 0 && !config.is_simulated()
 }
 
 /// Prints the summary; with `--quiet`, only when something needs attention.

@@ -493,7 +493,7 @@ async fn execute(
 fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Undo>) -> Outputs {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
     let undo = undo.and_then(|undo| match undo {
-        Undo::Append(file) => Some(UndoWriter::append(file, run_started)),
+        Undo::Append(file, ids) => Some(UndoWriter::append(file, run_started, ids)),
         Undo::New(file) => match UndoWriter::new(file, run_started) {
             Ok(undo) => Some(undo),
             Err(e) => {
