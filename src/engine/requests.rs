@@ -71,18 +71,27 @@ impl PauseGate {
     }
 }
 
-/// Holds every request back until the run's first attempt has an answer (or fails): a
-/// run-fatal answer (401, a refused TLS certificate) then costs one request, not one per
-/// worker.
+/// How long the other requests wait for the run's first answer at most. A refused TLS
+/// certificate is known within the handshake, and a 401 from a server near by within
+/// this; a slow server (seconds per answer) must not hold the whole run back for one
+/// round trip, which would cost the rate that round trip.
+const FIRST_ANSWER_WAIT: Duration = Duration::from_millis(500);
+
+/// Holds every request back until the run's first attempt has an answer (or fails), for
+/// [`FIRST_ANSWER_WAIT`] at most: a run-fatal answer (401, a refused TLS certificate)
+/// then costs one request, not one per worker.
 #[derive(Debug)]
 struct FirstAnswer {
     gate: tokio::sync::Semaphore,
+    /// When the first attempt went.
+    first_sent: std::sync::OnceLock<Instant>,
 }
 
 impl Default for FirstAnswer {
     fn default() -> Self {
         Self {
             gate: tokio::sync::Semaphore::new(1),
+            first_sent: std::sync::OnceLock::new(),
         }
     }
 }
@@ -100,10 +109,16 @@ impl FirstAnswer {
     /// `Some` for the one attempt that goes first; `None` for all the others, once it
     /// has its answer.
     async fn wait(&self) -> Option<FirstAttempt<'_>> {
-        // A closed gate is an open road: the first answer is in.
-        let permit = self.gate.acquire().await.ok()?;
-        permit.forget();
-        Some(FirstAttempt(&self.gate))
+        if let Ok(permit) = self.gate.try_acquire() {
+            permit.forget();
+            let _ = self.first_sent.set(Instant::now());
+            return Some(FirstAttempt(&self.gate));
+        }
+        // A closed gate is an open road: the first answer is in. Past the wait, go too.
+        let deadline =
+            self.first_sent.get().copied().unwrap_or_else(Instant::now) + FIRST_ANSWER_WAIT;
+        let _ = tokio::time::timeout_at(deadline, self.gate.acquire()).await;
+        None
     }
 }
 
@@ -413,6 +428,22 @@ mod tests {
         drop(attempt);
         assert!(first.wait().await.is_none(), "then every attempt goes");
         assert!(first.wait().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_first_answer_holds_the_others_back_for_a_moment_only() {
+        let first = FirstAnswer::default();
+        let _slow = first.wait().await;
+        let started = Instant::now();
+        assert!(first.wait().await.is_none(), "the others go");
+        assert_eq!(started.elapsed(), FIRST_ANSWER_WAIT);
+        let later = Instant::now();
+        assert!(first.wait().await.is_none());
+        assert_eq!(
+            later.elapsed(),
+            Duration::ZERO,
+            "past the wait, nobody waits again"
+        );
     }
 
     #[test]
