@@ -393,6 +393,15 @@ impl InputArgs {
     }
 }
 
+/// True when the raw arguments ask for JSON logs (`--log-format json` or `=json`).
+fn asks_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<std::ffi::OsString> = args.collect();
+    args.iter().enumerate().any(|(i, arg)| {
+        arg == "--log-format=json"
+            || (arg == "--log-format" && args.get(i + 1).is_some_and(|a| a == "json"))
+    })
+}
+
 /// `DRATA_API_KEY`, read here and never through clap: clap would print it in `--help`.
 fn key_from_env() -> Result<ApiKey, KeyError> {
     match std::env::var("DRATA_API_KEY") {
@@ -574,6 +583,26 @@ impl SimulateArgs {
 }
 
 impl Cli {
+    /// Parses the process's arguments, or exits as clap does: help and version on standard
+    /// output, usage errors on standard error (as one JSON object when the arguments ask
+    /// for `--log-format json`, like every other line there).
+    pub fn parse_args() -> Self {
+        match <Self as Parser>::try_parse() {
+            Ok(cli) => cli,
+            Err(error) if error.use_stderr() && asks_for_json(std::env::args_os()) => {
+                let line = serde_json::json!({
+                    "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                    "level": "ERROR",
+                    "message": error.kind().to_string(),
+                    "detail": error.to_string().trim(),
+                });
+                eprintln!("{line}");
+                std::process::exit(crate::exit::USAGE.into());
+            }
+            Err(error) => error.exit(),
+        }
+    }
+
     /// True when every line on standard error is to be JSON.
     pub fn json_logs(&self) -> bool {
         self.log_format == LogFormat::Json

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = drata_svcacct::Cli::parse();
+    let cli = drata_svcacct::Cli::parse_args();
     let json = cli.json_logs();
     match drata_svcacct::run(cli) {
         Ok(code) => ExitCode::from(code),

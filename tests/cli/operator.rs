@@ -596,6 +596,25 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
     let error: serde_json::Value = serde_json::from_str(usage.stderr.trim()).unwrap();
     assert_eq!(error["level"], "ERROR");
     assert!(error["message"].as_str().unwrap().contains("missing.csv"));
+    // So is one clap finds, before any of our code runs.
+    let unknown = drata(
+        work.dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--log-format",
+            "json",
+            "--no-such-option",
+        ],
+        &[],
+    );
+    assert_eq!(unknown.code, 2);
+    let error: serde_json::Value = serde_json::from_str(unknown.stderr.trim()).unwrap();
+    assert_eq!(error["level"], "ERROR");
+    assert!(error["detail"]
+        .as_str()
+        .unwrap()
+        .contains("--no-such-option"));
 }
 
 #[test]
