@@ -153,11 +153,11 @@ pub enum InputError {
     },
     #[error("{path}: the input is empty (a header row is required)")]
     Empty { path: String },
-    #[error("{path}: line 1: the header is larger than 1 MiB (an unclosed quote?)")]
+    #[error("{path}: the header is larger than 1 MiB (an unclosed quote?)")]
     HeaderTooLarge { path: String },
-    #[error("{path}: line 1: the header is not valid UTF-8")]
+    #[error("{path}: the header is not valid UTF-8")]
     HeaderEncoding { path: String },
-    #[error("{path}: line 1: no {wanted} column (looked for {tried}; the header has {found})")]
+    #[error("{path}: no {wanted} column (looked for {tried}; the header has {found})")]
     MissingColumn {
         path: String,
         wanted: &'static str,
@@ -165,10 +165,10 @@ pub enum InputError {
         found: String,
     },
     #[error(
-        "{path}: line 1: no id column, and the header {header:?} looks like an id: Drata's numeric identity id is expected in a column named id (Drata's identityId is the provider's own id, not this one); if {header:?} holds Drata's numeric ids, pass --id-column {header:?}"
+        "{path}: no id column, and the header {header:?} looks like an id: Drata's numeric identity id is expected in a column named id (Drata's identityId is the provider's own id, not this one); if {header:?} holds Drata's numeric ids, pass --id-column {header:?}"
     )]
     IdLikeColumn { path: String, header: String },
-    #[error("{path}: line 1: the {wanted} column matches several headers: {found}")]
+    #[error("{path}: the {wanted} column matches several headers: {found}")]
     AmbiguousColumn {
         path: String,
         wanted: &'static str,

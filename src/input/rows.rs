@@ -258,6 +258,8 @@ impl<R: Read> RowReader<R> {
             path: path.to_owned(),
             source,
         })?;
+        // Header messages name the line the header is on (a sheet's may be lower down).
+        let at = format!("{path}: line {}", start.map_or(1, |s| s.line));
         match start.map(|s| s.kind) {
             None => {
                 return Err(InputError::Empty {
@@ -265,9 +267,7 @@ impl<R: Read> RowReader<R> {
                 })
             }
             Some(RecordKind::TooLarge { .. } | RecordKind::Unclosed { .. }) => {
-                return Err(InputError::HeaderTooLarge {
-                    path: path.to_owned(),
-                })
+                return Err(InputError::HeaderTooLarge { path: at })
             }
             Some(RecordKind::Complete) => {}
         }
@@ -280,10 +280,8 @@ impl<R: Read> RowReader<R> {
             .iter()
             .map(|h| std::str::from_utf8(h).map(str::to_owned))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| InputError::HeaderEncoding {
-                path: path.to_owned(),
-            })?;
-        let columns = resolve_columns(&headers, options, path)?;
+            .map_err(|_| InputError::HeaderEncoding { path: at.clone() })?;
+        let columns = resolve_columns(&headers, options, &at)?;
         Ok(Self {
             records,
             columns,

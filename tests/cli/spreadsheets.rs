@@ -249,6 +249,24 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         "the number 106.0 is the id 106"
     );
     assert_eq!(sim.applied().len(), 2);
+    let header = drata(
+        work.dir.path(),
+        &[
+            "validate",
+            "review.xlsx",
+            "--sheet",
+            "Review",
+            "--id-column",
+            "Nope",
+        ],
+        &[],
+    );
+    assert_eq!(header.code, 2);
+    assert!(
+        header.stderr.contains("review.xlsx: line 3: no id column"),
+        "{}",
+        header.stderr
+    );
     let missing = drata(
         work.dir.path(),
         &["validate", "review.xlsx", "--sheet", "Nope"],
