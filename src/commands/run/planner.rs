@@ -72,7 +72,13 @@ impl Planner {
             ));
         };
         if self.done.contains(row.line, id, row.flag, &row.reason) {
-            return Decision::Final(ReportRow::of(&row, Outcome::Skipped, ""));
+            let mut skipped = ReportRow::of(&row, Outcome::Skipped, "");
+            // With the listing read, the report still shows the identity as it stands.
+            if let Some(current) = self.listing.as_ref().and_then(|l| l.state.get(id)) {
+                skipped.identity = current.view();
+                skipped.previous = Some(current.previous());
+            }
+            return Decision::Final(skipped);
         }
         self.against_current_state(row, id)
     }
