@@ -106,18 +106,7 @@ fn an_understated_total_does_not_hide_identities() {
         "in.csv",
         "id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n",
     );
-    let run = drata(
-        work.dir.path(),
-        &[
-            "plan",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "p.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
@@ -139,18 +128,7 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n120,true,ci\n");
-    let plan = drata(
-        work.dir.path(),
-        &[
-            "plan",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "p.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let plan = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert_eq!(rows[0]["outcome"], "not_found");
@@ -161,18 +139,10 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
         plan.stderr
     );
 
-    let apply = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--base-url",
-            &server.url,
-            "--report",
-            "a.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
+    let apply = on_server(
+        &server,
+        &work,
+        &["apply", "in.csv", "--reconcile", "--report", "a.csv"],
     );
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let rows = read_report(&work.path("a.csv"));
@@ -207,18 +177,7 @@ fn a_listing_that_never_ends_is_stopped_past_its_total() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n7,false,x\n");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "plan",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "p.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(gets(&server), 12, "2 announced pages and 10 more at most");
     assert!(run.stderr.contains("far past its total"), "{}", run.stderr);
@@ -240,18 +199,7 @@ fn a_malformed_item_is_skipped_with_a_warning() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n2,false,x\n4,true,x\n");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "plan",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "p.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("2 listing items had no readable id"),

@@ -148,6 +148,13 @@ pub fn apply_on_server(
     (run, rows, work)
 }
 
+/// Runs the binary in `work` against a scripted server, with the key `test-key`.
+pub fn on_server(server: &TestServer, work: &Workdir, args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(&["--base-url", &server.url]);
+    drata(work.dir.path(), &all, &[("DRATA_API_KEY", "test-key")])
+}
+
 /// Runs the binary in `work` against a simulator, with the simulator's token and no rate
 /// limit.
 pub fn on_sim(sim: &RunningSimulator, work: &Workdir, args: &[&str]) -> Run {
