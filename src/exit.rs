@@ -77,6 +77,13 @@ mod tests {
     }
 
     #[test]
+    fn validate_is_0_only_when_every_row_is_valid() {
+        assert_eq!(for_validation(0), SUCCESS);
+        assert_eq!(for_validation(1), ROW_PROBLEMS);
+        assert_eq!(for_validation(1000), ROW_PROBLEMS);
+    }
+
+    #[test]
     fn a_detailed_plan_tells_changes_from_nothing_to_do() {
         assert_eq!(for_plan(SUCCESS, 0), SUCCESS);
         assert_eq!(for_plan(SUCCESS, 3), CHANGES_PENDING);

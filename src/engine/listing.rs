@@ -320,6 +320,38 @@ mod tests {
     }
 
     #[test]
+    fn warnings_say_what_happened() {
+        let said = [
+            (
+                ListingWarning::NoNewIds { page: 3 },
+                "page 3 of the listing brought no identity not already seen; stopped paging",
+            ),
+            (
+                ListingWarning::TooManyPages { pages: 12 },
+                "the listing was still going after 12 pages, far past its total; stopped paging",
+            ),
+            (
+                ListingWarning::Malformed { items: 2 },
+                "2 listing items had no readable id and were skipped",
+            ),
+            (
+                ListingWarning::CountMismatch {
+                    total: 50,
+                    read: 130,
+                },
+                "the listing announced 50 identities but 130 distinct ones were read",
+            ),
+            (
+                ListingWarning::NoTotal,
+                "the listing did not say how many identities it holds",
+            ),
+        ];
+        for (warning, text) in said {
+            assert_eq!(warning.to_string(), text);
+        }
+    }
+
+    #[test]
     fn malformed_items_are_counted_and_a_total_that_grows_is_honoured() {
         let mut reader = ListingReader::default();
         let read = read_all(&mut reader, |p| match p {
