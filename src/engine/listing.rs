@@ -196,15 +196,12 @@ pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
                 .map(|identity| u64::from(state.add(identity)))
                 .sum(),
         };
-        let more = reader.more_after(facts);
-        if number == 1 || number % 20 == 0 || !more {
-            tracing::info!(
-                page = number,
-                identities = state.len(),
-                "reading the current state"
-            );
-        }
-        if !more {
+        tracing::debug!(
+            page = number,
+            identities = state.len(),
+            "reading the current state"
+        );
+        if !reader.more_after(facts) {
             break;
         }
     }
@@ -317,6 +314,37 @@ mod tests {
             MAX_PAGES_WITHOUT_TOTAL
         );
         assert!(reader.warnings().contains(&ListingWarning::NoTotal));
+    }
+
+    #[test]
+    fn a_listing_with_warnings_may_be_incomplete_and_answers_lookups_from_its_state() {
+        let page = Page::from_body(
+            br#"{"data":[{"id":7,"username":"svc-a","email":"a@example.com"}],"total":1}"#,
+        )
+        .unwrap();
+        let mut state = CurrentState::default();
+        for identity in page.identities {
+            state.add(identity);
+        }
+        let clean = Listing {
+            state,
+            pages: 1,
+            warnings: Vec::new(),
+        };
+        assert!(!clean.may_be_incomplete());
+        let named = |name: &str| LookupKey {
+            username: Some(name.to_owned()),
+            ..LookupKey::default()
+        };
+        assert_eq!(clean.resolve(&named("svc-a")), Ok(7));
+        assert!(clean.resolve(&named("nobody")).is_err());
+        assert_eq!(clean.check(7, &named("svc-a")), Ok(()));
+        assert!(clean.check(7, &named("someone-else")).is_err());
+        let warned = Listing {
+            warnings: vec![ListingWarning::NoTotal],
+            ..clean
+        };
+        assert!(warned.may_be_incomplete());
     }
 
     #[test]
