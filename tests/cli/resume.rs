@@ -716,13 +716,12 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n");
     let env = [("DRATA_API_KEY", "test-key")];
-    let first = drata(
-        work.dir.path(),
+    let first = on_server(
+        &server,
+        &work,
         &[
             "apply",
             "in.csv",
-            "--base-url",
-            &server.url,
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -731,7 +730,6 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
             "--max-attempts",
             "1",
         ],
-        &env,
     );
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
@@ -753,18 +751,16 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
         "one header, ids 1, 2 and 3: {undo}"
     );
     // One command rolls every part back.
-    let rollback = drata(
-        work.dir.path(),
+    let rollback = on_server(
+        &server,
+        &work,
         &[
             "apply",
             "undo.csv",
-            "--base-url",
-            &server.url,
             "--reconcile",
             "--report",
             "rollback.csv",
         ],
-        &env,
     );
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     assert_eq!(
@@ -778,34 +774,30 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = stateful_server(std::sync::Arc::clone(&fail));
     let work = Workdir::new();
-    let env = [("DRATA_API_KEY", "test-key")];
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let first = drata(
-        work.dir.path(),
+    let first = on_server(
+        &server,
+        &work,
         &[
             "apply",
             "in.csv",
-            "--base-url",
-            &server.url,
             "--reconcile",
             "--undo",
             "undo.csv",
             "--report",
             "r.csv",
         ],
-        &env,
     );
     assert_eq!(first.code, 0, "{}", first.stderr);
     // The reason of line 3 is fixed, and the run resumed: id 2 is sent again.
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b fixed\n");
     work.write("taken.json", "mine\n");
-    let named = drata(
-        work.dir.path(),
+    let named = on_server(
+        &server,
+        &work,
         &[
             "apply",
             "in.csv",
-            "--base-url",
-            &server.url,
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -816,20 +808,18 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
             "--summary-json",
             "taken.json",
         ],
-        &env,
     );
     assert_eq!(
         named.code, 2,
         "a name the user chose is never changed: {}",
         named.stderr
     );
-    let resumed = drata(
-        work.dir.path(),
+    let resumed = on_server(
+        &server,
+        &work,
         &[
             "apply",
             "in.csv",
-            "--base-url",
-            &server.url,
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -838,7 +828,6 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
             "--resume-from",
             "r.csv",
         ],
-        &env,
     );
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let undo = std::fs::read_to_string(work.path("undo.csv")).unwrap();
@@ -847,18 +836,10 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
         3,
         "id 2 once, as it was before everything: {undo}"
     );
-    let rollback = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "undo.csv",
-            "--base-url",
-            &server.url,
-            "--reconcile",
-            "--report",
-            "back.csv",
-        ],
-        &env,
+    let rollback = on_server(
+        &server,
+        &work,
+        &["apply", "undo.csv", "--reconcile", "--report", "back.csv"],
     );
     assert_eq!(
         rollback.code, 0,
