@@ -13,7 +13,7 @@ mod sheet;
 mod sniff;
 mod source;
 
-pub use encoding::Encoding;
+pub(crate) use encoding::Encoding;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};

@@ -17,7 +17,7 @@ pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
     column_mapping_line, print_changes, write_changes_json, Change, CurrentView, CHANGES_SHOWN,
 };
-pub(crate) use progress::{Live, Progress, ProgressMode};
+pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::ReportWriter;
-pub(crate) use summary::{counts, ConcurrencyFigures, FileDigest, LatencyFigures, Summary};
+pub(crate) use summary::{counts, FileDigest, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER};
