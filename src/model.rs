@@ -1,6 +1,8 @@
-//! The shared vocabulary at the bottom of the crate: typed rows, outcomes, the tally, why
-//! a run stopped, and the values every layer speaks of. Nothing here does I/O or makes
-//! text for a file: the writers in `output` do that.
+//! The shared vocabulary, in the bottom layer with `text` and `secret`
+//! (`docs/architecture.md`): typed rows, outcomes, what a failure means, the tally, why a
+//! run stopped, the engine's figures, and the values every layer speaks of. Nothing here
+//! does I/O or lays out a file (the writers in `output` do); the words of a value are
+//! made with it: an outcome's word, and what a stop says, from one table.
 
 use std::fmt;
 use std::io;
@@ -680,7 +682,10 @@ mod tests {
         );
         assert_eq!(
             told(StopReason::Interrupted(Signal::Terminate)),
-            ("interrupted by SIGTERM".to_owned(), "interrupted".to_owned())
+            (
+                "interrupted by SIGTERM".to_owned(),
+                "interrupted".to_owned()
+            )
         );
         let source = StopReason::InputFailed(StopSource::new(io::Error::other("gone")));
         assert_eq!(source.cause(), "the input could not be read (gone)");

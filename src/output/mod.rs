@@ -1,6 +1,8 @@
 //! Everything the tool writes: the report, progress, the undo file, the summary, the
-//! evidence record, the plan's diff, and the private files they go to. Text for humans
-//! and cells for files are made here and nowhere else.
+//! evidence record, the plan's diff, and the private files they go to. Files are laid out
+//! and written here and nowhere else; the words they hold that belong to a value (an
+//! outcome's word, why a run stopped) come with it from `model`, and an error's message
+//! with its error.
 
 mod evidence;
 mod export;

@@ -284,7 +284,8 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
-            run.control.stop(StopReason::InputFailed(StopSource::new(e)));
+            run.control
+                .stop(StopReason::InputFailed(StopSource::new(e)));
             return None;
         }
     };
@@ -398,7 +399,8 @@ impl Feed {
             let record = match record {
                 Ok(record) => record,
                 Err(e) => {
-                    self.control.stop(StopReason::InputFailed(StopSource::new(e)));
+                    self.control
+                        .stop(StopReason::InputFailed(StopSource::new(e)));
                     return;
                 }
             };
