@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
+    accepted_file, check_name, ControlRef, Owner, Renewal, UploadConfig, UploadOptionError,
+};
+use crate::config::{
     parse_base_url, parse_concurrency, parse_delimiter, parse_interval, parse_timeout, Command,
     ConfigError, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, MaxFailures, Mode,
     Only, OutputOptions, PlanOptions, Region, RunConfig, Target, DEFAULT_CONCURRENCY,
@@ -89,6 +92,9 @@ enum Commands {
     /// Write the current identities as an input file, to start a review from Drata
     #[command(after_help = EXAMPLES)]
     Export(ExportArgs),
+    /// Put an evidence file (the workbook of --evidence) into Drata's Evidence Library
+    #[command(after_help = UPLOAD_EXAMPLES)]
+    UploadEvidence(UploadArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
@@ -326,6 +332,42 @@ struct ExportArgs {
     only: Option<Only>,
 }
 
+const UPLOAD_EXAMPLES: &str = "\
+Examples:
+  The quarter's evidence, next to the access-review control, renewed every quarter
+    DRATA_API_KEY=... drata-svcacct upload-evidence q4-evidence.xlsx \\
+        --owner grc-lead@example.com --control DCF-24";
+
+#[derive(Debug, Args)]
+struct UploadArgs {
+    /// The file to upload (normally the .xlsx of --evidence)
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// The item's owner: a Drata user's email, or a user id
+    #[arg(long, value_name = "EMAIL|ID")]
+    owner: String,
+
+    /// The workspace [default: the one Drata marks primary]
+    #[arg(long, value_name = "ID")]
+    workspace: Option<u64>,
+
+    /// A control the evidence proves: its code (DCF-24) or its id; repeat for several
+    #[arg(long, value_name = "CODE|ID")]
+    control: Vec<String>,
+
+    /// The item's name, at most 191 characters [default: the file's name and the date]
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+
+    /// How often the evidence is renewed (the renewal date is today plus this)
+    #[arg(long, value_enum, default_value_t = Renewal::default())]
+    renewal: Renewal,
+
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
 #[cfg(feature = "simulator")]
 #[derive(Debug, Args)]
 struct SimulateArgs {
@@ -525,6 +567,37 @@ impl ExportArgs {
     }
 }
 
+impl UploadArgs {
+    fn into_config(self, log: OutputOptions) -> Result<UploadConfig, ConfigError> {
+        if !accepted_file(&self.file) {
+            return Err(UploadOptionError::FileType {
+                file: self.file.display().to_string(),
+            }
+            .into());
+        }
+        let controls = self
+            .control
+            .iter()
+            .map(|c| ControlRef::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UploadConfig {
+            owner: Owner::parse(&self.owner)?,
+            name: check_name(self.name)?,
+            file: self.file,
+            workspace: self.workspace,
+            controls,
+            renewal: self.renewal,
+            target: self.connect.target()?,
+            rate: self.connect.rate,
+            burst: self.connect.burst,
+            timeout: self.connect.timeout,
+            retry: self.connect.retry(),
+            ca_cert: self.connect.ca_cert,
+            log,
+        })
+    }
+}
+
 impl PlanArgs {
     fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
         let mut config = self.run.into_config(Mode::Plan, output, program)?;
@@ -578,6 +651,7 @@ impl SimulateArgs {
             slow_rate: self.slow_rate,
             slow_delay: Duration::from_millis(self.slow_ms),
             seed: self.seed,
+            ..SimulatorConfig::default()
         })
     }
 }
@@ -630,6 +704,9 @@ impl Cli {
             Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, program)?)),
             Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, program)?)),
             Commands::Export(args) => Command::Export(Box::new(args.into_config(output)?)),
+            Commands::UploadEvidence(args) => {
+                Command::UploadEvidence(Box::new(args.into_config(output)?))
+            }
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
                 config: args.into_config()?,

@@ -207,8 +207,7 @@ impl Facts {
             0 => Verification::NotChecked,
             _ => Verification::Checked {
                 verified: changes.iter().filter(|c| c.verified == Some(true)).count() as u64,
-                not_verified: changes.iter().filter(|c| c.verified == Some(false)).count()
-                    as u64,
+                not_verified: changes.iter().filter(|c| c.verified == Some(false)).count() as u64,
             },
         };
         Self {
@@ -313,6 +312,14 @@ impl EvidenceRecorder {
     }
 }
 
+/// The id of the item `upload-evidence` put into the Evidence Library, alone on a line
+/// of standard output, for scripts.
+pub(crate) fn print_uploaded(id: u64) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{id}")?;
+    out.flush()
+}
+
 fn state_of(previous: &Previous) -> State {
     State {
         marked: previous.marked,
@@ -367,6 +374,9 @@ mod tests {
             EvidenceFormat::for_path(Path::new("q4.md")),
             EvidenceFormat::Markdown
         );
-        assert_eq!(EvidenceFormat::for_path(Path::new("-")), EvidenceFormat::Markdown);
+        assert_eq!(
+            EvidenceFormat::for_path(Path::new("-")),
+            EvidenceFormat::Markdown
+        );
     }
 }

@@ -13,7 +13,7 @@ mod report;
 mod summary;
 mod undo;
 
-pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
+pub(crate) use evidence::{print_uploaded, EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{

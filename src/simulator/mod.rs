@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 
 use crate::model::{utf16_len, IdentityKind, Rate, MAX_REASON_UNITS};
 
+mod evidence;
+pub use evidence::StoredEvidence;
+
 /// The simulator keeps every identity in memory (two kinds): keep that bounded.
 pub const MAX_IDENTITIES: u64 = 10_000_000;
 
@@ -39,6 +42,13 @@ pub struct SimulatorConfig {
     pub slow_rate: f64,
     pub slow_delay: Duration,
     pub seed: u64,
+    /// Evidence files larger than this are answered 413.
+    pub evidence_max_bytes: u64,
+    /// The first N evidence POSTs are stored, then answered only after `slow_delay`
+    /// (a timeout for the client: the item exists though it saw no answer).
+    pub evidence_stalled_posts: u64,
+    /// No workspace is marked primary.
+    pub no_primary_workspace: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -60,6 +70,9 @@ impl Default for SimulatorConfig {
             // Beyond the client's default 30 s timeout.
             slow_delay: Duration::from_secs(35),
             seed: 1,
+            evidence_max_bytes: 25 * 1024 * 1024,
+            evidence_stalled_posts: 0,
+            no_primary_workspace: false,
         }
     }
 }
@@ -110,6 +123,8 @@ pub struct SimStats {
     pub dropped: AtomicU64,
     /// Answers held back by `--slow-ms` (`--slow-rate`).
     pub slowed: AtomicU64,
+    /// `POST …/evidence-library` requests received.
+    pub evidence_posts: AtomicU64,
     /// Microseconds from the simulator's start to the first request received (0 before
     /// any); with `last_request_us` and `requests`, the request rate the server saw.
     pub first_request_us: AtomicU64,
@@ -156,6 +171,8 @@ struct Sim {
     version_control: Mutex<Vec<StoredIdentity>>,
     bucket: Option<Mutex<LeakyBucket>>,
     rng: Mutex<fastrand::Rng>,
+    /// The Evidence Library, every workspace's items in the order they were stored.
+    evidence: Mutex<Vec<StoredEvidence>>,
 }
 
 type Shared = Arc<Sim>;
@@ -177,6 +194,15 @@ impl RunningSimulator {
     /// Applied PUTs per infrastructure id, for ids updated at least once.
     pub fn applied(&self) -> std::collections::HashMap<u64, u32> {
         self.sim.applied_counts()
+    }
+
+    /// Every item of the Evidence Library, with its fields as they were received.
+    pub fn evidence(&self) -> Vec<StoredEvidence> {
+        self.sim
+            .evidence
+            .lock()
+            .map(|library| library.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -264,12 +290,13 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         infrastructure: Mutex::new(seeded(config.identities)),
         version_control: Mutex::new(seeded(config.identities)),
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+        evidence: Mutex::new(Vec::new()),
         bucket,
         stats: Arc::clone(&stats),
         config,
         started: Instant::now(),
     });
-    let app = Router::new()
+    let app = evidence::routes(Router::new())
         .route("/public/user-identities/{kind}", get(list))
         .route(
             "/public/user-identities/{kind}/{id}/service-account",

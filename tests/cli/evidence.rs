@@ -74,8 +74,14 @@ fn the_workbook_has_a_summary_the_changes_by_id_and_every_report_row() {
     assert!(fact(&summary, "Ran by").starts_with(&format!("{} on ", system_account())));
     assert_eq!(fact(&summary, "Version"), env!("CARGO_PKG_VERSION"));
     assert!(fact(&summary, "Base URL").starts_with("http://127.0.0.1:"));
-    assert_eq!(fact(&summary, "Input SHA-256"), sha256_file(&work.path("review.csv")));
-    assert_eq!(fact(&summary, "Report SHA-256"), sha256_file(&work.path("r.csv")));
+    assert_eq!(
+        fact(&summary, "Input SHA-256"),
+        sha256_file(&work.path("review.csv"))
+    );
+    assert_eq!(
+        fact(&summary, "Report SHA-256"),
+        sha256_file(&work.path("r.csv"))
+    );
     assert_eq!(fact(&summary, "Rules SHA-256"), "none");
     assert_eq!(fact(&summary, "Rows updated"), "3");
     assert_eq!(fact(&summary, "Rows unchanged"), "1");
@@ -102,7 +108,11 @@ fn the_workbook_has_a_summary_the_changes_by_id_and_every_report_row() {
         ]
     );
     let ids: Vec<&str> = changes[1..].iter().map(|row| row[0].as_str()).collect();
-    assert_eq!(ids, ["2", "21", "44"], "sorted by id, only the changed ones");
+    assert_eq!(
+        ids,
+        ["2", "21", "44"],
+        "sorted by id, only the changed ones"
+    );
     assert_eq!(changes[1][1], "alice.nguyen");
     assert_eq!(changes[1][3], "GCP gcp-main #2");
     assert_eq!(changes[1][4], "false");
@@ -110,12 +120,22 @@ fn the_workbook_has_a_summary_the_changes_by_id_and_every_report_row() {
     assert_eq!(changes[1][7], "CI runner");
     assert_eq!(changes[1][8], "input");
     assert_eq!(changes[3][3], "GCP gcp-main #2");
-    assert_eq!(changes[3][7], "=deploy bot", "a text cell, as the reviewer wrote it");
+    assert_eq!(
+        changes[3][7], "=deploy bot",
+        "a text cell, as the reviewer wrote it"
+    );
 
     let report = sheet(&path, "Report");
     let file = read_report(&work.path("r.csv"));
-    assert_eq!(report.len(), file.len() + 1, "every report row, and the header");
-    assert_eq!(report[0][..5], ["line", "id", "service_account", "reason", "outcome"]);
+    assert_eq!(
+        report.len(),
+        file.len() + 1,
+        "every report row, and the header"
+    );
+    assert_eq!(
+        report[0][..5],
+        ["line", "id", "service_account", "reason", "outcome"]
+    );
     let outcome_of = |id: &str| {
         report
             .iter()
@@ -126,7 +146,10 @@ fn the_workbook_has_a_summary_the_changes_by_id_and_every_report_row() {
     assert_eq!(outcome_of("5000"), "failed");
     assert_eq!(outcome_of("7"), "unchanged");
     let bot = report.iter().find(|row| row[1] == "44").unwrap();
-    assert_eq!(bot[3], "=deploy bot", "the report's safety prefix is undone");
+    assert_eq!(
+        bot[3], "=deploy bot",
+        "the report's safety prefix is undone"
+    );
 }
 
 #[test]
@@ -138,18 +161,250 @@ fn the_markdown_record_sorts_by_id_and_names_the_connection_and_the_account() {
     let run = drata(
         work.dir.path(),
         &[
-            "apply", "review.csv", "--reconcile", "--evidence", "e.md", "--base-url", &url,
-            "--rate", "unlimited",
+            "apply",
+            "review.csv",
+            "--reconcile",
+            "--evidence",
+            "e.md",
+            "--base-url",
+            &url,
+            "--rate",
+            "unlimited",
         ],
         &[("DRATA_API_KEY", SIM_TOKEN), ("USER", "someone-else")],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
-    assert!(evidence.contains(&format!("| Ran by | {} on ", system_account())), "{evidence}");
+    assert!(
+        evidence.contains(&format!("| Ran by | {} on ", system_account())),
+        "{evidence}"
+    );
     assert!(!evidence.contains("someone-else"));
     let three = evidence.find("| 3 | ").expect("id 3 listed");
     let forty_four = evidence.find("| 44 | ").expect("id 44 listed");
     assert!(three < forty_four, "sorted by id:\n{evidence}");
     assert!(evidence.contains("| AZURE azure-corp #3 |"), "{evidence}");
     assert!(evidence.contains("| Rules | none |"), "{evidence}");
+}
+
+/// `upload-evidence FILE ARGS...` against `sim`, from `work`.
+fn upload(sim: &RunningSimulator, work: &Workdir, file: &str, args: &[&str]) -> Run {
+    let mut all = vec!["upload-evidence", file, "--retry-base-ms", "10"];
+    all.extend_from_slice(args);
+    on_sim(sim, work, &all)
+}
+
+fn posts(sim: &RunningSimulator) -> u64 {
+    sim.stats
+        .evidence_posts
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn the_upload_sends_the_workbook_with_every_field_the_reference_lists() {
+    let (sim, work, _) = apply_with_workbook();
+    let run = upload(
+        &sim,
+        &work,
+        "e.xlsx",
+        &[
+            "--owner",
+            "Alice.Nguyen@example.com",
+            "--control",
+            "dcf-24",
+            "--control",
+            "71",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = sim.evidence();
+    assert_eq!(items.len(), 1);
+    let item = &items[0];
+    assert_eq!(run.stdout, format!("{}\n", item.id), "the item's id, alone");
+    assert_eq!(item.workspace_id, 1, "the primary workspace");
+    assert_eq!(
+        item.owner_id, 1,
+        "alice.nguyen is user 1, found by email in any case"
+    );
+    assert_eq!(item.control_ids, [24, 71]);
+    assert_eq!(item.source, "S3_FILE");
+    assert_eq!(item.renewal_schedule_type, "THREE_MONTHS");
+    assert_eq!(item.file_name.as_deref(), Some("e.xlsx"));
+    assert_eq!(
+        item.file,
+        std::fs::read(work.path("e.xlsx")).unwrap(),
+        "the bytes sent"
+    );
+    assert_eq!(item.name, format!("e.xlsx {}", item.filed_at));
+    assert_eq!(item.filed_at.len(), 10);
+    assert!(item.renewal_date > item.filed_at, "{item:?}");
+    let months = |date: &str| {
+        let year: u32 = date[..4].parse().unwrap();
+        let month: u32 = date[5..7].parse().unwrap();
+        year * 12 + month
+    };
+    assert_eq!(months(&item.renewal_date) - months(&item.filed_at), 3);
+    let description = item.description.clone().unwrap();
+    let report_digest = sha256_file(&work.path("r.csv"));
+    assert!(description.contains(&report_digest), "{description}");
+    assert!(description.contains("Rows updated: 3"), "{description}");
+}
+
+#[test]
+fn an_owner_by_id_a_named_workspace_and_a_yearly_renewal() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("notes.md", "# Q4 access review\n");
+    let run = upload(
+        &sim,
+        &work,
+        "notes.md",
+        &[
+            "--owner",
+            "7",
+            "--workspace",
+            "2",
+            "--renewal",
+            "1y",
+            "--name",
+            "Q4 review",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let item = &sim.evidence()[0];
+    assert_eq!((item.owner_id, item.workspace_id), (7, 2));
+    assert_eq!(item.name, "Q4 review");
+    assert_eq!(item.renewal_schedule_type, "ONE_YEAR");
+    assert!(item.control_ids.is_empty());
+}
+
+#[test]
+fn an_unknown_owner_or_control_is_a_clear_error_and_nothing_is_posted() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("e.md", "evidence\n");
+    let run = upload(&sim, &work, "e.md", &["--owner", "nobody@example.com"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no Drata user has the email nobody@example.com"),
+        "{}",
+        run.stderr
+    );
+    let run = upload(
+        &sim,
+        &work,
+        "e.md",
+        &[
+            "--owner",
+            "alice.nguyen@example.com",
+            "--control",
+            "DCF-2400",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no control has the code DCF-2400 in workspace 1"),
+        "{}",
+        run.stderr
+    );
+    // A search that finds DCF-24 and DCF-240 for "DCF-2" takes the exact code only.
+    let run = upload(&sim, &work, "e.md", &["--owner", "1", "--control", "DCF-2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(sim.evidence()[0].control_ids, [2]);
+    assert_eq!(posts(&sim), 1, "only the last upload was posted");
+}
+
+#[test]
+fn a_file_type_the_library_does_not_accept_is_refused_before_any_request() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("evidence.exe", "MZ");
+    let run = upload(&sim, &work, "evidence.exe", &["--owner", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not accept this file type"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(".xlsx"),
+        "the accepted types are listed"
+    );
+    assert_eq!(
+        sim.stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn without_a_primary_workspace_the_choice_is_refused_with_the_list() {
+    let sim = simulator(|config| config.no_primary_workspace = true);
+    let work = Workdir::new();
+    work.write("e.md", "evidence\n");
+    let run = upload(&sim, &work, "e.md", &["--owner", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 (Acme (primary)), 2 (Acme EU)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(posts(&sim), 0);
+}
+
+#[test]
+fn a_post_stored_but_answered_too_late_makes_exactly_one_item() {
+    let sim = simulator(|config| {
+        config.evidence_stalled_posts = 1;
+        config.slow_delay = std::time::Duration::from_secs(3);
+    });
+    let work = Workdir::new();
+    work.write("e.md", "evidence\n");
+    let run = upload(&sim, &work, "e.md", &["--owner", "1", "--timeout", "0.5"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = sim.evidence();
+    assert_eq!(items.len(), 1, "one upload, one item: {items:?}");
+    assert_eq!(posts(&sim), 1, "the name was found: not sent again");
+    assert_eq!(run.stdout, format!("{}\n", items[0].id));
+}
+
+#[test]
+fn a_file_too_large_for_drata_fails_with_its_message_and_is_not_retried() {
+    let sim = simulator(|config| config.evidence_max_bytes = 4);
+    let work = Workdir::new();
+    work.write("e.md", "more than four bytes\n");
+    let run = upload(&sim, &work, "e.md", &["--owner", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("413") && run.stderr.contains("File too large"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(posts(&sim), 1);
+    assert!(sim.evidence().is_empty());
+}
+
+#[test]
+fn a_refused_key_is_fatal() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("e.md", "evidence\n");
+    let url = sim.base_url();
+    let run = drata(
+        work.dir.path(),
+        &[
+            "upload-evidence",
+            "e.md",
+            "--owner",
+            "1",
+            "--base-url",
+            &url,
+        ],
+        &[("DRATA_API_KEY", "wrong-key")],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(posts(&sim), 0);
 }

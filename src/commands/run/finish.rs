@@ -9,7 +9,9 @@ use super::Run;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::exit;
 use crate::model::{ConcurrencyFigures, LatencyFigures, StopReason, Tally};
-use crate::output::{counts, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
+use crate::output::{
+    counts, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink, Summary,
+};
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.

@@ -113,9 +113,12 @@ fn header(facts: &Facts) -> String {
         cell(&facts.base_url),
         facts.kind
     ));
-    for (name, file) in [("Input", Some(&facts.input)), ("Report", Some(&facts.report))]
-        .into_iter()
-        .chain(std::iter::once(("Rules", facts.rules.as_ref())))
+    for (name, file) in [
+        ("Input", Some(&facts.input)),
+        ("Report", Some(&facts.report)),
+    ]
+    .into_iter()
+    .chain(std::iter::once(("Rules", facts.rules.as_ref())))
     {
         add(match file {
             Some(file) => format!(
@@ -171,9 +174,7 @@ fn changes(changes: &[ChangedIdentity]) -> String {
         "{} identities were updated (Drata answered 2xx), sorted by id.\n\n",
         changes.len()
     ));
-    text.push_str(
-        "| id | username | email | connection | before | after | source | verified |\n",
-    );
+    text.push_str("| id | username | email | connection | before | after | source | verified |\n");
     text.push_str("|---:|---|---|---|---|---|---|---|\n");
     for change in changes {
         text.push_str(&format!(

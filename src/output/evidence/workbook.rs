@@ -52,7 +52,10 @@ fn build(facts: &Facts, report: &Path) -> Result<Vec<u8>, XlsxError> {
 /// One fact a row: its name in column A, its value in column B.
 fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = vec![
-        ("Ran by".into(), format!("{} on {}", facts.account, facts.host)),
+        (
+            "Ran by".into(),
+            format!("{} on {}", facts.account, facts.host),
+        ),
         ("Account".into(), facts.account.clone()),
         ("Host".into(), facts.host.clone()),
         ("Command".into(), facts.command.to_owned()),
@@ -91,7 +94,10 @@ fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
     rows.push(("Requests".into(), facts.requests.to_string()));
     rows.push(("Retries".into(), facts.retries.to_string()));
     rows.push(("429 answers".into(), facts.rate_limited.to_string()));
-    rows.push(("Rows not in the report".into(), facts.unrecorded_rows.to_string()));
+    rows.push((
+        "Rows not in the report".into(),
+        facts.unrecorded_rows.to_string(),
+    ));
     rows
 }
 
