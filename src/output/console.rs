@@ -230,13 +230,13 @@ pub(crate) struct Stdout;
 /// A closed pipe ends standard output quietly; any other failure is the writer's to report.
 fn quiet_if_closed(result: io::Result<()>) -> io::Result<()> {
     match result {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
-                    tracing::debug!("standard output is closed; the rest is not written");
-                }
-                Ok(())
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
+                tracing::debug!("standard output is closed; the rest is not written");
             }
-            other => other,
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -264,7 +264,10 @@ mod tests {
     use super::*;
 
     fn event(line: &str) -> serde_json::Value {
-        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
         serde_json::from_str(line).unwrap()
     }
 

@@ -333,7 +333,11 @@ fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
         assert!(run.stdout.contains("drata-svcacct"), "{args:?}");
         assert_eq!(run.stderr, "", "{args:?}");
     }
-    let unknown = drata(work.dir.path(), &["apply", "in.csv", "--no-such-option"], &[]);
+    let unknown = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--no-such-option"],
+        &[],
+    );
     assert_eq!(unknown.code, 2);
     assert!(
         unknown.stderr.starts_with("error: ") && unknown.stderr.contains("--no-such-option"),
@@ -346,7 +350,9 @@ fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
     assert_eq!(missing.code, 2);
     assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
     assert!(
-        missing.stderr.starts_with("drata-svcacct: error: cannot read missing.csv"),
+        missing
+            .stderr
+            .starts_with("drata-svcacct: error: cannot read missing.csv"),
         "{}",
         missing.stderr
     );

@@ -26,8 +26,8 @@ use crate::input::{
 use crate::input::{Record, PROBLEMS_SHOWN};
 use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
-    column_mapping_line, Change, EvidenceRecorder, InvalidRows, Progress, ReportWriter,
-    RowProblem, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, Change, EvidenceRecorder, InvalidRows, Progress, ReportWriter, RowProblem,
+    UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -436,7 +436,10 @@ async fn execute(
         run_id: run.run_id.clone(),
         row_events: config.output.log_format == LogFormat::Json,
     };
-    let progress_mode = config.output.console().progress_mode(config.output.progress_interval);
+    let progress_mode = config
+        .output
+        .console()
+        .progress_mode(config.output.progress_interval);
     let progress = Progress::new(run.scan.rows, progress_mode);
     let display = (progress, sending.map(|engine| engine.as_ref()));
     let consumed = consume(results_rx, &mut outputs, display, &options, &run.control).await;
@@ -489,4 +492,3 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
         evidence,
     }
 }
-
