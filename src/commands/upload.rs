@@ -5,6 +5,7 @@
 //! never makes two items.
 
 use std::cell::Cell;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -16,7 +17,6 @@ use crate::error::{Error, UploadError};
 use crate::exit;
 use crate::input::evidence_summary;
 use crate::model::{FailureKind, IdentityKind, StopReason};
-use crate::output::print_uploaded;
 use crate::text::{sha256_reader, shorten};
 
 /// Descriptions are cut to this many characters: the reference states no limit, and a
@@ -73,7 +73,11 @@ pub(super) async fn run(config: UploadConfig) -> Result<u8, Error> {
         controls = ?form.control_ids,
         "evidence uploaded"
     );
-    print_uploaded(item.id).map_err(Error::Stdout)?;
+    // The item's id alone on standard output, for scripts.
+    let mut out = config.log.console().stdout();
+    writeln!(out, "{}", item.id)
+        .and_then(|()| out.flush())
+        .map_err(Error::Stdout)?;
     Ok(exit::SUCCESS)
 }
 

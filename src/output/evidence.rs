@@ -312,14 +312,6 @@ impl EvidenceRecorder {
     }
 }
 
-/// The id of the item `upload-evidence` put into the Evidence Library, alone on a line
-/// of standard output, for scripts.
-pub(crate) fn print_uploaded(id: u64) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{id}")?;
-    out.flush()
-}
-
 fn state_of(previous: &Previous) -> State {
     State {
         marked: previous.marked,
