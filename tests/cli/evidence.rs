@@ -408,3 +408,52 @@ fn a_refused_key_is_fatal() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(posts(&sim), 0);
 }
+
+/// The README's quarterly walkthrough, against the simulator: export, review (the edit the
+/// README's sed makes), apply with the workbook evidence, and upload it into the library.
+#[test]
+fn the_quarterly_walkthrough_ends_with_the_evidence_in_the_library() {
+    let sim = simulator(|config| config.identities = 100);
+    let work = Workdir::new();
+    let run = on_sim(&sim, &work, &["export", "-o", "q4-review.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let exported = std::fs::read_to_string(work.path("q4-review.csv")).unwrap();
+    let reviewed: String = exported
+        .lines()
+        .map(|line| match line.split_once(",false,,") {
+            Some((id, rest)) if line.contains("name contains") => {
+                format!("{id},true,Automation account; confirmed in the Q4 2026 review,{rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    work.write("q4-reviewed.csv", &reviewed);
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "q4-reviewed.csv",
+            "--reconcile",
+            "--evidence",
+            "q4-evidence.xlsx",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let changes = sheet(&work.path("q4-evidence.xlsx"), "Changes");
+    assert!(changes.len() > 1, "the review changed something");
+    let run = upload(
+        &sim,
+        &work,
+        "q4-evidence.xlsx",
+        &["--owner", "alice.nguyen@example.com", "--control", "DCF-24"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let items = sim.evidence();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].control_ids, [24]);
+    assert_eq!(
+        items[0].file,
+        std::fs::read(work.path("q4-evidence.xlsx")).unwrap()
+    );
+}
