@@ -287,7 +287,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
         };
-        let writer = ReportWriter::new(report, config.kind, run.api().to_owned())?;
+        let writer = ReportWriter::new(report, config.connect.kind, run.api().to_owned())?;
         let undo = match undo {
             Some(UndoTarget::New(pending)) => match pending.keep()? {
                 Sink::File(file) => Some(Undo::New(file)),

@@ -39,7 +39,7 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
-        let context = RunContext::current(command_line(), config.kind.path_segment());
+        let context = RunContext::current(command_line(), config.connect.kind.path_segment());
         if let Err(e) = recorder.finish(file, &summary, &context) {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
-use super::session::{Session, SessionSpec};
+use super::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
@@ -70,7 +70,7 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     let done = match &config.resume_from {
         Some(path) => {
             let target = ResumeTarget {
-                kind: config.kind,
+                kind: config.connect.kind,
                 api: run.api(),
             };
             let done = load_done_rows(path, target)?;
@@ -139,20 +139,6 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
-fn session_spec(config: &RunConfig, simulated_identities: u64) -> SessionSpec<'_> {
-    SessionSpec {
-        target: &config.target,
-        kind: config.kind,
-        timeout: config.timeout,
-        concurrency: config.concurrency,
-        rate: config.rate,
-        burst: config.burst,
-        retry: config.retry,
-        ca_cert: config.ca_cert.as_deref(),
-        simulated_identities,
-    }
-}
-
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -176,8 +162,13 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
         // Before the scan, the line count bounds the ids.
-        let spec = session_spec(config, input.line_count());
-        let connected = Session::connect(&spec, &control).await?;
+        let connected = Session::connect(
+            &config.connect,
+            config.concurrency,
+            input.line_count(),
+            &control,
+        )
+        .await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -200,8 +191,9 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        let spec = session_spec(config, scan.max_id);
-        session = Some(Session::connect(&spec, &control).await?);
+        let connected =
+            Session::connect(&config.connect, config.concurrency, scan.max_id, &control).await?;
+        session = Some(connected);
     }
     Ok(Run {
         started,
