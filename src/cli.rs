@@ -11,13 +11,12 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
-    parse_base_url, parse_concurrency, parse_delimiter, parse_interval, parse_timeout, Command,
-    ConfigError, Connect, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat,
-    MaxFailures, Mode, Only, OutputOptions, PlanOptions, Region, ResumeCommand, ResumeWord,
-    RunConfig, Target, DEFAULT_CONCURRENCY, DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL,
-    DEFAULT_RATE, DEFAULT_TIMEOUT,
+    parse_base_url, parse_delimiter, parse_interval, parse_timeout, ApplyOptions, Command,
+    ConfigError, Connect, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, Mode,
+    Only, OutputOptions, PlanOptions, Region, ResumeCommand, ResumeWord, RunConfig, RunOptions,
+    Target, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE, DEFAULT_TIMEOUT,
 };
-use crate::engine::{ConcurrencyMode, RetryPolicy};
+use crate::engine::RetryPolicy;
 use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
 use crate::secret::{ApiKey, KeyError};
@@ -156,20 +155,13 @@ struct InputArgs {
     max_input_mib: u64,
 }
 
-/// What only `plan` does.
 #[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     run: RunArgs,
 
-    /// Print the plan as one JSON document on standard output (every change, with the
-    /// state before and after), instead of the text diff
-    #[arg(long)]
-    json: bool,
-
-    /// Exit 4 when rows would change (0 only when there is nothing to do), for scripts
-    #[arg(long)]
-    detailed_exitcode: bool,
+    #[command(flatten)]
+    plan: PlanOptions,
 }
 
 /// What only `apply` does, and the options people try by habit.
@@ -178,17 +170,8 @@ struct ApplyArgs {
     #[command(flatten)]
     run: RunArgs,
 
-    /// Fetch the current state first and skip rows already in the desired state
-    #[arg(long)]
-    reconcile: bool,
-
-    /// With --reconcile: write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH", requires = "reconcile")]
-    undo: Option<PathBuf>,
-
-    /// A report of an earlier run of this input: rows it shows as done are skipped
-    #[arg(long, value_name = "PATH")]
-    resume_from: Option<PathBuf>,
+    #[command(flatten)]
+    apply: ApplyOptions,
 
     /// Not an option of apply: `drata-svcacct plan` shows what would change
     #[arg(long, hide = true)]
@@ -264,39 +247,8 @@ struct RunArgs {
     #[command(flatten)]
     connect: ConnectArgs,
 
-    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
-    #[arg(long, value_name = "PATH")]
-    report: Option<PathBuf>,
-
-    /// Allow replacing existing report, summary, undo and evidence files
-    #[arg(long)]
-    force: bool,
-
-    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
-    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
-    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
-          default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
-    concurrency: ConcurrencyMode,
-
-    /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
-    #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
-    max_failures: MaxFailures,
-
-    /// Send the valid rows even if some rows are invalid
-    #[arg(long)]
-    skip_invalid: bool,
-
-    /// Refuse (exit 3, nothing sent) when more than N rows would be updated
-    #[arg(long, value_name = "N")]
-    max_changes: Option<u64>,
-
-    /// Write a machine-readable summary of the run (JSON)
-    #[arg(long, value_name = "PATH")]
-    summary_json: Option<PathBuf>,
-
-    /// Write a Markdown record of the run for auditors
-    #[arg(long, value_name = "PATH")]
-    evidence: Option<PathBuf>,
+    #[command(flatten)]
+    options: RunOptions,
 }
 
 #[derive(Debug, Args)]
@@ -475,18 +427,9 @@ impl RunArgs {
             mode,
             connect: self.connect.into_connect()?,
             input: self.input.into_options(),
-            report: self.report,
-            force: self.force,
-            concurrency: self.concurrency,
-            max_failures: self.max_failures,
-            skip_invalid: self.skip_invalid,
-            reconcile: mode == Mode::Plan,
-            max_changes: self.max_changes,
-            undo: None,
-            resume_from: None,
+            options: self.options,
+            apply: ApplyOptions::default(),
             plan: PlanOptions::default(),
-            summary_json: self.summary_json,
-            evidence: self.evidence,
             output,
             resume,
         })
@@ -540,10 +483,7 @@ impl PlanArgs {
     ) -> Result<RunConfig, ConfigError> {
         let mut config = self.run.into_config(Mode::Plan, output, resume)?;
         config.input.blank_false_reasons = true;
-        config.plan = PlanOptions {
-            json: self.json,
-            detailed_exitcode: self.detailed_exitcode,
-        };
+        config.plan = self.plan;
         Ok(config)
     }
 }
@@ -567,10 +507,8 @@ impl ApplyArgs {
             });
         }
         let mut config = self.run.into_config(Mode::Apply, output, resume)?;
-        config.reconcile = self.reconcile;
-        config.input.blank_false_reasons = self.reconcile;
-        config.undo = self.undo;
-        config.resume_from = self.resume_from;
+        config.input.blank_false_reasons = self.apply.reconcile;
+        config.apply = self.apply;
         Ok(config)
     }
 }
@@ -781,7 +719,8 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::resumed_name;
+    use crate::config::{resumed_name, MaxFailures};
+    use crate::engine::ConcurrencyMode;
 
     #[test]
     fn the_cli_is_consistent() {
@@ -796,10 +735,10 @@ mod tests {
         };
         assert_eq!(config.connect.rate.per_minute(), Some(450.0));
         assert_eq!(config.connect.burst.get(), 1);
-        assert_eq!(config.concurrency, ConcurrencyMode::Auto);
+        assert_eq!(config.options.concurrency, ConcurrencyMode::Auto);
         assert_eq!(config.connect.retry.max_attempts, 5);
         assert_eq!(config.connect.timeout, Duration::from_secs(30));
-        assert_eq!(config.max_failures, MaxFailures::Percent(50.0));
+        assert_eq!(config.options.max_failures, MaxFailures::Percent(50.0));
         assert_eq!(config.output.progress_interval, Duration::from_secs(10));
     }
 

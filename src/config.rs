@@ -283,13 +283,75 @@ pub(crate) struct OutputOptions {
     pub progress_interval: Duration,
 }
 
+// What `apply` and `plan` take besides the input and the connection, held as clap parses
+// it: an option that needs no check against another is defined once, here, with its help,
+// and the commands read it as it is.
+
 /// What only `plan` does.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub(crate) struct PlanOptions {
-    /// The plan as one JSON document on standard output.
+    /// Print the plan as one JSON document on standard output (every change, with the
+    /// state before and after), instead of the text diff
+    #[arg(long)]
     pub json: bool,
-    /// Exit 4 when rows would change.
+
+    /// Exit 4 when rows would change (0 only when there is nothing to do), for scripts
+    #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+/// What only `apply` does; `plan` holds the defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ApplyOptions {
+    /// Fetch the current state first and skip rows already in the desired state
+    #[arg(long)]
+    pub reconcile: bool,
+
+    /// With --reconcile: write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    pub undo: Option<PathBuf>,
+
+    /// A report of an earlier run of this input: rows it shows as done are skipped
+    #[arg(long, value_name = "PATH")]
+    pub resume_from: Option<PathBuf>,
+}
+
+/// What `apply` and `plan` both do.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunOptions {
+    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// Allow replacing existing report, summary, undo and evidence files
+    #[arg(long)]
+    pub force: bool,
+
+    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
+    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
+    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
+          default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: ConcurrencyMode,
+
+    /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
+    #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
+    pub max_failures: MaxFailures,
+
+    /// Send the valid rows even if some rows are invalid
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Refuse (exit 3, nothing sent) when more than N rows would be updated
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
+
+    /// Write a machine-readable summary of the run (JSON)
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Write a Markdown record of the run for auditors
+    #[arg(long, value_name = "PATH")]
+    pub evidence: Option<PathBuf>,
 }
 
 /// How a command reaches Drata and at what pace: one group, built once from the command
@@ -323,18 +385,8 @@ pub(crate) struct RunConfig {
     pub mode: Mode,
     pub input: InputOptions,
     pub connect: Connect,
-    pub report: Option<PathBuf>,
-    pub force: bool,
-    pub concurrency: ConcurrencyMode,
-    pub max_failures: MaxFailures,
-    pub skip_invalid: bool,
-    /// Fetch the current state first (always true for plan).
-    pub reconcile: bool,
-    pub max_changes: Option<u64>,
-    pub undo: Option<PathBuf>,
-    pub resume_from: Option<PathBuf>,
-    pub summary_json: Option<PathBuf>,
-    pub evidence: Option<PathBuf>,
+    pub options: RunOptions,
+    pub apply: ApplyOptions,
     pub plan: PlanOptions,
     pub output: OutputOptions,
     /// The command that resumes this run, less what only its end knows.
@@ -478,6 +530,11 @@ impl ResumeCommand {
 }
 
 impl RunConfig {
+    /// True when the run fetches the current state first: always for `plan`.
+    pub(crate) fn reconcile(&self) -> bool {
+        self.mode == Mode::Plan || self.apply.reconcile
+    }
+
     /// True when the run talks to the in-process simulator of `--simulate`.
     pub(crate) fn is_simulated(&self) -> bool {
         self.connect.is_simulated()
