@@ -38,9 +38,9 @@ Examples:
     drata-svcacct apply migration.csv --token-file ~/.drata-key --reconcile \\
         --max-changes 500 --undo migration-undo.csv
 
-  Nightly cron job, quiet unless something fails
-    drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet \\
-        --reconcile --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
+  Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
+  so it is written \\%)
+    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --reconcile --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate";
@@ -97,13 +97,37 @@ enum Commands {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
+    /// Print a man page (roff): the top one, or a command's; --out writes them all
+    Man {
+        /// The command whose page to print [default: the top page]
+        #[arg(value_enum, value_name = "COMMAND")]
+        page: Option<ManPage>,
+
+        /// Write the pages into this directory (created if missing) instead: drata-svcacct.1,
+        /// drata-svcacct-apply.1, ... (only the named one when a command is given)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The commands that have a man page of their own: every one of [`Commands`] (a unit
+/// test holds the two lists together).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ManPage {
+    Validate,
+    Plan,
+    Apply,
+    Export,
+    #[cfg(feature = "simulator")]
+    Simulate,
+    Completions,
     Man,
 }
 
 #[derive(Debug, Args)]
 struct InputArgs {
-    /// The CSV to read, or - for standard input
+    /// The input to read: a CSV, a spreadsheet (.xlsx, .xlsm, .xls, .ods), or - for a CSV on
+    /// standard input
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 
@@ -639,8 +663,13 @@ impl Cli {
                 shell,
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
             },
-            Commands::Man => Command::Man {
+            Commands::Man { page, out } => Command::Man {
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
+                page: page.and_then(|page| {
+                    clap::ValueEnum::to_possible_value(&page)
+                        .map(|value| value.get_name().to_owned())
+                }),
+                out,
             },
         })
     }
@@ -654,6 +683,20 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_a_man_page_name() {
+        let commands: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|command| command.get_name().to_owned())
+            .collect();
+        let pages: Vec<String> = <ManPage as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        assert_eq!(pages, commands);
     }
 
     #[test]
