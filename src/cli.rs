@@ -22,7 +22,10 @@ use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::{SimulatorConfig, MAX_IDENTITIES};
 
-const EXAMPLES: &str = "\
+/// The use cases shown after the options of `--help`, and in the man pages' EXAMPLES.
+macro_rules! examples {
+    () => {
+        "\
 Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
@@ -43,7 +46,18 @@ Examples:
     15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --reconcile --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
-    drata-svcacct apply samples/quarterly-review.csv --simulate";
+    drata-svcacct apply samples/quarterly-review.csv --simulate"
+    };
+}
+const EXAMPLES: &str = examples!();
+
+/// clap's default layout of `--help`, with the examples printed as written: clap refills
+/// after-help text to the terminal's width, which would break the crontab line in two (a
+/// crontab entry is one line). `after_help` still carries them, for the man pages.
+const HELP_WITH_EXAMPLES: &str = concat!(
+    "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}\n\n",
+    examples!()
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +65,7 @@ Examples:
     version,
     about = "Apply a CSV of service-account decisions to Drata identities, safely and fast",
     after_help = EXAMPLES,
+    help_template = HELP_WITH_EXAMPLES,
     propagate_version = true
 )]
 pub struct Cli {
@@ -81,13 +96,13 @@ enum Commands {
     /// Check the input offline: no network, no token
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Plan(PlanArgs),
     /// Apply the input through the Drata API
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Apply(ApplyArgs),
     /// Write the current identities as an input file, to start a review from Drata
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Export(ExportArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]

@@ -143,7 +143,7 @@ fn write_pages(pages: &[clap::Command], source: &str, dir: &Path) -> Result<u8, 
 /// text refilled into a paragraph. `source` is the footer: the program and its version.
 fn render(command: &clap::Command, source: &str, out: &mut Vec<u8>) -> io::Result<()> {
     // A subcommand of a built command is built, and titled `drata-svcacct-apply`.
-    let man = Man::new(command.clone()).source(source);
+    let man = Man::new(with_aliases_in_help(command.clone())).source(source);
     let mut sections = Sections::new(out);
     man.render_title(sections.next())?;
     sections.next().extend_from_slice(b".nh\n.ad l\n");
@@ -164,6 +164,25 @@ fn render(command: &clap::Command, source: &str, out: &mut Vec<u8>) -> io::Resul
     }
     sections.finish();
     Ok(())
+}
+
+/// clap_mangen shows no alias of an option: each visible one is added to the option's
+/// help, as `--help` shows them (`-j, --concurrency` is also `--jobs`, `--parallel`).
+fn with_aliases_in_help(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| {
+        let aliases: Vec<String> = arg
+            .get_visible_aliases()
+            .into_iter()
+            .flatten()
+            .map(|alias| format!("--{alias}"))
+            .collect();
+        if aliases.is_empty() {
+            return arg;
+        }
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        let with_aliases = format!("{help} [aliases: {}]", aliases.join(", "));
+        arg.help(with_aliases)
+    })
 }
 
 /// Each section clap_mangen renders opens with the same two-line definition of the

@@ -7,6 +7,7 @@ mod support;
 
 mod answers;
 mod concurrency;
+mod docs;
 mod export;
 mod faults;
 mod input;
