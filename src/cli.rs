@@ -24,7 +24,10 @@ use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::{SimulatorConfig, MAX_IDENTITIES};
 
-const EXAMPLES: &str = "\
+/// The use cases shown after the options of `--help`, and in the man pages' EXAMPLES.
+macro_rules! examples {
+    () => {
+        "\
 Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
@@ -40,12 +43,23 @@ Examples:
     drata-svcacct apply migration.csv --token-file ~/.drata-key --reconcile \\
         --max-changes 500 --undo migration-undo.csv
 
-  Nightly cron job, quiet unless something fails
-    drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet \\
-        --reconcile --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
+  Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
+  so it is written \\%)
+    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --reconcile --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
-    drata-svcacct apply samples/quarterly-review.csv --simulate";
+    drata-svcacct apply samples/quarterly-review.csv --simulate"
+    };
+}
+const EXAMPLES: &str = examples!();
+
+/// clap's default layout of `--help`, with the examples printed as written: clap refills
+/// after-help text to the terminal's width, which would break the crontab line in two (a
+/// crontab entry is one line). `after_help` still carries them, for the man pages.
+const HELP_WITH_EXAMPLES: &str = concat!(
+    "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}\n\n",
+    examples!()
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +67,7 @@ Examples:
     version,
     about = "Apply a CSV of service-account decisions to Drata identities, safely and fast",
     after_help = EXAMPLES,
+    help_template = HELP_WITH_EXAMPLES,
     propagate_version = true
 )]
 pub struct Cli {
@@ -88,13 +103,13 @@ enum Commands {
     /// Check the input offline: no network, no token
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Plan(PlanArgs),
     /// Apply the input through the Drata API
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Apply(ApplyArgs),
     /// Write the current identities as an input file, to start a review from Drata
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Export(ExportArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
@@ -104,13 +119,37 @@ enum Commands {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
+    /// Print a man page (roff): the top one, or a command's; --out writes them all
+    Man {
+        /// The command whose page to print [default: the top page]
+        #[arg(value_enum, value_name = "COMMAND")]
+        page: Option<ManPage>,
+
+        /// Write the pages into this directory (created if missing) instead: drata-svcacct.1,
+        /// drata-svcacct-apply.1, ... (only the named one when a command is given)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The commands that have a man page of their own: every one of [`Commands`] (a unit
+/// test holds the two lists together).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ManPage {
+    Validate,
+    Plan,
+    Apply,
+    Export,
+    #[cfg(feature = "simulator")]
+    Simulate,
+    Completions,
     Man,
 }
 
 #[derive(Debug, Args)]
 struct InputArgs {
-    /// The CSV to read, or - for standard input
+    /// The input to read: a CSV, a spreadsheet (.xlsx, .xlsm, .xls, .ods), or - for a CSV on
+    /// standard input
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 
@@ -717,8 +756,13 @@ impl Cli {
                 shell,
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
             },
-            Commands::Man => Command::Man {
+            Commands::Man { page, out } => Command::Man {
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
+                page: page.and_then(|page| {
+                    clap::ValueEnum::to_possible_value(&page)
+                        .map(|value| value.get_name().to_owned())
+                }),
+                out,
             },
         })
     }
@@ -733,6 +777,20 @@ mod tests {
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_a_man_page_name() {
+        let commands: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|command| command.get_name().to_owned())
+            .collect();
+        let pages: Vec<String> = <ManPage as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        assert_eq!(pages, commands);
     }
 
     #[test]

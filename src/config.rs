@@ -460,8 +460,11 @@ pub(crate) enum Command {
         shell: clap_complete::Shell,
         definition: Box<clap::Command>,
     },
+    /// `page` names a subcommand (clap checked it); `out` is the directory to write into.
     Man {
         definition: Box<clap::Command>,
+        page: Option<String>,
+        out: Option<PathBuf>,
     },
 }
 

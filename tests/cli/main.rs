@@ -11,6 +11,7 @@ mod support;
 
 mod answers;
 mod concurrency;
+mod docs;
 mod export;
 mod faults;
 mod input;
