@@ -16,7 +16,11 @@ use crate::error::Error;
 pub(crate) fn run(command: Command) -> Result<u8, Error> {
     match command {
         Command::Completions { shell, definition } => docs::completions(shell, *definition),
-        Command::Man { definition } => docs::man(*definition),
+        Command::Man {
+            definition,
+            page,
+            out,
+        } => docs::man(*definition, page.as_deref(), out.as_deref()),
         Command::Validate { input, output } => {
             init_logging(&output);
             validate::run(&input, &output.console())

@@ -9,14 +9,14 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::session::{Session, SessionSpec};
+use super::session::Session;
 use crate::config::{ControlRef, Owner, UploadConfig, MAX_NAME_CHARS, MAX_UPLOAD_BYTES};
 use crate::drata::{ApiClient, Cause, EvidenceForm, EvidenceItem, Failure};
 use crate::engine::{classify, ConcurrencyMode, Ended, Engine, RunControl};
 use crate::error::{Error, UploadError};
 use crate::exit;
 use crate::input::evidence_summary;
-use crate::model::{FailureKind, IdentityKind, StopReason};
+use crate::model::{FailureKind, StopReason};
 use crate::text::{sha256_reader, shorten};
 
 /// Descriptions are cut to this many characters: the reference states no limit, and a
@@ -30,18 +30,9 @@ pub(super) async fn run(config: UploadConfig) -> Result<u8, Error> {
     let form_name = item_name(&config, &today);
     let description = describe(&config, &bytes);
     let control = Arc::new(RunControl::default());
-    let spec = SessionSpec {
-        target: &config.target,
-        kind: IdentityKind::Infrastructure,
-        timeout: config.timeout,
-        concurrency: ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN),
-        rate: config.rate,
-        burst: config.burst,
-        retry: config.retry,
-        ca_cert: config.ca_cert.as_deref(),
-        simulated_identities: 0,
-    };
-    let session = Session::connect(&spec, &control).await?;
+    // One request at a time: the steps depend on each other.
+    let one_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
+    let session = Session::connect(&config.connect, one_at_a_time, 0, &control).await?;
     let engine = &session.engine;
     let workspace = match config.workspace {
         Some(id) => id,

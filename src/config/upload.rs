@@ -1,15 +1,11 @@
 //! `upload-evidence`: what to upload, where, for whom and how often it is renewed,
 //! checked before any I/O (the file's size and contents are read by the command).
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use thiserror::Error;
 
-use super::{OutputOptions, Target};
-use crate::engine::RetryPolicy;
-use crate::model::Rate;
+use super::{Connect, OutputOptions};
 
 /// The file types the Evidence Library accepts, per Drata's reference; any other is
 /// refused before anything is sent.
@@ -159,12 +155,8 @@ pub(crate) struct UploadConfig {
     /// `None`: the file's name and the date.
     pub name: Option<String>,
     pub renewal: Renewal,
-    pub target: Target,
-    pub rate: Rate,
-    pub burst: NonZeroU32,
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    pub ca_cert: Option<PathBuf>,
+    /// How to reach Drata, as every command that talks to it.
+    pub connect: Connect,
     pub log: OutputOptions,
 }
 

@@ -29,16 +29,6 @@ impl Encoding {
             Encoding::Windows1252 => encoding_rs::WINDOWS_1252,
         }
     }
-
-    /// The form `--encoding` takes.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Utf16Le => "utf-16le",
-            Encoding::Utf16Be => "utf-16be",
-            Encoding::Windows1252 => "windows-1252",
-        }
-    }
 }
 
 /// Bytes that are not text in the input's encoding.

@@ -11,6 +11,7 @@ mod support;
 
 mod answers;
 mod concurrency;
+mod docs;
 mod evidence;
 mod export;
 mod faults;

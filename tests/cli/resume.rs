@@ -225,6 +225,36 @@ fn sends_only_what_is_left_using_the_printed_command() {
 }
 
 #[test]
+fn the_resume_command_carries_a_base_url_given_through_the_environment() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = std::sync::Arc::clone(&fail);
+    let server = TestServer::start(move |seen, _| match seen.id() {
+        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(503, "{}"),
+        id => Reply::identity(id.unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let args = ["apply", "in.csv", "--max-attempts", "1"];
+    let env = [
+        ("DRATA_API_KEY", "k"),
+        ("DRATA_BASE_URL", server.url.as_str()),
+    ];
+    let first = drata(work.dir.path(), &args, &env);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let command = printed_resume_command(&first.stderr);
+    assert!(
+        command.contains(&format!("--base-url={}", server.url)),
+        "{command:?}"
+    );
+    fail.store(false, Ordering::SeqCst);
+    // Without DRATA_BASE_URL, as from another shell: the command alone reaches the server.
+    let words: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
+    let second = drata(work.dir.path(), &words, &[("DRATA_API_KEY", "k")]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(server.seen().last().and_then(Seen::id), Some(2));
+}
+
+#[test]
 fn the_resume_command_works_with_a_summary_file() {
     let server = TestServer::start(|seen, index| match index {
         0 => Reply::json(500, "{}"),

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use drata_svcacct::simulator::start as start_simulator;
 pub use drata_svcacct::simulator::{RunningSimulator, SimulatorConfig};
+pub use drata_svcacct::Cli;
 pub use drata_svcacct::Rate;
 
 /// The report's columns, in order, as `docs/contract.md` fixes them: written out here so

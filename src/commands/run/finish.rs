@@ -35,15 +35,15 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
         });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
-    if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
-        let context = RunContext::current(command_line(), config.kind.path_segment());
+    if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
+        let context = RunContext::current(command_line(), config.connect.kind.path_segment());
         let format = EvidenceFormat::for_path(path);
         if let Err(e) = recorder.finish(file, format, &summary, &context) {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
     config.output.console().summary(&summary);
-    if let (Some(file), Some(path)) = (files.summary, &config.summary_json) {
+    if let (Some(file), Some(path)) = (files.summary, &config.options.summary_json) {
         if let Err(e) = write_summary(file, &summary) {
             tracing::error!("cannot write the summary {}: {e}", path.display());
         }
@@ -75,7 +75,7 @@ fn summarize(
     // Nothing connected, nothing sent: no limit was ever in force.
     let (concurrency, latency_ms) = engine.map_or_else(
         || {
-            let mode = config.concurrency.to_string();
+            let mode = config.options.concurrency.to_string();
             let unused = ConcurrencyFigures {
                 mode,
                 limit: 0,

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
-use super::session::{Session, SessionSpec};
+use super::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
@@ -66,10 +66,10 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     let control = Arc::new(RunControl::default());
     let signals = watch_signals(Signals::install(), Arc::clone(&control));
     let mut run = prepare(&config, control).await?;
-    let done = match &config.resume_from {
+    let done = match &config.apply.resume_from {
         Some(path) => {
             let target = ResumeTarget {
-                kind: config.kind,
+                kind: config.connect.kind,
                 api: run.api(),
             };
             let done = load_done_rows(path, target)?;
@@ -79,7 +79,7 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         None => DoneRows::default(),
     };
     let files = create_files(&config, &run)?;
-    if config.reconcile && !run.control.is_stopped() {
+    if config.reconcile() && !run.control.is_stopped() {
         if let (None, Some(session)) = (&run.listing, &run.session) {
             run.listing = read_listing(session, &run.control).await;
         }
@@ -89,10 +89,10 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         scan: Arc::clone(&run.scan),
         done,
         // Read for a lookup alone, the listing does not make a run reconcile.
-        listing: run.listing.clone().filter(|_| config.reconcile),
+        listing: run.listing.clone().filter(|_| config.reconcile()),
     });
     let changes = if config.mode == Mode::Plan
-        || config.max_changes.is_some()
+        || config.options.max_changes.is_some()
         || config.input.blank_false_reasons
     {
         preview(&config, &run, &planner).await
@@ -138,20 +138,6 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
-fn session_spec(config: &RunConfig, simulated_identities: u64) -> SessionSpec<'_> {
-    SessionSpec {
-        target: &config.target,
-        kind: config.kind,
-        timeout: config.timeout,
-        concurrency: config.concurrency,
-        rate: config.rate,
-        burst: config.burst,
-        retry: config.retry,
-        ca_cert: config.ca_cert.as_deref(),
-        simulated_identities,
-    }
-}
-
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -175,8 +161,13 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
         // Before the scan, the line count bounds the ids.
-        let spec = session_spec(config, input.line_count());
-        let connected = Session::connect(&spec, &control).await?;
+        let connected = Session::connect(
+            &config.connect,
+            config.options.concurrency,
+            input.line_count(),
+            &control,
+        )
+        .await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -185,7 +176,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
     };
-    let blocked = scan.invalid_rows > 0 && !config.skip_invalid;
+    let blocked = scan.invalid_rows > 0 && !config.options.skip_invalid;
     if scan.invalid_rows > 0 {
         config
             .output
@@ -197,8 +188,14 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        let spec = session_spec(config, scan.max_id);
-        session = Some(Session::connect(&spec, &control).await?);
+        let connected = Session::connect(
+            &config.connect,
+            config.options.concurrency,
+            scan.max_id,
+            &control,
+        )
+        .await?;
+        session = Some(connected);
     }
     Ok(Run {
         started,
@@ -268,7 +265,7 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     stop_for_late_problems(config, run, &preview);
     let (changes, shown) = (preview.changes, preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
-    let stdout_taken = [&config.summary_json, &config.evidence]
+    let stdout_taken = [&config.options.summary_json, &config.options.evidence]
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
@@ -276,7 +273,7 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         let console = config.output.console();
         console.plan(config.plan.json, changes, run.scan.rows, &shown);
     }
-    if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
+    if let Some(limit) = config.options.max_changes.filter(|limit| changes > *limit) {
         run.control
             .stop(StopReason::TooManyChanges { changes, limit });
     }
@@ -331,7 +328,7 @@ fn stop_for_late_problems(config: &RunConfig, run: &Run, preview: &Preview) {
     if preview.late_invalid == 0 {
         return;
     }
-    let blocked = !config.skip_invalid;
+    let blocked = !config.options.skip_invalid;
     tracing::warn!(
         rows = preview.late_invalid,
         "{} {} cannot be applied as the identities stand in Drata{}",
@@ -407,7 +404,7 @@ async fn execute(
 ) -> Result<(Tally, finish::Unwritten), Error> {
     let reader = run.input.reader(&config.input, run.lookup.clone())?;
     // One worker per slot the in-flight limit may ever open; the jobs queue stays short.
-    let workers = config.concurrency.ceiling();
+    let workers = config.options.concurrency.ceiling();
     let (jobs_tx, jobs_rx) = mpsc::channel(workers * 2);
     let (results_tx, results_rx) = mpsc::channel(1024);
     let sending = run
@@ -434,7 +431,7 @@ async fn execute(
     } = files;
     let mut outputs = outputs(config, run, report, undo);
     let options = ConsumeOptions {
-        max_failures: config.max_failures,
+        max_failures: config.options.max_failures,
         run_id: run.run_id.clone(),
         row_events: config.output.log_format == LogFormat::Json,
     };
@@ -480,8 +477,8 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
             }
         },
     });
-    let evidence = config.evidence.as_ref().and_then(|_| {
-        match EvidenceRecorder::new(config.reconcile && run.listing.is_some()) {
+    let evidence = config.options.evidence.as_ref().and_then(|_| {
+        match EvidenceRecorder::new(config.reconcile() && run.listing.is_some()) {
             Ok(recorder) => Some(recorder),
             Err(e) => {
                 run.control.stop(StopReason::ReportFailed {
