@@ -69,17 +69,18 @@ fn any_2xx_is_updated_at_once_whatever_the_body() {
         _ => shapes[(seen.id().unwrap() - 1) as usize].clone(),
     });
     let csv = rows_csv(1, count);
-    let (run, rows, work) = apply_on_server(
-        &server,
-        &csv,
-        &[
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on(&server)
+        .input(&csv)
+        .args([
             "--reconcile",
             "--undo",
             "undo.csv",
             "--evidence",
             "evidence.md",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows.len() as u64, count);
     for row in &rows {
@@ -106,7 +107,11 @@ fn an_understated_total_does_not_hide_identities() {
         "in.csv",
         "id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n",
     );
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
@@ -128,7 +133,11 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n120,true,ci\n");
-    let plan = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 1, "{}", plan.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert_eq!(rows[0]["outcome"], "not_found");
@@ -139,11 +148,11 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
         plan.stderr
     );
 
-    let apply = on_server(
-        &server,
-        &work,
-        &["apply", "in.csv", "--reconcile", "--report", "a.csv"],
-    );
+    let apply = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let rows = read_report(&work.path("a.csv"));
     assert_eq!(
@@ -163,7 +172,9 @@ fn the_same_id_on_two_pages_is_one_identity() {
         }
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let (run, rows, _w) = apply_on_server(&server, "username,flag,reason\nuser5,true,ci\n", &[]);
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("username,flag,reason\nuser5,true,ci\n")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows[0]["outcome"], "updated");
     assert_eq!(rows[0]["id"], "5", "not ambiguous with itself");
@@ -177,7 +188,11 @@ fn a_listing_that_never_ends_is_stopped_past_its_total() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n7,false,x\n");
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(gets(&server), 12, "2 announced pages and 10 more at most");
     assert!(run.stderr.contains("far past its total"), "{}", run.stderr);
@@ -199,7 +214,11 @@ fn a_malformed_item_is_skipped_with_a_warning() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n2,false,x\n4,true,x\n");
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("2 listing items had no readable id"),

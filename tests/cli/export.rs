@@ -55,7 +55,7 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
     let export = |name: &str| {
-        let run = on_sim(&sim, &work, &["export", "-o", name]);
+        let run = Export::on(&sim).within(&work).args(["-o", name]).run();
         assert_eq!(run.code, 0, "{}", run.stderr);
         std::fs::read_to_string(work.path(name)).unwrap()
     };
@@ -124,7 +124,7 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
 fn export_suggests_the_unmarked_automation_accounts_and_says_why() {
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export"]);
+    let run = Export::on(&sim).within(&work).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = export_rows(&run.stdout);
     let by_id = |id: u64| rows[id as usize - 1].clone();
@@ -204,7 +204,7 @@ fn the_listing_is_read_in_ceil_n_plus_1_over_50_gets() {
     for (identities, gets) in [(0u64, 1u64), (50, 2), (51, 2), (120, 3)] {
         let sim = simulator(|c| c.identities = identities);
         let work = Workdir::new();
-        let run = on_sim(&sim, &work, &["export"]);
+        let run = Export::on(&sim).within(&work).run();
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(export_rows(&run.stdout).len() as u64, identities);
         assert_eq!(
@@ -220,7 +220,10 @@ fn the_listing_is_read_in_ceil_n_plus_1_over_50_gets() {
 fn excel_csv_has_a_bom_and_crlf() {
     let sim = simulator(|c| c.identities = 10);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export", "--excel", "-o", "excel.csv"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["--excel", "-o", "excel.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let bytes = std::fs::read(work.path("excel.csv")).unwrap();
     assert!(bytes.starts_with(b"\xEF\xBB\xBFid,serviceAccount,"));
@@ -298,7 +301,10 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
 fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() {
     let sim = simulator(|c| c.identities = 30);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.xlsx"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let file = std::fs::File::open(work.path("review.xlsx")).unwrap();
     let mut zip = zip::ZipArchive::new(file).expect("an xlsx is a zip");
@@ -323,7 +329,10 @@ fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() 
     assert!(strings.contains("alice.nguyen"));
     assert!(strings.contains("Seeded: automation account"));
     // Without a file, a workbook is refused before any request.
-    let run = on_sim(&sim, &work, &["export", "--format", "xlsx"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["--format", "xlsx"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("-o PATH"), "{}", run.stderr);
 }
@@ -333,7 +342,10 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
     let sim = simulator(|c| c.identities = 3);
     let work = Workdir::new();
     work.write("taken.csv", "keep me\n");
-    let run = on_sim(&sim, &work, &["export", "-o", "taken.csv"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "taken.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert_eq!(
@@ -349,7 +361,10 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
     {
         std::os::unix::fs::symlink(work.path("taken.csv"), work.path("link.csv")).unwrap();
         // Only a regular file is ever replaced, even with --force.
-        let run = on_sim(&sim, &work, &["export", "-o", "link.csv", "--force"]);
+        let run = Export::on(&sim)
+            .within(&work)
+            .args(["-o", "link.csv", "--force"])
+            .run();
         assert_eq!(run.code, 2, "{}", run.stderr);
         assert_eq!(
             std::fs::read_to_string(work.path("taken.csv")).unwrap(),

@@ -6,6 +6,7 @@
 mod support;
 
 mod answers;
+mod clock_bound;
 mod concurrency;
 mod export;
 mod faults;

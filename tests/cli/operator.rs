@@ -57,18 +57,11 @@ fn summary_json_schema_field_by_field() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--summary-json",
-            "s.json",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--summary-json", "s.json", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.path("s.json")).unwrap()).unwrap();
@@ -220,18 +213,11 @@ fn json_logs_are_one_object_per_event_with_the_run_id() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,false,b\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--log-format",
-            "json",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--log-format", "json", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let events: Vec<serde_json::Value> = run
         .stderr
@@ -259,18 +245,17 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
         Reply::identity(seen.id().unwrap()).after(Duration::from_millis(30))
     });
     let csv = rows_csv(1, 20);
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        &csv,
-        &[
+    let Finished { run, .. } = Apply::on(&server)
+        .input(&csv)
+        .args([
             "--concurrency",
             "1",
             "--rate",
             "unlimited",
             "--progress-interval",
             "0.05",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("progress done="), "{}", run.stderr);
     assert!(
@@ -278,10 +263,9 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
         "{}",
         run.stderr
     );
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        &csv,
-        &[
+    let Finished { run, .. } = Apply::on(&server)
+        .input(&csv)
+        .args([
             "--concurrency",
             "1",
             "--rate",
@@ -289,8 +273,8 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
             "--progress-interval",
             "0.05",
             "-q",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, 0);
     assert_eq!(run.stderr, "", "quiet and successful: nothing at all");
 }
@@ -468,11 +452,10 @@ fn version_control_identities_use_their_own_paths() {
             Reply::identity(seen.id().unwrap())
         }
     });
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        "username,flag,reason\noctocat,true,GitHub Actions bot\n",
-        &["--kind", "version-control", "--reconcile"],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("username,flag,reason\noctocat,true,GitHub Actions bot\n")
+        .args(["--kind", "version-control", "--reconcile"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["id"], "3");
     let paths: Vec<String> = server
@@ -492,35 +475,21 @@ fn version_control_identities_use_their_own_paths() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,bot\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--kind",
-            "version-control",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--kind", "version-control", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         sim.applied().is_empty(),
         "infrastructure identity 1 untouched"
     );
-    let plan = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "in.csv",
-            "--kind",
-            "version-control",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--kind", "version-control", "--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 0);
     assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
 }
@@ -534,18 +503,17 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
         Some(id) => Reply::identity(id),
         None => Reply::json(404, "{}"),
     });
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        &(rows_csv(1, 8) + "bad,true,x\n"),
-        &[
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input(&(rows_csv(1, 8) + "bad,true,x\n"))
+        .args([
             "-q",
             "--log-format",
             "json",
             "--concurrency",
             "1",
             "--skip-invalid",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(rows.len(), 9);
     let events: Vec<serde_json::Value> = run

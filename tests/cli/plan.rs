@@ -24,7 +24,11 @@ fn the_plan_report_carries_the_state_before() {
         "in.csv",
         "id,flag,reason\n7,false,human after all\n2,true,bot\n",
     );
-    let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert_eq!(line(&rows, 2)["previous_service_account"], "true");
@@ -41,7 +45,11 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", &changes_csv());
-    let short = on_sim(&sim, &work, &["plan", "in.csv", "--report", "a.csv"]);
+    let short = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(short.code, 0, "{}", short.stderr);
     assert!(
         short.stdout.contains("Would update 24 of 25 rows"),
@@ -49,17 +57,21 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
         short.stdout
     );
     assert!(short.stdout.contains("and 4 more"), "{}", short.stdout);
-    let verbose = on_sim(&sim, &work, &["plan", "in.csv", "--report", "b.csv", "-v"]);
+    let verbose = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "b.csv", "-v"])
+        .run();
     assert_eq!(
         verbose.stdout.lines().filter(|l| l.contains("→")).count(),
         24
     );
 
-    let json = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "c.csv", "--json"],
-    );
+    let json = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "c.csv", "--json"])
+        .run();
     assert_eq!(json.code, 0, "{}", json.stderr);
     let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(plan["rows"], 25);
@@ -83,31 +95,23 @@ fn detailed_exitcode_tells_changes_pending_from_nothing_to_do() {
         "done.csv",
         "id,flag,reason\n7,true,Seeded: automation account\n",
     );
-    let pending = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "pending.csv",
-            "--detailed-exitcode",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let pending = Plan::on(&sim)
+        .within(&work)
+        .file("pending.csv")
+        .args(["--detailed-exitcode", "--report", "p.csv"])
+        .run();
     assert_eq!(pending.code, 4, "{}", pending.stderr);
-    let done = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "done.csv",
-            "--detailed-exitcode",
-            "--report",
-            "d.csv",
-        ],
-    );
+    let done = Plan::on(&sim)
+        .within(&work)
+        .file("done.csv")
+        .args(["--detailed-exitcode", "--report", "d.csv"])
+        .run();
     assert_eq!(done.code, 0, "{}", done.stderr);
-    let without = on_sim(&sim, &work, &["plan", "pending.csv", "--report", "w.csv"]);
+    let without = Plan::on(&sim)
+        .within(&work)
+        .file("pending.csv")
+        .args(["--report", "w.csv"])
+        .run();
     assert_eq!(without.code, 0, "the flag decides: {}", without.stderr);
 }
 

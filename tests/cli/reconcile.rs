@@ -12,7 +12,11 @@ fn the_listing_pages_while_pages_come_back_full() {
         let sim = simulator(|c| c.identities = identities);
         let work = Workdir::new();
         work.write("in.csv", "id,flag,reason\n1,false,x\n");
-        let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+        let run = Plan::on(&sim)
+            .within(&work)
+            .file("in.csv")
+            .args(["--report", "p.csv"])
+            .run();
         let expected = if identities == 0 { 1 } else { 0 };
         assert_eq!(run.code, expected, "{identities}: {}", run.stderr);
         assert_eq!(
@@ -67,11 +71,11 @@ fn plan_reports_what_would_change_and_sends_no_put() {
         "in.csv",
         "id,flag,reason\n7,true, Seeded: automation account \n1,false,human\n2,true,bot now\n5000,true,x\n2,true,bot now\nbad,true,x\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "p.csv", "--skip-invalid"],
-    );
+    let run = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv", "--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "not_found and invalid rows: {}", run.stderr);
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
     let rows = read_report(&work.path("p.csv"));
@@ -133,11 +137,11 @@ fn reconcile_skips_rows_in_the_desired_state_and_sends_ids_missing_from_the_list
         "in.csv",
         "id,flag,reason\n7,true,Seeded: automation account\n14,true,a new reason\n1,false,human\n3,true,bot\n5000,false,gone\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--reconcile", "--report", "r.csv"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(
@@ -164,19 +168,11 @@ fn max_changes_refuses_before_the_first_put() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", &rows_csv(1, 10));
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "5",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--max-changes", "5", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr
@@ -190,19 +186,11 @@ fn max_changes_refuses_before_the_first_put() {
     // Id 7 is already a service account, but with another reason: it would change too.
     assert!(rows.iter().all(|r| r["outcome"] == "not_attempted"));
 
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "10",
-            "--report",
-            "r2.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--max-changes", "10", "--report", "r2.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 10);
 }
@@ -215,19 +203,11 @@ fn undo_restores_the_previous_state() {
         "in.csv",
         "id,flag,reason\n7,false,not a bot after all\n1,true,=now a bot\n2,false,unchanged human\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut undo = csv::Reader::from_path(work.path("undo.csv")).unwrap();
     assert_eq!(
@@ -253,11 +233,11 @@ fn undo_restores_the_previous_state() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let rollback = on_sim(
-        &sim,
-        &work,
-        &["apply", "undo.csv", "--reconcile", "--report", "u.csv"],
-    );
+    let rollback = Apply::on(&sim)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "u.csv"])
+        .run();
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     // Id 7 is a service account with its old reason again, id 1 is not one any more.
     let check = work.write(
@@ -265,7 +245,11 @@ fn undo_restores_the_previous_state() {
         "id,flag,reason\n7,true,Seeded: automation account\n1,false,x\n",
     );
     let _ = check;
-    let plan = on_sim(&sim, &work, &["plan", "check.csv", "--report", "c.csv"]);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("check.csv")
+        .args(["--report", "c.csv"])
+        .run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(read_report(&work.path("c.csv"))
         .iter()
@@ -298,11 +282,11 @@ fn rows_can_name_identities_by_username_or_email() {
          alice.nguyen,,,true,ambiguous\n\
          nobody,,,true,unknown\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--report", "r.csv", "--skip-invalid"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv", "--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(
@@ -346,7 +330,11 @@ fn an_id_that_belongs_to_someone_else_is_invalid_and_never_sent() {
         "in.csv",
         "id,username,serviceAccount,reason\n80,svc-deploy-80,true,deploy\n77,svc-backup-77,true,backup\n",
     );
-    let plan = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     assert!(
         plan.stderr
@@ -354,11 +342,11 @@ fn an_id_that_belongs_to_someone_else_is_invalid_and_never_sent() {
         "{}",
         plan.stderr
     );
-    let apply = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--skip-invalid", "--report", "a.csv"],
-    );
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--skip-invalid", "--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 1, "{}", apply.stderr);
     assert_eq!(
         outcomes(&read_report(&work.path("a.csv"))),
@@ -383,7 +371,11 @@ fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
         "{}",
         validate.stderr
     );
-    let apply = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 2, "{}", apply.stderr);
     assert_eq!(
         sim.stats.puts.load(Ordering::Relaxed),
@@ -395,18 +387,11 @@ fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
         "ids.csv",
         "Identity ID,serviceAccount,reason\n80,false,human\n",
     );
-    let named = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "ids.csv",
-            "--id-column",
-            "Identity ID",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let named = Plan::on(&sim)
+        .within(&work)
+        .file("ids.csv")
+        .args(["--id-column", "Identity ID", "--report", "p.csv"])
+        .run();
     assert_eq!(named.code, 0, "{}", named.stderr);
 }
 
@@ -433,7 +418,11 @@ fn an_id_missing_from_the_listing_whose_name_is_someone_else_is_invalid() {
         "in.csv",
         "id,username,serviceAccount,reason\n150,svc-backup-77,true,svc\n",
     );
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(

@@ -285,11 +285,7 @@ fn tolerates_a_report_cut_short_and_matches_line_id_flag_and_reason() {
              7,6,true,\"cut sho"
         ),
     );
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,new reason\n6,true,f\n",
-        &["--resume-from", old.to_str().unwrap()],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server).input("id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,new reason\n6,true,f\n").args(["--resume-from", old.to_str().unwrap()]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -316,24 +312,21 @@ fn rows_whose_reason_was_fixed_after_the_run_are_sent_again() {
         "in.csv",
         "id,flag,reason\n1,true,typo\n2,true,ok\n3,true,typo\n",
     );
-    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    let first = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "first.csv"])
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     work.write(
         "in.csv",
         "id,flag,reason\n1,true,fixed\n2,true,ok\n3,true,fixed\n",
     );
-    let second = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--resume-from",
-            "first.csv",
-            "--report",
-            "second.csv",
-        ],
-    );
+    let second = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--resume-from", "first.csv", "--report", "second.csv"])
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(
         outcomes(&read_report(&work.path("second.csv"))),
@@ -361,38 +354,33 @@ fn rows_done_for_another_identity_kind_or_api_are_not_skipped() {
     let other = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    let first = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "first.csv"])
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let kind = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let kind = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--kind",
             "version-control",
             "--resume-from",
             "first.csv",
             "--report",
             "kind.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(kind.code, 0, "{}", kind.stderr);
     let mut updated = ids_with(&read_report(&work.path("kind.csv")), "updated");
     updated.sort();
     assert_eq!(updated, vec![1, 2]);
-    let api = on_sim(
-        &other,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--resume-from",
-            "first.csv",
-            "--report",
-            "api.csv",
-        ],
-    );
+    let api = Apply::on(&other)
+        .within(&work)
+        .file("in.csv")
+        .args(["--resume-from", "first.csv", "--report", "api.csv"])
+        .run();
     assert_eq!(api.code, 0, "{}", api.stderr);
     let mut updated = ids_with(&read_report(&work.path("api.csv")), "updated");
     updated.sort();
@@ -409,11 +397,10 @@ fn a_report_that_cannot_tell_its_target_is_refused() {
         "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
          2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n",
     );
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--resume-from", old.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--resume-from", old.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("older drata-svcacct"), "{}", run.stderr);
     assert!(server.seen().is_empty(), "nothing was sent");
@@ -523,7 +510,11 @@ fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
     wait_until(Duration::from_secs(30), "the first run under way", || {
         report_rows_so_far(&work.path("first.csv")) >= 2
     });
-    let second = on_sim(&sim, &work, &["apply", "in.csv", "--report", "second.csv"]);
+    let second = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "second.csv"])
+        .run();
     assert_eq!(second.code, 2, "{}", second.stderr);
     assert!(
         second.stderr.contains("another drata-svcacct run"),
@@ -541,7 +532,11 @@ fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
         20,
         "every row sent once, by the first run only"
     );
-    let again = on_sim(&sim, &work, &["plan", "in.csv", "--report", "plan.csv"]);
+    let again = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "plan.csv"])
+        .run();
     assert_eq!(
         again.code, 0,
         "the lock ends with its run: {}",
@@ -646,7 +641,9 @@ fn the_resume_command_is_printed_only_when_it_can_finish_something() {
         Some(2) => Reply::json(404, r#"{"message":"Not Found"}"#),
         id => Reply::identity(id.unwrap_or(1)),
     });
-    let (run, _rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n2,true,b\n", &[]);
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n2,true,b\n")
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         !run.stderr.contains("--resume-from"),
@@ -656,19 +653,11 @@ fn the_resume_command_is_printed_only_when_it_can_finish_something() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", &rows_csv(1, 10));
-    let refused = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "5",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let refused = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--max-changes", "5", "--report", "r.csv"])
+        .run();
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
         !refused.stderr.contains("--resume-from"),
@@ -716,12 +705,10 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n");
     let env = [("DRATA_API_KEY", "test-key")];
-    let first = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -729,8 +716,8 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
             "r.csv",
             "--max-attempts",
             "1",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
     assert!(
@@ -751,17 +738,11 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
         "one header, ids 1, 2 and 3: {undo}"
     );
     // One command rolls every part back.
-    let rollback = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "undo.csv",
-            "--reconcile",
-            "--report",
-            "rollback.csv",
-        ],
-    );
+    let rollback = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "rollback.csv"])
+        .run();
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     assert_eq!(
         ids_with(&read_report(&work.path("rollback.csv")), "updated").len(),
@@ -775,29 +756,19 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
     let server = stateful_server(std::sync::Arc::clone(&fail));
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let first = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r.csv"])
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     // The reason of line 3 is fixed, and the run resumed: id 2 is sent again.
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b fixed\n");
     work.write("taken.json", "mine\n");
-    let named = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let named = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -807,19 +778,17 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
             "r.csv",
             "--summary-json",
             "taken.json",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(
         named.code, 2,
         "a name the user chose is never changed: {}",
         named.stderr
     );
-    let resumed = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let resumed = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--reconcile",
             "--undo",
             "undo.csv",
@@ -827,8 +796,8 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
             "r2.csv",
             "--resume-from",
             "r.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let undo = std::fs::read_to_string(work.path("undo.csv")).unwrap();
     assert_eq!(
@@ -836,11 +805,11 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
         3,
         "id 2 once, as it was before everything: {undo}"
     );
-    let rollback = on_server(
-        &server,
-        &work,
-        &["apply", "undo.csv", "--reconcile", "--report", "back.csv"],
-    );
+    let rollback = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "back.csv"])
+        .run();
     assert_eq!(
         rollback.code, 0,
         "the one rollback runs: {}",

@@ -52,11 +52,10 @@ fn the_token_file_is_read_first_line_trimmed() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
     let work = Workdir::new();
     let key = work.write("key", "  file-key  \nsecond line\n");
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.seen()[0].headers["authorization"], "Bearer file-key");
 }
@@ -69,11 +68,10 @@ fn a_token_file_readable_by_others_is_warned_about() {
     let work = Workdir::new();
     let key = work.write("key", "k1\n");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 0);
     assert!(
         run.stderr.contains("readable by others (mode 644)"),
@@ -81,11 +79,10 @@ fn a_token_file_readable_by_others_is_warned_about() {
         run.stderr
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert!(!run.stderr.contains("readable by others"), "{}", run.stderr);
 }
 
@@ -220,7 +217,9 @@ fn a_server_echoing_the_key_does_not_put_it_in_the_report() {
         let echoed = seen.headers["authorization"].clone();
         Reply::json(400, &format!(r#"{{"message":"bad header {echoed}"}}"#))
     });
-    let (run, rows, work) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on(&server).input("id,flag,reason\n1,true,a\n").run();
     assert_eq!(run.code, 1);
     assert!(
         line(&rows, 2)["error"].contains("<redacted>"),
@@ -257,7 +256,7 @@ fn the_key_goes_only_to_the_configured_host() {
     );
     let server =
         TestServer::start(move |_, _| Reply::json(307, "").with_header("location", &target));
-    let (run, rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    let Finished { run, rows, .. } = Apply::on(&server).input("id,flag,reason\n1,true,a\n").run();
     assert_eq!(run.code, 1);
     assert_eq!(line(&rows, 2)["http_status"], "307");
     assert!(elsewhere.seen().is_empty(), "the redirect was not followed");
@@ -338,11 +337,11 @@ fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
         .is_char_device());
     assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
     work.write("old.csv", "an earlier report\n");
-    let replaced = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--report", "old.csv", "--force"],
-    );
+    let replaced = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "old.csv", "--force"])
+        .run();
     assert_eq!(replaced.code, 0, "{}", replaced.stderr);
     assert_eq!(read_report(&work.path("old.csv")).len(), 1);
 }
@@ -352,26 +351,19 @@ fn summary_and_evidence_can_go_to_standard_output() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--report",
-            "r.csv",
-            "--summary-json",
-            "-",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv", "--summary-json", "-"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["counts"]["updated"], 1);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "p.csv", "--evidence", "-"],
-    );
+    let run = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv", "--evidence", "-"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
@@ -544,12 +536,10 @@ fn outputs_are_checked_whole_before_any_is_replaced() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
     work.write("keep.json", "an earlier summary\n");
-    let missing = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let missing = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--summary-json",
             "keep.json",
             "--evidence",
@@ -557,8 +547,8 @@ fn outputs_are_checked_whole_before_any_is_replaced() {
             "--force",
             "--report",
             "r.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(
         missing.stderr.contains("folder does not exist"),
@@ -571,33 +561,23 @@ fn outputs_are_checked_whole_before_any_is_replaced() {
         "nothing was replaced by a run that could not start"
     );
     std::fs::create_dir(work.path("sub")).unwrap();
-    let same = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let same = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--report",
             "r.csv",
             "--summary-json",
             "sub/../r.csv",
             "--force",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(same.code, 2, "{}", same.stderr);
-    let stdout = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "in.csv",
-            "--json",
-            "--summary-json",
-            "-",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let stdout = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--json", "--summary-json", "-", "--report", "p.csv"])
+        .run();
     assert_eq!(stdout.code, 2, "{}", stdout.stderr);
     assert!(
         stdout.stderr.contains("standard output holds one document"),

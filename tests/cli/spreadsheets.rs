@@ -20,7 +20,11 @@ fn utf16_with_a_byte_order_mark_is_decoded() {
         "in.txt",
         &utf16le_with_bom("id\tserviceAccount\treason\r\n5\tyes\tCI runner, café\r\n"),
     );
-    let run = on_sim(&sim, &work, &["apply", "in.txt", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.txt")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(rows[0]["reason"], "CI runner, café");
@@ -62,18 +66,11 @@ fn windows_1252_is_never_sent_unless_named() {
         0,
         "nothing was sent"
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--encoding",
-            "windows-1252",
-            "--report",
-            "r2.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--encoding", "windows-1252", "--report", "r2.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(read_report(&work.path("r2.csv"))[1]["reason"], "café");
 }
@@ -84,7 +81,11 @@ fn the_delimiter_is_read_from_the_header() {
     let work = Workdir::new();
     // European Excel: semicolons, decimal commas in the text.
     work.write("in.csv", "id;serviceAccount;reason\n5;yes;CI, nightly\n");
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("(delimiter: ';')"), "{}", run.stderr);
     assert_eq!(read_report(&work.path("r.csv"))[0]["reason"], "CI, nightly");
@@ -111,25 +112,21 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
     let work = Workdir::new();
     // 7 is already a service account, 1 and 2 are not.
     work.write("in.csv", "id,flag,reason\n1,false,\n2,true,\n7,false,\n");
-    let plain = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    let plain = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(
         plain.code, 2,
         "without --reconcile every row needs a reason: {}",
         plain.stderr
     );
-    let reconcile = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--reason-if-true",
-            "CI",
-            "--report",
-            "b.csv",
-        ],
-    );
+    let reconcile = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--reason-if-true", "CI", "--report", "b.csv"])
+        .run();
     assert_eq!(
         reconcile.code, 2,
         "id 7 would be unmarked with no reason: {}",
@@ -147,12 +144,10 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
         0,
         "nothing was sent"
     );
-    let both = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
+    let both = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args([
             "--reconcile",
             "--reason-if-true",
             "CI",
@@ -160,8 +155,8 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
             "Human after review",
             "--report",
             "c.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(both.code, 0, "{}", both.stderr);
     let rows = read_report(&work.path("c.csv"));
     assert_eq!(
@@ -284,13 +279,16 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
 fn an_exported_workbook_round_trips_through_apply() {
     let sim = simulator(|c| c.identities = 60);
     let work = Workdir::new();
-    let export = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    let export = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.xlsx"])
+        .run();
     assert_eq!(export.code, 0, "{}", export.stderr);
-    let apply = on_sim(
-        &sim,
-        &work,
-        &["apply", "review.xlsx", "--reconcile", "--report", "r.csv"],
-    );
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--reconcile", "--report", "r.csv"])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
     let rows = read_report(&work.path("r.csv"));
@@ -303,7 +301,10 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
     use rust_xlsxwriter::Workbook;
     let sim = simulator(|c| c.identities = 60);
     let work = Workdir::new();
-    let export = on_sim(&sim, &work, &["export", "-o", "review.csv"]);
+    let export = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.csv"])
+        .run();
     assert_eq!(export.code, 0, "{}", export.stderr);
     let mut reader = csv::Reader::from_path(work.path("review.csv")).unwrap();
     let mut workbook = Workbook::new();
@@ -325,12 +326,10 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
         sheet.write_string(row, 2, &record[2]).unwrap();
     }
     workbook.save(work.path("reviewed.xlsx")).unwrap();
-    let apply = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "reviewed.xlsx",
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.xlsx")
+        .args([
             "--reconcile",
             "--reason-if-true",
             "Q4 review",
@@ -338,8 +337,8 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
             "Q4 review: a person",
             "--report",
             "r.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let mut applied: Vec<u64> = sim.applied().into_keys().collect();
     applied.sort_unstable();
