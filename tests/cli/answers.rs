@@ -73,13 +73,8 @@ fn any_2xx_is_updated_at_once_whatever_the_body() {
         run, rows, work, ..
     } = Apply::on(&server)
         .input(&csv)
-        .args([
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--evidence",
-            "evidence.md",
-        ])
+        .args(["--reconcile", "--undo", "undo.csv"])
+        .args(["--evidence", "evidence.md"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows.len() as u64, count);
@@ -102,18 +97,12 @@ fn any_2xx_is_updated_at_once_whatever_the_body() {
 #[test]
 fn an_understated_total_does_not_hide_identities() {
     let server = TestServer::start(|seen, _| honest_pages(seen, 130, "50"));
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n",
-    );
     let run = Plan::on(&server)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n")
         .args(["--report", "p.csv"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
     assert_eq!(gets(&server), 3, "paged while pages came back full");
     assert!(
@@ -131,15 +120,12 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
         "GET" => honest_pages(seen, 160, "160"),
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n120,true,ci\n");
     let plan = Plan::on(&server)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n120,true,ci\n")
         .args(["--report", "p.csv"])
         .run();
     assert_eq!(plan.code, 1, "{}", plan.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = plan.rows.clone();
     assert_eq!(rows[0]["outcome"], "not_found");
     assert!(rows[0]["error"].contains("may be incomplete"), "{rows:?}");
     assert!(
@@ -149,12 +135,11 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
     );
 
     let apply = Apply::on(&server)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n120,true,ci\n")
         .args(["--reconcile", "--report", "a.csv"])
         .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    let rows = read_report(&work.path("a.csv"));
+    let rows = apply.rows.clone();
     assert_eq!(
         rows[0]["outcome"], "updated",
         "the listing's silence is no proof"
@@ -186,11 +171,8 @@ fn a_listing_that_never_ends_is_stopped_past_its_total() {
         let p = page_number(seen);
         page(&items((p - 1) * 50 + 1, p * 50), "100")
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n7,false,x\n");
     let run = Plan::on(&server)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n7,false,x\n")
         .args(["--report", "p.csv"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -212,11 +194,8 @@ fn a_malformed_item_is_skipped_with_a_warning() {
         }
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n2,false,x\n4,true,x\n");
     let run = Plan::on(&server)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n2,false,x\n4,true,x\n")
         .args(["--report", "p.csv"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -225,7 +204,7 @@ fn a_malformed_item_is_skipped_with_a_warning() {
         "{}",
         run.stderr
     );
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert_eq!(
         outcomes(&rows),
         vec![(2, "unchanged".into()), (3, "would_update".into())]

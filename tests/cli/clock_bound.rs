@@ -103,14 +103,8 @@ fn answers_slower_than_the_timeout_are_retried() {
     });
     let run = Apply::on(&sim)
         .input(rows_csv(1, 20))
-        .args([
-            "--timeout",
-            "0.5",
-            "--max-attempts",
-            "10",
-            "--max-failures",
-            "none",
-        ])
+        .args(["--timeout", "0.5", "--max-attempts", "10"])
+        .args(["--max-failures", "none"])
         .run();
     assert_every_row_accounted_for(&run, &sim, 20);
     let rows = &run.rows;
@@ -130,14 +124,8 @@ fn twice_the_servers_limit_settles_under_it() {
     });
     let run = Apply::on(&sim)
         .input(rows_csv(1, 60))
-        .args([
-            "--rate",
-            "20/s",
-            "--concurrency",
-            "8",
-            "--max-failures",
-            "none",
-        ])
+        .args(["--rate", "20/s", "--concurrency", "8"])
+        .args(["--max-failures", "none"])
         .run();
     assert_every_row_accounted_for(&run, &sim, 60);
     assert_eq!(ids_with(&run.rows, "updated").len(), 60);

@@ -16,17 +16,7 @@ fn export_rows(text: &str) -> Vec<HashMap<String, String>> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().unwrap().clone();
     assert_eq!(headers.iter().collect::<Vec<_>>().join(","), HEADER);
-    reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            headers
-                .iter()
-                .zip(record.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
+    records_by_header(reader)
 }
 
 fn ids(rows: &[HashMap<String, String>]) -> Vec<u64> {
@@ -79,10 +69,13 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
     // rows need none while they stay unmarked.
     let review = ["--reason-if-true", "Q4 review: automation"];
     let apply = |input: &str, extra: &[&str]| {
-        let report = format!("{input}.report.csv");
-        let mut args = vec!["apply", input, "--reconcile", "--report", &report];
-        args.extend_from_slice(extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file(input)
+            .args(["--reconcile"])
+            .args(extra)
+            .report(&format!("{input}.report.csv"))
+            .run();
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
     };
 
@@ -171,9 +164,7 @@ fn export_filters_by_flag_client_type_and_connection() {
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
     let export = |extra: &[&str]| {
-        let mut args = vec!["export"];
-        args.extend_from_slice(extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Export::on(&sim).within(&work).args(extra).run();
         assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
         export_rows(&run.stdout)
     };
@@ -232,11 +223,11 @@ fn excel_csv_has_a_bom_and_crlf() {
     assert_eq!(text.matches('\n').count(), 11, "no bare LF");
     assert_eq!(export_rows(&text.replace("\r\n", "\n")).len(), 10);
     // The same file is valid input as it is.
-    let run = drata(
-        work.dir.path(),
-        &["validate", "excel.csv", "--reason", "x"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .file("excel.csv")
+        .args(["--reason", "x"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -256,12 +247,10 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
         }
     });
     let work = Workdir::new();
-    let key = [("DRATA_API_KEY", "test-key")];
-    let run = drata(
-        work.dir.path(),
-        &["export", "--base-url", &server.url, "-o", "safe.csv"],
-        &key,
-    );
+    let run = Export::on(&server)
+        .within(&work)
+        .args(["-o", "safe.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = std::fs::read_to_string(work.path("safe.csv")).unwrap();
     let rows = export_rows(&text);
@@ -273,21 +262,11 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
         "only a cell's start is risky"
     );
     // The quote is read back off: the unedited file changes nothing.
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "safe.csv",
-            "--base-url",
-            &server.url,
-            "--reconcile",
-            "--reason",
-            "x",
-            "--report",
-            "r.csv",
-        ],
-        &key,
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("safe.csv")
+        .args(["--reconcile", "--reason", "x", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         server.seen().iter().filter(|s| s.method == "PUT").count(),
@@ -379,11 +358,11 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
 fn a_listing_that_cannot_be_read_exits_3_and_leaves_no_file() {
     let server = TestServer::start(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
     let work = Workdir::new();
-    let run = drata(
-        work.dir.path(),
-        &["export", "--base-url", &server.url, "-o", "out.csv"],
-        &[("DRATA_API_KEY", "k3y-s3cret-401")],
-    );
+    let run = Export::on(&server)
+        .within(&work)
+        .args(["-o", "out.csv"])
+        .key("k3y-s3cret-401")
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(!work.path("out.csv").exists());
     assert!(!run.stderr.contains("k3y-s3cret"), "{}", run.stderr);

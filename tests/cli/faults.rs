@@ -40,14 +40,8 @@ fn max_failures_count_aborts_the_run() {
     let server = TestServer::start(|_, _| Reply::json(404, r#"{"message":"gone"}"#));
     let Finished { run, rows, .. } = Apply::on(&server)
         .input(&rows_csv(1, 10))
-        .args([
-            "--max-failures",
-            "2",
-            "--concurrency",
-            "1",
-            "--rate",
-            "unlimited",
-        ])
+        .args(["--max-failures", "2", "--concurrency", "1"])
+        .args(["--rate", "unlimited"])
         .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(rows.len(), 10);

@@ -82,16 +82,8 @@ fn column_options_and_delimiter_override_the_defaults() {
     let sim = simulator(|_| {});
     let Finished { run, rows, .. } = Apply::on(&sim)
         .input(csv)
-        .args([
-            "--id-column",
-            "identity",
-            "--flag-column",
-            "Is Bot",
-            "--reason-column",
-            "why",
-            "--delimiter",
-            ";",
-        ])
+        .args(["--id-column", "identity", "--flag-column", "Is Bot"])
+        .args(["--reason-column", "why", "--delimiter", ";"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = line(&rows, 2);

@@ -19,18 +19,12 @@ fn changes_csv() -> String {
 #[test]
 fn the_plan_report_carries_the_state_before() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n7,false,human after all\n2,true,bot\n",
-    );
     let run = Plan::on(&sim)
-        .within(&work)
-        .file("in.csv")
+        .input("id,flag,reason\n7,false,human after all\n2,true,bot\n")
         .args(["--report", "p.csv"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert_eq!(line(&rows, 2)["previous_service_account"], "true");
     assert_eq!(
         line(&rows, 2)["previous_reason"],
@@ -43,11 +37,8 @@ fn the_plan_report_carries_the_state_before() {
 #[test]
 fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", &changes_csv());
     let short = Plan::on(&sim)
-        .within(&work)
-        .file("in.csv")
+        .input(changes_csv())
         .args(["--report", "a.csv"])
         .run();
     assert_eq!(short.code, 0, "{}", short.stderr);
@@ -58,8 +49,7 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
     );
     assert!(short.stdout.contains("and 4 more"), "{}", short.stdout);
     let verbose = Plan::on(&sim)
-        .within(&work)
-        .file("in.csv")
+        .input(changes_csv())
         .args(["--report", "b.csv", "-v"])
         .run();
     assert_eq!(
@@ -68,8 +58,7 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
     );
 
     let json = Plan::on(&sim)
-        .within(&work)
-        .file("in.csv")
+        .input(changes_csv())
         .args(["--report", "c.csv", "--json"])
         .run();
     assert_eq!(json.code, 0, "{}", json.stderr);
@@ -89,27 +78,18 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
 #[test]
 fn detailed_exitcode_tells_changes_pending_from_nothing_to_do() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("pending.csv", &changes_csv());
-    work.write(
-        "done.csv",
-        "id,flag,reason\n7,true,Seeded: automation account\n",
-    );
     let pending = Plan::on(&sim)
-        .within(&work)
-        .file("pending.csv")
+        .input(changes_csv())
         .args(["--detailed-exitcode", "--report", "p.csv"])
         .run();
     assert_eq!(pending.code, 4, "{}", pending.stderr);
     let done = Plan::on(&sim)
-        .within(&work)
-        .file("done.csv")
+        .input("id,flag,reason\n7,true,Seeded: automation account\n")
         .args(["--detailed-exitcode", "--report", "d.csv"])
         .run();
     assert_eq!(done.code, 0, "{}", done.stderr);
     let without = Plan::on(&sim)
-        .within(&work)
-        .file("pending.csv")
+        .input(changes_csv())
         .args(["--report", "w.csv"])
         .run();
     assert_eq!(without.code, 0, "the flag decides: {}", without.stderr);
@@ -131,25 +111,36 @@ fn plan_help_lists_only_what_plan_takes_and_guessed_flags_point_the_way() {
         assert!(!options.contains(apply_only), "{apply_only}: {options}");
     }
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let dry = drata(work.dir.path(), &["apply", "in.csv", "--dry-run"], &[]);
+    let dry = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--dry-run"])
+        .run();
     assert_eq!(dry.code, 2);
     assert!(dry.stderr.contains("drata-svcacct plan"), "{}", dry.stderr);
-    let output = drata(work.dir.path(), &["apply", "in.csv", "-o", "r.csv"], &[]);
+    let output = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["-o", "r.csv"])
+        .run();
     assert_eq!(output.code, 2);
     assert!(output.stderr.contains("--report PATH"), "{}", output.stderr);
 
     let sim = simulator(|_| {});
     for jobs in [&["-j", "3"][..], &["--jobs", "3"], &["--parallel", "3"]] {
-        let mut args = vec!["apply", "in.csv", "--report", "j.csv", "--force"];
-        args.extend_from_slice(jobs);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file("in.csv")
+            .args(["--report", "j.csv", "--force"])
+            .args(jobs)
+            .run();
         assert_eq!(run.code, 0, "{jobs:?}: {}", run.stderr);
     }
-    let timeout = drata(
-        work.dir.path(),
-        &["apply", "in.csv", "--timeout", "0.0001", "--simulate"],
-        &[],
-    );
+    let timeout = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--timeout", "0.0001", "--simulate"])
+        .run();
     assert_eq!(timeout.code, 2);
     assert!(timeout.stderr.contains("0.1 to 3600"), "{}", timeout.stderr);
 }

@@ -28,7 +28,7 @@ fn utf16_with_a_byte_order_mark_is_decoded() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(rows[0]["reason"], "CI runner, café");
-    let validate = drata(work.dir.path(), &["validate", "in.txt"], &[]);
+    let validate = Validate::offline().within(&work).file("in.txt").run();
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 }
 
@@ -48,9 +48,11 @@ fn windows_1252_is_never_sent_unless_named() {
     ] {
         let command = args[0];
         let run = if command == "validate" {
-            drata(work.dir.path(), args, &[])
+            Invocation::new(args, None).within(&work).run()
         } else {
-            on_sim(&sim, &work, args)
+            Invocation::new(args, Some((&sim).into()))
+                .within(&work)
+                .run()
         };
         assert_eq!(run.code, 2, "{command}: {}", run.stderr);
         assert!(
@@ -91,14 +93,14 @@ fn the_delimiter_is_read_from_the_header() {
     assert_eq!(read_report(&work.path("r.csv"))[0]["reason"], "CI, nightly");
 
     work.write("tie.csv", "id;flag,reason\n5;yes,x\n");
-    let tie = drata(work.dir.path(), &["validate", "tie.csv"], &[]);
+    let tie = Validate::offline().within(&work).file("tie.csv").run();
     assert_eq!(tie.code, 2, "{}", tie.stderr);
     assert!(tie.stderr.contains("pass --delimiter"), "{}", tie.stderr);
-    let named = drata(
-        work.dir.path(),
-        &["validate", "tie.csv", "--delimiter", ";"],
-        &[],
-    );
+    let named = Validate::offline()
+        .within(&work)
+        .file("tie.csv")
+        .args(["--delimiter", ";"])
+        .run();
     assert!(
         !named.stderr.contains("pass --delimiter"),
         "the option decides: {}",
@@ -147,10 +149,8 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
     let both = Apply::on(&sim)
         .within(&work)
         .file("in.csv")
+        .args(["--reconcile", "--reason-if-true", "CI"])
         .args([
-            "--reconcile",
-            "--reason-if-true",
-            "CI",
             "--reason-if-false",
             "Human after review",
             "--report",
@@ -201,7 +201,7 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     review_workbook(&work.path("review.xlsx"));
-    let first = drata(work.dir.path(), &["validate", "review.xlsx"], &[]);
+    let first = Validate::offline().within(&work).file("review.xlsx").run();
     assert_eq!(
         first.code, 2,
         "the first sheet has no id column: {}",
@@ -209,9 +209,11 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
     );
     assert!(first.stderr.contains("no id column"), "{}", first.stderr);
     let sheet = ["--sheet", "Review"];
-    let mut validate = vec!["validate", "review.xlsx"];
-    validate.extend_from_slice(&sheet);
-    let run = drata(work.dir.path(), &validate, &[]);
+    let run = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(sheet)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stdout
@@ -219,17 +221,15 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         "the sheet's row 5: {}",
         run.stdout
     );
-    let mut apply = vec![
-        "apply",
-        "review.xlsx",
-        "--skip-invalid",
-        "--report",
-        "r.csv",
-    ];
-    apply.extend_from_slice(&sheet);
-    let applied = on_sim(&sim, &work, &apply);
+    let Finished {
+        run: applied, rows, ..
+    } = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--skip-invalid"])
+        .args(sheet)
+        .run();
     assert_eq!(applied.code, 1, "{}", applied.stderr);
-    let rows = read_report(&work.path("r.csv"));
     assert_eq!(
         outcomes(&rows),
         vec![
@@ -244,29 +244,22 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         "the number 106.0 is the id 106"
     );
     assert_eq!(sim.applied().len(), 2);
-    let header = drata(
-        work.dir.path(),
-        &[
-            "validate",
-            "review.xlsx",
-            "--sheet",
-            "Review",
-            "--id-column",
-            "Nope",
-        ],
-        &[],
-    );
+    let header = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--sheet", "Review", "--id-column", "Nope"])
+        .run();
     assert_eq!(header.code, 2);
     assert!(
         header.stderr.contains("review.xlsx: line 3: no id column"),
         "{}",
         header.stderr
     );
-    let missing = drata(
-        work.dir.path(),
-        &["validate", "review.xlsx", "--sheet", "Nope"],
-        &[],
-    );
+    let missing = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--sheet", "Nope"])
+        .run();
     assert_eq!(missing.code, 2);
     assert!(
         missing.stderr.contains("\"Notes\", \"Review\""),
@@ -329,15 +322,9 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
     let apply = Apply::on(&sim)
         .within(&work)
         .file("reviewed.xlsx")
-        .args([
-            "--reconcile",
-            "--reason-if-true",
-            "Q4 review",
-            "--reason-if-false",
-            "Q4 review: a person",
-            "--report",
-            "r.csv",
-        ])
+        .args(["--reconcile", "--reason-if-true", "Q4 review"])
+        .args(["--reason-if-false", "Q4 review: a person"])
+        .args(["--report", "r.csv"])
         .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let mut applied: Vec<u64> = sim.applied().into_keys().collect();

@@ -77,14 +77,8 @@ fn with_many_workers_a_refused_certificate_costs_one_connection() {
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
     let Finished { run, rows, .. } = Apply::on(&server)
         .input(rows_csv(1, 20))
-        .args([
-            "--concurrency",
-            "8",
-            "--rate",
-            "unlimited",
-            "--max-attempts",
-            "5",
-        ])
+        .args(["--concurrency", "8", "--rate", "unlimited"])
+        .args(["--max-attempts", "5"])
         .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "{}", run.stderr);

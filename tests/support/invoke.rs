@@ -73,6 +73,12 @@ impl From<&str> for Endpoint {
     }
 }
 
+impl From<&String> for Endpoint {
+    fn from(url: &String) -> Self {
+        Self::url(url.as_str())
+    }
+}
+
 macro_rules! subcommand {
     ($(#[$doc:meta])* $name:ident, $word:literal) => {
         $(#[$doc])*
@@ -82,13 +88,13 @@ macro_rules! subcommand {
             /// Against `target`, with its key.
             #[allow(dead_code)] // Not every subcommand is run against a target.
             pub fn on<'w>(target: impl Into<Endpoint>) -> Invocation<'w> {
-                Invocation::new(&[$word], Some(target.into()))
+                Invocation::new([$word], Some(target.into()))
             }
 
             /// With no target and no key.
             #[allow(dead_code)] // Not every subcommand is run offline.
             pub fn offline<'w>() -> Invocation<'w> {
-                Invocation::new(&[$word], None)
+                Invocation::new([$word], None)
             }
         }
     };
@@ -154,10 +160,14 @@ pub struct Invocation<'w> {
 }
 
 impl<'w> Invocation<'w> {
-    /// `words` first on the command line (the subcommand, or a whole command line).
-    pub fn new(words: &[&str], endpoint: Option<Endpoint>) -> Self {
+    /// `words` first on the command line (the subcommand, or a whole command line such as
+    /// a printed resume command).
+    pub fn new<S: AsRef<str>>(
+        words: impl IntoIterator<Item = S>,
+        endpoint: Option<Endpoint>,
+    ) -> Self {
         Self {
-            words: words.iter().map(|w| (*w).to_owned()).collect(),
+            words: words.into_iter().map(|w| w.as_ref().to_owned()).collect(),
             key: endpoint.as_ref().map(|e| e.key.clone()),
             endpoint,
             work: None,
@@ -342,8 +352,15 @@ impl<'w> Started<'w> {
     pub fn finish(self) -> Finished<'w> {
         let run = finish(self.child);
         let report = Invocation::value_of(&self.argv, "--report").map(|p| self.work.path(&p));
+        let input = self.argv.get(1).map(|p| self.work.path(p));
+        // Only a regular file this run could have written: not a link, device or FIFO a
+        // test put in the way, nor the input named as the report.
+        let written = |path: &PathBuf| {
+            std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+                && Some(path) != input.as_ref()
+        };
         let rows = match report {
-            Some(path) if path.exists() => read_report(&path),
+            Some(path) if written(&path) => read_report(&path),
             _ => Vec::new(),
         };
         Finished {
@@ -376,11 +393,6 @@ impl Finished<'_> {
     /// A path in the run's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.work.path(name)
-    }
-
-    /// A file the run left, as text.
-    pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     /// The `--summary-json` document: from standard output for `-`, else from its file.

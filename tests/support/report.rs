@@ -16,6 +16,14 @@ pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
         REPORT_COLUMNS.to_vec(),
         "report columns"
     );
+    records_by_header(reader)
+}
+
+/// Every record of a CSV as a map of header to cell.
+pub fn records_by_header<R: std::io::Read>(
+    mut reader: csv::Reader<R>,
+) -> Vec<HashMap<String, String>> {
+    let headers = reader.headers().expect("header").clone();
     reader
         .records()
         .map(|r| {
