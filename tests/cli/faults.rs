@@ -39,7 +39,7 @@ fn dropped_connections_are_retried() {
 fn max_failures_count_aborts_the_run() {
     let server = TestServer::start(|_, _| Reply::json(404, r#"{"message":"gone"}"#));
     let Finished { run, rows, .. } = Apply::on(&server)
-        .input(&rows_csv(1, 10))
+        .input(rows_csv(1, 10))
         .args(["--max-failures", "2", "--concurrency", "1"])
         .args(["--rate", "unlimited"])
         .run();
@@ -55,7 +55,7 @@ fn max_failures_count_aborts_the_run() {
 fn max_failures_percentage_applies_once_20_rows_finished() {
     let server = TestServer::start(|_, _| Reply::json(404, "{}"));
     let Finished { run, rows, .. } = Apply::on(&server)
-        .input(&rows_csv(1, 40))
+        .input(rows_csv(1, 40))
         .args(["--concurrency", "1", "--rate", "unlimited"])
         .run();
     assert_eq!(run.code, 3, "default 50%: {}", run.stderr);
@@ -72,7 +72,7 @@ fn max_failures_percentage_applies_once_20_rows_finished() {
         id => Reply::identity(id.unwrap()),
     });
     let Finished { run, rows, .. } = Apply::on(&server)
-        .input(&rows_csv(1, 30))
+        .input(rows_csv(1, 30))
         .args(["--rate", "unlimited"])
         .run();
     assert_eq!(run.code, 1, "{}", run.stderr);

@@ -84,7 +84,7 @@ fn array_messages_of_a_400_are_joined() {
 fn a_401_aborts_with_exit_3_and_unsent_rows_not_attempted() {
     let server = TestServer::start(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
     let Finished { run, rows, .. } = Apply::on(&server)
-        .input(&rows_csv(1, 6))
+        .input(rows_csv(1, 6))
         .args(["--concurrency", "1", "--rate", "unlimited"])
         .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
