@@ -475,6 +475,9 @@ impl RunConfig {
         if let Some(sheet) = &input.sheet {
             args.push(format!("--sheet={sheet}"));
         }
+        if let Some(row) = input.header_row {
+            args.push(format!("--header-row={row}"));
+        }
         if let Some(encoding) = input.encoding {
             args.push(format!("--encoding={}", encoding.name()));
         }
