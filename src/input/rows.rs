@@ -650,9 +650,12 @@ impl<R: Read> RowReader<R> {
     }
 
     fn cell(&self, index: usize) -> Option<Result<&str, ()>> {
-        self.record
-            .get(index)
-            .map(|bytes| std::str::from_utf8(bytes).map_err(|_| ()))
+        match self.record.get(index) {
+            Some(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
+            // A sheet's row ends at its last cell: the cells after it are empty.
+            None if self.records.sheet().is_some() => Some(Ok("")),
+            None => None,
+        }
     }
 
     fn echo(&self, index: usize) -> String {
@@ -671,7 +674,10 @@ impl<R: Read> RowReader<R> {
         };
         let width = self.record.len();
         let expected = self.columns.headers.len();
-        if width < expected {
+        if self.records.sheet().is_some() {
+            // A sheet has no short or long rows: a cell past the header is a note beside
+            // the table, one before its end an empty cell.
+        } else if width < expected {
             // Name the first column the row lacks; cells past the end are not reported again.
             problem(
                 &self.columns.headers[width],

@@ -600,3 +600,51 @@ mod tests {
         assert!(!has_signature(b"id,flag"));
     }
 }
+
+/// `.xls` files made by Excel, from calamine's own test suite (tests/fixtures/).
+#[cfg(test)]
+mod xls {
+    use super::*;
+
+    fn fixture(name: &str) -> File {
+        File::open(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_xls_date_is_a_date_not_a_number() {
+        let sheet = read_sheet(&fixture("excel-date.xls"), None, u64::MAX).unwrap();
+        let first = &sheet.rows[0];
+        assert_eq!(first.line, 1);
+        let cell = first.get(0).unwrap();
+        assert_eq!(*cell, Cell::Date("2021-01-01".into()));
+        assert!(cell
+            .problem(Role::Id)
+            .unwrap()
+            .contains("holds a date (2021-01-01)"));
+        assert!(cell
+            .problem(Role::Reason)
+            .unwrap()
+            .contains("format the column as Text"));
+        let duration = sheet
+            .rows
+            .iter()
+            .find(|r| r.line == 3)
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert!(matches!(duration, Cell::Duration(_)), "{duration:?}");
+    }
+
+    #[test]
+    fn an_xls_hidden_sheet_is_read_only_when_named() {
+        let shown = read_sheet(&fixture("excel-any-sheets.xls"), None, u64::MAX).unwrap();
+        assert_eq!(shown.name, "Visible");
+        let hidden =
+            read_sheet(&fixture("excel-any-sheets.xls"), Some("hidden"), u64::MAX).unwrap();
+        assert_eq!(hidden.name, "Hidden");
+    }
+}

@@ -139,7 +139,7 @@ fn ids_are_decimal_integers_from_1_to_2_pow_53_minus_1() {
                9007199254740992,true,too large\n\
                0,true,zero\n\
                -4,true,negative\n\
-               1e3,true,not decimal\n\
+               1.5,true,not whole\n\
                ,true,empty\n";
     let (run, rows, _sim) = apply_on_simulator(csv, &["--skip-invalid"]);
     assert_eq!(run.code, 1, "{}", run.stderr);

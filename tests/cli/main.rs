@@ -6,6 +6,7 @@
 mod support;
 
 mod answers;
+mod cells;
 mod concurrency;
 mod export;
 mod faults;
