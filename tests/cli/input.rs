@@ -103,7 +103,7 @@ fn ids_are_decimal_integers_from_1_to_2_pow_53_minus_1() {
                9007199254740992,true,too large\n\
                0,true,zero\n\
                -4,true,negative\n\
-               1e3,true,not decimal\n\
+               1.5,true,not whole\n\
                ,true,empty\n";
     let sim = simulator(|_| {});
     let Finished { run, rows, .. } = Apply::on(&sim).input(csv).args(["--skip-invalid"]).run();

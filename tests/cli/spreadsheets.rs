@@ -251,7 +251,7 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         .run();
     assert_eq!(header.code, 2);
     assert!(
-        header.stderr.contains("review.xlsx: line 3: no id column"),
+        header.stderr.contains("review.xlsx: line 3 of sheet \"Review\" (the workbook has \"Notes\", \"Review\"): no id column"),
         "{}",
         header.stderr
     );
