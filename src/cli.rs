@@ -189,9 +189,15 @@ struct InputArgs {
     #[arg(long, value_name = "TEXT")]
     reason_if_false: Option<String>,
 
-    /// The sheet of a spreadsheet input (.xlsx, .xlsm, .xls, .ods) [default: the first]
+    /// The sheet of a spreadsheet input (.xlsx, .xlsm, .xls, .ods), any case, hidden ones
+    /// too [default: the active sheet when visible, else the first visible one]
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
+
+    /// The header is row N (1-based), for files with title rows the search misses
+    /// [default: searched for among the first 20 non-empty rows]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    header_row: Option<u64>,
 
     /// Text encoding of the input [default: UTF-8, or UTF-16 by its byte-order mark]
     #[arg(long, value_enum, value_name = "NAME")]
@@ -431,6 +437,7 @@ impl InputArgs {
             max_copy_mib: self.max_input_mib,
             encoding: self.encoding,
             sheet: self.sheet,
+            header_row: self.header_row,
         }
     }
 }

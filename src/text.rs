@@ -46,10 +46,11 @@ pub(crate) fn shorten(text: &str, limit: usize) -> String {
 }
 
 /// Undoes the spreadsheet-safety prefix our CSVs put before a cell a spreadsheet would
-/// run as a formula (`'=x` is `=x`); any other cell is returned as it is.
+/// run as a formula (`'=x` is `=x`), or that begins with `'` (`''x` is `'x`): one `'`
+/// followed by `=`, `+`, `-`, `@`, tab, CR or `'`. Any other cell is returned as it is.
 pub(crate) fn unprefixed(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
         _ => cell,
     }
 }

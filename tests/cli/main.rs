@@ -10,6 +10,8 @@
 mod support;
 
 mod answers;
+mod cells;
+mod clock_bound;
 mod concurrency;
 mod docs;
 mod evidence;

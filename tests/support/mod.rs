@@ -1,10 +1,12 @@
 //! Test support for the integration tests in `tests/cli/`: running the binary in a temporary
 //! directory, a scripted HTTP server on port 0, the project's simulator, a TLS server with
-//! certificates made at test time and a CONNECT proxy, and reading reports.
+//! certificates made at test time and a CONNECT proxy, reading reports, and the builder
+//! every test runs the binary with (`Apply::on(&sim).input(csv).run()`, in `invoke.rs`).
 //!
 //! Every library path the tests use is named in this file and nowhere else, so that moving a
 //! type in `src/` means one place to fix here, not one per topic file.
 
+mod invoke;
 mod report;
 mod run;
 mod server;
@@ -38,6 +40,7 @@ const REPORT_COLUMNS: [&str; 16] = [
     "api",
 ];
 
+pub use invoke::*;
 pub use report::*;
 pub use run::*;
 pub use server::*;
