@@ -194,7 +194,7 @@ fn the_markdown_record_sorts_by_id_and_names_the_connection_and_the_account() {
 
 /// `upload-evidence FILE ARGS...` against `sim`, from `work`.
 fn upload(sim: &RunningSimulator, work: &Workdir, file: &str, args: &[&str]) -> Run {
-    let mut all = vec!["upload-evidence", file, "--retry-base-ms", "10"];
+    let mut all = vec!["upload-evidence", file];
     all.extend_from_slice(args);
     on_sim(sim, work, &all)
 }
