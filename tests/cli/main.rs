@@ -9,6 +9,7 @@ mod answers;
 mod concurrency;
 mod export;
 mod faults;
+mod hostile;
 mod input;
 mod network;
 mod operator;
