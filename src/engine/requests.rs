@@ -308,10 +308,25 @@ impl Engine {
     {
         slot.sent(Instant::now());
         let result = attempt().await;
-        slot.answered(Instant::now(), answer_of(&result));
+        let answer = answer_of(&result);
+        slot.answered(Instant::now(), answer);
         if result.is_ok() {
             if let Ok(mut rate) = self.adaptive.lock() {
                 rate.on_success(Instant::now());
+            }
+        }
+        if let Answer::ServerError(status) = answer {
+            let slower = self
+                .adaptive
+                .lock()
+                .ok()
+                .and_then(|mut rate| rate.on_server_error(Instant::now()));
+            if let Some(interval) = slower {
+                tracing::warn!(
+                    status,
+                    rate_per_minute = format!("{:.0}", 60.0 / interval.as_secs_f64()),
+                    "the server keeps answering 5xx: lowering the request rate"
+                );
             }
         }
         result
