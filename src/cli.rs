@@ -266,7 +266,7 @@ struct RunArgs {
     force: bool,
 
     /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
-    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
+    /// the measured latency, 4 to 64, lowered down to 1 on timeouts, 5xx and 429s and toward 4 when answers slow with the load)
     #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
           default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     concurrency: ConcurrencyMode,
@@ -368,6 +368,15 @@ struct SimulateArgs {
     /// Delay of the slow answers, in milliseconds (default: beyond the client's 30 s timeout)
     #[arg(long, value_name = "MS", default_value_t = SimulatorConfig::default().slow_delay.as_millis() as u64)]
     slow_ms: u64,
+
+    /// Requests worked on at once; more are answered 503 (a server that admits few)
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<std::num::NonZeroU64>,
+
+    /// Work on one request at a time, each taking MS milliseconds: the latency grows with
+    /// the requests in flight (a server that queues)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    queue_ms: u64,
 
     /// Seed of the fault injection, for repeatable runs
     #[arg(long, value_name = "N", default_value_t = SimulatorConfig::default().seed)]
@@ -577,6 +586,8 @@ impl SimulateArgs {
             drop_rate: self.drop_rate,
             slow_rate: self.slow_rate,
             slow_delay: Duration::from_millis(self.slow_ms),
+            max_in_flight: self.max_in_flight.map(std::num::NonZeroU64::get),
+            queue_delay: Duration::from_millis(self.queue_ms),
             seed: self.seed,
         })
     }
