@@ -53,6 +53,7 @@ impl Engine {
         };
         report.attempts = attempted.attempts;
         report.http_status = attempted.last_status;
+        report.failure = attempted.failure;
         report.previous = previous;
         report
     }

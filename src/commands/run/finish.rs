@@ -8,11 +8,8 @@ use std::time::SystemTime;
 use super::Run;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::exit;
-use crate::model::{StopReason, Tally};
-use crate::output::{
-    counts, ConcurrencyFigures, EvidenceRecorder, FileDigest, LatencyFigures, RunContext, Sink,
-    Summary,
-};
+use crate::model::{ConcurrencyFigures, LatencyFigures, StopReason, Tally};
+use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.
@@ -30,12 +27,10 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
     // makes the run fail loudly instead of looking complete.
     if tally.total() != run.scan.rows || files.lost {
-        let message = format!(
-            "the report has {} rows for {} input rows",
-            tally.total(),
-            run.scan.rows
-        );
-        run.control.stop(StopReason::ReportFailed(message));
+        run.control.stop(StopReason::RowsLost {
+            reported: tally.total(),
+            rows: run.scan.rows,
+        });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {

@@ -25,7 +25,7 @@ use crate::input::{
     ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::input::{Record, PROBLEMS_SHOWN};
-use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
+use crate::model::{Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally};
 use crate::output::{
     column_mapping_line, print_changes, write_changes_json, Change, EvidenceRecorder, Progress,
     ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
@@ -133,7 +133,7 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
             Some(Arc::new(listing))
         }
         Err(e) => {
-            control.stop(StopReason::StateUnavailable(e.to_string()));
+            control.stop(StopReason::StateUnavailable(StopSource::new(e)));
             None
         }
     }
@@ -284,7 +284,8 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
-            run.control.stop(StopReason::InputFailed(e.to_string()));
+            run.control
+                .stop(StopReason::InputFailed(StopSource::new(e)));
             return None;
         }
     };
@@ -398,7 +399,8 @@ impl Feed {
             let record = match record {
                 Ok(record) => record,
                 Err(e) => {
-                    self.control.stop(StopReason::InputFailed(e.to_string()));
+                    self.control
+                        .stop(StopReason::InputFailed(StopSource::new(e)));
                     return;
                 }
             };
@@ -497,8 +499,10 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
         Undo::New(file) => match UndoWriter::new(file, run_started) {
             Ok(undo) => Some(undo),
             Err(e) => {
-                run.control
-                    .stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                run.control.stop(StopReason::ReportFailed {
+                    file: RecordFile::Undo,
+                    source: Arc::new(e),
+                });
                 None
             }
         },
@@ -507,8 +511,10 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
         match EvidenceRecorder::new(config.reconcile && run.listing.is_some()) {
             Ok(recorder) => Some(recorder),
             Err(e) => {
-                run.control
-                    .stop(StopReason::ReportFailed(format!("evidence file: {e}")));
+                run.control.stop(StopReason::ReportFailed {
+                    file: RecordFile::Evidence,
+                    source: Arc::new(e),
+                });
                 None
             }
         }
