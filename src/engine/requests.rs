@@ -381,6 +381,9 @@ impl Engine {
             self.pause.pause_for(pause);
             self.slow_down(pause);
         }
+        if failure.retry_after.is_some() && delay > LONG_PAUSE {
+            announce_pause(delay, failure.status());
+        }
         tracing::debug!(
             what,
             attempt = attempts,
@@ -400,6 +403,20 @@ impl Engine {
     pub(crate) fn concurrency_figures(&self) -> (ConcurrencyFigures, LatencyFigures) {
         self.inflight.figures(self.mode.to_string())
     }
+}
+
+/// A `Retry-After` pause longer than this is announced at WARN: a run that stops for
+/// minutes in silence looks hung.
+const LONG_PAUSE: Duration = Duration::from_secs(10);
+
+/// Says at WARN how long the server asked the run to wait.
+fn announce_pause(delay: Duration, status: Option<u16>) {
+    tracing::warn!(
+        status,
+        pause_seconds = delay.as_secs(),
+        "the server asked to wait {} s (Retry-After) before the next attempt",
+        delay.as_secs()
+    );
 }
 
 /// How an attempt's answer weighs on the in-flight limit.
