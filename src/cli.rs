@@ -18,6 +18,7 @@ use crate::config::{
 use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
+use crate::output::Console;
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::{SimulatorConfig, MAX_IDENTITIES};
@@ -594,40 +595,47 @@ impl SimulateArgs {
 }
 
 impl Cli {
-    /// Parses the process's arguments, or exits as clap does: help and version on standard
-    /// output, usage errors on standard error (as one JSON object when the arguments ask
-    /// for `--log-format json`, like every other line there).
-    pub fn parse_args() -> Self {
-        match <Self as Parser>::try_parse() {
-            Ok(cli) => cli,
-            Err(error) if error.use_stderr() && asks_for_json(std::env::args_os()) => {
-                let line = serde_json::json!({
-                    "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-                    "level": "ERROR",
-                    "message": error.kind().to_string(),
-                    "detail": error.to_string().trim(),
-                });
-                eprintln!("{line}");
-                std::process::exit(crate::exit::USAGE.into());
-            }
-            Err(error) => error.exit(),
+    /// Parses the process's arguments. What clap refuses comes back as a value, help and
+    /// version among it: [`Cli::refusal_console`] prints it, [`Cli::refusal_exit_code`]
+    /// says how the process ends.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        <Self as Parser>::try_parse()
+    }
+
+    /// The console for what clap refused, before any `Cli` exists: JSON when the
+    /// arguments ask for `--log-format json`, like every other line on standard error.
+    pub fn refusal_console() -> Console {
+        Console::new(asks_for_json(std::env::args_os()), false)
+    }
+
+    /// How a refused command line ends: help and version as a success, anything else as
+    /// a usage error (as clap itself would exit).
+    pub fn refusal_exit_code(refused: &clap::Error) -> u8 {
+        if refused.use_stderr() {
+            crate::exit::USAGE
+        } else {
+            crate::exit::SUCCESS
         }
     }
 
-    /// True when every line on standard error is to be JSON.
-    pub fn json_logs(&self) -> bool {
-        self.log_format == LogFormat::Json
+    /// The console this command line asks for.
+    pub fn console(&self) -> Console {
+        self.output_options().console()
+    }
+
+    fn output_options(&self) -> OutputOptions {
+        OutputOptions {
+            quiet: self.quiet,
+            verbose: self.verbose,
+            log_format: self.log_format,
+            progress_interval: self.progress_interval,
+        }
     }
 
     /// Checks every value and builds the command; `program` is how the tool was invoked,
     /// for the commands it prints.
     pub(crate) fn into_command(self, program: String) -> Result<Command, ConfigError> {
-        let output = OutputOptions {
-            quiet: self.quiet,
-            verbose: self.verbose,
-            log_format: self.log_format,
-            progress_interval: self.progress_interval,
-        };
+        let output = self.output_options();
         Ok(match self.command {
             Commands::Validate(input) => Command::Validate {
                 // Offline, a `false` row without a reason cannot be judged: it is fine if

@@ -13,6 +13,7 @@ use crate::drata::is_loopback_host;
 use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::InputOptions;
 use crate::model::{IdentityKind, Rate, RateError};
+use crate::output::Console;
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::SimulatorConfig;
@@ -281,6 +282,13 @@ pub(crate) struct OutputOptions {
     pub log_format: LogFormat,
     /// Time between progress log lines when stderr is not a terminal.
     pub progress_interval: Duration,
+}
+
+impl OutputOptions {
+    /// The console that writes what a person reads, as these options ask.
+    pub(crate) fn console(&self) -> Console {
+        Console::new(self.log_format == LogFormat::Json, self.quiet)
+    }
 }
 
 /// What only `plan` does.

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::exit;
+use crate::output::Console;
 
 pub(super) fn completions(
     shell: clap_complete::Shell,
@@ -22,7 +23,7 @@ pub(super) fn man(definition: clap::Command) -> Result<u8, Error> {
 
 fn write_stdout(bytes: &[u8]) -> Result<u8, Error> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    let mut out = Console::default().stdout();
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(Error::Stdout)?;

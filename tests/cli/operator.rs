@@ -325,6 +325,40 @@ fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
 }
 
 #[test]
+fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
+    let work = Workdir::new();
+    for args in [&["--version"][..], &["--log-format", "json", "--help"]] {
+        let run = drata(work.dir.path(), args, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(run.stdout.contains("drata-svcacct"), "{args:?}");
+        assert_eq!(run.stderr, "", "{args:?}");
+    }
+    let unknown = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--no-such-option"],
+        &[],
+    );
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.starts_with("error: ") && unknown.stderr.contains("--no-such-option"),
+        "clap's own words: {}",
+        unknown.stderr
+    );
+    assert_eq!(unknown.stdout, "");
+    // An error found after parsing: one line, shown under -q too.
+    let missing = drata(work.dir.path(), &["-q", "validate", "missing.csv"], &[]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .starts_with("drata-svcacct: error: cannot read missing.csv"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
 fn options_that_make_no_sense_are_refused_before_any_io() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");

@@ -149,3 +149,60 @@ fn plan_help_lists_only_what_plan_takes_and_guessed_flags_point_the_way() {
     assert_eq!(timeout.code, 2);
     assert!(timeout.stderr.contains("0.1 to 3600"), "{}", timeout.stderr);
 }
+
+#[test]
+fn quiet_silences_the_diff_but_not_a_json_plan_asked_for() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &changes_csv());
+    let quiet = on_sim(&sim, &work, &["plan", "in.csv", "--report", "q.csv", "-q"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stdout, "", "no diff under -q");
+    assert_eq!(quiet.stderr, "", "a plan that needs nothing says nothing");
+    let json = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "in.csv",
+            "--report",
+            "j.csv",
+            "-q",
+            "--json",
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["would_update"], 24);
+    assert_eq!(json.stderr, "");
+}
+
+#[test]
+fn a_closed_standard_output_ends_a_plan_quietly_with_its_report_and_summary() {
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 3000));
+    // -v prints every change, about 250 KB: far more than a pipe holds, so the plan is
+    // still writing when the reader goes away, as with `| head -1`.
+    let mut child = command(
+        work.dir.path(),
+        &["plan", "in.csv", "--simulate", "-v", "--report", "p.csv"],
+    )
+    .spawn()
+    .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with(b"Would update 3000 of 3000 rows"));
+    drop(stdout);
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.to_lowercase().contains("pipe"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("plan finished"), "{}", run.stderr);
+    assert_eq!(read_report(&work.path("p.csv")).len(), 3000);
+}

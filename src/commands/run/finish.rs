@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::Run;
-use crate::config::{LogFormat, Mode, RunConfig};
+use crate::config::{Mode, RunConfig};
 use crate::exit;
 use crate::model::{ConcurrencyFigures, LatencyFigures, StopReason, Tally};
 use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
@@ -39,7 +39,7 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
-    print_summary(config, &summary);
+    config.output.console().summary(&summary);
     if let (Some(file), Some(path)) = (files.summary, &config.summary_json) {
         if let Err(e) = write_summary(file, &summary) {
             tracing::error!("cannot write the summary {}: {e}", path.display());
@@ -147,21 +147,6 @@ fn resumable(
         .saturating_sub(tally.permanent_failures())
         + unrecorded;
     config.mode == Mode::Apply && !refused && curable > 0 && !config.is_simulated()
-}
-
-/// Prints the summary; with `--quiet`, only when something needs attention.
-fn print_summary(config: &RunConfig, summary: &Summary) {
-    if config.output.quiet && summary.exit_code == exit::SUCCESS {
-        return;
-    }
-    match config.output.log_format {
-        LogFormat::Text => eprint!("{}", summary.to_text()),
-        // One JSON object on one line, like every other event.
-        LogFormat::Json => match serde_json::to_string(&summary.as_event()) {
-            Ok(json) => eprintln!("{json}"),
-            Err(e) => tracing::error!("cannot encode the summary: {e}"),
-        },
-    }
 }
 
 fn write_summary(mut sink: Sink, summary: &Summary) -> std::io::Result<()> {

@@ -7,7 +7,6 @@
 mod consume;
 mod planner;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -27,8 +26,8 @@ use crate::input::{
 use crate::input::{Record, PROBLEMS_SHOWN};
 use crate::model::{Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally};
 use crate::output::{
-    column_mapping_line, print_changes, write_changes_json, Change, EvidenceRecorder, Progress,
-    ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, Change, EvidenceRecorder, InvalidRows, Progress, ReportWriter, RowProblem,
+    UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -188,12 +187,10 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     };
     let blocked = scan.invalid_rows > 0 && !config.skip_invalid;
     if scan.invalid_rows > 0 {
-        print_problems(
-            &input,
-            &scan,
-            blocked,
-            config.output.log_format == LogFormat::Json,
-        );
+        config
+            .output
+            .console()
+            .invalid_rows(&invalid_rows(&input, &scan, blocked));
     }
     if blocked {
         control.stop(StopReason::InvalidInput {
@@ -218,44 +215,23 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     })
 }
 
-/// Prints the first problems of an input and their count.
-fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool, json: bool) {
-    if json {
-        // One event per problem, so that a log pipeline can count and route them.
-        tracing::warn!(
-            input = input.path(),
-            invalid_rows = scan.invalid_rows,
-            rows = scan.rows,
-            blocked,
-            "invalid rows"
-        );
-        for problem in &scan.first_problems {
-            tracing::warn!(
-                line = problem.line,
-                column = %problem.column,
-                problem = %problem.message,
-                "invalid row"
-            );
-        }
-        return;
-    }
-    eprintln!(
-        "{}: {} of {} rows are invalid{}:",
-        input.path(),
-        scan.invalid_rows,
-        scan.rows,
-        if blocked {
-            "; nothing will be sent (fix them or pass --skip-invalid)"
-        } else {
-            " and will be skipped"
-        }
-    );
-    for problem in &scan.first_problems {
-        eprintln!("  {problem}");
-    }
-    let shown = scan.first_problems.len() as u64;
-    if scan.problem_count > shown {
-        eprintln!("  … and {} more problems", scan.problem_count - shown);
+/// The first problems of an input and their count, for the console.
+fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) -> InvalidRows<'a> {
+    InvalidRows {
+        input: input.path(),
+        invalid_rows: scan.invalid_rows,
+        rows: scan.rows,
+        blocked,
+        first: scan
+            .first_problems
+            .iter()
+            .map(|problem| RowProblem {
+                line: problem.line,
+                column: &problem.column,
+                message: &problem.message,
+            })
+            .collect(),
+        problem_count: scan.problem_count,
     }
 }
 
@@ -296,16 +272,9 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
-    if config.mode == Mode::Plan && (config.plan.json || !config.output.quiet) && !stdout_taken {
-        let mut out = std::io::stdout().lock();
-        let printed = if config.plan.json {
-            write_changes_json(&mut out, changes, run.scan.rows, &shown)
-        } else {
-            print_changes(&mut out, changes, run.scan.rows, &shown)
-        };
-        if let Err(e) = printed.and_then(|()| out.flush()) {
-            tracing::debug!(error = %e, "standard output is closed");
-        }
+    if config.mode == Mode::Plan && !stdout_taken {
+        let console = config.output.console();
+        console.plan(config.plan.json, changes, run.scan.rows, &shown);
     }
     if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
         run.control
@@ -469,7 +438,11 @@ async fn execute(
         run_id: run.run_id.clone(),
         row_events: config.output.log_format == LogFormat::Json,
     };
-    let progress = Progress::new(run.scan.rows, progress_mode(config));
+    let progress_mode = config
+        .output
+        .console()
+        .progress_mode(config.output.progress_interval);
+    let progress = Progress::new(run.scan.rows, progress_mode);
     let display = (progress, sending.map(|engine| engine.as_ref()));
     let consumed = consume(results_rx, &mut outputs, display, &options, &run.control).await;
     let mut lost = feeder.await.is_err();
@@ -523,19 +496,5 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
         report,
         undo,
         evidence,
-    }
-}
-
-fn progress_mode(config: &RunConfig) -> ProgressMode {
-    use std::io::IsTerminal;
-    let output = &config.output;
-    if output.quiet {
-        ProgressMode::Quiet
-    } else if std::io::stderr().is_terminal() && output.log_format == LogFormat::Text {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Log {
-            every: output.progress_interval,
-        }
     }
 }
