@@ -16,6 +16,7 @@ mod concurrency;
 mod docs;
 mod export;
 mod faults;
+mod hostile;
 mod input;
 mod layers;
 mod network;
