@@ -417,6 +417,15 @@ struct SimulateArgs {
     #[arg(long, value_name = "MS", default_value_t = SimulatorConfig::default().slow_delay.as_millis() as u64)]
     slow_ms: u64,
 
+    /// Requests worked on at once; more are answered 503 (a server that admits few)
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<std::num::NonZeroU64>,
+
+    /// Work on one request at a time, each taking MS milliseconds: the latency grows with
+    /// the requests in flight (a server that queues)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    queue_ms: u64,
+
     /// Seed of the fault injection, for repeatable runs
     #[arg(long, value_name = "N", default_value_t = SimulatorConfig::default().seed)]
     seed: u64,
@@ -646,6 +655,8 @@ impl SimulateArgs {
             drop_rate: self.drop_rate,
             slow_rate: self.slow_rate,
             slow_delay: Duration::from_millis(self.slow_ms),
+            max_in_flight: self.max_in_flight.map(std::num::NonZeroU64::get),
+            queue_delay: Duration::from_millis(self.queue_ms),
             seed: self.seed,
             ..SimulatorConfig::default()
         })

@@ -345,7 +345,8 @@ pub(crate) struct RunOptions {
     pub force: bool,
 
     /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
-    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
+    /// the measured latency, 4 to 64, lowered down to 1 on timeouts, 5xx and 429s and
+    /// toward 4 when answers slow with the load)
     #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
           default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
     pub concurrency: ConcurrencyMode,

@@ -17,6 +17,7 @@ mod docs;
 mod evidence;
 mod export;
 mod faults;
+mod hostile;
 mod input;
 mod layers;
 mod network;
