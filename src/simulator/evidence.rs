@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error, Shared, FIRST_NAMES, LAST_NAMES};
+use super::{error, Shared};
 
 /// An item of the simulated Evidence Library, with every field as it was received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,32 +110,53 @@ async fn workspaces(State(sim): State<Shared>, headers: HeaderMap) -> Response {
     )
 }
 
-/// The people behind the seeded identities: user `n` is person `n - 1`.
+#[derive(Deserialize)]
+struct UserQuery {
+    q: Option<String>,
+    page: Option<String>,
+    limit: Option<String>,
+}
+
+/// The people behind the seeded identities: user `n` is person `n - 1`. Paged like the
+/// identities (`page`, `limit` at most 50), searched by `q`.
 async fn users(
     State(sim): State<Shared>,
-    Query(search): Query<Search>,
+    Query(query): Query<UserQuery>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = sim.gate(&headers).await {
         return response;
     }
-    let people = sim.config.identities.div_ceil(3).min(1000);
-    let data = (0..people)
-        .filter_map(|person| {
-            let first = FIRST_NAMES[(person % 10) as usize];
-            let last = LAST_NAMES[((person / 10) % 10) as usize];
-            let suffix = match person / 100 {
-                0 => String::new(),
-                n => n.to_string(),
-            };
-            let email = format!("{first}.{last}{suffix}@example.com");
-            matches(&search.q, &[&email, first, last]).then(|| {
-                json!({ "id": person + 1, "email": email, "firstName": first, "lastName": last })
-            })
+    let page = query.page.as_deref().unwrap_or("1").parse::<u64>();
+    let limit = query.limit.as_deref().unwrap_or("20").parse::<u64>();
+    let (Ok(page @ 1..), Ok(limit @ 1..=50)) = (page, limit) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!(["page must be at least 1", "limit must be between 1 and 50"]),
+        );
+    };
+    let render = |person: u64| {
+        let (first, last, email) = super::person(person);
+        matches(&query.q, &[&email, first, last]).then(|| {
+            json!({ "id": person + 1, "email": email, "firstName": first, "lastName": last })
         })
-        .take(50)
-        .collect();
-    page(data)
+    };
+    let people = sim.users();
+    let skip = (page - 1).saturating_mul(limit);
+    let (data, total): (Vec<Value>, u64) = if query.q.as_deref().unwrap_or("").trim().is_empty() {
+        let end = people.min(skip.saturating_add(limit));
+        ((skip..end).filter_map(render).collect(), people)
+    } else {
+        let found: Vec<Value> = (0..people).filter_map(render).collect();
+        let total = found.len() as u64;
+        let data = found
+            .into_iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .collect();
+        (data, total)
+    };
+    Json(json!({ "data": data, "page": page, "limit": limit, "total": total })).into_response()
 }
 
 async fn controls(

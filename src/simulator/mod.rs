@@ -1,5 +1,6 @@
-//! A local stand-in for the Drata public API: both identity endpoints, seeded
-//! identities, a bearer check, validation like the real API, a leaky-bucket rate limit
+//! A local stand-in for the Drata public API: the identity endpoints (listing,
+//! service-account PUT, `connect`), seeded identities (some linked to a user, some not),
+//! a bearer check, validation like the real API, a leaky-bucket rate limit
 //! answering 429 with `Retry-After`, and injected faults.
 
 use std::net::SocketAddr;
@@ -120,6 +121,9 @@ pub struct SimStats {
     pub puts: AtomicU64,
     /// PUTs answered 200: the updates really applied.
     pub applied: AtomicU64,
+    /// `PUT …/connect` requests received, and those answered 200.
+    pub connects: AtomicU64,
+    pub links_applied: AtomicU64,
     pub lists: AtomicU64,
     pub rate_limited: AtomicU64,
     pub injected_errors: AtomicU64,
@@ -145,6 +149,8 @@ pub struct SimStats {
 struct StoredIdentity {
     service_account_at: Option<String>,
     reason: Option<String>,
+    /// The Drata user (a person) it is linked to.
+    user: Option<u64>,
     applied_puts: u32,
 }
 
@@ -269,6 +275,9 @@ impl Drop for RunningSimulator {
     }
 }
 
+/// The seeded state: every 7th identity a marked automation account; every 50th
+/// (`id % 50 == 44`) an automation account nobody marked; the people linked to their
+/// Drata user, but for `id % 50 == 19` (people nobody linked yet).
 fn seeded(count: u64) -> Vec<StoredIdentity> {
     (1..=count)
         .map(|id| {
@@ -276,13 +285,40 @@ fn seeded(count: u64) -> Vec<StoredIdentity> {
                 StoredIdentity {
                     service_account_at: Some(SEEDED_AT.to_owned()),
                     reason: Some(SEEDED_REASON.to_owned()),
-                    applied_puts: 0,
+                    ..StoredIdentity::default()
                 }
-            } else {
+            } else if id % 50 == 44 || id % 50 == 19 {
                 StoredIdentity::default()
+            } else {
+                StoredIdentity {
+                    user: Some(person_of(id) + 1),
+                    ..StoredIdentity::default()
+                }
             }
         })
         .collect()
+}
+
+/// The person behind identity `id`: three identities each.
+fn person_of(id: u64) -> u64 {
+    (id - 1) / 3
+}
+
+/// The first name, last name and email of person `person` (Drata user `person + 1`).
+pub(super) fn person(person: u64) -> (&'static str, &'static str, String) {
+    let first = FIRST_NAMES[(person % 10) as usize];
+    let last = LAST_NAMES[((person / 10) % 10) as usize];
+    let suffix = match person / 100 {
+        0 => String::new(),
+        n => n.to_string(),
+    };
+    (first, last, format!("{first}.{last}{suffix}@example.com"))
+}
+
+/// A Drata user as an identity's `user` shows it.
+fn user_json(user: u64) -> Value {
+    let (first, last, email) = person(user - 1);
+    json!({ "id": user, "email": email, "firstName": first, "lastName": last })
 }
 
 /// Binds and serves in the background.
@@ -317,9 +353,11 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
             "/public/user-identities/{kind}/{id}/service-account",
             put(update),
         )
+        .route("/public/user-identities/{kind}/{id}/connect", put(connect))
         // Also without the `/public` prefix, for a base URL given as the bare host.
         .route("/user-identities/{kind}", get(list))
         .route("/user-identities/{kind}/{id}/service-account", put(update))
+        .route("/user-identities/{kind}/{id}/connect", put(connect))
         .route("/_sim/stats", get(stats_handler))
         .route("/_sim/applied", get(applied_handler))
         .with_state(Arc::clone(&sim));
@@ -436,13 +474,7 @@ impl Sim {
     }
 
     fn render(&self, kind: IdentityKind, id: u64, stored: &StoredIdentity) -> Value {
-        let person = (id - 1) / 3;
-        let first = FIRST_NAMES[(person % 10) as usize];
-        let last = LAST_NAMES[((person / 10) % 10) as usize];
-        let suffix = match person / 100 {
-            0 => String::new(),
-            n => n.to_string(),
-        };
+        let (first, last, email) = person(person_of(id));
         let (connection_id, client_type, alias) = match (kind, (id - 1) % 3) {
             (IdentityKind::Infrastructure, 0) => (1, "AWS", "aws-prod"),
             (IdentityKind::Infrastructure, 1) => (2, "GCP", "gcp-main"),
@@ -454,28 +486,18 @@ impl Sim {
         // Automation accounts nobody marked yet, and people not linked to a Drata user:
         // what a review starting from `export` has to find.
         let unmarked_bot = !is_bot && id % 50 == 44;
-        let unlinked = !is_bot && !unmarked_bot && id % 50 == 19;
-        let (username, email, user) = if is_bot || unmarked_bot {
+        let (username, email) = if is_bot || unmarked_bot {
             let username = if is_bot {
                 format!("svc-{}-{id}", BOT_WORDS[(id % 5) as usize])
             } else {
                 format!("{}-{id}", UNMARKED_BOT_NAMES[((id / 50) % 5) as usize])
             };
-            (username, Value::Null, Value::Null)
+            (username, Value::Null)
         } else {
-            let email = format!("{first}.{last}{suffix}@example.com");
-            let user = if unlinked {
-                Value::Null
-            } else {
-                json!({
-                    "id": person + 1,
-                    "email": email,
-                    "firstName": first,
-                    "lastName": last,
-                })
-            };
-            (format!("{first}.{last}{suffix}"), json!(email), user)
+            let username = email.split('@').next().unwrap_or_default().to_owned();
+            (username, json!(email))
         };
+        let user = stored.user.map_or(Value::Null, user_json);
         let human = !is_bot && !unmarked_bot;
         json!({
             "id": id,
@@ -505,6 +527,11 @@ impl Sim {
     /// True with probability `share`, from the seeded generator.
     fn chance(&self, share: f64) -> bool {
         share > 0.0 && self.rng.lock().is_ok_and(|mut rng| rng.f64() < share)
+    }
+
+    /// How many Drata users there are: one per three identities.
+    fn users(&self) -> u64 {
+        self.config.identities.div_ceil(3)
     }
 
     fn applied_counts(&self) -> std::collections::HashMap<u64, u32> {
@@ -605,6 +632,86 @@ async fn update(
     (StatusCode::OK, Json(body)).into_response()
 }
 
+/// Checks a `connect` body as the real API does: `{"userId": <number>}` or
+/// `{"userId": null}`.
+fn validate_connect(body: &[u8]) -> Result<Option<u64>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| "the body must be a JSON object".to_owned())?;
+    match value.get("userId") {
+        Some(Value::Null) => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_u64()
+            .filter(|id| *id >= 1)
+            .map(Some)
+            .ok_or_else(|| "userId must be a positive number".to_owned()),
+        _ => Err("userId must be a number or null".to_owned()),
+    }
+}
+
+/// `PUT …/user-identities/{kind}/{id}/connect`: links the identity to a Drata user, or
+/// unlinks it. Drata refuses to link an identity marked as a service account.
+async fn connect(
+    State(sim): State<Shared>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(response) = sim.gate(&headers).await {
+        return response;
+    }
+    sim.stats.connects.fetch_add(1, Ordering::Relaxed);
+    let Some(kind) = parse_kind(&kind) else {
+        return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
+    };
+    if sim.chance(sim.config.error_rate) {
+        sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!("Internal server error"),
+        );
+    }
+    let (Ok(id), Ok(user)) = (id.parse::<u64>(), validate_connect(&body)) else {
+        sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        let problem = validate_connect(&body).err();
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!([problem.unwrap_or_else(|| "id must be a number".to_owned())]),
+        );
+    };
+    if user.is_some_and(|user| user > sim.users()) {
+        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::NOT_FOUND,
+            json!(format!("User with id {} was not found", user.unwrap_or(0))),
+        );
+    }
+    let Ok(mut store) = sim.store(kind).lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, json!("lock"));
+    };
+    let Some(stored) = id
+        .checked_sub(1)
+        .and_then(|index| store.get_mut(index as usize))
+    else {
+        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::NOT_FOUND,
+            json!(format!("User identity with id {id} was not found")),
+        );
+    };
+    if user.is_some() && stored.service_account_at.is_some() {
+        sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!(["A service account cannot be linked to a user: unmark it first"]),
+        );
+    }
+    stored.user = user;
+    stored.applied_puts += 1;
+    sim.stats.links_applied.fetch_add(1, Ordering::Relaxed);
+    let body = sim.render(kind, id, stored);
+    (StatusCode::OK, Json(body)).into_response()
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     page: Option<String>,
@@ -678,6 +785,22 @@ mod tests {
         );
         assert!(validate_body(long.as_bytes()).is_err());
         assert!(validate_body(b"not json").is_err());
+    }
+
+    #[test]
+    fn connect_bodies_are_validated_like_the_api() {
+        assert_eq!(validate_connect(br#"{"userId":3}"#), Ok(Some(3)));
+        assert_eq!(validate_connect(br#"{"userId":null}"#), Ok(None));
+        for wrong in [
+            &br#"{"userId":"3"}"#[..],
+            br#"{"userId":-1}"#,
+            br#"{"userId":0}"#,
+            br#"{"userId":1.5}"#,
+            br#"{}"#,
+            b"not json",
+        ] {
+            assert!(validate_connect(wrong).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]
