@@ -172,6 +172,12 @@ struct InputArgs {
     #[arg(long, value_name = "NAME")]
     reason_column: Option<String>,
 
+    /// Header of the column naming, by email, the Drata user each identity belongs to
+    /// (empty: linked to nobody); without the column links are not touched [default:
+    /// linkedUser]
+    #[arg(long, value_name = "NAME")]
+    link_column: Option<String>,
+
     /// Field delimiter (one character; \t for tab) [default: read from the header among
     /// , ; tab |]
     #[arg(long, value_name = "C", value_parser = parse_delimiter)]
@@ -439,6 +445,7 @@ impl InputArgs {
             id_column: self.id_column,
             flag_column: self.flag_column,
             reason_column: self.reason_column,
+            link_column: self.link_column,
             default_reason: self.reason.filter(|r| !r.trim().is_empty()),
             reason_if_true: self.reason_if_true.filter(|r| !r.trim().is_empty()),
             reason_if_false: self.reason_if_false.filter(|r| !r.trim().is_empty()),

@@ -32,6 +32,55 @@ pub(crate) struct Row {
     pub id: RowId,
     pub flag: bool,
     pub reason: String,
+    /// What the row asks of the identity's link to a person; `None` when the input has
+    /// no link column (links are then not touched).
+    pub link: Option<LinkRequest>,
+}
+
+/// Who an identity is linked to, as the review compares it: nobody, or the Drata user
+/// with this email (lower-cased: emails compare ignoring case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Link {
+    Nobody,
+    User(String),
+}
+
+impl Link {
+    /// The link a cell names: empty is nobody.
+    pub(crate) fn from_cell(cell: &str) -> Self {
+        match cell.trim() {
+            "" => Link::Nobody,
+            email => Link::User(email.to_lowercase()),
+        }
+    }
+
+    /// The cell that names it: the email, or empty for nobody.
+    pub(crate) fn cell(&self) -> &str {
+        match self {
+            Link::Nobody => "",
+            Link::User(email) => email,
+        }
+    }
+
+    /// For people: `nobody`, or the email.
+    pub(crate) fn describe(&self) -> &str {
+        match self {
+            Link::Nobody => "nobody",
+            Link::User(email) => email,
+        }
+    }
+}
+
+/// A row's link decision (its `linkedUser` cell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkRequest {
+    pub link: Link,
+    /// The Drata user's id, resolved through the users listing; `None` for nobody, and
+    /// offline (`validate`).
+    pub user: Option<u64>,
+    /// Who Drata showed it linked to when the file was exported (`drataLinkedUser`), when
+    /// the row carries it: the review of the link is then three-way.
+    pub baseline: Option<Link>,
 }
 
 /// How a row names its identity.
@@ -513,6 +562,12 @@ pub(crate) enum LookupError {
         "id {id} is not in Drata's listing, but the row's {key} is id {other}: a typo in the id?"
     )]
     NotThisId { id: u64, key: LookupKey, other: u64 },
+    #[error("no Drata user has the email {0:?}")]
+    NoUser(String),
+    #[error("{count} Drata users have the email {email:?}: link the identity in Drata")]
+    SeveralUsers { email: String, count: usize },
+    #[error("the users listing was not read, so the email {0:?} cannot be resolved")]
+    UsersUnread(String),
 }
 
 /// Resolves a [`LookupKey`] to an id, and checks names given beside an id.
@@ -522,6 +577,9 @@ pub(crate) trait Lookup: Send + Sync {
     /// `Err` when the identity `id` has another username or email than `key` says; an
     /// id the listing does not hold cannot be checked, and passes.
     fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError>;
+
+    /// The id of the Drata user with this email (any case).
+    fn user(&self, email: &str) -> Result<u64, LookupError>;
 }
 
 /// Which kind of identity a run addresses.
@@ -633,6 +691,7 @@ mod tests {
             id: RowId::Id(7),
             flag: true,
             reason: "r".to_owned(),
+            link: None,
         };
         let failed = |kind: Option<FailureKind>| {
             let mut report = ReportRow::of(&row, Outcome::Failed, "x");

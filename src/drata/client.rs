@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::is_loopback_host;
 use super::tls::{certificate_error, certificate_failure, CertProblem};
-use super::wire::{Identity, Page};
+use super::wire::{Identity, Page, UserPage};
 use crate::model::IdentityKind;
 use crate::secret::{redact_secret, ApiKey};
 use crate::text::{one_line, shorten};
@@ -69,6 +69,13 @@ impl Failure {
 
 /// The largest page the API serves.
 pub(crate) const PAGE_LIMIT: u64 = 50;
+
+/// The body of `PUT …/connect`: a user's id, or null to unlink.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectBody {
+    user_id: Option<u64>,
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,11 +180,75 @@ impl ApiClient {
 
     /// Built by pushing path segments: no re-parse of the whole URL per request.
     fn identity_url(&self, id: u64) -> Url {
+        self.action_url(id, "service-account")
+    }
+
+    /// `…/user-identities/{kind}/{id}/{action}`.
+    fn action_url(&self, id: u64, action: &str) -> Url {
         let mut url = self.collection_url();
         if let Ok(mut segments) = url.path_segments_mut() {
-            segments.push(&id.to_string()).push("service-account");
+            segments.push(&id.to_string()).push(action);
         }
         url
+    }
+
+    /// `PUT …/user-identities/{kind}/{id}/connect`, one attempt: links the identity to the
+    /// Drata user `user`, or unlinks it (`None`). Any 2xx means Drata applied it.
+    pub(crate) async fn connect(
+        &self,
+        id: u64,
+        user: Option<u64>,
+    ) -> Result<(u16, Identity), Failure> {
+        let body = serde_json::to_vec(&ConnectBody { user_id: user }).unwrap_or_default();
+        let request = self
+            .http
+            .put(self.action_url(id, "connect"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let answer = async {
+            let (status, headers, bytes) = self.send(request).await?;
+            check_status(status, &headers, &bytes, |t| self.key.redact(t))?;
+            let mut identity = Identity::from_answer(&bytes);
+            identity.scrub(&self.key);
+            Ok((status.as_u16(), identity))
+        };
+        answer.await.map_err(|failure| self.scrubbed(failure))
+    }
+
+    /// `GET …/users?page=P&limit=L`, one attempt: the people identities are linked to.
+    pub(crate) async fn users_page(
+        &self,
+        page: u64,
+        limit: u64,
+    ) -> Result<(u16, UserPage), Failure> {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("users");
+        }
+        url.query_pairs_mut()
+            .append_pair("page", &page.to_string())
+            .append_pair("limit", &limit.to_string());
+        let answer = async {
+            let (status, headers, bytes) = self.send(self.http.get(url)).await?;
+            check_status(status, &headers, &bytes, |t| self.key.redact(t))?;
+            match UserPage::from_body(&bytes) {
+                Some(mut page) => {
+                    for user in &mut page.users {
+                        user.email = self.key.redact(&user.email);
+                    }
+                    Ok((status.as_u16(), page))
+                }
+                None => Err(Failure {
+                    cause: Cause::Unreadable(status.as_u16()),
+                    retry_after: None,
+                    message: format!(
+                        "HTTP {status}: the answer is not a page of users: {}",
+                        excerpt(&self.key.redact(&String::from_utf8_lossy(&bytes)))
+                    ),
+                }),
+            }
+        };
+        answer.await.map_err(|failure| self.scrubbed(failure))
     }
 
     /// `PUT …/user-identities/{kind}/{id}/service-account`, one attempt. Any 2xx means

@@ -9,12 +9,12 @@ mod wire;
 pub(crate) use client::{
     ApiClient, Cause, ClientOptions, EvidenceForm, EvidenceItem, Failure, PAGE_LIMIT,
 };
-pub(crate) use state::{Current, CurrentState};
+pub(crate) use state::{Current, CurrentState, Users};
 pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
 pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};
-pub(crate) use wire::Page;
+pub(crate) use wire::{Page, UserPage};
 
 use std::net::IpAddr;
 

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::wire::Identity;
-use crate::model::{IdentityView, Lookup, LookupError, LookupKey, Previous};
+use super::wire::{Identity, User};
+use crate::model::{IdentityView, Link, Lookup, LookupError, LookupKey, Previous};
 use crate::text::printable;
 
 /// What Drata says about one identity now.
@@ -32,6 +32,8 @@ pub(crate) struct Details {
     pub linked: bool,
     /// That user's email, when it says.
     pub linked_user_email: Option<String>,
+    /// That user's id, when it says.
+    pub linked_user_id: Option<u64>,
     pub connected_at: Option<String>,
     pub disconnected_at: Option<String>,
     pub has_mfa: Option<bool>,
@@ -74,6 +76,7 @@ impl Current {
                 client_type: connection.client_type,
                 client_alias: connection.client_alias,
                 linked: identity.user.is_some(),
+                linked_user_id: identity.user.as_ref().and_then(|user| user.id),
                 linked_user_email: identity.user.and_then(|user| user.email),
                 connected_at: identity.connected_at,
                 disconnected_at: identity.disconnected_at,
@@ -89,6 +92,24 @@ impl Current {
             (true, Some(_)) => self.reason.as_deref().map(str::trim) == Some(reason.trim()),
             (true, None) => false,
             (false, marked) => marked.is_none(),
+        }
+    }
+
+    /// Who it is linked to, as the review compares it; a user the answer names without
+    /// an email is named by the users listing, else by its id.
+    pub(crate) fn link(&self, users: Option<&Users>) -> Link {
+        let details = &self.details;
+        if !details.linked {
+            return Link::Nobody;
+        }
+        let email = details.linked_user_email.clone().or_else(|| {
+            let id = details.linked_user_id?;
+            users?.email(id).map(str::to_owned)
+        });
+        match (email, details.linked_user_id) {
+            (Some(email), _) => Link::User(email.to_lowercase()),
+            (None, Some(id)) => Link::User(format!("user #{id}")),
+            (None, None) => Link::User("a user".to_owned()),
         }
     }
 
@@ -170,7 +191,60 @@ impl CurrentState {
     }
 }
 
+/// Drata's users, the people identities are linked to, as the users listing showed
+/// them: read once per run, when the input decides links.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Users {
+    by_id: HashMap<u64, String>,
+    by_email: HashMap<String, Vec<u64>>,
+}
+
+impl Users {
+    /// Adds a user; false when its id was already read.
+    pub(crate) fn add(&mut self, user: User) -> bool {
+        if self.by_id.contains_key(&user.id) {
+            return false;
+        }
+        let email = user.email.trim().to_lowercase();
+        if !email.is_empty() {
+            self.by_email.entry(email).or_default().push(user.id);
+        }
+        self.by_id.insert(user.id, user.email);
+        true
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// The email of user `id`, as Drata wrote it.
+    pub(crate) fn email(&self, id: u64) -> Option<&str> {
+        self.by_id.get(&id).map(String::as_str)
+    }
+
+    /// The one user with this email, any case.
+    pub(crate) fn resolve(&self, email: &str) -> Result<u64, LookupError> {
+        match self
+            .by_email
+            .get(&email.trim().to_lowercase())
+            .map(Vec::as_slice)
+        {
+            Some([only]) => Ok(*only),
+            Some(several) if several.len() > 1 => Err(LookupError::SeveralUsers {
+                email: email.to_owned(),
+                count: several.len(),
+            }),
+            _ => Err(LookupError::NoUser(email.to_owned())),
+        }
+    }
+}
+
 impl Lookup for CurrentState {
+    /// The identities alone know no users.
+    fn user(&self, email: &str) -> Result<u64, LookupError> {
+        Err(LookupError::UsersUnread(email.to_owned()))
+    }
+
     /// Usernames compare exactly (trimmed), emails ignoring case.
     fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
         let Some(current) = self.by_id.get(&id) else {
@@ -258,6 +332,35 @@ impl Lookup for CurrentState {
 mod tests {
     use super::*;
     use crate::drata::wire::Connection;
+
+    #[test]
+    fn users_resolve_by_email_in_any_case_and_refuse_unknown_or_shared_emails() {
+        let mut users = Users::default();
+        for (id, email) in [(1, "Bob@Example.com"), (2, "ann@example.com"), (3, "ANN@example.com")] {
+            assert!(users.add(User {
+                id,
+                email: email.to_owned()
+            }));
+        }
+        assert!(!users.add(User {
+            id: 1,
+            email: "other@example.com".to_owned()
+        }));
+        assert_eq!(users.len(), 3);
+        assert_eq!(users.resolve(" bob@EXAMPLE.com"), Ok(1));
+        assert_eq!(users.email(1), Some("Bob@Example.com"));
+        assert_eq!(
+            users.resolve("ann@example.com"),
+            Err(LookupError::SeveralUsers {
+                email: "ann@example.com".to_owned(),
+                count: 2
+            })
+        );
+        assert_eq!(
+            users.resolve("nobody@example.com"),
+            Err(LookupError::NoUser("nobody@example.com".to_owned()))
+        );
+    }
 
     fn identity(id: u64, username: &str, email: &str, client: &str) -> Identity {
         Identity {

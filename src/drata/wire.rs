@@ -29,6 +29,7 @@ pub(crate) struct Identity {
 /// The nested `user` object of an identity: the Drata user it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct LinkedUser {
+    pub id: Option<u64>,
     pub email: Option<String>,
 }
 
@@ -115,6 +116,7 @@ impl Identity {
                 .get("user")
                 .filter(|user| user.is_object())
                 .map(|user| LinkedUser {
+                    id: integer(user, "id"),
                     email: text(user, "email"),
                 }),
             connected_at: text(value, "connectedAt"),
@@ -196,6 +198,50 @@ impl Page {
     }
 }
 
+/// A Drata user of `GET /users`: a person an identity can be linked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct User {
+    pub id: u64,
+    /// Empty when the answer holds none.
+    pub email: String,
+}
+
+impl User {
+    /// A user with a readable id; `None` otherwise.
+    pub(crate) fn from_value(value: &Value) -> Option<Self> {
+        Some(Self {
+            id: integer(value, "id")?,
+            email: text(value, "email").unwrap_or_default(),
+        })
+    }
+}
+
+/// One page of `GET /users`, read like a page of identities.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct UserPage {
+    pub users: Vec<User>,
+    /// Items of the page in all, readable or not.
+    pub items: u64,
+    /// Items skipped because they had no readable id.
+    pub malformed: u64,
+    pub total: Option<u64>,
+}
+
+impl UserPage {
+    /// Reads a page; `None` when the body is not JSON with a `data` array.
+    pub(crate) fn from_body(body: &[u8]) -> Option<Self> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let data = value.get("data")?.as_array()?;
+        let users: Vec<User> = data.iter().filter_map(User::from_value).collect();
+        Some(UserPage {
+            items: data.len() as u64,
+            malformed: (data.len() - users.len()) as u64,
+            total: integer(&value, "total"),
+            users,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,7 +258,13 @@ mod tests {
         assert_eq!(identity.service_account, None);
         assert_eq!(identity.connection.id, Some(1));
         assert_eq!(identity.connection.client_type.as_deref(), Some("AWS"));
-        assert_eq!(identity.user, Some(LinkedUser { email: None }));
+        assert_eq!(
+            identity.user,
+            Some(LinkedUser {
+                id: None,
+                email: None
+            })
+        );
         assert_eq!(identity.has_mfa, None);
     }
 
@@ -264,6 +316,31 @@ mod tests {
         }
         let odd = Identity::from_answer(br#"{"serviceAccount":1717171717}"#);
         assert_eq!(odd.service_account.as_deref(), Some("1717171717"));
+    }
+
+    #[test]
+    fn user_pages_read_ids_and_emails_best_effort() {
+        let page = UserPage::from_body(
+            br#"{"data":[{"id":"2","email":"Bob@Example.com"},{"id":3},{"email":"x@y"},null],"total":4}"#,
+        )
+        .unwrap();
+        assert_eq!(page.items, 4);
+        assert_eq!(page.malformed, 2);
+        assert_eq!(
+            page.users,
+            [
+                User {
+                    id: 2,
+                    email: "Bob@Example.com".to_owned()
+                },
+                User {
+                    id: 3,
+                    email: String::new()
+                }
+            ]
+        );
+        assert_eq!(page.total, Some(4));
+        assert_eq!(UserPage::from_body(b"[]"), None);
     }
 
     #[test]

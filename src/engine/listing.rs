@@ -4,8 +4,11 @@
 //! decision of when to ask for the next page and what to warn about; [`fetch`] drives it
 //! through the engine, so every page is rate-limited and retried like any request.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use super::requests::{Ended, Engine};
-use crate::drata::{CurrentState, Page, PAGE_LIMIT};
+use crate::drata::{CurrentState, Failure, Page, UserPage, Users, PAGE_LIMIT};
 use crate::model::{Lookup, LookupError, LookupKey};
 
 /// With no usable `total`, paging stops here: 20,000 pages of 50 is a million
@@ -165,6 +168,41 @@ impl Lookup for Listing {
     fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
         self.state.check(id, key)
     }
+
+    fn user(&self, email: &str) -> Result<u64, LookupError> {
+        self.state.user(email)
+    }
+}
+
+/// What a run resolves names through: the identities' listing (usernames, emails beside
+/// an id) and the users listing (the emails of link cells), each when it was read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Directory {
+    pub listing: Option<Arc<Listing>>,
+    pub users: Option<Arc<Users>>,
+}
+
+impl Lookup for Directory {
+    fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError> {
+        match &self.listing {
+            Some(listing) => listing.resolve(key),
+            None => Err(LookupError::NoMatch(key.clone())),
+        }
+    }
+
+    /// Without the listing there is nothing to check against.
+    fn check(&self, id: u64, key: &LookupKey) -> Result<(), LookupError> {
+        self.listing
+            .as_ref()
+            .map_or(Ok(()), |listing| listing.check(id, key))
+    }
+
+    fn user(&self, email: &str) -> Result<u64, LookupError> {
+        match &self.users {
+            Some(users) => users.resolve(email),
+            None => Err(LookupError::UsersUnread(email.to_owned())),
+        }
+    }
 }
 
 /// Why the listing could not be read at all.
@@ -172,21 +210,45 @@ impl Lookup for Listing {
 #[error("{0}")]
 pub(crate) struct ListingError(String);
 
-/// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
-pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
-    let mut state = CurrentState::default();
+/// Reads every page of a listing through the engine (rate-limited, retried), asking
+/// for the next page as [`ListingReader`] decides; `take` keeps a page's items and says
+/// what the page brought.
+async fn read_pages<P, F, Fut>(
+    engine: &Engine,
+    what: &'static str,
+    mut page_of: F,
+    mut take: impl FnMut(P) -> PageFacts,
+) -> Result<ListingReader, ListingError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<(u16, P), Failure>>,
+{
     let mut reader = ListingReader::default();
     loop {
         let number = reader.next_page();
-        let attempted = engine
-            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
-            .await;
-        let page: Page = match attempted.ended {
+        let attempted = engine.with_retries(what, || page_of(number)).await;
+        let page = match attempted.ended {
             Ended::Done(page) => page,
             Ended::Failed(failure) => return Err(ListingError(failure.message)),
             Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
         };
-        let facts = PageFacts {
+        let facts = take(page);
+        tracing::debug!(page = number, new = facts.new_ids, "reading the {what}");
+        if !reader.more_after(facts) {
+            break;
+        }
+    }
+    Ok(reader)
+}
+
+/// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
+pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
+    let mut state = CurrentState::default();
+    let reader = read_pages(
+        engine,
+        "listing",
+        |number| engine.client.list_page(number, PAGE_LIMIT),
+        |page: Page| PageFacts {
             items: page.items,
             malformed: page.malformed,
             total: page.total,
@@ -195,16 +257,9 @@ pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
                 .into_iter()
                 .map(|identity| u64::from(state.add(identity)))
                 .sum(),
-        };
-        tracing::debug!(
-            page = number,
-            identities = state.len(),
-            "reading the current state"
-        );
-        if !reader.more_after(facts) {
-            break;
-        }
-    }
+        },
+    )
+    .await?;
     let warnings = reader.warnings();
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -214,6 +269,32 @@ pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
         pages: reader.pages(),
         warnings,
     })
+}
+
+/// Fetches every Drata user (`GET /users`), paged and checked like the identities.
+pub(crate) async fn fetch_users(engine: &Engine) -> Result<Users, ListingError> {
+    let mut users = Users::default();
+    let reader = read_pages(
+        engine,
+        "users listing",
+        |number| engine.client.users_page(number, PAGE_LIMIT),
+        |page: UserPage| PageFacts {
+            items: page.items,
+            malformed: page.malformed,
+            total: page.total,
+            new_ids: page
+                .users
+                .into_iter()
+                .map(|user| u64::from(users.add(user)))
+                .sum(),
+        },
+    )
+    .await?;
+    for warning in reader.warnings() {
+        // The reader's words are the identities'; these are users.
+        tracing::warn!("the users listing: {warning}");
+    }
+    Ok(users)
 }
 
 #[cfg(test)]

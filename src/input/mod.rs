@@ -86,6 +86,8 @@ pub(crate) struct InputOptions {
     pub id_column: Option<String>,
     pub flag_column: Option<String>,
     pub reason_column: Option<String>,
+    /// `--link-column`: the column of the Drata user each identity belongs to.
+    pub link_column: Option<String>,
     pub default_reason: Option<String>,
     /// `--reason-if-true` / `--reason-if-false`: the default for blank cells of rows
     /// with that flag, before `--reason`.
@@ -115,6 +117,7 @@ impl InputOptions {
             id_column: None,
             flag_column: None,
             reason_column: None,
+            link_column: None,
             default_reason: None,
             reason_if_true: None,
             reason_if_false: None,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
-use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
+use crate::model::{
+    utf16_len, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS,
+};
 use crate::text::{shorten, unprefixed};
 
 /// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
@@ -69,6 +71,10 @@ const REASON_NAMES: &[&str] = &[
     "justification",
     "rationale",
 ];
+const LINK_NAMES: &[&str] = &["linkedUser"];
+/// The export's baseline columns the link's review reads.
+const LINK_BASELINE_NAME: &str = "drataLinkedUser";
+const FLAG_BASELINE_NAME: &str = "drataServiceAccount";
 /// The header is searched for among this many non-empty rows.
 const HEADER_SEARCH_ROWS: usize = 20;
 
@@ -94,7 +100,18 @@ struct Columns {
     identity: IdentityColumns,
     flag: (usize, String),
     reason: Option<(usize, String)>,
+    link: LinkColumns,
     headers: Vec<String>,
+}
+
+/// The link column (`linkedUser`) and the export's baselines beside it.
+#[derive(Debug, Clone, Default)]
+struct LinkColumns {
+    link: Option<(usize, String)>,
+    /// `drataLinkedUser`: the link at export.
+    baseline: Option<(usize, String)>,
+    /// `drataServiceAccount`: empty on a row added by hand, which has no baseline.
+    flag_baseline: Option<(usize, String)>,
 }
 
 fn find_column(
@@ -168,11 +185,22 @@ fn resolve_columns(
     if reason.is_none() && (!any_default || options.reason_column.is_some()) {
         lacks(&mut missing, "reason", &reason_names, "--reason-column");
     }
+    let link_names = column_names(&options.link_column, LINK_NAMES);
+    let named = |name: &str| vec![normalize_header(name)];
+    let link = LinkColumns {
+        link: find_column(headers, path, "linked user", &link_names)?,
+        baseline: find_column(headers, path, "linked user at export", &named(LINK_BASELINE_NAME))?,
+        flag_baseline: find_column(headers, path, "flag at export", &named(FLAG_BASELINE_NAME))?,
+    };
+    if link.link.is_none() && options.link_column.is_some() {
+        lacks(&mut missing, "linked user", &link_names, "--link-column");
+    }
     match (identity, flag) {
         (Some(identity), Some(flag)) if missing.is_empty() => Ok(Columns {
             identity,
             flag,
             reason,
+            link,
             headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
         }),
         _ => Err(InputError::MissingColumns {
@@ -466,6 +494,12 @@ impl<R: Read> RowReader<R> {
         }
     }
 
+    /// True when the rows decide links: their emails are resolved through the users
+    /// listing.
+    pub(crate) fn needs_users(&self) -> bool {
+        self.columns.link.link.is_some()
+    }
+
     /// The field delimiter in use.
     pub(crate) fn delimiter(&self) -> u8 {
         self.delimiter
@@ -499,6 +533,7 @@ impl<R: Read> RowReader<R> {
             .chain([
                 ("flag", Some(self.columns.flag.1.clone())),
                 ("reason", name(&self.columns.reason)),
+                ("linked user", name(&self.columns.link.link)),
             ])
             .filter_map(|(role, header)| Some((role, header?)))
             .collect()
@@ -733,15 +768,17 @@ impl<R: Read> RowReader<R> {
         };
 
         let reason = self.reason(flag, &mut problem);
+        let link = self.link(flag, &mut problem);
 
-        match (id, flag, reason, problems.is_empty()) {
-            (Some(id), Some(flag), Some(reason), true) => Record::Valid(Row {
+        match (id, flag, reason, link, problems.is_empty()) {
+            (Some(id), Some(flag), Some(reason), Some(link), true) => Record::Valid(Row {
                 line,
                 id,
                 flag,
                 reason,
+                link,
             }),
-            (_, flag, _, _) => Record::Invalid(InvalidRow {
+            (_, flag, _, _, _) => Record::Invalid(InvalidRow {
                 line,
                 id_cell,
                 // The report's service_account is true/false or empty; the bad cell
@@ -757,6 +794,80 @@ impl<R: Read> RowReader<R> {
                     .unwrap_or_default(),
                 problems,
             }),
+        }
+    }
+
+    /// The row's link decision: `Some(None)` when the input has no link column; `None`
+    /// when the cell is unusable (reported). An email is resolved when the run can (the
+    /// users listing was read); a `true` row cannot name a person (Drata refuses to link
+    /// an identity marked as a service account).
+    fn link(
+        &self,
+        flag: Option<bool>,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<Option<LinkRequest>> {
+        let columns = &self.columns.link;
+        let Some((index, name)) = &columns.link else {
+            return Some(None);
+        };
+        let cell = match self.cell(*index) {
+            Some(Err(())) => {
+                problem(name, "not valid UTF-8".to_owned());
+                return None;
+            }
+            Some(Ok(_)) if self.typed_problem(*index, Role::Reason).is_some() => {
+                problem(
+                    name,
+                    self.typed_problem(*index, Role::Reason).unwrap_or_default(),
+                );
+                return None;
+            }
+            Some(Ok(text)) => self.unprefixed(text.trim()).trim().to_owned(),
+            None => String::new(),
+        };
+        let link = Link::from_cell(&cell);
+        let user = match (&link, &self.lookup) {
+            (Link::User(_), _) if flag == Some(true) => {
+                problem(
+                    name,
+                    format!("the row marks a service account and links it to {cell}: Drata does not link a service account to a person (empty the cell, or set the flag to false)"),
+                );
+                return None;
+            }
+            (Link::User(_), _) if !cell.contains('@') => {
+                problem(
+                    name,
+                    format!("{cell:?} is not an email: name the Drata user by email, or leave the cell empty for nobody"),
+                );
+                return None;
+            }
+            (Link::User(_), Some(lookup)) => match lookup.user(&cell) {
+                Ok(user) => Some(user),
+                Err(error) => {
+                    problem(name, error.to_string());
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        Some(Some(LinkRequest {
+            link,
+            user,
+            baseline: self.link_baseline(),
+        }))
+    }
+
+    /// The link at export, on a row the export wrote (its flag baseline is not empty).
+    fn link_baseline(&self) -> Option<Link> {
+        let columns = &self.columns.link;
+        let exported = match &columns.flag_baseline {
+            Some((index, _)) => matches!(self.cell(*index), Some(Ok(text)) if !text.trim().is_empty()),
+            None => true,
+        };
+        let (index, _) = columns.baseline.as_ref().filter(|_| exported)?;
+        match self.cell(*index)? {
+            Ok(text) => Some(Link::from_cell(self.unprefixed(text.trim()))),
+            Err(()) => None,
         }
     }
 

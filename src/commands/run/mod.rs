@@ -16,7 +16,10 @@ use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
 use super::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
-use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
+use crate::drata::Users;
+use crate::engine::{
+    self, spawn_workers, watch_signals, Directory, Job, Listing, RunControl, Signals,
+};
 use crate::error::Error;
 use crate::exit;
 use crate::input::{
@@ -138,6 +141,21 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
+/// Reads the users listing, once per run, when rows decide links; when it cannot be
+/// had, the run stops (exit 3).
+async fn read_users(session: &Session, control: &RunControl) -> Option<Arc<Users>> {
+    match engine::fetch_users(&session.engine).await {
+        Ok(users) => {
+            tracing::info!(users = users.len(), "users read");
+            Some(Arc::new(users))
+        }
+        Err(e) => {
+            control.stop(StopReason::StateUnavailable(StopSource::new(e)));
+            None
+        }
+    }
+}
+
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -158,8 +176,9 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
     );
     let needs_lookup = reader.needs_lookup();
-    let (mut session, mut listing) = (None, None);
-    if needs_lookup {
+    let needs_users = reader.needs_users();
+    let (mut session, mut listing, mut users) = (None, None, None);
+    if needs_lookup || needs_users {
         // Before the scan, the line count bounds the ids.
         let connected = Session::connect(
             &config.connect,
@@ -168,10 +187,20 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             &control,
         )
         .await?;
-        listing = read_listing(&connected, &control).await;
+        if needs_lookup {
+            listing = read_listing(&connected, &control).await;
+        }
+        if needs_users {
+            users = read_users(&connected, &control).await;
+        }
         session = Some(connected);
     }
-    let lookup = listing.clone().map(|listing| listing as Arc<dyn Lookup>);
+    let lookup = (needs_lookup || needs_users).then(|| {
+        Arc::new(Directory {
+            listing: listing.clone(),
+            users: users.clone(),
+        }) as Arc<dyn Lookup>
+    });
     let scan = {
         let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)

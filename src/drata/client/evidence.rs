@@ -9,6 +9,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::{check_status, excerpt, ApiClient, Cause, Failure};
+use crate::drata::wire::User;
 
 /// The largest page the API serves.
 const LIMIT: &str = "50";
@@ -19,13 +20,6 @@ pub(crate) struct Workspace {
     pub id: u64,
     pub name: String,
     pub primary: bool,
-}
-
-/// A user of `GET /users`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct User {
-    pub id: u64,
-    pub email: String,
 }
 
 /// A control of `GET /controls`.
@@ -138,15 +132,7 @@ impl ApiClient {
     pub(crate) async fn users(&self, query: &str) -> Result<(u16, Vec<User>), Failure> {
         let url = self.api_url(&["users"], &[("q", query), ("page", "1"), ("limit", LIMIT)]);
         let (status, items) = self.list_data(url).await?;
-        let users = items
-            .iter()
-            .filter_map(|item| {
-                Some(User {
-                    id: id(item)?,
-                    email: text(item, "email"),
-                })
-            })
-            .collect();
+        let users = items.iter().filter_map(User::from_value).collect();
         Ok((status, users))
     }
 
