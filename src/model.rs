@@ -83,6 +83,17 @@ pub(crate) struct LinkRequest {
     pub baseline: Option<Link>,
 }
 
+impl LinkRequest {
+    /// What `connect` is sent: `Some(None)` to unlink, `Some(Some(user))` to link; `None`
+    /// for an email not resolved (offline), which nothing is sent for.
+    pub(crate) fn target(&self) -> Option<Option<u64>> {
+        match self.link {
+            Link::Nobody => Some(None),
+            Link::User(_) => self.user.map(Some),
+        }
+    }
+}
+
 /// How a row names its identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum RowId {
@@ -182,6 +193,8 @@ pub(crate) struct IdentityView {
 pub(crate) struct Previous {
     pub marked: bool,
     pub reason: Option<String>,
+    /// Who it was linked to, when the run decides links.
+    pub link: Option<Link>,
 }
 
 /// The report's id cell: a typed id, or the cell of an invalid row as it was read.
@@ -222,6 +235,8 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
+    /// The desired link, when the row decides it.
+    pub link: Option<Link>,
 }
 
 impl ReportRow {
@@ -246,19 +261,22 @@ impl ReportRow {
             error: error.into(),
             identity: IdentityView::default(),
             previous: None,
+            link: None,
         }
     }
 
     /// The report row of a valid row.
     pub(crate) fn of(row: &Row, outcome: Outcome, error: impl Into<String>) -> Self {
-        Self::new(
+        let mut report = Self::new(
             row.line,
             IdCell::from(&row.id),
             Some(row.flag),
             row.reason.clone(),
             outcome,
             error,
-        )
+        );
+        report.link = row.link.as_ref().map(|link| link.link.clone());
+        report
     }
 
     pub(crate) fn id(&self) -> Option<u64> {

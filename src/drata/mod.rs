@@ -14,7 +14,7 @@ pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
 pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};
-pub(crate) use wire::{Page, UserPage};
+pub(crate) use wire::{Identity, Page, UserPage};
 
 use std::net::IpAddr;
 

@@ -128,6 +128,7 @@ impl Current {
         Previous {
             marked: self.marked_at.is_some(),
             reason: self.reason.clone(),
+            link: None,
         }
     }
 }

@@ -5,28 +5,119 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::requests::{Ended, Engine};
+use super::requests::{Attempted, Ended, Engine};
+use crate::drata::Identity;
 use crate::model::{Outcome, Previous, ReportRow, Row};
 
-/// A row to send: its resolved id, and what the listing said of its identity (for undo
-/// and evidence).
+/// A row to send: its resolved id, what the listing said of its identity (for undo
+/// and evidence), and which requests it needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
     pub row: Row,
     pub id: u64,
     pub previous: Option<Previous>,
+    pub sends: Sends,
+}
+
+/// The requests a row needs: the service-account PUT, the `connect` PUT, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sends {
+    pub flag: bool,
+    /// `Some(user)` to link to that Drata user, `Some(None)` to unlink.
+    pub link: Option<Option<u64>>,
+}
+
+impl Sends {
+    /// Every request the row asks for, for an identity whose state is not known.
+    pub(crate) fn all_of(row: &Row) -> Self {
+        Self {
+            flag: true,
+            link: row.link.as_ref().map(|link| link.user),
+        }
+    }
+
+    /// The requests in the order Drata accepts them: it links no service account, so a
+    /// link to a person goes after the flag (unmark, then link) and an unlink before it
+    /// (unlink, then mark).
+    fn in_order(self) -> Vec<Request> {
+        let flag = self.flag.then_some(Request::Flag);
+        let link = self.link.map(Request::Link);
+        match self.link {
+            Some(Some(_)) => [flag, link],
+            _ => [link, flag],
+        }
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// One of a row's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    Flag,
+    Link(Option<u64>),
+}
+
+impl Request {
+    fn name(self) -> &'static str {
+        match self {
+            Request::Flag => "the service-account request",
+            Request::Link(_) => "the link request",
+        }
+    }
 }
 
 impl Engine {
-    /// Sends one row, retrying as the policy allows. Always returns the row's report.
+    /// Sends a row's requests in order, each retried as the policy allows; the row is
+    /// updated when every one succeeded, and failed (naming which) at the first that did
+    /// not, the rest unsent. Always returns the row's report.
     pub(crate) async fn apply_row(&self, job: Job) -> ReportRow {
-        let Job { row, id, previous } = job;
-        let what = format!("line {} id {id}", row.line);
-        let attempted = self
-            .with_retries(&what, || {
-                self.client.set_service_account(id, row.flag, &row.reason)
-            })
-            .await;
+        let Job {
+            row,
+            id,
+            previous,
+            sends,
+        } = job;
+        let mut applied: Vec<&str> = Vec::new();
+        let mut attempts = 0;
+        let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
+        for request in sends.in_order() {
+            let what = format!("line {} id {id}", row.line);
+            let attempted = match request {
+                Request::Flag => {
+                    self.with_retries(&what, || {
+                        self.client.set_service_account(id, row.flag, &row.reason)
+                    })
+                    .await
+                }
+                Request::Link(user) => {
+                    self.with_retries(&what, || self.client.connect(id, user))
+                        .await
+                }
+            };
+            attempts += attempted.attempts;
+            report = self.report(&row, attempted);
+            if report.outcome != Outcome::Updated {
+                if sends.in_order().len() > 1 {
+                    report.error = format!("{}: {}", request.name(), report.error);
+                }
+                if !applied.is_empty() {
+                    // Drata holds part of the row: it is no `not_attempted`.
+                    report.outcome = Outcome::Failed;
+                    report.error = format!("{}; {} was applied", report.error, applied.join(" and "));
+                }
+                break;
+            }
+            applied.push(request.name());
+        }
+        report.attempts = attempts;
+        report.previous = previous;
+        report
+    }
+
+    /// The report of one request of a row.
+    fn report(&self, row: &Row, attempted: Attempted<Identity>) -> ReportRow {
         let mut report = match attempted.ended {
             Ended::Done(identity) => {
                 let mut report = ReportRow::of(&row, Outcome::Updated, "");
@@ -54,7 +145,6 @@ impl Engine {
         report.attempts = attempted.attempts;
         report.http_status = attempted.last_status;
         report.failure = attempted.failure;
-        report.previous = previous;
         report
     }
 }
@@ -84,4 +174,22 @@ pub(crate) fn spawn_workers(
         });
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_in_the_order_drata_accepts() {
+        let sends = |flag, link| Sends { flag, link }.in_order();
+        assert_eq!(sends(true, None), [Request::Flag]);
+        assert_eq!(sends(false, Some(Some(3))), [Request::Link(Some(3))]);
+        // Unmark before linking; unlink before marking.
+        assert_eq!(
+            sends(true, Some(Some(3))),
+            [Request::Flag, Request::Link(Some(3))]
+        );
+        assert_eq!(sends(true, Some(None)), [Request::Link(None), Request::Flag]);
+    }
 }

@@ -51,6 +51,8 @@ struct Run {
     session: Option<Session>,
     /// The listing, when it was read (lookup, plan, `--reconcile`).
     listing: Option<Arc<Listing>>,
+    /// Drata's users, when the input decides links.
+    users: Option<Arc<Users>>,
     /// Invalid rows and no `--skip-invalid`: nothing is sent.
     blocked: bool,
     /// Held until the run ends: a second `apply` of the same file is refused.
@@ -93,6 +95,7 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         done,
         // Read for a lookup alone, the listing does not make a run reconcile.
         listing: run.listing.clone().filter(|_| config.reconcile()),
+        users: run.users.clone(),
     });
     let changes = if config.mode == Mode::Plan
         || config.options.max_changes.is_some()
@@ -236,6 +239,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         lookup,
         session,
         listing,
+        users,
         blocked,
         _lock: lock,
     })

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use crate::config::Mode;
-use crate::engine::{Job, Listing};
+use crate::drata::{Current, Users};
+use crate::engine::{Job, Listing, Sends};
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
-use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
+use crate::model::{IdCell, LinkRequest, Outcome, ReportRow, Row, RowId};
 use crate::output::{Change, CurrentView};
 
 pub(super) enum Decision {
@@ -21,6 +22,8 @@ pub(super) struct Planner {
     pub done: DoneRows,
     /// The current state, when the run compares with it (plan, `--reconcile`).
     pub listing: Option<Arc<Listing>>,
+    /// Drata's users, when the input decides links.
+    pub users: Option<Arc<Users>>,
 }
 
 fn invalid(bad: InvalidRow) -> ReportRow {
@@ -87,6 +90,7 @@ impl Planner {
     fn against_current_state(&self, row: Row, id: u64) -> Decision {
         let Some(listing) = &self.listing else {
             return Decision::Send(Job {
+                sends: Sends::all_of(&row),
                 row,
                 id,
                 previous: None,
@@ -111,6 +115,7 @@ impl Planner {
                 )),
                 // The listing's silence is no proof: the PUT's 404 is.
                 Mode::Apply => Decision::Send(Job {
+                    sends: Sends::all_of(&row),
                     row,
                     id,
                     previous: None,
@@ -119,11 +124,12 @@ impl Planner {
         };
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
         report.identity = current.view();
-        report.previous = Some(current.previous());
-        if current.is_as_desired(row.flag, &row.reason) {
+        report.previous = Some(self.previous(&row, current));
+        let sends = self.sends(&row, current);
+        if !sends.flag && sends.link.is_none() {
             return Decision::Final(report);
         }
-        if row.reason.is_empty() {
+        if sends.flag && row.reason.is_empty() {
             let mut invalid = reason_missing();
             invalid.identity = report.identity;
             invalid.previous = report.previous;
@@ -135,10 +141,34 @@ impl Planner {
                 Decision::Final(report)
             }
             Mode::Apply => Decision::Send(Job {
+                previous: Some(self.previous(&row, current)),
                 row,
                 id,
-                previous: Some(current.previous()),
+                sends,
             }),
+        }
+    }
+
+    /// The state before the run, with the link when the row decides it.
+    fn previous(&self, row: &Row, current: &Current) -> crate::model::Previous {
+        let mut previous = current.previous();
+        if row.link.is_some() {
+            previous.link = Some(current.link(self.users.as_deref()));
+        }
+        previous
+    }
+
+    /// The requests a row needs against the identity now: the flag when it differs, the
+    /// link when the row decides it and it differs.
+    fn sends(&self, row: &Row, current: &Current) -> Sends {
+        let link_now = current.link(self.users.as_deref());
+        Sends {
+            flag: !current.is_as_desired(row.flag, &row.reason),
+            link: row
+                .link
+                .as_ref()
+                .filter(|wanted| wanted.link != link_now)
+                .and_then(LinkRequest::target),
         }
     }
 
