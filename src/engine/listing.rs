@@ -210,9 +210,53 @@ impl Lookup for Directory {
 #[error("{0}")]
 pub(crate) struct ListingError(String);
 
+/// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
+pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
+    let mut state = CurrentState::default();
+    let mut reader = ListingReader::default();
+    loop {
+        let number = reader.next_page();
+        let attempted = engine
+            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
+            .await;
+        let page: Page = match attempted.ended {
+            Ended::Done(page) => page,
+            Ended::Failed(failure) => return Err(ListingError(failure.message)),
+            Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
+        };
+        let facts = PageFacts {
+            items: page.items,
+            malformed: page.malformed,
+            total: page.total,
+            new_ids: page
+                .identities
+                .into_iter()
+                .map(|identity| u64::from(state.add(identity)))
+                .sum(),
+        };
+        tracing::debug!(
+            page = number,
+            identities = state.len(),
+            "reading the current state"
+        );
+        if !reader.more_after(facts) {
+            break;
+        }
+    }
+    let warnings = reader.warnings();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Listing {
+        state,
+        pages: reader.pages(),
+        warnings,
+    })
+}
+
 /// Reads every page of a listing through the engine (rate-limited, retried), asking
 /// for the next page as [`ListingReader`] decides; `take` keeps a page's items and says
-/// what the page brought.
+/// what the page brought. (The identities' [`fetch`] predates it and pages the same way.)
 async fn read_pages<P, F, Fut>(
     engine: &Engine,
     what: &'static str,
@@ -239,36 +283,6 @@ where
         }
     }
     Ok(reader)
-}
-
-/// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
-pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
-    let mut state = CurrentState::default();
-    let reader = read_pages(
-        engine,
-        "listing",
-        |number| engine.client.list_page(number, PAGE_LIMIT),
-        |page: Page| PageFacts {
-            items: page.items,
-            malformed: page.malformed,
-            total: page.total,
-            new_ids: page
-                .identities
-                .into_iter()
-                .map(|identity| u64::from(state.add(identity)))
-                .sum(),
-        },
-    )
-    .await?;
-    let warnings = reader.warnings();
-    for warning in &warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(Listing {
-        state,
-        pages: reader.pages(),
-        warnings,
-    })
 }
 
 /// Fetches every Drata user (`GET /users`), paged and checked like the identities.
