@@ -216,6 +216,15 @@ pub struct ConnectProxy {
 
 impl ConnectProxy {
     pub fn start(target_port: u16) -> Self {
+        Self::serving(target_port, false)
+    }
+
+    /// A proxy that answers every CONNECT 407, as one does to wrong credentials.
+    pub fn refusing_credentials() -> Self {
+        Self::serving(0, true)
+    }
+
+    fn serving(target_port: u16, refuse: bool) -> Self {
         let listener = runtime()
             .block_on(TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
@@ -225,7 +234,7 @@ impl ConnectProxy {
         let task = runtime().spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let log = Arc::clone(&log);
-                tokio::spawn(tunnel(client, target_port, log));
+                tokio::spawn(tunnel(client, target_port, log, refuse));
             }
         });
         Self { port, heads, task }
@@ -243,7 +252,12 @@ impl Drop for ConnectProxy {
     }
 }
 
-async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>>) {
+async fn tunnel(
+    client: TcpStream,
+    target_port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+    refuse: bool,
+) {
     let mut client = BufReader::new(client);
     let mut head = String::new();
     loop {
@@ -258,6 +272,12 @@ async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>
     if !head.starts_with("CONNECT ") {
         let _ = client
             .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    if refuse {
+        let _ = client
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm=\"corp\"\r\ncontent-length: 0\r\n\r\n")
             .await;
         return;
     }
