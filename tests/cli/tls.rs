@@ -225,6 +225,52 @@ fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
 }
 
 #[test]
+fn trust_settings_that_cannot_work_are_named_before_anything_is_sent() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let expired = TestCa::valid("Old Test CA", Validity::Expired);
+    let leaf = ca.leaf(&["localhost"], Validity::Current);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["--ca-cert", "expired.pem"],
+            &[],
+            "--ca-cert expired.pem: certificate 1 cannot be trusted: it has expired",
+        ),
+        (
+            &["--ca-cert", "leaf.pem"],
+            &[],
+            "--ca-cert leaf.pem: certificate 1 cannot be trusted: it is not a CA certificate",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "")],
+            "SSL_CERT_DIR : set but empty; set it to a directory of CA certificates, or unset it",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "no-such-dir")],
+            "SSL_CERT_DIR no-such-dir: no such directory",
+        ),
+    ];
+    for (extra, env, expected) in cases {
+        let apply = Apply::on(&server)
+            .input(rows_csv(1, 2))
+            .with_file("expired.pem", &expired.pem)
+            .with_file("leaf.pem", &leaf.pem);
+        let run = env
+            .iter()
+            .fold(apply.args(extra), |apply, (name, value)| {
+                apply.env(name, value)
+            })
+            .run();
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+}
+
+#[test]
 fn https_goes_through_the_proxy_and_its_credentials_never_show() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["drata.test"], Validity::Current));

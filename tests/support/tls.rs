@@ -28,6 +28,8 @@ pub struct TestCa {
 pub struct Leaf {
     der: CertificateDer<'static>,
     key: Vec<u8>,
+    /// The certificate as PEM (to pass where a CA is expected, wrongly).
+    pub pem: String,
 }
 
 /// How a server certificate is made.
@@ -41,7 +43,16 @@ pub enum Validity {
 
 impl TestCa {
     pub fn new(name: &str) -> Self {
+        Self::valid(name, Validity::Current)
+    }
+
+    /// A CA valid now, or only during 2020.
+    pub fn valid(name: &str, validity: Validity) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        if validity == Validity::Expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![
@@ -74,6 +85,7 @@ impl TestCa {
             .signed_by(&key, &self.cert, &self.key)
             .expect("leaf cert");
         Leaf {
+            pem: cert.pem(),
             der: cert.der().clone(),
             key: key.serialize_der(),
         }
