@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::config::{parse_base_url, Connect, KeySource, Target};
 use crate::drata::{
-    check_ssl_cert_dir, check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
+    check_ssl_cert_dir, check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient,
+    ClientOptions,
 };
 use crate::engine::{ConcurrencyMode, Engine, RunControl};
 use crate::error::Error;

@@ -108,7 +108,9 @@ impl ProxySetting {
     fn from_env() -> Option<Self> {
         let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
         names.into_iter().find_map(|variable| {
-            let value = std::env::var(variable).ok().filter(|v| !v.trim().is_empty())?;
+            let value = std::env::var(variable)
+                .ok()
+                .filter(|v| !v.trim().is_empty())?;
             Some(Self::of(variable, &value))
         })
     }
@@ -567,7 +569,9 @@ mod tests {
         assert!(failure.message.contains("socks5://"), "{failure}");
         assert!(!failure.message.contains("pw@"), "{failure}");
         for usable in ["http://proxy:3128", "HTTPS://proxy", "proxy.corp:8080"] {
-            assert!(ProxySetting::of("ALL_PROXY", usable).unsupported().is_none());
+            assert!(ProxySetting::of("ALL_PROXY", usable)
+                .unsupported()
+                .is_none());
         }
     }
 

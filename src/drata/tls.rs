@@ -34,7 +34,10 @@ pub enum CaFileError {
         problem: super::certinfo::CaProblem,
     },
     #[error("SSL_CERT_DIR {}: {problem}; set it to a directory of CA certificates, or unset it", path.display())]
-    CertDir { path: PathBuf, problem: &'static str },
+    CertDir {
+        path: PathBuf,
+        problem: &'static str,
+    },
     #[error("{option} {}: certificate {index} is not a usable CA certificate ({reason})", path.display())]
     Unusable {
         option: &'static str,

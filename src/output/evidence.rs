@@ -64,7 +64,7 @@ fn host_name() -> String {
 
 /// Escapes text for one Markdown table cell.
 pub(crate) fn cell(text: &str) -> String {
-    let flat = crate::text::one_line(text);
+    let flat = crate::text::echoed(&crate::text::one_line(text));
     let mut escaped = String::with_capacity(flat.len());
     for c in flat.chars() {
         if matches!(c, '|' | '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']') {

@@ -264,12 +264,7 @@ impl Drop for ConnectProxy {
     }
 }
 
-async fn tunnel(
-    client: TcpStream,
-    target_port: u16,
-    log: Arc<Mutex<Vec<String>>>,
-    refuse: bool,
-) {
+async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>>, refuse: bool) {
     let mut client = BufReader::new(client);
     let mut head = String::new();
     loop {
