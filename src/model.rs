@@ -235,8 +235,8 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
-    /// The desired link, when the row decides it.
-    pub link: Option<Link>,
+    /// The row's link decision, when it makes one.
+    pub link: Option<LinkRequest>,
 }
 
 impl ReportRow {
@@ -275,7 +275,7 @@ impl ReportRow {
             outcome,
             error,
         );
-        report.link = row.link.as_ref().map(|link| link.link.clone());
+        report.link = row.link.clone();
         report
     }
 

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::evidence::describe_previous;
-use crate::model::Previous;
+use crate::model::{Link, Previous};
 use crate::text::printable;
 
 /// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`,
@@ -30,9 +30,21 @@ pub(crate) struct Change {
     pub line: u64,
     pub id: u64,
     pub flag: bool,
+    /// False when only the link changes.
+    pub flag_changes: bool,
     pub reason: String,
+    /// The link, when it changes.
+    pub link: Option<LinkChange>,
     /// The identity as the listing showed it; `None` when it is not in the listing.
     pub current: Option<CurrentView>,
+}
+
+/// A link that would change: from whom (`None` when the identity is not in the listing)
+/// to whom.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkChange {
+    pub before: Option<Link>,
+    pub after: Link,
 }
 
 /// What the plan shows of an identity's current state.
@@ -44,15 +56,11 @@ pub(crate) struct CurrentView {
 }
 
 impl Change {
-    fn describe(&self) -> String {
-        let desired = if self.flag {
-            format!("service account ({:?})", self.reason)
-        } else {
-            "not a service account".to_owned()
-        };
-        match &self.current {
+    /// One line per thing that changes: the flag, the link.
+    fn describe(&self) -> Vec<String> {
+        let who = match &self.current {
             Some(current) => format!(
-                "line {}  id {}  {} [{}]: {} → {desired}",
+                "line {}  id {}  {} [{}]",
                 self.line,
                 self.id,
                 current
@@ -60,10 +68,32 @@ impl Change {
                     .as_deref()
                     .map_or_else(|| "(no username)".to_owned(), printable),
                 printable(&current.connection),
-                describe_previous(&current.previous),
             ),
-            None => format!("line {}  id {}: → {desired}", self.line, self.id),
+            None => format!("line {}  id {}", self.line, self.id),
+        };
+        let mut lines = Vec::new();
+        if self.flag_changes {
+            let desired = if self.flag {
+                format!("service account ({:?})", self.reason)
+            } else {
+                "not a service account".to_owned()
+            };
+            let before = self
+                .current
+                .as_ref()
+                .map_or(String::new(), |c| describe_previous(&c.previous) + " ");
+            lines.push(format!("{who}: {before}→ {desired}"));
         }
+        if let Some(link) = &self.link {
+            let before = link.before.as_ref().map_or(String::new(), |b| {
+                format!("linked to {} ", printable(b.describe()))
+            });
+            lines.push(format!(
+                "{who}: {before}→ {}",
+                printable(link.after.describe())
+            ));
+        }
+        lines
     }
 }
 
@@ -91,6 +121,10 @@ pub(crate) fn write_changes_json(
                 "connection": change.current.as_ref().map(|c| c.connection.clone()),
                 "before": before,
                 "after": {"service_account": change.flag, "reason": change.reason},
+                "link": change.link.as_ref().map(|link| serde_json::json!({
+                    "before": link.before.as_ref().map(|b| b.cell().to_owned()),
+                    "after": link.after.cell(),
+                })),
             })
         })
         .collect();
@@ -114,8 +148,8 @@ pub(crate) fn print_changes(
         return writeln!(out, "No change: every row is already in the desired state.");
     }
     writeln!(out, "Would update {changes} of {rows} rows:")?;
-    for change in shown {
-        writeln!(out, "  {}", change.describe())?;
+    for line in shown.iter().flat_map(Change::describe) {
+        writeln!(out, "  {line}")?;
     }
     if changes > shown.len() as u64 {
         writeln!(

@@ -108,10 +108,10 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     let changed: Vec<&str> = plan.stdout.lines().filter(|l| l.contains('→')).collect();
     assert_eq!(changed.len(), 5, "{}", plan.stdout);
     for expected in [
-        "goran.nguyen: linked to nobody → goran.nguyen@example.com",
-        "chen.smith: linked to nobody → chen.smith@example.com",
-        "alice.nguyen: linked to alice.nguyen@example.com → nobody",
-        "alice.nguyen: linked to alice.nguyen@example.com → bruno.nguyen@example.com",
+        "id 19  goran.nguyen [AWS aws-prod #1]: linked to nobody → goran.nguyen@example.com",
+        "id 69  chen.smith [AWS aws-prod #1]: linked to nobody → chen.smith@example.com",
+        "id 1  alice.nguyen [AWS aws-prod #1]: linked to alice.nguyen@example.com → nobody",
+        "id 2  alice.nguyen [GCP gcp-main #2]: linked to alice.nguyen@example.com → bruno.nguyen@example.com",
         "→ service account (\"Deploy pipeline\")",
     ] {
         assert!(plan.stdout.contains(expected), "{expected}: {}", plan.stdout);

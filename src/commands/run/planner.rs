@@ -9,7 +9,7 @@ use crate::drata::{Current, Users};
 use crate::engine::{Job, Listing, Sends};
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
 use crate::model::{IdCell, LinkRequest, Outcome, ReportRow, Row, RowId};
-use crate::output::{Change, CurrentView};
+use crate::output::{Change, CurrentView, LinkChange};
 
 pub(super) enum Decision {
     Send(Job),
@@ -182,26 +182,35 @@ impl Planner {
                     id: RowId::Id(report.id()?),
                     flag: report.flag?,
                     reason: report.reason.clone(),
-                    link: None,
+                    link: report.link.clone(),
                 },
                 report.id()?,
             ),
             Decision::Final(_) => return None,
         };
-        let current = self
+        let now = self
             .listing
             .as_ref()
-            .and_then(|listing| listing.state.get(id))
-            .map(|current| CurrentView {
-                username: current.username.clone(),
-                connection: current.connection.clone(),
-                previous: current.previous(),
-            });
+            .and_then(|listing| listing.state.get(id));
+        let sends = now.map_or_else(|| Sends::all_of(&row), |now| self.sends(&row, now));
+        let current = now.map(|current| CurrentView {
+            username: current.username.clone(),
+            connection: current.connection.clone(),
+            previous: current.previous(),
+        });
         Some(Change {
             line: row.line,
             id,
             flag: row.flag,
+            flag_changes: sends.flag,
             reason: row.reason,
+            link: row
+                .link
+                .filter(|_| sends.link.is_some())
+                .map(|wanted| LinkChange {
+                    before: now.map(|now| now.link(self.users.as_deref())),
+                    after: wanted.link,
+                }),
             current,
         })
     }
