@@ -337,7 +337,11 @@ mod tests {
     #[test]
     fn users_resolve_by_email_in_any_case_and_refuse_unknown_or_shared_emails() {
         let mut users = Users::default();
-        for (id, email) in [(1, "Bob@Example.com"), (2, "ann@example.com"), (3, "ANN@example.com")] {
+        for (id, email) in [
+            (1, "Bob@Example.com"),
+            (2, "ann@example.com"),
+            (3, "ANN@example.com"),
+        ] {
             assert!(users.add(User {
                 id,
                 email: email.to_owned()

@@ -105,7 +105,8 @@ impl Engine {
                 if !applied.is_empty() {
                     // Drata holds part of the row: it is no `not_attempted`.
                     report.outcome = Outcome::Failed;
-                    report.error = format!("{}; {} was applied", report.error, applied.join(" and "));
+                    report.error =
+                        format!("{}; {} was applied", report.error, applied.join(" and "));
                 }
                 break;
             }
@@ -190,6 +191,9 @@ mod tests {
             sends(true, Some(Some(3))),
             [Request::Flag, Request::Link(Some(3))]
         );
-        assert_eq!(sends(true, Some(None)), [Request::Link(None), Request::Flag]);
+        assert_eq!(
+            sends(true, Some(None)),
+            [Request::Link(None), Request::Flag]
+        );
     }
 }

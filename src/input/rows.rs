@@ -189,7 +189,12 @@ fn resolve_columns(
     let named = |name: &str| vec![normalize_header(name)];
     let link = LinkColumns {
         link: find_column(headers, path, "linked user", &link_names)?,
-        baseline: find_column(headers, path, "linked user at export", &named(LINK_BASELINE_NAME))?,
+        baseline: find_column(
+            headers,
+            path,
+            "linked user at export",
+            &named(LINK_BASELINE_NAME),
+        )?,
         flag_baseline: find_column(headers, path, "flag at export", &named(FLAG_BASELINE_NAME))?,
     };
     if link.link.is_none() && options.link_column.is_some() {
@@ -861,7 +866,9 @@ impl<R: Read> RowReader<R> {
     fn link_baseline(&self) -> Option<Link> {
         let columns = &self.columns.link;
         let exported = match &columns.flag_baseline {
-            Some((index, _)) => matches!(self.cell(*index), Some(Ok(text)) if !text.trim().is_empty()),
+            Some((index, _)) => {
+                matches!(self.cell(*index), Some(Ok(text)) if !text.trim().is_empty())
+            }
             None => true,
         };
         let (index, _) = columns.baseline.as_ref().filter(|_| exported)?;
@@ -1270,5 +1277,113 @@ mod tests {
         );
         assert_eq!(normalize_header("\u{feff}ID"), "id");
         assert_eq!(normalize_header("service-account"), "serviceaccount");
+    }
+
+    /// Resolves two users' emails, any case.
+    struct TwoUsers;
+
+    impl Lookup for TwoUsers {
+        fn resolve(&self, key: &LookupKey) -> Result<u64, crate::model::LookupError> {
+            Err(crate::model::LookupError::NoMatch(key.clone()))
+        }
+        fn check(&self, _: u64, _: &LookupKey) -> Result<(), crate::model::LookupError> {
+            Ok(())
+        }
+        fn user(&self, email: &str) -> Result<u64, crate::model::LookupError> {
+            match email.to_lowercase().as_str() {
+                "ann@example.com" => Ok(1),
+                "bob@example.com" => Ok(2),
+                _ => Err(crate::model::LookupError::NoUser(email.to_owned())),
+            }
+        }
+    }
+
+    fn link_records(
+        data: &str,
+        link_column: Option<&str>,
+    ) -> Vec<Result<Option<LinkRequest>, String>> {
+        let mut options = InputOptions::new(InputSource::Stdin, b',');
+        options.link_column = link_column.map(str::to_owned);
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        reader.lookup = Some(Arc::new(TwoUsers));
+        std::iter::from_fn(|| reader.next_record())
+            .map(|r| match r.unwrap() {
+                Record::Valid(row) => Ok(row.link),
+                Record::Invalid(bad) => Err(bad.message()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_link_cell_is_nobody_or_a_resolved_email_and_a_service_account_names_nobody() {
+        let user = |email: &str, id| {
+            Ok(Some(LinkRequest {
+                link: Link::User(email.to_owned()),
+                user: Some(id),
+                baseline: Some(Link::Nobody),
+            }))
+        };
+        let records = link_records(
+            "id,flag,reason,linkedUser,drataLinkedUser\n\
+             1,false,a,,\n\
+             2,false,a, Bob@Example.com ,\n\
+             3,true,a,,\n\
+             4,true,a,ann@example.com,\n\
+             5,false,a,carol@example.com,\n\
+             6,false,a,carol,\n",
+            None,
+        );
+        assert_eq!(
+            records[0],
+            Ok(Some(LinkRequest {
+                link: Link::Nobody,
+                user: None,
+                baseline: Some(Link::Nobody)
+            }))
+        );
+        assert_eq!(records[1], user("bob@example.com", 2));
+        assert_eq!(
+            records[2].as_ref().map(|l| l.as_ref().map(|l| &l.link)),
+            Ok(Some(&Link::Nobody))
+        );
+        let problem = |index: usize| records[index].clone().unwrap_err();
+        assert!(
+            problem(3).contains("does not link a service account"),
+            "{}",
+            problem(3)
+        );
+        assert!(
+            problem(4).contains("\"carol@example.com\""),
+            "{}",
+            problem(4)
+        );
+        assert!(problem(5).contains("not an email"), "{}", problem(5));
+    }
+
+    #[test]
+    fn without_the_column_links_are_untouched_and_a_named_column_must_exist() {
+        assert_eq!(
+            link_records("id,flag,reason\n1,false,a\n", None),
+            [Ok(None)]
+        );
+        assert_eq!(
+            link_records(
+                "id,flag,reason,Owner\n1,false,a,ann@example.com\n",
+                Some("owner")
+            )[0]
+            .as_ref()
+            .map(|l| l.as_ref().and_then(|l| l.user)),
+            Ok(Some(1))
+        );
+        let options = InputOptions {
+            link_column: Some("owner".to_owned()),
+            ..InputOptions::new(InputSource::Stdin, b',')
+        };
+        let missing = RowReader::new("id,flag,reason\n1,false,a\n".as_bytes(), &options, "-");
+        assert!(
+            matches!(&missing, Err(InputError::MissingColumns { missing, .. }) if missing.contains("--link-column")),
+            "{:?}",
+            missing.err()
+        );
     }
 }

@@ -137,9 +137,9 @@ async fn users(
     };
     let render = |person: u64| {
         let (first, last, email) = super::person(person);
-        matches(&query.q, &[&email, first, last]).then(|| {
-            json!({ "id": person + 1, "email": email, "firstName": first, "lastName": last })
-        })
+        matches(&query.q, &[&email, first, last]).then(
+            || json!({ "id": person + 1, "email": email, "firstName": first, "lastName": last }),
+        )
     };
     let people = sim.users();
     let skip = (page - 1).saturating_mul(limit);

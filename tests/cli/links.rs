@@ -176,11 +176,7 @@ fn a_service_account_naming_a_person_or_an_unknown_email_is_invalid_and_nothing_
     edit(&mut rows, 2, &[("linkedUser", "nobody.here@example.com")]);
     edit(&mut rows, 19, &[("linkedUser", BRUNO)]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(sent(&sim), (0, 0), "nothing sent");
     let report = read_report(&work.path("r.csv"));
@@ -197,7 +193,11 @@ fn a_service_account_naming_a_person_or_an_unknown_email_is_invalid_and_nothing_
         "the email named: {:?}",
         row_of("2")
     );
-    assert!(run.stderr.contains("nobody.here@example.com"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nobody.here@example.com"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -225,11 +225,7 @@ fn a_service_account_that_becomes_a_person_is_unmarked_before_it_is_linked() {
         ],
     );
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     // The simulator, like Drata, refuses to link a service account: a link sent first
     // would fail.
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -261,11 +257,7 @@ fn a_link_changed_in_drata_after_the_export_and_unedited_in_the_sheet_drifts() {
     // The sheet leaves id 1 as exported, and edits id 2's link.
     edit(&mut rows, 2, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sent(&sim), (2, 0), "only id 2's unlink");
     let report = read_report(&work.path("r.csv"));
