@@ -387,7 +387,8 @@ struct SimulateArgs {
     #[arg(long, value_name = "ADDR", default_value_t = SimulatorConfig::default().listen)]
     listen: std::net::SocketAddr,
 
-    /// Seeded identities (ids 1..N; every 7th is already a service account)
+    /// Seeded identities (ids 1..N; every 7th is already a service account; the people are
+    /// linked to their Drata user, but ids 19 and 69 of every hundred)
     #[arg(long, value_name = "N", default_value_t = SimulatorConfig::default().identities)]
     identities: u64,
 
