@@ -16,14 +16,14 @@ pub(crate) enum RowStatus<'a> {
     Send,
     /// Same id, flag and reason as an earlier row.
     Duplicate { first_line: u64 },
-    /// Same id as other rows with a different flag or reason: every such row is invalid.
+    /// Same id as other rows with a different flag, reason or link: every such row is invalid.
     Conflict { lines: &'a [u64] },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct IdEntry {
     first_line: u64,
-    /// A 63-bit digest of (flag, reason) in the high bits; bit 0 set on a conflict.
+    /// A 63-bit digest of (flag, reason, link) in the high bits; bit 0 set on a conflict.
     /// Packed so an entry is 24 bytes with its key: memory is per distinct id.
     digest_and_conflict: u64,
 }
@@ -61,7 +61,9 @@ impl InputScan {
     }
 
     fn digest(&self, row: &Row) -> u64 {
-        self.hasher.hash_one((row.flag, row.reason.as_str()))
+        // Two rows that link one identity to different people conflict too.
+        let link = row.link.as_ref().map(|link| &link.link);
+        self.hasher.hash_one((row.flag, row.reason.as_str(), link))
     }
 
     fn add_valid(&mut self, row: &Row) {
@@ -147,7 +149,7 @@ pub(crate) fn conflict_message(id: u64, lines: &[u64]) -> String {
         String::new()
     };
     format!(
-        "id {id} appears on lines {}{more} with different service-account flags or reasons",
+        "id {id} appears on lines {}{more} with different service-account flags, reasons or links",
         shown.join(", ")
     )
 }
