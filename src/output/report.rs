@@ -5,13 +5,14 @@ use std::fs::File;
 use std::io;
 use std::time::SystemTime;
 
-use crate::model::{IdCell, IdentityKind, ReportRow};
+use crate::model::{IdCell, IdentityKind, Link, ReportRow};
 use crate::text::echoed;
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
 /// contract, then the state before the run (when the listing was read) and what the run
-/// addressed, so that `--resume-from` can tell whether a row was done for this target.
-pub(crate) const COLUMNS: [&str; 16] = [
+/// addressed, so that `--resume-from` can tell whether a row was done for this target;
+/// the row's link and the link before the run (when the input decides links).
+pub(crate) const COLUMNS: [&str; 18] = [
     "line",
     "id",
     "service_account",
@@ -28,6 +29,8 @@ pub(crate) const COLUMNS: [&str; 16] = [
     "previous_reason",
     "kind",
     "api",
+    "linked_user",
+    "previous_linked_user",
 ];
 
 /// A cell as every CSV we write holds it: hostile characters escaped
@@ -89,7 +92,13 @@ impl ReportWriter {
         let error = echoed(&row.error);
         let previous_flag = row.previous.as_ref().map(|p| p.marked);
         let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
-        let cells: [&str; 16] = [
+        let link_cell = row.link.as_ref().map_or("", |l| l.link.cell());
+        let previous_link = row
+            .previous
+            .as_ref()
+            .and_then(|p| p.link.as_ref())
+            .map_or("", Link::cell);
+        let cells: [&str; 18] = [
             &line,
             &id,
             flag_text(row.flag),
@@ -106,6 +115,8 @@ impl ReportWriter {
             &text(&previous_reason),
             self.kind.path_segment(),
             &self.api,
+            link_cell,
+            previous_link,
         ];
         self.csv
             .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
