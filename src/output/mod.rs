@@ -22,4 +22,4 @@ pub(crate) use plan::{column_mapping_line, Change, CurrentView, LinkChange, CHAN
 pub(crate) use progress::Progress;
 pub(crate) use report::ReportWriter;
 pub(crate) use summary::{counts, FileDigest, Summary};
-pub(crate) use undo::{UndoWriter, UNDO_HEADER};
+pub(crate) use undo::{UndoWriter, UNDO_HEADER, UNDO_HEADER_LINKS};

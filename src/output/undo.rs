@@ -9,6 +9,9 @@ use crate::model::ReportRow;
 
 /// The undo file's header: the input format.
 pub(crate) const UNDO_HEADER: &str = "id,serviceAccount,serviceAccountReason";
+/// The header when the run decides links: undoing it puts the links back too. A run that
+/// never touched links writes no link column, so its undo cannot unlink anyone.
+pub(crate) const UNDO_HEADER_LINKS: &str = "id,serviceAccount,serviceAccountReason,linkedUser";
 
 pub(crate) struct UndoWriter {
     csv: csv::Writer<File>,
@@ -17,18 +20,22 @@ pub(crate) struct UndoWriter {
     written: std::collections::HashSet<u64>,
     /// Used in the reason of identities that were not service accounts.
     run_started: String,
+    /// The run decides links: each row carries the link before the run.
+    links: bool,
 }
 
 impl UndoWriter {
     /// A new undo file, header first.
-    pub(crate) fn new(file: File, run_started: String) -> io::Result<Self> {
+    pub(crate) fn new(file: File, run_started: String, links: bool) -> io::Result<Self> {
         let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(UNDO_HEADER.split(','))?;
+        let header = if links { UNDO_HEADER_LINKS } else { UNDO_HEADER };
+        csv.write_record(header.split(','))?;
         csv.flush()?;
         Ok(Self {
             csv,
             written: std::collections::HashSet::new(),
             run_started,
+            links,
         })
     }
 
@@ -37,11 +44,13 @@ impl UndoWriter {
         file: File,
         run_started: String,
         written: std::collections::HashSet<u64>,
+        links: bool,
     ) -> Self {
         Self {
             csv: csv::Writer::from_writer(file),
             written,
             run_started,
+            links,
         }
     }
 
@@ -71,11 +80,16 @@ impl UndoWriter {
                 ),
             )
         };
-        self.csv.write_record([
-            id.to_string().as_str(),
-            flag,
-            spreadsheet_safe(&reason).as_ref(),
-        ])?;
+        let mut cells = vec![
+            id.to_string(),
+            flag.to_owned(),
+            spreadsheet_safe(&reason).into_owned(),
+        ];
+        if self.links {
+            let link = previous.link.as_ref().map_or("", |link| link.cell());
+            cells.push(spreadsheet_safe(link).into_owned());
+        }
+        self.csv.write_record(&cells)?;
         self.csv.flush()?;
         Ok(true)
     }

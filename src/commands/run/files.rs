@@ -9,7 +9,7 @@ use super::Run;
 use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
-use crate::output::{same_file, CreatedFile, ReportWriter, Sink, UNDO_HEADER};
+use crate::output::{same_file, CreatedFile, ReportWriter, Sink, UNDO_HEADER, UNDO_HEADER_LINKS};
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
@@ -225,7 +225,7 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, HashSet<u64>)>> 
     }
     let mut first = String::new();
     std::io::BufReader::new(File::open(path)?).read_line(&mut first)?;
-    if first.trim_end() != UNDO_HEADER {
+    if ![UNDO_HEADER, UNDO_HEADER_LINKS].contains(&first.trim_end()) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "it is not an undo file of drata-svcacct; refusing to add to it",

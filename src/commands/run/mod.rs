@@ -497,9 +497,10 @@ async fn execute(
 /// made; one that cannot stops the run but never keeps a row out of the report.
 fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Undo>) -> Outputs {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
+    let links = run.users.is_some();
     let undo = undo.and_then(|undo| match undo {
-        Undo::Append(file, ids) => Some(UndoWriter::append(file, run_started, ids)),
-        Undo::New(file) => match UndoWriter::new(file, run_started) {
+        Undo::Append(file, ids) => Some(UndoWriter::append(file, run_started, ids, links)),
+        Undo::New(file) => match UndoWriter::new(file, run_started, links) {
             Ok(undo) => Some(undo),
             Err(e) => {
                 run.control.stop(StopReason::ReportFailed {
