@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::Sink;
 use super::summary::{FileDigest, Summary};
-use crate::model::{Outcome, Previous, ReportRow};
+use crate::model::{Link, Outcome, Previous, ReportRow};
 
 pub(crate) use markdown::describe_previous;
 
@@ -152,6 +152,9 @@ pub(crate) struct ChangedIdentity {
     /// Whether the state read again after the run holds the change; `None` when not
     /// checked.
     pub(crate) verified: Option<bool>,
+    /// Who it was linked to before the run (`None`: unknown) and after, when the run
+    /// decided its link.
+    pub(crate) link: Option<(Option<Link>, Link)>,
 }
 
 /// Whether the changes were checked against Drata after the run.
@@ -284,6 +287,10 @@ impl EvidenceRecorder {
             },
             source: "input".to_owned(),
             verified: None,
+            link: row.link.as_ref().map(|wanted| {
+                let before = row.previous.as_ref().and_then(|p| p.link.clone());
+                (before, wanted.link.clone())
+            }),
         });
         Ok(())
     }

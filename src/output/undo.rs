@@ -28,7 +28,11 @@ impl UndoWriter {
     /// A new undo file, header first.
     pub(crate) fn new(file: File, run_started: String, links: bool) -> io::Result<Self> {
         let mut csv = csv::Writer::from_writer(file);
-        let header = if links { UNDO_HEADER_LINKS } else { UNDO_HEADER };
+        let header = if links {
+            UNDO_HEADER_LINKS
+        } else {
+            UNDO_HEADER
+        };
         csv.write_record(header.split(','))?;
         csv.flush()?;
         Ok(Self {

@@ -75,7 +75,9 @@ fn check_changes(path: &std::path::Path) {
             "after_service_account",
             "after_reason",
             "source",
-            "verified"
+            "verified",
+            "before_linked_user",
+            "after_linked_user"
         ]
     );
     let ids: Vec<&str> = changes[1..].iter().map(|row| row[0].as_str()).collect();

@@ -1,7 +1,7 @@
 //! The evidence as Markdown: a header table, the counts, and the identities changed.
 
 use super::{escaped, Before, ChangedIdentity, Facts, State, Verification};
-use crate::model::Previous;
+use crate::model::{Link, Previous};
 
 /// Escapes text for one Markdown table cell, capped as every echoed field is.
 pub(crate) fn cell(text: &str) -> String {
@@ -39,6 +39,20 @@ pub(super) fn describe_before(before: &Before) -> String {
         Before::Unknown => "unknown".to_owned(),
         Before::NotRead => "not read".to_owned(),
     }
+}
+
+/// A state in words, and who the identity is linked to when the run decided its link
+/// (`Some(None)`: not known).
+fn with_link(state: String, link: Option<Option<&Link>>) -> String {
+    match link {
+        None => state,
+        Some(link) => format!("{state}; linked to {}", link_text(link)),
+    }
+}
+
+/// `nobody`, an email, or `unknown`.
+pub(super) fn link_text(link: Option<&Link>) -> &str {
+    link.map_or("unknown", Link::describe)
 }
 
 /// `yes`, `no` or `not checked`.
@@ -183,8 +197,14 @@ fn changes(changes: &[ChangedIdentity]) -> String {
             cell(&change.username),
             cell(&change.email),
             cell(&change.connection),
-            cell(&describe_before(&change.before)),
-            cell(&describe(&change.after)),
+            cell(&with_link(
+                describe_before(&change.before),
+                change.link.as_ref().map(|(before, _)| before.as_ref())
+            )),
+            cell(&with_link(
+                describe(&change.after),
+                change.link.as_ref().map(|(_, after)| Some(after))
+            )),
             cell(&change.source),
             verified_text(change.verified),
         ));

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::markdown::{describe_before, digest_text, verification_text, verified_text};
+use super::markdown::{describe_before, digest_text, link_text, verification_text, verified_text};
 use super::{escaped, Before, Facts};
 use crate::text::unprefixed;
 
 /// The columns of the `Changes` sheet.
-pub(crate) const CHANGES_COLUMNS: [&str; 10] = [
+pub(crate) const CHANGES_COLUMNS: [&str; 12] = [
     "id",
     "username",
     "email",
@@ -22,6 +22,8 @@ pub(crate) const CHANGES_COLUMNS: [&str; 10] = [
     "after_reason",
     "source",
     "verified",
+    "before_linked_user",
+    "after_linked_user",
 ];
 
 /// Excel's last row (0-based): a report longer than this is cut, and the sheet says so.
@@ -142,6 +144,14 @@ fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<
             change.after.reason.clone().unwrap_or_default(),
             change.source.clone(),
             verified_text(change.verified).to_owned(),
+            // Empty when the run did not decide links.
+            change.link.as_ref().map_or(String::new(), |(before, _)| {
+                link_text(before.as_ref()).to_owned()
+            }),
+            change
+                .link
+                .as_ref()
+                .map_or(String::new(), |(_, after)| after.describe().to_owned()),
         ];
         for (col, text) in texts.iter().enumerate() {
             sheet.write_string(row, col as u16 + 1, escaped(text))?;
