@@ -47,6 +47,14 @@ pub(crate) struct LinkChange {
     pub after: Link,
 }
 
+/// How many rows would change, of how many, and how many of them change a link.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanCounts {
+    pub changes: u64,
+    pub link_changes: u64,
+    pub rows: u64,
+}
+
 /// What the plan shows of an identity's current state.
 #[derive(Debug, Clone)]
 pub(crate) struct CurrentView {
@@ -101,8 +109,7 @@ impl Change {
 /// after, for scripts.
 pub(crate) fn write_changes_json(
     out: &mut impl Write,
-    changes: u64,
-    rows: u64,
+    counts: PlanCounts,
     shown: &[Change],
 ) -> io::Result<()> {
     let listed: Vec<serde_json::Value> = shown
@@ -129,8 +136,9 @@ pub(crate) fn write_changes_json(
         })
         .collect();
     let plan = serde_json::json!({
-        "rows": rows,
-        "would_update": changes,
+        "rows": counts.rows,
+        "would_update": counts.changes,
+        "link_changes": counts.link_changes,
         "changes": listed,
     });
     serde_json::to_writer_pretty(&mut *out, &plan)?;
@@ -140,14 +148,23 @@ pub(crate) fn write_changes_json(
 /// Prints how many rows would change and the first [`CHANGES_SHOWN`] of them.
 pub(crate) fn print_changes(
     out: &mut impl Write,
-    changes: u64,
-    rows: u64,
+    counts: PlanCounts,
     shown: &[Change],
 ) -> io::Result<()> {
+    let PlanCounts {
+        changes,
+        link_changes,
+        rows,
+    } = counts;
     if changes == 0 {
         return writeln!(out, "No change: every row is already in the desired state.");
     }
-    writeln!(out, "Would update {changes} of {rows} rows:")?;
+    let links = match link_changes {
+        0 => String::new(),
+        1 => " (1 link change)".to_owned(),
+        n => format!(" ({n} link changes)"),
+    };
+    writeln!(out, "Would update {changes} of {rows} rows{links}:")?;
     for line in shown.iter().flat_map(Change::describe) {
         writeln!(out, "  {line}")?;
     }

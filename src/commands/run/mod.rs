@@ -29,8 +29,8 @@ use crate::input::{
 use crate::input::{Record, PROBLEMS_SHOWN};
 use crate::model::{Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally};
 use crate::output::{
-    column_mapping_line, Change, EvidenceRecorder, InvalidRows, Progress, ReportWriter, RowProblem,
-    UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, Change, EvidenceRecorder, InvalidRows, PlanCounts, Progress, ReportWriter,
+    RowProblem, UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -304,7 +304,12 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         .any(|path| path.as_os_str() == "-");
     if config.mode == Mode::Plan && !stdout_taken {
         let console = config.output.console();
-        console.plan(config.plan.json, changes, run.scan.rows, &shown);
+        let counts = PlanCounts {
+            changes,
+            link_changes: preview.link_changes,
+            rows: run.scan.rows,
+        };
+        console.plan(config.plan.json, counts, &shown);
     }
     if let Some(limit) = config.options.max_changes.filter(|limit| changes > *limit) {
         run.control
@@ -317,6 +322,8 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
 #[derive(Default)]
 struct Preview {
     changes: u64,
+    /// Of the changes, those that change a link.
+    link_changes: u64,
     shown: Vec<Change>,
     /// Rows valid on their own that the current state makes invalid (a `false` row
     /// without a reason whose identity is a service account): the first ones.
@@ -348,6 +355,7 @@ fn count_changes(
             continue;
         };
         preview.changes += 1;
+        preview.link_changes += u64::from(change.link.is_some());
         if preview.shown.len() < shown_at_most {
             preview.shown.push(change);
         }
