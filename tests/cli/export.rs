@@ -34,6 +34,10 @@ fn edited(text: &str, changes: &[(u64, &str, &str)]) -> String {
         if let Some((_, flag, reason)) = changes.iter().find(|(at, _, _)| *at == id) {
             cells[1] = (*flag).to_owned();
             cells[2] = (*reason).to_owned();
+            if *flag == "true" {
+                // A service account is linked to nobody (linkedUser).
+                cells[6] = String::new();
+            }
         }
         writer.write_record(&cells).unwrap();
     }
@@ -95,7 +99,8 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
     apply("edited.csv", &with_undo);
     assert_eq!(
         sim.applied(),
-        HashMap::from([(2, 1), (7, 1), (44, 1)]),
+        // Id 2, a person marked, is unlinked first: two PUTs.
+        HashMap::from([(2, 2), (7, 1), (44, 1)]),
         "exactly the three edited rows"
     );
     let after = export_rows(&export("after.csv"));
@@ -109,7 +114,7 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
 
     // The undo file puts everything back as the first export showed it.
     apply("undo.csv", &[]);
-    assert_eq!(sim.applied(), HashMap::from([(2, 2), (7, 2), (44, 2)]));
+    assert_eq!(sim.applied(), HashMap::from([(2, 4), (7, 2), (44, 2)]));
     assert_eq!(export("second.csv"), first);
 }
 
