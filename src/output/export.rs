@@ -9,8 +9,10 @@ use rust_xlsxwriter::{DataValidation, Format, Workbook, Worksheet, XlsxError};
 use super::report::spreadsheet_safe;
 use crate::suggest::{Clue, Suggestion};
 
-/// The export's columns, in order (`docs/export.md`): the input's three first.
-pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
+/// The export's columns, in order (`docs/export.md`): the input's three first, the link's
+/// baseline (`drataLinkedUser`, Drata's link at export, which the review compares the
+/// edited `linkedUser` with) last.
+pub(crate) const EXPORT_COLUMNS: [&str; 12] = [
     "id",
     "serviceAccount",
     "serviceAccountReason",
@@ -22,14 +24,15 @@ pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
     "disconnectedAt",
     "hasMfa",
     "suggestion",
+    "drataLinkedUser",
 ];
 
 /// The workbook's one sheet.
 pub(crate) const SHEET_NAME: &str = "identities";
 
 /// Widths of the workbook's columns, in characters.
-const COLUMN_WIDTHS: [f64; 11] = [
-    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0,
+const COLUMN_WIDTHS: [f64; 12] = [
+    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0, 32.0,
 ];
 
 /// The byte-order mark Excel needs to read a CSV as UTF-8.
@@ -94,7 +97,7 @@ impl ExportRow {
     }
 
     /// Every cell as text, unescaped.
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 12] {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         [
             self.id.to_string(),
@@ -111,6 +114,7 @@ impl ExportRow {
                 .as_ref()
                 .map(suggestion_text)
                 .unwrap_or_default(),
+            text(&self.linked_user),
         ]
     }
 }
@@ -266,14 +270,14 @@ mod tests {
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
-             connectedAt,disconnectedAt,hasMfa,suggestion\n"
+             connectedAt,disconnectedAt,hasMfa,suggestion,drataLinkedUser\n"
         ));
         assert!(
-            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,\n"),
+            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,,\n"),
             "{text}"
         );
         assert!(text.contains(
-            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\"\n"
+            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\",\n"
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::support::*;
 
 const HEADER: &str = "id,serviceAccount,serviceAccountReason,username,email,connection,\
-                      linkedUser,connectedAt,disconnectedAt,hasMfa,suggestion";
+                      linkedUser,connectedAt,disconnectedAt,hasMfa,suggestion,drataLinkedUser";
 
 /// The rows of an export, by id, as maps of column to cell.
 fn export_rows(text: &str) -> Vec<HashMap<String, String>> {
