@@ -103,13 +103,17 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     reviewed(&mut rows);
     write_records(&work, "reviewed.csv", &rows);
 
-    let plan = on_sim(&sim, &work, &["plan", "reviewed.csv", "--no-report"]);
+    let plan = on_sim(
+        &sim,
+        &work,
+        &["plan", "reviewed.csv", "--report", "plan.report.csv"],
+    );
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let changed: Vec<&str> = plan.stdout.lines().filter(|l| l.contains('→')).collect();
     assert_eq!(changed.len(), 5, "{}", plan.stdout);
     for expected in [
         "id 19  goran.nguyen [AWS aws-prod #1]: linked to nobody → goran.nguyen@example.com",
-        "id 69  chen.smith [AWS aws-prod #1]: linked to nobody → chen.smith@example.com",
+        "id 69  chen.smith [AZURE azure-corp #3]: linked to nobody → chen.smith@example.com",
         "id 1  alice.nguyen [AWS aws-prod #1]: linked to alice.nguyen@example.com → nobody",
         "id 2  alice.nguyen [GCP gcp-main #2]: linked to alice.nguyen@example.com → bruno.nguyen@example.com",
         "→ service account (\"Deploy pipeline\")",
@@ -127,7 +131,15 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
         let run = on_sim(
             &sim,
             &work,
-            &["apply", input, "--report", report, "--undo", "undo.csv"],
+            &[
+                "apply",
+                input,
+                "--reconcile",
+                "--report",
+                report,
+                "--undo",
+                "undo.csv",
+            ],
         );
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
         read_report(&work.path(report))
@@ -154,7 +166,11 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     assert_eq!(sent(&sim), (4, 1), "a second apply sends nothing");
 
     // The undo file puts every link (and the flag) back.
-    let undo = on_sim(&sim, &work, &["apply", "undo.csv", "--report", "r3.csv"]);
+    let undo = on_sim(
+        &sim,
+        &work,
+        &["apply", "undo.csv", "--reconcile", "--report", "r3.csv"],
+    );
     assert_eq!(undo.code, 0, "{}", undo.stderr);
     assert_eq!(sent(&sim), (8, 2));
     let restored = export(&sim, &work, "restored.csv");
@@ -176,8 +192,12 @@ fn a_service_account_naming_a_person_or_an_unknown_email_is_invalid_and_nothing_
     edit(&mut rows, 2, &[("linkedUser", "nobody.here@example.com")]);
     edit(&mut rows, 19, &[("linkedUser", BRUNO)]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(sent(&sim), (0, 0), "nothing sent");
     let report = read_report(&work.path("r.csv"));
     let row_of = |id: &str| report.iter().find(|r| r["id"] == id).unwrap();
@@ -225,7 +245,11 @@ fn a_service_account_that_becomes_a_person_is_unmarked_before_it_is_linked() {
         ],
     );
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
+    );
     // The simulator, like Drata, refuses to link a service account: a link sent first
     // would fail.
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -251,13 +275,27 @@ fn a_link_changed_in_drata_after_the_export_and_unedited_in_the_sheet_drifts() {
         "elsewhere.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n1,false,x,{BRUNO}\n"),
     );
-    let elsewhere = on_sim(&sim, &work, &["apply", "elsewhere.csv", "--no-report"]);
+    let elsewhere = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "elsewhere.csv",
+            "--reconcile",
+            "--report",
+            "elsewhere.report.csv",
+        ],
+    );
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
     assert_eq!(sent(&sim), (1, 0));
     // The sheet leaves id 1 as exported, and edits id 2's link.
     edit(&mut rows, 2, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sent(&sim), (2, 0), "only id 2's unlink");
     let report = read_report(&work.path("r.csv"));
