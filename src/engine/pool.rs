@@ -121,20 +121,20 @@ impl Engine {
     fn report(&self, row: &Row, attempted: Attempted<Identity>) -> ReportRow {
         let mut report = match attempted.ended {
             Ended::Done(identity) => {
-                let mut report = ReportRow::of(&row, Outcome::Updated, "");
+                let mut report = ReportRow::of(row, Outcome::Updated, "");
                 report.identity = identity.view();
                 report
             }
-            Ended::Failed(failure) => ReportRow::of(&row, Outcome::Failed, failure.message),
+            Ended::Failed(failure) => ReportRow::of(row, Outcome::Failed, failure.message),
             // Not done, so not_attempted like every remaining row; the attempts and the
             // last status stay on record.
             Ended::Stopped(None) => {
-                ReportRow::of(&row, Outcome::NotAttempted, self.control.stop_message())
+                ReportRow::of(row, Outcome::NotAttempted, self.control.stop_message())
             }
             // It was sent: whatever the answer, it may have been applied, so it is no
             // `not_attempted`; a resumed run sends it again.
             Ended::Stopped(Some(failure)) => ReportRow::of(
-                &row,
+                row,
                 Outcome::Failed,
                 format!(
                     "{}; not retried after: {}",
