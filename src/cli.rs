@@ -27,7 +27,7 @@ Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
     DRATA_API_KEY=... drata-svcacct plan q4-review.csv
-    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --reconcile --evidence q4-evidence.md
+    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --evidence q4-evidence.md
 
   A list decided elsewhere: check it, see what would change, apply it
     drata-svcacct validate q3-review.csv
@@ -35,12 +35,12 @@ Examples:
     DRATA_API_KEY=... drata-svcacct apply q3-review.csv --evidence q3-evidence.md
 
   One-off migration, reversible, with a blast-radius guard
-    drata-svcacct apply migration.csv --token-file ~/.drata-key --reconcile \\
+    drata-svcacct apply migration.csv --token-file ~/.drata-key \\
         --max-changes 500 --undo migration-undo.csv
 
   Nightly cron job, quiet unless something fails
     drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet \\
-        --reconcile --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
+        --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate";
@@ -171,12 +171,21 @@ struct ApplyArgs {
     #[command(flatten)]
     run: RunArgs,
 
-    /// Fetch the current state first and skip rows already in the desired state
+    /// Accepted for older scripts; changes nothing: apply always reads the current state
+    /// first and sends only what differs, as plan shows
     #[arg(long)]
     reconcile: bool,
 
-    /// With --reconcile: write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    /// Send every valid row, even those Drata already holds in the desired state
+    #[arg(long)]
+    resend: bool,
+
+    /// Skip reading the state again after the run to check every row sent
+    #[arg(long)]
+    no_verify: bool,
+
+    /// Write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH")]
     undo: Option<PathBuf>,
 
     /// A report of an earlier run of this input: rows it shows as done are skipped
@@ -278,6 +287,10 @@ struct RunArgs {
     /// Send the valid rows even if some rows are invalid
     #[arg(long)]
     skip_invalid: bool,
+
+    /// Send edited rows even where Drata changed since the export (conflicts)
+    #[arg(long)]
+    overwrite_drift: bool,
 
     /// Refuse (exit 3, nothing sent) when more than N rows would be updated
     #[arg(long, value_name = "N")]
@@ -466,7 +479,9 @@ impl RunArgs {
             retry: self.connect.retry(),
             max_failures: self.max_failures,
             skip_invalid: self.skip_invalid,
-            reconcile: mode == Mode::Plan,
+            resend: false,
+            overwrite_drift: self.overwrite_drift,
+            verify: false,
             max_changes: self.max_changes,
             undo: None,
             resume_from: None,
@@ -552,8 +567,11 @@ impl ApplyArgs {
             });
         }
         let mut config = self.run.into_config(Mode::Apply, output, program)?;
-        config.reconcile = self.reconcile;
-        config.input.blank_false_reasons = self.reconcile;
+        // `--reconcile` is what apply always does now.
+        let _ = self.reconcile;
+        config.resend = self.resend;
+        config.verify = !self.no_verify;
+        config.input.blank_false_reasons = true;
         config.undo = self.undo;
         config.resume_from = self.resume_from;
         Ok(config)
@@ -709,6 +727,9 @@ mod tests {
             "http://127.0.0.1:9/public",
             "--reason=-x",
             "--reconcile",
+            "--resend",
+            "--no-verify",
+            "--overwrite-drift",
             "--ca-cert",
             "corp ca.pem",
         ])
@@ -719,7 +740,7 @@ mod tests {
         assert_eq!(
             config.resume_command(std::path::Path::new("new report.csv")),
             "drata-svcacct apply 'my file.csv' --reason=-x --base-url http://127.0.0.1:9/public/ \
-             --ca-cert 'corp ca.pem' --rate 8/s --reconcile '--report=new report.resumed.csv' --summary-json=s.resumed.json --resume-from 'new report.csv'"
+             --ca-cert 'corp ca.pem' --rate 8/s --resend --overwrite-drift --no-verify '--report=new report.resumed.csv' --summary-json=s.resumed.json --resume-from 'new report.csv'"
         );
     }
 }

@@ -308,8 +308,13 @@ pub(crate) struct RunConfig {
     pub retry: RetryPolicy,
     pub max_failures: MaxFailures,
     pub skip_invalid: bool,
-    /// Fetch the current state first (always true for plan).
-    pub reconcile: bool,
+    /// `--resend` (apply): send every valid row, even those Drata already holds.
+    pub resend: bool,
+    /// `--overwrite-drift`: send edited rows even where Drata changed since the export.
+    pub overwrite_drift: bool,
+    /// Read the state again after the run and check every row sent (apply, unless
+    /// `--no-verify`).
+    pub verify: bool,
     pub max_changes: Option<u64>,
     pub undo: Option<PathBuf>,
     pub resume_from: Option<PathBuf>,
@@ -562,7 +567,9 @@ impl RunConfig {
         let flags = [
             ("--force", self.force),
             ("--skip-invalid", self.skip_invalid),
-            ("--reconcile", self.reconcile && self.mode == Mode::Apply),
+            ("--resend", self.resend && self.mode == Mode::Apply),
+            ("--overwrite-drift", self.overwrite_drift),
+            ("--no-verify", !self.verify && self.mode == Mode::Apply),
         ];
         args.extend(
             flags

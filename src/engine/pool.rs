@@ -29,6 +29,16 @@ impl Engine {
             .await;
         let mut report = match attempted.ended {
             Ended::Done(identity) => {
+                if let Some(other) = identity.id.filter(|other| *other != id) {
+                    // Any 2xx is applied; which identity is settled by the check after
+                    // the run.
+                    tracing::warn!(
+                        line = row.line,
+                        id,
+                        answered_id = other,
+                        "the answer names id {other}, not {id}; the check after the run settles whether {id} was changed"
+                    );
+                }
                 let mut report = ReportRow::of(&row, Outcome::Updated, "");
                 report.identity = identity.view();
                 report

@@ -96,18 +96,53 @@ fn state_text(flag: bool) -> &'static str {
 pub(crate) struct EvidenceRecorder {
     spool: File,
     changed: u64,
-    /// True when the state before the run was read (`--reconcile`).
+    /// Changed rows the check after the run found in Drata.
+    verified: u64,
+    /// Rows Drata changed since the export, which the run left alone.
+    drift: File,
+    drifted: u64,
+    /// True when the state before the run was read.
     state_read: bool,
 }
 
 impl EvidenceRecorder {
-    /// `state_read`: the state before the run was fetched (`--reconcile`).
+    /// `state_read`: the state before the run was fetched.
     pub(crate) fn new(state_read: bool) -> io::Result<Self> {
         Ok(Self {
             spool: tempfile::tempfile()?,
             changed: 0,
+            verified: 0,
+            drift: tempfile::tempfile()?,
+            drifted: 0,
             state_read,
         })
+    }
+
+    /// Notes a row Drata changed since the export, kept as Drata has it.
+    pub(crate) fn record_drift(&mut self, row: &ReportRow) -> io::Result<()> {
+        let now = row
+            .previous
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), describe_previous);
+        let at_export = row.baseline.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |b| {
+                describe_previous(&Previous {
+                    marked: b.marked,
+                    reason: Some(b.reason.clone()).filter(|r| !r.is_empty()),
+                })
+            },
+        );
+        writeln!(
+            self.drift,
+            "| {} | {} | {} | {} |",
+            cell(&id_text(&row.id)),
+            cell(row.identity.username.as_deref().unwrap_or("")),
+            cell(&at_export),
+            cell(&now),
+        )?;
+        self.drifted += 1;
+        Ok(())
     }
 
     /// Notes an updated row as one table line.
@@ -118,12 +153,18 @@ impl EvidenceRecorder {
         let previous = match (&row.previous, self.state_read) {
             (Some(previous), _) => describe_previous(previous),
             (None, true) => "unknown".to_owned(),
-            (None, false) => "not read (run without --reconcile)".to_owned(),
+            (None, false) => "not read (the listing was refused)".to_owned(),
         };
         let new = state_text(row.flag == Some(true));
+        let verified = match row.verified {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not checked",
+        };
+        self.verified += u64::from(row.verified == Some(true));
         writeln!(
             self.spool,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {verified} |",
             cell(&id_text(&row.id)),
             cell(row.identity.username.as_deref().unwrap_or("")),
             cell(row.identity.email.as_deref().unwrap_or("")),
@@ -151,16 +192,29 @@ impl EvidenceRecorder {
         } else {
             writeln!(
                 out,
-                "{} identities were updated and confirmed by Drata (a 2xx answer).\n",
-                self.changed
+                "{} identities were updated; {} of them verified: Drata's state, read again after the run, holds the change.\n",
+                self.changed, self.verified
             )?;
             writeln!(
                 out,
-                "| id | username | email | previous state | new state | reason |"
+                "| id | username | email | previous state | new state | reason | verified |"
             )?;
-            writeln!(out, "|---:|---|---|---|---|---|")?;
+            writeln!(out, "|---:|---|---|---|---|---|---|")?;
             self.spool.seek(SeekFrom::Start(0))?;
             for line in BufReader::new(&self.spool).lines() {
+                writeln!(out, "{}", line?)?;
+            }
+        }
+        if self.drifted > 0 {
+            writeln!(
+                out,
+                "\n## Changed in Drata since the export (kept)\n\n{} identities were changed in Drata after the review file was exported, on rows the reviewer did not edit; the run left them as Drata has them.\n",
+                self.drifted
+            )?;
+            writeln!(out, "| id | username | at export | in Drata now |")?;
+            writeln!(out, "|---:|---|---|---|")?;
+            self.drift.seek(SeekFrom::Start(0))?;
+            for line in BufReader::new(&self.drift).lines() {
                 writeln!(out, "{}", line?)?;
             }
         }

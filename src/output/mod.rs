@@ -15,9 +15,10 @@ pub(crate) use evidence::{EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
-    column_mapping_line, print_changes, write_changes_json, Change, CurrentView, CHANGES_SHOWN,
+    column_mapping_line, print_changes, print_divergences, write_changes_json, Change,
+    CurrentView, ExportAge, CHANGES_SHOWN,
 };
 pub(crate) use progress::{Live, Progress, ProgressMode};
-pub(crate) use report::ReportWriter;
+pub(crate) use report::{rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, ConcurrencyFigures, FileDigest, LatencyFigures, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER};

@@ -1,10 +1,11 @@
 //! The plan's readable diff, on standard output.
 
 use std::io::{self, Write};
+use std::time::SystemTime;
 
 use super::evidence::describe_previous;
-use crate::model::Previous;
-use crate::text::printable;
+use crate::model::{Baseline, Outcome, Previous, ReportRow};
+use crate::text::{plural, printable};
 
 /// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`,
 /// and the delimiter when it is not a comma.
@@ -122,6 +123,80 @@ pub(crate) fn print_changes(
             out,
             "  … and {} more (see the report, or -v for every change)",
             changes - shown.len() as u64
+        )?;
+    }
+    Ok(())
+}
+
+/// How old the review file is, and how much Drata changed since, for the plan's header.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportAge<'a> {
+    /// The input's `exportedAt` (RFC 3339).
+    pub exported_at: &'a str,
+    pub now: SystemTime,
+    /// Rows whose identity Drata no longer holds as it was at export.
+    pub changed: u64,
+}
+
+impl ExportAge<'_> {
+    /// `exported 6 days ago; 2 identities changed in Drata since`.
+    pub(crate) fn describe(&self) -> String {
+        let when = match humantime::parse_rfc3339_weak(self.exported_at)
+            .ok()
+            .and_then(|at| self.now.duration_since(at).ok())
+        {
+            Some(age) if age.as_secs() >= 86_400 => {
+                let days = age.as_secs() / 86_400;
+                format!("exported {days} {} ago", plural(days, "day", "days"))
+            }
+            Some(_) => "exported less than a day ago".to_owned(),
+            None => format!("exported at {}", printable(self.exported_at)),
+        };
+        format!(
+            "{when}; {} {} changed in Drata since",
+            self.changed,
+            plural(self.changed, "identity", "identities")
+        )
+    }
+}
+
+fn baseline_text(baseline: &Baseline) -> String {
+    describe_previous(&Previous {
+        marked: baseline.marked,
+        reason: Some(baseline.reason.clone()).filter(|r| !r.is_empty()),
+    })
+}
+
+/// Prints the export's age and the rows Drata changed since the export, with the state
+/// at export, the row and Drata now: drifted ones (kept as Drata has them) and conflicts.
+pub(crate) fn print_divergences(
+    out: &mut impl Write,
+    age: Option<&ExportAge<'_>>,
+    diverged: &[ReportRow],
+) -> io::Result<()> {
+    if let Some(age) = age {
+        writeln!(out, "The review file was {}.", age.describe())?;
+    }
+    for row in diverged {
+        let what = match row.outcome {
+            Outcome::Conflict => "CONFLICT (edited here and changed in Drata; not sent without --overwrite-drift)",
+            _ => "drifted (not edited here, changed in Drata; Drata's change is kept)",
+        };
+        let desired = Baseline::new(row.flag == Some(true), &row.reason);
+        writeln!(
+            out,
+            "  line {}  id {}  {}: {what}\n      at export: {}; the row: {}; Drata now: {}",
+            row.line,
+            row.id().map_or_else(String::new, |id| id.to_string()),
+            row.identity
+                .username
+                .as_deref()
+                .map_or_else(|| "(no username)".to_owned(), printable),
+            row.baseline.as_ref().map_or_else(|| "unknown".to_owned(), baseline_text),
+            baseline_text(&desired),
+            row.previous
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), describe_previous),
         )?;
     }
     Ok(())

@@ -6,6 +6,7 @@
 
 mod consume;
 mod planner;
+mod review;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -25,10 +26,10 @@ use crate::input::{
     ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::input::{Record, PROBLEMS_SHOWN};
-use crate::model::{Lookup, Outcome, ReportRow, StopReason, Tally};
+use crate::model::{Baseline, Lookup, Outcome, ReportRow, StopReason, Tally};
 use crate::output::{
-    column_mapping_line, print_changes, write_changes_json, Change, EvidenceRecorder, Progress,
-    ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, print_changes, print_divergences, write_changes_json, Change,
+    EvidenceRecorder, ExportAge, Progress, ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -80,7 +81,8 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         None => DoneRows::default(),
     };
     let files = create_files(&config, &run)?;
-    if config.reconcile && !run.control.is_stopped() {
+    // What plan shows is what apply sends: both read the state first.
+    if !run.control.is_stopped() {
         if let (None, Some(session)) = (&run.listing, &run.session) {
             run.listing = read_listing(session, &run.control).await;
         }
@@ -89,8 +91,9 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         mode: config.mode,
         scan: Arc::clone(&run.scan),
         done,
-        // Read for a lookup alone, the listing does not make a run reconcile.
-        listing: run.listing.clone().filter(|_| config.reconcile),
+        listing: run.listing.clone(),
+        resend: config.resend,
+        overwrite_drift: config.overwrite_drift,
     });
     let changes = if config.mode == Mode::Plan
         || config.max_changes.is_some()
@@ -100,7 +103,8 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     } else {
         None
     };
-    let (tally, files) = execute(&config, &run, planner, files).await?;
+    let (mut tally, mut files) = execute(&config, &run, planner, files).await?;
+    finish::verify(&config, &run, &mut tally, &mut files).await;
     signals.abort();
     let code = finish::finish(&config, &run, tally, files);
     Ok(match changes {
@@ -289,7 +293,7 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         }
     };
     stop_for_late_problems(config, run, &preview);
-    let (changes, shown) = (preview.changes, preview.shown);
+    let (changes, shown) = (preview.changes, &preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
     let stdout_taken = [&config.summary_json, &config.evidence]
         .into_iter()
@@ -300,7 +304,14 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
         let printed = if config.plan.json {
             write_changes_json(&mut out, changes, run.scan.rows, &shown)
         } else {
-            print_changes(&mut out, changes, run.scan.rows, &shown)
+            let age = preview.exported_at.as_deref().map(|at| ExportAge {
+                exported_at: at,
+                now: SystemTime::now(),
+                changed: preview.changed_since_export,
+            });
+            print_changes(&mut out, changes, run.scan.rows, &shown).and_then(|()| {
+                print_divergences(&mut out, age.as_ref(), &preview.diverged)
+            })
         };
         if let Err(e) = printed.and_then(|()| out.flush()) {
             tracing::debug!(error = %e, "standard output is closed");
@@ -322,6 +333,12 @@ struct Preview {
     /// without a reason whose identity is a service account): the first ones.
     late_problems: Vec<(u64, String)>,
     late_invalid: u64,
+    /// Drifted and conflicting rows, the first ones, with all three states.
+    diverged: Vec<ReportRow>,
+    /// Rows whose identity changed in Drata since the export.
+    changed_since_export: u64,
+    /// When the input was exported (its first `exportedAt` cell).
+    exported_at: Option<String>,
 }
 
 fn count_changes(
@@ -334,6 +351,14 @@ fn count_changes(
         let record = record?;
         let was_valid = matches!(record, Record::Valid(_));
         let decision = planner.decide(record);
+        if let Decision::Final(report) = &decision {
+            if matches!(report.outcome, Outcome::Drifted | Outcome::Conflict)
+                && preview.diverged.len() < shown_at_most
+            {
+                preview.diverged.push(report.clone());
+            }
+        }
+        preview.changed_since_export += u64::from(changed_since_export(&decision));
         if let (true, Decision::Final(report)) = (was_valid, &decision) {
             if report.outcome == Outcome::Invalid {
                 preview.late_invalid += 1;
@@ -352,7 +377,20 @@ fn count_changes(
             preview.shown.push(change);
         }
     }
+    preview.exported_at = reader.exported_at().map(str::to_owned);
     Ok(preview)
+}
+
+/// True when the row carries a baseline and Drata no longer holds it.
+fn changed_since_export(decision: &Decision) -> bool {
+    let (baseline, previous) = match decision {
+        Decision::Send(job) => (job.row.baseline.as_ref(), job.previous.as_ref()),
+        Decision::Final(report) => (report.baseline.as_ref(), report.previous.as_ref()),
+    };
+    match (baseline, previous) {
+        (Some(baseline), Some(previous)) => Baseline::from(previous) != *baseline,
+        _ => false,
+    }
 }
 
 /// Rows the current state made invalid: said like any invalid row, and, without
@@ -461,7 +499,7 @@ async fn execute(
         undo,
         evidence,
     } = files;
-    let mut outputs = outputs(config, run, report, undo);
+    let (mut outputs, recorder) = outputs(config, run, report, undo);
     let options = ConsumeOptions {
         max_failures: config.max_failures,
         run_id: run.run_id.clone(),
@@ -481,7 +519,10 @@ async fn execute(
         finish::Unwritten {
             report_path,
             summary,
-            evidence: outputs.evidence.zip(evidence),
+            evidence: recorder.zip(evidence),
+            undo: outputs.undo,
+            sent: consumed.sent,
+            drifted: consumed.drifted,
             lost,
             unrecorded: consumed.unrecorded,
         },
@@ -490,21 +531,29 @@ async fn execute(
 
 /// The report, and the undo and evidence recorders when they were asked for and can be
 /// made; one that cannot stops the run but never keeps a row out of the report.
-fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Undo>) -> Outputs {
+fn outputs(
+    config: &RunConfig,
+    run: &Run,
+    report: ReportWriter,
+    undo: Option<Undo>,
+) -> (Outputs, Option<EvidenceRecorder>) {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
-    let undo = undo.and_then(|undo| match undo {
-        Undo::Append(file, ids) => Some(UndoWriter::append(file, run_started, ids)),
-        Undo::New(file) => match UndoWriter::new(file, run_started) {
+    let undo = undo.and_then(|undo| {
+        let made = match undo {
+            Undo::Append(file, ids) => UndoWriter::append(file, run_started, ids),
+            Undo::New(file) => UndoWriter::new(file, run_started),
+        };
+        match made {
             Ok(undo) => Some(undo),
             Err(e) => {
                 run.control
                     .stop(StopReason::ReportFailed(format!("undo file: {e}")));
                 None
             }
-        },
+        }
     });
     let evidence = config.evidence.as_ref().and_then(|_| {
-        match EvidenceRecorder::new(config.reconcile && run.listing.is_some()) {
+        match EvidenceRecorder::new(run.listing.is_some()) {
             Ok(recorder) => Some(recorder),
             Err(e) => {
                 run.control
@@ -513,11 +562,7 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
             }
         }
     });
-    Outputs {
-        report,
-        undo,
-        evidence,
-    }
+    (Outputs { report, undo }, evidence)
 }
 
 fn progress_mode(config: &RunConfig) -> ProgressMode {
