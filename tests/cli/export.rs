@@ -245,7 +245,7 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
         {"id":6,"username":"dana","email":"dana@example.com","serviceAccount":null,"user":{"email":"dana@example.com"},
          "connection":{"id":1,"clientType":"AWS","clientAlias":"+prod"}}
     ],"page":1,"limit":50,"total":2}"#;
-    let server = TestServer::start(move |seen, _| {
+    let server = TestServer::scripted(move |seen, _| {
         if seen.method == "GET" {
             Reply::json(200, listing)
         } else {
@@ -362,7 +362,7 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
 
 #[test]
 fn a_listing_that_cannot_be_read_exits_3_and_leaves_no_file() {
-    let server = TestServer::start(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
+    let server = TestServer::scripted(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
     let work = Workdir::new();
     let run = drata(
         work.dir.path(),

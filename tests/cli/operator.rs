@@ -458,7 +458,7 @@ fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
 
 #[test]
 fn version_control_identities_use_their_own_paths() {
-    let server = TestServer::start(|seen, _| {
+    let server = TestServer::scripted(|seen, _| {
         if seen.method == "GET" {
             Reply::json(
                 200,

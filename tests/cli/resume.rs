@@ -681,7 +681,7 @@ fn the_resume_command_is_printed_only_when_it_can_finish_something() {
 /// id 3 answers 503 while `fail` holds.
 fn stateful_server(fail: std::sync::Arc<std::sync::atomic::AtomicBool>) -> TestServer {
     let state = std::sync::Mutex::new(std::collections::HashMap::<u64, (bool, String)>::new());
-    TestServer::start(move |seen, _| {
+    TestServer::scripted(move |seen, _| {
         let mut state = state.lock().unwrap();
         if seen.method == "GET" {
             let items: Vec<String> = (1..=3u64)

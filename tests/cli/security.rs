@@ -141,7 +141,7 @@ fn the_api_key_appears_in_no_output() {
 fn the_key_leaks_nowhere_on_any_path_at_any_verbosity() {
     const KEY: &str = "sk-CANARY-91b2e7d4";
     // Success, 404, 500 then success, 429, a timeout, then a 401 that aborts the run.
-    let server = TestServer::start(|seen, _| match (seen.method.as_str(), seen.id()) {
+    let server = TestServer::scripted(|seen, _| match (seen.method.as_str(), seen.id()) {
         ("GET", _) => Reply::json(
             200,
             r#"{"data":[{"id":1},{"id":2},{"id":3},{"id":4},{"id":5},{"id":6}],"page":1,"limit":50,"total":6}"#,
@@ -429,7 +429,7 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
     let listing = format!(
         r#"{{"data":[{{"id":1,"username":"svc-{KEY}\u001b[2J\nline 99  id 7: forged","email":"{KEY}@example.com","serviceAccount":"2026-01-01T00:00:00Z","serviceAccountReason":"set by {KEY}","connection":{{"id":1,"clientType":"AWS\u001b[31m","clientAlias":"{KEY}"}}}}],"total":1}}"#
     );
-    let server = TestServer::start(move |seen, _| match seen.method.as_str() {
+    let server = TestServer::scripted(move |seen, _| match seen.method.as_str() {
         "GET" => Reply::json(200, &listing),
         _ => Reply::json(
             200,
