@@ -126,7 +126,7 @@ impl std::fmt::Display for MaxFailures {
 
 /// Drata regions and their public API base URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Region {
+pub(crate) enum Region {
     #[default]
     Us,
     Eu,
@@ -267,7 +267,7 @@ impl Mode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,

@@ -28,9 +28,10 @@ pub(crate) fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
         Some(StopReason::Interrupted(signal)) => for_signal(*signal),
         Some(StopReason::InvalidInput { .. }) => USAGE,
         Some(
-            StopReason::Fatal { .. }
+            StopReason::Fatal(_)
             | StopReason::TooManyFailures { .. }
-            | StopReason::ReportFailed(_)
+            | StopReason::ReportFailed { .. }
+            | StopReason::RowsLost { .. }
             | StopReason::InputFailed(_)
             | StopReason::TooManyChanges { .. }
             | StopReason::StateUnavailable(_),
@@ -70,6 +71,7 @@ pub(crate) fn for_validation(invalid_rows: u64) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::StopSource;
 
     fn tally(outcomes: &[Outcome]) -> Tally {
         let mut tally = Tally::default();
@@ -105,9 +107,7 @@ mod tests {
         assert_eq!(for_run(&ok, Some(&interrupted)), INTERRUPTED);
         let terminated = StopReason::Interrupted(Signal::Terminate);
         assert_eq!(for_run(&ok, Some(&terminated)), TERMINATED);
-        let fatal = StopReason::Fatal {
-            message: String::new(),
-        };
+        let fatal = StopReason::Fatal(StopSource::new(std::fmt::Error));
         assert_eq!(for_run(&ok, Some(&fatal)), ABORTED);
         let invalid = StopReason::InvalidInput { invalid_rows: 1 };
         assert_eq!(for_run(&ok, Some(&invalid)), USAGE);

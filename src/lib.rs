@@ -1,10 +1,7 @@
 //! `drata-svcacct`: apply a CSV of service-account decisions to Drata identities.
 //!
-//! The layers, each importing only those below it (`docs/architecture.md`):
-//! `cli` parses, `config` holds the checked values, `commands` run them over `input`
-//! (reading and validating rows), `engine` (rate limit, retries, workers), `drata` (the
-//! API client and the listing) and `output` (report, summary, evidence); `model`,
-//! `exit`, `text` and `secret` are the shared vocabulary at the bottom.
+//! The modules are layers, each importing only those below it; `docs/architecture.md`
+//! lists them in their order, and `tests/cli/layers.rs` checks the code against that list.
 
 mod cli;
 mod commands;

@@ -1,12 +1,17 @@
-//! The shared vocabulary at the bottom of the crate: typed rows, outcomes, the tally, why
-//! a run stopped, and the values every layer speaks of. Nothing here does I/O or makes
-//! text for a file: the writers in `output` do that.
+//! The shared vocabulary, in the bottom layer with `text` and `secret`
+//! (`docs/architecture.md`): typed rows, outcomes, what a failure means, the tally, why a
+//! run stopped, the engine's figures, and the values every layer speaks of. Nothing here
+//! does I/O or lays out a file (the writers in `output` do); the words of a value are
+//! made with it: an outcome's word, and what a stop says, from one table.
 
 use std::fmt;
+use std::io;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use thiserror::Error;
 
 /// The longest reason the API accepts, in UTF-16 code units (JavaScript's length).
@@ -215,6 +220,9 @@ pub(crate) struct ReportRow {
     pub reason: String,
     pub outcome: Outcome,
     pub http_status: Option<u16>,
+    /// What the engine made of the row's last failed attempt; `None` when no attempt
+    /// failed.
+    pub failure: Option<FailureKind>,
     pub attempts: u32,
     /// One line for humans; empty on success.
     pub error: String,
@@ -243,6 +251,7 @@ impl ReportRow {
             reason,
             outcome,
             http_status: None,
+            failure: None,
             attempts: 0,
             error: error.into(),
             identity: IdentityView::default(),
@@ -274,25 +283,30 @@ impl ReportRow {
     }
 }
 
+/// What a failed attempt means for the row and the run. The engine decides it, once
+/// (`engine::retry::classify`); the row carries it to the tally and the resume hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// Try again after a backoff (5xx, 408, 429, timeouts, connection errors, a 2xx
+    /// listing page that cannot be read).
+    Retryable,
+    /// This row cannot succeed (400, 404, other 4xx, 3xx); the run goes on.
+    Row,
+    /// Nothing can succeed (401, 402, 403, 412, a refused TLS certificate); the run stops.
+    Fatal,
+}
+
 /// Row counts per outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
     counts: [u64; Outcome::ALL.len()],
-    /// Failed rows that no retry can change: the server answered a 4xx other than 408
-    /// and 429 (not found, not valid, redirected).
+    /// Failed rows that no retry can change: the engine gave them up as
+    /// [`FailureKind::Row`] (not found, not valid, redirected).
     permanent: u64,
     /// Rows the check after the run found applied, and rows answered 2xx that it found not
     /// applied (these make the exit code 1).
     verified: u64,
     unverified_updates: u64,
-}
-
-/// True for an answer that the same request will get again: a 3xx or a 4xx, but not 408
-/// (timeout) and 429 (rate limited), which pass, nor 401, 402, 403 and 412, which the
-/// operator fixes (a key, a plan, terms) before running again.
-pub(crate) fn is_permanent_failure(status: Option<u16>) -> bool {
-    status
-        .is_some_and(|s| (300..500).contains(&s) && !matches!(s, 401 | 402 | 403 | 408 | 412 | 429))
 }
 
 impl Tally {
@@ -303,7 +317,7 @@ impl Tally {
     /// Counts a finished row, with what makes a failure permanent.
     pub(crate) fn add_row(&mut self, row: &ReportRow) {
         self.add(row.outcome);
-        if row.outcome == Outcome::Failed && is_permanent_failure(row.http_status) {
+        if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
             self.permanent += 1;
         }
     }
@@ -312,7 +326,7 @@ impl Tally {
     pub(crate) fn remove_row(&mut self, row: &ReportRow) {
         let count = &mut self.counts[row.outcome.index()];
         *count = count.saturating_sub(1);
-        if row.outcome == Outcome::Failed && is_permanent_failure(row.http_status) {
+        if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
             self.permanent = self.permanent.saturating_sub(1);
         }
     }
@@ -360,6 +374,45 @@ impl Tally {
     }
 }
 
+/// What the request engine is doing now: the in-flight limit and recent latencies, for
+/// the progress display.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Live {
+    pub limit: usize,
+    pub latency: LatencyFigures,
+}
+
+/// The in-flight limit of a run. Field names are the summary's JSON schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ConcurrencyFigures {
+    /// `auto`, or the fixed number given to `--concurrency`.
+    pub(crate) mode: String,
+    /// The limit when the run ended.
+    pub(crate) limit: usize,
+    /// The highest limit of the run.
+    pub(crate) max: usize,
+    /// Times a timeout, 5xx or 429 lowered it.
+    pub(crate) reductions: u64,
+}
+
+/// The median and 95th percentile of request latencies, in milliseconds to 0.1; `None`
+/// before any answer. Field names are the summary's JSON schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub(crate) struct LatencyFigures {
+    pub(crate) p50: Option<f64>,
+    pub(crate) p95: Option<f64>,
+}
+
+impl LatencyFigures {
+    pub(crate) fn of(p50: Option<Duration>, p95: Option<Duration>) -> Self {
+        let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+        Self {
+            p50: p50.map(ms),
+            p95: p95.map(ms),
+        }
+    }
+}
+
 /// The signals that stop a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Signal {
@@ -370,24 +423,65 @@ pub(crate) enum Signal {
 }
 
 /// Why a run stopped before every row was tried.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum StopReason {
     /// Invalid rows and no `--skip-invalid`: nothing is sent.
     InvalidInput { invalid_rows: u64 },
-    /// 401, 402, 403 or 412: the key or the account cannot do this.
-    Fatal { message: String },
+    /// 401, 402, 403, 412 or a refused certificate: the key, the account or the trust
+    /// store cannot do this. The source is the failed attempt.
+    Fatal(StopSource),
     /// `--max-failures` was passed.
     TooManyFailures { failed: u64, finished: u64 },
     /// SIGINT (Ctrl-C) or SIGTERM.
     Interrupted(Signal),
-    /// The report could not be written; going on would lose rows.
-    ReportFailed(String),
+    /// A file rows are recorded in could not be written; going on would lose rows.
+    ReportFailed {
+        file: RecordFile,
+        source: Arc<io::Error>,
+    },
+    /// The report holds another number of rows than the input: a task lost some.
+    RowsLost { reported: u64, rows: u64 },
     /// The input could not be read again for the run.
-    InputFailed(String),
+    InputFailed(StopSource),
     /// More rows would change than `--max-changes` allows.
     TooManyChanges { changes: u64, limit: u64 },
     /// The current state could not be fetched from Drata.
-    StateUnavailable(String),
+    StateUnavailable(StopSource),
+}
+
+/// The files a finished row is recorded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordFile {
+    Report,
+    Undo,
+    Evidence,
+}
+
+/// The error behind a stop, from a layer above this one: kept as a value, with its type
+/// and its `source()` chain, until the stop is told.
+#[derive(Debug, Clone)]
+pub(crate) struct StopSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl StopSource {
+    pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl fmt::Display for StopSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a stop says, told in one place ([`StopReason::text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StopText {
+    /// Why the run stopped, for the summary and the logs: what happened, not what it did
+    /// to a row (some rows may have been sent before).
+    pub cause: String,
+    /// The `error` cell of rows this stop left unsent.
+    pub row_error: String,
 }
 
 impl StopReason {
@@ -399,58 +493,70 @@ impl StopReason {
         )
     }
 
-    /// Why the run stopped, for the summary and the logs: what happened, not what it did
-    /// to a row (some rows may have been sent before).
+    /// Why the run stopped, for the summary and the logs.
     pub(crate) fn cause(&self) -> String {
-        match self {
-            StopReason::InvalidInput { invalid_rows } => format!(
-                "the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid); nothing was sent"
-            ),
-            StopReason::Fatal { message } => message.clone(),
-            StopReason::TooManyFailures { failed, finished } => format!(
-                "{failed} of {finished} rows failed, past --max-failures"
-            ),
-            StopReason::Interrupted(Signal::Interrupt) => "interrupted by SIGINT".to_owned(),
-            StopReason::Interrupted(Signal::Terminate) => "interrupted by SIGTERM".to_owned(),
-            StopReason::ReportFailed(e) => format!("the report could not be written ({e})"),
-            StopReason::InputFailed(e) => format!("the input could not be read ({e})"),
-            StopReason::TooManyChanges { changes, limit } => format!(
-                "refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
-            ),
-            StopReason::StateUnavailable(e) => {
-                format!("the current state could not be read from Drata ({e})")
-            }
-        }
+        self.text().cause
     }
-}
 
-impl fmt::Display for StopReason {
-    /// The `error` cell of rows this stop left unsent.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The `error` cell of a row this stop left unsent.
+    pub(crate) fn row_error(&self) -> String {
+        self.text().row_error
+    }
+
+    /// The one table of what each stop says: its cause, and the cell of an unsent row.
+    fn text(&self) -> StopText {
+        let told = |cause: String, row_error: String| StopText { cause, row_error };
+        // Most stops say the same thing twice, the cell after "not sent: ".
+        let plain = |cause: String| told(cause.clone(), format!("not sent: {cause}"));
         match self {
-            StopReason::InvalidInput { invalid_rows } => write!(
-                f,
-                "not sent: the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid)"
+            StopReason::InvalidInput { invalid_rows } => {
+                let what = format!(
+                    "the input has {invalid_rows} invalid rows (fix them or pass --skip-invalid)"
+                );
+                told(format!("{what}; nothing was sent"), format!("not sent: {what}"))
+            }
+            StopReason::Fatal(source) => told(
+                source.to_string(),
+                format!("not sent: the run was aborted ({source})"),
             ),
-            StopReason::Fatal { message } => write!(f, "not sent: the run was aborted ({message})"),
-            StopReason::TooManyFailures { failed, finished } => write!(
-                f,
-                "not sent: the run was aborted after {failed} of {finished} rows failed (--max-failures)"
+            StopReason::TooManyFailures { failed, finished } => told(
+                format!("{failed} of {finished} rows failed, past --max-failures"),
+                format!(
+                    "not sent: the run was aborted after {failed} of {finished} rows failed (--max-failures)"
+                ),
             ),
             // The signal is in the exit code (130 or 143).
-            StopReason::Interrupted(_) => f.write_str("interrupted"),
-            StopReason::ReportFailed(e) => {
-                write!(f, "not sent: the report could not be written ({e})")
+            StopReason::Interrupted(signal) => told(
+                match signal {
+                    Signal::Interrupt => "interrupted by SIGINT",
+                    Signal::Terminate => "interrupted by SIGTERM",
+                }
+                .to_owned(),
+                "interrupted".to_owned(),
+            ),
+            StopReason::ReportFailed { file, source } => {
+                let file = match file {
+                    RecordFile::Report => "",
+                    RecordFile::Undo => "undo file: ",
+                    RecordFile::Evidence => "evidence file: ",
+                };
+                plain(format!("the report could not be written ({file}{source})"))
             }
-            StopReason::InputFailed(e) => write!(f, "not sent: the input could not be read ({e})"),
-            StopReason::TooManyChanges { changes, limit } => write!(
-                f,
-                "not sent: {changes} rows would change, more than --max-changes {limit}"
+            StopReason::RowsLost { reported, rows } => plain(format!(
+                "the report could not be written (the report has {reported} rows for {rows} input rows)"
+            )),
+            StopReason::InputFailed(source) => {
+                plain(format!("the input could not be read ({source})"))
+            }
+            StopReason::TooManyChanges { changes, limit } => told(
+                format!(
+                    "refusing: {changes} rows would be updated, more than --max-changes {limit}; nothing was sent"
+                ),
+                format!("not sent: {changes} rows would change, more than --max-changes {limit}"),
             ),
-            StopReason::StateUnavailable(e) => write!(
-                f,
-                "not sent: the current state could not be read from Drata ({e})"
-            ),
+            StopReason::StateUnavailable(source) => plain(format!(
+                "the current state could not be read from Drata ({source})"
+            )),
         }
     }
 }
@@ -613,6 +719,75 @@ mod tests {
         for text in ["450/min", "8/s", "60/h", "unlimited"] {
             assert_eq!(text.parse::<Rate>().unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn only_rows_the_engine_gave_up_on_for_themselves_fail_for_good() {
+        let row = Row {
+            line: 2,
+            id: RowId::Id(7),
+            flag: true,
+            reason: "r".to_owned(),
+            baseline: None,
+        };
+        let failed = |kind: Option<FailureKind>| {
+            let mut report = ReportRow::of(&row, Outcome::Failed, "x");
+            report.failure = kind;
+            report
+        };
+        let mut tally = Tally::default();
+        tally.add_row(&failed(Some(FailureKind::Row)));
+        assert_eq!(tally.permanent_failures(), 1);
+        for kind in [None, Some(FailureKind::Retryable), Some(FailureKind::Fatal)] {
+            tally.add_row(&failed(kind));
+        }
+        let mut not_attempted = ReportRow::of(&row, Outcome::NotAttempted, "x");
+        not_attempted.failure = Some(FailureKind::Row);
+        tally.add_row(&not_attempted);
+        assert_eq!(tally.permanent_failures(), 1, "{tally:?}");
+        assert_eq!(tally.left_to_do(), 5);
+    }
+
+    #[test]
+    fn a_stop_tells_its_cause_and_the_cell_of_an_unsent_row() {
+        let told = |stop: StopReason| (stop.cause(), stop.row_error());
+        let lost = io::Error::other("disk full");
+        assert_eq!(
+            told(StopReason::ReportFailed {
+                file: RecordFile::Undo,
+                source: Arc::new(lost),
+            }),
+            (
+                "the report could not be written (undo file: disk full)".to_owned(),
+                "not sent: the report could not be written (undo file: disk full)".to_owned()
+            )
+        );
+        assert_eq!(
+            told(StopReason::RowsLost {
+                reported: 2,
+                rows: 3
+            })
+            .0,
+            "the report could not be written (the report has 2 rows for 3 input rows)"
+        );
+        assert_eq!(
+            told(StopReason::InvalidInput { invalid_rows: 4 }),
+            (
+                "the input has 4 invalid rows (fix them or pass --skip-invalid); nothing was sent"
+                    .to_owned(),
+                "not sent: the input has 4 invalid rows (fix them or pass --skip-invalid)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            told(StopReason::Interrupted(Signal::Terminate)),
+            (
+                "interrupted by SIGTERM".to_owned(),
+                "interrupted".to_owned()
+            )
+        );
+        let source = StopReason::InputFailed(StopSource::new(io::Error::other("gone")));
+        assert_eq!(source.cause(), "the input could not be read (gone)");
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub(crate) struct Failure {
     pub message: String,
 }
 
+/// Its one line: a run-fatal failure is the reason a run stops.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
 impl Failure {
     /// The HTTP status, when there was an answer.
     pub(crate) fn status(&self) -> Option<u16> {

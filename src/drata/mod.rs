@@ -8,7 +8,7 @@ mod wire;
 
 pub(crate) use client::{ApiClient, Cause, ClientOptions, Failure, PAGE_LIMIT};
 pub(crate) use state::{Current, CurrentState};
-pub use tls::CaFileError;
+pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
 pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};

@@ -50,7 +50,7 @@ impl RunControl {
     /// The `error` cell of a row the run's stop left unsent.
     pub(crate) fn stop_message(&self) -> String {
         self.reason()
-            .map_or_else(|| "not sent".to_owned(), |r| r.to_string())
+            .map_or_else(|| "not sent".to_owned(), |r| r.row_error())
     }
 }
 
@@ -127,13 +127,13 @@ mod tests {
         let control = RunControl::default();
         assert!(!control.is_stopped());
         control.stop(StopReason::Interrupted(Signal::Interrupt));
-        control.stop(StopReason::Fatal {
-            message: "x".to_owned(),
-        });
+        control.stop(StopReason::Fatal(crate::model::StopSource::new(
+            std::fmt::Error,
+        )));
         assert!(control.is_stopped());
-        assert_eq!(
+        assert!(matches!(
             control.reason(),
             Some(StopReason::Interrupted(Signal::Interrupt))
-        );
+        ));
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::concurrency::{Answer, Change, Concurrency, Why};
-use crate::output::{ConcurrencyFigures, LatencyFigures, Live};
+use crate::model::{ConcurrencyFigures, LatencyFigures, Live};
 
 /// How often an attempt waiting for a slot asks again without being woken: the need
 /// grows with the age of the requests out, which no answer announces. A tenth of a

@@ -63,6 +63,7 @@ impl Engine {
         };
         report.attempts = attempted.attempts;
         report.http_status = attempted.last_status;
+        report.failure = attempted.failure;
         report.previous = previous;
         report
     }

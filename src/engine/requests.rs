@@ -11,11 +11,12 @@ use tokio::time::Instant;
 use super::concurrency::{Answer, Concurrency, ConcurrencyMode};
 use super::control::RunControl;
 use super::inflight::{InFlight, Slot};
-use super::retry::{classify, FailureKind, RetryPolicy};
+use super::retry::{classify, RetryPolicy};
 use super::throttle::AdaptiveRate;
 use crate::drata::{ApiClient, Cause, Failure};
-use crate::model::{Rate, StopReason};
-use crate::output::{ConcurrencyFigures, LatencyFigures, Live};
+use crate::model::{
+    ConcurrencyFigures, FailureKind, LatencyFigures, Live, Rate, StopReason, StopSource,
+};
 use crate::text::plural;
 
 /// Counters of requests, shared by the workers.
@@ -246,6 +247,7 @@ impl Engine {
         let mut attempts = 0;
         let mut last_status = None;
         let mut last_failure: Option<Failure> = None;
+        let mut last_kind = None;
         loop {
             let first = self.first.wait().await;
             let ready = match self.slot().await {
@@ -257,6 +259,7 @@ impl Engine {
                     ended: Ended::Stopped(last_failure),
                     attempts,
                     last_status,
+                    failure: last_kind,
                 };
             };
             attempts += 1;
@@ -272,6 +275,7 @@ impl Engine {
                         ended: Ended::Done(value),
                         attempts,
                         last_status: Some(status),
+                        failure: None,
                     };
                 }
                 Err(failure) => failure,
@@ -280,12 +284,15 @@ impl Engine {
             if failure.status().is_some() {
                 last_status = failure.status();
             }
-            match self.after_failure(what, failure, attempts) {
+            let kind = classify(failure.cause);
+            last_kind = Some(kind);
+            match self.after_failure(what, failure, kind, attempts) {
                 Next::GiveUp(failure) => {
                     return Attempted {
                         ended: Ended::Failed(failure),
                         attempts,
                         last_status,
+                        failure: last_kind,
                     };
                 }
                 Next::Retry(failure, delay) => {
@@ -319,17 +326,21 @@ impl Engine {
 
     /// What a failed attempt leads to: giving up (the row fails, or the run stops), or a
     /// retry after a delay; a 429 pauses every worker and slows the pace.
-    fn after_failure(&self, what: &str, mut failure: Failure, attempts: u32) -> Next {
-        let kind = classify(failure.cause);
+    fn after_failure(
+        &self,
+        what: &str,
+        mut failure: Failure,
+        kind: FailureKind,
+        attempts: u32,
+    ) -> Next {
         if failure.status() == Some(429) {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
         let give_up = match kind {
             FailureKind::Row => true,
             FailureKind::Fatal => {
-                self.control.stop(StopReason::Fatal {
-                    message: failure.message.clone(),
-                });
+                self.control
+                    .stop(StopReason::Fatal(StopSource::new(failure.clone())));
                 true
             }
             FailureKind::Retryable => !self.policy.may_retry(attempts),
@@ -412,6 +423,8 @@ pub(crate) struct Attempted<T> {
     pub ended: Ended<T>,
     pub attempts: u32,
     pub last_status: Option<u16>,
+    /// What the failure it ended with meant; `None` when it succeeded or never went.
+    pub failure: Option<FailureKind>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::drata::Cause;
+use crate::model::FailureKind;
 
 /// The backoff and attempt limits (`docs/contract.md`, "Network behaviour").
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,18 +38,6 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 /// Statuses that end the whole run: the key or the account cannot do this at all.
 pub(crate) fn is_run_fatal_status(status: u16) -> bool {
     matches!(status, 401 | 402 | 403 | 412)
-}
-
-/// What a failed attempt means for the row and the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FailureKind {
-    /// Try again after a backoff (5xx, 408, 429, timeouts, connection errors, a 2xx
-    /// listing page that cannot be read).
-    Retryable,
-    /// This row cannot succeed (400, 404, other 4xx, 3xx); the run goes on.
-    Row,
-    /// Nothing can succeed (401, 402, 403, 412, a refused TLS certificate); the run stops.
-    Fatal,
 }
 
 /// Classifies a failed attempt.

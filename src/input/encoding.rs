@@ -9,7 +9,7 @@ use thiserror::Error;
 
 /// An encoding `--encoding` can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     #[value(name = "utf-8")]
     Utf8,
     #[value(name = "utf-16le")]

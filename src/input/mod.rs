@@ -1,8 +1,11 @@
 //! Reading and validating the input CSV.
 //!
-//! The input is read twice: [`scan`] validates every row and indexes ids (memory grows
-//! with distinct ids, never with reasons), then [`RowReader`] streams it again for the
-//! run. Standard input is spooled to an anonymous temporary file so it can be re-read.
+//! The input is read two or three times, never held whole: [`scan`] validates every row
+//! and indexes ids (memory grows with distinct ids, never with reasons); `plan`, and
+//! `apply` with `--max-changes` or `--reconcile`, read it once more through a
+//! [`RowReader`] to count the changes before anything is sent; a last [`RowReader`]
+//! streams it for the run. Standard input is spooled to an anonymous temporary file so
+//! it can be re-read.
 
 pub(crate) mod encoding;
 pub(crate) mod records;
@@ -13,7 +16,7 @@ mod sheet;
 mod sniff;
 mod source;
 
-pub use encoding::Encoding;
+pub(crate) use encoding::Encoding;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
-use crate::model::{
-    utf16_len, Baseline, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS,
-};
+use crate::model::{utf16_len, Baseline, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
 use crate::text::{csv_text, shorten};
 
 /// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
@@ -419,7 +417,12 @@ impl<R: Read> RowReader<R> {
             return None;
         }
         let marked = parse_flag(cell)
-            .map_err(|e| problem(name, format!("{e} (this column is Drata's state at export: do not edit it)")))
+            .map_err(|e| {
+                problem(
+                    name,
+                    format!("{e} (this column is Drata's state at export: do not edit it)"),
+                )
+            })
             .ok()?;
         let reason = self.text(&self.columns.baseline.reason).unwrap_or_default();
         Some(Baseline::new(marked, &reason))

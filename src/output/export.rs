@@ -200,7 +200,12 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxErro
     for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
         let baseline = col >= FIRST_BASELINE_COLUMN;
         let col = col as u16;
-        sheet.write_string_with_format(0, col, *name, if baseline { &grey_header } else { &header })?;
+        sheet.write_string_with_format(
+            0,
+            col,
+            *name,
+            if baseline { &grey_header } else { &header },
+        )?;
         sheet.set_column_width(col, width)?;
         if baseline {
             sheet.insert_note(0, col, &Note::new(BASELINE_NOTE).add_author_prefix(false))?;

@@ -1,6 +1,8 @@
 //! Everything the tool writes: the report, progress, the undo file, the summary, the
-//! evidence record, the plan's diff, and the private files they go to. Text for humans
-//! and cells for files are made here and nowhere else.
+//! evidence record, the plan's diff, and the private files they go to. Files are laid out
+//! and written here and nowhere else; the words they hold that belong to a value (an
+//! outcome's word, why a run stopped) come with it from `model`, and an error's message
+//! with its error.
 
 mod evidence;
 mod export;
@@ -15,10 +17,10 @@ pub(crate) use evidence::{EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
-    column_mapping_line, print_changes, print_divergences, write_changes_json, Change,
-    CurrentView, ExportAge, CHANGES_SHOWN,
+    column_mapping_line, print_changes, print_divergences, write_changes_json, Change, CurrentView,
+    ExportAge, CHANGES_SHOWN,
 };
-pub(crate) use progress::{Live, Progress, ProgressMode};
+pub(crate) use progress::{Progress, ProgressMode};
 pub(crate) use report::{rewrite_checked, ReportWriter};
-pub(crate) use summary::{counts, ConcurrencyFigures, FileDigest, LatencyFigures, Summary};
+pub(crate) use summary::{counts, FileDigest, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER};

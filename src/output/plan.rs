@@ -179,7 +179,9 @@ pub(crate) fn print_divergences(
     }
     for row in diverged {
         let what = match row.outcome {
-            Outcome::Conflict => "CONFLICT (edited here and changed in Drata; not sent without --overwrite-drift)",
+            Outcome::Conflict => {
+                "CONFLICT (edited here and changed in Drata; not sent without --overwrite-drift)"
+            }
             _ => "drifted (not edited here, changed in Drata; Drata's change is kept)",
         };
         let desired = Baseline::new(row.flag == Some(true), &row.reason);
@@ -192,7 +194,9 @@ pub(crate) fn print_divergences(
                 .username
                 .as_deref()
                 .map_or_else(|| "(no username)".to_owned(), printable),
-            row.baseline.as_ref().map_or_else(|| "unknown".to_owned(), baseline_text),
+            row.baseline
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), baseline_text),
             baseline_text(&desired),
             row.previous
                 .as_ref()

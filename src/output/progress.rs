@@ -4,15 +4,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::summary::LatencyFigures;
-use crate::model::{Outcome, Tally};
-
-/// What the request engine is doing now: the in-flight limit and recent latencies.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Live {
-    pub limit: usize,
-    pub latency: LatencyFigures,
-}
+use super::summary::describe_latency;
+use crate::model::{Live, Outcome, Tally};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +65,7 @@ impl Progress {
                 format!(
                     "  in flight ≤{}  latency {}",
                     live.limit,
-                    live.latency.describe()
+                    describe_latency(&live.latency)
                 )
             });
             bar.set_message(format!(

@@ -182,7 +182,16 @@ mod tests {
 
     #[test]
     fn formula_cells_are_prefixed() {
-        for risky in ["=SUM(A1)", "+1", "-2", "@x", "\tx", "\rx", "'=already", "'x"] {
+        for risky in [
+            "=SUM(A1)",
+            "+1",
+            "-2",
+            "@x",
+            "\tx",
+            "\rx",
+            "'=already",
+            "'x",
+        ] {
             assert_eq!(spreadsheet_safe(risky), format!("'{risky}"));
         }
         for plain in ["", "abc", "1", "a'b"] {

@@ -1,11 +1,10 @@
 //! The end-of-run summary: text on standard error, and JSON for machines.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{Outcome, Tally};
+use crate::model::{ConcurrencyFigures, LatencyFigures, Outcome, Tally};
 use crate::text::plural;
 
 /// The summary of one `apply` or `plan` run. Field names are the JSON schema.
@@ -43,42 +42,11 @@ pub(crate) struct Summary {
     pub(crate) exit_code: u8,
 }
 
-/// The in-flight limit of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ConcurrencyFigures {
-    /// `auto`, or the fixed number given to `--concurrency`.
-    pub(crate) mode: String,
-    /// The limit when the run ended.
-    pub(crate) limit: usize,
-    /// The highest limit of the run.
-    pub(crate) max: usize,
-    /// Times a timeout, 5xx or 429 lowered it.
-    pub(crate) reductions: u64,
-}
-
-/// The median and 95th percentile of request latencies, in milliseconds to 0.1; `None`
-/// before any answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub(crate) struct LatencyFigures {
-    pub(crate) p50: Option<f64>,
-    pub(crate) p95: Option<f64>,
-}
-
-impl LatencyFigures {
-    pub(crate) fn of(p50: Option<Duration>, p95: Option<Duration>) -> Self {
-        let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
-        Self {
-            p50: p50.map(ms),
-            p95: p95.map(ms),
-        }
-    }
-
-    /// `p50 812 ms, p95 1030 ms`, or `none yet`.
-    pub(crate) fn describe(&self) -> String {
-        match (self.p50, self.p95) {
-            (Some(p50), Some(p95)) => format!("p50 {p50:.0} ms, p95 {p95:.0} ms"),
-            _ => "none yet".to_owned(),
-        }
+/// `p50 812 ms, p95 1030 ms`, or `none yet`.
+pub(super) fn describe_latency(latency: &LatencyFigures) -> String {
+    match (latency.p50, latency.p95) {
+        (Some(p50), Some(p95)) => format!("p50 {p50:.0} ms, p95 {p95:.0} ms"),
+        _ => "none yet".to_owned(),
     }
 }
 
@@ -139,7 +107,7 @@ impl Summary {
             self.concurrency.limit,
             self.concurrency.max,
             self.concurrency.reductions,
-            self.latency_ms.describe(),
+            describe_latency(&self.latency_ms),
         ));
         if self.verified + self.not_verified > 0 {
             text.push_str(&format!(

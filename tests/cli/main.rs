@@ -2,6 +2,10 @@
 //! project's simulator or a scripted server bound to port 0. One test binary, one module per
 //! topic; the helpers they share live in `tests/support/`.
 
+// A test may unwrap: a panic is a failed test. The test binary is its own crate, so `pub`
+// in `tests/support` means "for the tests" and cannot be narrower.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -10,6 +14,7 @@ mod concurrency;
 mod export;
 mod faults;
 mod input;
+mod layers;
 mod network;
 mod operator;
 mod plan;

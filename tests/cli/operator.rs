@@ -52,6 +52,33 @@ fn summary_json_has_counts_requests_and_digests() {
     }
 }
 
+/// The summary's fields, sorted: its JSON schema.
+const SUMMARY_KEYS: [&str; 23] = [
+    "base_url",
+    "command",
+    "concurrency",
+    "counts",
+    "effective_rate_per_minute",
+    "elapsed_seconds",
+    "exit_code",
+    "finished_at",
+    "input",
+    "latency_ms",
+    "rate_limited",
+    "rate_reductions",
+    "report",
+    "requests",
+    "resume_command",
+    "retries",
+    "rows",
+    "run_id",
+    "started_at",
+    "stopped",
+    "tool",
+    "unrecorded_rows",
+    "version",
+];
+
 #[test]
 fn summary_json_schema_field_by_field() {
     let sim = simulator(|_| {});
@@ -75,34 +102,7 @@ fn summary_json_schema_field_by_field() {
     let object = summary.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(
-        keys,
-        vec![
-            "base_url",
-            "command",
-            "concurrency",
-            "counts",
-            "effective_rate_per_minute",
-            "elapsed_seconds",
-            "exit_code",
-            "finished_at",
-            "input",
-            "latency_ms",
-            "rate_limited",
-            "rate_reductions",
-            "report",
-            "requests",
-            "resume_command",
-            "retries",
-            "rows",
-            "run_id",
-            "started_at",
-            "stopped",
-            "tool",
-            "unrecorded_rows",
-            "version",
-        ]
-    );
+    assert_eq!(keys, SUMMARY_KEYS);
     assert_eq!(summary["tool"], "drata-svcacct");
     assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(summary["run_id"].as_str().unwrap().len(), 16);
@@ -585,7 +585,10 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
         stopped.starts_with("HTTP 401") && !stopped.contains("not sent"),
         "rows were sent before the abort: {stopped}"
     );
-    // A usage error is JSON too.
+}
+
+#[test]
+fn usage_errors_are_json_under_json_logs() {
     let work = Workdir::new();
     let usage = drata(
         work.dir.path(),

@@ -39,10 +39,7 @@ fn write_records(work: &Workdir, name: &str, records: &[Vec<String>]) {
 
 /// Sets the flag and reason cells of the row of `id`.
 fn edit(records: &mut [Vec<String>], id: u64, flag: &str, reason: &str) {
-    let row = records
-        .iter_mut()
-        .find(|r| r[0] == id.to_string())
-        .unwrap();
+    let row = records.iter_mut().find(|r| r[0] == id.to_string()).unwrap();
     row[1] = flag.to_owned();
     row[2] = reason.to_owned();
 }
@@ -70,7 +67,14 @@ fn plain_apply_of_an_export_sends_only_the_edited_rows_and_resend_sends_all() {
     let run = on_sim(
         &sim,
         &work,
-        &["apply", "reviewed.csv", "--report", "r.csv", "--evidence", "e.md"],
+        &[
+            "apply",
+            "reviewed.csv",
+            "--report",
+            "r.csv",
+            "--evidence",
+            "e.md",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&sim) - before, 3, "exactly the edited rows are sent");
@@ -118,7 +122,11 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
         "colleague.csv",
         "id,flag,reason\n8,true,colleague: CI\n9,true,colleague: backups\n",
     );
-    let run = on_sim(&sim, &work, &["apply", "colleague.csv", "--report", "c.csv"]);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "colleague.csv", "--report", "c.csv"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut rows = records(&work.path("review.csv"));
     for id in [1, 2, 3] {
@@ -138,7 +146,8 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
     assert_eq!(conflict["previous_reason"], "colleague: CI");
     assert_eq!(conflict["reason"], "reviewer: something else");
     assert!(
-        plan.stdout.contains("exported less than a day ago; 2 identities changed in Drata since"),
+        plan.stdout
+            .contains("exported less than a day ago; 2 identities changed in Drata since"),
         "{}",
         plan.stdout
     );
@@ -157,7 +166,13 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
     let run = on_sim(
         &sim,
         &work,
-        &["apply", "reviewed.csv", "--report", "o.csv", "--overwrite-drift"],
+        &[
+            "apply",
+            "reviewed.csv",
+            "--report",
+            "o.csv",
+            "--overwrite-drift",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&sim) - before, 1, "the conflict alone is sent");
@@ -232,7 +247,11 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
         let report = format!("{name}.report.csv");
         let run = on_sim(&sim, &work, &["apply", name, "--report", &report]);
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);
-        assert_eq!(puts(&sim) - before, 0, "{name}: an unedited export sends nothing");
+        assert_eq!(
+            puts(&sim) - before,
+            0,
+            "{name}: an unedited export sends nothing"
+        );
         let plan = on_sim(&sim, &work, &["plan", name, "--report", "p.csv", "--force"]);
         assert!(plan.stdout.contains("No change"), "{name}: {}", plan.stdout);
     }
@@ -245,7 +264,14 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
     let run = on_sim(
         &sim,
         &work,
-        &["apply", "change.csv", "--report", "c.csv", "--undo", "undo.csv"],
+        &[
+            "apply",
+            "change.csv",
+            "--report",
+            "c.csv",
+            "--undo",
+            "undo.csv",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let run = on_sim(&sim, &work, &["apply", "undo.csv", "--report", "u.csv"]);
@@ -256,7 +282,12 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
 /// ids 1..=3 as a scripted server holds them before the run: unmarked.
 fn checked_run(
     reply: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
-) -> (Run, Vec<std::collections::HashMap<String, String>>, Workdir, String) {
+) -> (
+    Run,
+    Vec<std::collections::HashMap<String, String>>,
+    Workdir,
+    String,
+) {
     let server = TestServer::start(move |seen, _| reply(seen)).seed(1..=3);
     let (run, rows, work) = apply_on_server(
         &server,
@@ -288,7 +319,9 @@ fn undo_ids(work: &Workdir) -> Vec<String> {
 fn a_row_applied_behind_a_502_or_a_timeout_is_updated_verified_and_undoable() {
     for (what, slow) in [("502", false), ("timeout", true)] {
         let (run, rows, work, evidence) = checked_run(move |seen| match seen.id() {
-            Some(2) if slow => Reply::identity(2).after(Duration::from_millis(900)).applied(true),
+            Some(2) if slow => Reply::identity(2)
+                .after(Duration::from_millis(900))
+                .applied(true),
             Some(2) => Reply::json(502, "bad gateway").applied(true),
             id => Reply::identity(id.unwrap_or(1)),
         });
@@ -296,7 +329,11 @@ fn a_row_applied_behind_a_502_or_a_timeout_is_updated_verified_and_undoable() {
         let row = line(&rows, 3);
         assert_eq!(row["outcome"], "updated", "{what}");
         assert_eq!(row["verified"], "yes", "{what}");
-        assert!(row["error"].contains("the API answered"), "{what}: {}", row["error"]);
+        assert!(
+            row["error"].contains("the API answered"),
+            "{what}: {}",
+            row["error"]
+        );
         assert_eq!(line(&rows, 2)["verified"], "yes");
         assert_eq!(undo_ids(&work), ["1", "2"], "{what}");
         assert!(
@@ -325,11 +362,8 @@ fn a_2xx_that_drata_does_not_show_fails_the_run_and_leaves_the_undo_file() {
 #[test]
 fn no_verify_skips_the_second_read() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1))).seed(1..=3);
-    let (run, rows, _work) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,ci\n",
-        &["--no-verify"],
-    );
+    let (run, rows, _work) =
+        apply_on_server(&server, "id,flag,reason\n1,true,ci\n", &["--no-verify"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["verified"], "");
     assert_eq!(server.listings(), 1, "the state is read once, before");

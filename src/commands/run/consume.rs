@@ -3,13 +3,14 @@
 //! `--max-failures` it stops the run.
 
 use std::io;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
 use crate::config::MaxFailures;
 use crate::engine::{Engine, RunControl};
-use crate::model::{Outcome, ReportRow, StopReason, Tally};
+use crate::model::{Outcome, RecordFile, ReportRow, StopReason, Tally};
 use crate::output::{Progress, ReportWriter, UndoWriter};
 
 /// Everything the consumer writes as rows finish.
@@ -27,7 +28,10 @@ impl Outputs {
             match self.undo.as_mut().map(|undo| undo.write(row)) {
                 Some(Err(e)) => {
                     self.undo = None;
-                    control.stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                    control.stop(StopReason::ReportFailed {
+                        file: RecordFile::Undo,
+                        source: Arc::new(e),
+                    });
                 }
                 Some(Ok(false)) => tracing::warn!(
                     line = row.line,
@@ -46,7 +50,7 @@ impl Outputs {
 pub(super) fn may_be_applied(row: &ReportRow) -> bool {
     match row.outcome {
         Outcome::Updated => true,
-        Outcome::Failed => row.attempts > 0 && row.http_status.map_or(true, |s| s >= 500),
+        Outcome::Failed => row.attempts > 0 && row.http_status.is_none_or(|s| s >= 500),
         _ => false,
     }
 }
@@ -126,7 +130,10 @@ pub(super) async fn consume(
             match outputs.write(&row, control) {
                 Ok(()) => true,
                 Err(e) => {
-                    control.stop(StopReason::ReportFailed(e.to_string()));
+                    control.stop(StopReason::ReportFailed {
+                        file: RecordFile::Report,
+                        source: Arc::new(e),
+                    });
                     false
                 }
             }

@@ -12,10 +12,11 @@ use crate::config::{LogFormat, Mode, RunConfig};
 use crate::drata::CurrentState;
 use crate::engine;
 use crate::exit;
-use crate::model::{Outcome, ReportRow, StopReason, Tally};
+use crate::model::{
+    ConcurrencyFigures, LatencyFigures, Outcome, RecordFile, ReportRow, StopReason, Tally,
+};
 use crate::output::{
-    counts, rewrite_checked, ConcurrencyFigures, EvidenceRecorder, FileDigest, LatencyFigures,
-    RunContext, Sink, Summary, UndoWriter,
+    counts, rewrite_checked, EvidenceRecorder, FileDigest, RunContext, Sink, Summary, UndoWriter,
 };
 use crate::text::{sha256_file, shell_quote};
 
@@ -39,12 +40,10 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
     // makes the run fail loudly instead of looking complete.
     if tally.total() != run.scan.rows || files.lost {
-        let message = format!(
-            "the report has {} rows for {} input rows",
-            tally.total(),
-            run.scan.rows
-        );
-        run.control.stop(StopReason::ReportFailed(message));
+        run.control.stop(StopReason::RowsLost {
+            reported: tally.total(),
+            rows: run.scan.rows,
+        });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
@@ -88,12 +87,20 @@ fn record_evidence(
 /// errors is `updated`; a 2xx that Drata does not show is WARNed and fails the run; the
 /// undo file keeps every row sent unless the check shows it unapplied. Skipped with
 /// `--no-verify`, and when the run stopped (nothing more may be sent).
-pub(super) async fn verify(config: &RunConfig, run: &Run, tally: &mut Tally, files: &mut Unwritten) {
+pub(super) async fn verify(
+    config: &RunConfig,
+    run: &Run,
+    tally: &mut Tally,
+    files: &mut Unwritten,
+) {
     if config.mode != Mode::Apply || files.sent.is_empty() {
         return;
     }
     if !config.verify {
-        tracing::info!(rows = files.sent.len(), "the rows sent were not checked (--no-verify)");
+        tracing::info!(
+            rows = files.sent.len(),
+            "the rows sent were not checked (--no-verify)"
+        );
         return;
     }
     let Some(session) = run.session.as_ref().filter(|_| !run.control.is_stopped()) else {
@@ -106,7 +113,9 @@ pub(super) async fn verify(config: &RunConfig, run: &Run, tally: &mut Tally, fil
     let listing = match engine::fetch(&session.engine).await {
         Ok(listing) => listing,
         Err(e) => {
-            tracing::warn!("the rows sent could not be checked: the state could not be read again ({e})");
+            tracing::warn!(
+                "the rows sent could not be checked: the state could not be read again ({e})"
+            );
             return;
         }
     };
@@ -128,8 +137,10 @@ pub(super) async fn verify(config: &RunConfig, run: &Run, tally: &mut Tally, fil
     }
     let checked: HashMap<u64, &ReportRow> = files.sent.iter().map(|row| (row.line, row)).collect();
     if let Err(e) = rewrite_checked(&files.report_path, &checked) {
-        run.control
-            .stop(StopReason::ReportFailed(format!("the check after the run: {e}")));
+        run.control.stop(StopReason::ReportFailed {
+            file: RecordFile::Report,
+            source: std::sync::Arc::new(e),
+        });
     }
     if let Some(undo) = files.undo.as_mut() {
         if let Err(e) = undo.forget(&unapplied) {
@@ -149,6 +160,7 @@ fn check_row(row: &mut ReportRow, state: &CurrentState) -> bool {
             // Applied behind an error (a 502 after the commit, a timeout): it is done,
             // and the report says what the API answered.
             row.outcome = Outcome::Updated;
+            row.failure = None;
             row.error = format!(
                 "applied (Drata shows it after the run), though the API answered: {}",
                 row.error

@@ -26,7 +26,9 @@ use crate::input::{
     ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::input::{Record, PROBLEMS_SHOWN};
-use crate::model::{Baseline, Lookup, Outcome, ReportRow, StopReason, Tally};
+use crate::model::{
+    Baseline, Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally,
+};
 use crate::output::{
     column_mapping_line, print_changes, print_divergences, write_changes_json, Change,
     EvidenceRecorder, ExportAge, Progress, ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
@@ -137,7 +139,7 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
             Some(Arc::new(listing))
         }
         Err(e) => {
-            control.stop(StopReason::StateUnavailable(e.to_string()));
+            control.stop(StopReason::StateUnavailable(StopSource::new(e)));
             None
         }
     }
@@ -288,7 +290,8 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
-            run.control.stop(StopReason::InputFailed(e.to_string()));
+            run.control
+                .stop(StopReason::InputFailed(StopSource::new(e)));
             return None;
         }
     };
@@ -302,16 +305,15 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     if config.mode == Mode::Plan && (config.plan.json || !config.output.quiet) && !stdout_taken {
         let mut out = std::io::stdout().lock();
         let printed = if config.plan.json {
-            write_changes_json(&mut out, changes, run.scan.rows, &shown)
+            write_changes_json(&mut out, changes, run.scan.rows, shown)
         } else {
             let age = preview.exported_at.as_deref().map(|at| ExportAge {
                 exported_at: at,
                 now: SystemTime::now(),
                 changed: preview.changed_since_export,
             });
-            print_changes(&mut out, changes, run.scan.rows, &shown).and_then(|()| {
-                print_divergences(&mut out, age.as_ref(), &preview.diverged)
-            })
+            print_changes(&mut out, changes, run.scan.rows, shown)
+                .and_then(|()| print_divergences(&mut out, age.as_ref(), &preview.diverged))
         };
         if let Err(e) = printed.and_then(|()| out.flush()) {
             tracing::debug!(error = %e, "standard output is closed");
@@ -436,7 +438,8 @@ impl Feed {
             let record = match record {
                 Ok(record) => record,
                 Err(e) => {
-                    self.control.stop(StopReason::InputFailed(e.to_string()));
+                    self.control
+                        .stop(StopReason::InputFailed(StopSource::new(e)));
                     return;
                 }
             };
@@ -546,22 +549,28 @@ fn outputs(
         match made {
             Ok(undo) => Some(undo),
             Err(e) => {
-                run.control
-                    .stop(StopReason::ReportFailed(format!("undo file: {e}")));
+                run.control.stop(StopReason::ReportFailed {
+                    file: RecordFile::Undo,
+                    source: Arc::new(e),
+                });
                 None
             }
         }
     });
-    let evidence = config.evidence.as_ref().and_then(|_| {
-        match EvidenceRecorder::new(run.listing.is_some()) {
-            Ok(recorder) => Some(recorder),
-            Err(e) => {
-                run.control
-                    .stop(StopReason::ReportFailed(format!("evidence file: {e}")));
-                None
-            }
-        }
-    });
+    let evidence =
+        config
+            .evidence
+            .as_ref()
+            .and_then(|_| match EvidenceRecorder::new(run.listing.is_some()) {
+                Ok(recorder) => Some(recorder),
+                Err(e) => {
+                    run.control.stop(StopReason::ReportFailed {
+                        file: RecordFile::Evidence,
+                        source: Arc::new(e),
+                    });
+                    None
+                }
+            });
     (Outputs { report, undo }, evidence)
 }
 

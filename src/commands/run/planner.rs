@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use super::review::review;
 use crate::config::Mode;
 use crate::engine::{Job, Listing};
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
-use super::review::review;
 use crate::model::{Baseline, IdCell, Outcome, Previous, ReportRow, Review, Row, RowId};
 use crate::output::{Change, CurrentView};
 

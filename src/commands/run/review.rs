@@ -40,15 +40,57 @@ mod tests {
     fn the_three_way_table() {
         let (a, b, c) = (marked("ci bot"), marked("deploy bot"), unmarked());
         let cases: [(Option<&Baseline>, &Baseline, &Baseline, Review, &str); 9] = [
-            (Some(&a), &a, &a, Review::Unchanged, "not edited, Drata the same"),
-            (Some(&a), &a, &c, Review::Drifted, "not edited, Drata changed"),
-            (Some(&c), &c, &b, Review::Drifted, "not edited, Drata marked it"),
+            (
+                Some(&a),
+                &a,
+                &a,
+                Review::Unchanged,
+                "not edited, Drata the same",
+            ),
+            (
+                Some(&a),
+                &a,
+                &c,
+                Review::Drifted,
+                "not edited, Drata changed",
+            ),
+            (
+                Some(&c),
+                &c,
+                &b,
+                Review::Drifted,
+                "not edited, Drata marked it",
+            ),
             (Some(&a), &c, &a, Review::Send, "edited, Drata the same"),
-            (Some(&a), &b, &a, Review::Send, "reason edited, Drata the same"),
-            (Some(&a), &c, &c, Review::Unchanged, "edited, Drata changed to the row"),
-            (Some(&c), &a, &b, Review::Conflict, "edited, Drata changed to another"),
+            (
+                Some(&a),
+                &b,
+                &a,
+                Review::Send,
+                "reason edited, Drata the same",
+            ),
+            (
+                Some(&a),
+                &c,
+                &c,
+                Review::Unchanged,
+                "edited, Drata changed to the row",
+            ),
+            (
+                Some(&c),
+                &a,
+                &b,
+                Review::Conflict,
+                "edited, Drata changed to another",
+            ),
             (None, &a, &c, Review::Send, "no baseline: two-way, differs"),
-            (None, &a, &a, Review::Unchanged, "no baseline: two-way, same"),
+            (
+                None,
+                &a,
+                &a,
+                Review::Unchanged,
+                "no baseline: two-way, same",
+            ),
         ];
         for (baseline, row, current, expected, case) in cases {
             assert_eq!(review(baseline, row, current), expected, "{case}");
