@@ -5,24 +5,29 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
-    parse_base_url, parse_concurrency, parse_delimiter, parse_interval, parse_timeout, Command,
-    ConfigError, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, MaxFailures, Mode,
-    Only, OutputOptions, PlanOptions, Region, RunConfig, Target, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_FAILURES, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE, DEFAULT_TIMEOUT,
+    parse_base_url, parse_delimiter, parse_interval, parse_timeout, ApplyOptions, Command,
+    ConfigError, Connect, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, Mode,
+    Only, OutputOptions, PlanOptions, Region, ResumeCommand, ResumeWord, RunConfig, RunOptions,
+    Target, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RATE, DEFAULT_TIMEOUT,
 };
-use crate::engine::{ConcurrencyMode, RetryPolicy};
+use crate::engine::RetryPolicy;
 use crate::input::{Encoding, InputOptions, InputSource, DEFAULT_MAX_COPY_MIB};
 use crate::model::{IdentityKind, Rate};
+use crate::output::Console;
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::{SimulatorConfig, MAX_IDENTITIES};
 
-const EXAMPLES: &str = "\
+/// The use cases shown after the options of `--help`, and in the man pages' EXAMPLES.
+macro_rules! examples {
+    () => {
+        "\
 Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
@@ -38,12 +43,23 @@ Examples:
     drata-svcacct apply migration.csv --token-file ~/.drata-key \\
         --max-changes 500 --undo migration-undo.csv
 
-  Nightly cron job, quiet unless something fails
-    drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet \\
-        --report /var/log/svcacct/$(date -u +%FT%H%M%SZ).csv --log-format json
+  Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
+  so it is written \\%)
+    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
-    drata-svcacct apply samples/quarterly-review.csv --simulate";
+    drata-svcacct apply samples/quarterly-review.csv --simulate"
+    };
+}
+const EXAMPLES: &str = examples!();
+
+/// clap's default layout of `--help`, with the examples printed as written: clap refills
+/// after-help text to the terminal's width, which would break the crontab line in two (a
+/// crontab entry is one line). `after_help` still carries them, for the man pages.
+const HELP_WITH_EXAMPLES: &str = concat!(
+    "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}\n\n",
+    examples!()
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,9 +67,15 @@ Examples:
     version,
     about = "Apply a CSV of service-account decisions to Drata identities, safely and fast",
     after_help = EXAMPLES,
+    help_template = HELP_WITH_EXAMPLES,
     propagate_version = true
 )]
 pub struct Cli {
+    /// The parsed command line as clap holds it, for the resume command. First: the fields
+    /// below take their values out of the matches they are built from.
+    #[command(flatten)]
+    matches: KeptMatches,
+
     #[command(subcommand)]
     command: Commands,
 
@@ -81,13 +103,13 @@ enum Commands {
     /// Check the input offline: no network, no token
     Validate(InputArgs),
     /// Read-only: fetch the current state and report what would change
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Plan(PlanArgs),
     /// Apply the input through the Drata API
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Apply(ApplyArgs),
     /// Write the current identities as an input file, to start a review from Drata
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Export(ExportArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
@@ -97,13 +119,37 @@ enum Commands {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
+    /// Print a man page (roff): the top one, or a command's; --out writes them all
+    Man {
+        /// The command whose page to print [default: the top page]
+        #[arg(value_enum, value_name = "COMMAND")]
+        page: Option<ManPage>,
+
+        /// Write the pages into this directory (created if missing) instead: drata-svcacct.1,
+        /// drata-svcacct-apply.1, ... (only the named one when a command is given)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The commands that have a man page of their own: every one of [`Commands`] (a unit
+/// test holds the two lists together).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ManPage {
+    Validate,
+    Plan,
+    Apply,
+    Export,
+    #[cfg(feature = "simulator")]
+    Simulate,
+    Completions,
     Man,
 }
 
 #[derive(Debug, Args)]
 struct InputArgs {
-    /// The CSV to read, or - for standard input
+    /// The input to read: a CSV, a spreadsheet (.xlsx, .xlsm, .xls, .ods), or - for a CSV on
+    /// standard input
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 
@@ -136,9 +182,15 @@ struct InputArgs {
     #[arg(long, value_name = "TEXT")]
     reason_if_false: Option<String>,
 
-    /// The sheet of a spreadsheet input (.xlsx, .xlsm, .xls, .ods) [default: the first]
+    /// The sheet of a spreadsheet input (.xlsx, .xlsm, .xls, .ods), any case, hidden ones
+    /// too [default: the active sheet when visible, else the first visible one]
     #[arg(long, value_name = "NAME")]
     sheet: Option<String>,
+
+    /// The header is row N (1-based), for files with title rows the search misses
+    /// [default: searched for among the first 20 non-empty rows]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    header_row: Option<u64>,
 
     /// Text encoding of the input [default: UTF-8, or UTF-16 by its byte-order mark]
     #[arg(long, value_enum, value_name = "NAME")]
@@ -149,20 +201,13 @@ struct InputArgs {
     max_input_mib: u64,
 }
 
-/// What only `plan` does.
 #[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     run: RunArgs,
 
-    /// Print the plan as one JSON document on standard output (every change, with the
-    /// state before and after), instead of the text diff
-    #[arg(long)]
-    json: bool,
-
-    /// Exit 4 when rows would change (0 only when there is nothing to do), for scripts
-    #[arg(long)]
-    detailed_exitcode: bool,
+    #[command(flatten)]
+    plan: PlanOptions,
 }
 
 /// What only `apply` does, and the options people try by habit.
@@ -171,26 +216,8 @@ struct ApplyArgs {
     #[command(flatten)]
     run: RunArgs,
 
-    /// Accepted for older scripts; changes nothing: apply always reads the current state
-    /// first and sends only what differs, as plan shows
-    #[arg(long)]
-    reconcile: bool,
-
-    /// Send every valid row, even those Drata already holds in the desired state
-    #[arg(long)]
-    resend: bool,
-
-    /// Skip reading the state again after the run to check every row sent
-    #[arg(long)]
-    no_verify: bool,
-
-    /// Write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH")]
-    undo: Option<PathBuf>,
-
-    /// A report of an earlier run of this input: rows it shows as done are skipped
-    #[arg(long, value_name = "PATH")]
-    resume_from: Option<PathBuf>,
+    #[command(flatten)]
+    apply: ApplyOptions,
 
     /// Not an option of apply: `drata-svcacct plan` shows what would change
     #[arg(long, hide = true)]
@@ -266,43 +293,8 @@ struct RunArgs {
     #[command(flatten)]
     connect: ConnectArgs,
 
-    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
-    #[arg(long, value_name = "PATH")]
-    report: Option<PathBuf>,
-
-    /// Allow replacing existing report, summary, undo and evidence files
-    #[arg(long)]
-    force: bool,
-
-    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
-    /// the measured latency, 4 to 64, lowered on timeouts, 5xx and 429s)
-    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
-          default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
-    concurrency: ConcurrencyMode,
-
-    /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
-    #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
-    max_failures: MaxFailures,
-
-    /// Send the valid rows even if some rows are invalid
-    #[arg(long)]
-    skip_invalid: bool,
-
-    /// Send edited rows even where Drata changed since the export (conflicts)
-    #[arg(long)]
-    overwrite_drift: bool,
-
-    /// Refuse (exit 3, nothing sent) when more than N rows would be updated
-    #[arg(long, value_name = "N")]
-    max_changes: Option<u64>,
-
-    /// Write a machine-readable summary of the run (JSON)
-    #[arg(long, value_name = "PATH")]
-    summary_json: Option<PathBuf>,
-
-    /// Write a Markdown record of the run for auditors
-    #[arg(long, value_name = "PATH")]
-    evidence: Option<PathBuf>,
+    #[command(flatten)]
+    options: RunOptions,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +374,15 @@ struct SimulateArgs {
     #[arg(long, value_name = "MS", default_value_t = SimulatorConfig::default().slow_delay.as_millis() as u64)]
     slow_ms: u64,
 
+    /// Requests worked on at once; more are answered 503 (a server that admits few)
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<std::num::NonZeroU64>,
+
+    /// Work on one request at a time, each taking MS milliseconds: the latency grows with
+    /// the requests in flight (a server that queues)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    queue_ms: u64,
+
     /// Seed of the fault injection, for repeatable runs
     #[arg(long, value_name = "N", default_value_t = SimulatorConfig::default().seed)]
     seed: u64,
@@ -402,6 +403,7 @@ impl InputArgs {
             max_copy_mib: self.max_input_mib,
             encoding: self.encoding,
             sheet: self.sheet,
+            header_row: self.header_row,
         }
     }
 }
@@ -430,6 +432,18 @@ fn key_from_env() -> Result<ApiKey, KeyError> {
 }
 
 impl ConnectArgs {
+    fn into_connect(self) -> Result<Connect, ConfigError> {
+        Ok(Connect {
+            target: self.target()?,
+            retry: self.retry(),
+            kind: self.kind,
+            rate: self.rate,
+            burst: self.burst,
+            timeout: self.timeout,
+            ca_cert: self.ca_cert,
+        })
+    }
+
     fn target(&self) -> Result<Target, ConfigError> {
         #[cfg(feature = "simulator")]
         if self.simulate {
@@ -463,34 +477,17 @@ impl RunArgs {
         self,
         mode: Mode,
         output: OutputOptions,
-        program: String,
+        resume: ResumeCommand,
     ) -> Result<RunConfig, ConfigError> {
         Ok(RunConfig {
             mode,
-            target: self.connect.target()?,
+            connect: self.connect.into_connect()?,
             input: self.input.into_options(),
-            kind: self.connect.kind,
-            report: self.report,
-            force: self.force,
-            rate: self.connect.rate,
-            burst: self.connect.burst,
-            concurrency: self.concurrency,
-            timeout: self.connect.timeout,
-            retry: self.connect.retry(),
-            max_failures: self.max_failures,
-            skip_invalid: self.skip_invalid,
-            resend: false,
-            overwrite_drift: self.overwrite_drift,
-            verify: false,
-            max_changes: self.max_changes,
-            undo: None,
-            resume_from: None,
+            options: self.options,
+            apply: ApplyOptions::default(),
             plan: PlanOptions::default(),
-            summary_json: self.summary_json,
-            evidence: self.evidence,
-            ca_cert: self.connect.ca_cert,
             output,
-            program,
+            resume,
         })
     }
 }
@@ -519,13 +516,7 @@ impl ExportArgs {
         let text =
             |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         Ok(ExportConfig {
-            target: self.connect.target()?,
-            kind: self.connect.kind,
-            rate: self.connect.rate,
-            burst: self.connect.burst,
-            timeout: self.connect.timeout,
-            retry: self.connect.retry(),
-            ca_cert: self.connect.ca_cert,
+            connect: self.connect.into_connect()?,
             output,
             force: self.force,
             format,
@@ -541,19 +532,24 @@ impl ExportArgs {
 }
 
 impl PlanArgs {
-    fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
-        let mut config = self.run.into_config(Mode::Plan, output, program)?;
+    fn into_config(
+        self,
+        output: OutputOptions,
+        resume: ResumeCommand,
+    ) -> Result<RunConfig, ConfigError> {
+        let mut config = self.run.into_config(Mode::Plan, output, resume)?;
         config.input.blank_false_reasons = true;
-        config.plan = PlanOptions {
-            json: self.json,
-            detailed_exitcode: self.detailed_exitcode,
-        };
+        config.plan = self.plan;
         Ok(config)
     }
 }
 
 impl ApplyArgs {
-    fn into_config(self, output: OutputOptions, program: String) -> Result<RunConfig, ConfigError> {
+    fn into_config(
+        self,
+        output: OutputOptions,
+        resume: ResumeCommand,
+    ) -> Result<RunConfig, ConfigError> {
         if self.dry_run {
             return Err(ConfigError::Guessed {
                 given: "--dry-run",
@@ -566,14 +562,10 @@ impl ApplyArgs {
                 instead: "the per-row report goes to --report PATH",
             });
         }
-        let mut config = self.run.into_config(Mode::Apply, output, program)?;
-        // `--reconcile` is what apply always does now.
-        let _ = self.reconcile;
-        config.resend = self.resend;
-        config.verify = !self.no_verify;
+        let mut config = self.run.into_config(Mode::Apply, output, resume)?;
+        // apply reads the state first, as plan does: a blank reason is judged against it.
         config.input.blank_false_reasons = true;
-        config.undo = self.undo;
-        config.resume_from = self.resume_from;
+        config.apply = self.apply;
         Ok(config)
     }
 }
@@ -595,58 +587,184 @@ impl SimulateArgs {
             drop_rate: self.drop_rate,
             slow_rate: self.slow_rate,
             slow_delay: Duration::from_millis(self.slow_ms),
+            max_in_flight: self.max_in_flight.map(std::num::NonZeroU64::get),
+            queue_delay: Duration::from_millis(self.queue_ms),
             seed: self.seed,
         })
     }
 }
 
-impl Cli {
-    /// Parses the process's arguments, or exits as clap does: help and version on standard
-    /// output, usage errors on standard error (as one JSON object when the arguments ask
-    /// for `--log-format json`, like every other line there).
-    pub fn parse_args() -> Self {
-        match <Self as Parser>::try_parse() {
-            Ok(cli) => cli,
-            Err(error) if error.use_stderr() && asks_for_json(std::env::args_os()) => {
-                let line = serde_json::json!({
-                    "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-                    "level": "ERROR",
-                    "message": error.kind().to_string(),
-                    "detail": error.to_string().trim(),
-                });
-                eprintln!("{line}");
-                std::process::exit(crate::exit::USAGE.into());
+/// The parsed command line, whole, as clap holds it: each argument's values as given and
+/// where they came from (the command line, the environment, a default).
+#[derive(Debug, Clone, Default)]
+struct KeptMatches(ArgMatches);
+
+impl FromArgMatches for KeptMatches {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(matches.clone()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0 = matches.clone();
+        Ok(())
+    }
+}
+
+impl Args for KeptMatches {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        command
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        command
+    }
+}
+
+/// Arguments the resume command never carries, and why. Every other argument the user set
+/// is carried as given (a test walks them all), so that a new option needs nothing here.
+const NOT_CARRIED: &[&str] = &[
+    // clap's own: they print and exit before any run.
+    "help",
+    "version",
+    // Replaced: the resume command ends with `--resume-from` and this run's report.
+    "resume_from",
+];
+
+/// Per-run files besides the report: the resumed run writes its own, `.resumed` inserted in
+/// the name. The undo file is not one of them: resumed runs add to it, so that one file
+/// rolls everything back.
+const PER_RUN_FILES: &[&str] = &["summary_json", "evidence"];
+
+/// The report: the resumed run's is named after the one this run wrote.
+const REPORT: &str = "report";
+
+/// The command that resumes a run of this command line: the program, the subcommand, and
+/// every argument the user set on the command line or through the environment, with its
+/// values as given, in the order of the definition.
+fn resume_command(program: String, matches: &ArgMatches) -> ResumeCommand {
+    let mut words = vec![ResumeWord::Kept(program)];
+    let Some((name, matches)) = matches.subcommand() else {
+        return ResumeCommand { words };
+    };
+    words.push(ResumeWord::Kept(name.to_owned()));
+    // Built, so that the global options are among the subcommand's.
+    let mut definition = Cli::command();
+    definition.build();
+    if let Some(command) = definition.find_subcommand(name) {
+        for arg in command.get_arguments() {
+            words.extend(carried(arg, matches));
+        }
+    }
+    ResumeCommand { words }
+}
+
+/// How the resume command carries one argument: nothing when the user did not set it.
+fn carried(arg: &clap::Arg, matches: &ArgMatches) -> Vec<ResumeWord> {
+    let id = arg.get_id().as_str();
+    let given = matches!(
+        matches.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    if !given || NOT_CARRIED.contains(&id) {
+        return Vec::new();
+    }
+    let values = || {
+        matches
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|value| value.to_string_lossy().into_owned())
+    };
+    let option = match (arg.get_long(), arg.get_short()) {
+        (Some(long), _) => format!("--{long}"),
+        (None, Some(short)) => format!("-{short}"),
+        // A positional argument: its values, as given.
+        (None, None) => return values().map(ResumeWord::Kept).collect(),
+    };
+    match arg.get_action() {
+        ArgAction::Count => {
+            let count = matches.get_count(id).into();
+            match arg.get_short() {
+                Some(short) => vec![ResumeWord::Kept(format!(
+                    "-{}",
+                    short.to_string().repeat(count)
+                ))],
+                None => vec![ResumeWord::Kept(option); count],
             }
-            Err(error) => error.exit(),
+        }
+        action if !action.takes_values() => vec![ResumeWord::Kept(option)],
+        // One word `--option=value`, so that a value starting with '-' is not read as an
+        // option.
+        _ => values()
+            .map(|value| match id {
+                REPORT => ResumeWord::Report {
+                    option: option.clone(),
+                },
+                _ if PER_RUN_FILES.contains(&id) => ResumeWord::Renamed {
+                    option: option.clone(),
+                    path: value.into(),
+                },
+                _ => ResumeWord::Kept(format!("{option}={value}")),
+            })
+            .collect(),
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments. What clap refuses comes back as a value, help and
+    /// version among it: [`Cli::refusal_console`] prints it, [`Cli::refusal_exit_code`]
+    /// says how the process ends.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        <Self as Parser>::try_parse()
+    }
+
+    /// The console for what clap refused, before any `Cli` exists: JSON when the
+    /// arguments ask for `--log-format json`, like every other line on standard error.
+    pub fn refusal_console() -> Console {
+        Console::new(asks_for_json(std::env::args_os()), false)
+    }
+
+    /// How a refused command line ends: help and version as a success, anything else as
+    /// a usage error (as clap itself would exit).
+    pub fn refusal_exit_code(refused: &clap::Error) -> u8 {
+        if refused.use_stderr() {
+            crate::exit::USAGE
+        } else {
+            crate::exit::SUCCESS
         }
     }
 
-    /// True when every line on standard error is to be JSON.
-    pub fn json_logs(&self) -> bool {
-        self.log_format == LogFormat::Json
+    /// The console this command line asks for.
+    pub fn console(&self) -> Console {
+        self.output_options().console()
+    }
+
+    fn output_options(&self) -> OutputOptions {
+        OutputOptions {
+            quiet: self.quiet,
+            verbose: self.verbose,
+            log_format: self.log_format,
+            progress_interval: self.progress_interval,
+        }
     }
 
     /// Checks every value and builds the command; `program` is how the tool was invoked,
     /// for the commands it prints.
     pub(crate) fn into_command(self, program: String) -> Result<Command, ConfigError> {
-        let output = OutputOptions {
-            quiet: self.quiet,
-            verbose: self.verbose,
-            log_format: self.log_format,
-            progress_interval: self.progress_interval,
-        };
+        let resume = || resume_command(program, &self.matches.0);
+        let output = self.output_options();
         Ok(match self.command {
             Commands::Validate(input) => Command::Validate {
                 // Offline, a `false` row without a reason cannot be judged: it is fine if
-                // its identity stays unmarked, which plan and apply --reconcile check.
+                // its identity stays unmarked, which plan and apply check.
                 input: InputOptions {
                     blank_false_reasons: true,
                     ..input.into_options()
                 },
                 output,
             },
-            Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, program)?)),
-            Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, program)?)),
+            Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
+            Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
             Commands::Export(args) => Command::Export(Box::new(args.into_config(output)?)),
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
@@ -657,8 +775,13 @@ impl Cli {
                 shell,
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
             },
-            Commands::Man => Command::Man {
+            Commands::Man { page, out } => Command::Man {
                 definition: Box::new(<Self as clap::CommandFactory>::command()),
+                page: page.and_then(|page| {
+                    clap::ValueEnum::to_possible_value(&page)
+                        .map(|value| value.get_name().to_owned())
+                }),
+                out,
             },
         })
     }
@@ -667,11 +790,26 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use crate::config::{resumed_name, MaxFailures};
+    use crate::engine::ConcurrencyMode;
 
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_a_man_page_name() {
+        let commands: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|command| command.get_name().to_owned())
+            .collect();
+        let pages: Vec<String> = <ManPage as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        assert_eq!(pages, commands);
     }
 
     #[test]
@@ -680,12 +818,12 @@ mod tests {
         let Command::Run(config) = cli.into_command(String::new()).unwrap() else {
             panic!("not a run")
         };
-        assert_eq!(config.rate.per_minute(), Some(450.0));
-        assert_eq!(config.burst.get(), 1);
-        assert_eq!(config.concurrency, ConcurrencyMode::Auto);
-        assert_eq!(config.retry.max_attempts, 5);
-        assert_eq!(config.timeout, Duration::from_secs(30));
-        assert_eq!(config.max_failures, MaxFailures::Percent(50.0));
+        assert_eq!(config.connect.rate.per_minute(), Some(450.0));
+        assert_eq!(config.connect.burst.get(), 1);
+        assert_eq!(config.options.concurrency, ConcurrencyMode::Auto);
+        assert_eq!(config.connect.retry.max_attempts, 5);
+        assert_eq!(config.connect.timeout, Duration::from_secs(30));
+        assert_eq!(config.options.max_failures, MaxFailures::Percent(50.0));
         assert_eq!(config.output.progress_interval, Duration::from_secs(10));
     }
 
@@ -711,9 +849,10 @@ mod tests {
     }
 
     #[test]
-    fn the_resume_command_carries_every_option_that_is_not_a_default() {
+    fn the_resume_command_carries_every_option_that_was_given() {
         let cli = Cli::try_parse_from([
             "drata-svcacct",
+            "-vv",
             "apply",
             "my file.csv",
             "--report",
@@ -730,17 +869,122 @@ mod tests {
             "--resend",
             "--no-verify",
             "--overwrite-drift",
+            "--undo",
+            "undo.csv",
             "--ca-cert",
             "corp ca.pem",
+            "--timeout",
+            "30",
         ])
         .unwrap();
         let Command::Run(config) = cli.into_command("drata-svcacct".to_owned()).unwrap() else {
             panic!("not a run")
         };
+        // The default --timeout, given, is carried; so is -vv given before the subcommand.
+        assert_eq!(config.output.verbose, 2);
         assert_eq!(
             config.resume_command(std::path::Path::new("new report.csv")),
-            "drata-svcacct apply 'my file.csv' --reason=-x --base-url http://127.0.0.1:9/public/ \
-             --ca-cert 'corp ca.pem' --rate 8/s --resend --overwrite-drift --no-verify '--report=new report.resumed.csv' --summary-json=s.resumed.json --resume-from 'new report.csv'"
+            "drata-svcacct apply 'my file.csv' --reason=-x --base-url=http://127.0.0.1:9/public \
+             --rate=8/s --timeout=30 '--ca-cert=corp ca.pem' '--report=new report.resumed.csv' \
+             --overwrite-drift --summary-json=s.resumed.json --reconcile --resend --no-verify \
+             --undo=undo.csv -vv \
+             --resume-from 'new report.csv'"
+        );
+    }
+
+    /// A value clap accepts for `arg`, given on purpose even where it is the default: what
+    /// the user sets is carried, whatever its value.
+    fn a_value(arg: &clap::Arg) -> String {
+        if let Some(default) = arg.get_default_values().first() {
+            return default.to_string_lossy().into_owned();
+        }
+        match arg.get_possible_values().first() {
+            Some(value) => value.get_name().to_owned(),
+            None => "1".to_owned(),
+        }
+    }
+
+    /// The values of `id` as given, and where they came from.
+    fn given(matches: &ArgMatches, id: &str) -> (Option<ValueSource>, Vec<String>, u8) {
+        let values = matches
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        // Flags and counts have no values as given: their count is what they say.
+        let count = match matches.try_get_one::<u8>(id) {
+            Ok(Some(count)) => *count,
+            _ => 0,
+        };
+        (matches.value_source(id), values, count)
+    }
+
+    /// Walks every argument of `apply`: set alone on a command line, it is in the resume
+    /// command with the same values (renamed where the resumed run writes its own file),
+    /// unless it is on the commented list of those never carried.
+    #[test]
+    fn every_argument_of_apply_is_carried_into_the_resume_command_or_listed_as_not() {
+        let mut definition = Cli::command();
+        definition.build();
+        let apply = definition.find_subcommand("apply").unwrap();
+        let ids: Vec<&str> = apply.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for listed in NOT_CARRIED.iter().chain(PER_RUN_FILES).chain([&REPORT]) {
+            assert!(ids.contains(listed), "{listed} is not an argument of apply");
+        }
+        let report = std::path::Path::new("this run.csv");
+        let mut walked = 0;
+        for arg in apply.get_arguments() {
+            let id = arg.get_id().as_str();
+            if NOT_CARRIED.contains(&id) {
+                continue;
+            }
+            let mut line = vec!["drata-svcacct".to_owned(), "apply".to_owned()];
+            if !arg.is_positional() {
+                line.push("in.csv".to_owned());
+            }
+            match (arg.get_long(), arg.get_action()) {
+                (None, _) => line.push(a_value(arg)),
+                (Some(long), ArgAction::Count) => line.extend(vec![format!("--{long}"); 2]),
+                (Some(long), action) if !action.takes_values() => line.push(format!("--{long}")),
+                (Some(long), _) => line.extend([format!("--{long}"), a_value(arg)]),
+            }
+            let matches = Cli::command().try_get_matches_from(&line).unwrap();
+            let first = given(matches.subcommand_matches("apply").unwrap(), id);
+            assert_eq!(first.0, Some(ValueSource::CommandLine), "{id}: {line:?}");
+            let words = resume_command("drata-svcacct".to_owned(), &matches).words(report);
+            let resumed = Cli::command()
+                .try_get_matches_from(&words)
+                .unwrap_or_else(|e| panic!("{id}: {words:?} does not parse: {e}"));
+            let again = given(resumed.subcommand_matches("apply").unwrap(), id);
+            let expected_values = match id {
+                REPORT => vec![resumed_name(report).display().to_string()],
+                _ if PER_RUN_FILES.contains(&id) => first
+                    .1
+                    .iter()
+                    .map(|v| resumed_name(v.as_ref()).display().to_string())
+                    .collect(),
+                _ => first.1.clone(),
+            };
+            assert_eq!(
+                again,
+                (first.0, expected_values, first.2),
+                "{id} is not carried as given: {line:?} resumes as {words:?}"
+            );
+            walked += 1;
+        }
+        assert!(walked > 30, "only {walked} arguments walked");
+    }
+
+    #[test]
+    fn the_resume_command_resumes_from_this_runs_report_and_carries_nothing_unset() {
+        let matches = Cli::command()
+            .try_get_matches_from(["drata-svcacct", "apply", "in.csv", "--resume-from", "a.csv"])
+            .unwrap();
+        let report = std::path::Path::new("b.csv");
+        assert_eq!(
+            resume_command("drata-svcacct".to_owned(), &matches).words(report),
+            ["drata-svcacct", "apply", "in.csv", "--resume-from", "b.csv"]
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The checked configuration of a command, built from the command line before any I/O.
-//! The defaults live here, once: clap shows them and the resume command leaves them out.
+//! The defaults live here, once: clap shows them and applies them.
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use crate::drata::is_loopback_host;
 use crate::engine::{ConcurrencyMode, RetryPolicy};
 use crate::input::InputOptions;
 use crate::model::{IdentityKind, Rate, RateError};
+use crate::output::Console;
 use crate::secret::{ApiKey, KeyError};
 #[cfg(feature = "simulator")]
 use crate::simulator::SimulatorConfig;
@@ -283,13 +284,121 @@ pub(crate) struct OutputOptions {
     pub progress_interval: Duration,
 }
 
+impl OutputOptions {
+    /// The console that writes what a person reads, as these options ask.
+    pub(crate) fn console(&self) -> Console {
+        Console::new(self.log_format == LogFormat::Json, self.quiet)
+    }
+}
+
+// What `apply` and `plan` take besides the input and the connection, held as clap parses
+// it: an option that needs no check against another is defined once, here, with its help,
+// and the commands read it as it is.
+
 /// What only `plan` does.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub(crate) struct PlanOptions {
-    /// The plan as one JSON document on standard output.
+    /// Print the plan as one JSON document on standard output (every change, with the
+    /// state before and after), instead of the text diff
+    #[arg(long)]
     pub json: bool,
-    /// Exit 4 when rows would change.
+
+    /// Exit 4 when rows would change (0 only when there is nothing to do), for scripts
+    #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+/// What only `apply` does; `plan` holds the defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ApplyOptions {
+    /// Accepted for older scripts; changes nothing: apply always reads the current state
+    /// first and sends only what differs, as plan shows
+    #[arg(long)]
+    pub reconcile: bool,
+
+    /// Send every valid row, even those Drata already holds in the desired state
+    #[arg(long)]
+    pub resend: bool,
+
+    /// Skip reading the state again after the run to check every row sent
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH")]
+    pub undo: Option<PathBuf>,
+
+    /// A report of an earlier run of this input: rows it shows as done are skipped
+    #[arg(long, value_name = "PATH")]
+    pub resume_from: Option<PathBuf>,
+}
+
+/// What `apply` and `plan` both do.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunOptions {
+    /// Where the per-row report goes [default: <input stem>.report.<UTC timestamp>.csv]
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// Allow replacing existing report, summary, undo and evidence files
+    #[arg(long)]
+    pub force: bool,
+
+    /// Requests in flight at most: a number from 1 to 1024, or auto (enough for --rate at
+    /// the measured latency, 4 to 64, lowered down to 1 on timeouts, 5xx and 429s and
+    /// toward 4 when answers slow with the load)
+    #[arg(long, short = 'j', visible_aliases = ["jobs", "parallel"], value_name = "N|auto",
+          default_value = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
+    pub concurrency: ConcurrencyMode,
+
+    /// Abort past this many failed rows: N, P% (applies once 20 rows finished) or none
+    #[arg(long, value_name = "N|P%", default_value = DEFAULT_MAX_FAILURES)]
+    pub max_failures: MaxFailures,
+
+    /// Send the valid rows even if some rows are invalid
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Send edited rows even where Drata changed since the export (conflicts)
+    #[arg(long)]
+    pub overwrite_drift: bool,
+
+    /// Refuse (exit 3, nothing sent) when more than N rows would be updated
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
+
+    /// Write a machine-readable summary of the run (JSON)
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Write a Markdown record of the run for auditors
+    #[arg(long, value_name = "PATH")]
+    pub evidence: Option<PathBuf>,
+}
+
+/// How a command reaches Drata and at what pace: one group, built once from the command
+/// line, for every command that talks to Drata (`plan`, `apply`, `export`).
+#[derive(Debug)]
+pub(crate) struct Connect {
+    pub target: Target,
+    pub kind: IdentityKind,
+    pub rate: Rate,
+    pub burst: NonZeroU32,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// `--ca-cert`: a PEM bundle of CAs trusted besides the system store.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl Connect {
+    /// True when the command talks to the in-process simulator of `--simulate`.
+    pub(crate) fn is_simulated(&self) -> bool {
+        match self.target {
+            #[cfg(feature = "simulator")]
+            Target::Simulated => true,
+            Target::Remote { .. } => false,
+        }
+    }
 }
 
 /// Everything `apply` and `plan` need, checked.
@@ -297,35 +406,13 @@ pub(crate) struct PlanOptions {
 pub(crate) struct RunConfig {
     pub mode: Mode,
     pub input: InputOptions,
-    pub target: Target,
-    pub kind: IdentityKind,
-    pub report: Option<PathBuf>,
-    pub force: bool,
-    pub rate: Rate,
-    pub burst: NonZeroU32,
-    pub concurrency: ConcurrencyMode,
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    pub max_failures: MaxFailures,
-    pub skip_invalid: bool,
-    /// `--resend` (apply): send every valid row, even those Drata already holds.
-    pub resend: bool,
-    /// `--overwrite-drift`: send edited rows even where Drata changed since the export.
-    pub overwrite_drift: bool,
-    /// Read the state again after the run and check every row sent (apply, unless
-    /// `--no-verify`).
-    pub verify: bool,
-    pub max_changes: Option<u64>,
-    pub undo: Option<PathBuf>,
-    pub resume_from: Option<PathBuf>,
-    pub summary_json: Option<PathBuf>,
-    pub evidence: Option<PathBuf>,
-    /// `--ca-cert`: a PEM bundle of CAs trusted besides the system store.
-    pub ca_cert: Option<PathBuf>,
+    pub connect: Connect,
+    pub options: RunOptions,
+    pub apply: ApplyOptions,
     pub plan: PlanOptions,
     pub output: OutputOptions,
-    /// The program as it was invoked, to print commands the user can run.
-    pub program: String,
+    /// The command that resumes this run, less what only its end knows.
+    pub resume: ResumeCommand,
 }
 
 /// What `export` writes.
@@ -357,14 +444,7 @@ pub(crate) struct ExportFilter {
 /// Everything `export` needs, checked.
 #[derive(Debug)]
 pub(crate) struct ExportConfig {
-    pub target: Target,
-    pub kind: IdentityKind,
-    pub rate: Rate,
-    pub burst: NonZeroU32,
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    /// `--ca-cert`: CAs trusted besides the system store.
-    pub ca_cert: Option<PathBuf>,
+    pub connect: Connect,
     /// `None`: standard output.
     pub output: Option<PathBuf>,
     pub force: bool,
@@ -394,8 +474,11 @@ pub(crate) enum Command {
         shell: clap_complete::Shell,
         definition: Box<clap::Command>,
     },
+    /// `page` names a subcommand (clap checked it); `out` is the directory to write into.
     Man {
         definition: Box<clap::Command>,
+        page: Option<String>,
+        out: Option<PathBuf>,
     },
 }
 
@@ -429,196 +512,75 @@ pub(crate) fn resumed_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// One word of a resume command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ResumeWord {
+    /// As the user gave it.
+    Kept(String),
+    /// `OPTION=PATH` of a per-run file: the resumed run writes its own, `.resumed` inserted.
+    Renamed { option: String, path: PathBuf },
+    /// `OPTION=`: the report this run wrote, `.resumed` inserted (it may differ from the
+    /// name asked for: a resumed run's next free name).
+    Report { option: String },
+}
+
+/// The command that finishes a run: the program, the subcommand and every option the user
+/// set (on the command line or through the environment), as given, then
+/// `--resume-from REPORT`. Built by `cli` from the parsed command line, so that an option
+/// is carried without being named here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ResumeCommand {
+    pub words: Vec<ResumeWord>,
+}
+
+impl ResumeCommand {
+    /// The words of the command that resumes from `report`, unquoted.
+    pub(crate) fn words(&self, report: &Path) -> Vec<String> {
+        let mut words: Vec<String> = self
+            .words
+            .iter()
+            .map(|word| match word {
+                ResumeWord::Kept(word) => word.clone(),
+                ResumeWord::Renamed { option, path } => {
+                    format!("{option}={}", resumed_name(path).display())
+                }
+                ResumeWord::Report { option } => {
+                    format!("{option}={}", resumed_name(report).display())
+                }
+            })
+            .collect();
+        words.extend(["--resume-from".to_owned(), report.display().to_string()]);
+        words
+    }
+}
+
 impl RunConfig {
+    /// `--resend` (apply): send every valid row, even those Drata already holds.
+    pub(crate) fn resend(&self) -> bool {
+        self.mode == Mode::Apply && self.apply.resend
+    }
+
+    /// True when the run reads the state again after the run and checks every row sent
+    /// (apply, unless `--no-verify`).
+    pub(crate) fn verify(&self) -> bool {
+        self.mode == Mode::Apply && !self.apply.no_verify
+    }
+
     /// True when the run talks to the in-process simulator of `--simulate`.
     pub(crate) fn is_simulated(&self) -> bool {
-        match self.target {
-            #[cfg(feature = "simulator")]
-            Target::Simulated => true,
-            Target::Remote { .. } => false,
-        }
+        self.connect.is_simulated()
     }
 
-    /// The command that finishes this run: the same options, with new names for the
-    /// per-run files (report, summary, evidence), the same undo file (appended to), plus
-    /// `--resume-from REPORT`. Built from the checked values, so every option that
-    /// differs from its default is carried, whichever way it was given.
+    /// The command that finishes this run, as one shell line: the same options, with new
+    /// names for the per-run files (report, summary, evidence), the same undo file
+    /// (appended to), plus `--resume-from REPORT`.
     pub(crate) fn resume_command(&self, report: &Path) -> String {
-        let mut args = vec![self.program.clone(), self.mode.name().to_owned()];
-        args.push(self.input.source.display());
-        args.extend(self.input_args());
-        args.extend(self.target_args());
-        args.extend(self.network_args());
-        args.extend(self.run_args(report));
-        args.extend(self.output_args());
-        let mut words: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-        words.push("--resume-from".to_owned());
-        words.push(shell_quote(&report.display().to_string()));
-        words.join(" ")
-    }
-
-    fn input_args(&self) -> Vec<String> {
-        let input = &self.input;
-        let mut args = Vec::new();
-        let named = [
-            ("--id-column", &input.id_column),
-            ("--flag-column", &input.flag_column),
-            ("--reason-column", &input.reason_column),
-            ("--reason", &input.default_reason),
-            ("--reason-if-true", &input.reason_if_true),
-            ("--reason-if-false", &input.reason_if_false),
-        ];
-        for (option, value) in named {
-            if let Some(value) = value {
-                // One word, so that a value starting with '-' is not read as an option.
-                args.push(format!("{option}={value}"));
-            }
-        }
-        if input.max_copy_mib != crate::input::DEFAULT_MAX_COPY_MIB {
-            args.push(format!("--max-input-mib={}", input.max_copy_mib));
-        }
-        if let Some(sheet) = &input.sheet {
-            args.push(format!("--sheet={sheet}"));
-        }
-        if let Some(encoding) = input.encoding {
-            args.push(format!("--encoding={}", encoding.name()));
-        }
-        if let Some(delimiter) = input.delimiter {
-            let delimiter = match delimiter {
-                b'\t' => "tab".to_owned(),
-                other => char::from(other).to_string(),
-            };
-            args.push(format!("--delimiter={delimiter}"));
-        }
-        args
-    }
-
-    fn target_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        match &self.target {
-            #[cfg(feature = "simulator")]
-            Target::Simulated => args.push("--simulate".to_owned()),
-            Target::Remote {
-                region,
-                base_url,
-                key,
-            } => {
-                match base_url {
-                    Some(url) => args.extend(["--base-url".to_owned(), url.to_string()]),
-                    None if *region != Region::Us => {
-                        args.extend(["--region".to_owned(), format!("{region:?}").to_lowercase()])
-                    }
-                    None => {}
-                }
-                if let KeySource::File(path) = key {
-                    args.extend(["--token-file".to_owned(), path.display().to_string()]);
-                }
-            }
-        }
-        if self.kind != IdentityKind::Infrastructure {
-            args.extend(["--kind".to_owned(), self.kind.path_segment().to_owned()]);
-        }
-        if let Some(path) = &self.ca_cert {
-            args.extend(["--ca-cert".to_owned(), path.display().to_string()]);
-        }
-        args
-    }
-
-    fn network_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if self.rate.to_string() != DEFAULT_RATE {
-            args.extend(["--rate".to_owned(), self.rate.to_string()]);
-        }
-        if self.burst.get() != 1 {
-            args.extend(["--burst".to_owned(), self.burst.to_string()]);
-        }
-        if self.concurrency.to_string() != DEFAULT_CONCURRENCY {
-            args.extend(["--concurrency".to_owned(), self.concurrency.to_string()]);
-        }
-        let retry = RetryPolicy::default();
-        if self.retry.max_attempts != retry.max_attempts {
-            args.extend([
-                "--max-attempts".to_owned(),
-                self.retry.max_attempts.to_string(),
-            ]);
-        }
-        if self.retry.base != retry.base {
-            args.extend([
-                "--retry-base-ms".to_owned(),
-                self.retry.base.as_millis().to_string(),
-            ]);
-        }
-        if Ok(self.timeout) != parse_timeout(DEFAULT_TIMEOUT) {
-            args.extend([
-                "--timeout".to_owned(),
-                self.timeout.as_secs_f64().to_string(),
-            ]);
-        }
-        args
-    }
-
-    /// `report` is the report this run wrote (which may differ from the one asked for:
-    /// a resumed run's next free name).
-    fn run_args(&self, report: &Path) -> Vec<String> {
-        let mut args = Vec::new();
-        if self.max_failures.to_string() != DEFAULT_MAX_FAILURES {
-            args.push(format!("--max-failures={}", self.max_failures));
-        }
-        let flags = [
-            ("--force", self.force),
-            ("--skip-invalid", self.skip_invalid),
-            ("--resend", self.resend && self.mode == Mode::Apply),
-            ("--overwrite-drift", self.overwrite_drift),
-            ("--no-verify", !self.verify && self.mode == Mode::Apply),
-        ];
-        args.extend(
-            flags
-                .into_iter()
-                .filter(|(_, on)| *on)
-                .map(|(flag, _)| flag.to_owned()),
-        );
-        if let Some(limit) = self.max_changes {
-            args.extend(["--max-changes".to_owned(), limit.to_string()]);
-        }
-        // One undo file across resumes, so that one command rolls everything back: the
-        // resumed run appends to it.
-        if let Some(path) = &self.undo {
-            args.push(format!("--undo={}", path.display()));
-        }
-        if self.report.is_some() {
-            args.push(format!("--report={}", resumed_name(report).display()));
-        }
-        let per_run_files = [
-            ("--summary-json", &self.summary_json),
-            ("--evidence", &self.evidence),
-        ];
-        for (option, path) in per_run_files {
-            if let Some(path) = path {
-                args.push(format!("{option}={}", resumed_name(path).display()));
-            }
-        }
-        args
-    }
-
-    fn output_args(&self) -> Vec<String> {
-        let output = &self.output;
-        let mut args = Vec::new();
-        if output.quiet {
-            args.push("--quiet".to_owned());
-        }
-        if output.verbose > 0 {
-            args.push(format!("-{}", "v".repeat(output.verbose.into())));
-        }
-        if output.log_format == LogFormat::Json {
-            args.extend(["--log-format".to_owned(), "json".to_owned()]);
-        }
-        if Ok(output.progress_interval) != parse_interval(DEFAULT_PROGRESS_INTERVAL) {
-            args.extend([
-                "--progress-interval".to_owned(),
-                output.progress_interval.as_secs_f64().to_string(),
-            ]);
-        }
-        args
+        self.resume
+            .words(report)
+            .iter()
+            .map(|word| shell_quote(word))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

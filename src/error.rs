@@ -56,23 +56,4 @@ impl Error {
             _ => exit::USAGE,
         }
     }
-
-    /// The line that says it: plain text, or one JSON object like every log event.
-    pub fn to_line(&self, json: bool) -> String {
-        if !json {
-            return format!("drata-svcacct: error: {self}");
-        }
-        serde_json::json!({
-            "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-            "level": "ERROR",
-            "message": self.to_string(),
-        })
-        .to_string()
-    }
-
-    /// A closed standard output (`| head`) is how a reader says "enough": not an error
-    /// to print.
-    pub fn is_closed_pipe(&self) -> bool {
-        matches!(self, Error::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe)
-    }
 }

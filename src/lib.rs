@@ -22,6 +22,7 @@ mod text;
 pub use cli::Cli;
 pub use error::Error;
 pub use model::{IdentityKind, Rate};
+pub use output::Console;
 
 /// Runs a parsed command line to completion: the exit code of a command that ran, or
 /// the error that stopped it before it could.

@@ -1,13 +1,20 @@
 use std::process::ExitCode;
 
+use drata_svcacct::Cli;
+
 fn main() -> ExitCode {
-    let cli = drata_svcacct::Cli::parse_args();
-    let json = cli.json_logs();
+    let cli = match Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(refused) => {
+            Cli::refusal_console().usage(&refused);
+            return ExitCode::from(Cli::refusal_exit_code(&refused));
+        }
+    };
+    let console = cli.console();
     match drata_svcacct::run(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) if e.is_closed_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}", e.to_line(json));
+            console.error(&e);
             ExitCode::from(e.exit_code())
         }
     }

@@ -121,10 +121,96 @@ impl ApiKey {
         Ok(())
     }
 
-    /// Removes the key from text that came from elsewhere (a server echoing headers).
+    /// Removes the key from text that came from elsewhere (a server echoing headers):
+    /// as written, JSON-escaped or percent-encoded, whole or any [`LEAK_CHARS`] of it in a
+    /// row (see [`scrub_key`]). Run it on decoded text, before any shortening.
     pub(crate) fn redact(&self, text: &str) -> String {
-        redact_secret(text, &self.0)
+        if self.0.len() < LEAK_CHARS {
+            return redact_secret(text, &self.0);
+        }
+        scrub_key(text, &self.0)
     }
+}
+
+/// This many characters of the key in a row count as a leak: fewer cannot be told from
+/// ordinary text (and leave too little of a key of 16 or more to guess the rest).
+pub(crate) const LEAK_CHARS: usize = 8;
+
+/// One character of text as it reads once decoded, and the bytes of the text it came from.
+struct Decoded {
+    char: char,
+    from: usize,
+    to: usize,
+}
+
+/// `text` read with its escapes undone: `%XX` (percent-encoding), `\uXXXX`, `\"`, `\\`
+/// and `\/` (JSON), each kept with the span it was written as. Only escapes of ASCII
+/// characters are undone: a key is printable ASCII, nothing else can be part of it.
+fn decoded(text: &str) -> Vec<Decoded> {
+    let bytes = text.as_bytes();
+    let hex = |from: usize, len: usize| {
+        bytes
+            .get(from..from + len)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .filter(|code| *code < 0x80)
+            .and_then(char::from_u32)
+    };
+    let mut out = Vec::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        let (char, len) = match (c, bytes.get(at + 1).copied()) {
+            ('%', _) => hex(at + 1, 2).map_or((c, 1), |d| (d, 3)),
+            ('\\', Some(b'u' | b'U')) => hex(at + 2, 4).map_or((c, 1), |d| (d, 6)),
+            ('\\', Some(next @ (b'"' | b'\\' | b'/'))) => (char::from(next), 2),
+            _ => (c, c.len_utf8()),
+        };
+        out.push(Decoded {
+            char,
+            from: at,
+            to: at + len,
+        });
+        at += len;
+    }
+    out
+}
+
+/// Replaces with `<redacted>` every run of [`LEAK_CHARS`] or more characters of `text`
+/// that, once decoded (see [`decoded`]), are consecutive characters of `key`: the key
+/// whole, a piece of it, JSON-escaped, percent-encoded or any mix of these.
+pub(crate) fn scrub_key(text: &str, key: &str) -> String {
+    let key: Vec<char> = key.chars().collect();
+    if key.len() < LEAK_CHARS {
+        return text.to_owned();
+    }
+    let chars = decoded(text);
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < chars.len() {
+        let longest = (0..key.len())
+            .filter(|start| key[*start] == chars[at].char)
+            .map(|start| {
+                key[start..]
+                    .iter()
+                    .zip(&chars[at..])
+                    .take_while(|(k, c)| **k == c.char)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        if longest >= LEAK_CHARS {
+            out.push_str(&text[copied..chars[at].from]);
+            out.push_str("<redacted>");
+            at += longest;
+            copied = chars[at - 1].to;
+        } else {
+            at += 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Replaces `secret` in `text` with `<redacted>`. A secret of [`MIN_KEY_CHARS`] or more
@@ -267,6 +353,30 @@ mod tests {
     }
 
     #[test]
+    fn the_key_is_found_escaped_encoded_and_in_pieces() {
+        let key = ApiKey::new("holdout-0123456789abcdef").unwrap();
+        for (text, expected) in [
+            (r"x \u0068oldout-0123456789abcdef y", "x <redacted> y"),
+            (r"x \u0068oldout-0123456789abcdef", "x <redacted>"),
+            ("?k=%68%6Fldout-0123456789abcdef&b", "?k=<redacted>&b"),
+            ("?k=%68%6fldout-01234%3F", "?k=<redacted>%3F"),
+            ("cut: holdout-0…", "cut: <redacted>…"),
+            ("tail: 89abcdef.", "tail: <redacted>."),
+            (
+                "seven: holdout nothing 9abcdef",
+                "seven: holdout nothing 9abcdef",
+            ),
+            (r"\/\\\\\\\\\u0G", r"\/\\\\\\\\\u0G"),
+            ("%zz%6", "%zz%6"),
+        ] {
+            assert_eq!(key.redact(text), expected, "{text}");
+        }
+        let slashes = ApiKey::new(r#"ab/c"d\efgh"#).unwrap();
+        assert_eq!(slashes.redact(r#"<ab\/c\"d\\efgh>"#), "<<redacted>>");
+        assert_eq!(scrub_key("abcdefg", "abcdefg"), "abcdefg", "shorter than 8");
+    }
+
+    #[test]
     fn a_short_key_never_mangles_words() {
         let key = ApiKey::new("k").unwrap();
         assert_eq!(
@@ -277,8 +387,9 @@ mod tests {
         assert_eq!(key.redact("kk k_ k"), "kk k_ <redacted>");
         let sim = ApiKey::new("sim-token").unwrap();
         assert_eq!(
-            sim.redact("token sim-token; sim-tokens"),
-            "token <redacted>; sim-tokens"
+            sim.redact("token sim-token; sim-tokens; sim-toke; im-toke"),
+            "token <redacted>; <redacted>s; <redacted>; im-toke",
+            "eight characters of the key in a row are a leak, seven are not"
         );
         assert_eq!(redact_secret("ééé é", "é"), "ééé <redacted>");
     }

@@ -51,7 +51,8 @@ pub(crate) fn shorten(text: &str, limit: usize) -> String {
 pub(crate) const PREFIXED_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
 
 /// Undoes the spreadsheet-safety prefix our CSVs put before a cell a spreadsheet would
-/// run as a formula (`'=x` is `=x`, `''x` is `'x`); any other cell is returned as it is.
+/// run as a formula (`'=x` is `=x`), or that begins with `'` (`''x` is `'x`): one `'`
+/// followed by one of [`PREFIXED_STARTS`]. Any other cell is returned as it is.
 pub(crate) fn unprefixed(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(PREFIXED_STARTS) => rest,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use super::session::{Session, SessionSpec};
+use super::session::Session;
 use crate::config::{ExportConfig, ExportFilter, ExportFormat, Only};
 use crate::drata::{Current, CurrentState};
 use crate::engine::ConcurrencyMode;
@@ -34,19 +34,9 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
         }
         None => None,
     };
-    let spec = SessionSpec {
-        target: &config.target,
-        kind: config.kind,
-        timeout: config.timeout,
-        // The listing is read one page at a time.
-        concurrency: ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN),
-        rate: config.rate,
-        burst: config.burst,
-        retry: config.retry,
-        ca_cert: config.ca_cert.as_deref(),
-        simulated_identities: 0,
-    };
-    let session = Session::connect(&spec, &control).await?;
+    // The listing is read one page at a time; a simulator's default identities will do.
+    let one_page_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
+    let session = Session::connect(&config.connect, one_page_at_a_time, 0, &control).await?;
     // The baseline is Drata as of the start of the read: a change made while it runs
     // counts as a change since the export.
     let exported_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -66,7 +56,9 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     let suggested = rows.iter().filter(|r| r.suggestion.is_some()).count();
     let written = match file.as_mut() {
         Some(created) => write_file(created, &rows, &config),
-        None => write_csv(std::io::stdout().lock(), &rows, config.excel).map_err(Error::Stdout),
+        None => {
+            write_csv(config.log.console().stdout(), &rows, config.excel).map_err(Error::Stdout)
+        }
     };
     written?;
     let to = match file {

@@ -9,18 +9,20 @@ mod session;
 mod simulate;
 mod validate;
 
-use std::io::IsTerminal;
-
-use crate::config::{Command, LogFormat, OutputOptions};
+use crate::config::{Command, OutputOptions};
 use crate::error::Error;
 
 pub(crate) fn run(command: Command) -> Result<u8, Error> {
     match command {
         Command::Completions { shell, definition } => docs::completions(shell, *definition),
-        Command::Man { definition } => docs::man(*definition),
+        Command::Man {
+            definition,
+            page,
+            out,
+        } => docs::man(*definition, page.as_deref(), out.as_deref()),
         Command::Validate { input, output } => {
             init_logging(&output);
-            validate::run(&input)
+            validate::run(&input, &output.console())
         }
         Command::Run(config) => {
             init_logging(&config.output);
@@ -48,27 +50,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// Logs go to standard error: text (colored only on a terminal without NO_COLOR) or JSON.
+/// Logs go to standard error, as the console writes them.
 fn init_logging(output: &OutputOptions) {
-    let level = match (output.quiet, output.verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
-    };
-    // Our crate at the chosen level; dependencies stay at warn unless -vv.
-    let filter = if output.verbose >= 2 {
-        level.to_owned()
-    } else {
-        format!("warn,drata_svcacct={level}")
-    };
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = match output.log_format {
-        LogFormat::Text => builder.with_ansi(color).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    output.console().init_logging(output.verbose);
 }

@@ -2,17 +2,14 @@
 //! engine every request goes through, and what keeps the in-process simulator of
 //! `--simulate` alive.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::config::{parse_base_url, KeySource, Target};
+use crate::config::{parse_base_url, Connect, KeySource, Target};
 use crate::drata::{
     check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
 };
-use crate::engine::{ConcurrencyMode, Engine, RetryPolicy, RunControl};
+use crate::engine::{ConcurrencyMode, Engine, RunControl};
 use crate::error::Error;
-use crate::model::{IdentityKind, Rate};
 use crate::secret::ApiKey;
 
 /// Share of PUTs the in-process simulator of `--simulate` answers 500: enough that a
@@ -23,23 +20,6 @@ const SIMULATED_ERROR_RATE: f64 = 0.04;
 #[cfg(feature = "simulator")]
 const SIMULATED_LATENCY_MS: u64 = 40;
 
-/// How to reach the server, from the configuration of the command.
-pub(super) struct SessionSpec<'a> {
-    pub target: &'a Target,
-    pub kind: IdentityKind,
-    pub timeout: Duration,
-    /// Requests in flight: a fixed number, or auto.
-    pub concurrency: ConcurrencyMode,
-    pub rate: Rate,
-    pub burst: NonZeroU32,
-    pub retry: RetryPolicy,
-    /// `--ca-cert`: CAs trusted besides the system store.
-    pub ca_cert: Option<&'a std::path::Path>,
-    /// With `--simulate`: identities the in-process simulator holds at least, so that
-    /// every id of the input exists there.
-    pub simulated_identities: u64,
-}
-
 pub(super) struct Session {
     pub base_url: String,
     pub engine: Arc<Engine>,
@@ -48,16 +28,21 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// Connects as `connect` says, with `concurrency` requests in flight at most. With
+    /// `--simulate`, the in-process simulator holds at least `simulated_identities`, so that
+    /// every id of the input exists there.
     pub(super) async fn connect(
-        config: &SessionSpec<'_>,
+        connect: &Connect,
+        concurrency: ConcurrencyMode,
+        simulated_identities: u64,
         control: &Arc<RunControl>,
     ) -> Result<Self, Error> {
         #[cfg(feature = "simulator")]
         let mut simulator = None;
-        let (base_url, key) = match &config.target {
+        let (base_url, key) = match &connect.target {
             #[cfg(feature = "simulator")]
             Target::Simulated => {
-                let (sim, base_url, key) = start_simulator(config.simulated_identities).await?;
+                let (sim, base_url, key) = start_simulator(simulated_identities).await?;
                 simulator = Some(sim);
                 (base_url, key)
             }
@@ -78,20 +63,20 @@ impl Session {
             }
         };
         let options = ClientOptions {
-            kind: config.kind,
-            timeout: config.timeout,
-            connections: config.concurrency.ceiling(),
-            extra_roots: trusted_roots(config, &base_url)?,
+            kind: connect.kind,
+            timeout: connect.timeout,
+            connections: concurrency.ceiling(),
+            extra_roots: trusted_roots(connect, &base_url)?,
         };
         let client = ApiClient::new(base_url.clone(), &key, options)
             .map_err(|e| Error::Client(e.without_url()))?;
         let engine = Engine::new(
             client,
-            config.rate,
-            config.burst,
-            config.retry,
+            connect.rate,
+            connect.burst,
+            connect.retry,
             Arc::clone(control),
-            config.concurrency,
+            concurrency,
         );
         Ok(Self {
             base_url: base_url.to_string(),
@@ -105,13 +90,13 @@ impl Session {
 /// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE`, when set, can be used
 /// for an https server: either failing is a usage error, before anything is sent.
 fn trusted_roots(
-    config: &SessionSpec<'_>,
+    connect: &Connect,
     base_url: &reqwest::Url,
 ) -> Result<Vec<reqwest::Certificate>, Error> {
     if base_url.scheme() == "https" {
         check_ssl_cert_file()?;
     }
-    match config.ca_cert {
+    match &connect.ca_cert {
         Some(path) => Ok(read_ca_bundle("--ca-cert", path)?),
         None => Ok(Vec::new()),
     }

@@ -8,10 +8,10 @@ use crate::input::{
     self, conflict_message, Access, InputFile, InputOptions, InputScan, Problem, Record, RowReader,
     RowStatus, SnapshotReader,
 };
-use crate::output::column_mapping_line;
+use crate::output::{column_mapping_line, Console};
 use crate::text::plural;
 
-pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
+pub(super) fn run(options: &InputOptions, console: &Console) -> Result<u8, Error> {
     let input = InputFile::open(options, Access::InPlace)?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;
@@ -20,13 +20,10 @@ pub(super) fn run(options: &InputOptions) -> Result<u8, Error> {
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
     );
     let mut unexplained = 0;
-    match list_problems(&mut reader, &scan, &mut unexplained) {
-        Ok(()) => {}
-        // A reader that stopped reading (`| head`) has what it wanted; the exit code
-        // still says whether every row is valid.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(Error::Stdout(e)),
-    }
+    // A reader that stopped reading (`| head`) has what it wanted: the console drops the
+    // rest, and the exit code still says whether every row is valid.
+    let mut out = std::io::BufWriter::new(console.stdout());
+    list_problems(&mut reader, &scan, &mut unexplained, &mut out).map_err(Error::Stdout)?;
     if unexplained > 0 {
         tracing::info!(
             rows = unexplained,
@@ -63,8 +60,8 @@ fn list_problems(
     reader: &mut RowReader<SnapshotReader>,
     scan: &InputScan,
     unexplained: &mut u64,
+    out: &mut impl Write,
 ) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(Ok(record)) = reader.next_record() {
         match record {
             Record::Invalid(bad) => {

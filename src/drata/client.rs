@@ -379,8 +379,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// A 2xx passes; anything else is a failure carrying the status, the API's message
 /// and the `Retry-After` the server asked for.
-/// `redact` removes the key from what the server sent before any of it is shortened:
-/// a key cut in half by a shortening would no longer be found.
+/// What the server sent is decoded first (JSON, and `redact` undoes escapes), then
+/// `redact` removes the key, then it is shortened: a key still escaped would not be
+/// found, and one cut in half by a shortening neither.
 fn check_status(
     status: StatusCode,
     headers: &HeaderMap,
@@ -401,7 +402,7 @@ fn check_status(
             excerpt(&redact(location))
         )
     } else {
-        api_message(redact(&String::from_utf8_lossy(body)).as_bytes())
+        api_message(body, redact)
     };
     let retry_after = headers
         .get(header::RETRY_AFTER)
@@ -437,8 +438,9 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The API's `message` (a string or an array of strings), else an excerpt of the body.
-pub(crate) fn api_message(body: &[u8]) -> String {
+/// The API's `message` (a string or an array of strings), else an excerpt of the body;
+/// decoded, then passed through `redact`, then shortened.
+pub(crate) fn api_message(body: &[u8], redact: impl Fn(&str) -> String) -> String {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Message {
@@ -449,15 +451,16 @@ pub(crate) fn api_message(body: &[u8]) -> String {
     struct ErrorBody {
         message: Message,
     }
-    match serde_json::from_slice::<ErrorBody>(body) {
+    let text = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             message: Message::One(text),
-        }) => excerpt(&text),
+        }) => text,
         Ok(ErrorBody {
             message: Message::Many(list),
-        }) => excerpt(&list.join("; ")),
-        Err(_) => excerpt(&String::from_utf8_lossy(body)),
-    }
+        }) => list.join("; "),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    excerpt(&redact(&text))
 }
 
 fn excerpt(text: &str) -> String {
@@ -489,16 +492,25 @@ mod tests {
 
     #[test]
     fn api_messages_are_read_in_both_shapes() {
-        assert_eq!(api_message(br#"{"message":"Not found"}"#), "Not found");
         assert_eq!(
-            api_message(br#"{"message":["a must be x","b must be y"],"statusCode":400}"#),
+            api_message(br#"{"message":"Not found"}"#, str::to_owned),
+            "Not found"
+        );
+        assert_eq!(
+            api_message(
+                br#"{"message":["a must be x","b must be y"],"statusCode":400}"#,
+                str::to_owned
+            ),
             "a must be x; b must be y"
         );
         assert_eq!(
-            api_message(b"<html>\nBad\ngateway</html>"),
+            api_message(b"<html>\nBad\ngateway</html>", str::to_owned),
             "<html> Bad gateway</html>"
         );
-        assert_eq!(api_message(&[b'x'; 500]).chars().count(), EXCERPT_CHARS + 1);
+        assert_eq!(
+            api_message(&[b'x'; 500], str::to_owned).chars().count(),
+            EXCERPT_CHARS + 1
+        );
     }
 
     #[test]
@@ -519,6 +531,113 @@ mod tests {
             assert_eq!(failure.cause, Cause::Status(code));
             assert_eq!(failure.status(), Some(code));
         }
+    }
+
+    /// `key` with each character written as it is, JSON-escaped (`\u0068`) or
+    /// percent-encoded, as `forms` picks (0, 1, 2 by character).
+    fn encoded(key: &str, forms: &[u8]) -> String {
+        key.chars()
+            .zip(forms.iter().cycle())
+            .map(|(c, form)| match form % 3 {
+                0 => c.to_string(),
+                1 => format!("\\u{:04x}", u32::from(c)),
+                _ => format!("%{:02X}", u32::from(c)),
+            })
+            .collect()
+    }
+
+    /// Any run of 8 characters of `key` in `text`, as written or once decoded.
+    fn leaks(text: &str, key: &str) -> bool {
+        let plain: String = text.chars().collect();
+        let decoded = crate::secret::scrub_key(&plain, key) != plain;
+        let windows = key.as_bytes().windows(crate::secret::LEAK_CHARS);
+        decoded
+            || windows
+                .map(|w| std::str::from_utf8(w).unwrap_or(""))
+                .any(|w| text.contains(w))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(KEY_CASES))]
+        /// Keys at random places of an error message or a redirect, in any mix of
+        /// encodings, inside or around the 200-character cut: never 8 characters of
+        /// them in a row reach the message.
+        #[test]
+        fn no_piece_of_the_key_survives_an_echo(
+            key in "[A-Za-z0-9_-]{16,48}",
+            before in 0usize..260,
+            after in 0usize..40,
+            forms in proptest::collection::vec(0u8..3, 1..48),
+            json_escaped_twice in proptest::bool::ANY,
+            as_list in proptest::bool::ANY,
+        ) {
+            let api_key = ApiKey::new(&key).unwrap();
+            let written = encoded(&key, &forms);
+            let echo = format!("{}{written}{}", "X".repeat(before), "y".repeat(after));
+            // Inside a JSON string, `\u0068` is decoded by the parser; written as
+            // `\\u0068` it reaches the message still escaped.
+            let in_json = if json_escaped_twice { echo.replace('\\', "\\\\") } else { echo.clone() };
+            let body = if as_list {
+                format!(r#"{{"message":["first","{in_json}"]}}"#)
+            } else {
+                format!(r#"{{"message":"{in_json}"}}"#)
+            };
+            for (status, headers, body) in [
+                (400, HeaderMap::new(), body.into_bytes()),
+                (502, HeaderMap::new(), echo.clone().into_bytes()),
+                (307, location(&echo), Vec::new()),
+            ] {
+                let failure = check_status(
+                    StatusCode::from_u16(status).unwrap(),
+                    &headers,
+                    &body,
+                    |t| api_key.redact(t),
+                )
+                .unwrap_err();
+                proptest::prop_assert!(!leaks(&failure.message, &key), "{}", failure.message);
+            }
+        }
+    }
+
+    /// Cases of the property test above.
+    const KEY_CASES: u32 = 256;
+
+    fn location(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("https://elsewhere.example/cb?k={value}");
+        headers.insert(header::LOCATION, HeaderValue::from_str(&value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_escaped_echo_of_the_review_is_scrubbed() {
+        let key = "holdout-abcdefghijklmnop";
+        let api_key = ApiKey::new(key).unwrap();
+        let body = format!(r#"{{"message":"{}\u0068{}"}}"#, "X".repeat(176), &key[1..]);
+        let failure = check_status(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            |t| api_key.redact(t),
+        )
+        .unwrap_err();
+        assert!(
+            failure.message.ends_with("X<redacted>"),
+            "{}",
+            failure.message
+        );
+        let failure = check_status(
+            StatusCode::TEMPORARY_REDIRECT,
+            &location("%68oldout-abcdefghijklmnop"),
+            b"",
+            |t| api_key.redact(t),
+        )
+        .unwrap_err();
+        assert!(
+            failure.message.contains("?k=<redacted>"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

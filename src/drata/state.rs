@@ -50,8 +50,15 @@ impl Current {
             names.push(alias.to_lowercase());
             shown.push(alias.clone());
         }
+        // The export's own connection cell, `AWS aws-prod`, names it too.
+        if let (Some(client_type), Some(alias)) =
+            (&connection.client_type, &connection.client_alias)
+        {
+            names.push(format!("{client_type} {alias}").to_lowercase());
+        }
         if let Some(id) = connection.id {
             names.push(id.to_string());
+            names.push(format!("#{id}"));
             shown.push(format!("#{id}"));
         }
         Self {

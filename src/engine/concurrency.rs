@@ -10,10 +10,19 @@
 //!   cap below holds the limit back.
 //! - **The cap** (AIMD, as TCP and Netflix's concurrency-limits): a sign that the server
 //!   struggles (a timeout or connection error, a 408 or 5xx, a 429) multiplies the limit
-//!   by [`BACKOFF`]; every other answer adds [`GROWTH`], so the limit grows back while
-//!   the server copes and stays low while it keeps failing.
+//!   by [`BACKOFF`], down to [`FLOOR`] (one request at a time); every other answer adds
+//!   [`GROWTH`], so the limit grows back while the server copes and stays low while it
+//!   keeps failing.
+//! - **The gradient** (as Netflix's Gradient2 and TCP Vegas): a server that queues
+//!   requests answers more slowly the more are out, without ever failing until timeouts
+//!   come. When the recent answers take more than [`TOLERANCE`] times the run's fastest
+//!   ones, the cap shrinks in proportion (smoothed by [`SMOOTHING`]), down to [`START`],
+//!   and stops growing; it grows again once the latency is back within the tolerance.
 //!
-//! The limit stays between [`FLOOR`] and [`CEILING`]. Only the number in flight is decided
+//! The need is never below [`START`]; the limit stays between [`FLOOR`] and [`CEILING`].
+//! Until [`SEED_ANSWERS`] answers have come, the latency is the largest seen rather than
+//! the 90th percentile: a few first answers say little of the spread, and a limit set
+//! too low at the start costs a whole round trip. Only the number in flight is decided
 //! here: the rate stays the limiter's, and a 429 still pauses every worker. Latencies are
 //! also kept for the whole run (both modes) for the progress display and the summary.
 //! Pure logic: time is passed in.
@@ -24,9 +33,33 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The lowest automatic limit: with fewer in flight, one slow answer stalls a large share
-/// of the run, and four requests in flight are nothing to an API that takes 500 a minute.
-pub(crate) const FLOOR: usize = 4;
+/// The lowest automatic limit, reached only when the server keeps failing: a server that
+/// admits one or two requests at a time must not get a steady share of 503s.
+pub(crate) const FLOOR: usize = 1;
+/// The first limit, and the least the need asks for: with fewer in flight, one slow answer
+/// stalls a large share of the run, and four requests in flight are nothing to an API
+/// that takes 500 a minute. Only signs of overload take the limit below it.
+pub(crate) const START: usize = 4;
+/// Recent answers slower than this many times the run's fastest ones mean the requests
+/// queue at the server: twice leaves room for an ordinary spread of latencies (an answer
+/// at 2.5 s and one at 5 s are the same server), while a queue grows it without bound.
+const TOLERANCE: f64 = 2.0;
+/// The share of the gradient's correction applied per answer: a fifth, so that the cap
+/// follows a queue within a round trip of answers but one slow answer moves it little.
+const SMOOTHING: f64 = 0.2;
+/// The recent answers the gradient looks at, and how many it needs: 20 answers are a few
+/// round trips of a small limit, enough for a 10th percentile that one fast answer does
+/// not decide.
+const GRADIENT_WINDOW: usize = 20;
+/// The fastest answers of the run, the latency without a queue, are its fastest one (as
+/// TCP Vegas's base RTT): any percentile above it creeps up as a queue lasts, until the
+/// queue looks normal. An odd fast answer can only bring the cap to [`START`].
+const FASTEST: f64 = 0.0;
+/// The recent latency the gradient compares is the 10th percentile of the window: a queue
+/// slows every answer, while a spread of latencies leaves some fast ones.
+const RECENT: f64 = 0.1;
+/// Answers before the need uses the 90th percentile instead of the largest latency seen.
+const SEED_ANSWERS: usize = 10;
 /// The highest automatic limit: Drata's 500 requests a minute at a 5 s latency need about
 /// 42 in flight, 52 with the headroom; 64 covers that with room to spare, while bounding
 /// the sockets, workers and memory of a run.
@@ -120,6 +153,8 @@ pub(crate) enum Why {
     Backoff(Answer),
     /// Growing back after a backoff.
     Recovery,
+    /// The answers slowed with the requests out: the server queues them.
+    Queueing { recent: Duration, fastest: Duration },
 }
 
 /// A change of the limit, for the log.
@@ -156,7 +191,7 @@ impl Concurrency {
             ConcurrencyMode::Auto => None,
             ConcurrencyMode::Fixed(n) => Some(n.get()),
         };
-        let limit = fixed.unwrap_or(FLOOR);
+        let limit = fixed.unwrap_or(START);
         Self {
             fixed,
             per_second: interval
@@ -225,10 +260,47 @@ impl Concurrency {
                 self.reductions += 1;
             }
             self.cap = lower;
-        } else {
-            self.cap = (self.cap + GROWTH).min(CEILING as f64);
+            return self.update(now, answer);
         }
-        self.update(now, answer)
+        let Some((gradient, recent, fastest)) = self.gradient() else {
+            self.cap = (self.cap + GROWTH).min(CEILING as f64);
+            return self.update(now, answer);
+        };
+        let shrunk = self.cap.min(self.need(now)) * (1.0 - SMOOTHING * (1.0 - gradient));
+        let lower = shrunk.max(START as f64);
+        if lower >= self.cap {
+            return self.update(now, answer);
+        }
+        self.reductions += 1;
+        self.cap = lower;
+        self.update(now, answer).map(|change| Change {
+            why: if change.to < change.from {
+                Why::Queueing { recent, fastest }
+            } else {
+                change.why
+            },
+            ..change
+        })
+    }
+
+    /// `TOLERANCE × fastest / recent` when it is below 1 (the recent answers are slower
+    /// than the tolerance allows), with the two latencies; `None` while the latency is
+    /// within the tolerance or too few answers came.
+    fn gradient(&self) -> Option<(f64, Duration, Duration)> {
+        if self.recent.len() < GRADIENT_WINDOW {
+            return None;
+        }
+        let mut window: Vec<Duration> = self
+            .recent
+            .iter()
+            .rev()
+            .take(GRADIENT_WINDOW)
+            .copied()
+            .collect();
+        let recent = percentile(&mut window, RECENT)?;
+        let fastest = self.run.quantile(FASTEST)?;
+        let gradient = TOLERANCE * fastest.as_secs_f64() / recent.as_secs_f64();
+        (gradient < 1.0).then_some((gradient, recent, fastest))
     }
 
     /// Recomputes the limit as time passes (the requests out grow older); returns the
@@ -255,22 +327,30 @@ impl Concurrency {
         Some(Change { from, to, why })
     }
 
-    /// Requests in flight that use the allowed rate at the current latency, with headroom.
+    /// Requests in flight that use the allowed rate at the current latency, with headroom;
+    /// never below [`START`].
     fn need(&self, now: Instant) -> f64 {
-        match self.per_second {
+        let need = match self.per_second {
             Some(rate) => rate * self.latency(now).as_secs_f64() * HEADROOM,
             None => CEILING as f64,
-        }
+        };
+        need.max(START as f64)
     }
 
-    /// The 90th percentile of the recent latencies and the ages of the requests out.
+    /// The 90th percentile of the recent latencies and the ages of the requests out; the
+    /// largest of them until [`SEED_ANSWERS`] answers came.
     fn latency(&self, now: Instant) -> Duration {
         let mut samples: Vec<Duration> = self.recent.iter().copied().collect();
         for (sent, count) in &self.out {
             let age = now.saturating_duration_since(*sent);
             samples.extend(std::iter::repeat_n(age, *count));
         }
-        percentile(&mut samples, PERCENTILE).unwrap_or_default()
+        let share = if self.run.total < SEED_ANSWERS as u64 {
+            1.0
+        } else {
+            PERCENTILE
+        };
+        percentile(&mut samples, share).unwrap_or_default()
     }
 
     /// The median and 95th percentile of the last answers' latencies.
@@ -430,11 +510,11 @@ mod tests {
     fn auto_starts_at_the_floor_and_stays_there_at_low_latency() {
         let mut c = auto(Some(MS(133)));
         let start = Instant::now();
-        assert_eq!((c.limit(), c.max_reached()), (FLOOR, FLOOR));
+        assert_eq!((c.limit(), c.max_reached()), (START, START));
         assert_eq!(c.refresh(start), None);
         // 450/min at 20 ms: 0.15 in flight is enough.
         answers(&mut c, start, MS(133), MS(20), fine(100));
-        assert_eq!(c.limit(), FLOOR);
+        assert_eq!(c.limit(), START);
         assert_eq!(
             c.run_latency().0.map(|l| l.abs_diff(MS(20)) < MS(1)),
             Some(true)
@@ -479,7 +559,7 @@ mod tests {
         assert_eq!(
             change,
             Some(Change {
-                from: FLOOR,
+                from: START,
                 to: 50,
                 why: Why::Latency(MS(4_000))
             })
@@ -524,7 +604,7 @@ mod tests {
         assert_eq!(
             c.refresh(start),
             Some(Change {
-                from: FLOOR,
+                from: START,
                 to: CEILING,
                 why: Why::Latency(Duration::ZERO)
             })
@@ -572,7 +652,7 @@ mod tests {
         assert_eq!(
             change,
             Some(Change {
-                from: FLOOR,
+                from: START,
                 to: 35,
                 why: Why::Recovery
             })
@@ -607,9 +687,12 @@ mod tests {
         let failures = std::iter::repeat_n(Answer::ServerError(500), 20);
         answers(&mut c, now, MS(100), MS(2_000), failures);
         assert_eq!(c.limit(), FLOOR);
-        // 25 → 17.5 → 12.25 → 8.6 → 6.0 → 4.2 → 4: five lowered the cap, the rest found
-        // it at the floor.
-        assert_eq!(c.reductions(), 6);
+        // 25 → 17.5 → 12.25 → 8.6 → 6.0 → 4.2 → 2.9 → 2.1 → 1.44 → 1.01 → 1: ten lowered
+        // the cap, the rest found it at the floor of one request at a time.
+        assert_eq!(c.reductions(), 10);
+        // One fine answer adds one: two in flight again.
+        answers(&mut c, now, MS(100), MS(2_000), fine(1));
+        assert_eq!(c.limit(), 2);
     }
 
     #[test]
@@ -674,7 +757,7 @@ mod tests {
         c.forget(start);
         c.forget(start);
         c.forget(start);
-        assert_eq!(c.refresh(start + MS(4_000)).map(|c| c.to), Some(FLOOR));
+        assert_eq!(c.refresh(start + MS(4_000)).map(|c| c.to), Some(START));
         assert!(c.out.is_empty());
     }
 
@@ -687,6 +770,114 @@ mod tests {
         assert_eq!(c.recent_latency(), (Some(MS(1_000)), Some(MS(1_000))));
         assert_eq!(c.recent.len(), WINDOW);
         assert_eq!(c.recent[0], MS(4_000), "the oldest one left");
+    }
+
+    /// A server that works on one request at a time, `service` each, driven at an
+    /// unlimited rate: every tick answers what is done and sends up to the limit.
+    /// Returns the largest latency among the last 100 answers.
+    fn drive_queue(c: &mut Concurrency, start: Instant, service: Duration, ticks: u32) -> Duration {
+        let tick = MS(10);
+        let mut out: VecDeque<(Instant, Instant)> = VecDeque::new();
+        let mut last: VecDeque<Duration> = VecDeque::new();
+        for n in 0..ticks {
+            let now = start + tick * n;
+            while let Some(&(sent, done)) = out.front().filter(|(_, done)| *done <= now) {
+                out.pop_front();
+                c.on_answer(sent, now, Answer::Fine);
+                last.push_back(now - sent);
+                if last.len() > 100 {
+                    last.pop_front();
+                }
+                let _ = done;
+            }
+            c.refresh(now);
+            while out.len() < c.limit() {
+                let free = out.back().map_or(now, |(_, done)| (*done).max(now));
+                c.on_send(now);
+                out.push_back((now, free + service));
+            }
+        }
+        last.into_iter().max().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_queueing_server_brings_the_limit_down_to_the_start() {
+        let mut c = auto(None);
+        let slowest = drive_queue(&mut c, Instant::now(), MS(100), 6_000);
+        assert_eq!(c.limit(), START, "the queue is kept short");
+        assert!(c.reductions() > 5, "{}", c.reductions());
+        assert!(
+            slowest <= MS(600),
+            "{slowest:?}: at most a few requests queue"
+        );
+        assert_eq!(c.max_reached(), CEILING, "it did start at the ceiling");
+    }
+
+    #[test]
+    fn the_gradient_needs_a_window_of_answers_and_a_latency_beyond_the_tolerance() {
+        let mut c = auto(None);
+        let start = Instant::now();
+        c.refresh(start);
+        assert!(c.gradient().is_none(), "no answer yet");
+        // 20 fast answers, then 18 at four times their latency: two fast ones are left in
+        // the window, its 10th percentile is still fast.
+        let now = answers(&mut c, start, MS(10), MS(100), fine(GRADIENT_WINDOW));
+        let now = answers(&mut c, now, MS(10), MS(400), fine(GRADIENT_WINDOW - 2));
+        assert_eq!(c.limit(), CEILING);
+        assert_eq!(c.reductions(), 0);
+        // The 19th: the 10th percentile of the window is 400 ms, twice 100 ms is 200 ms.
+        c.on_send(now);
+        let change = c.on_answer(now, now + MS(400), Answer::Fine).unwrap();
+        assert_eq!(
+            change.why,
+            Why::Queueing {
+                recent: MS(400),
+                fastest: c.run.quantile(FASTEST).unwrap()
+            }
+        );
+        // 64 × (1 - 0.2 × (1 - 2 × 100 / 400)) = 57.6, rounded up.
+        assert_eq!(change.to, 58);
+        // Exactly twice the fastest is within the tolerance: the cap grows again.
+        let mut d = auto(None);
+        d.refresh(start);
+        let now = answers(&mut d, start, MS(10), MS(100), fine(GRADIENT_WINDOW));
+        let twice = d.run.quantile(FASTEST).unwrap() * 2;
+        answers(&mut d, now, MS(10), twice, fine(GRADIENT_WINDOW));
+        assert_eq!(d.reductions(), 0);
+    }
+
+    #[test]
+    fn a_spread_of_latencies_is_not_a_queue() {
+        // 7.5/s against a server answering anywhere from 2.5 s to 7.5 s.
+        let mut c = auto(Some(MS(133)));
+        let mut now = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..300 {
+            let latency = MS(rng.u64(2_500..=7_500));
+            c.on_send(now);
+            c.on_answer(now, now + latency, Answer::Fine);
+            now += MS(133);
+        }
+        assert_eq!(c.reductions(), 0);
+        assert_eq!(c.limit(), CEILING, "7.5/s × 7 s × 1.25 = 66");
+    }
+
+    #[test]
+    fn the_first_answers_seed_the_limit_with_the_largest_latency() {
+        let mut c = auto(Some(MS(100)));
+        let start = Instant::now();
+        let now = answers(&mut c, start, MS(0), MS(5_000), [Answer::Fine]);
+        let now = answers(&mut c, now, MS(0), MS(1_000), fine(SEED_ANSWERS - 2));
+        for _ in 0..20 {
+            c.on_send(now);
+        }
+        // Nine answers, one of them 5 s: 10/s × 5 s × 1.25. The 90th percentile of the 29
+        // samples would be 1 s.
+        c.refresh(now);
+        assert_eq!(c.limit(), 63);
+        // The tenth answer: from now on the 90th percentile.
+        answers(&mut c, now, MS(0), MS(1_000), fine(1));
+        assert_eq!(c.limit(), 13, "10/s × 1 s × 1.25, rounded up");
     }
 
     #[test]

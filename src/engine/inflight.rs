@@ -118,6 +118,13 @@ fn log_change(change: Option<Change>) {
             "in-flight limit lowered after {answer}: the server may be struggling"
         ),
         Why::Recovery => tracing::debug!(from, to, "in-flight limit growing back"),
+        Why::Queueing { recent, fastest } => tracing::debug!(
+            from,
+            to,
+            latency_p10_ms = recent.as_millis() as u64,
+            fastest_ms = fastest.as_millis() as u64,
+            "in-flight limit lowered: answers slow down as more requests are out (the server queues them)"
+        ),
     }
 }
 

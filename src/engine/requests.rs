@@ -315,10 +315,25 @@ impl Engine {
     {
         slot.sent(Instant::now());
         let result = attempt().await;
-        slot.answered(Instant::now(), answer_of(&result));
+        let answer = answer_of(&result);
+        slot.answered(Instant::now(), answer);
         if result.is_ok() {
             if let Ok(mut rate) = self.adaptive.lock() {
                 rate.on_success(Instant::now());
+            }
+        }
+        if let Answer::ServerError(status) = answer {
+            let slower = self
+                .adaptive
+                .lock()
+                .ok()
+                .and_then(|mut rate| rate.on_server_error(Instant::now()));
+            if let Some(interval) = slower {
+                tracing::warn!(
+                    status,
+                    rate_per_minute = format!("{:.0}", 60.0 / interval.as_secs_f64()),
+                    "the server keeps answering 5xx: lowering the request rate"
+                );
             }
         }
         result
@@ -366,6 +381,9 @@ impl Engine {
             self.pause.pause_for(pause);
             self.slow_down(pause);
         }
+        if failure.retry_after.is_some() && delay > LONG_PAUSE {
+            announce_pause(delay, failure.status());
+        }
         tracing::debug!(
             what,
             attempt = attempts,
@@ -385,6 +403,20 @@ impl Engine {
     pub(crate) fn concurrency_figures(&self) -> (ConcurrencyFigures, LatencyFigures) {
         self.inflight.figures(self.mode.to_string())
     }
+}
+
+/// A `Retry-After` pause longer than this is announced at WARN: a run that stops for
+/// minutes in silence looks hung.
+const LONG_PAUSE: Duration = Duration::from_secs(10);
+
+/// Says at WARN how long the server asked the run to wait.
+fn announce_pause(delay: Duration, status: Option<u16>) {
+    tracing::warn!(
+        status,
+        pause_seconds = delay.as_secs(),
+        "the server asked to wait {} s (Retry-After) before the next attempt",
+        delay.as_secs()
+    );
 }
 
 /// How an attempt's answer weighs on the in-flight limit.

@@ -29,6 +29,12 @@ const MEASURE_SHARE: f64 = 0.9;
 /// When the server accepted at least the current pace yet answered 429 (a burst), the
 /// interval grows by this factor only.
 const BURST_SLOWDOWN: f64 = 1.25;
+/// The share of 5xx answers is measured over the last this many answers: a few seconds at
+/// Drata's rate, so that a struggling server is heard within seconds.
+const ERROR_WINDOW: usize = 20;
+/// This many 5xx (or 408) answers in the window lower the rate as a 429 storm does: a
+/// fifth of the answers is a server that cannot keep up, not an odd failure.
+const ERROR_COUNT: usize = 4;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AdaptiveRate {
@@ -51,6 +57,8 @@ pub(crate) struct AdaptiveRate {
     successes: VecDeque<Instant>,
     /// Recent pauses `(start, end)`: time in them is not time the server could accept.
     pauses: VecDeque<(Instant, Instant)>,
+    /// The last [`ERROR_WINDOW`] answers: `true` for a 5xx or 408.
+    answers: VecDeque<bool>,
 }
 
 impl AdaptiveRate {
@@ -68,7 +76,28 @@ impl AdaptiveRate {
             reductions: 0,
             successes: VecDeque::new(),
             pauses: VecDeque::new(),
+            answers: VecDeque::with_capacity(ERROR_WINDOW),
         }
+    }
+
+    fn remember(&mut self, server_error: bool) {
+        if self.answers.len() == ERROR_WINDOW {
+            self.answers.pop_front();
+        }
+        self.answers.push_back(server_error);
+    }
+
+    /// Records a 5xx or 408 answer. When [`ERROR_COUNT`] of the last [`ERROR_WINDOW`]
+    /// answers were such, the pace drops as after a 429 (with no pause), and the window
+    /// starts afresh; returns the new interval then.
+    pub(crate) fn on_server_error(&mut self, now: Instant) -> Option<Duration> {
+        self.remember(true);
+        let errors = self.answers.iter().filter(|e| **e).count();
+        if errors < ERROR_COUNT {
+            return None;
+        }
+        self.answers.clear();
+        self.on_rate_limited(now, Duration::ZERO)
     }
 
     /// The interval in force after 429s, if any.
@@ -106,6 +135,7 @@ impl AdaptiveRate {
 
     /// Records a successful answer.
     pub(crate) fn on_success(&mut self, now: Instant) {
+        self.remember(false);
         self.successes.push_back(now);
         while self
             .successes
@@ -202,6 +232,40 @@ mod tests {
     use super::*;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn a_share_of_server_errors_lowers_the_rate_as_429s_do() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        // Three 5xx among 20 answers: an odd failure, the pace holds.
+        for n in 0..20u64 {
+            let now = start + MS(100 * n);
+            if n % 7 == 3 {
+                assert_eq!(rate.on_server_error(now), None, "answer {n}");
+            } else {
+                rate.on_success(now);
+            }
+        }
+        assert_eq!(rate.slowed_interval(), None);
+        // One more makes four in the last 20: the pace halves.
+        let t = start + MS(2_000);
+        assert_eq!(rate.on_server_error(t), Some(MS(200)), "the fourth: halved");
+        assert_eq!(rate.reductions(), 1);
+        // The window started afresh: three more are not yet a storm.
+        let later = t + MS(5_000);
+        for _ in 0..3 {
+            assert_eq!(rate.on_server_error(later), None);
+        }
+        // With 17 successes the window is full; the next 5xx pushes the oldest out: three.
+        for _ in 0..17 {
+            rate.on_success(later);
+        }
+        assert_eq!(rate.on_server_error(later), None, "three of the last 20");
+        // Quiet for long enough: the pace recovers as after a 429.
+        let quiet = t + QUIET_PERIOD;
+        assert_eq!(rate.reserve(quiet), quiet);
+        assert_eq!(rate.slowed_interval(), Some(MS(180)));
+    }
 
     #[test]
     fn the_configured_rate_alone_adds_no_wait() {

@@ -29,16 +29,6 @@ impl Encoding {
             Encoding::Windows1252 => encoding_rs::WINDOWS_1252,
         }
     }
-
-    /// The form `--encoding` takes.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Encoding::Utf8 => "utf-8",
-            Encoding::Utf16Le => "utf-16le",
-            Encoding::Utf16Be => "utf-16be",
-            Encoding::Windows1252 => "windows-1252",
-        }
-    }
 }
 
 /// Bytes that are not text in the input's encoding.
@@ -49,12 +39,22 @@ pub(crate) struct NotText {
     pub encoding: &'static str,
 }
 
+/// `--encoding windows-1252` on a file that is valid UTF-8 and not plain ASCII: decoding
+/// it would turn `é` into `Ã©`.
+#[derive(Debug, Error)]
+#[error("the input is UTF-8 already")]
+pub(crate) struct AlreadyUtf8;
+
 /// Decodes the input to UTF-8 as it streams past, counting lines.
 pub(crate) struct Transcoder {
     decoder: encoding_rs::Decoder,
     buffer: Vec<u8>,
     /// Line breaks written so far.
     breaks: u64,
+    /// With `--encoding windows-1252`: a UTF-8 decoder run beside, while the input is
+    /// still valid UTF-8, and whether a byte beyond ASCII was seen.
+    utf8_check: Option<encoding_rs::Decoder>,
+    non_ascii: bool,
 }
 
 impl Transcoder {
@@ -66,6 +66,9 @@ impl Transcoder {
             decoder: encoding.new_decoder(),
             buffer: Vec::new(),
             breaks: 0,
+            utf8_check: (declared == Some(Encoding::Windows1252))
+                .then(|| encoding_rs::UTF_8.new_decoder()),
+            non_ascii: false,
         }
     }
 
@@ -81,6 +84,7 @@ impl Transcoder {
         last: bool,
         out: &mut impl Write,
     ) -> io::Result<()> {
+        self.check_utf8(input, last)?;
         let room = self
             .decoder
             .max_utf8_buffer_length_without_replacement(input.len())
@@ -120,6 +124,36 @@ impl Transcoder {
     }
 }
 
+impl Transcoder {
+    /// Refuses, at the end, an input declared Windows-1252 that is UTF-8 beyond ASCII.
+    fn check_utf8(&mut self, input: &[u8], last: bool) -> io::Result<()> {
+        let Some(check) = &mut self.utf8_check else {
+            return Ok(());
+        };
+        self.non_ascii |= !input.is_ascii();
+        let mut scratch = [0u8; 4096];
+        let mut read = 0;
+        loop {
+            let (result, used, _) =
+                check.decode_to_utf8_without_replacement(&input[read..], &mut scratch, last);
+            read += used;
+            match result {
+                encoding_rs::DecoderResult::OutputFull => continue,
+                encoding_rs::DecoderResult::Malformed(_, _) => {
+                    // Not UTF-8: Windows-1252 it may be.
+                    self.utf8_check = None;
+                    return Ok(());
+                }
+                encoding_rs::DecoderResult::InputEmpty => break,
+            }
+        }
+        if last && self.non_ascii {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, AlreadyUtf8));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +190,22 @@ mod tests {
             .chain("id\n".encode_utf16().flat_map(u16::to_be_bytes))
             .collect();
         assert_eq!(decode(&be, None), Ok("id\n".into()));
+    }
+
+    #[test]
+    fn windows_1252_is_refused_on_a_file_that_is_utf8_beyond_ascii() {
+        let mut transcoder = Transcoder::new(Some(Encoding::Windows1252));
+        let utf8 = "id,reason\n1,Jürgen Müller\n".as_bytes();
+        let mut out = Vec::new();
+        // Split inside "ü": still UTF-8.
+        transcoder.feed(&utf8[..15], false, &mut out).unwrap();
+        let refused = transcoder.feed(&utf8[15..], true, &mut out).unwrap_err();
+        assert!(refused.into_inner().unwrap().is::<AlreadyUtf8>());
+        assert_eq!(
+            decode(b"id\n1,ok\n", Some(Encoding::Windows1252)),
+            Ok("id\n1,ok\n".into()),
+            "plain ASCII is the same either way"
+        );
     }
 
     #[test]

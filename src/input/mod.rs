@@ -7,6 +7,7 @@
 //! streams it for the run. Standard input is spooled to an anonymous temporary file so
 //! it can be re-read.
 
+mod bounds;
 pub(crate) mod encoding;
 pub(crate) mod records;
 mod resume;
@@ -96,8 +97,11 @@ pub(crate) struct InputOptions {
     pub max_copy_mib: u64,
     /// `--encoding`; without it, UTF-8 or UTF-16 by its byte-order mark.
     pub encoding: Option<Encoding>,
-    /// `--sheet`: the sheet of a spreadsheet input [default: the first].
+    /// `--sheet`: the sheet of a spreadsheet input, any case [default: the active
+    /// sheet when visible, else the first visible one].
     pub sheet: Option<String>,
+    /// `--header-row`: the header's line (1-based) [default: searched for].
+    pub header_row: Option<u64>,
 }
 
 impl InputOptions {
@@ -116,6 +120,7 @@ impl InputOptions {
             max_copy_mib: DEFAULT_MAX_COPY_MIB,
             encoding: None,
             sheet: None,
+            header_row: None,
         }
     }
 }
@@ -160,17 +165,20 @@ pub enum InputError {
     HeaderTooLarge { path: String },
     #[error("{path}: the header is not valid UTF-8")]
     HeaderEncoding { path: String },
-    #[error("{path}: no {wanted} column (looked for {tried}; the header has {found})")]
-    MissingColumn {
+    #[error("{path}: {missing}; the header has {found}")]
+    MissingColumns {
         path: String,
-        wanted: &'static str,
-        tried: String,
+        missing: String,
         found: String,
     },
     #[error(
-        "{path}: no id column, and the header {header:?} looks like an id: Drata's numeric identity id is expected in a column named id (Drata's identityId is the provider's own id, not this one); if {header:?} holds Drata's numeric ids, pass --id-column {header:?}"
+        "{path}: row {row} is empty, so it cannot be the header (--header-row counts the file's rows from 1)"
     )]
-    IdLikeColumn { path: String, header: String },
+    HeaderRowEmpty { path: String, row: u64 },
+    #[error(
+        "{path}: this file is UTF-8 already (and not plain ASCII), so it is not decoded as Windows-1252, which would turn \"é\" into \"Ã©\" in Drata; drop --encoding windows-1252. Nothing was sent"
+    )]
+    AlreadyUtf8 { path: String },
     #[error("{path}: the {wanted} column matches several headers: {found}")]
     AmbiguousColumn {
         path: String,

@@ -27,10 +27,6 @@ impl Fields {
         self.count
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     pub(crate) fn get(&self, index: usize) -> Option<&[u8]> {
         if index >= self.count {
             return None;
@@ -69,21 +65,46 @@ pub(crate) enum Records<R> {
     },
 }
 
+impl<R> Records<R> {
+    /// The sheet the records are rows of.
+    pub(crate) fn sheet(&self) -> Option<&super::sheet::Sheet> {
+        match self {
+            Records::Csv(_) => None,
+            Records::Sheet { sheet, .. } => Some(sheet),
+        }
+    }
+}
+
 impl<R: Read> Records<R> {
     /// The next record into `fields`, with the line (sheet row) it starts on.
     pub(crate) fn read(&mut self, fields: &mut Fields) -> io::Result<Option<RecordStart>> {
         match self {
             Records::Csv(reader) => reader.read(fields),
             Records::Sheet { sheet, next } => {
-                let Some((line, cells)) = sheet.rows.get(*next) else {
+                let Some(row) = sheet.rows.get(*next) else {
                     return Ok(None);
                 };
                 *next += 1;
-                fields.set(cells.iter().map(String::as_bytes));
+                // Cells are kept sparse; the record has every column up to the last.
+                let texts: Vec<_> = (0..row.width())
+                    .map(|column| row.get(column).map(|cell| cell.text()).unwrap_or_default())
+                    .collect();
+                fields.set(texts.iter().map(|text| text.as_bytes()));
                 Ok(Some(RecordStart {
-                    line: *line,
+                    line: row.line,
                     kind: RecordKind::Complete,
                 }))
+            }
+        }
+    }
+
+    /// The sheet and the typed row last read, when the records are a sheet's.
+    pub(crate) fn sheet_row(&self) -> Option<(&str, &super::sheet::SheetRow)> {
+        match self {
+            Records::Csv(_) => None,
+            Records::Sheet { sheet, next } => {
+                let row = sheet.rows.get(next.checked_sub(1)?)?;
+                Some((sheet.name.as_str(), row))
             }
         }
     }

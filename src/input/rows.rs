@@ -4,6 +4,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
+use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{utf16_len, Baseline, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
 use crate::text::{csv_text, shorten};
@@ -44,8 +45,32 @@ fn looks_like_an_id(header: &str) -> bool {
     let connection = words
         .first()
         .is_some_and(|w| matches!(w.as_str(), "connection" | "client"));
-    words.len() > 1 && words.last().is_some_and(|w| w == "id") && !connection
+    let identity = words.len() == 1 && words[0] == "identity";
+    identity || (words.len() > 1 && words.last().is_some_and(|w| w == "id") && !connection)
 }
+
+/// True when a row holds a column that names identities (id, username, email, or one
+/// that looks like an id) and a flag column: the header the search looks for.
+fn is_header(headers: &[String], options: &InputOptions) -> bool {
+    let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
+    let has = |names: &[String]| normalized.iter().any(|h| names.contains(h));
+    let identity = has(&column_names(&options.id_column, ID_NAMES))
+        || has(&["username".to_owned(), "email".to_owned()])
+        || headers.iter().any(|h| looks_like_an_id(h));
+    identity && has(&column_names(&options.flag_column, FLAG_NAMES))
+}
+
+/// The default names of each column, as the header may write them.
+const ID_NAMES: &[&str] = &["id"];
+const FLAG_NAMES: &[&str] = &["serviceAccount", "flag"];
+const REASON_NAMES: &[&str] = &[
+    "serviceAccountReason",
+    "reason",
+    "justification",
+    "rationale",
+];
+/// The header is searched for among this many non-empty rows.
+const HEADER_SEARCH_ROWS: usize = 20;
 
 /// The columns that name the identity.
 #[derive(Debug, Clone)]
@@ -119,74 +144,62 @@ fn column_names(custom: &Option<String>, defaults: &[&str]) -> Vec<String> {
     }
 }
 
+/// Says that no column plays `role`, with the names looked for and the option that names it.
+fn lacks(missing: &mut Vec<String>, role: &str, names: &[String], option: &str) {
+    missing.push(format!(
+        "no {role} column (looked for {}; pass {option} NAME)",
+        names.join(" or ")
+    ));
+}
+
 fn resolve_columns(
     headers: &[String],
     options: &InputOptions,
     path: &str,
 ) -> Result<Columns, InputError> {
-    let missing = |wanted: &'static str, names: &[String]| InputError::MissingColumn {
-        path: path.to_owned(),
-        wanted,
-        tried: names.join(" or "),
-        found: if headers.is_empty() {
-            "no columns".to_owned()
-        } else {
-            headers
-                .iter()
-                .map(|h| format!("{h:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-    };
-    let id_names = column_names(&options.id_column, &["id"]);
-    let flag_names = column_names(&options.flag_column, &["serviceAccount", "flag"]);
-    let reason_names = column_names(&options.reason_column, &["serviceAccountReason", "reason"]);
-    let id = find_column(headers, path, "id", &id_names)?;
-    let username = find_column(headers, path, "username", &["username".to_owned()])?;
-    let email = find_column(headers, path, "email", &["email".to_owned()])?;
-    let identity = match id {
-        Some(id) => IdentityColumns::Id {
-            id,
-            username,
-            email,
-        },
-        None if options.id_column.is_some() => return Err(missing("id", &id_names)),
-        None => {
-            // Never fall back to names while a column may hold the ids.
-            if let Some(header) = headers.iter().find(|h| looks_like_an_id(h)) {
-                return Err(InputError::IdLikeColumn {
-                    path: path.to_owned(),
-                    header: header.trim().to_owned(),
-                });
-            }
-            let connection = find_column(
-                headers,
-                path,
-                "connection",
-                &["connection".to_owned(), "clienttype".to_owned()],
-            )?;
-            if username.is_none() && email.is_none() {
-                return Err(missing("id", &["id (or username, or email)".to_owned()]));
-            }
-            IdentityColumns::Lookup {
-                username,
-                email,
-                connection,
-            }
-        }
-    };
-    let flag = find_column(headers, path, "service-account flag", &flag_names)?
-        .ok_or_else(|| missing("service-account flag", &flag_names))?;
+    let mut missing: Vec<String> = Vec::new();
+    let identity = identity_columns(headers, options, path, &mut missing)?;
+    let flag_names = column_names(&options.flag_column, FLAG_NAMES);
+    let reason_names = column_names(&options.reason_column, REASON_NAMES);
+    let flag = find_column(headers, path, "service-account flag", &flag_names)?;
+    if flag.is_none() {
+        lacks(
+            &mut missing,
+            "service-account flag",
+            &flag_names,
+            "--flag-column",
+        );
+    }
     let reason = find_column(headers, path, "reason", &reason_names)?;
     // Without a reason column every row needs --reason; a named column must exist.
     let any_default = options.default_reason.is_some()
         || options.reason_if_true.is_some()
         || options.reason_if_false.is_some();
     if reason.is_none() && (!any_default || options.reason_column.is_some()) {
-        return Err(missing("reason", &reason_names));
+        lacks(&mut missing, "reason", &reason_names, "--reason-column");
     }
+    let baseline = baseline_columns(headers, path)?;
+    match (identity, flag) {
+        (Some(identity), Some(flag)) if missing.is_empty() => Ok(Columns {
+            identity,
+            flag,
+            reason,
+            baseline,
+            headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
+        }),
+        _ => Err(InputError::MissingColumns {
+            path: path.to_owned(),
+            missing: missing.join("; "),
+            found: headers_seen(headers),
+        }),
+    }
+}
+
+/// The export's baseline columns (`drataServiceAccount`, `drataReason`, `exportedAt`),
+/// those the header has.
+fn baseline_columns(headers: &[String], path: &str) -> Result<BaselineColumns, InputError> {
     let named = |name: &str| vec![normalize_header(name)];
-    let baseline = BaselineColumns {
+    Ok(BaselineColumns {
         flag: find_column(
             headers,
             path,
@@ -195,13 +208,72 @@ fn resolve_columns(
         )?,
         reason: find_column(headers, path, "baseline reason", &named("drataReason"))?,
         exported_at: find_column(headers, path, "export time", &named("exportedAt"))?,
-    };
-    Ok(Columns {
-        identity,
-        flag,
-        reason,
-        baseline,
-        headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
+    })
+}
+
+/// The headers as a message lists them.
+fn headers_seen(headers: &[String]) -> String {
+    if headers.is_empty() {
+        return "no columns".to_owned();
+    }
+    headers
+        .iter()
+        .map(|h| format!("{h:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The columns that name the identity: the id, else username or email. `None` (with the
+/// reason in `missing`) when none does.
+fn identity_columns(
+    headers: &[String],
+    options: &InputOptions,
+    path: &str,
+    missing: &mut Vec<String>,
+) -> Result<Option<IdentityColumns>, InputError> {
+    let id_names = column_names(&options.id_column, ID_NAMES);
+    let id = find_column(headers, path, "id", &id_names)?;
+    let username = find_column(headers, path, "username", &["username".to_owned()])?;
+    let email = find_column(headers, path, "email", &["email".to_owned()])?;
+    Ok(match id {
+        Some(id) => Some(IdentityColumns::Id {
+            id,
+            username,
+            email,
+        }),
+        None if options.id_column.is_some() => {
+            lacks(missing, "id", &id_names, "--id-column");
+            None
+        }
+        // Never fall back to names while a column may hold the ids.
+        None => match headers.iter().find(|h| looks_like_an_id(h)) {
+            Some(header) => {
+                let header = header.trim();
+                missing.push(format!(
+                    "no id column, and the header {header:?} looks like an id: Drata's numeric identity id is expected in a column named id (Drata's identityId is the provider's own id, not this one); if {header:?} holds Drata's numeric ids, pass --id-column {header:?}"
+                ));
+                None
+            }
+            None if username.is_none() && email.is_none() => {
+                lacks(
+                    missing,
+                    "id",
+                    &["id (or username, or email)".to_owned()],
+                    "--id-column",
+                );
+                None
+            }
+            None => Some(IdentityColumns::Lookup {
+                username,
+                email,
+                connection: find_column(
+                    headers,
+                    path,
+                    "connection",
+                    &["connection".to_owned(), "clienttype".to_owned()],
+                )?,
+            }),
+        },
     })
 }
 
@@ -256,10 +328,27 @@ pub(crate) struct RowReader<R: Read> {
     record: Fields,
     delimiter: u8,
     pub(super) lookup: Option<Arc<dyn Lookup>>,
-    /// CSV cells lose the one `'` our writers add; a workbook's typed cells never do.
-    csv: bool,
     /// The first `exportedAt` cell read.
     exported_at: Option<String>,
+    header_line: u64,
+    title_rows: Vec<u64>,
+}
+
+/// The header row found.
+struct Header {
+    line: u64,
+    names: Vec<String>,
+    /// True when no row looked like a header and the first one is used.
+    searched: bool,
+}
+
+/// `review.csv: line 3`, or for a sheet `review.xlsx: line 3 of sheet "Notes" (the
+/// workbook has "Notes", "Review")`: header messages name where they looked.
+fn header_place<R>(records: &Records<R>, path: &str, line: u64) -> String {
+    match records.sheet() {
+        Some(sheet) => format!("{path}: line {line} of {}", sheet.described()),
+        None => format!("{path}: line {line}"),
+    }
 }
 
 impl<R: Read> RowReader<R> {
@@ -272,45 +361,31 @@ impl<R: Read> RowReader<R> {
         )
     }
 
-    /// Reads the header from `records`, then streams the rows.
+    /// Finds the header in `records` (see [`Self::find_header`]), then streams the rows.
     pub(crate) fn from_records(
         mut records: Records<R>,
         options: &InputOptions,
         path: &str,
     ) -> Result<Self, InputError> {
         let delimiter = options.delimiter.unwrap_or(b',');
-        let mut header = Fields::default();
-        let start = records.read(&mut header).map_err(|source| InputError::Io {
-            path: path.to_owned(),
-            source,
+        let (header, title_rows) = Self::find_header(&mut records, options, path)?;
+        let at = header_place(&records, path, header.line);
+        let columns = resolve_columns(&header.names, options, &at).map_err(|error| {
+            match (error, header.searched) {
+                // The search found nothing: say where it looked.
+                (InputError::MissingColumns { path, missing, found }, true) => {
+                    InputError::MissingColumns {
+                        path,
+                        missing: format!(
+                            "{missing} (no header among the first {HEADER_SEARCH_ROWS} non-empty rows: if it is lower down, pass --header-row N)"
+                        ),
+                        found,
+                    }
+                }
+                (error, _) => error,
+            }
         })?;
-        // Header messages name the line the header is on (a sheet's may be lower down).
-        let at = format!("{path}: line {}", start.map_or(1, |s| s.line));
-        match start.map(|s| s.kind) {
-            None => {
-                return Err(InputError::Empty {
-                    path: path.to_owned(),
-                })
-            }
-            Some(RecordKind::TooLarge { .. } | RecordKind::Unclosed { .. }) => {
-                return Err(InputError::HeaderTooLarge { path: at })
-            }
-            Some(RecordKind::Complete) => {}
-        }
-        if header.is_empty() || (header.len() == 1 && header.get(0) == Some(&b""[..])) {
-            return Err(InputError::Empty {
-                path: path.to_owned(),
-            });
-        }
-        let headers = header
-            .iter()
-            .map(|h| std::str::from_utf8(h).map(str::to_owned))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| InputError::HeaderEncoding { path: at.clone() })?;
-        let columns = resolve_columns(&headers, options, &at)?;
-        let csv = matches!(records, Records::Csv(_));
         Ok(Self {
-            csv,
             exported_at: None,
             records,
             columns,
@@ -319,7 +394,83 @@ impl<R: Read> RowReader<R> {
             record: Fields::default(),
             delimiter,
             lookup: None,
+            header_line: header.line,
+            title_rows,
         })
+    }
+
+    /// The header: row `--header-row`, else the first of the first
+    /// [`HEADER_SEARCH_ROWS`] non-empty rows that names identities and holds a flag
+    /// (title rows above it are skipped), else the first non-empty row (whose missing
+    /// columns are then reported). Returns the lines of the title rows skipped.
+    fn find_header(
+        records: &mut Records<R>,
+        options: &InputOptions,
+        path: &str,
+    ) -> Result<(Header, Vec<u64>), InputError> {
+        let mut fields = Fields::default();
+        let mut first: Option<Header> = None;
+        let mut seen = Vec::new();
+        loop {
+            let start = records.read(&mut fields).map_err(|source| InputError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+            let Some(start) = start else { break };
+            let at = || header_place(records, path, start.line);
+            if !matches!(start.kind, RecordKind::Complete) {
+                return Err(InputError::HeaderTooLarge { path: at() });
+            }
+            if fields.iter().all(|f| f.trim_ascii().is_empty()) {
+                continue;
+            }
+            if let Some(row) = options.header_row {
+                match start.line.cmp(&row) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Greater => break,
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+            let names = fields
+                .iter()
+                .map(|h| std::str::from_utf8(h).map(str::to_owned))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| InputError::HeaderEncoding { path: at() })?;
+            let header = Header {
+                line: start.line,
+                names,
+                searched: false,
+            };
+            if options.header_row.is_some() || is_header(&header.names, options) {
+                return Ok((header, seen));
+            }
+            seen.push(start.line);
+            first.get_or_insert(header);
+            if seen.len() == HEADER_SEARCH_ROWS {
+                break;
+            }
+        }
+        match (options.header_row, first) {
+            (Some(row), _) => Err(InputError::HeaderRowEmpty {
+                path: path.to_owned(),
+                row,
+            }),
+            (None, Some(first)) => Ok((
+                Header {
+                    searched: true,
+                    ..first
+                },
+                Vec::new(),
+            )),
+            (None, None) => Err(InputError::Empty {
+                path: path.to_owned(),
+            }),
+        }
+    }
+
+    /// The header's line, and the title rows above it that were skipped.
+    pub(crate) fn header_place(&self) -> (u64, &[u64]) {
+        (self.header_line, &self.title_rows)
     }
 
     /// The name of the column that names identities, as written in the header.
@@ -385,7 +536,8 @@ impl<R: Read> RowReader<R> {
     }
 
     /// A trimmed, non-empty UTF-8 cell, without the spreadsheet-safety prefix our own
-    /// CSVs add (an export's `'=name` is the name `=name`).
+    /// CSVs add (an export's `'=name` is the name `=name`); a workbook's cells are typed,
+    /// and kept as they are.
     fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
         let (index, _) = column.as_ref()?;
         match self.cell(*index)? {
@@ -394,12 +546,12 @@ impl<R: Read> RowReader<R> {
         }
     }
 
-    /// A text cell as the review reads it: trimmed; in CSV, without our writers' `'`.
+    /// A text cell as the review reads it: trimmed; in CSV, without our writers' `'`; a
+    /// workbook's cells are never stripped.
     fn unquoted<'a>(&self, text: &'a str) -> &'a str {
-        if self.csv {
-            csv_text(text)
-        } else {
-            text.trim()
+        match self.records.sheet() {
+            Some(_) => text.trim(),
+            None => csv_text(text),
         }
     }
 
@@ -428,6 +580,15 @@ impl<R: Read> RowReader<R> {
         Some(Baseline::new(marked, &reason))
     }
 
+    /// In a sheet, why the typed cell at `index` cannot be read for `role`, named by
+    /// cell (`Review!A7 holds a date (2023-03-15), not an id...`).
+    fn typed_problem(&self, index: usize, role: Role) -> Option<String> {
+        let (sheet, row) = self.records.sheet_row()?;
+        let problem = row.get(index)?.problem(role)?;
+        let column = u32::try_from(index).unwrap_or(u32::MAX);
+        Some(format!("{} {problem}", cell_name(sheet, column, row.line)))
+    }
+
     /// The row's id: parsed from the id column, or resolved from username/email.
     fn identity(&self, problem: &mut impl FnMut(&str, String)) -> (Option<RowId>, String) {
         match &self.columns.identity {
@@ -436,8 +597,13 @@ impl<R: Read> RowReader<R> {
                 username,
                 email,
             } => {
+                let typed = self.typed_problem(*index, Role::Id);
                 let id = match self.cell(*index) {
                     None => None,
+                    Some(_) if typed.is_some() => {
+                        problem(name, typed.unwrap_or_default());
+                        None
+                    }
                     Some(Err(())) => {
                         problem(name, "not valid UTF-8".to_owned());
                         None
@@ -560,9 +726,12 @@ impl<R: Read> RowReader<R> {
     }
 
     fn cell(&self, index: usize) -> Option<Result<&str, ()>> {
-        self.record
-            .get(index)
-            .map(|bytes| std::str::from_utf8(bytes).map_err(|_| ()))
+        match self.record.get(index) {
+            Some(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
+            // A sheet's row ends at its last cell: the cells after it are empty.
+            None if self.records.sheet().is_some() => Some(Ok("")),
+            None => None,
+        }
     }
 
     fn echo(&self, index: usize) -> String {
@@ -581,7 +750,10 @@ impl<R: Read> RowReader<R> {
         };
         let width = self.record.len();
         let expected = self.columns.headers.len();
-        if width < expected {
+        if self.records.sheet().is_some() {
+            // A sheet has no short or long rows: a cell past the header is a note beside
+            // the table, one before its end an empty cell.
+        } else if width < expected {
             // Name the first column the row lacks; cells past the end are not reported again.
             problem(
                 &self.columns.headers[width],
@@ -599,8 +771,13 @@ impl<R: Read> RowReader<R> {
         let (id, id_cell) = self.identity(&mut problem);
 
         let (flag_index, flag_name) = &self.columns.flag;
+        let typed = self.typed_problem(*flag_index, Role::Flag);
         let flag = match self.cell(*flag_index) {
             None => None,
+            Some(_) if typed.is_some() => {
+                problem(flag_name, typed.unwrap_or_default());
+                None
+            }
             Some(Err(())) => {
                 problem(flag_name, "not valid UTF-8".to_owned());
                 None
@@ -661,6 +838,13 @@ impl<R: Read> RowReader<R> {
                     problem(name, "not valid UTF-8".to_owned());
                     return None;
                 }
+                Some(Ok(_)) if self.typed_problem(*index, Role::Reason).is_some() => {
+                    problem(
+                        name,
+                        self.typed_problem(*index, Role::Reason).unwrap_or_default(),
+                    );
+                    return None;
+                }
                 // The prefix our CSVs (export, undo) put before a reason a spreadsheet
                 // would run as a formula is not part of the reason.
                 Some(Ok(text)) => Some(self.unquoted(text)).filter(|t| !t.is_empty()),
@@ -697,38 +881,124 @@ pub(crate) enum CellError {
     EmptyId,
     #[error("{0:?} is not a decimal integer")]
     NotAnInteger(String),
+    #[error(
+        "{0:?} is not a whole number, so it is no id (106, 106.0 and 1.06E+02 are read as 106)"
+    )]
+    NotWhole(String),
     #[error("{0} is out of range (1 to {MAX_ID})")]
     IdOutOfRange(String),
-    #[error("the flag is empty (expected true/false, yes/no, y/n or 1/0)")]
+    #[error(
+        "the flag is empty (expected true/false, yes/no, y/n or 1/0; a blank never means false)"
+    )]
     EmptyFlag,
-    #[error("{0:?} is not a flag (expected true/false, yes/no, y/n or 1/0)")]
+    #[error("{:?} is not a flag (expected true/false, yes/no, y/n or 1/0{})", .0, mark_hint(.0))]
     NotAFlag(String),
+}
+
+/// A mark that means "ticked" to a person, but not which way to the tool.
+fn mark_hint(cell: &str) -> &'static str {
+    match cell.to_lowercase().as_str() {
+        "x" | "✓" | "✔" | "☑" | "✗" | "✘" | "-" => {
+            "; a mark does not say true or false: write true or false"
+        }
+        _ => "",
+    }
 }
 
 /// Cells are quoted in messages up to this many characters.
 const QUOTED_CHARS: usize = 40;
 
-/// Parses an id: a decimal integer from 1 to 2^53 - 1, surrounding spaces allowed.
+/// Parses an id: a decimal integer from 1 to 2^53 - 1, surrounding spaces allowed; also
+/// as spreadsheets and dataframes write integers (`'106`, `106.0`, `1.06E+02`), when
+/// exactly an integer.
 pub(crate) fn parse_id(text: &str) -> Result<u64, CellError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(CellError::EmptyId);
     }
-    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CellError::NotAnInteger(shorten(trimmed, QUOTED_CHARS)));
-    }
-    match trimmed.parse::<u64>() {
-        Ok(id) if (1..=MAX_ID).contains(&id) => Ok(id),
+    // A text-formatted number typed with its apostrophe.
+    let digits = match trimmed.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+        _ => trimmed,
+    };
+    let integer = match decimal_integer(digits) {
+        Some(Ok(integer)) => integer,
+        Some(Err(())) => return Err(CellError::NotWhole(shorten(trimmed, QUOTED_CHARS))),
+        None => return Err(CellError::NotAnInteger(shorten(trimmed, QUOTED_CHARS))),
+    };
+    let significant = integer.trim_start_matches('0');
+    match significant.parse::<u64>() {
+        Ok(id) if significant.len() <= 16 && (1..=MAX_ID).contains(&id) => Ok(id),
         _ => Err(CellError::IdOutOfRange(shorten(trimmed, QUOTED_CHARS))),
     }
 }
 
-/// Parses a flag: true/false, yes/no, y/n, 1/0, any case, surrounding spaces allowed.
+/// The integer digits of a number written `123`, `123.00` or `1.23E+02`: `None` when it
+/// is no number, `Some(Err)` when it is one but not whole. Exact: no floating point.
+fn decimal_integer(text: &str) -> Option<Result<String, ()>> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => {
+            let exponent = text[at + 1..].strip_prefix('+').unwrap_or(&text[at + 1..]);
+            let plain = exponent.strip_prefix('-').unwrap_or(exponent);
+            if plain.is_empty() || plain.len() > 4 || !plain.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (&text[..at], exponent.parse::<i64>().ok()?)
+        }
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let point = whole.len() as i64 + exponent;
+    if point <= 0 {
+        return Some(match digits.bytes().all(|b| b == b'0') {
+            true => Ok("0".to_owned()),
+            false => Err(()),
+        });
+    }
+    let point = usize::try_from(point).ok()?;
+    if point >= digits.len() {
+        // Beyond any id anyway: keep the digits short.
+        let zeros = (point - digits.len()).min(32);
+        return Some(Ok(format!("{digits}{}", "0".repeat(zeros))));
+    }
+    Some(match digits[point..].bytes().all(|b| b == b'0') {
+        true => Ok(digits[..point].to_owned()),
+        false => Err(()),
+    })
+}
+
+/// The words spreadsheets write for TRUE and FALSE in other languages (German, French,
+/// Spanish, Italian, Dutch, Portuguese, Swedish, Danish and Norwegian, Polish).
+const LOCAL_TRUE: [&str; 9] = [
+    "wahr",
+    "vrai",
+    "verdadero",
+    "vero",
+    "waar",
+    "verdadeiro",
+    "sant",
+    "sand",
+    "prawda",
+];
+const LOCAL_FALSE: [&str; 7] = [
+    "falsch", "faux", "falso", "onwaar", "falskt", "falsk", "fałsz",
+];
+
+/// Parses a flag: true/false, yes/no, y/n, 1/0, any case, surrounding spaces allowed,
+/// and TRUE/FALSE as spreadsheets in other languages write them.
 pub(crate) fn parse_flag(text: &str) -> Result<bool, CellError> {
-    match text.trim().to_ascii_lowercase().as_str() {
+    let word = text.trim().to_lowercase();
+    match word.as_str() {
         "true" | "yes" | "y" | "1" => Ok(true),
         "false" | "no" | "n" | "0" => Ok(false),
         "" => Err(CellError::EmptyFlag),
+        local if LOCAL_TRUE.contains(&local) => Ok(true),
+        local if LOCAL_FALSE.contains(&local) => Ok(false),
         _ => Err(CellError::NotAFlag(shorten(text.trim(), QUOTED_CHARS))),
     }
 }
@@ -781,11 +1051,70 @@ mod tests {
             })
             .collect();
         assert_eq!(reasons, ["-- legacy CI", "=x", "'quoted'", "@ops"]);
+        // Exactly one ' before ' = + - @ tab CR is the prefix; anything else stays.
+        let data = "id,flag,reason\n1,y,''quoted\n2,y,'''x\n3,y,'+1\n4,y,'a\n";
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        let reasons: Vec<String> = std::iter::from_fn(|| reader.next_record())
+            .filter_map(|r| match r.unwrap() {
+                Record::Valid(row) => Some(row.reason),
+                Record::Invalid(_) => None,
+            })
+            .collect();
+        assert_eq!(reasons, ["'quoted", "''x", "+1", "'a"]);
+    }
+
+    fn error_of(data: &str, options: &InputOptions) -> String {
+        match RowReader::new(data.as_bytes(), options, "-") {
+            Ok(_) => panic!("{data:?} was read"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_missing_column_is_named_at_once_with_its_option() {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let error = error_of("Identity,Service account?,Notes\n1,y,a\n", &options);
+        assert!(error.contains("\"Identity\" looks like an id"), "{error}");
+        assert!(error.contains("pass --id-column \"Identity\""), "{error}");
+        assert!(error.contains("no reason column (looked for serviceaccountreason or reason or justification or rationale; pass --reason-column NAME)"), "{error}");
+        let error = error_of("name,Notes\n1,a\n", &options);
+        for option in ["--id-column", "--flag-column", "--reason-column"] {
+            assert!(error.contains(option), "{error}");
+        }
+        assert!(
+            error.contains("no header among the first 20 non-empty rows"),
+            "{error}"
+        );
+        for reason in ["Justification", "rationale"] {
+            let data = format!("id,flag,{reason}\n1,y,a\n");
+            assert!(
+                RowReader::new(data.as_bytes(), &options, "-").is_ok(),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_header_is_found_below_title_rows() {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let data = "Q4 2026 access review - owners: platform\n\n,,\nid,flag,reason\n1,y,a\n";
+        let mut reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        assert_eq!(reader.header_place(), (4, &[1u64][..]));
+        assert_eq!(reader.next_record().unwrap().unwrap().line(), 5);
+        let mut fixed = options.clone();
+        fixed.header_row = Some(4);
+        let reader = RowReader::new(data.as_bytes(), &fixed, "-").unwrap();
+        assert_eq!(reader.header_place().0, 4);
+        fixed.header_row = Some(2);
+        assert!(error_of(data, &fixed).contains("row 2 is empty"));
+        fixed.header_row = Some(1);
+        assert!(error_of(data, &fixed).contains("line 1: no id column"));
     }
 
     #[test]
     fn id_like_headers_are_those_whose_last_word_is_id() {
         for id_like in [
+            "Identity",
             "Identity ID",
             "identityId",
             "user_id",
@@ -814,7 +1143,29 @@ mod tests {
         assert!(parse_id("9007199254740992").is_err());
         assert!(parse_id("0").is_err());
         assert!(parse_id("-3").is_err());
-        assert!(parse_id("1e3").is_err());
+        assert_eq!(parse_id("1e3"), Ok(1000));
+        for written in ["1.0", "1.00E+00", "'1", " 0001 ", "1.000"] {
+            assert_eq!(parse_id(written), Ok(1), "{written}");
+        }
+        assert_eq!(parse_id("1.06E+02"), Ok(106));
+        assert_eq!(parse_id("'44"), Ok(44));
+        for fraction in ["106.5", "1.065E+02", "1E-1"] {
+            let error = parse_id(fraction).unwrap_err();
+            assert!(
+                matches!(error, CellError::NotWhole(_)),
+                "{fraction}: {error}"
+            );
+            assert!(error.to_string().contains("not a whole number"), "{error}");
+        }
+        assert!(
+            parse_id("9.007199254740992E+15").is_err(),
+            "2^53 is out of range"
+        );
+        assert_eq!(parse_id("9.007199254740991E+15"), Ok(MAX_ID));
+        assert!(parse_id("1E+9999").is_err());
+        assert!(parse_id("1.2.3").is_err());
+        assert!(parse_id("E5").is_err());
+        assert!(parse_id("'=1").is_err());
         assert!(parse_id("").is_err());
         assert!(parse_id("99999999999999999999999").is_err());
     }
@@ -827,6 +1178,34 @@ mod tests {
         for no in ["false", "No", "n", "0 "] {
             assert_eq!(parse_flag(no), Ok(false), "{no}");
         }
+        for (word, flag) in [
+            ("WAHR", true),
+            ("FALSCH", false),
+            ("vrai", true),
+            ("FAUX", false),
+            ("VERDADERO", true),
+            ("VERO", true),
+            ("FALSO", false),
+            ("WAAR", true),
+            ("ONWAAR", false),
+            ("VERDADEIRO", true),
+            ("SANT", true),
+            ("FALSKT", false),
+            ("SAND", true),
+            ("FALSK", false),
+            ("PRAWDA", true),
+            ("FAŁSZ", false),
+        ] {
+            assert_eq!(parse_flag(word), Ok(flag), "{word}");
+        }
+        for mark in ["x", "✓"] {
+            let error = parse_flag(mark).unwrap_err();
+            assert!(error.to_string().contains("a mark does not say"), "{error}");
+        }
+        assert!(parse_flag("")
+            .unwrap_err()
+            .to_string()
+            .contains("never means false"));
         assert!(parse_flag("maybe").is_err());
         assert!(parse_flag("").is_err());
     }

@@ -1,12 +1,13 @@
 //! The input snapshot: the bytes both passes read.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::encoding::{Encoding, NotText, Transcoder};
+use super::encoding::{AlreadyUtf8, Encoding, NotText, Transcoder};
 use super::records::Records;
-use super::sheet::{is_spreadsheet, read_sheet, Sheet};
+use super::sheet::{has_signature, read_sheet, Sheet, SIGNATURE_LEN};
 use super::sniff::sniff_delimiter;
 use super::{InputError, InputOptions, InputSource, RowReader};
 use crate::model::Lookup;
@@ -39,80 +40,122 @@ pub(crate) struct InputFile {
     lines: u64,
     /// A spreadsheet input, read whole: its rows are the records.
     sheet: Option<Arc<Sheet>>,
+    /// Set once the header's place was logged: both passes find it.
+    header_logged: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl InputFile {
     pub(crate) fn open(options: &InputOptions, access: Access) -> Result<Self, InputError> {
         let (source, max_copy_mib, encoding) =
             (&options.source, options.max_copy_mib, options.encoding);
-        if let InputSource::File(path) = source {
-            if is_spreadsheet(path) {
-                return Self::open_sheet(path, options.sheet.as_deref());
-            }
-        }
-        let path = match source {
-            InputSource::Stdin => "standard input".to_owned(),
-            InputSource::File(p) => p.display().to_string(),
+        let limit = max_copy_mib.saturating_mul(1024 * 1024);
+        let InputSource::File(file_path) = source else {
+            return Self::open_stdin(options, limit);
         };
+        let path = file_path.display().to_string();
         let io_error = |source| InputError::Io {
             path: path.clone(),
             source,
         };
-        let limit = max_copy_mib.saturating_mul(1024 * 1024);
-        let (snapshot, sha256, lines) = match source {
-            InputSource::File(p) => {
-                let mut file = File::open(p).map_err(io_error)?;
-                let regular = file.metadata().map_err(io_error)?.is_file();
-                // Read in place only what needs no decoding: UTF-8, validated on the way.
-                if access == Access::InPlace && regular && is_utf8(&file, encoding) {
-                    let (sha256, lines) = Self::digest(&mut file)
-                        .map_err(|e| Self::copy_error(e, &path, encoding))?;
-                    (file, sha256, lines)
-                } else {
-                    Self::snapshot(&mut file, limit, encoding)
-                        .map_err(|e| Self::copy_error(e, &path, encoding))?
-                }
-            }
-            InputSource::Stdin => Self::snapshot(&mut io::stdin().lock(), limit, encoding)
-                .map_err(|e| Self::copy_error(e, &path, encoding))?,
-        };
+        let mut file = File::open(file_path).map_err(io_error)?;
+        // A workbook is known by its first bytes, whatever its name.
+        if starts_a_workbook(&file) {
+            return Self::open_sheet(file, path, options, limit);
+        }
+        let regular = file.metadata().map_err(io_error)?.is_file();
+        // Read in place only what needs no decoding: UTF-8, validated on the way.
+        let (snapshot, sha256, lines) =
+            if access == Access::InPlace && regular && is_utf8(&file, encoding) {
+                let (sha256, lines) =
+                    Self::digest(&mut file).map_err(|e| Self::copy_error(e, &path, encoding))?;
+                (file, sha256, lines)
+            } else {
+                Self::snapshot(&mut file, limit, encoding)
+                    .map_err(|e| Self::copy_error(e, &path, encoding))?
+            };
         Ok(Self {
             snapshot,
             path: source.display(),
             sha256,
             lines,
             sheet: None,
+            header_logged: Arc::default(),
         })
     }
 
-    /// A spreadsheet: its rows read whole (a workbook is a zip, read at once anyway), the
-    /// file kept for its digest.
-    fn open_sheet(path: &std::path::Path, wanted: Option<&str>) -> Result<Self, InputError> {
-        let shown = path.display().to_string();
-        let sheet = read_sheet(path, wanted).map_err(|source| InputError::Sheet {
+    /// Standard input: a workbook when its first bytes say so (spooled as it is), else
+    /// text, copied and decoded like a file.
+    fn open_stdin(options: &InputOptions, limit: u64) -> Result<Self, InputError> {
+        let path = "standard input";
+        let encoding = options.encoding;
+        let mut stdin = io::stdin().lock();
+        let mut start = [0u8; SIGNATURE_LEN];
+        let filled =
+            read_up_to(&mut stdin, &mut start).map_err(|e| Self::copy_error(e, path, encoding))?;
+        let mut whole = (&start[..filled]).chain(stdin);
+        if has_signature(&start[..filled]) {
+            let mut spool = tempfile::tempfile().map_err(|e| Self::copy_error(e, path, None))?;
+            let copied = io::copy(&mut (&mut whole).take(limit.saturating_add(1)), &mut spool)
+                .map_err(|e| Self::copy_error(e, path, None))?;
+            if copied > limit {
+                let too_large = io::Error::new(
+                    io::ErrorKind::FileTooLarge,
+                    format!("it is larger than {} MiB", limit / (1024 * 1024)),
+                );
+                return Err(Self::copy_error(too_large, path, None));
+            }
+            return Self::open_sheet(spool, path.to_owned(), options, limit);
+        }
+        let (snapshot, sha256, lines) = Self::snapshot(&mut whole, limit, encoding)
+            .map_err(|e| Self::copy_error(e, path, encoding))?;
+        Ok(Self {
+            snapshot,
+            path: options.source.display(),
+            sha256,
+            lines,
+            sheet: None,
+            header_logged: Arc::default(),
+        })
+    }
+
+    /// A workbook: its sheet read whole (a zip is read at once anyway), the file kept
+    /// for its digest.
+    fn open_sheet(
+        mut file: File,
+        shown: String,
+        options: &InputOptions,
+        limit: u64,
+    ) -> Result<Self, InputError> {
+        let sheet = read_sheet(&file, options.sheet.as_deref(), limit).map_err(|source| {
+            InputError::Sheet {
+                path: shown.clone(),
+                source,
+            }
+        })?;
+        let io_error = |source| InputError::Io {
             path: shown.clone(),
             source,
-        })?;
-        let mut file = File::open(path).map_err(|source| InputError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        let sha256 = crate::text::sha256_reader(&mut file).map_err(|source| InputError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        };
+        file.rewind().map_err(io_error)?;
+        let sha256 = crate::text::sha256_reader(&mut file).map_err(io_error)?;
         tracing::debug!(sheet = %sheet.name, rows = sheet.rows.len(), "read the spreadsheet");
         Ok(Self {
             snapshot: file,
+            lines: sheet.rows.last().map_or(1, |row| row.line),
             path: shown,
             sha256,
-            lines: sheet.rows.last().map_or(1, |(line, _)| *line),
             sheet: Some(Arc::new(sheet)),
+            header_logged: Arc::default(),
         })
     }
 
     fn copy_error(error: io::Error, path: &str, declared: Option<Encoding>) -> InputError {
         if error.kind() == io::ErrorKind::InvalidData {
+            if error.get_ref().is_some_and(|e| e.is::<AlreadyUtf8>()) {
+                return InputError::AlreadyUtf8 {
+                    path: path.to_owned(),
+                };
+            }
             if let Some(not_text) = error.get_ref().and_then(|e| e.downcast_ref::<NotText>()) {
                 return InputError::NotText {
                     path: path.to_owned(),
@@ -146,6 +189,7 @@ impl InputFile {
             sha256,
             lines,
             sheet: None,
+            header_logged: Arc::default(),
         })
     }
 
@@ -201,6 +245,7 @@ impl InputFile {
             };
             let mut reader = RowReader::from_records(records, options, &self.path)?;
             reader.lookup = lookup;
+            self.log_header(&reader);
             return Ok(reader);
         }
         let sniffed;
@@ -217,8 +262,46 @@ impl InputFile {
         };
         let mut reader = RowReader::new(SnapshotReader { file, offset: 0 }, options, &self.path)?;
         reader.lookup = lookup;
+        self.log_header(&reader);
         Ok(reader)
     }
+
+    /// Names the title rows skipped above the header, once for both passes.
+    fn log_header<R: Read>(&self, reader: &RowReader<R>) {
+        let (line, title_rows) = reader.header_place();
+        if title_rows.is_empty() || self.header_logged.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let skipped: Vec<String> = title_rows.iter().map(u64::to_string).collect();
+        tracing::info!(
+            "the header is on line {line}; skipped the rows above it: line {}",
+            skipped.join(", ")
+        );
+    }
+}
+
+/// True when the file starts with a workbook's signature (zip or OLE).
+fn starts_a_workbook(file: &File) -> bool {
+    let mut start = [0u8; SIGNATURE_LEN];
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_at(file, &mut start, 0).unwrap_or(0);
+    #[cfg(not(unix))]
+    let read = 0;
+    has_signature(&start[..read])
+}
+
+/// Reads until `buffer` is full or the input ends; how many bytes were read.
+fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// True when the file needs no decoding: no encoding but UTF-8 declared, and no UTF-16

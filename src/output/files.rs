@@ -6,6 +6,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::console::Stdout;
+
 /// What stands at a path, in words, when it is not a regular file.
 fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
     let kind = meta.file_type();
@@ -79,7 +81,8 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Where a summary or an evidence record goes: a private file, or standard output (`-`).
+/// Where a summary or an evidence record goes: a private file, or standard output (`-`)
+/// as the console writes it.
 #[derive(Debug)]
 pub(crate) enum Sink {
     File(File),
@@ -90,14 +93,14 @@ impl io::Write for Sink {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Sink::File(file) => file.write(bytes),
-            Sink::Stdout => io::stdout().lock().write(bytes),
+            Sink::Stdout => Stdout.write(bytes),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(file) => file.flush(),
-            Sink::Stdout => io::stdout().lock().flush(),
+            Sink::Stdout => Stdout.flush(),
         }
     }
 }

@@ -68,15 +68,22 @@ impl Change {
     }
 }
 
+/// What the plan shows: how many rows would change, the first of them, and, for a review
+/// file with the export's baseline, its age and the rows Drata changed since the export.
+pub(crate) struct PlanView<'a> {
+    pub changes: u64,
+    pub rows: u64,
+    pub shown: &'a [Change],
+    pub age: Option<ExportAge<'a>>,
+    /// Drifted and conflicting rows, in line order.
+    pub diverged: &'a [ReportRow],
+}
+
 /// The plan as one JSON document: counts, and every change with the state before and
 /// after, for scripts.
-pub(crate) fn write_changes_json(
-    out: &mut impl Write,
-    changes: u64,
-    rows: u64,
-    shown: &[Change],
-) -> io::Result<()> {
-    let listed: Vec<serde_json::Value> = shown
+pub(crate) fn write_changes_json(out: &mut impl Write, view: &PlanView<'_>) -> io::Result<()> {
+    let listed: Vec<serde_json::Value> = view
+        .shown
         .iter()
         .map(|change| {
             let before = change.current.as_ref().map(|current| {
@@ -95,17 +102,41 @@ pub(crate) fn write_changes_json(
             })
         })
         .collect();
+    let state = |marked: bool, reason: &str| serde_json::json!({"service_account": marked, "reason": Some(reason).filter(|r| !r.is_empty())});
+    let diverged: Vec<serde_json::Value> = view
+        .diverged
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "line": row.line,
+                "id": row.id(),
+                "outcome": row.outcome.as_str(),
+                "at_export": row.baseline.as_ref().map(|b| state(b.marked, &b.reason)),
+                "row": state(row.flag == Some(true), &row.reason),
+                "drata_now": row.previous.as_ref().map(|p| state(p.marked, p.reason.as_deref().unwrap_or_default())),
+            })
+        })
+        .collect();
     let plan = serde_json::json!({
-        "rows": rows,
-        "would_update": changes,
+        "rows": view.rows,
+        "would_update": view.changes,
         "changes": listed,
+        "exported_at": view.age.as_ref().map(|age| age.exported_at),
+        "changed_since_export": view.age.as_ref().map(|age| age.changed),
+        "diverged": diverged,
     });
     serde_json::to_writer_pretty(&mut *out, &plan)?;
     writeln!(out)
 }
 
+/// The plan as text: the changes, then the export's age and the rows that diverged.
+pub(crate) fn print_plan(out: &mut impl Write, view: &PlanView<'_>) -> io::Result<()> {
+    print_changes(out, view.changes, view.rows, view.shown)?;
+    print_divergences(out, view.age.as_ref(), view.diverged)
+}
+
 /// Prints how many rows would change and the first [`CHANGES_SHOWN`] of them.
-pub(crate) fn print_changes(
+fn print_changes(
     out: &mut impl Write,
     changes: u64,
     rows: u64,
@@ -169,7 +200,7 @@ fn baseline_text(baseline: &Baseline) -> String {
 
 /// Prints the export's age and the rows Drata changed since the export, with the state
 /// at export, the row and Drata now: drifted ones (kept as Drata has them) and conflicts.
-pub(crate) fn print_divergences(
+fn print_divergences(
     out: &mut impl Write,
     age: Option<&ExportAge<'_>>,
     diverged: &[ReportRow],

@@ -38,6 +38,11 @@ pub struct SimulatorConfig {
     /// Share of requests answered only after `slow_delay`.
     pub slow_rate: f64,
     pub slow_delay: Duration,
+    /// Requests worked on at once; beyond that, answered 503 (a server that admits few).
+    pub max_in_flight: Option<u64>,
+    /// When set, requests are worked on one at a time, each taking this long: the latency
+    /// grows with the requests in flight (a server that queues).
+    pub queue_delay: Duration,
     pub seed: u64,
 }
 
@@ -59,6 +64,8 @@ impl Default for SimulatorConfig {
             slow_rate: 0.0,
             // Beyond the client's default 30 s timeout.
             slow_delay: Duration::from_secs(35),
+            max_in_flight: None,
+            queue_delay: Duration::ZERO,
             seed: 1,
         }
     }
@@ -110,6 +117,8 @@ pub struct SimStats {
     pub dropped: AtomicU64,
     /// Answers held back by `--slow-ms` (`--slow-rate`).
     pub slowed: AtomicU64,
+    /// Requests answered 503 because `--max-in-flight` were being worked on.
+    pub overloaded: AtomicU64,
     /// Microseconds from the simulator's start to the first request received (0 before
     /// any); with `last_request_us` and `requests`, the request rate the server saw.
     pub first_request_us: AtomicU64,
@@ -156,6 +165,10 @@ struct Sim {
     version_control: Mutex<Vec<StoredIdentity>>,
     bucket: Option<Mutex<LeakyBucket>>,
     rng: Mutex<fastrand::Rng>,
+    /// Requests being worked on (`--max-in-flight`).
+    in_flight: AtomicU64,
+    /// Held while a request is worked on (`--queue-ms`).
+    queue: tokio::sync::Mutex<()>,
 }
 
 type Shared = Arc<Sim>;
@@ -268,6 +281,8 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         stats: Arc::clone(&stats),
         config,
         started: Instant::now(),
+        in_flight: AtomicU64::new(0),
+        queue: tokio::sync::Mutex::new(()),
     });
     let app = Router::new()
         .route("/public/user-identities/{kind}", get(list))
@@ -367,9 +382,29 @@ impl Sim {
             self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
             return Err(error(StatusCode::UNAUTHORIZED, json!("Unauthorized")));
         }
+        self.work().await
+    }
+
+    /// The time a request takes: the latency, one at a time with `--queue-ms`, refused
+    /// with a 503 beyond `--max-in-flight`.
+    async fn work(&self) -> Result<(), Response> {
+        let at_once = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.config.max_in_flight.is_some_and(|max| at_once > max) {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!("Service Unavailable"),
+            ));
+        }
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
+        if !self.config.queue_delay.is_zero() {
+            let _one_at_a_time = self.queue.lock().await;
+            tokio::time::sleep(self.config.queue_delay).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -69,19 +69,15 @@ fn any_2xx_is_updated_at_once_whatever_the_body() {
         _ => shapes[(seen.id().unwrap() - 1) as usize].clone(),
     });
     let csv = rows_csv(1, count);
-    let (run, rows, work) = apply_on_server(
-        &server,
-        &csv,
-        &[
-            // This server's listing never changes: the check after the run would find
-            // nothing applied. The answers alone are the subject here.
-            "--no-verify",
-            "--undo",
-            "undo.csv",
-            "--evidence",
-            "evidence.md",
-        ],
-    );
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on(&server)
+        .input(&csv)
+        // This server's listing never changes: the check after the run would find
+        // nothing applied. The answers alone are the subject here.
+        .args(["--no-verify", "--undo", "undo.csv"])
+        .args(["--evidence", "evidence.md"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows.len() as u64, count);
     for row in &rows {
@@ -103,14 +99,12 @@ fn any_2xx_is_updated_at_once_whatever_the_body() {
 #[test]
 fn an_understated_total_does_not_hide_identities() {
     let server = TestServer::scripted(|seen, _| honest_pages(seen, 130, "50"));
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n",
-    );
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .input("id,flag,reason\n60,false,x\n100,false,x\n130,false,x\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert!(rows.iter().all(|r| r["outcome"] == "unchanged"), "{rows:?}");
     assert_eq!(gets(&server), 3, "paged while pages came back full");
     assert!(
@@ -128,11 +122,12 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
         "GET" => honest_pages(seen, 160, "160"),
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n120,true,ci\n");
-    let plan = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&server)
+        .input("id,flag,reason\n120,true,ci\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 1, "{}", plan.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = plan.rows.clone();
     assert_eq!(rows[0]["outcome"], "not_found");
     assert!(rows[0]["error"].contains("may be incomplete"), "{rows:?}");
     assert!(
@@ -141,13 +136,12 @@ fn a_repeated_page_warns_and_apply_still_sends_what_the_listing_missed() {
         plan.stderr
     );
 
-    let apply = on_server(
-        &server,
-        &work,
-        &["apply", "in.csv", "--no-verify", "--report", "a.csv"],
-    );
+    let apply = Apply::on(&server)
+        .input("id,flag,reason\n120,true,ci\n")
+        .args(["--no-verify", "--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    let rows = read_report(&work.path("a.csv"));
+    let rows = apply.rows.clone();
     assert_eq!(
         rows[0]["outcome"], "updated",
         "the listing's silence is no proof"
@@ -165,11 +159,10 @@ fn the_same_id_on_two_pages_is_one_identity() {
         }
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        "username,flag,reason\nuser5,true,ci\n",
-        &["--no-verify"],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("username,flag,reason\nuser5,true,ci\n")
+        .args(["--no-verify"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(rows[0]["outcome"], "updated");
     assert_eq!(rows[0]["id"], "5", "not ambiguous with itself");
@@ -181,9 +174,10 @@ fn a_listing_that_never_ends_is_stopped_past_its_total() {
         let p = page_number(seen);
         page(&items((p - 1) * 50 + 1, p * 50), "100")
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n7,false,x\n");
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .input("id,flag,reason\n7,false,x\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(gets(&server), 12, "2 announced pages and 10 more at most");
     assert!(run.stderr.contains("far past its total"), "{}", run.stderr);
@@ -203,16 +197,17 @@ fn a_malformed_item_is_skipped_with_a_warning() {
         }
         _ => Reply::identity(seen.id().unwrap()),
     });
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n2,false,x\n4,true,x\n");
-    let run = on_server(&server, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&server)
+        .input("id,flag,reason\n2,false,x\n4,true,x\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("2 listing items had no readable id"),
         "{}",
         run.stderr
     );
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert_eq!(
         outcomes(&rows),
         vec![(2, "unchanged".into()), (3, "would_update".into())]

@@ -17,17 +17,7 @@ fn export_rows(text: &str) -> Vec<HashMap<String, String>> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().unwrap().clone();
     assert_eq!(headers.iter().collect::<Vec<_>>().join(","), HEADER);
-    reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            headers
-                .iter()
-                .zip(record.iter())
-                .map(|(h, v)| (h.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
+    records_by_header(reader)
 }
 
 fn ids(rows: &[HashMap<String, String>]) -> Vec<u64> {
@@ -56,7 +46,7 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
     let export = |name: &str| {
-        let run = on_sim(&sim, &work, &["export", "-o", name]);
+        let run = Export::on(&sim).within(&work).args(["-o", name]).run();
         assert_eq!(run.code, 0, "{}", run.stderr);
         std::fs::read_to_string(work.path(name)).unwrap()
     };
@@ -80,10 +70,13 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
     // rows need none while they stay unmarked.
     let review = ["--reason-if-true", "Q4 review: automation"];
     let apply = |input: &str, extra: &[&str]| {
-        let report = format!("{input}.report.csv");
-        let mut args = vec!["apply", input, "--reconcile", "--report", &report];
-        args.extend_from_slice(extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file(input)
+            .args(["--reconcile"])
+            .args(extra)
+            .report(&format!("{input}.report.csv"))
+            .run();
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
     };
 
@@ -131,7 +124,7 @@ fn the_review_round_trip_sends_only_the_edits_and_its_undo_restores_the_export()
 fn export_suggests_the_unmarked_automation_accounts_and_says_why() {
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export"]);
+    let run = Export::on(&sim).within(&work).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = export_rows(&run.stdout);
     let by_id = |id: u64| rows[id as usize - 1].clone();
@@ -178,9 +171,7 @@ fn export_filters_by_flag_client_type_and_connection() {
     let sim = simulator(|c| c.identities = 120);
     let work = Workdir::new();
     let export = |extra: &[&str]| {
-        let mut args = vec!["export"];
-        args.extend_from_slice(extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Export::on(&sim).within(&work).args(extra).run();
         assert_eq!(run.code, 0, "{extra:?}: {}", run.stderr);
         export_rows(&run.stdout)
     };
@@ -211,7 +202,7 @@ fn the_listing_is_read_in_ceil_n_plus_1_over_50_gets() {
     for (identities, gets) in [(0u64, 1u64), (50, 2), (51, 2), (120, 3)] {
         let sim = simulator(|c| c.identities = identities);
         let work = Workdir::new();
-        let run = on_sim(&sim, &work, &["export"]);
+        let run = Export::on(&sim).within(&work).run();
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(export_rows(&run.stdout).len() as u64, identities);
         assert_eq!(
@@ -227,7 +218,10 @@ fn the_listing_is_read_in_ceil_n_plus_1_over_50_gets() {
 fn excel_csv_has_a_bom_and_crlf() {
     let sim = simulator(|c| c.identities = 10);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export", "--excel", "-o", "excel.csv"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["--excel", "-o", "excel.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let bytes = std::fs::read(work.path("excel.csv")).unwrap();
     assert!(bytes.starts_with(b"\xEF\xBB\xBFid,serviceAccount,"));
@@ -236,11 +230,11 @@ fn excel_csv_has_a_bom_and_crlf() {
     assert_eq!(text.matches('\n').count(), 11, "no bare LF");
     assert_eq!(export_rows(&text.replace("\r\n", "\n")).len(), 10);
     // The same file is valid input as it is.
-    let run = drata(
-        work.dir.path(),
-        &["validate", "excel.csv", "--reason", "x"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .file("excel.csv")
+        .args(["--reason", "x"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -260,12 +254,10 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
         }
     });
     let work = Workdir::new();
-    let key = [("DRATA_API_KEY", "test-key")];
-    let run = drata(
-        work.dir.path(),
-        &["export", "--base-url", &server.url, "-o", "safe.csv"],
-        &key,
-    );
+    let run = Export::on(&server)
+        .within(&work)
+        .args(["-o", "safe.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = std::fs::read_to_string(work.path("safe.csv")).unwrap();
     let rows = export_rows(&text);
@@ -277,21 +269,11 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
         "only a cell's start is risky"
     );
     // The quote is read back off: the unedited file changes nothing.
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "safe.csv",
-            "--base-url",
-            &server.url,
-            "--reconcile",
-            "--reason",
-            "x",
-            "--report",
-            "r.csv",
-        ],
-        &key,
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("safe.csv")
+        .args(["--reconcile", "--reason", "x", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         server.seen().iter().filter(|s| s.method == "PUT").count(),
@@ -305,7 +287,10 @@ fn cells_are_formula_safe_and_safe_reasons_round_trip_unchanged() {
 fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() {
     let sim = simulator(|c| c.identities = 30);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.xlsx"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let file = std::fs::File::open(work.path("review.xlsx")).unwrap();
     let mut zip = zip::ZipArchive::new(file).expect("an xlsx is a zip");
@@ -330,7 +315,10 @@ fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() 
     assert!(strings.contains("alice.nguyen"));
     assert!(strings.contains("Seeded: automation account"));
     // Without a file, a workbook is refused before any request.
-    let run = on_sim(&sim, &work, &["export", "--format", "xlsx"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["--format", "xlsx"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("-o PATH"), "{}", run.stderr);
 }
@@ -340,7 +328,10 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
     let sim = simulator(|c| c.identities = 3);
     let work = Workdir::new();
     work.write("taken.csv", "keep me\n");
-    let run = on_sim(&sim, &work, &["export", "-o", "taken.csv"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "taken.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert_eq!(
@@ -356,7 +347,10 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
     {
         std::os::unix::fs::symlink(work.path("taken.csv"), work.path("link.csv")).unwrap();
         // Only a regular file is ever replaced, even with --force.
-        let run = on_sim(&sim, &work, &["export", "-o", "link.csv", "--force"]);
+        let run = Export::on(&sim)
+            .within(&work)
+            .args(["-o", "link.csv", "--force"])
+            .run();
         assert_eq!(run.code, 2, "{}", run.stderr);
         assert_eq!(
             std::fs::read_to_string(work.path("taken.csv")).unwrap(),
@@ -371,11 +365,11 @@ fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
 fn a_listing_that_cannot_be_read_exits_3_and_leaves_no_file() {
     let server = TestServer::scripted(|_, _| Reply::json(401, r#"{"message":"Unauthorized"}"#));
     let work = Workdir::new();
-    let run = drata(
-        work.dir.path(),
-        &["export", "--base-url", &server.url, "-o", "out.csv"],
-        &[("DRATA_API_KEY", "k3y-s3cret-401")],
-    );
+    let run = Export::on(&server)
+        .within(&work)
+        .args(["-o", "out.csv"])
+        .key("k3y-s3cret-401")
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(!work.path("out.csv").exists());
     assert!(!run.stderr.contains("k3y-s3cret"), "{}", run.stderr);

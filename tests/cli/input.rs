@@ -1,43 +1,14 @@
 //! Reading the input: the CSV dialect, header matching, ids, flags and reasons, duplicates,
 //! invalid rows, standard input, and the `validate` command.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crate::support::*;
 
-/// Runs `apply` on `csv` against a fresh simulator; returns the run, the report rows and
-/// the simulator. Asserts rows in == rows out whenever the run got as far as a report.
-fn apply_on_simulator(
-    csv: &str,
-    extra: &[&str],
-) -> (Run, Vec<HashMap<String, String>>, RunningSimulator) {
-    let work = Workdir::new();
-    let sim = simulator(|_| {});
-    let input = work.write("input.csv", csv);
-    let report = work.path("report.csv");
-    let url = sim.base_url();
-    let mut args = vec![
-        "apply",
-        input.to_str().unwrap(),
-        "--base-url",
-        &url,
-        "--report",
-        report.to_str().unwrap(),
-        "--rate",
-        "unlimited",
-        // These tests are about reading rows: every valid row is sent, as it was before
-        // apply compared rows with the state.
-        "--resend",
-    ];
-    args.extend_from_slice(extra);
-    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
-    let rows = if report.exists() {
-        read_report(&report)
-    } else {
-        Vec::new()
-    };
-    (run, rows, sim)
+/// `apply` against `sim` sending every valid row: these tests are about reading rows, so
+/// every row is sent, as it was before apply compared rows with the state.
+fn apply_every_row<'w>(sim: &RunningSimulator) -> Invocation<'w> {
+    Apply::on(sim).args(["--resend"])
 }
 
 #[test]
@@ -47,7 +18,8 @@ fn bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
                2,true,\"said \"\"bot\"\"\"\r\n\
                3,true,\"two\r\nlines\"\r\n\
                4,false,plain\r\n";
-    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -67,7 +39,8 @@ fn bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
 #[test]
 fn blank_lines_are_ignored_but_still_counted() {
     let csv = "id,flag,reason\n\n1,true,a\n   \n\n2,false,b\n";
-    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -78,10 +51,10 @@ fn blank_lines_are_ignored_but_still_counted() {
 #[test]
 fn rows_whose_cells_are_all_empty_are_ignored_like_blank_lines() {
     // As Excel and Google Sheets end their exports.
-    let (run, rows, _sim) = apply_on_simulator(
-        "id,flag,reason\n1,true,a\n,,\n , ,\n\"\",,\n2,true,b\n,,\n",
-        &[],
-    );
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input("id,flag,reason\n1,true,a\n,,\n , ,\n\"\",,\n2,true,b\n,,\n")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -94,7 +67,8 @@ fn headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
     let csv = "Reviewer,Service Account Reason,SERVICE_ACCOUNT,I-D,Notes\n\
                dana,CI runner,yes,5,x@example.com\n";
     // "I-D" normalizes to "id"; extra columns are ignored.
-    let (run, rows, _sim) = apply_on_simulator(csv, &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = line(&rows, 2);
     assert_eq!(
@@ -111,19 +85,12 @@ fn headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
 #[test]
 fn column_options_and_delimiter_override_the_defaults() {
     let csv = "identity;is_bot;why;serviceAccount\n7;n;left the company;true\n";
-    let (run, rows, _sim) = apply_on_simulator(
-        csv,
-        &[
-            "--id-column",
-            "identity",
-            "--flag-column",
-            "Is Bot",
-            "--reason-column",
-            "why",
-            "--delimiter",
-            ";",
-        ],
-    );
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--id-column", "identity", "--flag-column", "Is Bot"])
+        .args(["--reason-column", "why", "--delimiter", ";"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = line(&rows, 2);
     assert_eq!(row["id"], "7");
@@ -142,9 +109,13 @@ fn ids_are_decimal_integers_from_1_to_2_pow_53_minus_1() {
                9007199254740992,true,too large\n\
                0,true,zero\n\
                -4,true,negative\n\
-               1e3,true,not decimal\n\
+               1.5,true,not whole\n\
                ,true,empty\n";
-    let (run, rows, _sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let outcomes = outcomes(&rows);
     assert_eq!(outcomes[0], (2, "updated".into()));
@@ -172,7 +143,11 @@ fn flags_accept_true_false_yes_no_y_n_1_0_in_any_case() {
     for (i, word) in words.iter().enumerate() {
         csv.push_str(&format!("{},{word},r\n", i + 1));
     }
-    let (run, rows, _sim) = apply_on_simulator(&csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(&csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let expected = [
         "true", "false", "true", "false", "true", "false", "true", "false",
@@ -197,7 +172,11 @@ fn reasons_are_trimmed_required_and_at_most_30000_utf16_units() {
     let csv = format!(
         "id,flag,reason\n1,true,  padded  \n2,true,{exactly}\n3,true,{over}\n4,true,\n5,false,   \n"
     );
-    let (run, rows, sim) = apply_on_simulator(&csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(&csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["reason"], "padded");
     assert_eq!(
@@ -216,15 +195,20 @@ fn reasons_are_trimmed_required_and_at_most_30000_utf16_units() {
 
 #[test]
 fn reason_option_fills_blank_cells_and_an_absent_column() {
-    let (run, rows, _sim) = apply_on_simulator(
-        "id,flag,reason\n1,true,own reason\n2,true,\n",
-        &["--reason", "Q3 review"],
-    );
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input("id,flag,reason\n1,true,own reason\n2,true,\n")
+        .args(["--reason", "Q3 review"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["reason"], "own reason");
     assert_eq!(line(&rows, 3)["reason"], "Q3 review");
 
-    let (run, rows, _sim) = apply_on_simulator("id,flag\n1,true\n", &["--reason", "Q3 review"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input("id,flag\n1,true\n")
+        .args(["--reason", "Q3 review"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["reason"], "Q3 review");
 }
@@ -237,7 +221,11 @@ fn identical_duplicates_are_sent_once_and_conflicts_invalidate_every_row() {
                2,true,one\n\
                2,true,other\n\
                2,true,one\n";
-    let (run, rows, sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -260,7 +248,11 @@ fn identical_duplicates_are_sent_once_and_conflicts_invalidate_every_row() {
 #[test]
 fn wrong_field_counts_name_the_line_and_the_column() {
     let csv = "id,flag,reason\n1,true,ok\n2,true\n3,true,a,b\n";
-    let (run, rows, _sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1);
     assert_eq!(line(&rows, 2)["outcome"], "updated");
     assert!(line(&rows, 3)["error"].contains("column reason: missing"));
@@ -270,7 +262,8 @@ fn wrong_field_counts_name_the_line_and_the_column() {
 #[test]
 fn invalid_rows_block_the_run_unless_skip_invalid() {
     let csv = "id,flag,reason\n1,true,ok\n2,perhaps,bad flag\n3,true,ok\n";
-    let (run, rows, sim) = apply_on_simulator(csv, &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("line 3, column flag"), "{}", run.stderr);
     assert_eq!(
@@ -288,7 +281,11 @@ fn invalid_rows_block_the_run_unless_skip_invalid() {
         "the report still has every row"
     );
 
-    let (run, rows, sim) = apply_on_simulator(csv, &["--skip-invalid"]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1);
     assert_eq!(outcomes(&rows)[0], (2, "updated".into()));
     assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 2);
@@ -296,7 +293,8 @@ fn invalid_rows_block_the_run_unless_skip_invalid() {
 
 #[test]
 fn missing_columns_and_unreadable_files_exit_2_before_anything_is_sent() {
-    let (run, rows, sim) = apply_on_simulator("id,reason\n1,x\n", &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input("id,reason\n1,x\n").run();
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("no service-account flag column"),
@@ -306,25 +304,20 @@ fn missing_columns_and_unreadable_files_exit_2_before_anything_is_sent() {
     assert!(rows.is_empty());
     assert_eq!(sim.stats.requests.load(Ordering::Relaxed), 0);
 
-    let work = Workdir::new();
-    let run = drata(work.dir.path(), &["validate", "nope.csv"], &[]);
+    let run = Validate::offline().file("nope.csv").run();
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("nope.csv"), "{}", run.stderr);
 }
 
 #[test]
 fn standard_input_is_read_and_its_report_gets_a_stdin_name() {
-    let work = Workdir::new();
     let sim = simulator(|_| {});
-    let url = sim.base_url();
-    let run = run_with_stdin(
-        work.dir.path(),
-        &["apply", "-", "--base-url", &url, "--rate", "unlimited"],
-        &[("DRATA_API_KEY", SIM_TOKEN)],
-        Some("id,flag,reason\n1,true,a\n2,false,b\n"),
-    );
+    let run = apply_every_row(&sim)
+        .stdin("id,flag,reason\n1,true,a\n2,false,b\n")
+        .no_report()
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let report = std::fs::read_dir(work.dir.path())
+    let report = std::fs::read_dir(run.work.dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -337,12 +330,9 @@ fn standard_input_is_read_and_its_report_gets_a_stdin_name() {
 
 #[test]
 fn validate_needs_no_token_or_network_and_lists_every_problem() {
-    let work = Workdir::new();
-    let input = work.write(
-        "in.csv",
-        "id,flag,reason\n1,true,a\nx,true,b\n3,maybe,c\n1,false,d\n",
-    );
-    let run = drata(work.dir.path(), &["validate", input.to_str().unwrap()], &[]);
+    let run = Validate::offline()
+        .input("id,flag,reason\n1,true,a\nx,true,b\n3,maybe,c\n1,false,d\n")
+        .run();
     assert_eq!(run.code, 1);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", run.stdout);
@@ -351,14 +341,14 @@ fn validate_needs_no_token_or_network_and_lists_every_problem() {
     assert!(lines[2].starts_with("line 4, column flag:"));
     assert!(lines[3].starts_with("line 5, column id:"));
 
-    let good = work.write("good.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(work.dir.path(), &["validate", good.to_str().unwrap()], &[]);
+    let run = Validate::offline()
+        .input("id,flag,reason\n1,true,a\n")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
 #[test]
 fn validate_lists_every_problem_of_a_large_input() {
-    let work = Workdir::new();
     let mut csv = String::from("id,flag,reason\n");
     for id in 1..=3000u64 {
         let flag = if id % 500 == 0 { "maybe" } else { "true" };
@@ -366,8 +356,7 @@ fn validate_lists_every_problem_of_a_large_input() {
             "{id},{flag},a reason long enough to fill the buffers {id}\n"
         ));
     }
-    let input = work.write("big.csv", &csv);
-    let run = drata(work.dir.path(), &["validate", input.to_str().unwrap()], &[]);
+    let run = Validate::offline().input(csv).run();
     assert_eq!(run.code, 1);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 6, "{}", run.stdout);
@@ -380,33 +369,27 @@ fn validate_lists_every_problem_of_a_large_input() {
 
 #[test]
 fn an_endless_input_is_cut_at_the_copy_limit_and_named() {
-    let work = Workdir::new();
-    let zero = drata(
-        work.dir.path(),
-        &["validate", "/dev/zero", "--max-input-mib", "1"],
-        &[],
-    );
+    let zero = Validate::offline()
+        .file("/dev/zero")
+        .args(["--max-input-mib", "1"])
+        .run();
     assert_eq!(zero.code, 2, "{}", zero.stderr);
     assert!(zero.stderr.contains("larger than 1 MiB"), "{}", zero.stderr);
     assert!(zero.stderr.contains("private copy in"), "{}", zero.stderr);
 
     let endless = "id,flag,reason\n".to_owned() + &"1,true,x\n".repeat(300_000);
-    let piped = run_with_stdin(
-        work.dir.path(),
-        &["validate", "-", "--max-input-mib", "1"],
-        &[],
-        Some(&endless),
-    );
+    let piped = Validate::offline()
+        .stdin(endless.clone())
+        .args(["--max-input-mib", "1"])
+        .run();
     assert_eq!(piped.code, 2, "{}", piped.stderr);
     assert!(piped.stderr.contains("standard input"), "{}", piped.stderr);
 
     // A regular file is read in place, whatever its size: no copy, no limit.
-    work.write("big.csv", &endless);
-    let in_place = drata(
-        work.dir.path(),
-        &["validate", "big.csv", "--max-input-mib", "1"],
-        &[],
-    );
+    let in_place = Validate::offline()
+        .input(endless)
+        .args(["--max-input-mib", "1"])
+        .run();
     assert_eq!(in_place.code, 0, "{}", in_place.stderr);
     assert!(
         in_place.stderr.contains("300000 rows"),
@@ -420,7 +403,8 @@ fn a_quote_never_closed_is_an_invalid_row_and_nothing_is_sent() {
     // Without the check, 152 and 153 would vanish inside 151's reason.
     let csv =
         "id,serviceAccount,reason\n151,true,\"build bot\n152,true,deploy bot\n153,false,human\n";
-    let (run, rows, sim) = apply_on_simulator(csv, &[]);
+    let sim = simulator(|_| {});
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("never closed"), "{}", run.stderr);
     assert_eq!(outcomes(&rows), vec![(2, "invalid".into())]);

@@ -10,9 +10,13 @@
 mod support;
 
 mod answers;
+mod cells;
+mod clock_bound;
 mod concurrency;
+mod docs;
 mod export;
 mod faults;
+mod hostile;
 mod input;
 mod layers;
 mod network;

@@ -8,28 +8,13 @@ use crate::support::*;
 
 #[test]
 fn summary_json_has_counts_requests_and_digests() {
-    let work = Workdir::new();
     let sim = simulator(|_| {});
-    let input = work.write(
-        "in.csv",
-        "id,flag,reason\n1,true,a\n1,true,a\n5000,true,b\n",
-    );
-    let summary_path = work.path("s.json");
-    let url = sim.base_url();
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &url,
-            "--summary-json",
-            summary_path.to_str().unwrap(),
-            "--rate",
-            "unlimited",
-        ],
-        &[("DRATA_API_KEY", SIM_TOKEN)],
-    );
+    let run = Apply::on(&sim)
+        .input("id,flag,reason\n1,true,a\n1,true,a\n5000,true,b\n")
+        .summary()
+        .no_report()
+        .run();
+    let summary_path = run.path("summary.json");
     assert_eq!(run.code, 1, "{}", run.stderr);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
@@ -84,18 +69,11 @@ fn summary_json_schema_field_by_field() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--summary-json",
-            "s.json",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--summary-json", "s.json", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.path("s.json")).unwrap()).unwrap();
@@ -159,23 +137,12 @@ fn evidence_records_who_what_and_the_identities_changed() {
         "in.csv",
         "id,flag,reason\n7,true,Seeded: automation account\n1,true,CI | deploy\n5000,true,gone\n",
     );
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--evidence",
-            "e.md",
-            "--report",
-            "r.csv",
-            "--base-url",
-            &sim.base_url(),
-            "--rate",
-            "unlimited",
-        ],
-        &[("DRATA_API_KEY", SIM_TOKEN), ("USER", "auditor-alice")],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--evidence", "e.md", "--report", "r.csv"])
+        .env("USER", "auditor-alice")
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
     for section in [
@@ -218,20 +185,10 @@ fn evidence_records_who_what_and_the_identities_changed() {
 #[test]
 fn json_logs_are_one_object_per_event_with_the_run_id() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n2,false,b\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--log-format",
-            "json",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .input("id,flag,reason\n1,true,a\n2,false,b\n")
+        .args(["--log-format", "json", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let events: Vec<serde_json::Value> = run
         .stderr
@@ -259,18 +216,11 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
         Reply::identity(seen.id().unwrap()).after(Duration::from_millis(30))
     });
     let csv = rows_csv(1, 20);
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        &csv,
-        &[
-            "--concurrency",
-            "1",
-            "--rate",
-            "unlimited",
-            "--progress-interval",
-            "0.05",
-        ],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input(&csv)
+        .args(["--concurrency", "1", "--rate", "unlimited"])
+        .args(["--progress-interval", "0.05"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("progress done="), "{}", run.stderr);
     assert!(
@@ -278,19 +228,11 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
         "{}",
         run.stderr
     );
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        &csv,
-        &[
-            "--concurrency",
-            "1",
-            "--rate",
-            "unlimited",
-            "--progress-interval",
-            "0.05",
-            "-q",
-        ],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input(&csv)
+        .args(["--concurrency", "1", "--rate", "unlimited"])
+        .args(["--progress-interval", "0.05", "-q"])
+        .run();
     assert_eq!(run.code, 0);
     assert_eq!(run.stderr, "", "quiet and successful: nothing at all");
 }
@@ -325,6 +267,40 @@ fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
 }
 
 #[test]
+fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
+    let work = Workdir::new();
+    for args in [&["--version"][..], &["--log-format", "json", "--help"]] {
+        let run = drata(work.dir.path(), args, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(run.stdout.contains("drata-svcacct"), "{args:?}");
+        assert_eq!(run.stderr, "", "{args:?}");
+    }
+    let unknown = drata(
+        work.dir.path(),
+        &["apply", "in.csv", "--no-such-option"],
+        &[],
+    );
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.starts_with("error: ") && unknown.stderr.contains("--no-such-option"),
+        "clap's own words: {}",
+        unknown.stderr
+    );
+    assert_eq!(unknown.stdout, "");
+    // An error found after parsing: one line, shown under -q too.
+    let missing = drata(work.dir.path(), &["-q", "validate", "missing.csv"], &[]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .starts_with("drata-svcacct: error: cannot read missing.csv"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
 fn options_that_make_no_sense_are_refused_before_any_io() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
@@ -345,19 +321,12 @@ fn the_readme_command_runs_on_the_builtin_simulator() {
     let sample =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/quarterly-review.csv");
     let report = work.path("r.csv");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            sample.to_str().unwrap(),
-            "--simulate",
-            "--report",
-            report.to_str().unwrap(),
-            "--retry-base-ms",
-            "5",
-        ],
-        &[],
-    );
+    let run = Apply::offline()
+        .within(&work)
+        .file(sample.to_str().unwrap())
+        .args(["--simulate", "--report", report.to_str().unwrap()])
+        .args(["--retry-base-ms", "5"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&report);
     assert_eq!(rows.len(), 50);
@@ -369,19 +338,12 @@ fn the_readme_command_runs_on_the_builtin_simulator() {
 fn simulate_ignores_an_exported_base_url() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--simulate",
-            "--rate",
-            "unlimited",
-            "--report",
-            "r.csv",
-        ],
-        &[("DRATA_BASE_URL", "https://public-api.drata.com/public")],
-    );
+    let run = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--simulate", "--rate", "unlimited", "--report", "r.csv"])
+        .env("DRATA_BASE_URL", "https://public-api.drata.com/public")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -423,33 +385,20 @@ fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
         format!("http://{listen}/public"),
         format!("http://{listen}"),
     ] {
-        let run = drata(
-            work.dir.path(),
-            &[
-                "apply",
-                "in.csv",
-                "--base-url",
-                &base,
-                "--report",
-                "r.csv",
-                "--force",
-            ],
-            &[("DRATA_API_KEY", "sim-token")],
-        );
+        let run = Apply::on(base.as_str())
+            .within(&work)
+            .file("in.csv")
+            .args(["--report", "r.csv", "--force"])
+            .key("sim-token")
+            .run();
         assert_eq!(run.code, 0, "{base}: {}", run.stderr);
     }
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &format!("http://{listen}/public"),
-            "--report",
-            "r2.csv",
-        ],
-        &[("DRATA_API_KEY", "wrong")],
-    );
+    let run = Apply::on(&format!("http://{listen}/public"))
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r2.csv"])
+        .key("wrong")
+        .run();
     assert_eq!(run.code, 3, "a wrong token is a 401");
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
@@ -468,11 +417,10 @@ fn version_control_identities_use_their_own_paths() {
             Reply::identity(seen.id().unwrap())
         }
     });
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        "username,flag,reason\noctocat,true,GitHub Actions bot\n",
-        &["--kind", "version-control", "--reconcile"],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("username,flag,reason\noctocat,true,GitHub Actions bot\n")
+        .args(["--kind", "version-control", "--reconcile"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["id"], "3");
     let paths: Vec<String> = server
@@ -490,39 +438,21 @@ fn version_control_identities_use_their_own_paths() {
 
     // The simulator serves both kinds, each with its own state.
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,bot\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--kind",
-            "version-control",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .input("id,flag,reason\n1,true,bot\n")
+        .args(["--kind", "version-control", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         sim.applied().is_empty(),
         "infrastructure identity 1 untouched"
     );
-    let plan = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "in.csv",
-            "--kind",
-            "version-control",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let plan = Plan::on(&sim)
+        .input("id,flag,reason\n1,true,bot\n")
+        .args(["--kind", "version-control", "--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 0);
-    assert_eq!(read_report(&work.path("p.csv"))[0]["outcome"], "unchanged");
+    assert_eq!(plan.rows[0]["outcome"], "unchanged");
 }
 
 #[test]
@@ -534,18 +464,11 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
         Some(id) => Reply::identity(id),
         None => Reply::json(404, "{}"),
     });
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        &(rows_csv(1, 8) + "bad,true,x\n"),
-        &[
-            "-q",
-            "--log-format",
-            "json",
-            "--concurrency",
-            "1",
-            "--skip-invalid",
-        ],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input(&(rows_csv(1, 8) + "bad,true,x\n"))
+        .args(["-q", "--log-format", "json", "--concurrency", "1"])
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(rows.len(), 9);
     let events: Vec<serde_json::Value> = run
@@ -590,27 +513,21 @@ fn json_logs_are_pure_json_with_levels_that_say_what_needs_a_human() {
 #[test]
 fn usage_errors_are_json_under_json_logs() {
     let work = Workdir::new();
-    let usage = drata(
-        work.dir.path(),
-        &["apply", "missing.csv", "--log-format", "json", "--simulate"],
-        &[],
-    );
+    let usage = Apply::offline()
+        .within(&work)
+        .file("missing.csv")
+        .args(["--log-format", "json", "--simulate"])
+        .run();
     assert_eq!(usage.code, 2);
     let error: serde_json::Value = serde_json::from_str(usage.stderr.trim()).unwrap();
     assert_eq!(error["level"], "ERROR");
     assert!(error["message"].as_str().unwrap().contains("missing.csv"));
     // So is one clap finds, before any of our code runs.
-    let unknown = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--log-format",
-            "json",
-            "--no-such-option",
-        ],
-        &[],
-    );
+    let unknown = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--log-format", "json", "--no-such-option"])
+        .run();
     assert_eq!(unknown.code, 2);
     let error: serde_json::Value = serde_json::from_str(unknown.stderr.trim()).unwrap();
     assert_eq!(error["level"], "ERROR");
@@ -624,11 +541,11 @@ fn usage_errors_are_json_under_json_logs() {
 fn the_builtin_simulator_holds_every_id_of_the_input() {
     let work = Workdir::new();
     work.write("in.csv", &rows_csv(1101, 100));
-    let run = drata(
-        work.dir.path(),
-        &["plan", "in.csv", "--simulate", "--report", "p.csv"],
-        &[],
-    );
+    let run = Plan::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--simulate", "--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("p.csv"));
     assert!(

@@ -19,14 +19,12 @@ fn changes_csv() -> String {
 #[test]
 fn the_plan_report_carries_the_state_before() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n7,false,human after all\n2,true,bot\n",
-    );
-    let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let run = Plan::on(&sim)
+        .input("id,flag,reason\n7,false,human after all\n2,true,bot\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert_eq!(line(&rows, 2)["previous_service_account"], "true");
     assert_eq!(
         line(&rows, 2)["previous_reason"],
@@ -39,9 +37,10 @@ fn the_plan_report_carries_the_state_before() {
 #[test]
 fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", &changes_csv());
-    let short = on_sim(&sim, &work, &["plan", "in.csv", "--report", "a.csv"]);
+    let short = Plan::on(&sim)
+        .input(changes_csv())
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(short.code, 0, "{}", short.stderr);
     assert!(
         short.stdout.contains("Would update 24 of 25 rows"),
@@ -49,17 +48,19 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
         short.stdout
     );
     assert!(short.stdout.contains("and 4 more"), "{}", short.stdout);
-    let verbose = on_sim(&sim, &work, &["plan", "in.csv", "--report", "b.csv", "-v"]);
+    let verbose = Plan::on(&sim)
+        .input(changes_csv())
+        .args(["--report", "b.csv", "-v"])
+        .run();
     assert_eq!(
         verbose.stdout.lines().filter(|l| l.contains("→")).count(),
         24
     );
 
-    let json = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "c.csv", "--json"],
-    );
+    let json = Plan::on(&sim)
+        .input(changes_csv())
+        .args(["--report", "c.csv", "--json"])
+        .run();
     assert_eq!(json.code, 0, "{}", json.stderr);
     let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(plan["rows"], 25);
@@ -77,37 +78,20 @@ fn verbose_plans_print_every_change_and_json_plans_hold_them_all() {
 #[test]
 fn detailed_exitcode_tells_changes_pending_from_nothing_to_do() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("pending.csv", &changes_csv());
-    work.write(
-        "done.csv",
-        "id,flag,reason\n7,true,Seeded: automation account\n",
-    );
-    let pending = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "pending.csv",
-            "--detailed-exitcode",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let pending = Plan::on(&sim)
+        .input(changes_csv())
+        .args(["--detailed-exitcode", "--report", "p.csv"])
+        .run();
     assert_eq!(pending.code, 4, "{}", pending.stderr);
-    let done = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "done.csv",
-            "--detailed-exitcode",
-            "--report",
-            "d.csv",
-        ],
-    );
+    let done = Plan::on(&sim)
+        .input("id,flag,reason\n7,true,Seeded: automation account\n")
+        .args(["--detailed-exitcode", "--report", "d.csv"])
+        .run();
     assert_eq!(done.code, 0, "{}", done.stderr);
-    let without = on_sim(&sim, &work, &["plan", "pending.csv", "--report", "w.csv"]);
+    let without = Plan::on(&sim)
+        .input(changes_csv())
+        .args(["--report", "w.csv"])
+        .run();
     assert_eq!(without.code, 0, "the flag decides: {}", without.stderr);
 }
 
@@ -127,25 +111,93 @@ fn plan_help_lists_only_what_plan_takes_and_guessed_flags_point_the_way() {
         assert!(!options.contains(apply_only), "{apply_only}: {options}");
     }
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let dry = drata(work.dir.path(), &["apply", "in.csv", "--dry-run"], &[]);
+    let dry = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--dry-run"])
+        .run();
     assert_eq!(dry.code, 2);
     assert!(dry.stderr.contains("drata-svcacct plan"), "{}", dry.stderr);
-    let output = drata(work.dir.path(), &["apply", "in.csv", "-o", "r.csv"], &[]);
+    let output = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["-o", "r.csv"])
+        .run();
     assert_eq!(output.code, 2);
     assert!(output.stderr.contains("--report PATH"), "{}", output.stderr);
 
     let sim = simulator(|_| {});
     for jobs in [&["-j", "3"][..], &["--jobs", "3"], &["--parallel", "3"]] {
-        let mut args = vec!["apply", "in.csv", "--report", "j.csv", "--force"];
-        args.extend_from_slice(jobs);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file("in.csv")
+            .args(["--report", "j.csv", "--force"])
+            .args(jobs)
+            .run();
         assert_eq!(run.code, 0, "{jobs:?}: {}", run.stderr);
     }
-    let timeout = drata(
-        work.dir.path(),
-        &["apply", "in.csv", "--timeout", "0.0001", "--simulate"],
-        &[],
-    );
+    let timeout = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--timeout", "0.0001", "--simulate"])
+        .run();
     assert_eq!(timeout.code, 2);
     assert!(timeout.stderr.contains("0.1 to 3600"), "{}", timeout.stderr);
+}
+
+#[test]
+fn quiet_silences_the_diff_but_not_a_json_plan_asked_for() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write("in.csv", &changes_csv());
+    let quiet = on_sim(&sim, &work, &["plan", "in.csv", "--report", "q.csv", "-q"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stdout, "", "no diff under -q");
+    assert_eq!(quiet.stderr, "", "a plan that needs nothing says nothing");
+    let json = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "in.csv",
+            "--report",
+            "j.csv",
+            "-q",
+            "--json",
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["would_update"], 24);
+    assert_eq!(json.stderr, "");
+}
+
+#[test]
+fn a_closed_standard_output_ends_a_plan_quietly_with_its_report_and_summary() {
+    let work = Workdir::new();
+    work.write("in.csv", &rows_csv(1, 3000));
+    // -v prints every change, about 250 KB: far more than a pipe holds, so the plan is
+    // still writing when the reader goes away, as with `| head -1`.
+    let mut child = command(
+        work.dir.path(),
+        &["plan", "in.csv", "--simulate", "-v", "--report", "p.csv"],
+    )
+    .spawn()
+    .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with(b"Would update 3000 of 3000 rows"));
+    drop(stdout);
+    let run = finish(child);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.to_lowercase().contains("pipe"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("plan finished"), "{}", run.stderr);
+    assert_eq!(read_report(&work.path("p.csv")).len(), 3000);
 }

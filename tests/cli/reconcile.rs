@@ -10,9 +10,10 @@ fn the_listing_pages_while_pages_come_back_full() {
     // A full page asks for the next one, whatever `total` says: ceil((N + 1) / 50) GETs.
     for (identities, pages) in [(0u64, 1u64), (50, 2), (51, 2), (1000, 21)] {
         let sim = simulator(|c| c.identities = identities);
-        let work = Workdir::new();
-        work.write("in.csv", "id,flag,reason\n1,false,x\n");
-        let run = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+        let run = Plan::on(&sim)
+            .input("id,flag,reason\n1,false,x\n")
+            .args(["--report", "p.csv"])
+            .run();
         let expected = if identities == 0 { 1 } else { 0 };
         assert_eq!(run.code, expected, "{identities}: {}", run.stderr);
         assert_eq!(
@@ -20,7 +21,7 @@ fn the_listing_pages_while_pages_come_back_full() {
             pages,
             "{identities} identities"
         );
-        let rows = read_report(&work.path("p.csv"));
+        let rows = run.rows.clone();
         let outcome = if identities == 0 {
             "not_found"
         } else {
@@ -61,20 +62,14 @@ fn the_listing_pages_while_pages_come_back_full() {
 #[test]
 fn plan_reports_what_would_change_and_sends_no_put() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
     // 7 is seeded as a service account with "Seeded: automation account"; 1 and 2 are not.
-    work.write(
-        "in.csv",
-        "id,flag,reason\n7,true, Seeded: automation account \n1,false,human\n2,true,bot now\n5000,true,x\n2,true,bot now\nbad,true,x\n",
-    );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "p.csv", "--skip-invalid"],
-    );
+    let run = Plan::on(&sim)
+        .input("id,flag,reason\n7,true, Seeded: automation account \n1,false,human\n2,true,bot now\n5000,true,x\n2,true,bot now\nbad,true,x\n")
+        .args(["--report", "p.csv", "--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "not_found and invalid rows: {}", run.stderr);
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
-    let rows = read_report(&work.path("p.csv"));
+    let rows = run.rows.clone();
     assert_eq!(
         outcomes(&rows),
         vec![
@@ -102,23 +97,10 @@ fn plan_reports_what_would_change_and_sends_no_put() {
 #[test]
 fn plan_never_sends_updates() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1)));
-    let (_run, _rows, _w) = {
-        let work = Workdir::new();
-        work.write("in.csv", "id,flag,reason\n1,true,a\n");
-        let run = drata(
-            work.dir.path(),
-            &[
-                "plan",
-                "in.csv",
-                "--base-url",
-                &server.url,
-                "--report",
-                "p.csv",
-            ],
-            &[("DRATA_API_KEY", "k")],
-        );
-        (run, (), work)
-    };
+    Plan::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .report("p.csv")
+        .run();
     assert!(
         server.seen().iter().all(|s| s.method == "GET"),
         "plan sent a write"
@@ -128,18 +110,12 @@ fn plan_never_sends_updates() {
 #[test]
 fn reconcile_skips_rows_in_the_desired_state_and_sends_ids_missing_from_the_listing() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n7,true,Seeded: automation account\n14,true,a new reason\n1,false,human\n3,true,bot\n5000,false,gone\n",
-    );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--reconcile", "--report", "r.csv"],
-    );
+    let run = Apply::on(&sim)
+        .input("id,flag,reason\n7,true,Seeded: automation account\n14,true,a new reason\n1,false,human\n3,true,bot\n5000,false,gone\n")
+        .args(["--reconcile", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let rows = read_report(&work.path("r.csv"));
+    let rows = run.rows.clone();
     assert_eq!(
         outcomes(&rows),
         vec![
@@ -162,21 +138,10 @@ fn reconcile_skips_rows_in_the_desired_state_and_sends_ids_missing_from_the_list
 #[test]
 fn max_changes_refuses_before_the_first_put() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", &rows_csv(1, 10));
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "5",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .input(rows_csv(1, 10))
+        .args(["--reconcile", "--max-changes", "5", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr
@@ -185,24 +150,15 @@ fn max_changes_refuses_before_the_first_put() {
         run.stderr
     );
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0);
-    let rows = read_report(&work.path("r.csv"));
+    let rows = run.rows.clone();
     assert_eq!(rows.len(), 10);
     // Id 7 is already a service account, but with another reason: it would change too.
     assert!(rows.iter().all(|r| r["outcome"] == "not_attempted"));
 
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "10",
-            "--report",
-            "r2.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .input(rows_csv(1, 10))
+        .args(["--reconcile", "--max-changes", "10", "--report", "r2.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 10);
 }
@@ -215,19 +171,11 @@ fn undo_restores_the_previous_state() {
         "in.csv",
         "id,flag,reason\n7,false,not a bot after all\n1,true,=now a bot\n2,false,unchanged human\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut undo = csv::Reader::from_path(work.path("undo.csv")).unwrap();
     assert_eq!(
@@ -253,11 +201,11 @@ fn undo_restores_the_previous_state() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let rollback = on_sim(
-        &sim,
-        &work,
-        &["apply", "undo.csv", "--reconcile", "--report", "u.csv"],
-    );
+    let rollback = Apply::on(&sim)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "u.csv"])
+        .run();
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     // Id 7 is a service account with its old reason again, id 1 is not one any more.
     let check = work.write(
@@ -265,7 +213,11 @@ fn undo_restores_the_previous_state() {
         "id,flag,reason\n7,true,Seeded: automation account\n1,false,x\n",
     );
     let _ = check;
-    let plan = on_sim(&sim, &work, &["plan", "check.csv", "--report", "c.csv"]);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("check.csv")
+        .args(["--report", "c.csv"])
+        .run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(read_report(&work.path("c.csv"))
         .iter()
@@ -276,11 +228,11 @@ fn undo_restores_the_previous_state() {
 fn undo_requires_reconcile() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &["apply", "in.csv", "--simulate", "--undo", "u.csv"],
-        &[],
-    );
+    let run = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--simulate", "--undo", "u.csv"])
+        .run();
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("--reconcile"), "{}", run.stderr);
 }
@@ -298,11 +250,11 @@ fn rows_can_name_identities_by_username_or_email() {
          alice.nguyen,,,true,ambiguous\n\
          nobody,,,true,unknown\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--report", "r.csv", "--skip-invalid"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv", "--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(
@@ -333,7 +285,7 @@ fn rows_can_name_identities_by_username_or_email() {
     assert_eq!(applied, vec![2, 4]);
 
     // validate needs no network: such rows are checked for shape only.
-    let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    let run = Validate::offline().within(&work).file("in.csv").run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -341,12 +293,10 @@ fn rows_can_name_identities_by_username_or_email() {
 fn an_id_that_belongs_to_someone_else_is_invalid_and_never_sent() {
     // In the simulator, id 80 is goran.smith and id 77 is svc-backup-77.
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,username,serviceAccount,reason\n80,svc-deploy-80,true,deploy\n77,svc-backup-77,true,backup\n",
-    );
-    let plan = on_sim(&sim, &work, &["plan", "in.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&sim)
+        .input("id,username,serviceAccount,reason\n80,svc-deploy-80,true,deploy\n77,svc-backup-77,true,backup\n")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     assert!(
         plan.stderr
@@ -354,14 +304,13 @@ fn an_id_that_belongs_to_someone_else_is_invalid_and_never_sent() {
         "{}",
         plan.stderr
     );
-    let apply = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--skip-invalid", "--report", "a.csv"],
-    );
+    let apply = Apply::on(&sim)
+        .input("id,username,serviceAccount,reason\n80,svc-deploy-80,true,deploy\n77,svc-backup-77,true,backup\n")
+        .args(["--skip-invalid", "--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 1, "{}", apply.stderr);
     assert_eq!(
-        outcomes(&read_report(&work.path("a.csv"))),
+        outcomes(&apply.rows),
         vec![(2, "invalid".into()), (3, "updated".into())]
     );
     let applied: Vec<u64> = sim.applied().into_keys().collect();
@@ -376,14 +325,18 @@ fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
         "in.csv",
         "Identity ID,Username,serviceAccount,reason\nAWS-000000633520,goran.smith,true,x\n",
     );
-    let validate = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    let validate = Validate::offline().within(&work).file("in.csv").run();
     assert_eq!(validate.code, 2, "{}", validate.stderr);
     assert!(
         validate.stderr.contains("--id-column \"Identity ID\""),
         "{}",
         validate.stderr
     );
-    let apply = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(apply.code, 2, "{}", apply.stderr);
     assert_eq!(
         sim.stats.puts.load(Ordering::Relaxed),
@@ -395,18 +348,11 @@ fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
         "ids.csv",
         "Identity ID,serviceAccount,reason\n80,false,human\n",
     );
-    let named = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "ids.csv",
-            "--id-column",
-            "Identity ID",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let named = Plan::on(&sim)
+        .within(&work)
+        .file("ids.csv")
+        .args(["--id-column", "Identity ID", "--report", "p.csv"])
+        .run();
     assert_eq!(named.code, 0, "{}", named.stderr);
 }
 
@@ -414,7 +360,7 @@ fn an_id_like_header_stops_the_run_and_asks_for_id_column() {
 fn headers_ignore_punctuation_and_the_column_mapping_is_printed() {
     let work = Workdir::new();
     work.write("in.csv", "ID,Service Account?,Reason:\n5,yes,CI\n");
-    let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    let run = Validate::offline().within(&work).file("in.csv").run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
@@ -428,12 +374,10 @@ fn headers_ignore_punctuation_and_the_column_mapping_is_printed() {
 fn an_id_missing_from_the_listing_whose_name_is_someone_else_is_invalid() {
     // In the simulator of 100 identities, id 150 does not exist and svc-backup-77 is id 77.
     let sim = simulator(|c| c.identities = 100);
-    let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,username,serviceAccount,reason\n150,svc-backup-77,true,svc\n",
-    );
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .input("id,username,serviceAccount,reason\n150,svc-backup-77,true,svc\n")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains(

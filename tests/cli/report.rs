@@ -8,18 +8,9 @@ fn is_private_complete_spreadsheet_safe_and_not_overwritten_without_force() {
         "id,flag,reason\n1,true,=HYPERLINK(\"x\")\n2,true,+1\n3,true,@me\n4,true,-x\n5,true,ok\n";
     let work = Workdir::new();
     let sim = simulator(|_| {});
-    let input = work.write("in.csv", csv);
-    let report = work.path("r.csv");
-    let url = sim.base_url();
-    let args = [
-        "apply",
-        input.to_str().unwrap(),
-        "--base-url",
-        &url,
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    let first = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    let report = work.path("report.csv");
+    let apply = || Apply::on(&sim).within(&work).input(csv);
+    let first = apply().run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     #[cfg(unix)]
     {
@@ -40,14 +31,12 @@ fn is_private_complete_spreadsheet_safe_and_not_overwritten_without_force() {
         "{finished}"
     );
 
-    let again = drata(work.dir.path(), &args, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    let again = apply().run();
     assert_eq!(again.code, 2, "an existing report is never overwritten");
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
     assert_eq!(read_report(&report).len(), 5);
 
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    let forced = drata(work.dir.path(), &forced, &[("DRATA_API_KEY", SIM_TOKEN)]);
+    let forced = apply().args(["--force"]).run();
     assert_eq!(forced.code, 0, "{}", forced.stderr);
 }
 
@@ -57,20 +46,11 @@ fn an_existing_summary_file_stops_the_run_before_anything_is_sent() {
     let work = Workdir::new();
     work.write("s.json", "{}");
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--summary-json",
-            "s.json",
-            "--report",
-            "r.csv",
-        ],
-        &[("DRATA_API_KEY", "k")],
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--summary-json", "s.json", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(server.seen().is_empty());
     assert!(!work.path("r.csv").exists(), "no report is left behind");

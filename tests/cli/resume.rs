@@ -23,34 +23,16 @@ fn stop_finishes_requests_in_flight(sent: i32, code: i32) {
     let server = TestServer::start(|seen, _| {
         Reply::identity(seen.id().unwrap()).after(Duration::from_millis(300))
     });
-    let work = Workdir::new();
-    let input = work.write("in.csv", &rows_csv(1, 20));
-    let report = work.path("r.csv");
-    let child = command(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &server.url,
-            "--report",
-            report.to_str().unwrap(),
-            "--rate",
-            "unlimited",
-            "--concurrency",
-            "2",
-        ],
-    )
-    .env("DRATA_API_KEY", "k")
-    .spawn()
-    .unwrap();
+    let started = Apply::on(&server)
+        .input(rows_csv(1, 20))
+        .args(["--rate", "unlimited", "--concurrency", "2"])
+        .spawn();
     wait_until(Duration::from_secs(20), "two requests", || {
         server.seen().len() >= 2
     });
-    signal(&child, sent);
-    let run = finish(child);
+    signal(&started.child, sent);
+    let Finished { run, rows, .. } = started.finish();
     assert_eq!(run.code, code, "{}", run.stderr);
-    let rows = read_report(&report);
     assert_eq!(rows.len(), 20, "rows in == rows out");
     let updated = ids_with(&rows, "updated").len();
     assert_eq!(
@@ -75,30 +57,19 @@ fn a_second_interrupt_exits_at_once() {
     let server = TestServer::start(|seen, _| {
         Reply::identity(seen.id().unwrap()).after(Duration::from_secs(60))
     });
-    let work = Workdir::new();
-    let input = work.write("in.csv", &rows_csv(1, 3));
-    let child = command(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &server.url,
-            "--concurrency",
-            "1",
-        ],
-    )
-    .env("DRATA_API_KEY", "k")
-    .spawn()
-    .unwrap();
+    let run = Apply::on(&server)
+        .input(rows_csv(1, 3))
+        .args(["--concurrency", "1"])
+        .no_report()
+        .spawn();
     wait_until(Duration::from_secs(20), "a request", || {
         !server.seen().is_empty()
     });
-    signal(&child, libc::SIGTERM);
+    signal(&run.child, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(100));
     let started = std::time::Instant::now();
-    signal(&child, libc::SIGINT);
-    let run = finish(child);
+    signal(&run.child, libc::SIGINT);
+    let run = run.finish();
     assert_eq!(run.code, 130);
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -109,11 +80,14 @@ fn a_second_interrupt_exits_at_once() {
 #[cfg(unix)]
 #[test]
 fn signals_are_heard_while_standard_input_never_ends() {
-    let work = Workdir::new();
-    let mut child = command(work.dir.path(), &["apply", "-", "--simulate", "-v"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let started = Apply::offline()
+        .file("-")
+        .args(["--simulate", "-v"])
+        .no_report()
+        .spawn_with(|command| {
+            command.stdin(std::process::Stdio::piped());
+        });
+    let mut child = started.child;
     let _stdin_kept_open = child.stdin.take();
     // A bound, not a wait: if signals go unheard, the child is killed and the test fails.
     let pid = child.id() as i32;
@@ -167,26 +141,12 @@ fn sends_only_what_is_left_using_the_printed_command() {
         id => Reply::identity(id.unwrap()),
     });
     let work = Workdir::new();
-    let input = work.write(
-        "in.csv",
-        "id,flag,reason\n1,true,a\n2,true,b\n3,false,c\n3,false,c\n",
-    );
-    let first = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "first.csv",
-            "--max-attempts",
-            "1",
-        ],
-        &[("DRATA_API_KEY", "k")],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .input("id,flag,reason\n1,true,a\n2,true,b\n3,false,c\n3,false,c\n")
+        .args(["--report", "first.csv", "--max-attempts", "1"])
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
-    let _ = input;
     let command = printed_resume_command(&first.stderr);
     assert!(command.contains(&"--resume-from".to_owned()));
     assert!(
@@ -196,15 +156,10 @@ fn sends_only_what_is_left_using_the_printed_command() {
 
     fail_id_2.store(false, Ordering::SeqCst);
     let before = server.seen().len();
-    let second = drata(
-        work.dir.path(),
-        &command
-            .iter()
-            .skip(1)
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        &[("DRATA_API_KEY", "k")],
-    );
+    let second = Invocation::new(&command[1..], None)
+        .within(&work)
+        .key(TEST_KEY)
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     let new_requests: Vec<_> = server.seen()[before..]
         .iter()
@@ -225,42 +180,58 @@ fn sends_only_what_is_left_using_the_printed_command() {
 }
 
 #[test]
+fn the_resume_command_carries_a_base_url_given_through_the_environment() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = std::sync::Arc::clone(&fail);
+    let server = TestServer::start(move |seen, _| match seen.id() {
+        Some(2) if switch.load(Ordering::SeqCst) => Reply::json(503, "{}"),
+        id => Reply::identity(id.unwrap()),
+    });
+    let work = Workdir::new();
+    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
+    let args = ["apply", "in.csv", "--max-attempts", "1"];
+    let env = [
+        ("DRATA_API_KEY", "k"),
+        ("DRATA_BASE_URL", server.url.as_str()),
+    ];
+    let first = drata(work.dir.path(), &args, &env);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let command = printed_resume_command(&first.stderr);
+    assert!(
+        command.contains(&format!("--base-url={}", server.url)),
+        "{command:?}"
+    );
+    fail.store(false, Ordering::SeqCst);
+    // Without DRATA_BASE_URL, as from another shell: the command alone reaches the server.
+    let words: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
+    let second = drata(work.dir.path(), &words, &[("DRATA_API_KEY", "k")]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(server.seen().last().and_then(Seen::id), Some(2));
+}
+
+#[test]
 fn the_resume_command_works_with_a_summary_file() {
     let server = TestServer::start(|seen, index| match index {
         0 => Reply::json(500, "{}"),
         _ => Reply::identity(seen.id().unwrap()),
     });
     let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let first = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--summary-json",
-            "s.json",
-            "--max-attempts",
-            "1",
-        ],
-        &[("DRATA_API_KEY", "k")],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--summary-json", "s.json", "--max-attempts", "1"])
+        .no_report()
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
     assert!(
         command.contains(&"--summary-json=s.resumed.json".to_owned()),
         "{command:?}"
     );
-    let second = drata(
-        work.dir.path(),
-        &command
-            .iter()
-            .skip(1)
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        &[("DRATA_API_KEY", "k")],
-    );
+    let second = Invocation::new(&command[1..], None)
+        .within(&work)
+        .key(TEST_KEY)
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
         work.path("s.resumed.json").exists(),
@@ -285,11 +256,10 @@ fn tolerates_a_report_cut_short_and_matches_line_id_flag_and_reason() {
              7,6,true,\"cut sho"
         ),
     );
-    let (run, rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,new reason\n6,true,f\n",
-        &["--resume-from", old.to_str().unwrap()],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n4,true,-d\n5,true,new reason\n6,true,f\n")
+        .args(["--resume-from", old.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -312,31 +282,21 @@ fn tolerates_a_report_cut_short_and_matches_line_id_flag_and_reason() {
 fn rows_whose_reason_was_fixed_after_the_run_are_sent_again() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
-    work.write(
-        "in.csv",
-        "id,flag,reason\n1,true,typo\n2,true,ok\n3,true,typo\n",
-    );
-    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    let first = Apply::on(&sim)
+        .within(&work)
+        .input("id,flag,reason\n1,true,typo\n2,true,ok\n3,true,typo\n")
+        .report("first.csv")
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
-    work.write(
-        "in.csv",
-        "id,flag,reason\n1,true,fixed\n2,true,ok\n3,true,fixed\n",
-    );
-    let second = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--resume-from",
-            "first.csv",
-            "--report",
-            "second.csv",
-        ],
-    );
+    let second = Apply::on(&sim)
+        .within(&work)
+        .input("id,flag,reason\n1,true,fixed\n2,true,ok\n3,true,fixed\n")
+        .args(["--resume-from", "first.csv"])
+        .report("second.csv")
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(
-        outcomes(&read_report(&work.path("second.csv"))),
+        outcomes(&second.rows),
         vec![
             (2, "updated".into()),
             (3, "skipped".into()),
@@ -361,38 +321,27 @@ fn rows_done_for_another_identity_kind_or_api_are_not_skipped() {
     let other = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let first = on_sim(&sim, &work, &["apply", "in.csv", "--report", "first.csv"]);
+    let first = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "first.csv"])
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let kind = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--kind",
-            "version-control",
-            "--resume-from",
-            "first.csv",
-            "--report",
-            "kind.csv",
-        ],
-    );
+    let kind = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--kind", "version-control", "--resume-from", "first.csv"])
+        .args(["--report", "kind.csv"])
+        .run();
     assert_eq!(kind.code, 0, "{}", kind.stderr);
     let mut updated = ids_with(&read_report(&work.path("kind.csv")), "updated");
     updated.sort();
     assert_eq!(updated, vec![1, 2]);
-    let api = on_sim(
-        &other,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--resume-from",
-            "first.csv",
-            "--report",
-            "api.csv",
-        ],
-    );
+    let api = Apply::on(&other)
+        .within(&work)
+        .file("in.csv")
+        .args(["--resume-from", "first.csv", "--report", "api.csv"])
+        .run();
     assert_eq!(api.code, 0, "{}", api.stderr);
     let mut updated = ids_with(&read_report(&work.path("api.csv")), "updated");
     updated.sort();
@@ -409,11 +358,10 @@ fn a_report_that_cannot_tell_its_target_is_refused() {
         "line,id,service_account,reason,outcome,http_status,attempts,error,username,email,service_account_at,finished_at\n\
          2,1,true,a,updated,200,1,,u,e,t,2026-11-29T00:00:00Z\n",
     );
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--resume-from", old.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--resume-from", old.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("older drata-svcacct"), "{}", run.stderr);
     assert!(server.seen().is_empty(), "nothing was sent");
@@ -424,30 +372,18 @@ fn a_report_that_cannot_tell_its_target_is_refused() {
 fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
     let sim = simulator(|c| c.latency = Duration::from_millis(10));
     let work = Workdir::new();
-    let input = work.write("in.csv", &rows_csv(1, 60));
     let first_report = work.path("first.csv");
-    let url = sim.base_url();
-    let mut child = command(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &url,
-            "--report",
-            first_report.to_str().unwrap(),
-            "--rate",
-            "40/s",
-        ],
-    )
-    .env("DRATA_API_KEY", SIM_TOKEN)
-    .spawn()
-    .unwrap();
+    let mut first = Apply::on(&sim)
+        .within(&work)
+        .input(rows_csv(1, 60))
+        .args(["--rate", "40/s"])
+        .report("first.csv")
+        .spawn();
     wait_until(Duration::from_secs(30), "15 reported rows", || {
         report_rows_so_far(&first_report) >= 15
     });
-    child.kill().unwrap(); // SIGKILL
-    let killed = finish(child);
+    first.child.kill().unwrap(); // SIGKILL
+    let killed = first.finish();
     assert_ne!(killed.code, 0);
     let first_rows = read_report(&first_report);
     assert!(
@@ -457,25 +393,14 @@ fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
     );
     let updated_first = ids_with(&first_rows, "updated");
 
-    let second_report = work.path("second.csv");
-    let resumed = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &url,
-            "--report",
-            second_report.to_str().unwrap(),
-            "--rate",
-            "unlimited",
-            "--resume-from",
-            first_report.to_str().unwrap(),
-        ],
-        &[("DRATA_API_KEY", SIM_TOKEN)],
-    );
+    let resumed = Apply::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .args(["--resume-from", "first.csv"])
+        .report("second.csv")
+        .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let rows = read_report(&second_report);
+    let rows = resumed.rows.clone();
     assert_eq!(rows.len(), 60, "the resumed report is complete");
     let mut skipped = ids_with(&rows, "skipped");
     skipped.sort();
@@ -502,28 +427,20 @@ fn a_killed_run_resumes_to_a_complete_report_without_resending_updated_rows() {
 fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
     let sim = simulator(|c| c.latency = Duration::from_millis(50));
     let work = Workdir::new();
-    work.write("in.csv", &rows_csv(1, 20));
-    let url = sim.base_url();
-    let first = command(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &url,
-            "--report",
-            "first.csv",
-            "--rate",
-            "20/s",
-        ],
-    )
-    .env("DRATA_API_KEY", SIM_TOKEN)
-    .spawn()
-    .unwrap();
+    let first = Apply::on(&sim)
+        .within(&work)
+        .input(rows_csv(1, 20))
+        .args(["--rate", "20/s"])
+        .report("first.csv")
+        .spawn();
     wait_until(Duration::from_secs(30), "the first run under way", || {
         report_rows_so_far(&work.path("first.csv")) >= 2
     });
-    let second = on_sim(&sim, &work, &["apply", "in.csv", "--report", "second.csv"]);
+    let second = Apply::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .report("second.csv")
+        .run();
     assert_eq!(second.code, 2, "{}", second.stderr);
     assert!(
         second.stderr.contains("another drata-svcacct run"),
@@ -534,14 +451,18 @@ fn a_second_run_on_an_input_being_applied_is_refused_and_sends_nothing() {
         !work.path("second.csv").exists(),
         "refused before any output"
     );
-    let first = finish(first);
+    let first = first.finish();
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(
         sim.stats.puts.load(Ordering::Relaxed),
         20,
         "every row sent once, by the first run only"
     );
-    let again = on_sim(&sim, &work, &["plan", "in.csv", "--report", "plan.csv"]);
+    let again = Plan::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .report("plan.csv")
+        .run();
     assert_eq!(
         again.code, 0,
         "the lock ends with its run: {}",
@@ -574,29 +495,16 @@ fn with_file_size_limit(command: &mut std::process::Command, bytes: u64) {
 #[test]
 fn rows_confirmed_when_the_disk_is_full_still_reach_the_operator() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", &rows_csv(1, 60));
-    let url = sim.base_url();
-    let mut command = command(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--base-url",
-            &url,
-            "--report",
-            "r.csv",
-            "--rate",
-            "unlimited",
-            "--concurrency",
-            "1",
-        ],
-    );
-    command.env("DRATA_API_KEY", SIM_TOKEN);
-    with_file_size_limit(&mut command, 4096);
-    let run = finish(command.spawn().unwrap());
+    let Finished {
+        run,
+        rows: in_report,
+        ..
+    } = Apply::on(&sim)
+        .input(rows_csv(1, 60))
+        .args(["--concurrency", "1"])
+        .spawn_with(|command| with_file_size_limit(command, 4096))
+        .finish();
     assert_eq!(run.code, 3, "{}", run.stderr);
-    let in_report = read_report(&work.path("r.csv"));
     assert!(
         in_report.len() < 60,
         "the limit cut the report: {}",
@@ -646,7 +554,9 @@ fn the_resume_command_is_printed_only_when_it_can_finish_something() {
         Some(2) => Reply::json(404, r#"{"message":"Not Found"}"#),
         id => Reply::identity(id.unwrap_or(1)),
     });
-    let (run, _rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n2,true,b\n", &[]);
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n2,true,b\n")
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         !run.stderr.contains("--resume-from"),
@@ -654,21 +564,10 @@ fn the_resume_command_is_printed_only_when_it_can_finish_something() {
         run.stderr
     );
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", &rows_csv(1, 10));
-    let refused = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--max-changes",
-            "5",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let refused = Apply::on(&sim)
+        .input(rows_csv(1, 10))
+        .args(["--reconcile", "--max-changes", "5", "--report", "r.csv"])
+        .run();
     assert_eq!(refused.code, 3, "{}", refused.stderr);
     assert!(
         !refused.stderr.contains("--resume-from"),
@@ -714,23 +613,12 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let server = stateful_server(std::sync::Arc::clone(&fail));
     let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n");
-    let env = [("DRATA_API_KEY", "test-key")];
-    let first = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r.csv",
-            "--max-attempts",
-            "1",
-        ],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .input("id,flag,reason\n1,true,a\n2,true,b\n3,true,c\n")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r.csv"])
+        .args(["--max-attempts", "1"])
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
     assert!(
@@ -738,9 +626,11 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
         "{command:?}"
     );
     fail.store(false, Ordering::SeqCst);
-    let args: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
     for attempt in 1..=2 {
-        let again = drata(work.dir.path(), &args, &env);
+        let again = Invocation::new(&command[1..], None)
+            .within(&work)
+            .key(TEST_KEY)
+            .run();
         assert_eq!(again.code, 0, "run {attempt}: {}", again.stderr);
     }
     assert!(work.path("r.resumed.csv").exists() && work.path("r.resumed-2.csv").exists());
@@ -751,22 +641,13 @@ fn a_printed_resume_command_runs_twice_and_one_undo_file_rolls_everything_back()
         "one header, ids 1, 2 and 3: {undo}"
     );
     // One command rolls every part back.
-    let rollback = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "undo.csv",
-            "--reconcile",
-            "--report",
-            "rollback.csv",
-        ],
-    );
+    let rollback = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "rollback.csv"])
+        .run();
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
-    assert_eq!(
-        ids_with(&read_report(&work.path("rollback.csv")), "updated").len(),
-        3
-    );
+    assert_eq!(ids_with(&rollback.rows, "updated").len(), 3);
 }
 
 #[test]
@@ -775,60 +656,32 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
     let server = stateful_server(std::sync::Arc::clone(&fail));
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let first = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r.csv"])
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     // The reason of line 3 is fixed, and the run resumed: id 2 is sent again.
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b fixed\n");
     work.write("taken.json", "mine\n");
-    let named = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r2.csv",
-            "--resume-from",
-            "r.csv",
-            "--summary-json",
-            "taken.json",
-        ],
-    );
+    let named = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r2.csv"])
+        .args(["--resume-from", "r.csv", "--summary-json", "taken.json"])
+        .run();
     assert_eq!(
         named.code, 2,
         "a name the user chose is never changed: {}",
         named.stderr
     );
-    let resumed = on_server(
-        &server,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--undo",
-            "undo.csv",
-            "--report",
-            "r2.csv",
-            "--resume-from",
-            "r.csv",
-        ],
-    );
+    let resumed = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--undo", "undo.csv", "--report", "r2.csv"])
+        .args(["--resume-from", "r.csv"])
+        .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let undo = std::fs::read_to_string(work.path("undo.csv")).unwrap();
     assert_eq!(
@@ -836,11 +689,11 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
         3,
         "id 2 once, as it was before everything: {undo}"
     );
-    let rollback = on_server(
-        &server,
-        &work,
-        &["apply", "undo.csv", "--reconcile", "--report", "back.csv"],
-    );
+    let rollback = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--reconcile", "--report", "back.csv"])
+        .run();
     assert_eq!(
         rollback.code, 0,
         "the one rollback runs: {}",

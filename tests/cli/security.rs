@@ -17,13 +17,10 @@ const MAX_RECORD_BYTES: usize = 1024 * 1024;
 #[test]
 fn a_missing_token_exits_2_and_sends_nothing() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
-    let work = Workdir::new();
-    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &["apply", input.to_str().unwrap(), "--base-url", &server.url],
-        &[],
-    );
+    let run = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .no_key()
+        .run();
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("DRATA_API_KEY"), "{}", run.stderr);
     assert!(server.seen().is_empty());
@@ -32,12 +29,12 @@ fn a_missing_token_exits_2_and_sends_nothing() {
 #[test]
 fn an_invalid_key_in_the_environment_is_named_as_such() {
     let work = Workdir::new();
-    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &["apply", input.to_str().unwrap()],
-        &[("DRATA_API_KEY", "two words")],
-    );
+    work.write("in.csv", "id,flag,reason\n1,true,a\n");
+    let run = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .key("two words")
+        .run();
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("DRATA_API_KEY: the API key contains"),
@@ -52,11 +49,10 @@ fn the_token_file_is_read_first_line_trimmed() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap()));
     let work = Workdir::new();
     let key = work.write("key", "  file-key  \nsecond line\n");
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.seen()[0].headers["authorization"], "Bearer file-key");
 }
@@ -69,11 +65,10 @@ fn a_token_file_readable_by_others_is_warned_about() {
     let work = Workdir::new();
     let key = work.write("key", "k1\n");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert_eq!(run.code, 0);
     assert!(
         run.stderr.contains("readable by others (mode 644)"),
@@ -81,11 +76,10 @@ fn a_token_file_readable_by_others_is_warned_about() {
         run.stderr
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (run, _rows, _w) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,a\n",
-        &["--token-file", key.to_str().unwrap()],
-    );
+    let Finished { run, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--token-file", key.to_str().unwrap()])
+        .run();
     assert!(!run.stderr.contains("readable by others"), "{}", run.stderr);
 }
 
@@ -100,28 +94,17 @@ fn the_api_key_appears_in_no_output() {
         _ => Reply::json(400, "{}"),
     });
     let work = Workdir::new();
-    let input = work.write("in.csv", &rows_csv(1, 5));
+    work.write("in.csv", &rows_csv(1, 5));
     let report = work.path("report.csv");
     let summary = work.path("summary.json");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            &server.url,
-            "--report",
-            report.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--retry-base-ms",
-            "1",
-            "--max-attempts",
-            "2",
-            "-vv",
-        ],
-        &[("DRATA_API_KEY", KEY)],
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", report.to_str().unwrap()])
+        .args(["--summary-json", summary.to_str().unwrap()])
+        .args(["--retry-base-ms", "1", "--max-attempts", "2", "-vv"])
+        .key(KEY)
+        .run();
     assert!(run.code == 1, "{}", run.stderr);
     assert_eq!(
         server.seen()[0].headers["authorization"],
@@ -157,41 +140,24 @@ fn the_key_leaks_nowhere_on_any_path_at_any_verbosity() {
     for format in ["text", "json"] {
         let work = Workdir::new();
         work.write("in.csv", &rows_csv(1, 6));
-        let key_file = work.write("key", &format!("{KEY}\n"));
-        let run = drata(
-            work.dir.path(),
-            &[
-                "apply",
-                "in.csv",
-                "--base-url",
-                &server.url,
-                "--token-file",
-                key_file.to_str().unwrap(),
-                "--reconcile",
-                "--undo",
-                "undo.csv",
-                "--evidence",
-                "e.md",
-                "--summary-json",
-                "s.json",
+        work.write("key", &format!("{KEY}\n"));
+        let run = Apply::on(&server)
+            .within(&work)
+            .file("in.csv")
+            .args(["--token-file", "key", "--reconcile", "--undo", "undo.csv"])
+            .args(["--evidence", "e.md", "--summary-json", "s.json"])
+            .args([
                 "--report",
                 "r.csv",
                 "--timeout",
                 "0.5",
                 "--max-attempts",
                 "2",
-                "--retry-base-ms",
-                "1",
-                "--concurrency",
-                "1",
-                "--rate",
-                "unlimited",
-                "-vv",
-                "--log-format",
-                format,
-            ],
-            &[],
-        );
+            ])
+            .args(["--retry-base-ms", "1", "--concurrency", "1"])
+            .args(["--rate", "unlimited", "-vv", "--log-format", format])
+            .no_key()
+            .run();
         assert_eq!(run.code, 3, "the 401 aborts: {}", run.stderr);
         for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             assert!(
@@ -220,7 +186,9 @@ fn a_server_echoing_the_key_does_not_put_it_in_the_report() {
         let echoed = seen.headers["authorization"].clone();
         Reply::json(400, &format!(r#"{{"message":"bad header {echoed}"}}"#))
     });
-    let (run, rows, work) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on(&server).input("id,flag,reason\n1,true,a\n").run();
     assert_eq!(run.code, 1);
     assert!(
         line(&rows, 2)["error"].contains("<redacted>"),
@@ -232,18 +200,10 @@ fn a_server_echoing_the_key_does_not_put_it_in_the_report() {
 
 #[test]
 fn secrets_in_a_base_url_are_not_echoed() {
-    let work = Workdir::new();
-    let input = work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            input.to_str().unwrap(),
-            "--base-url",
-            "http://me:hunter2@example.com/?key=hunter2",
-        ],
-        &[("DRATA_API_KEY", "k")],
-    );
+    let run = Apply::on("http://me:hunter2@example.com/?key=hunter2")
+        .input("id,flag,reason\n1,true,a\n")
+        .key("k")
+        .run();
     assert_eq!(run.code, 2);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }
@@ -257,7 +217,7 @@ fn the_key_goes_only_to_the_configured_host() {
     );
     let server =
         TestServer::start(move |_, _| Reply::json(307, "").with_header("location", &target));
-    let (run, rows, _w) = apply_on_server(&server, "id,flag,reason\n1,true,a\n", &[]);
+    let Finished { run, rows, .. } = Apply::on(&server).input("id,flag,reason\n1,true,a\n").run();
     assert_eq!(run.code, 1);
     assert_eq!(line(&rows, 2)["http_status"], "307");
     assert!(elsewhere.seen().is_empty(), "the redirect was not followed");
@@ -272,9 +232,12 @@ fn output_files_never_follow_or_replace_a_symlink_even_with_force() {
     let target = work.write("precious.txt", "do not touch\n");
     std::os::unix::fs::symlink(&target, work.path("r.csv")).unwrap();
     for extra in [&[][..], &["--force"][..]] {
-        let mut args = vec!["apply", "in.csv", "--report", "r.csv"];
-        args.extend_from_slice(extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file("in.csv")
+            .report("r.csv")
+            .args(extra)
+            .run();
         assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
         assert!(
             run.stderr.contains("symbolic link is in the way"),
@@ -322,9 +285,12 @@ fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
         (vec!["--report", "-"], "only --summary-json and --evidence"),
     ];
     for (extra, message) in refused {
-        let mut args = vec!["apply", "in.csv"];
-        args.extend_from_slice(&extra);
-        let run = on_sim(&sim, &work, &args);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file("in.csv")
+            .no_report()
+            .args(&extra)
+            .run();
         assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
         assert!(run.stderr.contains(message), "{extra:?}: {}", run.stderr);
     }
@@ -338,11 +304,11 @@ fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
         .is_char_device());
     assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
     work.write("old.csv", "an earlier report\n");
-    let replaced = on_sim(
-        &sim,
-        &work,
-        &["apply", "in.csv", "--report", "old.csv", "--force"],
-    );
+    let replaced = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "old.csv", "--force"])
+        .run();
     assert_eq!(replaced.code, 0, "{}", replaced.stderr);
     assert_eq!(read_report(&work.path("old.csv")).len(), 1);
 }
@@ -350,28 +316,17 @@ fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
 #[test]
 fn summary_and_evidence_can_go_to_standard_output() {
     let sim = simulator(|_| {});
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--report",
-            "r.csv",
-            "--summary-json",
-            "-",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--report", "r.csv", "--summary-json", "-"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["counts"]["updated"], 1);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["plan", "in.csv", "--report", "p.csv", "--evidence", "-"],
-    );
+    let run = Plan::on(&sim)
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--report", "p.csv", "--evidence", "-"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
@@ -388,7 +343,7 @@ fn a_100_megabyte_class_field_is_an_invalid_row_not_an_allocation() {
     data.extend(std::iter::repeat_n(b'x', 8 * MAX_RECORD_BYTES));
     data.extend(b"\n3,false,fine\n");
     std::fs::write(work.path("big.csv"), &data).unwrap();
-    let run = drata(work.dir.path(), &["validate", "big.csv"], &[]);
+    let run = Validate::offline().within(&work).file("big.csv").run();
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stdout.trim(),
@@ -438,19 +393,12 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,false,human after all\n");
-    let env = [("DRATA_API_KEY", KEY)];
-    let plan = drata(
-        work.dir.path(),
-        &[
-            "plan",
-            "in.csv",
-            "--base-url",
-            &server.url,
-            "--report",
-            "p.csv",
-        ],
-        &env,
-    );
+    let plan = Plan::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "p.csv"])
+        .key(KEY)
+        .run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(!plan.stdout.contains('\u{1b}'), "{}", plan.stdout);
     assert!(
@@ -460,26 +408,13 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
         "a forged line: {}",
         plan.stdout
     );
-    let apply = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--base-url",
-            &server.url,
-            "--report",
-            "a.csv",
-            "--undo",
-            "u.csv",
-            "--evidence",
-            "e.md",
-            "--summary-json",
-            "s.json",
-            "-v",
-        ],
-        &env,
-    );
+    let apply = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--report", "a.csv", "--undo", "u.csv"])
+        .args(["--evidence", "e.md", "--summary-json", "s.json", "-v"])
+        .key(KEY)
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     assert_eq!(read_report(&work.path("a.csv"))[0]["outcome"], "updated");
     let everything = format!(
@@ -497,13 +432,10 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
 
 #[test]
 fn an_api_key_set_but_empty_is_named_as_such() {
-    let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = drata(
-        work.dir.path(),
-        &["apply", "in.csv", "--base-url", "http://127.0.0.1:9/public"],
-        &[("DRATA_API_KEY", "")],
-    );
+    let run = Apply::on("http://127.0.0.1:9/public")
+        .input("id,flag,reason\n1,true,a\n")
+        .key("")
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("DRATA_API_KEY: is set but empty"),
@@ -520,18 +452,12 @@ fn a_key_echoed_past_the_cut_of_a_long_message_leaks_not_even_in_part() {
         let server = TestServer::start(move |_, _| Reply::json(400, &body));
         let work = Workdir::new();
         work.write("in.csv", "id,flag,reason\n1,true,a\n");
-        let run = drata(
-            work.dir.path(),
-            &[
-                "apply",
-                "in.csv",
-                "--base-url",
-                &server.url,
-                "--report",
-                "r.csv",
-            ],
-            &[("DRATA_API_KEY", KEY)],
-        );
+        let run = Apply::on(&server)
+            .within(&work)
+            .file("in.csv")
+            .args(["--report", "r.csv"])
+            .key(KEY)
+            .run();
         assert_eq!(run.code, 1, "{}", run.stderr);
         let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
         assert!(!everything.contains(&KEY[..8]), "pad {pad}: {everything}");
@@ -544,21 +470,13 @@ fn outputs_are_checked_whole_before_any_is_replaced() {
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");
     work.write("keep.json", "an earlier summary\n");
-    let missing = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--summary-json",
-            "keep.json",
-            "--evidence",
-            "no/such/folder/e.md",
-            "--force",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let missing = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--summary-json", "keep.json"])
+        .args(["--evidence", "no/such/folder/e.md", "--force"])
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(
         missing.stderr.contains("folder does not exist"),
@@ -571,33 +489,18 @@ fn outputs_are_checked_whole_before_any_is_replaced() {
         "nothing was replaced by a run that could not start"
     );
     std::fs::create_dir(work.path("sub")).unwrap();
-    let same = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--report",
-            "r.csv",
-            "--summary-json",
-            "sub/../r.csv",
-            "--force",
-        ],
-    );
+    let same = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv", "--summary-json", "sub/../r.csv"])
+        .args(["--force"])
+        .run();
     assert_eq!(same.code, 2, "{}", same.stderr);
-    let stdout = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "in.csv",
-            "--json",
-            "--summary-json",
-            "-",
-            "--report",
-            "p.csv",
-        ],
-    );
+    let stdout = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--json", "--summary-json", "-", "--report", "p.csv"])
+        .run();
     assert_eq!(stdout.code, 2, "{}", stdout.stderr);
     assert!(
         stdout.stderr.contains("standard output holds one document"),

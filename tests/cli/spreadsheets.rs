@@ -20,11 +20,15 @@ fn utf16_with_a_byte_order_mark_is_decoded() {
         "in.txt",
         &utf16le_with_bom("id\tserviceAccount\treason\r\n5\tyes\tCI runner, café\r\n"),
     );
-    let run = on_sim(&sim, &work, &["apply", "in.txt", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.txt")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("r.csv"));
     assert_eq!(rows[0]["reason"], "CI runner, café");
-    let validate = drata(work.dir.path(), &["validate", "in.txt"], &[]);
+    let validate = Validate::offline().within(&work).file("in.txt").run();
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 }
 
@@ -44,9 +48,11 @@ fn windows_1252_is_never_sent_unless_named() {
     ] {
         let command = args[0];
         let run = if command == "validate" {
-            drata(work.dir.path(), args, &[])
+            Invocation::new(args, None).within(&work).run()
         } else {
-            on_sim(&sim, &work, args)
+            Invocation::new(args, Some((&sim).into()))
+                .within(&work)
+                .run()
         };
         assert_eq!(run.code, 2, "{command}: {}", run.stderr);
         assert!(
@@ -62,18 +68,11 @@ fn windows_1252_is_never_sent_unless_named() {
         0,
         "nothing was sent"
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--encoding",
-            "windows-1252",
-            "--report",
-            "r2.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--encoding", "windows-1252", "--report", "r2.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(read_report(&work.path("r2.csv"))[1]["reason"], "café");
 }
@@ -84,20 +83,24 @@ fn the_delimiter_is_read_from_the_header() {
     let work = Workdir::new();
     // European Excel: semicolons, decimal commas in the text.
     work.write("in.csv", "id;serviceAccount;reason\n5;yes;CI, nightly\n");
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("(delimiter: ';')"), "{}", run.stderr);
     assert_eq!(read_report(&work.path("r.csv"))[0]["reason"], "CI, nightly");
 
     work.write("tie.csv", "id;flag,reason\n5;yes,x\n");
-    let tie = drata(work.dir.path(), &["validate", "tie.csv"], &[]);
+    let tie = Validate::offline().within(&work).file("tie.csv").run();
     assert_eq!(tie.code, 2, "{}", tie.stderr);
     assert!(tie.stderr.contains("pass --delimiter"), "{}", tie.stderr);
-    let named = drata(
-        work.dir.path(),
-        &["validate", "tie.csv", "--delimiter", ";"],
-        &[],
-    );
+    let named = Validate::offline()
+        .within(&work)
+        .file("tie.csv")
+        .args(["--delimiter", ";"])
+        .run();
     assert!(
         !named.stderr.contains("pass --delimiter"),
         "the option decides: {}",
@@ -111,25 +114,21 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
     let work = Workdir::new();
     // 7 is already a service account, 1 and 2 are not.
     work.write("in.csv", "id,flag,reason\n1,false,\n2,true,\n7,false,\n");
-    let plain = on_sim(&sim, &work, &["apply", "in.csv", "--report", "a.csv"]);
+    let plain = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(
         plain.code, 2,
         "without --reconcile every row needs a reason: {}",
         plain.stderr
     );
-    let reconcile = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--reason-if-true",
-            "CI",
-            "--report",
-            "b.csv",
-        ],
-    );
+    let reconcile = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--reason-if-true", "CI", "--report", "b.csv"])
+        .run();
     assert_eq!(
         reconcile.code, 2,
         "id 7 would be unmarked with no reason: {}",
@@ -147,21 +146,17 @@ fn reasons_default_per_flag_and_false_rows_need_none_while_nothing_changes() {
         0,
         "nothing was sent"
     );
-    let both = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "in.csv",
-            "--reconcile",
-            "--reason-if-true",
-            "CI",
+    let both = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--reconcile", "--reason-if-true", "CI"])
+        .args([
             "--reason-if-false",
             "Human after review",
             "--report",
             "c.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(both.code, 0, "{}", both.stderr);
     let rows = read_report(&work.path("c.csv"));
     assert_eq!(
@@ -206,7 +201,7 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     review_workbook(&work.path("review.xlsx"));
-    let first = drata(work.dir.path(), &["validate", "review.xlsx"], &[]);
+    let first = Validate::offline().within(&work).file("review.xlsx").run();
     assert_eq!(
         first.code, 2,
         "the first sheet has no id column: {}",
@@ -214,9 +209,11 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
     );
     assert!(first.stderr.contains("no id column"), "{}", first.stderr);
     let sheet = ["--sheet", "Review"];
-    let mut validate = vec!["validate", "review.xlsx"];
-    validate.extend_from_slice(&sheet);
-    let run = drata(work.dir.path(), &validate, &[]);
+    let run = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(sheet)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stdout
@@ -224,17 +221,15 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         "the sheet's row 5: {}",
         run.stdout
     );
-    let mut apply = vec![
-        "apply",
-        "review.xlsx",
-        "--skip-invalid",
-        "--report",
-        "r.csv",
-    ];
-    apply.extend_from_slice(&sheet);
-    let applied = on_sim(&sim, &work, &apply);
+    let Finished {
+        run: applied, rows, ..
+    } = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--skip-invalid"])
+        .args(sheet)
+        .run();
     assert_eq!(applied.code, 1, "{}", applied.stderr);
-    let rows = read_report(&work.path("r.csv"));
     assert_eq!(
         outcomes(&rows),
         vec![
@@ -249,29 +244,22 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
         "the number 106.0 is the id 106"
     );
     assert_eq!(sim.applied().len(), 2);
-    let header = drata(
-        work.dir.path(),
-        &[
-            "validate",
-            "review.xlsx",
-            "--sheet",
-            "Review",
-            "--id-column",
-            "Nope",
-        ],
-        &[],
-    );
+    let header = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--sheet", "Review", "--id-column", "Nope"])
+        .run();
     assert_eq!(header.code, 2);
     assert!(
-        header.stderr.contains("review.xlsx: line 3: no id column"),
+        header.stderr.contains("review.xlsx: line 3 of sheet \"Review\" (the workbook has \"Notes\", \"Review\"): no id column"),
         "{}",
         header.stderr
     );
-    let missing = drata(
-        work.dir.path(),
-        &["validate", "review.xlsx", "--sheet", "Nope"],
-        &[],
-    );
+    let missing = Validate::offline()
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--sheet", "Nope"])
+        .run();
     assert_eq!(missing.code, 2);
     assert!(
         missing.stderr.contains("\"Notes\", \"Review\""),
@@ -284,13 +272,16 @@ fn a_workbook_is_read_with_its_own_row_numbers() {
 fn an_exported_workbook_round_trips_through_apply() {
     let sim = simulator(|c| c.identities = 60);
     let work = Workdir::new();
-    let export = on_sim(&sim, &work, &["export", "-o", "review.xlsx"]);
+    let export = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.xlsx"])
+        .run();
     assert_eq!(export.code, 0, "{}", export.stderr);
-    let apply = on_sim(
-        &sim,
-        &work,
-        &["apply", "review.xlsx", "--reconcile", "--report", "r.csv"],
-    );
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--reconcile", "--report", "r.csv"])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
     let rows = read_report(&work.path("r.csv"));
@@ -303,7 +294,10 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
     use rust_xlsxwriter::Workbook;
     let sim = simulator(|c| c.identities = 60);
     let work = Workdir::new();
-    let export = on_sim(&sim, &work, &["export", "-o", "review.csv"]);
+    let export = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "review.csv"])
+        .run();
     assert_eq!(export.code, 0, "{}", export.stderr);
     let mut reader = csv::Reader::from_path(work.path("review.csv")).unwrap();
     let mut workbook = Workbook::new();
@@ -325,21 +319,13 @@ fn three_rows_flipped_in_a_workbook_send_exactly_three_puts() {
         sheet.write_string(row, 2, &record[2]).unwrap();
     }
     workbook.save(work.path("reviewed.xlsx")).unwrap();
-    let apply = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "reviewed.xlsx",
-            "--reconcile",
-            "--reason-if-true",
-            "Q4 review",
-            "--reason-if-false",
-            "Q4 review: a person",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.xlsx")
+        .args(["--reconcile", "--reason-if-true", "Q4 review"])
+        .args(["--reason-if-false", "Q4 review: a person"])
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let mut applied: Vec<u64> = sim.applied().into_keys().collect();
     applied.sort_unstable();

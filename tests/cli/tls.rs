@@ -12,39 +12,6 @@ const FIX: &str = "behind a TLS-inspecting proxy? pass --ca-cert with its CA, or
 /// A key long enough for a server off loopback (the proxy tests' `drata.test`).
 const REMOTE_KEY: &str = "drata-test-key-0123456789abcdef";
 
-/// Runs `apply` on `csv` against `url` in a new directory holding the CA as `ca.pem`, with
-/// `key` and 10 ms retry backoff; returns the run, the report rows and the directory.
-fn apply_tls(
-    ca: &TestCa,
-    url: &str,
-    csv: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Run, Vec<HashMap<String, String>>, Workdir) {
-    let work = Workdir::new();
-    work.write("ca.pem", &ca.pem);
-    work.write("input.csv", csv);
-    let mut args = vec![
-        "apply",
-        "input.csv",
-        "--base-url",
-        url,
-        "--report",
-        "report.csv",
-        "--retry-base-ms",
-        "10",
-    ];
-    args.extend_from_slice(extra);
-    let run = drata(work.dir.path(), &args, env);
-    let report = work.path("report.csv");
-    let rows = if report.exists() {
-        read_report(&report)
-    } else {
-        Vec::new()
-    };
-    (run, rows, work)
-}
-
 fn localhost(server: &TlsServer) -> String {
     format!("https://localhost:{}/public", server.port)
 }
@@ -87,13 +54,11 @@ fn an_untrusted_certificate_stops_the_run_after_one_connection() {
     let ca = TestCa::new("Untrusted Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
     // A one-letter key: its redaction must not touch the words of the message.
-    let (run, rows, _work) = apply_tls(
-        &ca,
-        &localhost(&server),
-        &rows_csv(1, 5),
-        &["--concurrency", "1", "--rate", "unlimited"],
-        &[("DRATA_API_KEY", "e")],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input(rows_csv(1, 5))
+        .args(["--concurrency", "1", "--rate", "unlimited"])
+        .key("e")
+        .run();
     let message = format!(
         "the TLS certificate of localhost:{} was refused: unknown issuer (not signed by a CA \
          this machine trusts); {FIX}",
@@ -110,20 +75,11 @@ fn with_many_workers_a_refused_certificate_costs_one_connection() {
     // start once its certificate is refused; nor is it retried.
     let ca = TestCa::new("Untrusted Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
-    let (run, rows, _work) = apply_tls(
-        &ca,
-        &localhost(&server),
-        &rows_csv(1, 20),
-        &[
-            "--concurrency",
-            "8",
-            "--rate",
-            "unlimited",
-            "--max-attempts",
-            "5",
-        ],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input(rows_csv(1, 20))
+        .args(["--concurrency", "8", "--rate", "unlimited"])
+        .args(["--max-attempts", "5"])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "{}", run.stderr);
     assert_eq!(ids_with(&rows, "failed").len(), 1);
@@ -134,14 +90,7 @@ fn with_many_workers_a_refused_certificate_costs_one_connection() {
 fn plan_stops_on_a_refused_certificate_at_the_first_listing_page() {
     let ca = TestCa::new("Untrusted Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
-    let work = Workdir::new();
-    work.write("input.csv", &rows_csv(1, 3));
-    let url = localhost(&server);
-    let run = drata(
-        work.dir.path(),
-        &["plan", "input.csv", "--base-url", &url, "--report", "p.csv"],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let run = Plan::on(&server).input(rows_csv(1, 3)).run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "the listing is not retried");
     let expected = format!(
@@ -159,13 +108,11 @@ fn the_ca_of_ca_cert_is_trusted() {
         localhost(&server),
         format!("https://127.0.0.1:{}/public", server.port),
     ] {
-        let (run, rows, _work) = apply_tls(
-            &ca,
-            &url,
-            &rows_csv(1, 3),
-            &["--ca-cert", "ca.pem"],
-            &[("DRATA_API_KEY", "test-key")],
-        );
+        let Finished { run, rows, .. } = Apply::on(url.as_str())
+            .with_file("ca.pem", &ca.pem)
+            .input(rows_csv(1, 3))
+            .args(["--ca-cert", "ca.pem"])
+            .run();
         assert_eq!(run.code, 0, "{url}: {}", run.stderr);
         assert_eq!(ids_with(&rows, "updated").len(), 3, "{url}");
         assert_eq!(line(&rows, 2)["username"], "user1");
@@ -177,30 +124,24 @@ fn the_ca_of_ca_cert_is_trusted() {
 fn ssl_cert_file_is_trusted() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
-    let (run, rows, work) = apply_tls(
-        &ca,
-        &localhost(&server),
-        &rows_csv(1, 2),
-        &[],
-        &[("DRATA_API_KEY", "test-key"), ("SSL_CERT_FILE", "ca.pem")],
-    );
+    let work = Workdir::new();
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .within(&work)
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 2))
+        .env("SSL_CERT_FILE", "ca.pem")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(ids_with(&rows, "updated").len(), 2);
     // A directory of PEM files, as SSL_CERT_DIR names, is read as well.
     std::fs::create_dir(work.path("certs")).unwrap();
     work.write("certs/corporate.pem", &ca.pem);
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "input.csv",
-            "--base-url",
-            &localhost(&server),
-            "--report",
-            "again.csv",
-        ],
-        &[("DRATA_API_KEY", "test-key"), ("SSL_CERT_DIR", "certs")],
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("input.csv")
+        .report("again.csv")
+        .env("SSL_CERT_DIR", "certs")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -208,13 +149,11 @@ fn ssl_cert_file_is_trusted() {
 fn an_expired_certificate_is_named() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Expired));
-    let (run, rows, _work) = apply_tls(
-        &ca,
-        &localhost(&server),
-        &rows_csv(1, 3),
-        &["--ca-cert", "ca.pem", "--concurrency", "1"],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 3))
+        .args(["--ca-cert", "ca.pem", "--concurrency", "1"])
+        .run();
     let message = format!(
         "the TLS certificate of localhost:{} was refused: expired; {FIX}",
         server.port
@@ -226,13 +165,11 @@ fn an_expired_certificate_is_named() {
 fn a_certificate_for_another_name_is_named() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["elsewhere.test"], Validity::Current));
-    let (run, rows, _work) = apply_tls(
-        &ca,
-        &localhost(&server),
-        &rows_csv(1, 3),
-        &["--ca-cert", "ca.pem", "--concurrency", "1"],
-        &[("DRATA_API_KEY", "test-key")],
-    );
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 3))
+        .args(["--ca-cert", "ca.pem", "--concurrency", "1"])
+        .run();
     let message = format!(
         "the TLS certificate of localhost:{} was refused: wrong name (issued for another \
          host); {FIX}",
@@ -270,28 +207,19 @@ fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
         ),
     ];
     for (extra, env, expected) in cases {
-        let work = Workdir::new();
-        work.write("input.csv", &rows_csv(1, 2));
-        work.write(
-            "bad.pem",
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        );
-        let url = localhost(&server);
-        let mut args = vec![
-            "apply",
-            "input.csv",
-            "--base-url",
-            &url,
-            "--report",
-            "r.csv",
-        ];
-        args.extend_from_slice(extra);
-        let mut env = env.to_vec();
-        env.push(("DRATA_API_KEY", "test-key"));
-        let run = drata(work.dir.path(), &args, &env);
+        let bad = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let apply = Apply::on(&server)
+            .input(rows_csv(1, 2))
+            .with_file("bad.pem", bad);
+        let run = env
+            .iter()
+            .fold(apply.args(extra), |apply, (name, value)| {
+                apply.env(name, value)
+            })
+            .run();
         assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{}", run.stderr);
-        assert!(!work.path("r.csv").exists(), "no report is left behind");
+        assert!(!run.path("report.csv").exists(), "no report is left behind");
     }
     assert_eq!(server.connections(), 0, "nothing was sent");
 }
@@ -304,13 +232,15 @@ fn https_goes_through_the_proxy_and_its_credentials_never_show() {
     // `drata.test` resolves nowhere: only the proxy, which ignores the name, reaches it.
     let url = format!("https://drata.test:{}/public", server.port);
     let proxy_url = format!("http://proxyuser:s3cret-proxy-pw@127.0.0.1:{}", proxy.port);
-    let (run, rows, work) = apply_tls(
-        &ca,
-        &url,
-        &rows_csv(1, 3),
-        &["--ca-cert", "ca.pem", "-vv"],
-        &[("DRATA_API_KEY", REMOTE_KEY), ("https_proxy", &proxy_url)],
-    );
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on(url.as_str())
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 3))
+        .args(["--ca-cert", "ca.pem", "-vv"])
+        .key(REMOTE_KEY)
+        .env("https_proxy", &proxy_url)
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(ids_with(&rows, "updated").len(), 3);
     let heads = proxy.heads();
@@ -340,13 +270,15 @@ fn a_proxy_that_cannot_be_reached_leaks_no_credentials() {
         .unwrap()
         .port();
     let proxy_url = format!("http://proxyuser:s3cret-proxy-pw@127.0.0.1:{closed}");
-    let (run, rows, work) = apply_tls(
-        &ca,
-        "https://drata.test:9/public",
-        &rows_csv(1, 1),
-        &["--max-attempts", "2", "-vv"],
-        &[("DRATA_API_KEY", REMOTE_KEY), ("HTTPS_PROXY", &proxy_url)],
-    );
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on("https://drata.test:9/public")
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 1))
+        .args(["--max-attempts", "2", "-vv"])
+        .key(REMOTE_KEY)
+        .env("HTTPS_PROXY", &proxy_url)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["outcome"], "failed");
     let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
@@ -355,18 +287,10 @@ fn a_proxy_that_cannot_be_reached_leaks_no_credentials() {
 
 #[test]
 fn a_short_key_is_refused_off_loopback_only() {
-    let work = Workdir::new();
-    work.write("input.csv", &rows_csv(1, 1));
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "input.csv",
-            "--base-url",
-            "https://drata.test:9/public",
-        ],
-        &[("DRATA_API_KEY", "abc123")],
-    );
+    let run = Apply::on("https://drata.test:9/public")
+        .input(rows_csv(1, 1))
+        .key("abc123")
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr

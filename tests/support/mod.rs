@@ -1,10 +1,12 @@
 //! Test support for the integration tests in `tests/cli/`: running the binary in a temporary
 //! directory, a scripted HTTP server on port 0, the project's simulator, a TLS server with
-//! certificates made at test time and a CONNECT proxy, and reading reports.
+//! certificates made at test time and a CONNECT proxy, reading reports, and the builder
+//! every test runs the binary with (`Apply::on(&sim).input(csv).run()`, in `invoke.rs`).
 //!
 //! Every library path the tests use is named in this file and nowhere else, so that moving a
 //! type in `src/` means one place to fix here, not one per topic file.
 
+mod invoke;
 mod report;
 mod run;
 mod server;
@@ -14,6 +16,7 @@ use std::sync::OnceLock;
 
 use drata_svcacct::simulator::start as start_simulator;
 pub use drata_svcacct::simulator::{RunningSimulator, SimulatorConfig};
+pub use drata_svcacct::Cli;
 pub use drata_svcacct::Rate;
 
 /// The report's columns, in order, as `docs/contract.md` fixes them: written out here so
@@ -41,6 +44,7 @@ const REPORT_COLUMNS: [&str; 20] = [
     "baseline_reason",
 ];
 
+pub use invoke::*;
 pub use report::*;
 pub use run::*;
 pub use server::*;

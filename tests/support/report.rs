@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::REPORT_COLUMNS;
+use super::{Finished, RunningSimulator, REPORT_COLUMNS};
 
 /// A parsed report: one map per row, keyed by column name.
 pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
@@ -16,6 +16,14 @@ pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
         REPORT_COLUMNS.to_vec(),
         "report columns"
     );
+    records_by_header(reader)
+}
+
+/// Every record of a CSV as a map of header to cell.
+pub fn records_by_header<R: std::io::Read>(
+    mut reader: csv::Reader<R>,
+) -> Vec<HashMap<String, String>> {
+    let headers = reader.headers().expect("header").clone();
     reader
         .records()
         .map(|r| {
@@ -92,4 +100,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn sha256_file(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     sha256_hex(&bytes)
+}
+
+/// What every run against a faulty simulator must keep, whatever the faults: rows in ==
+/// rows out, every row reported `updated` applied by the server, and exit 0 only when
+/// every row was updated (1 otherwise).
+pub fn assert_every_row_accounted_for(done: &Finished, sim: &RunningSimulator, rows: u64) {
+    assert_eq!(done.rows.len() as u64, rows, "rows in == rows out");
+    let applied = sim.applied();
+    for id in ids_with(&done.rows, "updated") {
+        assert!(
+            applied.contains_key(&id),
+            "id {id} reported updated, never applied"
+        );
+    }
+    let all_updated = done.rows.iter().all(|r| r["outcome"] == "updated");
+    let expected = if all_updated { 0 } else { 1 };
+    assert_eq!(done.code, expected, "{}", done.stderr);
 }

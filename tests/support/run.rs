@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{read_report, RunningSimulator, TestServer, BIN, SIM_TOKEN};
+use super::{Apply, Finished, Invocation, RunningSimulator, TestServer, BIN};
 
 /// A temporary working directory.
 pub struct Workdir {
@@ -108,60 +108,51 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Op
     }
     let mut child = command.spawn().expect("spawn");
     if let Some(text) = stdin {
-        let written = child.stdin.take().unwrap().write_all(text.as_bytes());
-        // A program may stop reading before the end (a refused input): that is its answer.
-        if let Err(e) = written {
-            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-        }
+        feed(&mut child, text);
     }
     finish(child)
 }
 
-/// Runs `apply` on `csv` against a scripted server with the key `test-key` and 10 ms retry
-/// backoff; returns the run, the report rows (none if no report was written) and the
-/// directory, which must outlive any look at its files.
+/// Writes `text` to the child's standard input and closes it.
+pub fn feed(child: &mut Child, text: &str) {
+    let written = child.stdin.take().unwrap().write_all(text.as_bytes());
+    // A program may stop reading before the end (a refused input): that is its answer.
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
+}
+
+/// Runs `apply` on `csv` against a scripted server; kept for tests written before
+/// `Apply::on(&server)`, which new tests use.
+#[allow(dead_code)]
 pub fn apply_on_server(
     server: &TestServer,
     csv: &str,
     extra: &[&str],
 ) -> (Run, Vec<HashMap<String, String>>, Workdir) {
     let work = Workdir::new();
-    let input = work.write("input.csv", csv);
-    let report = work.path("report.csv");
-    let mut args = vec![
-        "apply",
-        input.to_str().unwrap(),
-        "--base-url",
-        &server.url,
-        "--report",
-        report.to_str().unwrap(),
-        "--retry-base-ms",
-        "10",
-    ];
-    args.extend_from_slice(extra);
-    let run = drata(work.dir.path(), &args, &[("DRATA_API_KEY", "test-key")]);
-    let rows = if report.exists() {
-        read_report(&report)
-    } else {
-        Vec::new()
-    };
+    let Finished { run, rows, .. } = Apply::on(server).within(&work).input(csv).args(extra).run();
     (run, rows, work)
 }
 
-/// Runs the binary in `work` against a scripted server, with the key `test-key`.
+/// Runs a whole command line in `work` against a scripted server; kept for tests written
+/// before the builder (`Plan::on(&server).within(&work)`).
+#[allow(dead_code)]
 pub fn on_server(server: &TestServer, work: &Workdir, args: &[&str]) -> Run {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend_from_slice(&["--base-url", &server.url]);
-    drata(work.dir.path(), &all, &[("DRATA_API_KEY", "test-key")])
+    Invocation::new(args, Some(server.into()))
+        .within(work)
+        .run()
+        .run
 }
 
-/// Runs the binary in `work` against a simulator, with the simulator's token and no rate
-/// limit.
+/// Runs a whole command line in `work` against a simulator; kept for tests written before
+/// the builder (`Apply::on(&sim).within(&work)`).
+#[allow(dead_code)]
 pub fn on_sim(sim: &RunningSimulator, work: &Workdir, args: &[&str]) -> Run {
-    let url = sim.base_url();
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend_from_slice(&["--base-url", &url, "--rate", "unlimited"]);
-    drata(work.dir.path(), &all, &[("DRATA_API_KEY", SIM_TOKEN)])
+    Invocation::new(args, Some(sim.into()))
+        .within(work)
+        .run()
+        .run
 }
 
 /// Polls `condition` every 20 ms until it holds; panics after `limit`.

@@ -53,10 +53,10 @@ fn output_error(what: &'static str, path: &Path, message: &str) -> Error {
 /// as the file it names).
 fn check_paths(config: &RunConfig) -> Result<(), Error> {
     let outputs = [
-        ("report", &config.report),
-        ("summary", &config.summary_json),
-        ("undo file", &config.undo),
-        ("evidence file", &config.evidence),
+        ("report", &config.options.report),
+        ("summary", &config.options.summary_json),
+        ("undo file", &config.apply.undo),
+        ("evidence file", &config.options.evidence),
     ];
     let given: Vec<(&'static str, &PathBuf)> = outputs
         .iter()
@@ -127,11 +127,11 @@ fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending
     }
     let mut candidate = path.to_owned();
     for _ in 0..100 {
-        match CreatedFile::create(&candidate, config.force) {
+        match CreatedFile::create(&candidate, config.options.force) {
             Ok(file) => return Ok(Pending::File(file)),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AlreadyExists
-                    && config.resume_from.is_some()
+                    && config.apply.resume_from.is_some()
                     && is_resumed_name(&candidate)
                     && std::fs::symlink_metadata(&candidate).is_ok_and(|m| m.is_file()) =>
             {
@@ -173,10 +173,10 @@ fn is_resumed_name(path: &Path) -> bool {
 /// old one lost.
 fn check_folders(config: &RunConfig) -> Result<(), Error> {
     let outputs = [
-        ("report", &config.report),
-        ("summary", &config.summary_json),
-        ("undo file", &config.undo),
-        ("evidence file", &config.evidence),
+        ("report", &config.options.report),
+        ("summary", &config.options.summary_json),
+        ("undo file", &config.apply.undo),
+        ("evidence file", &config.options.evidence),
     ];
     for (what, path) in outputs {
         let Some(path) = path.as_ref().filter(|p| !CreatedFile::is_stdout(p)) else {
@@ -196,10 +196,10 @@ fn check_folders(config: &RunConfig) -> Result<(), Error> {
 /// The undo file: a resumed run appends to the one of the run it resumes, so that one
 /// command rolls every resumed part back.
 fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
-    let Some(path) = &config.undo else {
+    let Some(path) = &config.apply.undo else {
         return Ok(None);
     };
-    if config.resume_from.is_some() {
+    if config.apply.resume_from.is_some() {
         match append_to_undo(path) {
             Ok(Some((file, ids))) => return Ok(Some(UndoTarget::Append(file, ids))),
             Ok(None) => {}
@@ -263,10 +263,10 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
             .map(|path| create(config, path, what))
             .transpose()
     };
-    let summary = optional(&config.summary_json, "summary")?;
+    let summary = optional(&config.options.summary_json, "summary")?;
     let undo = undo_file(config)?;
-    let evidence = optional(&config.evidence, "evidence file")?;
-    let report = match &config.report {
+    let evidence = optional(&config.options.evidence, "evidence file")?;
+    let report = match &config.options.report {
         Some(path) => create(config, path, "report")?,
         None => CreatedFile::default_report(&config.input.source.stem(), run.started_at)
             .map(Pending::File)
@@ -287,7 +287,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
         };
-        let writer = ReportWriter::new(report, config.kind, run.api().to_owned())?;
+        let writer = ReportWriter::new(report, config.connect.kind, run.api().to_owned())?;
         let undo = match undo {
             Some(UndoTarget::New(pending)) => match pending.keep()? {
                 Sink::File(file) => Some(Undo::New(file)),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::Run;
-use crate::config::{LogFormat, Mode, RunConfig};
+use crate::config::{Mode, RunConfig};
 use crate::drata::CurrentState;
 use crate::engine;
 use crate::exit;
@@ -46,16 +46,16 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
         });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
-    if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.evidence) {
-        let context = RunContext::current(command_line(), config.kind.path_segment());
+    if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
+        let context = RunContext::current(command_line(), config.connect.kind.path_segment());
         let written = record_evidence(recorder, &files.sent, &files.drifted)
             .and_then(|recorder| recorder.finish(file, &summary, &context));
         if let Err(e) = written {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
-    print_summary(config, &summary);
-    if let (Some(file), Some(path)) = (files.summary, &config.summary_json) {
+    config.output.console().summary(&summary);
+    if let (Some(file), Some(path)) = (files.summary, &config.options.summary_json) {
         if let Err(e) = write_summary(file, &summary) {
             tracing::error!("cannot write the summary {}: {e}", path.display());
         }
@@ -96,7 +96,7 @@ pub(super) async fn verify(
     if config.mode != Mode::Apply || files.sent.is_empty() {
         return;
     }
-    if !config.verify {
+    if !config.verify() {
         tracing::info!(
             rows = files.sent.len(),
             "the rows sent were not checked (--no-verify)"
@@ -206,7 +206,7 @@ fn summarize(
     // Nothing connected, nothing sent: no limit was ever in force.
     let (concurrency, latency_ms) = engine.map_or_else(
         || {
-            let mode = config.concurrency.to_string();
+            let mode = config.options.concurrency.to_string();
             let unused = ConcurrencyFigures {
                 mode,
                 limit: 0,
@@ -283,21 +283,6 @@ fn resumable(
         .saturating_sub(tally.permanent_failures())
         + unrecorded;
     config.mode == Mode::Apply && !refused && curable > 0 && !config.is_simulated()
-}
-
-/// Prints the summary; with `--quiet`, only when something needs attention.
-fn print_summary(config: &RunConfig, summary: &Summary) {
-    if config.output.quiet && summary.exit_code == exit::SUCCESS {
-        return;
-    }
-    match config.output.log_format {
-        LogFormat::Text => eprint!("{}", summary.to_text()),
-        // One JSON object on one line, like every other event.
-        LogFormat::Json => match serde_json::to_string(&summary.as_event()) {
-            Ok(json) => eprintln!("{json}"),
-            Err(e) => tracing::error!("cannot encode the summary: {e}"),
-        },
-    }
 }
 
 fn write_summary(mut sink: Sink, summary: &Summary) -> std::io::Result<()> {

@@ -8,7 +8,6 @@ mod consume;
 mod planner;
 mod review;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
-use super::session::{Session, SessionSpec};
+use super::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::engine::{self, spawn_workers, watch_signals, Job, Listing, RunControl, Signals};
 use crate::error::Error;
@@ -30,8 +29,8 @@ use crate::model::{
     Baseline, Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally,
 };
 use crate::output::{
-    column_mapping_line, print_changes, print_divergences, write_changes_json, Change,
-    EvidenceRecorder, ExportAge, Progress, ProgressMode, ReportWriter, UndoWriter, CHANGES_SHOWN,
+    column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
+    ReportWriter, RowProblem, UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -70,10 +69,10 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     let control = Arc::new(RunControl::default());
     let signals = watch_signals(Signals::install(), Arc::clone(&control));
     let mut run = prepare(&config, control).await?;
-    let done = match &config.resume_from {
+    let done = match &config.apply.resume_from {
         Some(path) => {
             let target = ResumeTarget {
-                kind: config.kind,
+                kind: config.connect.kind,
                 api: run.api(),
             };
             let done = load_done_rows(path, target)?;
@@ -94,11 +93,11 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         scan: Arc::clone(&run.scan),
         done,
         listing: run.listing.clone(),
-        resend: config.resend,
-        overwrite_drift: config.overwrite_drift,
+        resend: config.resend(),
+        overwrite_drift: config.options.overwrite_drift,
     });
     let changes = if config.mode == Mode::Plan
-        || config.max_changes.is_some()
+        || config.options.max_changes.is_some()
         || config.input.blank_false_reasons
     {
         preview(&config, &run, &planner).await
@@ -145,20 +144,6 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
-fn session_spec(config: &RunConfig, simulated_identities: u64) -> SessionSpec<'_> {
-    SessionSpec {
-        target: &config.target,
-        kind: config.kind,
-        timeout: config.timeout,
-        concurrency: config.concurrency,
-        rate: config.rate,
-        burst: config.burst,
-        retry: config.retry,
-        ca_cert: config.ca_cert.as_deref(),
-        simulated_identities,
-    }
-}
-
 /// Reads and validates the whole input, resolving names through the listing when rows
 /// need it, and connects unless the input blocks the run.
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
@@ -182,8 +167,13 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     let (mut session, mut listing) = (None, None);
     if needs_lookup {
         // Before the scan, the line count bounds the ids.
-        let spec = session_spec(config, input.line_count());
-        let connected = Session::connect(&spec, &control).await?;
+        let connected = Session::connect(
+            &config.connect,
+            config.options.concurrency,
+            input.line_count(),
+            &control,
+        )
+        .await?;
         listing = read_listing(&connected, &control).await;
         session = Some(connected);
     }
@@ -192,22 +182,26 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
     };
-    let blocked = scan.invalid_rows > 0 && !config.skip_invalid;
+    let blocked = scan.invalid_rows > 0 && !config.options.skip_invalid;
     if scan.invalid_rows > 0 {
-        print_problems(
-            &input,
-            &scan,
-            blocked,
-            config.output.log_format == LogFormat::Json,
-        );
+        config
+            .output
+            .console()
+            .invalid_rows(&invalid_rows(&input, &scan, blocked));
     }
     if blocked {
         control.stop(StopReason::InvalidInput {
             invalid_rows: scan.invalid_rows,
         });
     } else if session.is_none() {
-        let spec = session_spec(config, scan.max_id);
-        session = Some(Session::connect(&spec, &control).await?);
+        let connected = Session::connect(
+            &config.connect,
+            config.options.concurrency,
+            scan.max_id,
+            &control,
+        )
+        .await?;
+        session = Some(connected);
     }
     Ok(Run {
         started,
@@ -224,44 +218,23 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     })
 }
 
-/// Prints the first problems of an input and their count.
-fn print_problems(input: &InputFile, scan: &InputScan, blocked: bool, json: bool) {
-    if json {
-        // One event per problem, so that a log pipeline can count and route them.
-        tracing::warn!(
-            input = input.path(),
-            invalid_rows = scan.invalid_rows,
-            rows = scan.rows,
-            blocked,
-            "invalid rows"
-        );
-        for problem in &scan.first_problems {
-            tracing::warn!(
-                line = problem.line,
-                column = %problem.column,
-                problem = %problem.message,
-                "invalid row"
-            );
-        }
-        return;
-    }
-    eprintln!(
-        "{}: {} of {} rows are invalid{}:",
-        input.path(),
-        scan.invalid_rows,
-        scan.rows,
-        if blocked {
-            "; nothing will be sent (fix them or pass --skip-invalid)"
-        } else {
-            " and will be skipped"
-        }
-    );
-    for problem in &scan.first_problems {
-        eprintln!("  {problem}");
-    }
-    let shown = scan.first_problems.len() as u64;
-    if scan.problem_count > shown {
-        eprintln!("  … and {} more problems", scan.problem_count - shown);
+/// The first problems of an input and their count, for the console.
+fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) -> InvalidRows<'a> {
+    InvalidRows {
+        input: input.path(),
+        invalid_rows: scan.invalid_rows,
+        rows: scan.rows,
+        blocked,
+        first: scan
+            .first_problems
+            .iter()
+            .map(|problem| RowProblem {
+                line: problem.line,
+                column: &problem.column,
+                message: &problem.message,
+            })
+            .collect(),
+        problem_count: scan.problem_count,
     }
 }
 
@@ -298,28 +271,28 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     stop_for_late_problems(config, run, &preview);
     let (changes, shown) = (preview.changes, &preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
-    let stdout_taken = [&config.summary_json, &config.evidence]
+    let stdout_taken = [&config.options.summary_json, &config.options.evidence]
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
-    if config.mode == Mode::Plan && (config.plan.json || !config.output.quiet) && !stdout_taken {
-        let mut out = std::io::stdout().lock();
-        let printed = if config.plan.json {
-            write_changes_json(&mut out, changes, run.scan.rows, shown)
-        } else {
-            let age = preview.exported_at.as_deref().map(|at| ExportAge {
-                exported_at: at,
-                now: SystemTime::now(),
-                changed: preview.changed_since_export,
-            });
-            print_changes(&mut out, changes, run.scan.rows, shown)
-                .and_then(|()| print_divergences(&mut out, age.as_ref(), &preview.diverged))
-        };
-        if let Err(e) = printed.and_then(|()| out.flush()) {
-            tracing::debug!(error = %e, "standard output is closed");
-        }
+    if config.mode == Mode::Plan && !stdout_taken {
+        let age = preview.exported_at.as_deref().map(|at| ExportAge {
+            exported_at: at,
+            now: SystemTime::now(),
+            changed: preview.changed_since_export,
+        });
+        config.output.console().plan(
+            config.plan.json,
+            &PlanView {
+                changes,
+                rows: run.scan.rows,
+                shown,
+                age,
+                diverged: &preview.diverged,
+            },
+        );
     }
-    if let Some(limit) = config.max_changes.filter(|limit| changes > *limit) {
+    if let Some(limit) = config.options.max_changes.filter(|limit| changes > *limit) {
         run.control
             .stop(StopReason::TooManyChanges { changes, limit });
     }
@@ -401,7 +374,7 @@ fn stop_for_late_problems(config: &RunConfig, run: &Run, preview: &Preview) {
     if preview.late_invalid == 0 {
         return;
     }
-    let blocked = !config.skip_invalid;
+    let blocked = !config.options.skip_invalid;
     tracing::warn!(
         rows = preview.late_invalid,
         "{} {} cannot be applied as the identities stand in Drata{}",
@@ -477,7 +450,7 @@ async fn execute(
 ) -> Result<(Tally, finish::Unwritten), Error> {
     let reader = run.input.reader(&config.input, run.lookup.clone())?;
     // One worker per slot the in-flight limit may ever open; the jobs queue stays short.
-    let workers = config.concurrency.ceiling();
+    let workers = config.options.concurrency.ceiling();
     let (jobs_tx, jobs_rx) = mpsc::channel(workers * 2);
     let (results_tx, results_rx) = mpsc::channel(1024);
     let sending = run
@@ -504,11 +477,15 @@ async fn execute(
     } = files;
     let (mut outputs, recorder) = outputs(config, run, report, undo);
     let options = ConsumeOptions {
-        max_failures: config.max_failures,
+        max_failures: config.options.max_failures,
         run_id: run.run_id.clone(),
         row_events: config.output.log_format == LogFormat::Json,
     };
-    let progress = Progress::new(run.scan.rows, progress_mode(config));
+    let progress_mode = config
+        .output
+        .console()
+        .progress_mode(config.output.progress_interval);
+    let progress = Progress::new(run.scan.rows, progress_mode);
     let display = (progress, sending.map(|engine| engine.as_ref()));
     let consumed = consume(results_rx, &mut outputs, display, &options, &run.control).await;
     let mut lost = feeder.await.is_err();
@@ -557,33 +534,17 @@ fn outputs(
             }
         }
     });
-    let evidence =
-        config
-            .evidence
-            .as_ref()
-            .and_then(|_| match EvidenceRecorder::new(run.listing.is_some()) {
-                Ok(recorder) => Some(recorder),
-                Err(e) => {
-                    run.control.stop(StopReason::ReportFailed {
-                        file: RecordFile::Evidence,
-                        source: Arc::new(e),
-                    });
-                    None
-                }
-            });
-    (Outputs { report, undo }, evidence)
-}
-
-fn progress_mode(config: &RunConfig) -> ProgressMode {
-    use std::io::IsTerminal;
-    let output = &config.output;
-    if output.quiet {
-        ProgressMode::Quiet
-    } else if std::io::stderr().is_terminal() && output.log_format == LogFormat::Text {
-        ProgressMode::Bar
-    } else {
-        ProgressMode::Log {
-            every: output.progress_interval,
+    let evidence = config.options.evidence.as_ref().and_then(|_| {
+        match EvidenceRecorder::new(run.listing.is_some()) {
+            Ok(recorder) => Some(recorder),
+            Err(e) => {
+                run.control.stop(StopReason::ReportFailed {
+                    file: RecordFile::Evidence,
+                    source: Arc::new(e),
+                });
+                None
+            }
         }
-    }
+    });
+    (Outputs { report, undo }, evidence)
 }
