@@ -4,7 +4,7 @@
 //! decision of when to ask for the next page and what to warn about; [`fetch`] drives it
 //! through the engine, so every page is rate-limited and retried like any request.
 
-use super::requests::{Ended, Engine};
+use super::requests::{Ended, Engine, Request};
 use crate::drata::{CurrentState, Page, PAGE_LIMIT};
 use crate::model::{Lookup, LookupError, LookupKey};
 
@@ -179,7 +179,9 @@ pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
     loop {
         let number = reader.next_page();
         let attempted = engine
-            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
+            .with_retries("listing", Request::ListingPage, || {
+                engine.client.list_page(number, PAGE_LIMIT)
+            })
             .await;
         let page: Page = match attempted.ended {
             Ended::Done(page) => page,

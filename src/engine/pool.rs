@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::requests::{Ended, Engine};
+use super::requests::{Ended, Engine, Request};
 use crate::model::{Outcome, Previous, ReportRow, Row};
 
 /// A row to send: its resolved id, and what the listing said of its identity (for undo
@@ -23,7 +23,7 @@ impl Engine {
         let Job { row, id, previous } = job;
         let what = format!("line {} id {id}", row.line);
         let attempted = self
-            .with_retries(&what, || {
+            .with_retries(&what, Request::Update, || {
                 self.client.set_service_account(id, row.flag, &row.reason)
             })
             .await;
