@@ -307,12 +307,15 @@ fn checked_run(
     (run, rows, work, evidence)
 }
 
+/// The ids in the undo file, sorted: rows go there as they finish, in any order.
 fn undo_ids(work: &Workdir) -> Vec<String> {
-    records(&work.path("undo.csv"))
+    let mut ids: Vec<String> = records(&work.path("undo.csv"))
         .into_iter()
         .skip(1)
         .map(|r| r[0].clone())
-        .collect()
+        .collect();
+    ids.sort();
+    ids
 }
 
 #[test]
