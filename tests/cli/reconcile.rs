@@ -401,3 +401,37 @@ fn an_id_missing_from_the_listing_whose_name_is_someone_else_is_invalid() {
         "nothing was sent"
     );
 }
+
+#[test]
+fn every_invalid_row_is_listed_in_one_run_and_the_counts_agree() {
+    // In the simulator, id 7 is a service account and id 80 is goran.smith. Line 2 is
+    // invalid on its own; line 3 only against Drata (a blank reason, and id 7 must be
+    // unmarked); line 4 too (id 80 is someone else's).
+    let sim = simulator(|_| {});
+    let input = "id,username,flag,reason\n1,,maybe,x\n7,,false,\n80,svc-deploy-80,true,deploy\n2,,true,fine\n";
+    let without_names = "id,flag,reason\n1,maybe,x\n7,false,\n2,true,fine\n";
+    for (csv, invalid) in [(input, 3_u8), (without_names, 2)] {
+        for command in [Plan::on(&sim), Apply::on(&sim)] {
+            let run = command.input(csv).summary().run();
+            assert_eq!(run.code, 2, "{}", run.stderr);
+            let rows = (invalid + 1).to_string();
+            assert!(
+                run.stderr.contains(&format!(
+                    "{invalid} of {rows} rows are invalid; nothing will be sent"
+                )),
+                "one list: {}",
+                run.stderr
+            );
+            for line in 2..=u64::from(invalid) + 1 {
+                assert!(
+                    run.stderr.contains(&format!("  line {line}, column ")),
+                    "line {line} listed: {}",
+                    run.stderr
+                );
+            }
+            assert_eq!(ids_with(&run.rows, "invalid").len(), usize::from(invalid));
+            assert_eq!(run.summary()["counts"]["invalid"], u64::from(invalid));
+        }
+    }
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0, "nothing sent");
+}

@@ -24,7 +24,7 @@ use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
 };
-use crate::input::{Record, PROBLEMS_SHOWN};
+use crate::input::{Problem, Record, PROBLEMS_SHOWN};
 use crate::model::{
     Baseline, Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally,
 };
@@ -32,7 +32,6 @@ use crate::output::{
     column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
     ReportWriter, RowProblem, UndoWriter, CHANGES_SHOWN,
 };
-use crate::text::plural;
 
 mod files;
 mod finish;
@@ -96,14 +95,9 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         resend: config.resend(),
         overwrite_drift: config.options.overwrite_drift,
     });
-    let changes = if config.mode == Mode::Plan
-        || config.options.max_changes.is_some()
-        || config.input.blank_false_reasons
-    {
-        preview(&config, &run, &planner).await
-    } else {
-        None
-    };
+    // What plan shows is what apply sends: both count the changes first, and find the
+    // rows invalid against the state before anything is sent.
+    let changes = preview(&config, &run, &planner).await;
     let (mut tally, mut files) = execute(&config, &run, planner, files).await?;
     finish::verify(&config, &run, &mut tally, &mut files).await;
     signals.abort();
@@ -183,25 +177,27 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
     };
     let blocked = scan.invalid_rows > 0 && !config.options.skip_invalid;
-    if scan.invalid_rows > 0 {
-        config
-            .output
-            .console()
-            .invalid_rows(&invalid_rows(&input, &scan, blocked));
-    }
-    if blocked {
-        control.stop(StopReason::InvalidInput {
-            invalid_rows: scan.invalid_rows,
-        });
-    } else if session.is_none() {
+    // Even with invalid rows, the state is read: rows invalid only against it (a blank
+    // reason that must be sent) go in the same list, printed once it is read.
+    if session.is_none() {
         let connected = Session::connect(
             &config.connect,
             config.options.concurrency,
             scan.max_id,
             &control,
         )
-        .await?;
-        session = Some(connected);
+        .await;
+        match connected {
+            Ok(connected) => session = Some(connected),
+            // Nothing would be sent anyway: the rows found invalid offline are the list.
+            Err(e) if blocked => {
+                tracing::warn!("the rows could not be checked against Drata's state: {e}");
+                control.stop(StopReason::InvalidInput {
+                    invalid_rows: scan.invalid_rows,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Run {
         started,
@@ -218,23 +214,45 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     })
 }
 
-/// The first problems of an input and their count, for the console.
-fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) -> InvalidRows<'a> {
-    InvalidRows {
-        input: input.path(),
-        invalid_rows: scan.invalid_rows,
-        rows: scan.rows,
+/// Every invalid row of the input, found offline or against Drata's state, in one list:
+/// printed once, and, without `--skip-invalid`, nothing is sent. `late` is what the pass
+/// against the state found, when it ran.
+fn announce_invalid_rows(config: &RunConfig, run: &Run, late: Option<&Preview>) {
+    let (late_invalid, late_problems) = late.map_or((0, &[][..]), |preview| {
+        (preview.late_invalid, preview.late_problems.as_slice())
+    });
+    let invalid_rows = run.scan.invalid_rows + late_invalid;
+    if invalid_rows == 0 {
+        return;
+    }
+    let blocked = !config.options.skip_invalid;
+    let mut first: Vec<RowProblem<'_>> = run
+        .scan
+        .first_problems
+        .iter()
+        .map(|problem| RowProblem {
+            line: problem.line,
+            column: &problem.column,
+            message: &problem.message,
+        })
+        .chain(late_problems.iter().map(|problem| RowProblem {
+            line: problem.line,
+            column: &problem.column,
+            message: &problem.message,
+        }))
+        .collect();
+    first.sort_by_key(|problem| problem.line);
+    first.truncate(PROBLEMS_SHOWN);
+    config.output.console().invalid_rows(&InvalidRows {
+        input: run.input.path(),
+        invalid_rows,
+        rows: run.scan.rows,
         blocked,
-        first: scan
-            .first_problems
-            .iter()
-            .map(|problem| RowProblem {
-                line: problem.line,
-                column: &problem.column,
-                message: &problem.message,
-            })
-            .collect(),
-        problem_count: scan.problem_count,
+        first,
+        problem_count: run.scan.problem_count + late_invalid,
+    });
+    if blocked {
+        run.control.stop(StopReason::InvalidInput { invalid_rows });
     }
 }
 
@@ -242,6 +260,7 @@ fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) ->
 /// more without sending anything; stops the run past `--max-changes`.
 async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Option<u64> {
     if run.control.is_stopped() {
+        announce_invalid_rows(config, run, None);
         return None;
     }
     // The JSON plan and -v show every change; the text diff the first ones.
@@ -263,19 +282,20 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
+            announce_invalid_rows(config, run, None);
             run.control
                 .stop(StopReason::InputFailed(StopSource::new(e)));
             return None;
         }
     };
-    stop_for_late_problems(config, run, &preview);
+    announce_invalid_rows(config, run, Some(&preview));
     let (changes, shown) = (preview.changes, &preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
     let stdout_taken = [&config.options.summary_json, &config.options.evidence]
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
-    if config.mode == Mode::Plan && !stdout_taken {
+    if config.mode == Mode::Plan && !stdout_taken && !run.control.is_stopped() {
         let age = preview.exported_at.as_deref().map(|at| ExportAge {
             exported_at: at,
             now: SystemTime::now(),
@@ -306,7 +326,7 @@ struct Preview {
     shown: Vec<Change>,
     /// Rows valid on their own that the current state makes invalid (a `false` row
     /// without a reason whose identity is a service account): the first ones.
-    late_problems: Vec<(u64, String)>,
+    late_problems: Vec<Problem>,
     late_invalid: u64,
     /// Drifted and conflicting rows, the first ones, with all three states.
     diverged: Vec<ReportRow>,
@@ -340,7 +360,7 @@ fn count_changes(
                 if preview.late_problems.len() < PROBLEMS_SHOWN {
                     preview
                         .late_problems
-                        .push((report.line, report.error.clone()));
+                        .push(late_problem(report.line, &report.error));
                 }
             }
         }
@@ -368,31 +388,17 @@ fn changed_since_export(decision: &Decision) -> bool {
     }
 }
 
-/// Rows the current state made invalid: said like any invalid row, and, without
-/// `--skip-invalid`, nothing is sent.
-fn stop_for_late_problems(config: &RunConfig, run: &Run, preview: &Preview) {
-    if preview.late_invalid == 0 {
-        return;
-    }
-    let blocked = !config.options.skip_invalid;
-    tracing::warn!(
-        rows = preview.late_invalid,
-        "{} {} cannot be applied as the identities stand in Drata{}",
-        preview.late_invalid,
-        plural(preview.late_invalid, "row", "rows"),
-        if blocked {
-            "; nothing will be sent (fix them or pass --skip-invalid)"
-        } else {
-            " and will be skipped"
-        }
-    );
-    for (line, message) in &preview.late_problems {
-        tracing::warn!(line, problem = %message, "invalid row");
-    }
-    if blocked {
-        run.control.stop(StopReason::InvalidInput {
-            invalid_rows: run.scan.invalid_rows + preview.late_invalid,
-        });
+/// A row the current state made invalid, as the input's problems are said: the
+/// planner's `column NAME: message` split in two.
+fn late_problem(line: u64, error: &str) -> Problem {
+    let (column, message) = error
+        .strip_prefix("column ")
+        .and_then(|rest| rest.split_once(": "))
+        .unwrap_or(("", error));
+    Problem {
+        line,
+        column: column.to_owned(),
+        message: message.to_owned(),
     }
 }
 
