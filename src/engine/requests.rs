@@ -289,7 +289,15 @@ impl Engine {
             if failure.status().is_some() {
                 last_status = failure.status();
             }
-            let kind = classify(failure.cause);
+            let kind = match classify(failure.cause) {
+                FailureKind::Fatal
+                    if request == Request::ListingPageUnlessRefused
+                        && failure.status() == Some(403) =>
+                {
+                    FailureKind::Row
+                }
+                kind => kind,
+            };
             last_kind = Some(kind);
             match self.after_failure(what, failure, kind, attempts) {
                 Next::GiveUp(failure) => {
@@ -322,7 +330,7 @@ impl Engine {
         slot.sent(Instant::now());
         let result = attempt().await;
         let answer = answer_of(&result);
-        slot.answered(Instant::now(), answer, request == Request::ListingPage);
+        slot.answered(Instant::now(), answer, request != Request::Update);
         if result.is_ok() {
             if let Ok(mut rate) = self.adaptive.lock() {
                 rate.on_success(Instant::now());
@@ -461,6 +469,9 @@ pub(crate) enum Ended<T> {
 pub(crate) enum Request {
     Update,
     ListingPage,
+    /// A listing page whose refusal (403) only ends the listing: `apply --resend` goes on
+    /// without the state.
+    ListingPageUnlessRefused,
 }
 
 /// A request with retries: how it ended, the attempts made and the last status seen.

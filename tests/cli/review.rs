@@ -388,3 +388,44 @@ fn the_check_after_the_run_reads_the_listing_once_more() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(lists() - before, 2 * 1001_u64.div_ceil(50));
 }
+
+#[test]
+fn resend_goes_on_without_a_refused_listing_and_says_so() {
+    // A key that may update identities but not list them: the listing is answered 403.
+    let server = TestServer::scripted(|seen, _| match seen.method.as_str() {
+        "GET" => Reply::json(403, r#"{"message":"Forbidden"}"#),
+        _ => Reply::identity(seen.id().unwrap()),
+    });
+    let csv = "id,flag,reason\n1,true,a\n2,true,b\n";
+    let refused = Apply::on(&server).input(csv).run();
+    assert_eq!(
+        refused.code, 3,
+        "without --resend the state is needed: {}",
+        refused.stderr
+    );
+    assert!(
+        server.seen().iter().all(|s| s.method == "GET"),
+        "nothing sent"
+    );
+
+    let resent = Apply::on(&server).input(csv).args(["--resend"]).run();
+    assert_eq!(resent.code, 0, "{}", resent.stderr);
+    assert_eq!(ids(&resent.rows, "updated"), [1, 2]);
+    assert!(resent.rows.iter().all(|r| r["verified"].is_empty()));
+    assert!(
+        resent
+            .stderr
+            .contains("could not be read (403): --resend goes on without it"),
+        "{}",
+        resent.stderr
+    );
+    let listings = server.seen().iter().filter(|s| s.method == "GET").count();
+    assert_eq!(
+        listings, 2,
+        "one refused listing per run, none to check after"
+    );
+    assert_eq!(
+        server.seen().iter().filter(|s| s.method == "PUT").count(),
+        2
+    );
+}

@@ -103,6 +103,13 @@ pub(super) async fn verify(
         );
         return;
     }
+    if run.state_refused {
+        tracing::warn!(
+            rows = files.sent.len(),
+            "the state could not be read: the rows sent were not checked against Drata"
+        );
+        return;
+    }
     let Some(session) = run.session.as_ref().filter(|_| !run.control.is_stopped()) else {
         tracing::warn!(
             rows = files.sent.len(),

@@ -52,6 +52,8 @@ struct Run {
     listing: Option<Arc<Listing>>,
     /// Invalid rows and no `--skip-invalid`: nothing is sent.
     blocked: bool,
+    /// Drata refused the listing (403) and `--resend` went on without it.
+    state_refused: bool,
     /// Held until the run ends: a second `apply` of the same file is refused.
     _lock: Option<InputLock>,
 }
@@ -84,7 +86,11 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
     // What plan shows is what apply sends: both read the state first.
     if !run.control.is_stopped() {
         if let (None, Some(session)) = (&run.listing, &run.session) {
-            run.listing = read_listing(session, &run.control).await;
+            run.listing = if config.resend() {
+                read_listing_unless_refused(session, &run.control, &mut run.state_refused).await
+            } else {
+                read_listing(session, &run.control).await
+            };
         }
     }
     let planner = Arc::new(Planner {
@@ -118,6 +124,30 @@ async fn off_thread<T: Send + 'static>(
             source: std::io::Error::other(e.to_string()),
         })
     })
+}
+
+/// `apply --resend`: reads the listing as [`read_listing`] does, but when Drata refuses it
+/// (403) the run goes on without the state and says so: every valid row is sent, as
+/// `--resend` asks, with no previous state and no check after the run.
+async fn read_listing_unless_refused(
+    session: &Session,
+    control: &RunControl,
+    refused: &mut bool,
+) -> Option<Arc<Listing>> {
+    match engine::fetch_unless_refused(&session.engine).await {
+        Ok(Some(listing)) => Some(Arc::new(listing)),
+        Ok(None) => {
+            *refused = true;
+            tracing::warn!(
+                "the current state could not be read (403): --resend goes on without it; every valid row is sent; previous states are unknown (the undo file cannot restore them) and the rows sent are not checked"
+            );
+            None
+        }
+        Err(e) => {
+            control.stop(StopReason::StateUnavailable(StopSource::new(e)));
+            None
+        }
+    }
 }
 
 /// Reads the listing; when it cannot be had, the run stops (exit 3).
@@ -210,6 +240,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         session,
         listing,
         blocked,
+        state_refused: false,
         _lock: lock,
     })
 }
