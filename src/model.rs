@@ -32,6 +32,9 @@ pub(crate) struct Row {
     pub id: RowId,
     pub flag: bool,
     pub reason: String,
+    /// Drata's state when the file was exported (the export's `drataServiceAccount` and
+    /// `drataReason`), when the row carries it: the review is then three-way.
+    pub baseline: Option<Baseline>,
     /// What the row asks of the identity's link to a person; `None` when the input has
     /// no link column (links are then not touched).
     pub link: Option<LinkRequest>,
@@ -94,6 +97,44 @@ impl LinkRequest {
     }
 }
 
+/// A service-account state as the review compares it: flags as booleans, reasons
+/// trimmed, and no reason on an identity that is not a service account (Drata keeps none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    pub marked: bool,
+    pub reason: String,
+}
+
+impl Baseline {
+    /// The state normalised for comparison.
+    pub(crate) fn new(marked: bool, reason: &str) -> Self {
+        Self {
+            marked,
+            reason: if marked {
+                reason.trim().to_owned()
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+/// What the three-way review makes of a row (`docs/contract.md`, "What the reviewer
+/// meant"): the baseline (Drata at export), the row (the reviewer's decision) and the
+/// current state (Drata now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Review {
+    /// The row asks for a change: send it.
+    Send,
+    /// Drata already holds what the row asks.
+    Unchanged,
+    /// The reviewer did not edit the row, but Drata changed since the export: Drata's
+    /// change is kept.
+    Drifted,
+    /// The reviewer edited the row, and Drata changed since the export to something else.
+    Conflict,
+}
+
 /// How a row names its identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum RowId {
@@ -124,10 +165,14 @@ pub(crate) enum Outcome {
     NotAttempted,
     WouldUpdate,
     NotFound,
+    /// Not edited, changed in Drata since the export: nothing sent.
+    Drifted,
+    /// Edited, and changed in Drata since the export to something else: not sent.
+    Conflict,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 9] = [
+    pub(crate) const ALL: [Outcome; 11] = [
         Outcome::Updated,
         Outcome::Unchanged,
         Outcome::Failed,
@@ -137,6 +182,8 @@ impl Outcome {
         Outcome::NotAttempted,
         Outcome::WouldUpdate,
         Outcome::NotFound,
+        Outcome::Drifted,
+        Outcome::Conflict,
     ];
 
     /// The word in the report, the summary and the logs.
@@ -151,6 +198,8 @@ impl Outcome {
             Outcome::NotAttempted => "not_attempted",
             Outcome::WouldUpdate => "would_update",
             Outcome::NotFound => "not_found",
+            Outcome::Drifted => "drifted",
+            Outcome::Conflict => "conflict",
         }
     }
 
@@ -160,14 +209,17 @@ impl Outcome {
 
     /// Outcomes that make the exit code 1.
     pub(crate) fn is_problem(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::Invalid | Outcome::NotFound)
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Invalid | Outcome::NotFound | Outcome::Conflict
+        )
     }
 
     /// Outcomes a later `--resume-from` treats as done.
     pub(crate) fn is_done(self) -> bool {
         matches!(
             self,
-            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped
+            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped | Outcome::Drifted
         )
     }
 
@@ -195,6 +247,12 @@ pub(crate) struct Previous {
     pub reason: Option<String>,
     /// Who it was linked to, when the run decides links.
     pub link: Option<Link>,
+}
+
+impl From<&Previous> for Baseline {
+    fn from(previous: &Previous) -> Self {
+        Baseline::new(previous.marked, previous.reason.as_deref().unwrap_or(""))
+    }
 }
 
 /// The report's id cell: a typed id, or the cell of an invalid row as it was read.
@@ -235,6 +293,10 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
+    /// The state at export, when the row carried it (drifted and conflicting rows show it).
+    pub baseline: Option<Baseline>,
+    /// After the run, whether Drata holds the row's desired state; `None` when not checked.
+    pub verified: Option<bool>,
     /// The row's link decision, when it makes one.
     pub link: Option<LinkRequest>,
 }
@@ -261,6 +323,8 @@ impl ReportRow {
             error: error.into(),
             identity: IdentityView::default(),
             previous: None,
+            baseline: None,
+            verified: None,
             link: None,
         }
     }
@@ -275,6 +339,7 @@ impl ReportRow {
             outcome,
             error,
         );
+        report.baseline = row.baseline.clone();
         report.link = row.link.clone();
         report
     }
@@ -303,10 +368,14 @@ pub(crate) enum FailureKind {
 /// Row counts per outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
-    counts: [u64; 9],
+    counts: [u64; Outcome::ALL.len()],
     /// Failed rows that no retry can change: the engine gave them up as
     /// [`FailureKind::Row`] (not found, not valid, redirected).
     permanent: u64,
+    /// Rows the check after the run found applied, and rows answered 2xx that it found not
+    /// applied (these make the exit code 1).
+    verified: u64,
+    unverified_updates: u64,
 }
 
 impl Tally {
@@ -320,6 +389,34 @@ impl Tally {
         if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
             self.permanent += 1;
         }
+    }
+
+    /// Takes back a row counted before (the check after the run changed its outcome).
+    pub(crate) fn remove_row(&mut self, row: &ReportRow) {
+        let count = &mut self.counts[row.outcome.index()];
+        *count = count.saturating_sub(1);
+        if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
+            self.permanent = self.permanent.saturating_sub(1);
+        }
+    }
+
+    /// Counts what the check after the run found of a row it checked.
+    pub(crate) fn add_check(&mut self, row: &ReportRow) {
+        match (row.verified, row.outcome) {
+            (Some(true), _) => self.verified += 1,
+            (Some(false), Outcome::Updated) => self.unverified_updates += 1,
+            _ => {}
+        }
+    }
+
+    /// Rows the check after the run found applied.
+    pub(crate) fn verified(&self) -> u64 {
+        self.verified
+    }
+
+    /// Rows answered 2xx that the check after the run did not find applied.
+    pub(crate) fn unverified_updates(&self) -> u64 {
+        self.unverified_updates
     }
 
     /// Failed rows a retry cannot change.
@@ -709,6 +806,7 @@ mod tests {
             id: RowId::Id(7),
             flag: true,
             reason: "r".to_owned(),
+            baseline: None,
             link: None,
         };
         let failed = |kind: Option<FailureKind>| {

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::requests::{Ended, Engine};
+use super::requests::{Ended, Engine, Request};
 use crate::drata::{CurrentState, Failure, Page, UserPage, Users, PAGE_LIMIT};
 use crate::model::{Lookup, LookupError, LookupKey};
 
@@ -207,22 +207,55 @@ impl Lookup for Directory {
 
 /// Why the listing could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ListingError(String);
+#[error("{message}")]
+pub(crate) struct ListingError {
+    message: String,
+    /// Drata refused the listing (403) and the run goes on.
+    refused: bool,
+}
 
 /// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
 pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
+    read(engine, Request::ListingPage).await
+}
+
+/// As [`fetch`], but a refused listing (403) is `None` and does not stop the run.
+pub(crate) async fn fetch_unless_refused(engine: &Engine) -> Result<Option<Listing>, ListingError> {
+    match read(engine, Request::ListingPageUnlessRefused).await {
+        Ok(listing) => Ok(Some(listing)),
+        Err(e) if e.refused => {
+            tracing::warn!("{e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn read(engine: &Engine, request: Request) -> Result<Listing, ListingError> {
     let mut state = CurrentState::default();
     let mut reader = ListingReader::default();
     loop {
         let number = reader.next_page();
         let attempted = engine
-            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
+            .with_retries("listing", request, || {
+                engine.client.list_page(number, PAGE_LIMIT)
+            })
             .await;
         let page: Page = match attempted.ended {
             Ended::Done(page) => page,
-            Ended::Failed(failure) => return Err(ListingError(failure.message)),
-            Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
+            Ended::Failed(failure) => {
+                return Err(ListingError {
+                    refused: request == Request::ListingPageUnlessRefused
+                        && failure.status() == Some(403),
+                    message: failure.message,
+                })
+            }
+            Ended::Stopped(_) => {
+                return Err(ListingError {
+                    message: engine.control.stop_message(),
+                    refused: false,
+                })
+            }
         };
         let facts = PageFacts {
             items: page.items,
@@ -270,11 +303,23 @@ where
     let mut reader = ListingReader::default();
     loop {
         let number = reader.next_page();
-        let attempted = engine.with_retries(what, || page_of(number)).await;
+        let attempted = engine
+            .with_retries(what, Request::ListingPage, || page_of(number))
+            .await;
         let page = match attempted.ended {
             Ended::Done(page) => page,
-            Ended::Failed(failure) => return Err(ListingError(failure.message)),
-            Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
+            Ended::Failed(failure) => {
+                return Err(ListingError {
+                    message: failure.message,
+                    refused: false,
+                })
+            }
+            Ended::Stopped(_) => {
+                return Err(ListingError {
+                    message: engine.control.stop_message(),
+                    refused: false,
+                })
+            }
         };
         let facts = take(page);
         tracing::debug!(page = number, new = facts.new_ids, "reading the {what}");

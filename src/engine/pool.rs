@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::requests::{Attempted, Ended, Engine};
+use super::requests::{Attempted, Ended, Engine, Request as Kind};
 use crate::drata::Identity;
 use crate::model::{Outcome, Previous, ReportRow, Row};
 
@@ -86,18 +86,18 @@ impl Engine {
             let what = format!("line {} id {id}", row.line);
             let attempted = match request {
                 Request::Flag => {
-                    self.with_retries(&what, || {
+                    self.with_retries(&what, Kind::Update, || {
                         self.client.set_service_account(id, row.flag, &row.reason)
                     })
                     .await
                 }
                 Request::Link(user) => {
-                    self.with_retries(&what, || self.client.connect(id, user))
+                    self.with_retries(&what, Kind::Update, || self.client.connect(id, user))
                         .await
                 }
             };
             attempts += attempted.attempts;
-            report = self.report(&row, attempted);
+            report = self.report(&row, id, attempted);
             if report.outcome != Outcome::Updated {
                 if sends.in_order().len() > 1 {
                     report.error = format!("{}: {}", request.name(), report.error);
@@ -118,9 +118,19 @@ impl Engine {
     }
 
     /// The report of one request of a row.
-    fn report(&self, row: &Row, attempted: Attempted<Identity>) -> ReportRow {
+    fn report(&self, row: &Row, id: u64, attempted: Attempted<Identity>) -> ReportRow {
         let mut report = match attempted.ended {
             Ended::Done(identity) => {
+                if let Some(other) = identity.id.filter(|other| *other != id) {
+                    // Any 2xx is applied; which identity is settled by the check after
+                    // the run.
+                    tracing::warn!(
+                        line = row.line,
+                        id,
+                        answered_id = other,
+                        "the answer names id {other}, not {id}; the check after the run settles whether {id} was changed"
+                    );
+                }
                 let mut report = ReportRow::of(row, Outcome::Updated, "");
                 report.identity = identity.view();
                 report

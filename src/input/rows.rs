@@ -7,9 +7,10 @@ use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_
 use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{
-    utf16_len, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS,
+    utf16_len, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID,
+    MAX_REASON_UNITS,
 };
-use crate::text::{shorten, unprefixed};
+use crate::text::{csv_text, shorten};
 
 /// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
 /// `serviceaccount`.
@@ -74,7 +75,6 @@ const REASON_NAMES: &[&str] = &[
 const LINK_NAMES: &[&str] = &["linkedUser"];
 /// The export's baseline columns the link's review reads.
 const LINK_BASELINE_NAME: &str = "drataLinkedUser";
-const FLAG_BASELINE_NAME: &str = "drataServiceAccount";
 /// The header is searched for among this many non-empty rows.
 const HEADER_SEARCH_ROWS: usize = 20;
 
@@ -100,18 +100,26 @@ struct Columns {
     identity: IdentityColumns,
     flag: (usize, String),
     reason: Option<(usize, String)>,
+    /// The state the export read (`drataServiceAccount`, `drataReason`, `exportedAt`).
+    baseline: BaselineColumns,
     link: LinkColumns,
     headers: Vec<String>,
 }
 
-/// The link column (`linkedUser`) and the export's baselines beside it.
+/// The link column (`linkedUser`) and its baseline beside it.
 #[derive(Debug, Clone, Default)]
 struct LinkColumns {
     link: Option<(usize, String)>,
     /// `drataLinkedUser`: the link at export.
     baseline: Option<(usize, String)>,
-    /// `drataServiceAccount`: empty on a row added by hand, which has no baseline.
-    flag_baseline: Option<(usize, String)>,
+}
+
+/// The export's baseline columns, when the input has them.
+#[derive(Debug, Clone, Default)]
+struct BaselineColumns {
+    flag: Option<(usize, String)>,
+    reason: Option<(usize, String)>,
+    exported_at: Option<(usize, String)>,
 }
 
 fn find_column(
@@ -185,17 +193,16 @@ fn resolve_columns(
     if reason.is_none() && (!any_default || options.reason_column.is_some()) {
         lacks(&mut missing, "reason", &reason_names, "--reason-column");
     }
+    let baseline = baseline_columns(headers, path)?;
     let link_names = column_names(&options.link_column, LINK_NAMES);
-    let named = |name: &str| vec![normalize_header(name)];
     let link = LinkColumns {
         link: find_column(headers, path, "linked user", &link_names)?,
         baseline: find_column(
             headers,
             path,
             "linked user at export",
-            &named(LINK_BASELINE_NAME),
+            &[normalize_header(LINK_BASELINE_NAME)],
         )?,
-        flag_baseline: find_column(headers, path, "flag at export", &named(FLAG_BASELINE_NAME))?,
     };
     if link.link.is_none() && options.link_column.is_some() {
         lacks(&mut missing, "linked user", &link_names, "--link-column");
@@ -205,6 +212,7 @@ fn resolve_columns(
             identity,
             flag,
             reason,
+            baseline,
             link,
             headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
         }),
@@ -214,6 +222,22 @@ fn resolve_columns(
             found: headers_seen(headers),
         }),
     }
+}
+
+/// The export's baseline columns (`drataServiceAccount`, `drataReason`, `exportedAt`),
+/// those the header has.
+fn baseline_columns(headers: &[String], path: &str) -> Result<BaselineColumns, InputError> {
+    let named = |name: &str| vec![normalize_header(name)];
+    Ok(BaselineColumns {
+        flag: find_column(
+            headers,
+            path,
+            "baseline flag",
+            &named("drataServiceAccount"),
+        )?,
+        reason: find_column(headers, path, "baseline reason", &named("drataReason"))?,
+        exported_at: find_column(headers, path, "export time", &named("exportedAt"))?,
+    })
 }
 
 /// The headers as a message lists them.
@@ -333,6 +357,8 @@ pub(crate) struct RowReader<R: Read> {
     record: Fields,
     delimiter: u8,
     pub(super) lookup: Option<Arc<dyn Lookup>>,
+    /// The first `exportedAt` cell read.
+    exported_at: Option<String>,
     header_line: u64,
     title_rows: Vec<u64>,
 }
@@ -389,6 +415,7 @@ impl<R: Read> RowReader<R> {
             }
         })?;
         Ok(Self {
+            exported_at: None,
             records,
             columns,
             defaults: ReasonDefaults::of(options),
@@ -550,18 +577,43 @@ impl<R: Read> RowReader<R> {
     fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
         let (index, _) = column.as_ref()?;
         match self.cell(*index)? {
-            Ok(text) => {
-                Some(self.unprefixed(text.trim()).trim().to_owned()).filter(|t| !t.is_empty())
-            }
+            Ok(text) => Some(self.unquoted(text).to_owned()).filter(|t| !t.is_empty()),
             Err(()) => None,
         }
     }
 
-    fn unprefixed<'t>(&self, text: &'t str) -> &'t str {
+    /// A text cell as the review reads it: trimmed; in CSV, without our writers' `'`; a
+    /// workbook's cells are never stripped.
+    fn unquoted<'a>(&self, text: &'a str) -> &'a str {
         match self.records.sheet() {
-            Some(_) => text,
-            None => unprefixed(text),
+            Some(_) => text.trim(),
+            None => csv_text(text),
         }
+    }
+
+    /// When the file was exported, as its first `exportedAt` cell says.
+    pub(crate) fn exported_at(&self) -> Option<&str> {
+        self.exported_at.as_deref()
+    }
+
+    /// The row's baseline: `None` when the input has no baseline columns or the row's
+    /// cells are empty (a row added by hand is compared two-way).
+    fn baseline(&self, problem: &mut impl FnMut(&str, String)) -> Option<Baseline> {
+        let (index, name) = self.columns.baseline.flag.as_ref()?;
+        let cell = self.cell(*index)?.ok()?;
+        if cell.trim().is_empty() {
+            return None;
+        }
+        let marked = parse_flag(cell)
+            .map_err(|e| {
+                problem(
+                    name,
+                    format!("{e} (this column is Drata's state at export: do not edit it)"),
+                )
+            })
+            .ok()?;
+        let reason = self.text(&self.columns.baseline.reason).unwrap_or_default();
+        Some(Baseline::new(marked, &reason))
     }
 
     /// In a sheet, why the typed cell at `index` cannot be read for `role`, named by
@@ -675,6 +727,9 @@ impl<R: Read> RowReader<R> {
             if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
                 continue;
             }
+            if self.exported_at.is_none() {
+                self.exported_at = self.text(&self.columns.baseline.exported_at);
+            }
             return Some(Ok(self.validate(line)));
         }
     }
@@ -773,6 +828,7 @@ impl<R: Read> RowReader<R> {
         };
 
         let reason = self.reason(flag, &mut problem);
+        let baseline = self.baseline(&mut problem);
         let link = self.link(flag, &mut problem);
 
         match (id, flag, reason, link, problems.is_empty()) {
@@ -781,6 +837,7 @@ impl<R: Read> RowReader<R> {
                 id,
                 flag,
                 reason,
+                baseline,
                 link,
             }),
             (_, flag, _, _, _) => Record::Invalid(InvalidRow {
@@ -827,7 +884,7 @@ impl<R: Read> RowReader<R> {
                 );
                 return None;
             }
-            Some(Ok(text)) => self.unprefixed(text.trim()).trim().to_owned(),
+            Some(Ok(text)) => self.unquoted(text).to_owned(),
             None => String::new(),
         };
         let link = Link::from_cell(&cell);
@@ -864,16 +921,15 @@ impl<R: Read> RowReader<R> {
 
     /// The link at export, on a row the export wrote (its flag baseline is not empty).
     fn link_baseline(&self) -> Option<Link> {
-        let columns = &self.columns.link;
-        let exported = match &columns.flag_baseline {
+        let exported = match &self.columns.baseline.flag {
             Some((index, _)) => {
                 matches!(self.cell(*index), Some(Ok(text)) if !text.trim().is_empty())
             }
             None => true,
         };
-        let (index, _) = columns.baseline.as_ref().filter(|_| exported)?;
+        let (index, _) = self.columns.link.baseline.as_ref().filter(|_| exported)?;
         match self.cell(*index)? {
-            Ok(text) => Some(Link::from_cell(self.unprefixed(text.trim()))),
+            Ok(text) => Some(Link::from_cell(self.unquoted(text))),
             Err(()) => None,
         }
     }
@@ -904,9 +960,7 @@ impl<R: Read> RowReader<R> {
                 }
                 // The prefix our CSVs (export, undo) put before a reason a spreadsheet
                 // would run as a formula is not part of the reason.
-                Some(Ok(text)) => {
-                    Some(self.unprefixed(text.trim()).trim()).filter(|t| !t.is_empty())
-                }
+                Some(Ok(text)) => Some(self.unquoted(text)).filter(|t| !t.is_empty()),
             },
         };
         let Some(reason) = cell.or(default) else {

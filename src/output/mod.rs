@@ -19,9 +19,9 @@ pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
-    column_mapping_line, Change, CurrentView, LinkChange, PlanCounts, CHANGES_SHOWN,
+    column_mapping_line, Change, CurrentView, ExportAge, LinkChange, PlanView, CHANGES_SHOWN,
 };
 pub(crate) use progress::Progress;
-pub(crate) use report::ReportWriter;
+pub(crate) use report::{rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, FileDigest, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER, UNDO_HEADER_LINKS};

@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use super::review::review;
 use crate::config::Mode;
 use crate::drata::{Current, Users};
 use crate::engine::{Job, Listing, Sends};
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
-use crate::model::{IdCell, LinkRequest, Outcome, ReportRow, Row, RowId};
+use crate::model::{
+    Baseline, IdCell, Link, LinkRequest, Outcome, Previous, ReportRow, Review, Row, RowId,
+};
 use crate::output::{Change, CurrentView, LinkChange};
 
 pub(super) enum Decision {
@@ -20,8 +23,12 @@ pub(super) struct Planner {
     pub mode: Mode,
     pub scan: Arc<InputScan>,
     pub done: DoneRows,
-    /// The current state, when the run compares with it (plan, `--reconcile`).
+    /// The current state, when it was read (always, but for `--resend` refused a listing).
     pub listing: Option<Arc<Listing>>,
+    /// `--resend`: rows Drata already holds are sent too.
+    pub resend: bool,
+    /// `--overwrite-drift`: conflicting rows are sent.
+    pub overwrite_drift: bool,
     /// Drata's users, when the input decides links.
     pub users: Option<Arc<Users>>,
 }
@@ -124,8 +131,14 @@ impl Planner {
         };
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
         report.identity = current.view();
-        report.previous = Some(self.previous(&row, current));
-        let sends = self.sends(&row, current);
+        let parts = self.review(&row, current);
+        report.previous = Some(parts.previous.clone());
+        let sends = self.sends(&row, &parts);
+        if let Some(outcome) = self.held(&parts, sends) {
+            report.outcome = outcome;
+            report.error = parts.message(outcome);
+            return Decision::Final(report);
+        }
         if !sends.flag && sends.link.is_none() {
             return Decision::Final(report);
         }
@@ -141,35 +154,66 @@ impl Planner {
                 Decision::Final(report)
             }
             Mode::Apply => Decision::Send(Job {
-                previous: Some(self.previous(&row, current)),
                 row,
                 id,
+                previous: Some(parts.previous),
                 sends,
             }),
         }
     }
 
-    /// The state before the run, with the link when the row decides it.
-    fn previous(&self, row: &Row, current: &Current) -> crate::model::Previous {
+    /// The three-way review of each decision the row makes: the flag and reason, and the
+    /// link when the row decides it.
+    fn review(&self, row: &Row, current: &Current) -> Parts {
         let mut previous = current.previous();
-        if row.link.is_some() {
-            previous.link = Some(current.link(self.users.as_deref()));
+        let flag = review(
+            row.baseline.as_ref(),
+            &Baseline::new(row.flag, &row.reason),
+            &Baseline::from(&previous),
+        );
+        let link = row.link.as_ref().map(|wanted| {
+            let now = current.link(self.users.as_deref());
+            let decided = review(wanted.baseline.as_ref(), &wanted.link, &now);
+            previous.link = Some(now);
+            decided
+        });
+        Parts {
+            previous,
+            flag,
+            link,
         }
-        previous
     }
 
-    /// The requests a row needs against the identity now: the flag when it differs, the
-    /// link when the row decides it and it differs.
-    fn sends(&self, row: &Row, current: &Current) -> Sends {
-        let link_now = current.link(self.users.as_deref());
+    /// The requests the review leaves to send: an edited decision; a conflicting one with
+    /// `--overwrite-drift`; one Drata already holds with `--resend` (a flag only when the
+    /// row has a reason to send).
+    fn sends(&self, row: &Row, parts: &Parts) -> Sends {
+        let sent = |review: Review| match review {
+            Review::Send => true,
+            Review::Conflict => self.overwrite_drift,
+            Review::Unchanged => self.resend,
+            Review::Drifted => false,
+        };
         Sends {
-            flag: !current.is_as_desired(row.flag, &row.reason),
-            link: row
+            flag: sent(parts.flag) && !(parts.flag == Review::Unchanged && row.reason.is_empty()),
+            link: parts
                 .link
-                .as_ref()
-                .filter(|wanted| wanted.link != link_now)
+                .filter(|review| sent(*review))
+                .and(row.link.as_ref())
                 .and_then(LinkRequest::target),
         }
+    }
+
+    /// A row the review holds back: `conflict` when either decision conflicts (and
+    /// `--overwrite-drift` is not given), `drifted` when a decision drifted and nothing
+    /// else is to be sent.
+    fn held(&self, parts: &Parts, sends: Sends) -> Option<Outcome> {
+        let any = |wanted: Review| parts.flag == wanted || parts.link == Some(wanted);
+        if any(Review::Conflict) && !self.overwrite_drift {
+            return Some(Outcome::Conflict);
+        }
+        let nothing_sent = !sends.flag && sends.link.is_none();
+        (any(Review::Drifted) && nothing_sent).then_some(Outcome::Drifted)
     }
 
     /// The change a row would make, for the plan's diff and `--max-changes`.
@@ -182,6 +226,7 @@ impl Planner {
                     id: RowId::Id(report.id()?),
                     flag: report.flag?,
                     reason: report.reason.clone(),
+                    baseline: report.baseline.clone(),
                     link: report.link.clone(),
                 },
                 report.id()?,
@@ -192,7 +237,10 @@ impl Planner {
             .listing
             .as_ref()
             .and_then(|listing| listing.state.get(id));
-        let sends = now.map_or_else(|| Sends::all_of(&row), |now| self.sends(&row, now));
+        let sends = now.map_or_else(
+            || Sends::all_of(&row),
+            |now| self.sends(&row, &self.review(&row, now)),
+        );
         let current = now.map(|current| CurrentView {
             username: current.username.clone(),
             connection: current.connection.clone(),
@@ -214,6 +262,63 @@ impl Planner {
             current,
         })
     }
+}
+
+/// What the three-way review made of a row's decisions.
+struct Parts {
+    /// The state before the run, with the link when the row decides it.
+    previous: Previous,
+    flag: Review,
+    /// `None` when the row does not decide the link.
+    link: Option<Review>,
+}
+
+impl Parts {
+    /// Why a row was held back (`drifted` or `conflict`), naming each decision concerned.
+    fn message(&self, outcome: Outcome) -> String {
+        let wanted = match outcome {
+            Outcome::Conflict => Review::Conflict,
+            _ => Review::Drifted,
+        };
+        let link_now = self.previous.link.as_ref().map_or("nobody", Link::describe);
+        let mut said = Vec::new();
+        if self.flag == wanted {
+            said.push(match wanted {
+                Review::Conflict => conflict_message_of(&self.previous),
+                _ => drift_message(&self.previous),
+            });
+        }
+        if self.link == Some(wanted) {
+            said.push(match wanted {
+                Review::Conflict => format!("the link was edited, but Drata also changed it since the export (now linked to {link_now}); not sent (compare, then edit the row or pass --overwrite-drift)"),
+                _ => format!("the link changed in Drata since the export (now linked to {link_now}); the cell was not edited, so nothing is sent and Drata's link is kept"),
+            });
+        }
+        said.join("; ")
+    }
+}
+
+/// A state in one phrase, for the report's error cell.
+fn state_text(state: &Previous) -> String {
+    match (state.marked, &state.reason) {
+        (true, Some(reason)) => format!("service account ({reason:?})"),
+        (true, None) => "service account (no reason)".to_owned(),
+        (false, _) => "not a service account".to_owned(),
+    }
+}
+
+fn drift_message(current: &Previous) -> String {
+    format!(
+        "changed in Drata since the export (now {}); the row was not edited, so nothing is sent and Drata's change is kept",
+        state_text(current)
+    )
+}
+
+fn conflict_message_of(current: &Previous) -> String {
+    format!(
+        "edited, but Drata also changed since the export (now {}); not sent (compare, then edit the row or pass --overwrite-drift)",
+        state_text(current)
+    )
 }
 
 fn not_found_message(listing: &Listing) -> &'static str {
