@@ -7,8 +7,7 @@ use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_
 use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::model::{
-    utf16_len, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID,
-    MAX_REASON_UNITS,
+    utf16_len, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS,
 };
 use crate::text::{csv_text, shorten};
 

@@ -303,7 +303,9 @@ mod tests {
              connectedAt,disconnectedAt,hasMfa,suggestion,drataServiceAccount,drataReason,drataLinkedUser,exportedAt\n"
         ));
         assert!(
-            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,,false,,,\n"),
+            text.contains(
+                "\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,,false,,,\n"
+            ),
             "{text}"
         );
         assert!(text.contains(

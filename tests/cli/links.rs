@@ -127,24 +127,16 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     );
     assert_eq!(sent(&sim), (0, 0), "plan sends nothing");
 
-    let apply = |input: &str, report: &str| {
+    let apply = |input: &str, report: &str, undo: &str| {
         let run = on_sim(
             &sim,
             &work,
-            &[
-                "apply",
-                input,
-                "--reconcile",
-                "--report",
-                report,
-                "--undo",
-                "undo.csv",
-            ],
+            &["apply", input, "--report", report, "--undo", undo],
         );
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
         read_report(&work.path(report))
     };
-    let report = apply("reviewed.csv", "r1.csv");
+    let report = apply("reviewed.csv", "r1.csv", "undo.csv");
     assert_eq!(sent(&sim), (4, 1), "4 connect, 1 service-account");
     let updated = ids_with(&report, "updated");
     assert_eq!(updated.len(), 5, "{report:?}");
@@ -162,15 +154,11 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     assert_eq!(after[&19], "goran.nguyen@example.com");
 
     // Applied again, nothing differs: nothing is sent.
-    apply("reviewed.csv", "r2.csv");
+    apply("reviewed.csv", "r2.csv", "undo2.csv");
     assert_eq!(sent(&sim), (4, 1), "a second apply sends nothing");
 
     // The undo file puts every link (and the flag) back.
-    let undo = on_sim(
-        &sim,
-        &work,
-        &["apply", "undo.csv", "--reconcile", "--report", "r3.csv"],
-    );
+    let undo = on_sim(&sim, &work, &["apply", "undo.csv", "--report", "r3.csv"]);
     assert_eq!(undo.code, 0, "{}", undo.stderr);
     assert_eq!(sent(&sim), (8, 2));
     let restored = export(&sim, &work, "restored.csv");
@@ -192,11 +180,7 @@ fn a_service_account_naming_a_person_or_an_unknown_email_is_invalid_and_nothing_
     edit(&mut rows, 2, &[("linkedUser", "nobody.here@example.com")]);
     edit(&mut rows, 19, &[("linkedUser", BRUNO)]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(sent(&sim), (0, 0), "nothing sent");
     let report = read_report(&work.path("r.csv"));
@@ -245,11 +229,7 @@ fn a_service_account_that_becomes_a_person_is_unmarked_before_it_is_linked() {
         ],
     );
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     // The simulator, like Drata, refuses to link a service account: a link sent first
     // would fail.
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -278,24 +258,14 @@ fn a_link_changed_in_drata_after_the_export_and_unedited_in_the_sheet_drifts() {
     let elsewhere = on_sim(
         &sim,
         &work,
-        &[
-            "apply",
-            "elsewhere.csv",
-            "--reconcile",
-            "--report",
-            "elsewhere.report.csv",
-        ],
+        &["apply", "elsewhere.csv", "--report", "elsewhere.report.csv"],
     );
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
     assert_eq!(sent(&sim), (1, 0));
     // The sheet leaves id 1 as exported, and edits id 2's link.
     edit(&mut rows, 2, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--reconcile", "--report", "r.csv"],
-    );
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sent(&sim), (2, 0), "only id 2's unlink");
     let report = read_report(&work.path("r.csv"));

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::Run;
 use crate::config::{Mode, RunConfig};
-use crate::drata::CurrentState;
+use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
 use crate::model::{
@@ -136,7 +136,7 @@ pub(super) async fn verify(
     let mut unapplied = HashSet::new();
     for row in &mut files.sent {
         let before = row.clone();
-        let applied = check_row(row, &listing.state);
+        let applied = check_row(row, &listing.state, run.users.as_deref());
         if !applied {
             unapplied.extend(row.id());
         }
@@ -159,10 +159,16 @@ pub(super) async fn verify(
 }
 
 /// Settles one row sent against the state read after the run; true when Drata holds the
-/// row's desired state.
-fn check_row(row: &mut ReportRow, state: &CurrentState) -> bool {
+/// row's desired state: the flag and reason, and the link when the row decides it.
+fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -> bool {
     let current = row.id().and_then(|id| state.get(id));
-    let applied = current.is_some_and(|c| c.is_as_desired(row.flag == Some(true), &row.reason));
+    let applied = current.is_some_and(|c| {
+        let linked = row
+            .link
+            .as_ref()
+            .is_none_or(|wanted| c.link(users) == wanted.link);
+        linked && c.is_as_desired(row.flag == Some(true), &row.reason)
+    });
     row.verified = Some(applied);
     match (row.outcome, applied) {
         (Outcome::Failed, true) => {

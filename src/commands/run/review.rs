@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn a_link_is_reviewed_by_the_same_table() {
-        let (ann, bob) = (Link::User("ann@x".to_owned()), Link::User("bob@x".to_owned()));
+        let (ann, bob) = (
+            Link::User("ann@x".to_owned()),
+            Link::User("bob@x".to_owned()),
+        );
         let nobody = Link::Nobody;
         assert_eq!(review(Some(&nobody), &nobody, &ann), Review::Drifted);
         assert_eq!(review(Some(&nobody), &bob, &nobody), Review::Send);
