@@ -828,7 +828,8 @@ impl<R: Read> RowReader<R> {
 
         let reason = self.reason(flag, &mut problem);
         let baseline = self.baseline(&mut problem);
-        let link = self.link(flag, &mut problem);
+        let exported_marked = baseline.as_ref().map(|b| b.marked);
+        let link = self.link(flag, exported_marked, &mut problem);
 
         match (id, flag, reason, link, problems.is_empty()) {
             (Some(id), Some(flag), Some(reason), Some(link), true) => Record::Valid(Row {
@@ -862,9 +863,12 @@ impl<R: Read> RowReader<R> {
     /// when the cell is unusable (reported). An email is resolved when the run can (the
     /// users listing was read); a `true` row cannot name a person (Drata refuses to link
     /// an identity marked as a service account).
+    /// A row exactly as exported (`exported_marked` is the flag at export) is Drata's own
+    /// state, never invalid: the review leaves it alone.
     fn link(
         &self,
         flag: Option<bool>,
+        exported_marked: Option<bool>,
         problem: &mut impl FnMut(&str, String),
     ) -> Option<Option<LinkRequest>> {
         let columns = &self.columns.link;
@@ -887,8 +891,10 @@ impl<R: Read> RowReader<R> {
             None => String::new(),
         };
         let link = Link::from_cell(&cell);
+        let baseline = self.link_baseline();
+        let as_exported = exported_marked == Some(true) && baseline.as_ref() == Some(&link);
         let user = match (&link, &self.lookup) {
-            (Link::User(_), _) if flag == Some(true) => {
+            (Link::User(_), _) if flag == Some(true) && !as_exported => {
                 problem(
                     name,
                     format!("the row marks a service account and links it to {cell}: Drata does not link a service account to a person (empty the cell, or set the flag to false)"),
@@ -914,7 +920,7 @@ impl<R: Read> RowReader<R> {
         Some(Some(LinkRequest {
             link,
             user,
-            baseline: self.link_baseline(),
+            baseline,
         }))
     }
 

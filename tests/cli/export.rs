@@ -310,7 +310,7 @@ fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() 
     assert!(read("xl/workbook.xml").contains(r#"<sheet name="identities""#));
     let sheet = read("xl/worksheets/sheet1.xml");
     assert!(sheet.contains(r#"state="frozen""#), "frozen header");
-    assert!(sheet.contains("<autoFilter ref=\"A1:N31\""), "filterable");
+    assert!(sheet.contains("<autoFilter ref=\"A1:O31\""), "filterable");
     assert!(
         sheet.contains(r#"<dataValidation type="list""#) && sheet.contains("B2:B31"),
         "drop-down on the flag column"

@@ -42,6 +42,10 @@ fn edit(records: &mut [Vec<String>], id: u64, flag: &str, reason: &str) {
     let row = records.iter_mut().find(|r| r[0] == id.to_string()).unwrap();
     row[1] = flag.to_owned();
     row[2] = reason.to_owned();
+    if flag == "true" {
+        // A service account is linked to nobody (linkedUser).
+        row[6] = String::new();
+    }
 }
 
 fn export(sim: &RunningSimulator, work: &Workdir, name: &str) {
