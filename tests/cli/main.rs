@@ -22,6 +22,7 @@ mod layers;
 mod network;
 mod operator;
 mod plan;
+mod platforms;
 mod reconcile;
 mod report;
 mod resume;
