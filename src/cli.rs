@@ -11,6 +11,9 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
+    accepted_file, check_name, ControlRef, Owner, Renewal, UploadConfig, UploadOptionError,
+};
+use crate::config::{
     parse_base_url, parse_delimiter, parse_interval, parse_timeout, ApplyOptions, Command,
     ConfigError, Connect, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, Mode,
     Only, OutputOptions, PlanOptions, Region, ResumeCommand, ResumeWord, RunConfig, RunOptions,
@@ -111,6 +114,9 @@ enum Commands {
     /// Write the current identities as an input file, to start a review from Drata
     #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Export(ExportArgs),
+    /// Put an evidence file (the workbook of --evidence) into Drata's Evidence Library
+    #[command(after_help = UPLOAD_EXAMPLES)]
+    UploadEvidence(UploadArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
@@ -140,6 +146,7 @@ enum ManPage {
     Plan,
     Apply,
     Export,
+    UploadEvidence,
     #[cfg(feature = "simulator")]
     Simulate,
     Completions,
@@ -329,6 +336,42 @@ struct ExportArgs {
     /// Only identities not marked as service accounts, or only marked ones
     #[arg(long, value_enum)]
     only: Option<Only>,
+}
+
+const UPLOAD_EXAMPLES: &str = "\
+Examples:
+  The quarter's evidence, next to the access-review control, renewed every quarter
+    DRATA_API_KEY=... drata-svcacct upload-evidence q4-evidence.xlsx \\
+        --owner grc-lead@example.com --control DCF-24";
+
+#[derive(Debug, Args)]
+struct UploadArgs {
+    /// The file to upload (normally the .xlsx of --evidence)
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// The item's owner: a Drata user's email, or a user id
+    #[arg(long, value_name = "EMAIL|ID")]
+    owner: String,
+
+    /// The workspace [default: the one Drata marks primary]
+    #[arg(long, value_name = "ID")]
+    workspace: Option<u64>,
+
+    /// A control the evidence proves: its code (DCF-24) or its id; repeat for several
+    #[arg(long, value_name = "CODE|ID")]
+    control: Vec<String>,
+
+    /// The item's name, at most 191 characters [default: the file's name and the date]
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+
+    /// How often the evidence is renewed (the renewal date is today plus this)
+    #[arg(long, value_enum, default_value_t = Renewal::default())]
+    renewal: Renewal,
+
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[cfg(feature = "simulator")]
@@ -531,6 +574,32 @@ impl ExportArgs {
     }
 }
 
+impl UploadArgs {
+    fn into_config(self, log: OutputOptions) -> Result<UploadConfig, ConfigError> {
+        if !accepted_file(&self.file) {
+            return Err(UploadOptionError::FileType {
+                file: self.file.display().to_string(),
+            }
+            .into());
+        }
+        let controls = self
+            .control
+            .iter()
+            .map(|c| ControlRef::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UploadConfig {
+            owner: Owner::parse(&self.owner)?,
+            name: check_name(self.name)?,
+            file: self.file,
+            workspace: self.workspace,
+            controls,
+            renewal: self.renewal,
+            connect: self.connect.into_connect()?,
+            log,
+        })
+    }
+}
+
 impl PlanArgs {
     fn into_config(
         self,
@@ -589,6 +658,7 @@ impl SimulateArgs {
             max_in_flight: self.max_in_flight.map(std::num::NonZeroU64::get),
             queue_delay: Duration::from_millis(self.queue_ms),
             seed: self.seed,
+            ..SimulatorConfig::default()
         })
     }
 }
@@ -765,6 +835,9 @@ impl Cli {
             Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
             Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
             Commands::Export(args) => Command::Export(Box::new(args.into_config(output)?)),
+            Commands::UploadEvidence(args) => {
+                Command::UploadEvidence(Box::new(args.into_config(output)?))
+            }
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
                 config: args.into_config()?,

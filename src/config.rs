@@ -19,6 +19,13 @@ use crate::secret::{ApiKey, KeyError};
 use crate::simulator::SimulatorConfig;
 use crate::text::shell_quote;
 
+mod upload;
+pub(crate) use upload::UploadOptionError;
+pub(crate) use upload::{
+    accepted_file, check_name, ControlRef, Owner, Renewal, UploadConfig, MAX_NAME_CHARS,
+    MAX_UPLOAD_BYTES,
+};
+
 /// `--rate`: 90% of Drata's 500 requests per minute per IP, so that retries and another
 /// client on the same address still fit under the limit.
 pub(crate) const DEFAULT_RATE: &str = "450/min";
@@ -66,6 +73,8 @@ pub enum ConfigError {
     XlsxNeedsFile,
     #[error("--excel shapes a CSV (byte-order mark, CRLF); a workbook needs neither")]
     ExcelIsCsv,
+    #[error(transparent)]
+    Upload(#[from] UploadOptionError),
 }
 
 /// When to give up on a run because too many rows failed.
@@ -451,6 +460,7 @@ pub(crate) enum Command {
     },
     Run(Box<RunConfig>),
     Export(Box<ExportConfig>),
+    UploadEvidence(Box<UploadConfig>),
     #[cfg(feature = "simulator")]
     Simulate {
         config: SimulatorConfig,

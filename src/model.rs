@@ -123,6 +123,9 @@ pub(crate) struct IdentityView {
     pub email: Option<String>,
     /// When it was marked as a service account; `None` when it is not one.
     pub service_account_at: Option<String>,
+    /// Client type, alias and id of the connection it was discovered through
+    /// (`AWS aws-prod #1`): usernames repeat across clouds.
+    pub connection: Option<String>,
 }
 
 /// The state of an identity before the run, when the listing was read.

@@ -19,6 +19,9 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Error bodies that are not the API's JSON are quoted up to this many characters.
 const EXCERPT_CHARS: usize = 200;
 
+mod evidence;
+pub(crate) use evidence::{EvidenceForm, EvidenceItem};
+
 pub(crate) const USER_AGENT: &str = concat!("drata-svcacct/", env!("CARGO_PKG_VERSION"));
 
 /// What went wrong with one attempt, as seen on the wire; what it means for the row

@@ -6,7 +6,9 @@ mod state;
 mod tls;
 mod wire;
 
-pub(crate) use client::{ApiClient, Cause, ClientOptions, Failure, PAGE_LIMIT};
+pub(crate) use client::{
+    ApiClient, Cause, ClientOptions, EvidenceForm, EvidenceItem, Failure, PAGE_LIMIT,
+};
 pub(crate) use state::{Current, CurrentState};
 pub(crate) use tls::CaFileError;
 #[cfg(test)]

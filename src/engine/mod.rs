@@ -15,5 +15,5 @@ pub(crate) use concurrency::ConcurrencyMode;
 pub(crate) use control::{watch_signals, RunControl, Signals};
 pub(crate) use listing::{fetch, Listing};
 pub(crate) use pool::{spawn_workers, Job};
-pub(crate) use requests::Engine;
-pub(crate) use retry::RetryPolicy;
+pub(crate) use requests::{Ended, Engine};
+pub(crate) use retry::{classify, RetryPolicy};

@@ -15,7 +15,7 @@ mod undo;
 
 pub use console::Console;
 pub(crate) use console::{InvalidRows, RowProblem};
-pub(crate) use evidence::{EvidenceRecorder, RunContext};
+pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{column_mapping_line, Change, CurrentView, CHANGES_SHOWN};

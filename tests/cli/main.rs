@@ -14,6 +14,7 @@ mod cells;
 mod clock_bound;
 mod concurrency;
 mod docs;
+mod evidence;
 mod export;
 mod faults;
 mod hostile;

@@ -152,10 +152,12 @@ fn evidence_records_who_what_and_the_identities_changed() {
     ] {
         assert!(evidence.contains(section), "missing {section}:\n{evidence}");
     }
+    // The account comes from the system's user database, never from $USER.
     assert!(
-        evidence.contains("| Ran by | auditor-alice on "),
+        evidence.contains(&format!("| Ran by | {} on ", system_account())),
         "{evidence}"
     );
+    assert!(!evidence.contains("auditor-alice"), "{evidence}");
     assert!(evidence.contains(&format!(
         "| Tool | drata-svcacct {} |",
         env!("CARGO_PKG_VERSION")
@@ -164,7 +166,7 @@ fn evidence_records_who_what_and_the_identities_changed() {
     assert!(evidence.contains(&report_digest), "report SHA-256");
     assert!(evidence.contains("| unchanged | 1 |") && evidence.contains("| updated | 1 |"));
     assert!(
-        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | not a service account | service account | CI \\| deploy |"),
+        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | AWS aws-prod #1 | not a service account | service account (\"CI \\| deploy\") | input | not checked |"),
         "{evidence}"
     );
     assert!(

@@ -9,7 +9,9 @@ use super::Run;
 use crate::config::{Mode, RunConfig};
 use crate::exit;
 use crate::model::{ConcurrencyFigures, LatencyFigures, StopReason, Tally};
-use crate::output::{counts, EvidenceRecorder, FileDigest, RunContext, Sink, Summary};
+use crate::output::{
+    counts, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink, Summary,
+};
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.
@@ -35,7 +37,8 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
         let context = RunContext::current(command_line(), config.connect.kind.path_segment());
-        if let Err(e) = recorder.finish(file, &summary, &context) {
+        let format = EvidenceFormat::for_path(path);
+        if let Err(e) = recorder.finish(file, format, &summary, &context) {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
