@@ -127,6 +127,8 @@ fn man_pages_keep_commands_and_options_whole() {
     assert!(!rendered.contains("--dry-run") && !rendered.contains("--progress-interval"));
 }
 
+// cron and /bin/sh are Unix's.
+#[cfg(unix)]
 #[test]
 fn the_cron_example_is_one_crontab_line_that_runs() {
     let work = Workdir::new();
@@ -445,6 +447,7 @@ fn is_utc_stamp(stamp: &str) -> bool {
     shape == "9999-99-99T999999Z"
 }
 
+#[cfg(unix)]
 fn set_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -478,6 +481,7 @@ fn run_shell(mut command: Command) -> Vec<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the shell");
+    #[cfg(unix)]
     let pid = child.id();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || sender.send(child.wait_with_output()));
@@ -485,7 +489,10 @@ fn run_shell(mut command: Command) -> Vec<u8> {
         Ok(output) => output.expect("wait for the shell"),
         Err(_) => {
             // SAFETY: kill(2) on the pid of the child this test started, not yet reaped.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            #[cfg(unix)]
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL)
+            };
             panic!("{command:?} did not finish within {SHELL_LIMIT:?}");
         }
     };

@@ -30,4 +30,6 @@ mod resume;
 mod security;
 mod spreadsheets;
 mod tls;
+// The systemd units run the binary as another user (setpriv, chown): Linux only.
+#[cfg(unix)]
 mod units;
