@@ -422,6 +422,7 @@ fn render_man_page(page: &Path) -> Option<String> {
 
 /// A crontab command as cron runs it (crontab(5)): `\%` is a `%`, and an unescaped `%`
 /// ends the command, the rest going to its standard input.
+#[cfg(unix)]
 fn as_cron_reads_it(command: &str) -> (String, Option<String>) {
     let mut read = String::new();
     let mut chars = command.chars();
@@ -439,6 +440,7 @@ fn as_cron_reads_it(command: &str) -> (String, Option<String>) {
 }
 
 /// `date -u +%FT%H%M%SZ`: `2026-03-21T101530Z`.
+#[cfg(unix)]
 fn is_utc_stamp(stamp: &str) -> bool {
     let shape = stamp
         .chars()
