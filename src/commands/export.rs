@@ -25,7 +25,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     let mut file = match &config.output {
         Some(path) => {
             Some(
-                CreatedFile::create(path, config.force).map_err(|source| Error::Output {
+                CreatedFile::staged(path, config.force).map_err(|source| Error::Output {
                     what: "export",
                     path: path.clone(),
                     source,
@@ -95,7 +95,16 @@ fn write_file(
     let file = created.file().map_err(failed)?;
     match config.format {
         ExportFormat::Csv => write_csv(std::io::BufWriter::new(&mut *file), rows, config.excel),
-        ExportFormat::Xlsx => xlsx_bytes(rows).and_then(|bytes| file.write_all(&bytes)),
+        ExportFormat::Xlsx => xlsx_bytes(rows).and_then(|(bytes, cut)| {
+            for id in cut {
+                tracing::warn!(
+                    id,
+                    "identity {id}: a cell is longer than a workbook cell holds (32,767 \
+                     characters) and was cut; its end is marked \"[cut: N characters]\""
+                );
+            }
+            file.write_all(&bytes)
+        }),
     }
     .and_then(|()| file.sync_all())
     .map_err(failed)

@@ -1,6 +1,7 @@
 //! Drata's public API as this tool uses it: the HTTP client, what the wire carries,
 //! and the current state read from the listing.
 
+mod certinfo;
 mod client;
 mod state;
 mod tls;
@@ -13,7 +14,7 @@ pub(crate) use state::{Current, CurrentState};
 pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
-pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};
+pub(crate) use tls::{check_ssl_cert_dir, check_ssl_cert_file, read_ca_bundle};
 pub(crate) use wire::Page;
 
 use std::net::IpAddr;

@@ -428,7 +428,9 @@ fn answer_of<T>(result: &Result<(u16, T), Failure>) -> Answer {
             Cause::Status(429) => Answer::RateLimited,
             Cause::Status(status @ (408 | 500..=599)) => Answer::ServerError(status),
             // A refused certificate stops the run; it says nothing of the server's load.
-            Cause::Status(_) | Cause::Unreadable(_) | Cause::Certificate(_) => Answer::Fine,
+            Cause::Status(_) | Cause::Unreadable(_) | Cause::Certificate(_) | Cause::Proxy => {
+                Answer::Fine
+            }
         },
     }
 }

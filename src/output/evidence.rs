@@ -321,18 +321,9 @@ fn state_of(previous: &Previous) -> State {
 
 /// Text from Drata or the input made safe for a file a person reads: control
 /// characters and bidirectional overrides are shown escaped (`\u{1b}`), so nothing in a
-/// cell can hide or reorder what is around it.
+/// cell can hide or reorder what is around it (the one rule of every file we write).
 pub(crate) fn escaped(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && c != '\t' && c != '\n') || bidi {
-            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
+    crate::text::file_safe(text).into_owned()
 }
 
 #[cfg(test)]

@@ -163,18 +163,24 @@ fn io_error(error: csv::Error) -> io::Error {
 /// The rows as an `.xlsx` workbook: one sheet, a frozen and filterable header, ids as
 /// text, a true/false drop-down on the flag column, wide reason and suggestion columns.
 /// Cells are typed strings, which a spreadsheet never runs as formulas.
-pub(crate) fn xlsx_bytes(rows: &[ExportRow]) -> io::Result<Vec<u8>> {
-    let build = || -> Result<Vec<u8>, XlsxError> {
+/// Also returns the ids whose rows had a cell cut to Excel's limit.
+pub(crate) fn xlsx_bytes(rows: &[ExportRow]) -> io::Result<(Vec<u8>, Vec<u64>)> {
+    let build = || -> Result<(Vec<u8>, Vec<u64>), XlsxError> {
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(SHEET_NAME)?;
-        write_sheet(sheet, rows)?;
-        workbook.save_to_buffer()
+        let cut = write_sheet(sheet, rows)?;
+        Ok((workbook.save_to_buffer()?, cut))
     };
     build().map_err(io::Error::other)
 }
 
-fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxError> {
+/// The most characters a workbook cell holds (Excel's limit).
+const XLSX_CELL_CHARS: usize = 32_767;
+
+/// Writes the sheet; returns the ids of rows with a cell cut to [`XLSX_CELL_CHARS`].
+fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, XlsxError> {
+    let mut cut_ids = Vec::new();
     let header = Format::new().set_bold();
     let as_text = Format::new().set_num_format("@");
     for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
@@ -186,6 +192,12 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxErro
     for (index, row) in rows.iter().enumerate() {
         let at = index as u32 + 1;
         for (col, cell) in row.cells().iter().enumerate() {
+            let safe = crate::text::file_safe(cell);
+            let cut = crate::text::cut_visibly(&safe, XLSX_CELL_CHARS);
+            if cut.is_some() && cut_ids.last() != Some(&row.id) {
+                cut_ids.push(row.id);
+            }
+            let cell = cut.as_deref().unwrap_or(&safe);
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
             } else if !cell.is_empty() {
@@ -202,7 +214,7 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxErro
         .set_error_title("serviceAccount")?
         .set_error_message("true or false")?;
     sheet.add_data_validation(1, 1, last_row, 1, &flag)?;
-    Ok(())
+    Ok(cut_ids)
 }
 
 #[cfg(test)]
@@ -319,8 +331,30 @@ mod tests {
 
     #[test]
     fn a_workbook_is_a_zip() {
-        let bytes = xlsx_bytes(&[row(1), row(7)]).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)]).unwrap();
         assert!(bytes.starts_with(b"PK\x03\x04"));
-        assert!(xlsx_bytes(&[]).unwrap().starts_with(b"PK"));
+        assert!(cut.is_empty());
+        assert!(xlsx_bytes(&[]).unwrap().0.starts_with(b"PK"));
+    }
+
+    #[test]
+    fn a_cell_beyond_excels_limit_is_cut_visibly_and_the_rest_exported() {
+        use calamine::{Reader, Xlsx};
+        let mut long = row(7);
+        long.username = Some(format!("\u{202e}{}", "n".repeat(40_000)));
+        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)]).unwrap();
+        assert_eq!(cut, vec![7], "the identity is named");
+        let mut workbook = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let sheet = workbook.worksheet_range(SHEET_NAME).unwrap();
+        let cells: Vec<String> = sheet.rows().map(|r| r[3].to_string()).collect();
+        assert_eq!(cells.len(), 4, "every row exported");
+        assert!(
+            cells[2].starts_with("\\u{202e}nnn"),
+            "escaped: {}",
+            &cells[2][..12]
+        );
+        assert!(cells[2].ends_with(" characters]"), "marked");
+        assert!(cells[2].contains("… [cut: "), "marked");
+        assert!(cells[2].chars().count() <= XLSX_CELL_CHARS);
     }
 }

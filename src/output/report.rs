@@ -6,6 +6,7 @@ use std::io;
 use std::time::SystemTime;
 
 use crate::model::{IdCell, IdentityKind, ReportRow};
+use crate::text::echoed;
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
 /// contract, then the state before the run (when the listing was read) and what the run
@@ -29,11 +30,13 @@ pub(crate) const COLUMNS: [&str; 16] = [
     "api",
 ];
 
-/// Prefixes cells a spreadsheet would run as a formula.
+/// A cell as every CSV we write holds it: hostile characters escaped
+/// ([`crate::text::file_safe`]), and prefixed when a spreadsheet would run it as a formula.
 pub(crate) fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    let safe = crate::text::file_safe(cell);
+    match safe.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{safe}").into(),
+        _ => safe,
     }
 }
 
@@ -81,6 +84,9 @@ impl ReportWriter {
         let attempts = row.attempts.to_string();
         let finished = humantime::format_rfc3339_millis(finished_at).to_string();
         let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
+        // What the server echoed is capped: a huge name in every answer stays small here.
+        let capped = |value: &Option<String>| echoed(value.as_deref().unwrap_or(""));
+        let error = echoed(&row.error);
         let previous_flag = row.previous.as_ref().map(|p| p.marked);
         let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
         let cells: [&str; 16] = [
@@ -91,9 +97,9 @@ impl ReportWriter {
             row.outcome.as_str(),
             &status,
             &attempts,
-            &row.error,
-            &text(&row.identity.username),
-            &text(&row.identity.email),
+            &error,
+            &capped(&row.identity.username),
+            &capped(&row.identity.email),
             &text(&row.identity.service_account_at),
             &finished,
             flag_text(previous_flag),
@@ -113,9 +119,11 @@ mod tests {
 
     #[test]
     fn formula_cells_are_prefixed() {
-        for risky in ["=SUM(A1)", "+1", "-2", "@x", "\tx", "\rx"] {
+        for risky in ["=SUM(A1)", "+1", "-2", "@x", "\tx"] {
             assert_eq!(spreadsheet_safe(risky), format!("'{risky}"));
         }
+        // A carriage return is escaped like every other control character.
+        assert_eq!(spreadsheet_safe("\rx\u{1b}"), "\\u{d}x\\u{1b}");
         for plain in ["", "abc", "1", "'=already"] {
             assert_eq!(spreadsheet_safe(plain), plain);
         }

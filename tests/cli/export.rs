@@ -317,6 +317,45 @@ fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() 
 }
 
 #[test]
+fn a_killed_export_leaves_nothing_under_the_final_name() {
+    // Slow pages: the export is still reading the listing when it is killed.
+    let sim = simulator(|c| {
+        c.identities = 400;
+        c.latency = std::time::Duration::from_millis(300);
+    });
+    let work = Workdir::new();
+    let mut started = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "exp.csv"])
+        .spawn();
+    // Killed once the first page was asked for, so once the output was set up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.stats.requests.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no request came");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(&started.child, libc::SIGKILL);
+    let _ = started.child.wait();
+    assert!(
+        !work.path("exp.csv").exists(),
+        "nothing under the final name"
+    );
+    let run = Export::on(&sim).within(&work).args(["-o", "exp.csv"]).run();
+    assert_eq!(run.code, 0, "the rerun needs no --force: {}", run.stderr);
+    let written = std::fs::read_to_string(work.path("exp.csv")).unwrap();
+    assert_eq!(export_rows(&written).len(), 400);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.path("exp.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
 fn an_existing_file_is_kept_unless_forced_and_a_symlink_is_never_followed() {
     let sim = simulator(|c| c.identities = 3);
     let work = Workdir::new();

@@ -225,6 +225,52 @@ fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
 }
 
 #[test]
+fn trust_settings_that_cannot_work_are_named_before_anything_is_sent() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let expired = TestCa::valid("Old Test CA", Validity::Expired);
+    let leaf = ca.leaf(&["localhost"], Validity::Current);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["--ca-cert", "expired.pem"],
+            &[],
+            "--ca-cert expired.pem: certificate 1 cannot be trusted: it has expired",
+        ),
+        (
+            &["--ca-cert", "leaf.pem"],
+            &[],
+            "--ca-cert leaf.pem: certificate 1 cannot be trusted: it is not a CA certificate",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "")],
+            "SSL_CERT_DIR : set but empty; set it to a directory of CA certificates, or unset it",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "no-such-dir")],
+            "SSL_CERT_DIR no-such-dir: no such directory",
+        ),
+    ];
+    for (extra, env, expected) in cases {
+        let apply = Apply::on(&server)
+            .input(rows_csv(1, 2))
+            .with_file("expired.pem", &expired.pem)
+            .with_file("leaf.pem", &leaf.pem);
+        let run = env
+            .iter()
+            .fold(apply.args(extra), |apply, (name, value)| {
+                apply.env(name, value)
+            })
+            .run();
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+}
+
+#[test]
 fn https_goes_through_the_proxy_and_its_credentials_never_show() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["drata.test"], Validity::Current));
@@ -283,6 +329,63 @@ fn a_proxy_that_cannot_be_reached_leaks_no_credentials() {
     assert_eq!(line(&rows, 2)["outcome"], "failed");
     let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
     assert!(!everything.contains("s3cret-proxy-pw"), "{everything}");
+}
+
+/// Asserts the run stopped at once on the proxy: exit 3, the first row failed after one
+/// attempt with `message`, every other row `not_attempted`, nothing retried.
+fn assert_stopped_by_proxy(run: &Run, rows: &[HashMap<String, String>], message: &str) {
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains(message), "{}", run.stderr);
+    let outcomes = outcomes(rows);
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0], (2, "failed".into()));
+    assert_eq!(line(rows, 2)["attempts"], "1", "not retried");
+    assert_eq!(line(rows, 2)["error"], message);
+    for (n, outcome) in &outcomes[1..] {
+        assert_eq!(outcome, "not_attempted", "line {n}");
+        assert_eq!(line(rows, *n)["attempts"], "0");
+    }
+}
+
+#[test]
+fn a_proxy_refusing_the_credentials_is_asked_once() {
+    let proxy = ConnectProxy::refusing_credentials();
+    let proxy_url = format!("http://proxyuser:wrong-proxy-pw@127.0.0.1:{}", proxy.port);
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on("https://drata.test:9/public")
+        .input(rows_csv(1, 4))
+        .args(["--concurrency", "1"])
+        .key(REMOTE_KEY)
+        .env("HTTPS_PROXY", &proxy_url)
+        .run();
+    assert_stopped_by_proxy(
+        &run,
+        &rows,
+        "the proxy refused its credentials (HTTP 407 Proxy Authentication Required): \
+         check the proxy user and password in HTTPS_PROXY",
+    );
+    assert_eq!(proxy.heads().len(), 1, "one CONNECT, never a second");
+    let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
+    assert!(!everything.contains("wrong-proxy-pw"), "{everything}");
+}
+
+#[test]
+fn a_socks_proxy_stops_the_run_before_anything_is_sent() {
+    let proxy = ConnectProxy::refusing_credentials();
+    let proxy_url = format!("socks5://proxyuser:pw-socks@127.0.0.1:{}", proxy.port);
+    let Finished { run, rows, .. } = Apply::on("https://drata.test:9/public")
+        .input(rows_csv(1, 4))
+        .key(REMOTE_KEY)
+        .env("https_proxy", &proxy_url)
+        .run();
+    assert_stopped_by_proxy(
+        &run,
+        &rows,
+        "the proxy in https_proxy is a socks5:// proxy, which this tool cannot use: \
+         set https_proxy to an http:// or https:// proxy",
+    );
+    assert!(proxy.heads().is_empty(), "nothing reached the proxy");
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct TestCa {
 pub struct Leaf {
     der: CertificateDer<'static>,
     key: Vec<u8>,
+    /// The certificate as PEM (to pass where a CA is expected, wrongly).
+    pub pem: String,
 }
 
 /// How a server certificate is made.
@@ -41,7 +43,16 @@ pub enum Validity {
 
 impl TestCa {
     pub fn new(name: &str) -> Self {
+        Self::valid(name, Validity::Current)
+    }
+
+    /// A CA valid now, or only during 2020.
+    pub fn valid(name: &str, validity: Validity) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        if validity == Validity::Expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![
@@ -74,6 +85,7 @@ impl TestCa {
             .signed_by(&key, &self.cert, &self.key)
             .expect("leaf cert");
         Leaf {
+            pem: cert.pem(),
             der: cert.der().clone(),
             key: key.serialize_der(),
         }
@@ -216,6 +228,15 @@ pub struct ConnectProxy {
 
 impl ConnectProxy {
     pub fn start(target_port: u16) -> Self {
+        Self::serving(target_port, false)
+    }
+
+    /// A proxy that answers every CONNECT 407, as one does to wrong credentials.
+    pub fn refusing_credentials() -> Self {
+        Self::serving(0, true)
+    }
+
+    fn serving(target_port: u16, refuse: bool) -> Self {
         let listener = runtime()
             .block_on(TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
@@ -225,7 +246,7 @@ impl ConnectProxy {
         let task = runtime().spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let log = Arc::clone(&log);
-                tokio::spawn(tunnel(client, target_port, log));
+                tokio::spawn(tunnel(client, target_port, log, refuse));
             }
         });
         Self { port, heads, task }
@@ -243,7 +264,7 @@ impl Drop for ConnectProxy {
     }
 }
 
-async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>>) {
+async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>>, refuse: bool) {
     let mut client = BufReader::new(client);
     let mut head = String::new();
     loop {
@@ -258,6 +279,12 @@ async fn tunnel(client: TcpStream, target_port: u16, log: Arc<Mutex<Vec<String>>
     if !head.starts_with("CONNECT ") {
         let _ = client
             .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    if refuse {
+        let _ = client
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm=\"corp\"\r\ncontent-length: 0\r\n\r\n")
             .await;
         return;
     }

@@ -3,9 +3,9 @@
 use super::{escaped, Before, ChangedIdentity, Facts, State, Verification};
 use crate::model::Previous;
 
-/// Escapes text for one Markdown table cell.
+/// Escapes text for one Markdown table cell, capped as every echoed field is.
 pub(crate) fn cell(text: &str) -> String {
-    let flat = crate::text::one_line(&escaped(text));
+    let flat = crate::text::one_line(&crate::text::echoed(text));
     let mut out = String::with_capacity(flat.len());
     for c in flat.chars() {
         if matches!(c, '|' | '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']') {
