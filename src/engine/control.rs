@@ -161,6 +161,16 @@ mod tests {
         control.stopped().await;
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_installed_handler_hears_the_signal() {
+        let mut signals = Signals::install();
+        // SAFETY: raise only sends a signal to this process, whose handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next()).await;
+        assert_eq!(heard.ok(), Some(Signal::Terminate));
+    }
+
     /// Records the level of every event logged.
     struct Levels(Arc<Mutex<Vec<tracing::Level>>>);
 
