@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure decision logic: every mutant cargo-mutants makes of these
 # functions must make a unit test fail (`cargo test --lib`), or be listed as equivalent,
-# with its reason, in .cargo/mutants.toml. One file at a time, one job, so that it shares
-# a small machine; results in target/mutants/<file>/mutants.out. Extra arguments go to
-# every `cargo mutants` (e.g. `--in-diff changes.diff`, `--list`).
+# with its reason, in .cargo/mutants.toml, which also makes every build and test run
+# `--lib` (the unit tests only: `cargo mutants -- --lib` would build the integration tests
+# for every mutant and not run them). One file at a time, one job, so that it shares a
+# small machine; results in target/mutants/<file>/mutants.out. Extra arguments go to every
+# `cargo mutants` (e.g. `--in-diff changes.diff`, `--list`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
@@ -32,7 +34,7 @@ run() {
   local out
   out="target/mutants/$(basename "$file" .rs)"
   mkdir -p "$out"
-  cargo mutants --jobs 1 --timeout-multiplier 3 --file "$file" --output "$out" "$@" -- --lib ||
+  cargo mutants --jobs 1 --file "$file" --output "$out" "$@" ||
     failed+=("$file")
 }
 for file in "${files[@]}"; do
