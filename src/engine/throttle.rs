@@ -489,6 +489,23 @@ mod tests {
     }
 
     #[test]
+    fn recovering_to_exactly_the_configured_rate_hands_back_to_it() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(90)));
+        rate.on_rate_limited(start, Duration::ZERO);
+        // One recovery step from 100 ms is 90 ms, the configured interval itself.
+        rate.slowed = Some(MS(100));
+        let t = start + QUIET_PERIOD;
+        assert_eq!(rate.reserve(t), t);
+        assert_eq!(rate.slowed_interval(), None);
+        assert_eq!(
+            rate.reserve(t),
+            t,
+            "the limiter alone spaces requests again"
+        );
+    }
+
+    #[test]
     fn the_pace_never_drops_below_one_request_a_minute() {
         let mut rate = AdaptiveRate::new(Some(MS(40_000)));
         let mut t = Instant::now();
