@@ -149,7 +149,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stopped_resolves_once_the_run_is_stopped() {
         let control = RunControl::default();
         tokio::select! {
@@ -158,7 +158,9 @@ mod tests {
             () = std::future::ready(()) => {}
         }
         control.stop(StopReason::Interrupted(Signal::Interrupt));
-        control.stopped().await;
+        // Paused time: a `stopped` that never resolves fails at once rather than hanging.
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(1), control.stopped());
+        assert!(waited.await.is_ok(), "still waiting after the stop");
     }
 
     #[cfg(unix)]
