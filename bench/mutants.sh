@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
+# cargo-mutants builds a copy of the tree. One target directory of its own, kept between
+# runs: the dependencies build once, and a build of the working tree never replaces the
+# test binary of a mutant (both copies of the crate share the artifact's name).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/mutants-build}"
 
 # Whole files: the engine's decisions, the exit codes, the input's sniffing and decoding.
 files=(
