@@ -174,4 +174,70 @@ mod tests {
             Some(StopReason::Interrupted(Signal::Interrupt))
         ));
     }
+
+    #[test]
+    fn only_the_first_stop_gives_the_reason_unsent_rows_carry() {
+        let control = RunControl::default();
+        assert_eq!(control.stop_message(), "not sent");
+        assert!(control.stop(StopReason::Interrupted(Signal::Interrupt)));
+        assert!(!control.stop(StopReason::Interrupted(Signal::Terminate)));
+        assert_eq!(
+            control.stop_message(),
+            StopReason::Interrupted(Signal::Interrupt).row_error()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopped_resolves_once_the_run_is_stopped() {
+        let control = RunControl::default();
+        tokio::select! {
+            biased;
+            () = control.stopped() => panic!("resolved before any stop"),
+            () = std::future::ready(()) => {}
+        }
+        control.stop(StopReason::Interrupted(Signal::Interrupt));
+        // Paused time: a `stopped` that never resolves fails at once rather than hanging.
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(1), control.stopped());
+        assert!(waited.await.is_ok(), "still waiting after the stop");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_installed_handler_hears_the_signal() {
+        let mut signals = Signals::install();
+        // SAFETY: raise only sends a signal to this process, whose handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(10), signals.next()).await;
+        assert_eq!(heard.ok(), Some(Signal::Terminate));
+    }
+
+    /// Records the level of every event logged.
+    struct Levels(Arc<Mutex<Vec<tracing::Level>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Levels {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+    }
+
+    #[test]
+    fn an_abort_is_logged_as_an_error_and_a_signal_is_not() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Levels(levels.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            RunControl::default().stop(StopReason::Interrupted(Signal::Interrupt));
+            RunControl::default().stop(StopReason::Fatal(crate::model::StopSource::new(
+                std::fmt::Error,
+            )));
+        });
+        assert_eq!(
+            *levels.lock().unwrap(),
+            [tracing::Level::DEBUG, tracing::Level::ERROR]
+        );
+    }
 }
