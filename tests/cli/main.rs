@@ -24,6 +24,7 @@ mod links;
 mod network;
 mod operator;
 mod plan;
+mod platforms;
 mod reconcile;
 mod report;
 mod resume;
@@ -31,4 +32,6 @@ mod review;
 mod security;
 mod spreadsheets;
 mod tls;
+// The systemd units run the binary as another user (setpriv, chown): Linux only.
+#[cfg(unix)]
 mod units;
