@@ -23,6 +23,7 @@ mod layers;
 mod network;
 mod operator;
 mod plan;
+mod readme;
 mod reconcile;
 mod report;
 mod resume;
