@@ -238,3 +238,58 @@ fn the_install_commands_of_the_readme_put_completions_and_pages_in_place() {
         assert!(text.contains(expected), "{file}");
     }
 }
+
+#[test]
+fn the_docs_index_lists_every_reference_page() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let index = std::fs::read_to_string(docs.join("README.md")).unwrap();
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "docs/README.md lacks {name}"
+            );
+        }
+    }
+}
+
+/// Every relative link of the README and CONTRIBUTING.md names a file that exists.
+#[test]
+fn the_readme_links_to_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for page in ["README.md", "CONTRIBUTING.md"] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        for (at, _) in text.match_indices("](") {
+            let target = text[at + 2..].split(')').next().unwrap();
+            let file = target.split('#').next().unwrap();
+            if file.is_empty() || file.contains("://") {
+                continue;
+            }
+            assert!(root.join(file).exists(), "{page} links to {target}");
+        }
+    }
+}
+
+/// The first screen's two commands, word for word; the first is run by
+/// `operator::the_readme_command_runs_on_the_builtin_simulator` on the same sample.
+#[test]
+fn the_first_screen_keeps_its_two_set_up_commands() {
+    let readme = readme();
+    let first_screen = &readme[..readme.find("\n## ").unwrap()];
+    assert_eq!(
+        commands(first_screen),
+        [
+            vec![
+                "cargo",
+                "run",
+                "--release",
+                "--",
+                "apply",
+                "samples/quarterly-review.csv",
+                "--simulate"
+            ],
+            vec!["cargo", "test"],
+        ]
+    );
+}
