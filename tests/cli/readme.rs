@@ -93,20 +93,17 @@ fn run_tool(work: &Workdir, command: &[String], env: &[(String, String)]) -> Run
     run
 }
 
-#[test]
-fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
-    let readme = readme();
-    let review = section(&readme, "The quarterly review");
-    let on_simulator = review
-        .split_once("**On Drata**")
-        .expect("the walkthrough ends where \"On Drata\" starts")
-        .0;
-    let sim = simulator(|config| config.identities = 100);
-    let work = Workdir::new();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut plan_output = String::new();
-    let mut ran = Vec::new();
-    for command in commands(on_simulator) {
+/// What the quarterly walkthrough has set and seen so far.
+#[derive(Default)]
+struct Walkthrough {
+    env: Vec<(String, String)>,
+    plan_output: String,
+    ran: Vec<String>,
+}
+
+impl Walkthrough {
+    /// Runs one command of the walkthrough; false when it cannot be run here (no `sed`).
+    fn step(&mut self, sim: &RunningSimulator, work: &Workdir, command: &[String]) -> bool {
         match (command[0].as_str(), command.get(1).map(String::as_str)) {
             ("drata-svcacct", Some("simulate")) => {
                 assert!(
@@ -122,7 +119,7 @@ fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
                     } else {
                         value.to_owned()
                     };
-                    env.push((name.to_owned(), value));
+                    self.env.push((name.to_owned(), value));
                 }
             }
             ("sed", _) => {
@@ -131,24 +128,48 @@ fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
                 let status = Command::new("sed")
                     .args(&command[1..at - 1])
                     .arg(work.path(&command[at - 1]))
-                    .stdout(std::fs::File::create(work.path(command.last().unwrap())).unwrap())
+                    .stdout(std::fs::File::create(work.path(&command[at + 1])).unwrap())
                     .status();
                 let Ok(status) = status else {
                     eprintln!("no sed here: the review step is not checked");
-                    return;
+                    return false;
                 };
                 assert!(status.success(), "{command:?}");
             }
             ("drata-svcacct", Some(name)) => {
-                let run = run_tool(&work, &command, &env);
+                let run = run_tool(work, command, &self.env);
                 if name == "plan" {
-                    plan_output = run.stdout;
+                    self.plan_output = run.stdout;
                 }
-                ran.push(name.to_owned());
+                self.ran.push(name.to_owned());
             }
             _ => panic!("a command this test does not know how to run: {command:?}"),
         }
+        true
     }
+}
+
+#[test]
+fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
+    let readme = readme();
+    let review = section(&readme, "The quarterly review");
+    let on_simulator = review
+        .split_once("**On Drata**")
+        .expect("the walkthrough ends where \"On Drata\" starts")
+        .0;
+    let sim = simulator(|config| config.identities = 100);
+    let work = Workdir::new();
+    let mut walk = Walkthrough::default();
+    for command in commands(on_simulator) {
+        if !walk.step(&sim, &work, &command) {
+            return;
+        }
+    }
+    let Walkthrough {
+        env,
+        plan_output,
+        ran,
+    } = walk;
     assert_eq!(
         ran,
         [
