@@ -27,6 +27,7 @@ mod readme;
 mod reconcile;
 mod report;
 mod resume;
+mod review;
 mod security;
 mod spreadsheets;
 mod tls;

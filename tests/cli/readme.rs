@@ -182,6 +182,17 @@ fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
         ]
     );
     assert!(plan_output.contains("Would update"), "{plan_output}");
+    // The columns step 3 says not to touch are there to be left alone.
+    let exported = std::fs::read_to_string(work.path("q4-review.csv")).unwrap();
+    let header = exported.lines().next().unwrap();
+    for column in [
+        "drataServiceAccount",
+        "drataReason",
+        "exportedAt",
+        "suggestion",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
     let changed = sim.applied();
     assert!(!changed.is_empty(), "the review changed something");
     let items = sim.evidence();
