@@ -24,6 +24,7 @@ mod network;
 mod operator;
 mod plan;
 mod platforms;
+mod readme;
 mod reconcile;
 mod report;
 mod resume;
