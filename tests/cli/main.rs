@@ -25,6 +25,7 @@ mod network;
 mod operator;
 mod plan;
 mod platforms;
+mod readme;
 mod reconcile;
 mod report;
 mod resume;

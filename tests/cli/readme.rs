@@ -1,0 +1,327 @@
+//! The README's walkthroughs, run as written: the commands are read out of its fenced `sh`
+//! blocks, so a command changed there is a command tested. The quarterly review runs against
+//! the project's simulator (with fewer identities than the README starts, so the client's
+//! default pace keeps the test short), then the recovery commands of "When something goes
+//! wrong"; the install commands run with a scratch home directory.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+/// The address the README's `export DRATA_BASE_URL=...` points at: the simulator's default.
+const README_SIMULATOR_URL: &str = "http://127.0.0.1:8080/public";
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The text from the heading `## {title}` to the next `## ` heading.
+fn section(readme: &str, title: &str) -> String {
+    let heading = format!("\n## {title}\n");
+    let start = readme
+        .find(&heading)
+        .unwrap_or_else(|| panic!("no section {title:?}"))
+        + 1;
+    let rest = &readme[start + heading.len() - 1..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+/// Every command of the ```sh blocks of `text`, in order: indentation removed, lines continued
+/// with `\` joined, each split into words as `sh` would (quotes, backslashes, `#` comments).
+fn commands(text: &str) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in text.lines().map(str::trim) {
+        if !in_block {
+            in_block = line == "```sh";
+            continue;
+        }
+        if line == "```" {
+            in_block = false;
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let words = words(&pending);
+        pending.clear();
+        if !words.is_empty() {
+            commands.push(words);
+        }
+    }
+    assert!(!in_block, "an unclosed ```sh block");
+    commands
+}
+
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let text = word.get_or_insert_with(String::new);
+                text.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                let text = word.get_or_insert_with(String::new);
+                text.extend(chars.by_ref().take_while(|&c| c != '"'));
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            '#' if word.is_none() => break,
+            c if c.is_whitespace() => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+fn run_tool(work: &Workdir, command: &[String], env: &[(String, String)]) -> Run {
+    let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let run = drata(work.dir.path(), &args, &env);
+    assert_eq!(run.code, 0, "{command:?}\n{}", run.stderr);
+    run
+}
+
+/// What the quarterly walkthrough has set and seen so far.
+#[derive(Default)]
+struct Walkthrough {
+    env: Vec<(String, String)>,
+    plan_output: String,
+    ran: Vec<String>,
+}
+
+impl Walkthrough {
+    /// Runs one command of the walkthrough; false when it cannot be run here (no `sed`).
+    fn step(&mut self, sim: &RunningSimulator, work: &Workdir, command: &[String]) -> bool {
+        match (command[0].as_str(), command.get(1).map(String::as_str)) {
+            ("drata-svcacct", Some("simulate")) => {
+                assert!(
+                    command.iter().any(|word| word == "--identities"),
+                    "{command:?}"
+                );
+            }
+            ("export", _) => {
+                for assignment in &command[1..] {
+                    let (name, value) = assignment.split_once('=').unwrap();
+                    let value = if value == README_SIMULATOR_URL {
+                        sim.base_url()
+                    } else {
+                        value.to_owned()
+                    };
+                    self.env.push((name.to_owned(), value));
+                }
+            }
+            ("sed", _) => {
+                let at = command.len() - 2;
+                assert_eq!(command[at], ">", "{command:?}");
+                let status = Command::new("sed")
+                    .args(&command[1..at - 1])
+                    .arg(work.path(&command[at - 1]))
+                    .stdout(std::fs::File::create(work.path(&command[at + 1])).unwrap())
+                    .status();
+                let Ok(status) = status else {
+                    eprintln!("no sed here: the review step is not checked");
+                    return false;
+                };
+                assert!(status.success(), "{command:?}");
+            }
+            ("drata-svcacct", Some(name)) => {
+                let run = run_tool(work, command, &self.env);
+                if name == "plan" {
+                    self.plan_output = run.stdout;
+                }
+                self.ran.push(name.to_owned());
+            }
+            _ => panic!("a command this test does not know how to run: {command:?}"),
+        }
+        true
+    }
+}
+
+#[test]
+fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
+    let readme = readme();
+    let review = section(&readme, "The quarterly review");
+    let on_simulator = review
+        .split_once("**On Drata**")
+        .expect("the walkthrough ends where \"On Drata\" starts")
+        .0;
+    let sim = simulator(|config| config.identities = 100);
+    let work = Workdir::new();
+    let mut walk = Walkthrough::default();
+    for command in commands(on_simulator) {
+        if !walk.step(&sim, &work, &command) {
+            return;
+        }
+    }
+    let Walkthrough {
+        env,
+        plan_output,
+        ran,
+    } = walk;
+    assert_eq!(
+        ran,
+        [
+            "export",
+            "export",
+            "plan",
+            "apply",
+            "export",
+            "upload-evidence"
+        ]
+    );
+    assert!(plan_output.contains("Would update"), "{plan_output}");
+    // The columns step 3 says not to touch are there to be left alone.
+    let exported = std::fs::read_to_string(work.path("q4-review.csv")).unwrap();
+    let header = exported.lines().next().unwrap();
+    for column in [
+        "drataServiceAccount",
+        "drataReason",
+        "exportedAt",
+        "suggestion",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let changed = sim.applied();
+    assert!(!changed.is_empty(), "the review changed something");
+    let items = sim.evidence();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].control_ids, [24]);
+    assert_eq!(
+        items[0].file,
+        std::fs::read(work.path("q4-evidence.xlsx")).unwrap()
+    );
+
+    // Then what "When something goes wrong" shows for this review: resume (nothing left to
+    // send), then undo (every change put back: one more PUT per identity changed).
+    let recovery = commands(&section(&readme, "When something goes wrong"));
+    assert_eq!(recovery.len(), 2, "{recovery:?}");
+    for command in &recovery {
+        assert_eq!(command[0], "drata-svcacct", "{command:?}");
+        run_tool(&work, command, &env);
+    }
+    let resumed = read_report(&work.path("q4-report.resumed.csv"));
+    assert!(resumed.iter().all(|row| row["outcome"] == "skipped"
+        || row["outcome"] == "unchanged"
+        || row["outcome"] == "drifted"));
+    let after_undo = sim.applied();
+    assert_eq!(after_undo.len(), changed.len());
+    assert!(after_undo.values().all(|&puts| puts == 2), "{after_undo:?}");
+}
+
+#[test]
+fn the_install_commands_of_the_readme_put_completions_and_pages_in_place() {
+    let install = section(&readme(), "Install");
+    let home = Workdir::new();
+    let bin = bin().parent().unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let mut ran = 0;
+    for command in commands(&install) {
+        if command[0] == "cargo" {
+            assert_eq!(command, ["cargo", "install", "--locked", "--path", "."]);
+            continue;
+        }
+        // Run by sh, as a reader would paste it, so that ~ and > are the shell's.
+        let line = command
+            .iter()
+            .map(|word| match word.as_str() {
+                ">" | "~" => word.clone(),
+                word if word.starts_with("~/") => word.to_owned(),
+                word => format!("'{word}'"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let status = Command::new("sh")
+            .args(["-c", &line])
+            .env("HOME", home.dir.path())
+            .env("PATH", &path)
+            .current_dir(home.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{line}");
+        ran += 1;
+    }
+    assert_eq!(ran, 7);
+    for (file, expected) in [
+        (
+            ".local/share/bash-completion/completions/drata-svcacct",
+            "complete",
+        ),
+        (".zfunc/_drata-svcacct", "#compdef drata-svcacct"),
+        (
+            ".config/fish/completions/drata-svcacct.fish",
+            "complete -c drata-svcacct",
+        ),
+        (".cargo/share/man/man1/drata-svcacct-apply.1", ".TH"),
+    ] {
+        let text =
+            std::fs::read_to_string(home.path(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains(expected), "{file}");
+    }
+}
+
+#[test]
+fn the_docs_index_lists_every_reference_page() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let index = std::fs::read_to_string(docs.join("README.md")).unwrap();
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(
+                index.contains(&format!("]({name})")),
+                "docs/README.md lacks {name}"
+            );
+        }
+    }
+}
+
+/// Every relative link of the README and CONTRIBUTING.md names a file that exists.
+#[test]
+fn the_readme_links_to_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for page in ["README.md", "CONTRIBUTING.md"] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        for (at, _) in text.match_indices("](") {
+            let target = text[at + 2..].split(')').next().unwrap();
+            let file = target.split('#').next().unwrap();
+            if file.is_empty() || file.contains("://") {
+                continue;
+            }
+            assert!(root.join(file).exists(), "{page} links to {target}");
+        }
+    }
+}
+
+/// The first screen's two commands, word for word; the first is run by
+/// `operator::the_readme_command_runs_on_the_builtin_simulator` on the same sample.
+#[test]
+fn the_first_screen_keeps_its_two_set_up_commands() {
+    let readme = readme();
+    let first_screen = &readme[..readme.find("\n## ").unwrap()];
+    assert_eq!(
+        commands(first_screen),
+        [
+            vec![
+                "cargo",
+                "run",
+                "--release",
+                "--",
+                "apply",
+                "samples/quarterly-review.csv",
+                "--simulate"
+            ],
+            vec!["cargo", "test"],
+        ]
+    );
+}
