@@ -12,6 +12,7 @@ pub(crate) mod encoding;
 pub(crate) mod records;
 mod resume;
 mod rows;
+pub(crate) mod rules;
 mod scan;
 mod sheet;
 mod sniff;
