@@ -150,8 +150,13 @@ enum ManPage {
 struct InputArgs {
     /// The input to read: a CSV, a spreadsheet (.xlsx, .xlsm, .xls, .ods), or - for a CSV on
     /// standard input
-    #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    #[arg(value_name = "INPUT", required_unless_present = "rules")]
+    input: Option<PathBuf>,
+
+    /// Decide identities by the rules in this TOML file, as well as (or instead of) INPUT;
+    /// a row of INPUT wins over a rule for its identity
+    #[arg(long, value_name = "PATH")]
+    rules: Option<PathBuf>,
 
     /// Header of the id column [default: id]
     #[arg(long, value_name = "NAME")]
@@ -391,7 +396,7 @@ struct SimulateArgs {
 impl InputArgs {
     fn into_options(self) -> InputOptions {
         InputOptions {
-            source: InputSource::from_arg(self.input),
+            source: self.input.map_or(InputSource::None, InputSource::from_arg),
             delimiter: self.delimiter,
             id_column: self.id_column,
             flag_column: self.flag_column,
@@ -404,6 +409,7 @@ impl InputArgs {
             encoding: self.encoding,
             sheet: self.sheet,
             header_row: self.header_row,
+            rules: self.rules,
         }
     }
 }

@@ -106,7 +106,7 @@ pub(crate) enum ReasonProblem {
 
 /// Where something is in the file, 1-based; the column counts characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Position {
+pub struct Position {
     pub line: u64,
     pub column: u64,
 }
@@ -130,14 +130,14 @@ impl fmt::Display for Position {
 
 /// One thing wrong with a rules file, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RuleProblem {
+pub struct RuleProblem {
     pub at: Position,
     pub kind: ProblemKind,
 }
 
 /// The classes of problems a rules file can have, each with its fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub(crate) enum ProblemKind {
+pub enum ProblemKind {
     #[error("{0}")]
     Toml(String),
     #[error("unknown key {key:?}; the keys of a rule are name, service_account, reason and [rule.match] ({CONDITIONS}): remove it or correct its spelling")]
@@ -166,7 +166,7 @@ pub(crate) enum ProblemKind {
 
 /// Why a rules file cannot be used.
 #[derive(Debug, Error)]
-pub(crate) enum RulesError {
+pub enum RulesError {
     #[error("cannot read the rules file {path}: {source}")]
     Read {
         path: String,
