@@ -334,6 +334,10 @@ struct ExportArgs {
     /// Only identities not marked as service accounts, or only marked ones
     #[arg(long, value_enum)]
     only: Option<Only>,
+
+    /// Add a `rule` column: the rule of this TOML file that would decide each identity
+    #[arg(long, value_name = "PATH")]
+    rules: Option<PathBuf>,
 }
 
 #[cfg(feature = "simulator")]
@@ -532,6 +536,7 @@ impl ExportArgs {
                 connection: text(self.connection),
                 only: self.only,
             },
+            rules: self.rules,
             log,
         })
     }

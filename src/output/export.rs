@@ -24,6 +24,9 @@ pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
     "suggestion",
 ];
 
+/// With `--rules`, after every other column: the rule that would decide the identity.
+pub(crate) const RULE_COLUMN: &str = "rule";
+
 /// The workbook's one sheet.
 pub(crate) const SHEET_NAME: &str = "identities";
 
@@ -52,6 +55,8 @@ pub(crate) struct ExportRow {
     pub disconnected_at: Option<String>,
     pub has_mfa: Option<bool>,
     pub suggestion: Option<Suggestion>,
+    /// With `--rules`: the rule that would decide the identity, if one matches.
+    pub rule: Option<String>,
 }
 
 /// The suggestion column: the clues, joined by `; `.
@@ -123,8 +128,14 @@ fn bool_text(flag: bool) -> &'static str {
     }
 }
 
-/// Writes the rows as CSV, every text cell formula-safe; `excel` adds a BOM and CRLF.
-pub(crate) fn write_csv(mut out: impl Write, rows: &[ExportRow], excel: bool) -> io::Result<()> {
+/// Writes the rows as CSV, every text cell formula-safe; `excel` adds a BOM and CRLF;
+/// `with_rule` the rule column.
+pub(crate) fn write_csv(
+    mut out: impl Write,
+    rows: &[ExportRow],
+    excel: bool,
+    with_rule: bool,
+) -> io::Result<()> {
     if excel {
         out.write_all(UTF8_BOM)?;
     }
@@ -137,10 +148,13 @@ pub(crate) fn write_csv(mut out: impl Write, rows: &[ExportRow], excel: bool) ->
         .terminator(terminator)
         .buffer_capacity(64 * 1024)
         .from_writer(out);
-    csv.write_record(EXPORT_COLUMNS).map_err(io_error)?;
+    let rule_header = with_rule.then_some(RULE_COLUMN);
+    csv.write_record(EXPORT_COLUMNS.into_iter().chain(rule_header))
+        .map_err(io_error)?;
     for row in rows {
-        let cells = row.cells();
-        csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
+        let rule = with_rule.then(|| row.rule.clone().unwrap_or_default());
+        let cells = row.cells().into_iter().chain(rule);
+        csv.write_record(cells.map(|c| spreadsheet_safe(&c).into_owned()))
             .map_err(io_error)?;
     }
     csv.flush()?;
@@ -163,18 +177,22 @@ fn io_error(error: csv::Error) -> io::Error {
 /// The rows as an `.xlsx` workbook: one sheet, a frozen and filterable header, ids as
 /// text, a true/false drop-down on the flag column, wide reason and suggestion columns.
 /// Cells are typed strings, which a spreadsheet never runs as formulas.
-pub(crate) fn xlsx_bytes(rows: &[ExportRow]) -> io::Result<Vec<u8>> {
+pub(crate) fn xlsx_bytes(rows: &[ExportRow], with_rule: bool) -> io::Result<Vec<u8>> {
     let build = || -> Result<Vec<u8>, XlsxError> {
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(SHEET_NAME)?;
-        write_sheet(sheet, rows)?;
+        write_sheet(sheet, rows, with_rule)?;
         workbook.save_to_buffer()
     };
     build().map_err(io::Error::other)
 }
 
-fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxError> {
+fn write_sheet(
+    sheet: &mut Worksheet,
+    rows: &[ExportRow],
+    with_rule: bool,
+) -> Result<(), XlsxError> {
     let header = Format::new().set_bold();
     let as_text = Format::new().set_num_format("@");
     for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
@@ -182,9 +200,17 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxErro
         sheet.write_string_with_format(0, col, *name, &header)?;
         sheet.set_column_width(col, width)?;
     }
+    let rule_col = EXPORT_COLUMNS.len() as u16;
+    if with_rule {
+        sheet.write_string_with_format(0, rule_col, RULE_COLUMN, &header)?;
+        sheet.set_column_width(rule_col, 24.0)?;
+    }
     sheet.set_column_format(0, &as_text)?;
     for (index, row) in rows.iter().enumerate() {
         let at = index as u32 + 1;
+        if let (true, Some(rule)) = (with_rule, &row.rule) {
+            sheet.write_string(at, rule_col, rule)?;
+        }
         for (col, cell) in row.cells().iter().enumerate() {
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
@@ -194,7 +220,7 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<(), XlsxErro
         }
     }
     let last_row = (rows.len() as u32).max(1);
-    let last_col = EXPORT_COLUMNS.len() as u16 - 1;
+    let last_col = EXPORT_COLUMNS.len() as u16 - u16::from(!with_rule);
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last_row, last_col)?;
     let flag = DataValidation::new()
@@ -250,7 +276,7 @@ mod tests {
     fn csv_cells_are_formula_safe_and_excel_gets_a_bom_and_crlf() {
         let rows = [row(2), row(3), row(7)];
         let mut plain = Vec::new();
-        write_csv(&mut plain, &rows, false).unwrap();
+        write_csv(&mut plain, &rows, false, false).unwrap();
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
@@ -265,7 +291,7 @@ mod tests {
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();
-        write_csv(&mut excel, &rows, true).unwrap();
+        write_csv(&mut excel, &rows, true, false).unwrap();
         assert!(excel.starts_with(UTF8_BOM));
         let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
         assert_eq!(excel.matches("\r\n").count(), 4);
@@ -296,7 +322,7 @@ mod tests {
     fn a_closed_pipe_stays_a_closed_pipe_wherever_it_is_met() {
         let rows: Vec<ExportRow> = (1..=10_000).map(row).collect();
         for room in [0, 10, 70_000, 300_000] {
-            let error = write_csv(ClosedAfter { room }, &rows, false).unwrap_err();
+            let error = write_csv(ClosedAfter { room }, &rows, false, false).unwrap_err();
             assert_eq!(
                 error.kind(),
                 io::ErrorKind::BrokenPipe,
@@ -319,8 +345,8 @@ mod tests {
 
     #[test]
     fn a_workbook_is_a_zip() {
-        let bytes = xlsx_bytes(&[row(1), row(7)]).unwrap();
+        let bytes = xlsx_bytes(&[row(1), row(7)], false).unwrap();
         assert!(bytes.starts_with(b"PK\x03\x04"));
-        assert!(xlsx_bytes(&[]).unwrap().starts_with(b"PK"));
+        assert!(xlsx_bytes(&[], false).unwrap().starts_with(b"PK"));
     }
 }
