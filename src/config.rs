@@ -546,7 +546,8 @@ impl ResumeCommand {
 impl RunConfig {
     /// True when the run fetches the current state first: always for `plan`.
     pub(crate) fn reconcile(&self) -> bool {
-        self.mode == Mode::Plan || self.apply.reconcile
+        // Rules decide from the listing: a run with rules reads it.
+        self.mode == Mode::Plan || self.apply.reconcile || self.input.rules.is_some()
     }
 
     /// True when the run talks to the in-process simulator of `--simulate`.

@@ -32,6 +32,13 @@ pub(crate) struct Row {
     pub id: RowId,
     pub flag: bool,
     pub reason: String,
+    /// The rule that decided the row (`--rules`); `None` for a row of the input.
+    pub rule: Option<Arc<str>>,
+}
+
+/// Who decided a row, as the report's `source` says it: `input` or `rule:NAME`.
+pub(crate) fn source_text(rule: Option<&str>) -> String {
+    rule.map_or_else(|| "input".to_owned(), |name| format!("rule:{name}"))
 }
 
 /// How a row names its identity.
@@ -170,6 +177,8 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
+    /// The rule that decided the row; `None` for a row of the input.
+    pub rule: Option<Arc<str>>,
 }
 
 impl ReportRow {
@@ -194,19 +203,22 @@ impl ReportRow {
             error: error.into(),
             identity: IdentityView::default(),
             previous: None,
+            rule: None,
         }
     }
 
     /// The report row of a valid row.
     pub(crate) fn of(row: &Row, outcome: Outcome, error: impl Into<String>) -> Self {
-        Self::new(
+        let mut report = Self::new(
             row.line,
             IdCell::from(&row.id),
             Some(row.flag),
             row.reason.clone(),
             outcome,
             error,
-        )
+        );
+        report.rule = row.rule.clone();
+        report
     }
 
     pub(crate) fn id(&self) -> Option<u64> {
@@ -646,6 +658,7 @@ mod tests {
             id: RowId::Id(7),
             flag: true,
             reason: "r".to_owned(),
+            rule: None,
         };
         let failed = |kind: Option<FailureKind>| {
             let mut report = ReportRow::of(&row, Outcome::Failed, "x");

@@ -59,10 +59,13 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     let suggested = rows.iter().filter(|r| r.suggestion.is_some()).count();
     let written = match file.as_mut() {
         Some(created) => write_file(created, &rows, &config),
-        None => {
-            write_csv(config.log.console().stdout(), &rows, config.excel, rules.is_some())
-                .map_err(Error::Stdout)
-        }
+        None => write_csv(
+            config.log.console().stdout(),
+            &rows,
+            config.excel,
+            rules.is_some(),
+        )
+        .map_err(Error::Stdout),
     };
     written?;
     let to = match file {

@@ -6,8 +6,8 @@ use crate::error::Error;
 use crate::exit;
 use crate::input::rules::RuleSet;
 use crate::input::{
-    self, InputSource, conflict_message, Access, InputFile, InputOptions, InputScan, Problem, Record, RowReader,
-    RowStatus, SnapshotReader,
+    self, conflict_message, Access, InputFile, InputOptions, InputScan, InputSource, Problem,
+    Record, RowReader, RowStatus, SnapshotReader,
 };
 use crate::output::{column_mapping_line, Console};
 use crate::text::plural;

@@ -740,6 +740,7 @@ impl<R: Read> RowReader<R> {
                 id,
                 flag,
                 reason,
+                rule: None,
             }),
             (_, flag, _, _) => Record::Invalid(InvalidRow {
                 line,

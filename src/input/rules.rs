@@ -178,6 +178,8 @@ pub enum RulesError {
         path: String,
         problems: Vec<RuleProblem>,
     },
+    #[error("rule {rule:?} unmarks every service account: pass --max-changes N to say how many identities this run may change")]
+    MassUnmarking { rule: String },
 }
 
 fn problems_text(path: &str, problems: &[RuleProblem]) -> String {

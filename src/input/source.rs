@@ -88,9 +88,12 @@ impl InputFile {
     /// No input file (`--rules` alone): a header and no rows.
     fn open_empty(options: &InputOptions) -> Result<Self, InputError> {
         let path = options.source.display();
-        let (snapshot, sha256, lines) =
-            Self::snapshot(&mut &b"id,serviceAccount,serviceAccountReason\n"[..], u64::MAX, None)
-                .map_err(|e| Self::copy_error(e, &path, None))?;
+        let (snapshot, sha256, lines) = Self::snapshot(
+            &mut &b"id,serviceAccount,serviceAccountReason\n"[..],
+            u64::MAX,
+            None,
+        )
+        .map_err(|e| Self::copy_error(e, &path, None))?;
         Ok(Self {
             snapshot,
             path,

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use super::files::Sink;
 use super::report::id_text;
 use super::summary::Summary;
-use crate::model::{Outcome, Previous, ReportRow};
+use crate::model::{source_text, Outcome, Previous, ReportRow};
 
 /// Who ran the tool, where, and how: what the summary does not already say.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub(crate) struct RunContext {
     pub(crate) host: String,
     pub(crate) command_line: String,
     pub(crate) kind: &'static str,
+    /// `--rules`: the rules file and its SHA-256.
+    pub(crate) rules: Option<(String, Option<String>)>,
 }
 
 impl RunContext {
@@ -30,6 +32,7 @@ impl RunContext {
             host: host_name(),
             command_line,
             kind,
+            rules: None,
         }
     }
 }
@@ -123,13 +126,14 @@ impl EvidenceRecorder {
         let new = state_text(row.flag == Some(true));
         writeln!(
             self.spool,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             cell(&id_text(&row.id)),
             cell(row.identity.username.as_deref().unwrap_or("")),
             cell(row.identity.email.as_deref().unwrap_or("")),
             cell(&previous),
             new,
             cell(&row.reason),
+            cell(&source_text(row.rule.as_deref())),
         )?;
         self.changed += 1;
         Ok(())
@@ -156,9 +160,9 @@ impl EvidenceRecorder {
             )?;
             writeln!(
                 out,
-                "| id | username | email | previous state | new state | reason |"
+                "| id | username | email | previous state | new state | reason | decided by |"
             )?;
-            writeln!(out, "|---:|---|---|---|---|---|")?;
+            writeln!(out, "|---:|---|---|---|---|---|---|")?;
             self.spool.seek(SeekFrom::Start(0))?;
             for line in BufReader::new(&self.spool).lines() {
                 writeln!(out, "{}", line?)?;
@@ -221,6 +225,13 @@ fn header(summary: &Summary, context: &RunContext) -> String {
         cell(&summary.input.path),
         digest(&summary.input.sha256)
     ));
+    if let Some((path, sha256)) = &context.rules {
+        add(format!(
+            "| Rules | {} (SHA-256 `{}`) |",
+            cell(path),
+            digest(sha256)
+        ));
+    }
     add(format!(
         "| Report | {} (SHA-256 `{}`) |",
         cell(&summary.report.path),

@@ -5,12 +5,12 @@ use std::fs::File;
 use std::io;
 use std::time::SystemTime;
 
-use crate::model::{IdCell, IdentityKind, ReportRow};
+use crate::model::{source_text, IdCell, IdentityKind, ReportRow};
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
 /// contract, then the state before the run (when the listing was read) and what the run
 /// addressed, so that `--resume-from` can tell whether a row was done for this target.
-pub(crate) const COLUMNS: [&str; 16] = [
+pub(crate) const COLUMNS: [&str; 17] = [
     "line",
     "id",
     "service_account",
@@ -27,6 +27,7 @@ pub(crate) const COLUMNS: [&str; 16] = [
     "previous_reason",
     "kind",
     "api",
+    "source",
 ];
 
 /// Prefixes cells a spreadsheet would run as a formula.
@@ -75,7 +76,12 @@ impl ReportWriter {
 
     /// Writes one row and hands it to the OS at once, so a killed run keeps it.
     pub(crate) fn write(&mut self, row: &ReportRow, finished_at: SystemTime) -> io::Result<()> {
-        let line = row.line.to_string();
+        // A rule's row has no line of the input.
+        let line = match row.rule {
+            Some(_) => String::new(),
+            None => row.line.to_string(),
+        };
+        let source = source_text(row.rule.as_deref());
         let id = id_text(&row.id);
         let status = row.http_status.map(|s| s.to_string()).unwrap_or_default();
         let attempts = row.attempts.to_string();
@@ -83,7 +89,7 @@ impl ReportWriter {
         let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
         let previous_flag = row.previous.as_ref().map(|p| p.marked);
         let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
-        let cells: [&str; 16] = [
+        let cells: [&str; 17] = [
             &line,
             &id,
             flag_text(row.flag),
@@ -100,6 +106,7 @@ impl ReportWriter {
             &text(&previous_reason),
             self.kind.path_segment(),
             &self.api,
+            &source,
         ];
         self.csv
             .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;

@@ -26,15 +26,20 @@ pub(super) struct Unwritten {
 pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritten) -> u8 {
     // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
     // makes the run fail loudly instead of looking complete.
-    if tally.total() != run.scan.rows || files.lost {
+    if tally.total() != run.rows() || files.lost {
         run.control.stop(StopReason::RowsLost {
             reported: tally.total(),
-            rows: run.scan.rows,
+            rows: run.rows(),
         });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
-        let context = RunContext::current(command_line(), config.connect.kind.path_segment());
+        let mut context = RunContext::current(command_line(), config.connect.kind.path_segment());
+        context.rules = config
+            .input
+            .rules
+            .as_ref()
+            .map(|path| (path.display().to_string(), crate::text::sha256_file(path)));
         if let Err(e) = recorder.finish(file, &summary, &context) {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }

@@ -152,6 +152,7 @@ impl Planner {
                     id: RowId::Id(report.id()?),
                     flag: report.flag?,
                     reason: report.reason.clone(),
+                    rule: report.rule.clone(),
                 },
                 report.id()?,
             ),
