@@ -25,6 +25,7 @@ mod plan;
 mod reconcile;
 mod report;
 mod resume;
+mod rules;
 mod security;
 mod spreadsheets;
 mod tls;
