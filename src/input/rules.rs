@@ -39,8 +39,6 @@ pub(crate) struct Rule {
     pub service_account: bool,
     reason: Vec<Piece>,
     when: Conditions,
-    /// Where the rule's name is, for messages about the rule as a whole.
-    pub line: u64,
 }
 
 /// Every condition given must hold; an absent one does not count.
@@ -333,7 +331,6 @@ fn unknown_key(message: &str) -> Option<String> {
 /// none.
 fn check_rule(text: &str, raw: RawRule, problems: &mut Vec<RuleProblem>) -> Option<Rule> {
     let name_span = raw.name.span();
-    let name_at = Position::of(text, name_span.start);
     let name = raw.name.into_inner();
     let mut problem = |span: Range<usize>, kind| {
         problems.push(RuleProblem {
@@ -374,7 +371,6 @@ fn check_rule(text: &str, raw: RawRule, problems: &mut Vec<RuleProblem>) -> Opti
         service_account: raw.service_account,
         reason: reason?,
         when: when?,
-        line: name_at.line,
     })
 }
 
@@ -960,6 +956,10 @@ mod tests {
             }
         );
         assert_eq!(empty[0].0, 5);
+    }
+
+    #[test]
+    fn reason_and_list_errors_are_named_by_line_and_column() {
         let blank = problems(&file("marked = false").replace("reason = \"x\"", "reason = \"   \""));
         assert_eq!(
             blank,

@@ -168,22 +168,7 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    // A rules file is checked whole before the input is read and anything is sent.
-    let rules = match &config.input.rules {
-        Some(path) => {
-            let rules = RuleSet::load(path)?;
-            if config.mode == Mode::Apply && config.options.max_changes.is_none() {
-                if let Some(rule) = rules.mass_unmarking() {
-                    return Err(RulesError::MassUnmarking {
-                        rule: rule.to_owned(),
-                    }
-                    .into());
-                }
-            }
-            Some(Arc::new(rules))
-        }
-        None => None,
-    };
+    let rules = load_rules(config)?;
     tracing::debug!(input = %config.input.source.display(), "reading the input");
     // Reading the input blocks (standard input may never end): off the runtime thread,
     // so that Ctrl-C and SIGTERM are still heard.
@@ -253,6 +238,22 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         rules,
         rule_rows: None,
     })
+}
+
+/// A rules file, checked whole before the input is read and anything is sent; a mass
+/// unmarking needs an explicit `--max-changes` to be applied.
+fn load_rules(config: &RunConfig) -> Result<Option<Arc<RuleSet>>, Error> {
+    let Some(path) = &config.input.rules else {
+        return Ok(None);
+    };
+    let rules = RuleSet::load(path)?;
+    if config.mode == Mode::Apply && config.options.max_changes.is_none() {
+        if let Some(rule) = rules.mass_unmarking() {
+            let rule = rule.to_owned();
+            return Err(RulesError::MassUnmarking { rule }.into());
+        }
+    }
+    Ok(Some(Arc::new(rules)))
 }
 
 /// The first problems of an input and their count, for the console.
