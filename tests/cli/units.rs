@@ -102,7 +102,12 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
     }
     for (name, text) in [
         ("drata-key", SIM_TOKEN.to_owned()),
-        ("desired.csv", rows_csv(1, 5)),
+        (
+            "rules.toml",
+            "[[rule]]\nname = \"bots\"\nservice_account = true\nreason = \"bot {username}\"\n\
+             [rule.match]\nusername = \"^(deploy-bot-44|ci-runner-94)$\"\n"
+                .to_owned(),
+        ),
     ] {
         let path = credentials.join(name);
         std::fs::write(&path, text).unwrap();
@@ -130,7 +135,12 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(sim.applied().len(), 5, "every row reached the simulator");
+    let applied: Vec<u64> = {
+        let mut ids: Vec<u64> = sim.applied().into_keys().collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(applied, [44, 94], "the rules' identities reached the simulator");
     let day = std::fs::read_dir(&state)
         .unwrap()
         .next()
