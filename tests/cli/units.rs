@@ -140,7 +140,11 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
         ids.sort_unstable();
         ids
     };
-    assert_eq!(applied, [44, 94], "the rules' identities reached the simulator");
+    assert_eq!(
+        applied,
+        [44, 94],
+        "the rules' identities reached the simulator"
+    );
     let day = std::fs::read_dir(&state)
         .unwrap()
         .next()
