@@ -11,6 +11,9 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 #[cfg(feature = "simulator")]
 use crate::config::parse_share;
 use crate::config::{
+    accepted_file, check_name, ControlRef, Owner, Renewal, UploadConfig, UploadOptionError,
+};
+use crate::config::{
     parse_base_url, parse_delimiter, parse_interval, parse_timeout, ApplyOptions, Command,
     ConfigError, Connect, ExportConfig, ExportFilter, ExportFormat, KeySource, LogFormat, Mode,
     Only, OutputOptions, PlanOptions, Region, ResumeCommand, ResumeWord, RunConfig, RunOptions,
@@ -32,7 +35,7 @@ Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
     DRATA_API_KEY=... drata-svcacct plan q4-review.csv
-    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --reconcile --evidence q4-evidence.md
+    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --evidence q4-evidence.md
 
   A list decided elsewhere: check it, see what would change, apply it
     drata-svcacct validate q3-review.csv
@@ -40,12 +43,12 @@ Examples:
     DRATA_API_KEY=... drata-svcacct apply q3-review.csv --evidence q3-evidence.md
 
   One-off migration, reversible, with a blast-radius guard
-    drata-svcacct apply migration.csv --token-file ~/.drata-key --reconcile \\
+    drata-svcacct apply migration.csv --token-file ~/.drata-key \\
         --max-changes 500 --undo migration-undo.csv
 
   Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
   so it is written \\%)
-    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --reconcile --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
+    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate"
@@ -111,6 +114,9 @@ enum Commands {
     /// Write the current identities as an input file, to start a review from Drata
     #[command(after_help = EXAMPLES, help_template = HELP_WITH_EXAMPLES)]
     Export(ExportArgs),
+    /// Put an evidence file (the workbook of --evidence) into Drata's Evidence Library
+    #[command(after_help = UPLOAD_EXAMPLES)]
+    UploadEvidence(UploadArgs),
     /// Serve a local stand-in of the Drata API
     #[cfg(feature = "simulator")]
     Simulate(SimulateArgs),
@@ -140,6 +146,7 @@ enum ManPage {
     Plan,
     Apply,
     Export,
+    UploadEvidence,
     #[cfg(feature = "simulator")]
     Simulate,
     Completions,
@@ -338,6 +345,42 @@ struct ExportArgs {
     /// Add a `rule` column: the rule of this TOML file that would decide each identity
     #[arg(long, value_name = "PATH")]
     rules: Option<PathBuf>,
+}
+
+const UPLOAD_EXAMPLES: &str = "\
+Examples:
+  The quarter's evidence, next to the access-review control, renewed every quarter
+    DRATA_API_KEY=... drata-svcacct upload-evidence q4-evidence.xlsx \\
+        --owner grc-lead@example.com --control DCF-24";
+
+#[derive(Debug, Args)]
+struct UploadArgs {
+    /// The file to upload (normally the .xlsx of --evidence)
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// The item's owner: a Drata user's email, or a user id
+    #[arg(long, value_name = "EMAIL|ID")]
+    owner: String,
+
+    /// The workspace [default: the one Drata marks primary]
+    #[arg(long, value_name = "ID")]
+    workspace: Option<u64>,
+
+    /// A control the evidence proves: its code (DCF-24) or its id; repeat for several
+    #[arg(long, value_name = "CODE|ID")]
+    control: Vec<String>,
+
+    /// The item's name, at most 191 characters [default: the file's name and the date]
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+
+    /// How often the evidence is renewed (the renewal date is today plus this)
+    #[arg(long, value_enum, default_value_t = Renewal::default())]
+    renewal: Renewal,
+
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[cfg(feature = "simulator")]
@@ -542,6 +585,32 @@ impl ExportArgs {
     }
 }
 
+impl UploadArgs {
+    fn into_config(self, log: OutputOptions) -> Result<UploadConfig, ConfigError> {
+        if !accepted_file(&self.file) {
+            return Err(UploadOptionError::FileType {
+                file: self.file.display().to_string(),
+            }
+            .into());
+        }
+        let controls = self
+            .control
+            .iter()
+            .map(|c| ControlRef::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UploadConfig {
+            owner: Owner::parse(&self.owner)?,
+            name: check_name(self.name)?,
+            file: self.file,
+            workspace: self.workspace,
+            controls,
+            renewal: self.renewal,
+            connect: self.connect.into_connect()?,
+            log,
+        })
+    }
+}
+
 impl PlanArgs {
     fn into_config(
         self,
@@ -574,7 +643,8 @@ impl ApplyArgs {
             });
         }
         let mut config = self.run.into_config(Mode::Apply, output, resume)?;
-        config.input.blank_false_reasons = self.apply.reconcile;
+        // apply reads the state first, as plan does: a blank reason is judged against it.
+        config.input.blank_false_reasons = true;
         config.apply = self.apply;
         Ok(config)
     }
@@ -600,6 +670,7 @@ impl SimulateArgs {
             max_in_flight: self.max_in_flight.map(std::num::NonZeroU64::get),
             queue_delay: Duration::from_millis(self.queue_ms),
             seed: self.seed,
+            ..SimulatorConfig::default()
         })
     }
 }
@@ -766,7 +837,7 @@ impl Cli {
         Ok(match self.command {
             Commands::Validate(input) => Command::Validate {
                 // Offline, a `false` row without a reason cannot be judged: it is fine if
-                // its identity stays unmarked, which plan and apply --reconcile check.
+                // its identity stays unmarked, which plan and apply check.
                 input: InputOptions {
                     blank_false_reasons: true,
                     ..input.into_options()
@@ -776,6 +847,9 @@ impl Cli {
             Commands::Plan(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
             Commands::Apply(args) => Command::Run(Box::new(args.into_config(output, resume())?)),
             Commands::Export(args) => Command::Export(Box::new(args.into_config(output)?)),
+            Commands::UploadEvidence(args) => {
+                Command::UploadEvidence(Box::new(args.into_config(output)?))
+            }
             #[cfg(feature = "simulator")]
             Commands::Simulate(args) => Command::Simulate {
                 config: args.into_config()?,
@@ -876,6 +950,9 @@ mod tests {
             "http://127.0.0.1:9/public",
             "--reason=-x",
             "--reconcile",
+            "--resend",
+            "--no-verify",
+            "--overwrite-drift",
             "--undo",
             "undo.csv",
             "--ca-cert",
@@ -893,7 +970,8 @@ mod tests {
             config.resume_command(std::path::Path::new("new report.csv")),
             "drata-svcacct apply 'my file.csv' --reason=-x --base-url=http://127.0.0.1:9/public \
              --rate=8/s --timeout=30 '--ca-cert=corp ca.pem' '--report=new report.resumed.csv' \
-             --summary-json=s.resumed.json --reconcile --undo=undo.csv -vv \
+             --overwrite-drift --summary-json=s.resumed.json --reconcile --resend --no-verify \
+             --undo=undo.csv -vv \
              --resume-from 'new report.csv'"
         );
     }
@@ -948,10 +1026,6 @@ mod tests {
             let mut line = vec!["drata-svcacct".to_owned(), "apply".to_owned()];
             if !arg.is_positional() {
                 line.push("in.csv".to_owned());
-            }
-            // --undo requires it; reconcile itself is walked on its own.
-            if id != "reconcile" {
-                line.push("--reconcile".to_owned());
             }
             match (arg.get_long(), arg.get_action()) {
                 (None, _) => line.push(a_value(arg)),

@@ -19,6 +19,13 @@ use crate::secret::{ApiKey, KeyError};
 use crate::simulator::SimulatorConfig;
 use crate::text::shell_quote;
 
+mod upload;
+pub(crate) use upload::UploadOptionError;
+pub(crate) use upload::{
+    accepted_file, check_name, ControlRef, Owner, Renewal, UploadConfig, MAX_NAME_CHARS,
+    MAX_UPLOAD_BYTES,
+};
+
 /// `--rate`: 90% of Drata's 500 requests per minute per IP, so that retries and another
 /// client on the same address still fit under the limit.
 pub(crate) const DEFAULT_RATE: &str = "450/min";
@@ -66,6 +73,8 @@ pub enum ConfigError {
     XlsxNeedsFile,
     #[error("--excel shapes a CSV (byte-order mark, CRLF); a workbook needs neither")]
     ExcelIsCsv,
+    #[error(transparent)]
+    Upload(#[from] UploadOptionError),
 }
 
 /// When to give up on a run because too many rows failed.
@@ -311,12 +320,21 @@ pub(crate) struct PlanOptions {
 /// What only `apply` does; `plan` holds the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ApplyOptions {
-    /// Fetch the current state first and skip rows already in the desired state
+    /// Accepted for older scripts; changes nothing: apply always reads the current state
+    /// first and sends only what differs, as plan shows
     #[arg(long)]
     pub reconcile: bool,
 
-    /// With --reconcile: write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    /// Send every valid row, even those Drata already holds in the desired state
+    #[arg(long)]
+    pub resend: bool,
+
+    /// Skip reading the state again after the run to check every row sent
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH")]
     pub undo: Option<PathBuf>,
 
     /// A report of an earlier run of this input: rows it shows as done are skipped
@@ -349,6 +367,10 @@ pub(crate) struct RunOptions {
     /// Send the valid rows even if some rows are invalid
     #[arg(long)]
     pub skip_invalid: bool,
+
+    /// Send edited rows even where Drata changed since the export (conflicts)
+    #[arg(long)]
+    pub overwrite_drift: bool,
 
     /// Refuse (exit 3, nothing sent) when more than N rows would be updated
     #[arg(long, value_name = "N")]
@@ -453,6 +475,7 @@ pub(crate) enum Command {
     },
     Run(Box<RunConfig>),
     Export(Box<ExportConfig>),
+    UploadEvidence(Box<UploadConfig>),
     #[cfg(feature = "simulator")]
     Simulate {
         config: SimulatorConfig,
@@ -544,10 +567,15 @@ impl ResumeCommand {
 }
 
 impl RunConfig {
-    /// True when the run fetches the current state first: always for `plan`.
-    pub(crate) fn reconcile(&self) -> bool {
-        // Rules decide from the listing: a run with rules reads it.
-        self.mode == Mode::Plan || self.apply.reconcile || self.input.rules.is_some()
+    /// `--resend` (apply): send every valid row, even those Drata already holds.
+    pub(crate) fn resend(&self) -> bool {
+        self.mode == Mode::Apply && self.apply.resend
+    }
+
+    /// True when the run reads the state again after the run and checks every row sent
+    /// (apply, unless `--no-verify`).
+    pub(crate) fn verify(&self) -> bool {
+        self.mode == Mode::Apply && !self.apply.no_verify
     }
 
     /// True when the run talks to the in-process simulator of `--simulate`.

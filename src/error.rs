@@ -48,6 +48,52 @@ pub enum Error {
     Stdout(io::Error),
     #[error("cannot read the identities from Drata: {0}")]
     Listing(String),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+}
+
+/// Why `upload-evidence` put nothing into the Evidence Library.
+#[derive(Debug, Error)]
+pub enum UploadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("{path}: {problem}")]
+    File { path: String, problem: String },
+    #[error("no Drata user has the email {0} (--owner takes a user's email or id)")]
+    NoSuchOwner(String),
+    #[error("{count} Drata users have the email {email}: give --owner one user id of {ids}")]
+    SeveralOwners {
+        email: String,
+        count: usize,
+        ids: String,
+    },
+    #[error("no control has the code {code} in workspace {workspace}{nearby}")]
+    NoSuchControl {
+        code: String,
+        workspace: u64,
+        nearby: String,
+    },
+    #[error("no workspace is marked primary: give --workspace, one of {0}")]
+    NoPrimaryWorkspace(String),
+    #[error("Drata has no workspace to put the evidence in")]
+    NoWorkspace,
+    #[error("{what}: refused by Drata: {message}")]
+    Refused { what: &'static str, message: String },
+    #[error("{what}: {message}")]
+    Failed { what: &'static str, message: String },
+    #[error("interrupted: nothing was uploaded")]
+    Interrupted(u8),
+}
+
+impl UploadError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            UploadError::Refused { .. } => exit::ABORTED,
+            UploadError::Failed { .. } => exit::ROW_PROBLEMS,
+            UploadError::Interrupted(code) => *code,
+            _ => exit::USAGE,
+        }
+    }
 }
 
 impl Error {
@@ -56,6 +102,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Listing(_) => exit::ABORTED,
+            Error::Upload(e) => e.exit_code(),
             _ => exit::USAGE,
         }
     }

@@ -26,7 +26,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     let mut file = match &config.output {
         Some(path) => {
             Some(
-                CreatedFile::create(path, config.force).map_err(|source| Error::Output {
+                CreatedFile::staged(path, config.force).map_err(|source| Error::Output {
                     what: "export",
                     path: path.clone(),
                     source,
@@ -40,6 +40,9 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     // The listing is read one page at a time; a simulator's default identities will do.
     let one_page_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
     let session = Session::connect(&config.connect, one_page_at_a_time, 0, &control).await?;
+    // The baseline is Drata as of the start of the read: a change made while it runs
+    // counts as a change since the export.
+    let exported_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let fetched = engine::fetch(&session.engine).await;
     signals.abort();
     let listing = match fetched {
@@ -52,7 +55,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
             return Err(Error::Listing(e.to_string()));
         }
     };
-    let mut rows = export_rows(&listing.state, &config.filter);
+    let mut rows = export_rows(&listing.state, &config.filter, &exported_at);
     if let Some(rules) = &rules {
         name_rules(&mut rows, &listing.state, rules);
     }
@@ -110,9 +113,16 @@ fn write_file(
             config.excel,
             config.rules.is_some(),
         ),
-        ExportFormat::Xlsx => {
-            xlsx_bytes(rows, config.rules.is_some()).and_then(|bytes| file.write_all(&bytes))
-        }
+        ExportFormat::Xlsx => xlsx_bytes(rows, config.rules.is_some()).and_then(|(bytes, cut)| {
+            for id in cut {
+                tracing::warn!(
+                    id,
+                    "identity {id}: a cell is longer than a workbook cell holds (32,767 \
+                     characters) and was cut; its end is marked \"[cut: N characters]\""
+                );
+            }
+            file.write_all(&bytes)
+        }),
     }
     .and_then(|()| file.sync_all())
     .map_err(failed)
@@ -183,7 +193,11 @@ fn name_rules(rows: &mut [ExportRow], state: &CurrentState, rules: &RuleSet) {
 
 /// Every identity the filter keeps, sorted by id, with its suggestion. A connection's
 /// counts are over the whole listing, whatever the filter.
-pub(super) fn export_rows(state: &CurrentState, filter: &ExportFilter) -> Vec<ExportRow> {
+pub(super) fn export_rows(
+    state: &CurrentState,
+    filter: &ExportFilter,
+    exported_at: &str,
+) -> Vec<ExportRow> {
     let all = state.sorted();
     let mut connections: HashMap<String, Peers> = HashMap::new();
     for (_, current) in &all {
@@ -227,6 +241,7 @@ pub(super) fn export_rows(state: &CurrentState, filter: &ExportFilter) -> Vec<Ex
                 has_mfa: details.has_mfa,
                 suggestion: suggest(&facts),
                 rule: None,
+                exported_at: exported_at.to_owned(),
             }
         })
         .collect()
@@ -272,7 +287,7 @@ mod tests {
 
     #[test]
     fn rows_are_sorted_and_a_connection_of_service_accounts_is_a_clue() {
-        let rows = export_rows(&state(), &ExportFilter::default());
+        let rows = export_rows(&state(), &ExportFilter::default(), "");
         assert_eq!(ids(&rows), [2, 3, 4, 7, 8, 9]);
         let by_id = |id| rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(
@@ -295,7 +310,7 @@ mod tests {
     #[test]
     fn filters_combine_and_connection_counts_ignore_them() {
         let state = state();
-        let only = |filter: ExportFilter| ids(&export_rows(&state, &filter));
+        let only = |filter: ExportFilter| ids(&export_rows(&state, &filter, ""));
         let connection = |c: &str| ExportFilter {
             connection: Some(c.to_owned()),
             ..ExportFilter::default()
@@ -313,7 +328,7 @@ mod tests {
             only: Some(Only::Unmarked),
             ..ExportFilter::default()
         };
-        let rows = export_rows(&state, &unmarked_aws);
+        let rows = export_rows(&state, &unmarked_aws, "");
         assert_eq!(ids(&rows), [9]);
         assert!(
             rows[0].suggestion.is_some(),

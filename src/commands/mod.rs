@@ -7,6 +7,7 @@ mod run;
 mod session;
 #[cfg(feature = "simulator")]
 mod simulate;
+mod upload;
 mod validate;
 
 /// The UTC date of a moment, `YYYY-MM-DD`: a rule's `{date}`.
@@ -36,6 +37,10 @@ pub(crate) fn run(command: Command) -> Result<u8, Error> {
         Command::Export(config) => {
             init_logging(&config.log);
             runtime()?.block_on(export::run(*config))
+        }
+        Command::UploadEvidence(config) => {
+            init_logging(&config.log);
+            runtime()?.block_on(upload::run(*config))
         }
         #[cfg(feature = "simulator")]
         Command::Simulate { config, output } => {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::config::{parse_base_url, Connect, KeySource, Target};
 use crate::drata::{
-    check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient, ClientOptions,
+    check_ssl_cert_dir, check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient,
+    ClientOptions,
 };
 use crate::engine::{ConcurrencyMode, Engine, RunControl};
 use crate::error::Error;
@@ -87,7 +88,8 @@ impl Session {
     }
 }
 
-/// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE`, when set, can be used
+/// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE` and `SSL_CERT_DIR`, when
+/// set, can be used
 /// for an https server: either failing is a usage error, before anything is sent.
 fn trusted_roots(
     connect: &Connect,
@@ -95,6 +97,7 @@ fn trusted_roots(
 ) -> Result<Vec<reqwest::Certificate>, Error> {
     if base_url.scheme() == "https" {
         check_ssl_cert_file()?;
+        check_ssl_cert_dir()?;
     }
     match &connect.ca_cert {
         Some(path) => Ok(read_ca_bundle("--ca-cert", path)?),

@@ -19,6 +19,9 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Error bodies that are not the API's JSON are quoted up to this many characters.
 const EXCERPT_CHARS: usize = 200;
 
+mod evidence;
+pub(crate) use evidence::{EvidenceForm, EvidenceItem};
+
 pub(crate) const USER_AGENT: &str = concat!("drata-svcacct/", env!("CARGO_PKG_VERSION"));
 
 /// What went wrong with one attempt, as seen on the wire; what it means for the row
@@ -30,6 +33,10 @@ pub(crate) enum Cause {
     /// The server's TLS certificate was refused: no request can succeed until the trust
     /// store is fixed.
     Certificate(CertProblem),
+    /// The proxy refused the tunnel's credentials (407), or its scheme is one this tool
+    /// cannot use: every request would fail the same way, and a proxy may lock the
+    /// account after a few wrong passwords.
+    Proxy,
     /// An answer with a status that is not 2xx.
     Status(u16),
     /// A 2xx answer whose body cannot be read as what was asked for (listing only).
@@ -58,7 +65,7 @@ impl Failure {
     /// The HTTP status, when there was an answer.
     pub(crate) fn status(&self) -> Option<u16> {
         match self.cause {
-            Cause::Transport | Cause::Certificate(_) => None,
+            Cause::Transport | Cause::Certificate(_) | Cause::Proxy => None,
             Cause::Status(status) | Cause::Unreadable(status) => Some(status),
         }
     }
@@ -86,6 +93,56 @@ pub(crate) struct ApiClient {
     proxy_secrets: ProxySecrets,
     /// The server's host (and port), as certificate failures name it.
     host: String,
+    /// The proxy variable that applies to this base URL, when one is set.
+    proxy: Option<ProxySetting>,
+}
+
+/// The proxy variable that applies to an HTTPS request, and the scheme it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProxySetting {
+    variable: &'static str,
+    /// `None` for `http`, `https` or no scheme (read as `http`), which are supported.
+    unsupported_scheme: Option<String>,
+}
+
+impl ProxySetting {
+    /// The proxy used for HTTPS, as the HTTP stack picks it: `HTTPS_PROXY` (either
+    /// case), else `ALL_PROXY` (either case).
+    fn from_env() -> Option<Self> {
+        let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+        names.into_iter().find_map(|variable| {
+            let value = std::env::var(variable)
+                .ok()
+                .filter(|v| !v.trim().is_empty())?;
+            Some(Self::of(variable, &value))
+        })
+    }
+
+    fn of(variable: &'static str, value: &str) -> Self {
+        let scheme = value
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        Self {
+            variable,
+            unsupported_scheme: scheme.filter(|s| s != "http" && s != "https"),
+        }
+    }
+
+    /// The failure every request would meet, found before any is sent.
+    fn unsupported(&self) -> Option<Failure> {
+        let scheme = self.unsupported_scheme.as_ref()?;
+        Some(Failure {
+            cause: Cause::Proxy,
+            retry_after: None,
+            message: format!(
+                "the proxy in {} is a {}:// proxy, which this tool cannot use: \
+                 set {} to an http:// or https:// proxy",
+                self.variable,
+                crate::text::printable(&shorten(scheme, 16)),
+                self.variable
+            ),
+        })
+    }
 }
 
 /// Proxy credentials, held so that `Debug` never prints them.
@@ -148,11 +205,13 @@ impl ApiClient {
         };
         Ok(Self {
             http: builder.build()?,
-            base,
+            base: base.clone(),
             kind,
             key: key.clone(),
             proxy_secrets: ProxySecrets(proxy_secrets_from_env()),
             host,
+            // Loopback traffic never goes through a proxy (see `no_proxy` above).
+            proxy: ProxySetting::from_env().filter(|_| !is_loopback_host(&base)),
         })
     }
 
@@ -245,10 +304,13 @@ impl ApiClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Failure> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_failure(e, &self.host))?;
+        if let Some(failure) = self.proxy.as_ref().and_then(ProxySetting::unsupported) {
+            return Err(failure);
+        }
+        let response = request.send().await.map_err(|e| {
+            let variable = self.proxy.as_ref().map_or("HTTPS_PROXY", |p| p.variable);
+            transport_failure(e, &self.host, variable)
+        })?;
         read_answer(response).await
     }
 }
@@ -339,9 +401,21 @@ async fn read_answer(
 }
 
 /// Timeouts, refused connections, resets, described without the URL; a refused
-/// certificate is told apart, naming `host`, the problem and the fix.
-fn transport_failure(error: reqwest::Error, host: &str) -> Failure {
+/// certificate is told apart, naming `host`, the problem and the fix, and so is a proxy
+/// that refused its credentials, naming the variable `proxy_variable` to fix.
+fn transport_failure(error: reqwest::Error, host: &str, proxy_variable: &str) -> Failure {
     let error = error.without_url();
+    // The tunnel's error type is private to the HTTP stack: its words are all there is.
+    if error_chain(&error).contains("proxy authorization required") {
+        return Failure {
+            cause: Cause::Proxy,
+            retry_after: None,
+            message: format!(
+                "the proxy refused its credentials (HTTP 407 Proxy Authentication Required): \
+                 check the proxy user and password in {proxy_variable}"
+            ),
+        };
+    }
     if let Some(cert) = certificate_error(&error) {
         let (problem, message) = certificate_failure(host, &cert);
         return Failure {
@@ -488,6 +562,20 @@ mod tests {
         let shown = format!("{:?}", ProxySecrets(secrets));
         assert!(!shown.contains("w0rd"), "{shown}");
         assert_eq!(percent_decoded("a%2Fb%zz%"), "a/b%zz%");
+    }
+
+    #[test]
+    fn only_http_proxies_are_usable() {
+        let socks = ProxySetting::of("HTTPS_PROXY", "socks5://me:pw@proxy:1080");
+        let failure = socks.unsupported().unwrap();
+        assert_eq!(failure.cause, Cause::Proxy);
+        assert!(failure.message.contains("socks5://"), "{failure}");
+        assert!(!failure.message.contains("pw@"), "{failure}");
+        for usable in ["http://proxy:3128", "HTTPS://proxy", "proxy.corp:8080"] {
+            assert!(ProxySetting::of("ALL_PROXY", usable)
+                .unsupported()
+                .is_none());
+        }
     }
 
     #[test]

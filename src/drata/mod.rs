@@ -1,17 +1,20 @@
 //! Drata's public API as this tool uses it: the HTTP client, what the wire carries,
 //! and the current state read from the listing.
 
+mod certinfo;
 mod client;
 mod state;
 mod tls;
 mod wire;
 
-pub(crate) use client::{ApiClient, Cause, ClientOptions, Failure, PAGE_LIMIT};
+pub(crate) use client::{
+    ApiClient, Cause, ClientOptions, EvidenceForm, EvidenceItem, Failure, PAGE_LIMIT,
+};
 pub(crate) use state::{Current, CurrentState};
 pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
-pub(crate) use tls::{check_ssl_cert_file, read_ca_bundle};
+pub(crate) use tls::{check_ssl_cert_dir, check_ssl_cert_file, read_ca_bundle};
 pub(crate) use wire::Page;
 
 use std::net::IpAddr;

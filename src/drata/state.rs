@@ -112,6 +112,7 @@ impl Current {
             username: self.username.clone(),
             email: self.email.clone(),
             service_account_at: self.marked_at.clone(),
+            connection: Some(self.connection.clone()).filter(|c| !c.is_empty()),
         }
     }
 

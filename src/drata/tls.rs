@@ -26,6 +26,18 @@ pub enum CaFileError {
     },
     #[error("{option} {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", path.display())]
     Empty { option: &'static str, path: PathBuf },
+    #[error("{option} {}: certificate {index} cannot be trusted: {}", path.display(), problem.describe())]
+    NotUsableCa {
+        option: &'static str,
+        path: PathBuf,
+        index: usize,
+        problem: super::certinfo::CaProblem,
+    },
+    #[error("SSL_CERT_DIR {}: {problem}; set it to a directory of CA certificates, or unset it", path.display())]
+    CertDir {
+        path: PathBuf,
+        problem: &'static str,
+    },
     #[error("{option} {}: certificate {index} is not a usable CA certificate ({reason})", path.display())]
     Unusable {
         option: &'static str,
@@ -58,7 +70,16 @@ pub(crate) fn read_ca_bundle(
     }
     let mut store = RootCertStore::empty();
     let mut certificates = Vec::with_capacity(ders.len());
+    let now = std::time::SystemTime::now();
     for (index, der) in ders.into_iter().enumerate() {
+        if let Some(problem) = super::certinfo::ca_problem(der.as_ref(), now) {
+            return Err(CaFileError::NotUsableCa {
+                option,
+                path: path.to_owned(),
+                index: index + 1,
+                problem,
+            });
+        }
         store.add(der.clone()).map_err(|e| CaFileError::Unusable {
             option,
             path: path.to_owned(),
@@ -89,6 +110,36 @@ pub(crate) fn check_ssl_cert_file() -> Result<(), CaFileError> {
         }
         _ => Ok(()),
     }
+}
+
+/// `SSL_CERT_DIR`, when set, replaces the system store too: set but empty, missing, not
+/// a directory, or holding no file at all, it would leave nothing trusted and every
+/// request would fail with "unknown issuer", pointing at the wrong cause.
+pub(crate) fn check_ssl_cert_dir() -> Result<(), CaFileError> {
+    let Some(value) = std::env::var_os("SSL_CERT_DIR") else {
+        return Ok(());
+    };
+    if value.is_empty() {
+        return Err(CaFileError::CertDir {
+            path: PathBuf::new(),
+            problem: "set but empty",
+        });
+    }
+    // Several directories may be named, separated as in PATH.
+    for path in std::env::split_paths(&value) {
+        let problem = match std::fs::read_dir(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such directory"),
+            Err(_) => Some("cannot be read as a directory"),
+            Ok(mut entries) => entries
+                .next()
+                .is_none()
+                .then_some("the directory holds no certificate"),
+        };
+        if let Some(problem) = problem {
+            return Err(CaFileError::CertDir { path, problem });
+        }
+    }
+    Ok(())
 }
 
 /// Why a server's certificate was refused.

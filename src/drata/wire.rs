@@ -40,6 +40,21 @@ pub(crate) struct Connection {
     pub client_alias: Option<String>,
 }
 
+impl Connection {
+    /// `AWS aws-prod #1`: what is known of it, in that order; `None` when nothing is.
+    pub(crate) fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            self.client_type.clone(),
+            self.client_alias.clone(),
+            self.id.map(|id| format!("#{id}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
 /// A string field; anything else (null, a number, an object) is unknown.
 fn text(object: &Value, field: &str) -> Option<String> {
     match object.get(field)? {
@@ -141,6 +156,7 @@ impl Identity {
             username: self.username.clone(),
             email: self.email.clone(),
             service_account_at: self.service_account.clone(),
+            connection: self.connection.describe(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) fn classify(cause: Cause) -> FailureKind {
         Cause::Transport | Cause::Unreadable(_) => FailureKind::Retryable,
         // The trust store will not change before the next attempt.
         Cause::Certificate(_) => FailureKind::Fatal,
+        // Wrong proxy credentials again would only lock the account.
+        Cause::Proxy => FailureKind::Fatal,
         Cause::Status(status) if is_retryable_status(status) => FailureKind::Retryable,
         Cause::Status(status) if is_run_fatal_status(status) => FailureKind::Fatal,
         Cause::Status(_) => FailureKind::Row,
@@ -124,6 +126,7 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         assert_eq!(classify(Cause::Transport), FailureKind::Retryable);
+        assert_eq!(classify(Cause::Proxy), FailureKind::Fatal);
         assert_eq!(classify(Cause::Unreadable(200)), FailureKind::Retryable);
         assert_eq!(classify(Cause::Status(500)), FailureKind::Retryable);
         assert_eq!(classify(Cause::Status(429)), FailureKind::Retryable);

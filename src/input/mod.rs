@@ -9,6 +9,7 @@
 
 mod bounds;
 pub(crate) mod encoding;
+mod evidence;
 pub(crate) mod records;
 mod resume;
 mod rows;
@@ -19,6 +20,7 @@ mod sniff;
 mod source;
 
 pub(crate) use encoding::Encoding;
+pub(crate) use evidence::evidence_summary;
 pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};

@@ -1,34 +1,38 @@
-//! `--evidence`: a Markdown record of the run for auditors. Changed identities are
-//! spooled to an anonymous temporary file as the run goes, so memory stays flat.
+//! `--evidence`: the record of a run for auditors. The facts are gathered once
+//! ([`Facts`]: who ran it, where, against what, the counts, the verification, and every
+//! identity changed, sorted by id), then rendered as Markdown or as a workbook
+//! (`Summary`, `Changes`, `Report`) when the path ends in `.xlsx`.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+mod markdown;
+mod workbook;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use super::files::Sink;
-use super::report::id_text;
-use super::summary::Summary;
+use super::summary::{FileDigest, Summary};
 use crate::model::{source_text, Outcome, Previous, ReportRow};
+
+pub(crate) use markdown::describe_previous;
 
 /// Who ran the tool, where, and how: what the summary does not already say.
 #[derive(Debug, Clone)]
 pub(crate) struct RunContext {
-    pub(crate) user: String,
+    /// The login name of the account the process runs as, from the system's user
+    /// database (never `$USER`, which anyone can set); `uid N` when it has none.
+    pub(crate) account: String,
     pub(crate) host: String,
     pub(crate) command_line: String,
     pub(crate) kind: &'static str,
     /// `--rules`: the rules file and its SHA-256.
-    pub(crate) rules: Option<(String, Option<String>)>,
+    pub(crate) rules: Option<FileDigest>,
 }
 
 impl RunContext {
-    /// The OS user and host name of this process.
+    /// The account and host name of this process.
     pub(crate) fn current(command_line: String, kind: &'static str) -> Self {
-        let user = ["USER", "LOGNAME", "USERNAME"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-            .unwrap_or_else(uid_name);
         Self {
-            user,
+            account: account_name(),
             host: host_name(),
             command_line,
             kind,
@@ -37,15 +41,50 @@ impl RunContext {
     }
 }
 
+/// The login name of the process's real uid, read with `getpwuid_r`.
 #[cfg(unix)]
-fn uid_name() -> String {
+pub(crate) fn account_name() -> String {
     // SAFETY: getuid has no preconditions and cannot fail.
-    format!("uid {}", unsafe { libc::getuid() })
+    let uid = unsafe { libc::getuid() };
+    login_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+#[cfg(unix)]
+fn login_name(uid: libc::uid_t) -> Option<String> {
+    // Big enough for any sane entry; ERANGE doubles it, up to 1 MiB.
+    let mut buffer: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: zeroed is a valid passwd (null pointers, zero ids); getpwuid_r only
+        // writes into it and into `buffer`, whose length it is given.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let status = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut found,
+            )
+        };
+        if status == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if status != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`,
+        // which is alive here.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        let name = name.to_string_lossy().into_owned();
+        return Some(name).filter(|n| !n.is_empty());
+    }
 }
 
 #[cfg(not(unix))]
-fn uid_name() -> String {
-    "unknown".to_owned()
+pub(crate) fn account_name() -> String {
+    std::env::var("USERNAME").unwrap_or_else(|_| "unknown".to_owned())
 }
 
 #[cfg(unix)]
@@ -65,121 +104,250 @@ fn host_name() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// Escapes text for one Markdown table cell.
-pub(crate) fn cell(text: &str) -> String {
-    let flat = crate::text::one_line(text);
-    let mut escaped = String::with_capacity(flat.len());
-    for c in flat.chars() {
-        if matches!(c, '|' | '\\' | '`' | '*' | '_' | '<' | '>' | '[' | ']') {
-            escaped.push('\\');
+/// The two renderings of the same facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EvidenceFormat {
+    Markdown,
+    /// A workbook with the sheets `Summary`, `Changes` and `Report`.
+    Workbook,
+}
+
+impl EvidenceFormat {
+    /// A workbook when the path ends in `.xlsx` (any case), Markdown otherwise.
+    pub(crate) fn for_path(path: &Path) -> Self {
+        match path.extension() {
+            Some(extension) if extension.eq_ignore_ascii_case("xlsx") => Self::Workbook,
+            _ => Self::Markdown,
         }
-        escaped.push(c);
-    }
-    escaped
-}
-
-/// "service account (reason)" or "not a service account".
-pub(crate) fn describe_previous(previous: &Previous) -> String {
-    match (previous.marked, &previous.reason) {
-        (true, Some(reason)) => format!("service account ({reason:?})"),
-        (true, None) => "service account".to_owned(),
-        (false, _) => "not a service account".to_owned(),
     }
 }
 
-fn state_text(flag: bool) -> &'static str {
-    if flag {
-        "service account"
-    } else {
-        "not a service account"
+/// A service-account state: marked or not, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) marked: bool,
+    pub(crate) reason: Option<String>,
+}
+
+/// What the record knows of an identity's state before the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Before {
+    Known(State),
+    /// The listing was read, but did not show this identity.
+    Unknown,
+    /// The state before the run was not read.
+    NotRead,
+}
+
+/// One identity whose state the run changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChangedIdentity {
+    pub(crate) id: u64,
+    pub(crate) line: u64,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    /// Client type, alias and id of the connection it was discovered through.
+    pub(crate) connection: String,
+    pub(crate) before: Before,
+    pub(crate) after: State,
+    /// What decided it: `input` (a row of the file) or `rule:NAME`.
+    pub(crate) source: String,
+    /// Whether the state read again after the run holds the change; `None` when not
+    /// checked.
+    pub(crate) verified: Option<bool>,
+}
+
+/// One identity Drata changed since the export, on a row the reviewer did not edit: the run
+/// left it as Drata has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DriftedIdentity {
+    pub(crate) id: u64,
+    pub(crate) username: String,
+    /// `None` when the row carried no baseline.
+    pub(crate) at_export: Option<State>,
+    /// `None` when the listing did not show it.
+    pub(crate) now: Option<State>,
+}
+
+/// Whether the changes were checked against Drata after the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verification {
+    NotChecked,
+    Checked { verified: u64, not_verified: u64 },
+}
+
+/// Everything the record says, gathered once, rendered twice.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    pub(crate) command: &'static str,
+    pub(crate) run_id: String,
+    pub(crate) account: String,
+    pub(crate) host: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: String,
+    pub(crate) elapsed_seconds: f64,
+    pub(crate) tool: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) command_line: String,
+    pub(crate) base_url: String,
+    pub(crate) kind: &'static str,
+    pub(crate) input: FileDigest,
+    pub(crate) report: FileDigest,
+    /// The rules file and its digest; `None` when no rules decided anything.
+    pub(crate) rules: Option<FileDigest>,
+    pub(crate) exit_code: u8,
+    pub(crate) stopped: Option<String>,
+    pub(crate) rows: u64,
+    /// Every outcome with its count, zeros included.
+    pub(crate) counts: Vec<(&'static str, u64)>,
+    pub(crate) requests: u64,
+    pub(crate) retries: u64,
+    pub(crate) rate_limited: u64,
+    pub(crate) effective_rate_per_minute: f64,
+    pub(crate) verification: Verification,
+    /// Rows Drata changed since the export, left as Drata has them.
+    pub(crate) drifted: u64,
+    /// Rows the reviewer and Drata both changed, differently; not sent.
+    pub(crate) conflicts: u64,
+    pub(crate) unrecorded_rows: u64,
+    /// Sorted by id.
+    pub(crate) changes: Vec<ChangedIdentity>,
+    /// The identities behind `drifted`, sorted by id.
+    pub(crate) drift: Vec<DriftedIdentity>,
+}
+
+impl Facts {
+    fn gather(
+        summary: &Summary,
+        context: &RunContext,
+        mut changes: Vec<ChangedIdentity>,
+        mut drift: Vec<DriftedIdentity>,
+    ) -> Self {
+        changes.sort_by_key(|change| (change.id, change.line));
+        drift.sort_by_key(|drifted| drifted.id);
+        let count = |name: &str| summary.counts.get(name).copied().unwrap_or(0);
+        let verification = match changes.iter().filter(|c| c.verified.is_some()).count() {
+            0 => Verification::NotChecked,
+            _ => Verification::Checked {
+                verified: changes.iter().filter(|c| c.verified == Some(true)).count() as u64,
+                not_verified: changes.iter().filter(|c| c.verified == Some(false)).count() as u64,
+            },
+        };
+        Self {
+            command: summary.command,
+            run_id: summary.run_id.clone(),
+            account: context.account.clone(),
+            host: context.host.clone(),
+            started_at: summary.started_at.clone(),
+            finished_at: summary.finished_at.clone(),
+            elapsed_seconds: summary.elapsed_seconds,
+            tool: summary.tool,
+            version: summary.version,
+            command_line: context.command_line.clone(),
+            base_url: summary.base_url.clone(),
+            kind: context.kind,
+            input: summary.input.clone(),
+            report: summary.report.clone(),
+            rules: context.rules.clone(),
+            exit_code: summary.exit_code,
+            stopped: summary.stopped.clone(),
+            rows: summary.rows,
+            counts: summary.counts.iter().map(|(k, v)| (*k, *v)).collect(),
+            requests: summary.requests,
+            retries: summary.retries,
+            rate_limited: summary.rate_limited,
+            effective_rate_per_minute: summary.effective_rate_per_minute,
+            verification,
+            drifted: count("drifted"),
+            conflicts: count("conflict"),
+            unrecorded_rows: summary.unrecorded_rows,
+            changes,
+            drift,
+        }
     }
 }
 
 /// Collects the identities changed during the run.
 pub(crate) struct EvidenceRecorder {
-    spool: File,
-    changed: u64,
-    /// True when the state before the run was read (`--reconcile`).
+    changes: Vec<ChangedIdentity>,
+    drift: Vec<DriftedIdentity>,
+    /// True when the state before the run was read.
     state_read: bool,
 }
 
 impl EvidenceRecorder {
-    /// `state_read`: the state before the run was fetched (`--reconcile`).
+    /// `state_read`: the state before the run was fetched.
     pub(crate) fn new(state_read: bool) -> io::Result<Self> {
         Ok(Self {
-            spool: tempfile::tempfile()?,
-            changed: 0,
+            changes: Vec::new(),
+            drift: Vec::new(),
             state_read,
         })
     }
 
-    /// Notes an updated row as one table line.
-    pub(crate) fn record(&mut self, row: &ReportRow) -> io::Result<()> {
-        if row.outcome != Outcome::Updated {
+    /// Notes a row Drata changed since the export, kept as Drata has it.
+    pub(crate) fn record_drift(&mut self, row: &ReportRow) -> io::Result<()> {
+        let Some(id) = row.id() else {
             return Ok(());
-        }
-        let previous = match (&row.previous, self.state_read) {
-            (Some(previous), _) => describe_previous(previous),
-            (None, true) => "unknown".to_owned(),
-            (None, false) => "not read (run without --reconcile)".to_owned(),
         };
-        let new = state_text(row.flag == Some(true));
-        writeln!(
-            self.spool,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            cell(&id_text(&row.id)),
-            cell(row.identity.username.as_deref().unwrap_or("")),
-            cell(row.identity.email.as_deref().unwrap_or("")),
-            cell(&previous),
-            new,
-            cell(&row.reason),
-            cell(&source_text(row.rule.as_deref())),
-        )?;
-        self.changed += 1;
+        self.drift.push(DriftedIdentity {
+            id,
+            username: row.identity.username.clone().unwrap_or_default(),
+            at_export: row.baseline.as_ref().map(|b| State {
+                marked: b.marked,
+                reason: Some(b.reason.clone()).filter(|r| !r.is_empty()),
+            }),
+            now: row.previous.as_ref().map(state_of),
+        });
         Ok(())
     }
 
-    /// Writes the whole record to `out`.
+    /// Notes an updated row.
+    pub(crate) fn record(&mut self, row: &ReportRow) -> io::Result<()> {
+        let (Outcome::Updated, Some(id)) = (row.outcome, row.id()) else {
+            return Ok(());
+        };
+        let before = match (&row.previous, self.state_read) {
+            (Some(previous), _) => Before::Known(state_of(previous)),
+            (None, true) => Before::Unknown,
+            (None, false) => Before::NotRead,
+        };
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let marked = row.flag == Some(true);
+        self.changes.push(ChangedIdentity {
+            id,
+            line: row.line,
+            username: text(&row.identity.username),
+            email: text(&row.identity.email),
+            connection: text(&row.identity.connection),
+            before,
+            after: State {
+                marked,
+                reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
+            },
+            source: source_text(row.rule.as_deref()),
+            verified: row.verified,
+        });
+        Ok(())
+    }
+
+    /// Writes the whole record to `out`, as `format` says. The workbook's `Report`
+    /// sheet is read from the report file, `report_path`, as it was written.
     pub(crate) fn finish(
-        mut self,
+        self,
         out: Sink,
+        format: EvidenceFormat,
         summary: &Summary,
         context: &RunContext,
     ) -> io::Result<()> {
+        let facts = Facts::gather(summary, context, self.changes, self.drift);
         let mut out = io::BufWriter::new(out);
-        let text = header(summary, context);
-        out.write_all(text.as_bytes())?;
-        writeln!(out, "## Identities changed\n")?;
-        if self.changed == 0 {
-            writeln!(out, "No identity was changed by this run.")?;
-        } else {
-            writeln!(
-                out,
-                "{} identities were updated and confirmed by Drata (a 2xx answer).\n",
-                self.changed
-            )?;
-            writeln!(
-                out,
-                "| id | username | email | previous state | new state | reason | decided by |"
-            )?;
-            writeln!(out, "|---:|---|---|---|---|---|---|")?;
-            self.spool.seek(SeekFrom::Start(0))?;
-            for line in BufReader::new(&self.spool).lines() {
-                writeln!(out, "{}", line?)?;
+        match format {
+            EvidenceFormat::Markdown => out.write_all(markdown::render(&facts).as_bytes())?,
+            EvidenceFormat::Workbook => {
+                let report = PathBuf::from(&summary.report.path);
+                out.write_all(&workbook::render(&facts, &report)?)?;
             }
-        }
-        if summary.unrecorded_rows > 0 {
-            writeln!(
-                out,
-                "\n**{} {} NOT in the report named above**: it could not be written (a full disk?). Each was logged on standard error with its outcome; a resumed run sends them again. The report's SHA-256 lets a reviewer check that it is the file this record describes.",
-                summary.unrecorded_rows,
-                if summary.unrecorded_rows == 1 { "row is" } else { "rows are" }
-            )?;
-        } else {
-            writeln!(
-                out,
-                "\nEvery input row, whatever its outcome, is in the report named above; its SHA-256 lets a reviewer check that it is the file this record describes."
-            )?;
         }
         out.into_inner()
             .map_err(io::IntoInnerError::into_error)?
@@ -187,81 +355,18 @@ impl EvidenceRecorder {
     }
 }
 
-fn header(summary: &Summary, context: &RunContext) -> String {
-    let mut text = String::new();
-    let mut add = |line: String| {
-        text.push_str(&line);
-        text.push('\n');
-    };
-    add(format!(
-        "# Drata service-account changes: {} run {}\n",
-        summary.command, summary.run_id
-    ));
-    add("| | |".to_owned());
-    add("|---|---|".to_owned());
-    add(format!(
-        "| Ran by | {} on {} |",
-        cell(&context.user),
-        cell(&context.host)
-    ));
-    add(format!("| Started | {} |", summary.started_at));
-    add(format!(
-        "| Finished | {} ({:.1} s) |",
-        summary.finished_at, summary.elapsed_seconds
-    ));
-    add(format!("| Tool | {} {} |", summary.tool, summary.version));
-    add(format!(
-        "| Command | `{}` |",
-        context.command_line.replace('`', "'")
-    ));
-    add(format!(
-        "| Drata API | {} ({} identities) |",
-        cell(&summary.base_url),
-        context.kind
-    ));
-    let digest = |d: &Option<String>| d.clone().unwrap_or_else(|| "unavailable".to_owned());
-    add(format!(
-        "| Input | {} (SHA-256 `{}`) |",
-        cell(&summary.input.path),
-        digest(&summary.input.sha256)
-    ));
-    if let Some((path, sha256)) = &context.rules {
-        add(format!(
-            "| Rules | {} (SHA-256 `{}`) |",
-            cell(path),
-            digest(sha256)
-        ));
+fn state_of(previous: &Previous) -> State {
+    State {
+        marked: previous.marked,
+        reason: previous.reason.clone().filter(|_| previous.marked),
     }
-    add(format!(
-        "| Report | {} (SHA-256 `{}`) |",
-        cell(&summary.report.path),
-        digest(&summary.report.sha256)
-    ));
-    add(format!(
-        "| Result | exit code {}{} |",
-        summary.exit_code,
-        summary
-            .stopped
-            .as_ref()
-            .map(|why| format!(": {}", cell(why)))
-            .unwrap_or_default()
-    ));
-    add(String::new());
-    add("## Counts\n".to_owned());
-    add("| outcome | rows |".to_owned());
-    add("|---|---:|".to_owned());
-    for (outcome, count) in &summary.counts {
-        if *count > 0 {
-            add(format!("| {} | {count} |", cell(outcome)));
-        }
-    }
-    add(format!("| **total** | **{}** |", summary.rows));
-    add(String::new());
-    add(format!(
-        "Requests: {} (retries {}, 429 answers {}), effective rate {:.0}/min.\n",
-        summary.requests, summary.retries, summary.rate_limited, summary.effective_rate_per_minute
-    ));
-    text
+}
+
+/// Text from Drata or the input made safe for a file a person reads: control
+/// characters and bidirectional overrides are shown escaped (`\u{1b}`), so nothing in a
+/// cell can hide or reorder what is around it (the one rule of every file we write).
+pub(crate) fn escaped(text: &str) -> String {
+    crate::text::file_safe(text).into_owned()
 }
 
 #[cfg(test)]
@@ -269,9 +374,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cells_are_escaped_for_markdown_tables() {
-        assert_eq!(cell("a|b\nc"), "a\\|b c");
-        assert_eq!(cell("<script>"), "\\<script\\>");
-        assert_eq!(cell("plain text"), "plain text");
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(escaped("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(escaped("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escaped("tab\tand\nline"), "tab\tand\nline");
+    }
+
+    #[test]
+    fn the_account_is_the_systems_name_of_the_uid() {
+        // The test runs as some account; whatever $USER says, the name is the one the
+        // user database gives for the uid.
+        let uid = unsafe { libc::getuid() };
+        let expected = login_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+        assert_eq!(account_name(), expected);
+        assert!(!account_name().is_empty());
+    }
+
+    #[test]
+    fn the_format_follows_the_extension() {
+        assert_eq!(
+            EvidenceFormat::for_path(Path::new("q4.XLSX")),
+            EvidenceFormat::Workbook
+        );
+        assert_eq!(
+            EvidenceFormat::for_path(Path::new("q4.md")),
+            EvidenceFormat::Markdown
+        );
+        assert_eq!(
+            EvidenceFormat::for_path(Path::new("-")),
+            EvidenceFormat::Markdown
+        );
     }
 }

@@ -4,13 +4,14 @@
 
 use std::io::{self, Write};
 
-use rust_xlsxwriter::{DataValidation, Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{Color, DataValidation, Format, Note, Workbook, Worksheet, XlsxError};
 
 use super::report::spreadsheet_safe;
 use crate::suggest::{Clue, Suggestion};
 
-/// The export's columns, in order (`docs/export.md`): the input's three first.
-pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
+/// The export's columns, in order (`docs/export.md`): the input's three first, the state
+/// the export read last (the baseline a later `plan`/`apply` compares the edits with).
+pub(crate) const EXPORT_COLUMNS: [&str; 14] = [
     "id",
     "serviceAccount",
     "serviceAccountReason",
@@ -22,18 +23,31 @@ pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
     "disconnectedAt",
     "hasMfa",
     "suggestion",
+    "drataServiceAccount",
+    "drataReason",
+    "exportedAt",
 ];
 
-/// With `--rules`, after every other column: the rule that would decide the identity.
+/// With `--rules`: the rule that would decide the identity, placed before the baseline
+/// columns so that those stay the last ones.
 pub(crate) const RULE_COLUMN: &str = "rule";
+
+/// The first of the baseline columns, which the reviewer must not edit.
+const FIRST_BASELINE_COLUMN: usize = 11;
+
+/// What the workbook says on the baseline columns' headers.
+pub(crate) const BASELINE_NOTE: &str = "as Drata had it at export: do not edit";
 
 /// The workbook's one sheet.
 pub(crate) const SHEET_NAME: &str = "identities";
 
 /// Widths of the workbook's columns, in characters.
-const COLUMN_WIDTHS: [f64; 11] = [
-    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0,
+const COLUMN_WIDTHS: [f64; 14] = [
+    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0, 20.0, 60.0, 22.0,
 ];
+
+/// Width of the rule column, in characters.
+const RULE_WIDTH: f64 = 24.0;
 
 /// The byte-order mark Excel needs to read a CSV as UTF-8.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -57,6 +71,8 @@ pub(crate) struct ExportRow {
     pub suggestion: Option<Suggestion>,
     /// With `--rules`: the rule that would decide the identity, if one matches.
     pub rule: Option<String>,
+    /// When the listing was read (RFC 3339), the same on every row.
+    pub exported_at: String,
 }
 
 /// The suggestion column: the clues, joined by `; `.
@@ -99,7 +115,7 @@ impl ExportRow {
     }
 
     /// Every cell as text, unescaped.
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         [
             self.id.to_string(),
@@ -116,7 +132,33 @@ impl ExportRow {
                 .as_ref()
                 .map(suggestion_text)
                 .unwrap_or_default(),
+            bool_text(self.marked).to_owned(),
+            text(&self.reason),
+            self.exported_at.clone(),
         ]
+    }
+}
+
+/// The export's header: with `with_rule`, the rule column before the baseline.
+fn header_names(with_rule: bool) -> Vec<&'static str> {
+    let (edited, baseline) = EXPORT_COLUMNS.split_at(FIRST_BASELINE_COLUMN);
+    let rule = with_rule.then_some(RULE_COLUMN);
+    edited
+        .iter()
+        .copied()
+        .chain(rule)
+        .chain(baseline.iter().copied())
+        .collect()
+}
+
+impl ExportRow {
+    /// The row's cells in the order of [`header_names`].
+    fn row_cells(&self, with_rule: bool) -> Vec<String> {
+        let mut cells = self.cells().to_vec();
+        if with_rule {
+            cells.insert(FIRST_BASELINE_COLUMN, self.rule.clone().unwrap_or_default());
+        }
+        cells
     }
 }
 
@@ -148,13 +190,11 @@ pub(crate) fn write_csv(
         .terminator(terminator)
         .buffer_capacity(64 * 1024)
         .from_writer(out);
-    let rule_header = with_rule.then_some(RULE_COLUMN);
-    csv.write_record(EXPORT_COLUMNS.into_iter().chain(rule_header))
+    csv.write_record(header_names(with_rule))
         .map_err(io_error)?;
     for row in rows {
-        let rule = with_rule.then(|| row.rule.clone().unwrap_or_default());
-        let cells = row.cells().into_iter().chain(rule);
-        csv.write_record(cells.map(|c| spreadsheet_safe(&c).into_owned()))
+        let cells = row.row_cells(with_rule);
+        csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
             .map_err(io_error)?;
     }
     csv.flush()?;
@@ -177,50 +217,75 @@ fn io_error(error: csv::Error) -> io::Error {
 /// The rows as an `.xlsx` workbook: one sheet, a frozen and filterable header, ids as
 /// text, a true/false drop-down on the flag column, wide reason and suggestion columns.
 /// Cells are typed strings, which a spreadsheet never runs as formulas.
-pub(crate) fn xlsx_bytes(rows: &[ExportRow], with_rule: bool) -> io::Result<Vec<u8>> {
-    let build = || -> Result<Vec<u8>, XlsxError> {
+/// Also returns the ids whose rows had a cell cut to Excel's limit.
+pub(crate) fn xlsx_bytes(rows: &[ExportRow], with_rule: bool) -> io::Result<(Vec<u8>, Vec<u64>)> {
+    let build = || -> Result<(Vec<u8>, Vec<u64>), XlsxError> {
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(SHEET_NAME)?;
-        write_sheet(sheet, rows, with_rule)?;
-        workbook.save_to_buffer()
+        let cut = write_sheet(sheet, rows, with_rule)?;
+        Ok((workbook.save_to_buffer()?, cut))
     };
     build().map_err(io::Error::other)
 }
 
+/// The most characters a workbook cell holds (Excel's limit).
+const XLSX_CELL_CHARS: usize = 32_767;
+
+/// Writes the sheet; returns the ids of rows with a cell cut to [`XLSX_CELL_CHARS`].
 fn write_sheet(
     sheet: &mut Worksheet,
     rows: &[ExportRow],
     with_rule: bool,
-) -> Result<(), XlsxError> {
+) -> Result<Vec<u64>, XlsxError> {
+    let mut cut_ids = Vec::new();
     let header = Format::new().set_bold();
     let as_text = Format::new().set_num_format("@");
-    for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
-        let col = col as u16;
-        sheet.write_string_with_format(0, col, *name, &header)?;
-        sheet.set_column_width(col, width)?;
-    }
-    let rule_col = EXPORT_COLUMNS.len() as u16;
+    // The baseline is grey: what Drata had, for the tool, not for the reviewer.
+    let grey = Format::new()
+        .set_font_color(Color::RGB(0x59_59_59))
+        .set_background_color(Color::RGB(0xE7_E6_E6));
+    let grey_header = grey.clone().set_bold();
+    let mut widths = COLUMN_WIDTHS.to_vec();
     if with_rule {
-        sheet.write_string_with_format(0, rule_col, RULE_COLUMN, &header)?;
-        sheet.set_column_width(rule_col, 24.0)?;
+        widths.insert(FIRST_BASELINE_COLUMN, RULE_WIDTH);
+    }
+    let first_baseline = FIRST_BASELINE_COLUMN + usize::from(with_rule);
+    for (col, (name, width)) in header_names(with_rule).into_iter().zip(widths).enumerate() {
+        let baseline = col >= first_baseline;
+        let col = col as u16;
+        sheet.write_string_with_format(
+            0,
+            col,
+            name,
+            if baseline { &grey_header } else { &header },
+        )?;
+        sheet.set_column_width(col, width)?;
+        if baseline {
+            sheet.insert_note(0, col, &Note::new(BASELINE_NOTE).add_author_prefix(false))?;
+        }
     }
     sheet.set_column_format(0, &as_text)?;
     for (index, row) in rows.iter().enumerate() {
         let at = index as u32 + 1;
-        if let (true, Some(rule)) = (with_rule, &row.rule) {
-            sheet.write_string(at, rule_col, rule)?;
-        }
-        for (col, cell) in row.cells().iter().enumerate() {
+        for (col, cell) in row.row_cells(with_rule).iter().enumerate() {
+            let safe = crate::text::file_safe(cell);
+            let cut = crate::text::cut_visibly(&safe, XLSX_CELL_CHARS);
+            if cut.is_some() && cut_ids.last() != Some(&row.id) {
+                cut_ids.push(row.id);
+            }
+            let cell = cut.as_deref().unwrap_or(&safe);
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
+            } else if col >= first_baseline {
+                sheet.write_string_with_format(at, col as u16, cell, &grey)?;
             } else if !cell.is_empty() {
                 sheet.write_string(at, col as u16, cell)?;
             }
         }
     }
     let last_row = (rows.len() as u32).max(1);
-    let last_col = EXPORT_COLUMNS.len() as u16 - u16::from(!with_rule);
+    let last_col = (EXPORT_COLUMNS.len() + usize::from(with_rule)) as u16 - 1;
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last_row, last_col)?;
     let flag = DataValidation::new()
@@ -228,7 +293,7 @@ fn write_sheet(
         .set_error_title("serviceAccount")?
         .set_error_message("true or false")?;
     sheet.add_data_validation(1, 1, last_row, 1, &flag)?;
-    Ok(())
+    Ok(cut_ids)
 }
 
 #[cfg(test)]
@@ -280,14 +345,14 @@ mod tests {
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
-             connectedAt,disconnectedAt,hasMfa,suggestion\n"
+             connectedAt,disconnectedAt,hasMfa,suggestion,drataServiceAccount,drataReason,exportedAt\n"
         ));
         assert!(
-            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,\n"),
+            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,,false,,\n"),
             "{text}"
         );
         assert!(text.contains(
-            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\"\n"
+            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\",false,,\n"
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();
@@ -345,8 +410,30 @@ mod tests {
 
     #[test]
     fn a_workbook_is_a_zip() {
-        let bytes = xlsx_bytes(&[row(1), row(7)], false).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)], false).unwrap();
         assert!(bytes.starts_with(b"PK\x03\x04"));
-        assert!(xlsx_bytes(&[], false).unwrap().starts_with(b"PK"));
+        assert!(cut.is_empty());
+        assert!(xlsx_bytes(&[], false).unwrap().0.starts_with(b"PK"));
+    }
+
+    #[test]
+    fn a_cell_beyond_excels_limit_is_cut_visibly_and_the_rest_exported() {
+        use calamine::{Reader, Xlsx};
+        let mut long = row(7);
+        long.username = Some(format!("\u{202e}{}", "n".repeat(40_000)));
+        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)], false).unwrap();
+        assert_eq!(cut, vec![7], "the identity is named");
+        let mut workbook = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        let sheet = workbook.worksheet_range(SHEET_NAME).unwrap();
+        let cells: Vec<String> = sheet.rows().map(|r| r[3].to_string()).collect();
+        assert_eq!(cells.len(), 4, "every row exported");
+        assert!(
+            cells[2].starts_with("\\u{202e}nnn"),
+            "escaped: {}",
+            &cells[2][..12]
+        );
+        assert!(cells[2].ends_with(" characters]"), "marked");
+        assert!(cells[2].contains("… [cut: "), "marked");
+        assert!(cells[2].chars().count() <= XLSX_CELL_CHARS);
     }
 }

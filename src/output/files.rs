@@ -152,6 +152,15 @@ pub(crate) fn create_default_report(stem: &str, now: SystemTime) -> io::Result<(
 pub(crate) struct CreatedFile {
     path: PathBuf,
     file: Option<File>,
+    /// The temporary file written instead of `path`, renamed to it by `keep`: a file
+    /// written whole at the end never shows half-made under its final name.
+    staged: Option<Staged>,
+}
+
+#[derive(Debug)]
+struct Staged {
+    temporary: PathBuf,
+    force: bool,
 }
 
 impl CreatedFile {
@@ -166,6 +175,40 @@ impl CreatedFile {
         Ok(Self {
             path: path.to_owned(),
             file: Some(file),
+            staged: None,
+        })
+    }
+
+    /// Checks `path` as [`create_private_file`] does, then writes a private temporary
+    /// file beside it (`.NAME.PID.part`), renamed to `path` by [`CreatedFile::keep`]:
+    /// killed before, the run leaves nothing under the final name, and a rerun needs no
+    /// `--force`.
+    pub(crate) fn staged(path: &Path, force: bool) -> io::Result<Self> {
+        // The same refusals as creating it in place; an old file stays until the end.
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if let Some(what) = not_regular(&meta) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{what} is in the way; only a regular file is ever replaced, even with --force"),
+                ));
+            }
+            if !force {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the file exists (pass --force to replace it)",
+                ));
+            }
+        }
+        let name = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        let temporary = path.with_file_name(format!(".{name}.{}.part", std::process::id()));
+        let file = create_private_file(&temporary, true)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Some(file),
+            staged: Some(Staged { temporary, force }),
         })
     }
 
@@ -175,6 +218,7 @@ impl CreatedFile {
         Ok(Self {
             path,
             file: Some(file),
+            staged: None,
         })
     }
 
@@ -191,6 +235,16 @@ impl CreatedFile {
 
     /// The file, which stays on disk from now on.
     pub(crate) fn keep(mut self) -> io::Result<File> {
+        if let Some(staged) = &self.staged {
+            if staged.force {
+                std::fs::rename(&staged.temporary, &self.path)?;
+            } else {
+                // A link fails when a file appeared at the final name meanwhile.
+                std::fs::hard_link(&staged.temporary, &self.path)?;
+                std::fs::remove_file(&staged.temporary)?;
+            }
+            self.staged = None;
+        }
         // `keep` consumes the guard, so the file is always still there.
         self.file
             .take()
@@ -201,7 +255,8 @@ impl CreatedFile {
 impl Drop for CreatedFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.path);
+            let written = self.staged.as_ref().map_or(&self.path, |s| &s.temporary);
+            let _ = std::fs::remove_file(written);
         }
     }
 }

@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 
 use crate::model::{utf16_len, IdentityKind, Rate, MAX_REASON_UNITS};
 
+mod evidence;
+pub use evidence::StoredEvidence;
+
 /// The simulator keeps every identity in memory (two kinds): keep that bounded.
 pub const MAX_IDENTITIES: u64 = 10_000_000;
 
@@ -44,6 +47,13 @@ pub struct SimulatorConfig {
     /// grows with the requests in flight (a server that queues).
     pub queue_delay: Duration,
     pub seed: u64,
+    /// Evidence files larger than this are answered 413.
+    pub evidence_max_bytes: u64,
+    /// The first N evidence POSTs are stored, then answered only after `slow_delay`
+    /// (a timeout for the client: the item exists though it saw no answer).
+    pub evidence_stalled_posts: u64,
+    /// No workspace is marked primary.
+    pub no_primary_workspace: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -67,6 +77,9 @@ impl Default for SimulatorConfig {
             max_in_flight: None,
             queue_delay: Duration::ZERO,
             seed: 1,
+            evidence_max_bytes: 25 * 1024 * 1024,
+            evidence_stalled_posts: 0,
+            no_primary_workspace: false,
         }
     }
 }
@@ -117,6 +130,8 @@ pub struct SimStats {
     pub dropped: AtomicU64,
     /// Answers held back by `--slow-ms` (`--slow-rate`).
     pub slowed: AtomicU64,
+    /// `POST …/evidence-library` requests received.
+    pub evidence_posts: AtomicU64,
     /// Requests answered 503 because `--max-in-flight` were being worked on.
     pub overloaded: AtomicU64,
     /// Microseconds from the simulator's start to the first request received (0 before
@@ -124,6 +139,9 @@ pub struct SimStats {
     pub first_request_us: AtomicU64,
     /// Microseconds from the simulator's start to the last request received.
     pub last_request_us: AtomicU64,
+    /// The same for PUTs alone: the rate of updates, without the listing reads around them.
+    pub first_put_us: AtomicU64,
+    pub last_put_us: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -165,6 +183,8 @@ struct Sim {
     version_control: Mutex<Vec<StoredIdentity>>,
     bucket: Option<Mutex<LeakyBucket>>,
     rng: Mutex<fastrand::Rng>,
+    /// The Evidence Library, every workspace's items in the order they were stored.
+    evidence: Mutex<Vec<StoredEvidence>>,
     /// Requests being worked on (`--max-in-flight`).
     in_flight: AtomicU64,
     /// Held while a request is worked on (`--queue-ms`).
@@ -190,6 +210,15 @@ impl RunningSimulator {
     /// Applied PUTs per infrastructure id, for ids updated at least once.
     pub fn applied(&self) -> std::collections::HashMap<u64, u32> {
         self.sim.applied_counts()
+    }
+
+    /// Every item of the Evidence Library, with its fields as they were received.
+    pub fn evidence(&self) -> Vec<StoredEvidence> {
+        self.sim
+            .evidence
+            .lock()
+            .map(|library| library.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -277,6 +306,7 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         infrastructure: Mutex::new(seeded(config.identities)),
         version_control: Mutex::new(seeded(config.identities)),
         rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+        evidence: Mutex::new(Vec::new()),
         bucket,
         stats: Arc::clone(&stats),
         config,
@@ -284,7 +314,7 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
         in_flight: AtomicU64::new(0),
         queue: tokio::sync::Mutex::new(()),
     });
-    let app = Router::new()
+    let app = evidence::routes(Router::new())
         .route("/public/user-identities/{kind}", get(list))
         .route(
             "/public/user-identities/{kind}/{id}/service-account",
@@ -524,6 +554,12 @@ async fn update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let at = (sim.started.elapsed().as_micros() as u64).max(1);
+    let _ = sim
+        .stats
+        .first_put_us
+        .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+    sim.stats.last_put_us.fetch_max(at, Ordering::Relaxed);
     if let Err(response) = sim.gate(&headers).await {
         return response;
     }

@@ -51,6 +51,12 @@ fn the_nightly_run_decides_new_automation_and_a_second_run_sends_nothing() {
             .all(|r| r["source"] == "rule:automation" && r["line"].is_empty()),
         "{rows:?}"
     );
+    // Rule rows are checked after the run like the input's, though they have no line.
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "updated" && r["verified"] == "yes"),
+        "{rows:?}"
+    );
     let deploy = rows.iter().find(|r| r["id"] == "44").unwrap();
     assert_eq!(
         deploy["reason"],
@@ -65,7 +71,7 @@ fn the_nightly_run_decides_new_automation_and_a_second_run_sends_nothing() {
         "{evidence}"
     );
     assert!(evidence.contains("| 44 | deploy-bot-44 |"), "{evidence}");
-    assert!(evidence.contains("| rule:automation |"), "{evidence}");
+    assert!(evidence.contains("| rule:automation | yes |"), "{evidence}");
 
     let puts = sim.stats.puts.load(Ordering::Relaxed);
     let args = [
@@ -145,6 +151,17 @@ fn export_with_rules_names_the_deciding_rule() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = std::fs::read_to_string(work.path("out.csv")).unwrap();
+    let header: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header[header.len() - 4..],
+        ["rule", "drataServiceAccount", "drataReason", "exportedAt"],
+        "the baseline columns stay the last ones"
+    );
     let rows = records_by_header(csv::Reader::from_reader(text.as_bytes()));
     let ruled: Vec<(&str, &str)> = rows
         .iter()

@@ -16,8 +16,9 @@ fn localhost(server: &TlsServer) -> String {
     format!("https://localhost:{}/public", server.port)
 }
 
-/// Asserts the run stopped on the certificate: exit 3, one connection, the first row failed
-/// with `message`, every other row `not_attempted` with it, and the line on stderr.
+/// Asserts the run stopped on the certificate: exit 3, one connection, and the line on
+/// stderr. The certificate is refused on the first request, the listing that apply reads
+/// before any PUT: no row was sent, every row is `not_attempted` with `message`.
 fn assert_stopped_by_certificate(
     run: &Run,
     rows: &[HashMap<String, String>],
@@ -37,11 +38,7 @@ fn assert_stopped_by_certificate(
         .filter(|l| l.contains("ERROR") && l.ends_with(message))
         .count();
     assert_eq!(said, 1, "one clear line, as it happens: {}", run.stderr);
-    let outcomes = outcomes(rows);
-    assert_eq!(outcomes[0], (2, "failed".into()));
-    assert_eq!(line(rows, 2)["error"], message);
-    assert_eq!(line(rows, 2)["attempts"], "1", "not retried");
-    for (n, outcome) in &outcomes[1..] {
+    for (n, outcome) in &outcomes(rows) {
         assert_eq!(outcome, "not_attempted", "line {n}");
         let row = line(rows, *n);
         assert_eq!(row["attempts"], "0");
@@ -82,8 +79,8 @@ fn with_many_workers_a_refused_certificate_costs_one_connection() {
         .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(server.connections(), 1, "{}", run.stderr);
-    assert_eq!(ids_with(&rows, "failed").len(), 1);
-    assert_eq!(ids_with(&rows, "not_attempted").len(), 19);
+    // Refused on the listing read before any PUT: no row was sent.
+    assert_eq!(ids_with(&rows, "not_attempted").len(), 20);
 }
 
 #[test]
@@ -111,13 +108,17 @@ fn the_ca_of_ca_cert_is_trusted() {
         let Finished { run, rows, .. } = Apply::on(url.as_str())
             .with_file("ca.pem", &ca.pem)
             .input(rows_csv(1, 3))
-            .args(["--ca-cert", "ca.pem"])
+            // Sent again through the second name: the first run already marked them.
+            .args(["--ca-cert", "ca.pem", "--resend"])
             .run();
         assert_eq!(run.code, 0, "{url}: {}", run.stderr);
         assert_eq!(ids_with(&rows, "updated").len(), 3, "{url}");
         assert_eq!(line(&rows, 2)["username"], "user1");
     }
-    assert!(server.requests()[0].starts_with("PUT /public/user-identities/infrastructure/"));
+    assert!(server
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("PUT /public/user-identities/infrastructure/")));
 }
 
 #[test]
@@ -225,6 +226,52 @@ fn a_ca_file_that_cannot_be_used_is_a_usage_error_before_anything_is_sent() {
 }
 
 #[test]
+fn trust_settings_that_cannot_work_are_named_before_anything_is_sent() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let expired = TestCa::valid("Old Test CA", Validity::Expired);
+    let leaf = ca.leaf(&["localhost"], Validity::Current);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["--ca-cert", "expired.pem"],
+            &[],
+            "--ca-cert expired.pem: certificate 1 cannot be trusted: it has expired",
+        ),
+        (
+            &["--ca-cert", "leaf.pem"],
+            &[],
+            "--ca-cert leaf.pem: certificate 1 cannot be trusted: it is not a CA certificate",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "")],
+            "SSL_CERT_DIR : set but empty; set it to a directory of CA certificates, or unset it",
+        ),
+        (
+            &[],
+            &[("SSL_CERT_DIR", "no-such-dir")],
+            "SSL_CERT_DIR no-such-dir: no such directory",
+        ),
+    ];
+    for (extra, env, expected) in cases {
+        let apply = Apply::on(&server)
+            .input(rows_csv(1, 2))
+            .with_file("expired.pem", &expired.pem)
+            .with_file("leaf.pem", &leaf.pem);
+        let run = env
+            .iter()
+            .fold(apply.args(extra), |apply, (name, value)| {
+                apply.env(name, value)
+            })
+            .run();
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+}
+
+#[test]
 fn https_goes_through_the_proxy_and_its_credentials_never_show() {
     let ca = TestCa::new("Corporate Test CA");
     let server = TlsServer::start(ca.leaf(&["drata.test"], Validity::Current));
@@ -279,10 +326,67 @@ fn a_proxy_that_cannot_be_reached_leaks_no_credentials() {
         .key(REMOTE_KEY)
         .env("HTTPS_PROXY", &proxy_url)
         .run();
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(line(&rows, 2)["outcome"], "failed");
+    // The listing read before any PUT cannot get through: the run stops, nothing sent.
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(line(&rows, 2)["outcome"], "not_attempted");
+    assert!(run.stderr.contains("tunnel error"), "{}", run.stderr);
     let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
     assert!(!everything.contains("s3cret-proxy-pw"), "{everything}");
+}
+
+/// Asserts the run stopped at once on the proxy: exit 3, at the listing read before any
+/// PUT, so every row is `not_attempted` with the reason, nothing retried.
+fn assert_stopped_by_proxy(run: &Run, rows: &[HashMap<String, String>], message: &str) {
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains(message), "{}", run.stderr);
+    let outcomes = outcomes(rows);
+    assert_eq!(outcomes.len(), 4);
+    for (n, outcome) in &outcomes {
+        assert_eq!(outcome, "not_attempted", "line {n}");
+        assert_eq!(line(rows, *n)["attempts"], "0");
+        assert!(line(rows, *n)["error"].contains(message), "line {n}");
+    }
+}
+
+#[test]
+fn a_proxy_refusing_the_credentials_is_asked_once() {
+    let proxy = ConnectProxy::refusing_credentials();
+    let proxy_url = format!("http://proxyuser:wrong-proxy-pw@127.0.0.1:{}", proxy.port);
+    let Finished {
+        run, rows, work, ..
+    } = Apply::on("https://drata.test:9/public")
+        .input(rows_csv(1, 4))
+        .args(["--concurrency", "1"])
+        .key(REMOTE_KEY)
+        .env("HTTPS_PROXY", &proxy_url)
+        .run();
+    assert_stopped_by_proxy(
+        &run,
+        &rows,
+        "the proxy refused its credentials (HTTP 407 Proxy Authentication Required): \
+         check the proxy user and password in HTTPS_PROXY",
+    );
+    assert_eq!(proxy.heads().len(), 1, "one CONNECT, never a second");
+    let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
+    assert!(!everything.contains("wrong-proxy-pw"), "{everything}");
+}
+
+#[test]
+fn a_socks_proxy_stops_the_run_before_anything_is_sent() {
+    let proxy = ConnectProxy::refusing_credentials();
+    let proxy_url = format!("socks5://proxyuser:pw-socks@127.0.0.1:{}", proxy.port);
+    let Finished { run, rows, .. } = Apply::on("https://drata.test:9/public")
+        .input(rows_csv(1, 4))
+        .key(REMOTE_KEY)
+        .env("https_proxy", &proxy_url)
+        .run();
+    assert_stopped_by_proxy(
+        &run,
+        &rows,
+        "the proxy in https_proxy is a socks5:// proxy, which this tool cannot use: \
+         set https_proxy to an http:// or https:// proxy",
+    );
+    assert!(proxy.heads().is_empty(), "nothing reached the proxy");
 }
 
 #[test]

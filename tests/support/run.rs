@@ -172,3 +172,9 @@ pub fn signal(child: &Child, signal: i32) {
     let status = unsafe { libc::kill(pid, signal) };
     assert_eq!(status, 0, "kill failed");
 }
+
+/// The login name of the account the tests run as, as the system's user database has it.
+pub fn system_account() -> String {
+    let output = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

@@ -59,6 +59,8 @@ pub(super) fn rule_rows(
                 flag: decision.service_account,
                 reason,
                 rule,
+                // No export behind it: the review is two-way.
+                baseline: None,
             }),
             Err(problem) => {
                 let mut report = ReportRow::new(

@@ -1,0 +1,194 @@
+//! The evidence as a workbook: `Summary` (one fact a row), `Changes` (every identity
+//! changed, sorted by id) and `Report` (every row of the report file, as written).
+
+use std::io;
+use std::path::Path;
+
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+
+use super::markdown::{describe_before, digest_text, verification_text, verified_text};
+use super::{escaped, Before, Facts};
+use crate::text::unprefixed;
+
+/// The columns of the `Changes` sheet.
+pub(crate) const CHANGES_COLUMNS: [&str; 10] = [
+    "id",
+    "username",
+    "email",
+    "connection",
+    "before_service_account",
+    "before_reason",
+    "after_service_account",
+    "after_reason",
+    "source",
+    "verified",
+];
+
+/// Excel's last row (0-based): a report longer than this is cut, and the sheet says so.
+const LAST_ROW: u32 = 1_048_575;
+
+/// Report columns written as numbers, so that a reader can sort and sum them.
+const NUMERIC_COLUMNS: [&str; 4] = ["line", "id", "http_status", "attempts"];
+
+pub(super) fn render(facts: &Facts, report: &Path) -> io::Result<Vec<u8>> {
+    build(facts, report).map_err(|e| match e {
+        XlsxError::IoError(e) => e,
+        other => io::Error::other(other.to_string()),
+    })
+}
+
+fn build(facts: &Facts, report: &Path) -> Result<Vec<u8>, XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    summary_sheet(workbook.add_worksheet().set_name("Summary")?, facts, &bold)?;
+    changes_sheet(workbook.add_worksheet().set_name("Changes")?, facts, &bold)?;
+    let sheet = workbook
+        .add_worksheet_with_constant_memory()
+        .set_name("Report")?;
+    report_sheet(sheet, report, &bold)?;
+    workbook.save_to_buffer()
+}
+
+/// One fact a row: its name in column A, its value in column B.
+fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = vec![
+        (
+            "Ran by".into(),
+            format!("{} on {}", facts.account, facts.host),
+        ),
+        ("Account".into(), facts.account.clone()),
+        ("Host".into(), facts.host.clone()),
+        ("Command".into(), facts.command.to_owned()),
+        ("Run id".into(), facts.run_id.clone()),
+        ("Started".into(), facts.started_at.clone()),
+        ("Finished".into(), facts.finished_at.clone()),
+        ("Tool".into(), facts.tool.to_owned()),
+        ("Version".into(), facts.version.to_owned()),
+        ("Command line".into(), facts.command_line.clone()),
+        ("Base URL".into(), facts.base_url.clone()),
+        ("Identities".into(), facts.kind.to_owned()),
+        ("Input".into(), facts.input.path.clone()),
+        ("Input SHA-256".into(), digest_text(&facts.input.sha256)),
+        ("Report".into(), facts.report.path.clone()),
+        ("Report SHA-256".into(), digest_text(&facts.report.sha256)),
+    ];
+    let (rules, rules_digest) = match &facts.rules {
+        Some(file) => (file.path.clone(), digest_text(&file.sha256)),
+        None => ("none".to_owned(), "none".to_owned()),
+    };
+    rows.push(("Rules".into(), rules));
+    rows.push(("Rules SHA-256".into(), rules_digest));
+    rows.push(("Exit code".into(), facts.exit_code.to_string()));
+    rows.push((
+        "Stopped".into(),
+        facts.stopped.clone().unwrap_or_else(|| "no".to_owned()),
+    ));
+    rows.push(("Rows".into(), facts.rows.to_string()));
+    for (outcome, count) in &facts.counts {
+        rows.push((format!("Rows {outcome}"), count.to_string()));
+    }
+    rows.push(("Identities changed".into(), facts.changes.len().to_string()));
+    rows.push(("Verification".into(), verification_text(facts.verification)));
+    rows.push(("Drifted".into(), facts.drifted.to_string()));
+    rows.push(("Conflicts".into(), facts.conflicts.to_string()));
+    rows.push(("Requests".into(), facts.requests.to_string()));
+    rows.push(("Retries".into(), facts.retries.to_string()));
+    rows.push(("429 answers".into(), facts.rate_limited.to_string()));
+    rows.push((
+        "Rows not in the report".into(),
+        facts.unrecorded_rows.to_string(),
+    ));
+    rows
+}
+
+fn summary_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
+    sheet.write_string_with_format(0, 0, "fact", bold)?;
+    sheet.write_string_with_format(0, 1, "value", bold)?;
+    sheet.set_column_width(0, 24)?;
+    sheet.set_column_width(1, 80)?;
+    for (at, (name, value)) in summary_rows(facts).iter().enumerate() {
+        let row = at as u32 + 1;
+        sheet.write_string_with_format(row, 0, name, bold)?;
+        sheet.write_string(row, 1, escaped(value))?;
+    }
+    Ok(())
+}
+
+fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
+    for (col, name) in CHANGES_COLUMNS.iter().enumerate() {
+        sheet.write_string_with_format(0, col as u16, *name, bold)?;
+    }
+    let flag = |marked: bool| if marked { "true" } else { "false" };
+    for (at, change) in facts.changes.iter().enumerate() {
+        let row = at as u32 + 1;
+        if row > LAST_ROW {
+            break;
+        }
+        sheet.write_number(row, 0, change.id as f64)?;
+        let (before_flag, before_reason) = match &change.before {
+            Before::Known(state) => (
+                flag(state.marked).to_owned(),
+                state.reason.clone().unwrap_or_default(),
+            ),
+            other => (describe_before(other), String::new()),
+        };
+        let texts = [
+            change.username.clone(),
+            change.email.clone(),
+            change.connection.clone(),
+            before_flag,
+            before_reason,
+            flag(change.after.marked).to_owned(),
+            change.after.reason.clone().unwrap_or_default(),
+            change.source.clone(),
+            verified_text(change.verified).to_owned(),
+        ];
+        for (col, text) in texts.iter().enumerate() {
+            sheet.write_string(row, col as u16 + 1, escaped(text))?;
+        }
+    }
+    let last = (facts.changes.len() as u32).min(LAST_ROW);
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofilter(0, 0, last, CHANGES_COLUMNS.len() as u16 - 1)?;
+    Ok(())
+}
+
+/// The report file as it was written, cell for cell: the safety prefix of a formula-like
+/// cell is undone (a workbook's text cell is never run), numbers are numbers.
+fn report_sheet(sheet: &mut Worksheet, report: &Path, bold: &Format) -> Result<(), XlsxError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(report)
+        .map_err(|e| XlsxError::IoError(io::Error::other(e.to_string())))?;
+    let mut numeric = Vec::new();
+    for (at, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| XlsxError::IoError(io::Error::other(e.to_string())))?;
+        let row = at as u32;
+        if row > LAST_ROW {
+            tracing::warn!(
+                "the evidence workbook's Report sheet holds the first {LAST_ROW} rows only (a sheet's limit); the report file has them all"
+            );
+            break;
+        }
+        for (col, cell) in record.iter().enumerate() {
+            let col16 = col as u16;
+            if row == 0 {
+                numeric.push(NUMERIC_COLUMNS.contains(&cell));
+                sheet.write_string_with_format(0, col16, cell, bold)?;
+                continue;
+            }
+            let number = numeric
+                .get(col)
+                .copied()
+                .unwrap_or(false)
+                .then(|| cell.parse::<u64>().ok())
+                .flatten();
+            match number {
+                Some(number) => sheet.write_number(row, col16, number as f64)?,
+                None => sheet.write_string(row, col16, escaped(unprefixed(cell)))?,
+            };
+        }
+    }
+    Ok(())
+}
