@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::wire::Identity;
-use crate::model::{IdentityView, Lookup, LookupError, LookupKey, Previous};
+use crate::model::{IdentityView, Lookup, LookupError, LookupKey, Previous, Subject};
 use crate::text::printable;
 
 /// What Drata says about one identity now.
@@ -89,6 +89,20 @@ impl Current {
             (true, Some(_)) => self.reason.as_deref().map(str::trim) == Some(reason.trim()),
             (true, None) => false,
             (false, marked) => marked.is_none(),
+        }
+    }
+
+    /// What a rule may look at of the identity.
+    pub(crate) fn subject(&self, id: u64) -> Subject<'_> {
+        Subject {
+            id,
+            username: self.username.as_deref(),
+            email: self.email.as_deref(),
+            client_type: self.details.client_type.as_deref(),
+            connection_alias: self.details.client_alias.as_deref(),
+            connection_id: self.details.connection_id,
+            linked: self.details.linked,
+            marked: self.marked_at.is_some(),
         }
     }
 

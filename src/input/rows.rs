@@ -800,6 +800,7 @@ impl<R: Read> RowReader<R> {
                 id,
                 flag,
                 reason,
+                rule: None,
                 baseline,
             }),
             (_, flag, _, _) => Record::Invalid(InvalidRow {
