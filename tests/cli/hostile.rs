@@ -53,3 +53,81 @@ fn an_escaped_or_percent_encoded_echo_of_the_key_reaches_no_output() {
         );
     }
 }
+
+/// One listing page with `items`, its `total` the count of distinct ids.
+fn listing(items: &[String], total: usize) -> Reply {
+    Reply::json(
+        200,
+        &format!(r#"{{"data":[{}],"total":{total}}}"#, items.join(",")),
+    )
+}
+
+fn listed(id: u64, username: &str, reason: Option<&str>) -> String {
+    let marked = reason.map_or_else(
+        || r#""serviceAccount":null,"serviceAccountReason":null"#.to_owned(),
+        |reason| {
+            format!(r#""serviceAccount":"2026-01-01T00:00:00.000Z","serviceAccountReason":"{reason}""#)
+        },
+    );
+    format!(
+        r#"{{"id":{id},"username":"{username}","email":null,"user":null,{marked},"connection":{{"id":1,"clientType":"AWS"}}}}"#
+    )
+}
+
+#[test]
+fn an_id_listed_twice_in_different_states_is_named_and_the_later_copy_exported() {
+    let items = [
+        listed(5, "ci", None),
+        listed(6, "deploy", None),
+        listed(5, "ci", Some("CI runner")),
+        listed(6, "deploy", None),
+    ];
+    let server = TestServer::start(move |_, _| listing(&items, 2));
+    let run = Export::on(&server.url).args(["-o", "out.csv"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("listed twice"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "only the copy that differs: {}", run.stderr);
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("identity 5") && warnings[0].contains("later copy"),
+        "{}",
+        run.stderr
+    );
+    let text = std::fs::read_to_string(run.path("out.csv")).unwrap();
+    let rows = records_by_header(csv::Reader::from_reader(text.as_bytes()));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["id"], "5");
+    assert_eq!(rows[0]["serviceAccountReason"], "CI runner", "{rows:?}");
+}
+
+#[test]
+fn ids_beyond_two_to_the_53_are_left_out_of_an_export_and_named() {
+    let items = [
+        listed(7, "ci", None),
+        listed(9_007_199_254_740_991, "largest", None),
+        listed(9_007_199_254_740_992, "too-large", None),
+        listed(18_446_744_073_709_551_615, "max-u64", None),
+    ];
+    let server = TestServer::start(move |_, _| listing(&items, 4));
+    let run = Export::on(&server.url).args(["-o", "out.csv"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(run.path("out.csv")).unwrap();
+    let rows = records_by_header(csv::Reader::from_reader(text.as_bytes()));
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["7", "9007199254740991"], "{rows:?}");
+    for id in ["9007199254740992", "18446744073709551615"] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains(id) && l.contains("left out")),
+            "{id}: {}",
+            run.stderr
+        );
+    }
+    // What was exported plans without a refused id.
+    let plan = Plan::on(&server.url).within(&run.work).file("out.csv").run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+}
