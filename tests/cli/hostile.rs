@@ -131,3 +131,47 @@ fn ids_beyond_two_to_the_53_are_left_out_of_an_export_and_named() {
     let plan = Plan::on(&server.url).within(&run.work).file("out.csv").run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
 }
+
+/// The `.part` files in a directory: outputs being written, or left by a killed run.
+fn part_files(work: &Workdir) -> Vec<String> {
+    std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".part"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn the_summary_and_the_evidence_appear_whole_at_the_end_or_not_at_all() {
+    let sim = simulator(|c| c.latency = std::time::Duration::from_millis(300));
+    let work = Workdir::new();
+    let outputs = ["--summary-json", "s.json", "--evidence", "e.md"];
+    let mut started = Apply::on(&sim)
+        .within(&work)
+        .input(rows_csv(1, 40))
+        .args(outputs)
+        .spawn();
+    wait_until(std::time::Duration::from_secs(30), "a request", || {
+        sim.stats.requests.load(std::sync::atomic::Ordering::Relaxed) > 0
+    });
+    signal(&started.child, libc::SIGKILL);
+    let _ = started.child.wait();
+    for name in ["s.json", "e.md"] {
+        assert!(!work.path(name).exists(), "{name} under its final name");
+    }
+    let left = part_files(&work);
+    assert_eq!(left.len(), 2, "the killed run's temporary files: {left:?}");
+
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .args(outputs)
+        .report("again.csv")
+        .run();
+    assert_eq!(run.code, 0, "the rerun needs no --force: {}", run.stderr);
+    assert_eq!(run.summary()["rows"], 40, "{}", run.stderr);
+    let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
+    assert!(evidence.contains("| **total** | **40** |"), "{evidence}");
+    assert_eq!(part_files(&work), left, "the finished run left no temporary file");
+}
