@@ -175,3 +175,34 @@ fn the_summary_and_the_evidence_appear_whole_at_the_end_or_not_at_all() {
     assert!(evidence.contains("| **total** | **40** |"), "{evidence}");
     assert_eq!(part_files(&work), left, "the finished run left no temporary file");
 }
+
+#[test]
+fn a_long_retry_after_pause_is_announced_and_shown_on_the_progress_line_while_it_lasts() {
+    // The first answer asks for 2 s; the hidden threshold makes that a long pause.
+    let server = TestServer::start(|seen, index| match (seen.id(), index) {
+        (Some(_), 0) => Reply::json(503, r#"{"message":"busy"}"#).with_header("retry-after", "2"),
+        (Some(id), _) => Reply::identity(id),
+        (None, _) => Reply::json(404, "{}"),
+    });
+    let run = Apply::on(&server.url)
+        .input(rows_csv(1, 2))
+        .args(["--long-pause-ms", "1000", "--progress-interval", "0.2"])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("asked to wait 2 s")),
+        "{}",
+        run.stderr
+    );
+    let paused: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("progress (paused") && l.contains("s more for Retry-After"))
+        .collect();
+    assert!(paused.len() >= 3, "shown while it lasts: {}", run.stderr);
+    assert!(paused.iter().any(|l| l.contains("paused_s=2")), "{}", run.stderr);
+    let after = run.stderr.lines().last().unwrap_or_default();
+    assert!(!after.contains("paused"), "not once it is over: {}", run.stderr);
+}
