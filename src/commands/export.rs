@@ -49,7 +49,12 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
             return Err(Error::Listing(e.to_string()));
         }
     };
-    for (id, _) in listing.state.sorted().into_iter().filter(|(id, _)| !usable(*id)) {
+    for (id, _) in listing
+        .state
+        .sorted()
+        .into_iter()
+        .filter(|(id, _)| !usable(*id))
+    {
         tracing::warn!(
             id,
             "identity {id} is left out: its id is above {MAX_ID} (2^53 - 1), more than \

@@ -184,7 +184,10 @@ impl CurrentState {
         };
         let keys = [
             (earlier.username.clone(), &mut self.by_username),
-            (earlier.email.as_deref().map(str::to_lowercase), &mut self.by_email),
+            (
+                earlier.email.as_deref().map(str::to_lowercase),
+                &mut self.by_email,
+            ),
         ];
         for (key, index) in keys {
             if let Some(ids) = key.and_then(|key| index.get_mut(&key)) {
@@ -379,7 +382,10 @@ mod tests {
     #[test]
     fn a_repeated_id_in_another_state_is_replaced_by_the_later_copy() {
         let mut state = CurrentState::default();
-        assert_eq!(state.add(identity(5, "ci", "ci@example.com", "AWS")), Added::New);
+        assert_eq!(
+            state.add(identity(5, "ci", "ci@example.com", "AWS")),
+            Added::New
+        );
         assert_eq!(
             state.add(identity(5, "ci", "ci@example.com", "AWS")),
             Added::Repeated,
@@ -396,7 +402,10 @@ mod tests {
         // The indexes follow the copy kept: the old username names nobody now.
         assert_eq!(state.resolve(&key(Some("ci-bot"), None, None)), Ok(5));
         assert!(state.resolve(&key(Some("ci"), None, None)).is_err());
-        assert_eq!(state.resolve(&key(None, Some("CI@example.com"), None)), Ok(5));
+        assert_eq!(
+            state.resolve(&key(None, Some("CI@example.com"), None)),
+            Ok(5)
+        );
         assert_eq!(state.add(identity_without_id()), Added::NoId);
     }
 

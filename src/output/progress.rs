@@ -105,7 +105,7 @@ impl Progress {
                     in_flight_limit = live.map(|live| live.limit),
                     latency_p50_ms = live.and_then(|live| live.latency.p50),
                     latency_p95_ms = live.and_then(|live| live.latency.p95),
-                    paused_s = paused.map(|left| whole_seconds(left)),
+                    paused_s = paused.map(whole_seconds),
                     "progress{}",
                     paused.map_or_else(String::new, |left| format!(" ({})", describe_pause(left)))
                 );
@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn the_display_is_refreshed_while_no_row_arrives_unless_quiet() {
         let log = |every| Progress::new(1, ProgressMode::Log { every }).refresh_every();
-        assert_eq!(log(Duration::from_millis(200)), Some(Duration::from_millis(200)));
+        assert_eq!(
+            log(Duration::from_millis(200)),
+            Some(Duration::from_millis(200))
+        );
         assert_eq!(log(Duration::from_secs(10)), Some(BAR_REFRESH));
         assert_eq!(Progress::new(1, ProgressMode::Quiet).refresh_every(), None);
     }

@@ -66,7 +66,9 @@ fn listed(id: u64, username: &str, reason: Option<&str>) -> String {
     let marked = reason.map_or_else(
         || r#""serviceAccount":null,"serviceAccountReason":null"#.to_owned(),
         |reason| {
-            format!(r#""serviceAccount":"2026-01-01T00:00:00.000Z","serviceAccountReason":"{reason}""#)
+            format!(
+                r#""serviceAccount":"2026-01-01T00:00:00.000Z","serviceAccountReason":"{reason}""#
+            )
         },
     );
     format!(
@@ -90,9 +92,16 @@ fn an_id_listed_twice_in_different_states_is_named_and_the_later_copy_exported()
         .lines()
         .filter(|l| l.contains("listed twice"))
         .collect();
-    assert_eq!(warnings.len(), 1, "only the copy that differs: {}", run.stderr);
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the copy that differs: {}",
+        run.stderr
+    );
     assert!(
-        warnings[0].contains("WARN") && warnings[0].contains("identity 5") && warnings[0].contains("later copy"),
+        warnings[0].contains("WARN")
+            && warnings[0].contains("identity 5")
+            && warnings[0].contains("later copy"),
         "{}",
         run.stderr
     );
@@ -128,7 +137,10 @@ fn ids_beyond_two_to_the_53_are_left_out_of_an_export_and_named() {
         );
     }
     // What was exported plans without a refused id.
-    let plan = Plan::on(&server.url).within(&run.work).file("out.csv").run();
+    let plan = Plan::on(&server.url)
+        .within(&run.work)
+        .file("out.csv")
+        .run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
 }
 
@@ -153,7 +165,10 @@ fn the_summary_and_the_evidence_appear_whole_at_the_end_or_not_at_all() {
         .args(outputs)
         .spawn();
     wait_until(std::time::Duration::from_secs(30), "a request", || {
-        sim.stats.requests.load(std::sync::atomic::Ordering::Relaxed) > 0
+        sim.stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
     });
     signal(&started.child, libc::SIGKILL);
     let _ = started.child.wait();
@@ -173,7 +188,11 @@ fn the_summary_and_the_evidence_appear_whole_at_the_end_or_not_at_all() {
     assert_eq!(run.summary()["rows"], 40, "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
     assert!(evidence.contains("| **total** | **40** |"), "{evidence}");
-    assert_eq!(part_files(&work), left, "the finished run left no temporary file");
+    assert_eq!(
+        part_files(&work),
+        left,
+        "the finished run left no temporary file"
+    );
 }
 
 #[test]
@@ -202,7 +221,15 @@ fn a_long_retry_after_pause_is_announced_and_shown_on_the_progress_line_while_it
         .filter(|l| l.contains("progress (paused") && l.contains("s more for Retry-After"))
         .collect();
     assert!(paused.len() >= 3, "shown while it lasts: {}", run.stderr);
-    assert!(paused.iter().any(|l| l.contains("paused_s=2")), "{}", run.stderr);
+    assert!(
+        paused.iter().any(|l| l.contains("paused_s=2")),
+        "{}",
+        run.stderr
+    );
     let after = run.stderr.lines().last().unwrap_or_default();
-    assert!(!after.contains("paused"), "not once it is over: {}", run.stderr);
+    assert!(
+        !after.contains("paused"),
+        "not once it is over: {}",
+        run.stderr
+    );
 }
