@@ -35,7 +35,7 @@ Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
     DRATA_API_KEY=... drata-svcacct plan q4-review.csv
-    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --reconcile --evidence q4-evidence.md
+    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --evidence q4-evidence.md
 
   A list decided elsewhere: check it, see what would change, apply it
     drata-svcacct validate q3-review.csv
@@ -43,12 +43,12 @@ Examples:
     DRATA_API_KEY=... drata-svcacct apply q3-review.csv --evidence q3-evidence.md
 
   One-off migration, reversible, with a blast-radius guard
-    drata-svcacct apply migration.csv --token-file ~/.drata-key --reconcile \\
+    drata-svcacct apply migration.csv --token-file ~/.drata-key \\
         --max-changes 500 --undo migration-undo.csv
 
   Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
   so it is written \\%)
-    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --reconcile --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
+    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate"
@@ -637,7 +637,8 @@ impl ApplyArgs {
             });
         }
         let mut config = self.run.into_config(Mode::Apply, output, resume)?;
-        config.input.blank_false_reasons = self.apply.reconcile;
+        // apply reads the state first, as plan does: a blank reason is judged against it.
+        config.input.blank_false_reasons = true;
         config.apply = self.apply;
         Ok(config)
     }
@@ -830,7 +831,7 @@ impl Cli {
         Ok(match self.command {
             Commands::Validate(input) => Command::Validate {
                 // Offline, a `false` row without a reason cannot be judged: it is fine if
-                // its identity stays unmarked, which plan and apply --reconcile check.
+                // its identity stays unmarked, which plan and apply check.
                 input: InputOptions {
                     blank_false_reasons: true,
                     ..input.into_options()
@@ -943,6 +944,9 @@ mod tests {
             "http://127.0.0.1:9/public",
             "--reason=-x",
             "--reconcile",
+            "--resend",
+            "--no-verify",
+            "--overwrite-drift",
             "--undo",
             "undo.csv",
             "--ca-cert",
@@ -960,7 +964,8 @@ mod tests {
             config.resume_command(std::path::Path::new("new report.csv")),
             "drata-svcacct apply 'my file.csv' --reason=-x --base-url=http://127.0.0.1:9/public \
              --rate=8/s --timeout=30 '--ca-cert=corp ca.pem' '--report=new report.resumed.csv' \
-             --summary-json=s.resumed.json --reconcile --undo=undo.csv -vv \
+             --overwrite-drift --summary-json=s.resumed.json --reconcile --resend --no-verify \
+             --undo=undo.csv -vv \
              --resume-from 'new report.csv'"
         );
     }
@@ -1015,10 +1020,6 @@ mod tests {
             let mut line = vec!["drata-svcacct".to_owned(), "apply".to_owned()];
             if !arg.is_positional() {
                 line.push("in.csv".to_owned());
-            }
-            // --undo requires it; reconcile itself is walked on its own.
-            if id != "reconcile" {
-                line.push("--reconcile".to_owned());
             }
             match (arg.get_long(), arg.get_action()) {
                 (None, _) => line.push(a_value(arg)),

@@ -320,12 +320,21 @@ pub(crate) struct PlanOptions {
 /// What only `apply` does; `plan` holds the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ApplyOptions {
-    /// Fetch the current state first and skip rows already in the desired state
+    /// Accepted for older scripts; changes nothing: apply always reads the current state
+    /// first and sends only what differs, as plan shows
     #[arg(long)]
     pub reconcile: bool,
 
-    /// With --reconcile: write a CSV in the input format that restores the previous state
-    #[arg(long, value_name = "PATH", requires = "reconcile")]
+    /// Send every valid row, even those Drata already holds in the desired state
+    #[arg(long)]
+    pub resend: bool,
+
+    /// Skip reading the state again after the run to check every row sent
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Write a CSV in the input format that restores the previous state
+    #[arg(long, value_name = "PATH")]
     pub undo: Option<PathBuf>,
 
     /// A report of an earlier run of this input: rows it shows as done are skipped
@@ -358,6 +367,10 @@ pub(crate) struct RunOptions {
     /// Send the valid rows even if some rows are invalid
     #[arg(long)]
     pub skip_invalid: bool,
+
+    /// Send edited rows even where Drata changed since the export (conflicts)
+    #[arg(long)]
+    pub overwrite_drift: bool,
 
     /// Refuse (exit 3, nothing sent) when more than N rows would be updated
     #[arg(long, value_name = "N")]
@@ -552,9 +565,15 @@ impl ResumeCommand {
 }
 
 impl RunConfig {
-    /// True when the run fetches the current state first: always for `plan`.
-    pub(crate) fn reconcile(&self) -> bool {
-        self.mode == Mode::Plan || self.apply.reconcile
+    /// `--resend` (apply): send every valid row, even those Drata already holds.
+    pub(crate) fn resend(&self) -> bool {
+        self.mode == Mode::Apply && self.apply.resend
+    }
+
+    /// True when the run reads the state again after the run and checks every row sent
+    /// (apply, unless `--no-verify`).
+    pub(crate) fn verify(&self) -> bool {
+        self.mode == Mode::Apply && !self.apply.no_verify
     }
 
     /// True when the run talks to the in-process simulator of `--simulate`.

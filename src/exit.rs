@@ -36,6 +36,7 @@ pub(crate) fn for_run(tally: &Tally, stop: Option<&StopReason>) -> u8 {
             | StopReason::TooManyChanges { .. }
             | StopReason::StateUnavailable(_),
         ) => ABORTED,
+        None if tally.unverified_updates() > 0 => ROW_PROBLEMS,
         None if Outcome::ALL
             .into_iter()
             .any(|o| o.is_problem() && tally.get(o) > 0) =>

@@ -32,6 +32,47 @@ pub(crate) struct Row {
     pub id: RowId,
     pub flag: bool,
     pub reason: String,
+    /// Drata's state when the file was exported (the export's `drataServiceAccount` and
+    /// `drataReason`), when the row carries it: the review is then three-way.
+    pub baseline: Option<Baseline>,
+}
+
+/// A service-account state as the review compares it: flags as booleans, reasons
+/// trimmed, and no reason on an identity that is not a service account (Drata keeps none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    pub marked: bool,
+    pub reason: String,
+}
+
+impl Baseline {
+    /// The state normalised for comparison.
+    pub(crate) fn new(marked: bool, reason: &str) -> Self {
+        Self {
+            marked,
+            reason: if marked {
+                reason.trim().to_owned()
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+/// What the three-way review makes of a row (`docs/contract.md`, "What the reviewer
+/// meant"): the baseline (Drata at export), the row (the reviewer's decision) and the
+/// current state (Drata now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Review {
+    /// The row asks for a change: send it.
+    Send,
+    /// Drata already holds what the row asks.
+    Unchanged,
+    /// The reviewer did not edit the row, but Drata changed since the export: Drata's
+    /// change is kept.
+    Drifted,
+    /// The reviewer edited the row, and Drata changed since the export to something else.
+    Conflict,
 }
 
 /// How a row names its identity.
@@ -64,10 +105,14 @@ pub(crate) enum Outcome {
     NotAttempted,
     WouldUpdate,
     NotFound,
+    /// Not edited, changed in Drata since the export: nothing sent.
+    Drifted,
+    /// Edited, and changed in Drata since the export to something else: not sent.
+    Conflict,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 9] = [
+    pub(crate) const ALL: [Outcome; 11] = [
         Outcome::Updated,
         Outcome::Unchanged,
         Outcome::Failed,
@@ -77,6 +122,8 @@ impl Outcome {
         Outcome::NotAttempted,
         Outcome::WouldUpdate,
         Outcome::NotFound,
+        Outcome::Drifted,
+        Outcome::Conflict,
     ];
 
     /// The word in the report, the summary and the logs.
@@ -91,6 +138,8 @@ impl Outcome {
             Outcome::NotAttempted => "not_attempted",
             Outcome::WouldUpdate => "would_update",
             Outcome::NotFound => "not_found",
+            Outcome::Drifted => "drifted",
+            Outcome::Conflict => "conflict",
         }
     }
 
@@ -100,14 +149,17 @@ impl Outcome {
 
     /// Outcomes that make the exit code 1.
     pub(crate) fn is_problem(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::Invalid | Outcome::NotFound)
+        matches!(
+            self,
+            Outcome::Failed | Outcome::Invalid | Outcome::NotFound | Outcome::Conflict
+        )
     }
 
     /// Outcomes a later `--resume-from` treats as done.
     pub(crate) fn is_done(self) -> bool {
         matches!(
             self,
-            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped
+            Outcome::Updated | Outcome::Unchanged | Outcome::Skipped | Outcome::Drifted
         )
     }
 
@@ -133,6 +185,12 @@ pub(crate) struct IdentityView {
 pub(crate) struct Previous {
     pub marked: bool,
     pub reason: Option<String>,
+}
+
+impl From<&Previous> for Baseline {
+    fn from(previous: &Previous) -> Self {
+        Baseline::new(previous.marked, previous.reason.as_deref().unwrap_or(""))
+    }
 }
 
 /// The report's id cell: a typed id, or the cell of an invalid row as it was read.
@@ -173,6 +231,10 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
+    /// The state at export, when the row carried it (drifted and conflicting rows show it).
+    pub baseline: Option<Baseline>,
+    /// After the run, whether Drata holds the row's desired state; `None` when not checked.
+    pub verified: Option<bool>,
 }
 
 impl ReportRow {
@@ -197,19 +259,23 @@ impl ReportRow {
             error: error.into(),
             identity: IdentityView::default(),
             previous: None,
+            baseline: None,
+            verified: None,
         }
     }
 
     /// The report row of a valid row.
     pub(crate) fn of(row: &Row, outcome: Outcome, error: impl Into<String>) -> Self {
-        Self::new(
+        let mut report = Self::new(
             row.line,
             IdCell::from(&row.id),
             Some(row.flag),
             row.reason.clone(),
             outcome,
             error,
-        )
+        );
+        report.baseline = row.baseline.clone();
+        report
     }
 
     pub(crate) fn id(&self) -> Option<u64> {
@@ -236,10 +302,14 @@ pub(crate) enum FailureKind {
 /// Row counts per outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Tally {
-    counts: [u64; 9],
+    counts: [u64; Outcome::ALL.len()],
     /// Failed rows that no retry can change: the engine gave them up as
     /// [`FailureKind::Row`] (not found, not valid, redirected).
     permanent: u64,
+    /// Rows the check after the run found applied, and rows answered 2xx that it found not
+    /// applied (these make the exit code 1).
+    verified: u64,
+    unverified_updates: u64,
 }
 
 impl Tally {
@@ -253,6 +323,34 @@ impl Tally {
         if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
             self.permanent += 1;
         }
+    }
+
+    /// Takes back a row counted before (the check after the run changed its outcome).
+    pub(crate) fn remove_row(&mut self, row: &ReportRow) {
+        let count = &mut self.counts[row.outcome.index()];
+        *count = count.saturating_sub(1);
+        if row.outcome == Outcome::Failed && row.failure == Some(FailureKind::Row) {
+            self.permanent = self.permanent.saturating_sub(1);
+        }
+    }
+
+    /// Counts what the check after the run found of a row it checked.
+    pub(crate) fn add_check(&mut self, row: &ReportRow) {
+        match (row.verified, row.outcome) {
+            (Some(true), _) => self.verified += 1,
+            (Some(false), Outcome::Updated) => self.unverified_updates += 1,
+            _ => {}
+        }
+    }
+
+    /// Rows the check after the run found applied.
+    pub(crate) fn verified(&self) -> u64 {
+        self.verified
+    }
+
+    /// Rows answered 2xx that the check after the run did not find applied.
+    pub(crate) fn unverified_updates(&self) -> u64 {
+        self.unverified_updates
     }
 
     /// Failed rows a retry cannot change.
@@ -635,6 +733,7 @@ mod tests {
             id: RowId::Id(7),
             flag: true,
             reason: "r".to_owned(),
+            baseline: None,
         };
         let failed = |kind: Option<FailureKind>| {
             let mut report = ReportRow::of(&row, Outcome::Failed, "x");

@@ -94,13 +94,30 @@ pub(crate) fn shorten(text: &str, limit: usize) -> String {
     }
 }
 
+/// The characters after which our CSV writers put a `'` at the start of a cell: those
+/// a spreadsheet would run as a formula, and the `'` itself, so that the reader can undo
+/// exactly what the writers did.
+pub(crate) const PREFIXED_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
 /// Undoes the spreadsheet-safety prefix our CSVs put before a cell a spreadsheet would
 /// run as a formula (`'=x` is `=x`), or that begins with `'` (`''x` is `'x`): one `'`
-/// followed by `=`, `+`, `-`, `@`, tab, CR or `'`. Any other cell is returned as it is.
+/// followed by one of [`PREFIXED_STARTS`]. Any other cell is returned as it is.
 pub(crate) fn unprefixed(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => rest,
+        Some(rest) if rest.starts_with(PREFIXED_STARTS) => rest,
         _ => cell,
+    }
+}
+
+/// A CSV text cell as the input reads it: trimmed, without the one `'` our writers add.
+/// What that `'` protected is kept as it is (`'\tx` is a tab and `x`).
+pub(crate) fn csv_text(cell: &str) -> &str {
+    let trimmed = cell.trim();
+    let rest = unprefixed(trimmed);
+    if rest.len() == trimmed.len() {
+        trimmed
+    } else {
+        rest.trim_end()
     }
 }
 
@@ -171,6 +188,10 @@ mod tests {
         assert_eq!(unprefixed("'=SUM(A1)"), "=SUM(A1)");
         assert_eq!(unprefixed("'-- legacy"), "-- legacy");
         assert_eq!(unprefixed("'quoted'"), "'quoted'");
+        assert_eq!(unprefixed("''quoted'"), "'quoted'");
+        assert_eq!(unprefixed("'''x"), "''x", "exactly one is removed");
+        assert_eq!(csv_text(" '\tx "), "\tx");
+        assert_eq!(csv_text(" x "), "x");
         assert_eq!(unprefixed("plain"), "plain");
         assert_eq!(unprefixed("'"), "'");
     }

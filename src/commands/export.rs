@@ -37,6 +37,9 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     // The listing is read one page at a time; a simulator's default identities will do.
     let one_page_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
     let session = Session::connect(&config.connect, one_page_at_a_time, 0, &control).await?;
+    // The baseline is Drata as of the start of the read: a change made while it runs
+    // counts as a change since the export.
+    let exported_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let fetched = engine::fetch(&session.engine).await;
     signals.abort();
     let listing = match fetched {
@@ -61,7 +64,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
              a JSON number holds exactly, and an input with it would be refused"
         );
     }
-    let rows = export_rows(&listing.state, &config.filter);
+    let rows = export_rows(&listing.state, &config.filter, &exported_at);
     let suggested = rows.iter().filter(|r| r.suggestion.is_some()).count();
     let written = match file.as_mut() {
         Some(created) => write_file(created, &rows, &config),
@@ -174,7 +177,11 @@ fn kept(filter: &ExportFilter, current: &Current) -> bool {
 
 /// Every identity the filter keeps, sorted by id, with its suggestion. A connection's
 /// counts are over the whole listing, whatever the filter.
-pub(super) fn export_rows(state: &CurrentState, filter: &ExportFilter) -> Vec<ExportRow> {
+pub(super) fn export_rows(
+    state: &CurrentState,
+    filter: &ExportFilter,
+    exported_at: &str,
+) -> Vec<ExportRow> {
     let all = state.sorted();
     let mut connections: HashMap<String, Peers> = HashMap::new();
     for (_, current) in &all {
@@ -217,6 +224,7 @@ pub(super) fn export_rows(state: &CurrentState, filter: &ExportFilter) -> Vec<Ex
                 disconnected_at: details.disconnected_at.clone(),
                 has_mfa: details.has_mfa,
                 suggestion: suggest(&facts),
+                exported_at: exported_at.to_owned(),
             }
         })
         .collect()
@@ -262,7 +270,7 @@ mod tests {
 
     #[test]
     fn rows_are_sorted_and_a_connection_of_service_accounts_is_a_clue() {
-        let rows = export_rows(&state(), &ExportFilter::default());
+        let rows = export_rows(&state(), &ExportFilter::default(), "");
         assert_eq!(ids(&rows), [2, 3, 4, 7, 8, 9]);
         let by_id = |id| rows.iter().find(|r| r.id == id).unwrap();
         assert_eq!(
@@ -285,7 +293,7 @@ mod tests {
     #[test]
     fn filters_combine_and_connection_counts_ignore_them() {
         let state = state();
-        let only = |filter: ExportFilter| ids(&export_rows(&state, &filter));
+        let only = |filter: ExportFilter| ids(&export_rows(&state, &filter, ""));
         let connection = |c: &str| ExportFilter {
             connection: Some(c.to_owned()),
             ..ExportFilter::default()
@@ -303,7 +311,7 @@ mod tests {
             only: Some(Only::Unmarked),
             ..ExportFilter::default()
         };
-        let rows = export_rows(&state, &unmarked_aws);
+        let rows = export_rows(&state, &unmarked_aws, "");
         assert_eq!(ids(&rows), [9]);
         assert!(
             rows[0].suggestion.is_some(),

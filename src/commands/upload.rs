@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use super::session::Session;
 use crate::config::{ControlRef, Owner, UploadConfig, MAX_NAME_CHARS, MAX_UPLOAD_BYTES};
 use crate::drata::{ApiClient, Cause, EvidenceForm, EvidenceItem, Failure};
-use crate::engine::{classify, ConcurrencyMode, Ended, Engine, RunControl};
+use crate::engine::{classify, ConcurrencyMode, Ended, Engine, Request, RunControl};
 use crate::error::{Error, UploadError};
 use crate::exit;
 use crate::input::evidence_summary;
@@ -141,7 +141,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(u16, T), Failure>>,
 {
-    ended(engine, what, engine.with_retries(what, attempt).await.ended)
+    // Lists of workspaces, users and controls: read like listing pages.
+    let attempted = engine
+        .with_retries(what, Request::ListingPage, attempt)
+        .await;
+    ended(engine, what, attempted.ended)
 }
 
 fn ended<T>(engine: &Engine, what: &'static str, ended: Ended<T>) -> Result<T, UploadError> {
@@ -267,7 +271,7 @@ async fn upload(
     let client: &ApiClient = &engine.client;
     let look_first = Cell::new(false);
     let attempted = engine
-        .with_retries("uploading the evidence", || {
+        .with_retries("uploading the evidence", Request::Update, || {
             let look_first = &look_first;
             async move {
                 if look_first.get() {

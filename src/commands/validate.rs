@@ -27,7 +27,7 @@ pub(super) fn run(options: &InputOptions, console: &Console) -> Result<u8, Error
     if unexplained > 0 {
         tracing::info!(
             rows = unexplained,
-            "{unexplained} {} say false without a reason: fine while the identity is not a service account (plan and apply --reconcile check it); otherwise pass --reason-if-false",
+            "{unexplained} {} say false without a reason: fine while the identity is not a service account (plan and apply check it); otherwise pass --reason-if-false",
             plural(unexplained, "row", "rows")
         );
     }

@@ -237,6 +237,23 @@ impl Concurrency {
         }
     }
 
+    /// Records the answer to a listing page sent at `sent`. Pages are read one at a time
+    /// and carry 50 identities each: their latency says nothing of how the server copes
+    /// with the updates in flight, and would read as a queue to the gradient. Only a sign
+    /// of overload counts, as for any answer.
+    pub(crate) fn on_page_answer(
+        &mut self,
+        sent: Instant,
+        now: Instant,
+        answer: Answer,
+    ) -> Option<Change> {
+        if answer.is_overload() {
+            return self.on_answer(sent, now, answer);
+        }
+        self.forget(sent);
+        None
+    }
+
     /// Records the answer to a request sent at `sent`; returns the change of the limit.
     pub(crate) fn on_answer(
         &mut self,
@@ -860,6 +877,31 @@ mod tests {
         }
         assert_eq!(c.reductions(), 0);
         assert_eq!(c.limit(), CEILING, "7.5/s × 7 s × 1.25 = 66");
+    }
+
+    #[test]
+    fn listing_pages_do_not_feed_the_gradient_but_their_overload_counts() {
+        let now = Instant::now();
+        let mut c = Concurrency::new(ConcurrencyMode::Auto, None);
+        for i in 0..40 {
+            let sent = now + MS(i * 100);
+            let latency = if i == 0 { MS(1) } else { MS(50) };
+            c.on_send(sent);
+            assert!(c
+                .on_page_answer(sent, sent + latency, Answer::Fine)
+                .is_none());
+        }
+        assert!(
+            c.recent.is_empty() && c.gradient().is_none(),
+            "pages not measured"
+        );
+        assert_eq!(c.reductions, 0);
+        c.on_send(now);
+        c.on_page_answer(now, now + MS(10), Answer::ServerError(503));
+        assert_eq!(
+            c.reductions, 1,
+            "an overloaded listing still lowers the cap"
+        );
     }
 
     #[test]

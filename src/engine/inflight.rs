@@ -142,10 +142,17 @@ impl Slot<'_> {
         self.gate.lock().controller.on_send(at);
     }
 
-    /// The attempt ended at `at`; frees the slot.
-    pub(crate) fn answered(mut self, at: Instant, answer: Answer) {
+    /// The attempt ended at `at`; frees the slot. A listing page's latency is not
+    /// measured (see `Concurrency::on_page_answer`).
+    pub(crate) fn answered(mut self, at: Instant, answer: Answer, page: bool) {
         let Some(sent) = self.sent.take() else { return };
-        let change = self.gate.lock().controller.on_answer(sent, at, answer);
+        let mut gate = self.gate.lock();
+        let change = if page {
+            gate.controller.on_page_answer(sent, at, answer)
+        } else {
+            gate.controller.on_answer(sent, at, answer)
+        };
+        drop(gate);
         if change.is_some_and(|c| c.to > c.from) {
             self.gate.freed.notify_waiters();
         }

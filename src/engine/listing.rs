@@ -4,7 +4,7 @@
 //! decision of when to ask for the next page and what to warn about; [`fetch`] drives it
 //! through the engine, so every page is rate-limited and retried like any request.
 
-use super::requests::{Ended, Engine};
+use super::requests::{Ended, Engine, Request};
 use crate::drata::{Added, CurrentState, Page, PAGE_LIMIT};
 use crate::model::{Lookup, LookupError, LookupKey};
 
@@ -169,22 +169,55 @@ impl Lookup for Listing {
 
 /// Why the listing could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct ListingError(String);
+#[error("{message}")]
+pub(crate) struct ListingError {
+    message: String,
+    /// Drata refused the listing (403) and the run goes on.
+    refused: bool,
+}
 
 /// Fetches every identity, `PAGE_LIMIT` at a time, de-duplicated by id.
 pub(crate) async fn fetch(engine: &Engine) -> Result<Listing, ListingError> {
+    read(engine, Request::ListingPage).await
+}
+
+/// As [`fetch`], but a refused listing (403) is `None` and does not stop the run.
+pub(crate) async fn fetch_unless_refused(engine: &Engine) -> Result<Option<Listing>, ListingError> {
+    match read(engine, Request::ListingPageUnlessRefused).await {
+        Ok(listing) => Ok(Some(listing)),
+        Err(e) if e.refused => {
+            tracing::warn!("{e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn read(engine: &Engine, request: Request) -> Result<Listing, ListingError> {
     let mut state = CurrentState::default();
     let mut reader = ListingReader::default();
     loop {
         let number = reader.next_page();
         let attempted = engine
-            .with_retries("listing", || engine.client.list_page(number, PAGE_LIMIT))
+            .with_retries("listing", request, || {
+                engine.client.list_page(number, PAGE_LIMIT)
+            })
             .await;
         let page: Page = match attempted.ended {
             Ended::Done(page) => page,
-            Ended::Failed(failure) => return Err(ListingError(failure.message)),
-            Ended::Stopped(_) => return Err(ListingError(engine.control.stop_message())),
+            Ended::Failed(failure) => {
+                return Err(ListingError {
+                    refused: request == Request::ListingPageUnlessRefused
+                        && failure.status() == Some(403),
+                    message: failure.message,
+                })
+            }
+            Ended::Stopped(_) => {
+                return Err(ListingError {
+                    message: engine.control.stop_message(),
+                    refused: false,
+                })
+            }
         };
         let mut new_ids = 0;
         for identity in page.identities {

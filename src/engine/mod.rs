@@ -13,7 +13,7 @@ mod throttle;
 
 pub(crate) use concurrency::ConcurrencyMode;
 pub(crate) use control::{watch_signals, RunControl, Signals};
-pub(crate) use listing::{fetch, Listing};
+pub(crate) use listing::{fetch, fetch_unless_refused, Listing};
 pub(crate) use pool::{spawn_workers, Job};
-pub(crate) use requests::{Ended, Engine};
+pub(crate) use requests::{Ended, Engine, Request};
 pub(crate) use retry::{classify, RetryPolicy};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::requests::{Ended, Engine};
+use super::requests::{Ended, Engine, Request};
 use crate::model::{Outcome, Previous, ReportRow, Row};
 
 /// A row to send: its resolved id, and what the listing said of its identity (for undo
@@ -23,12 +23,22 @@ impl Engine {
         let Job { row, id, previous } = job;
         let what = format!("line {} id {id}", row.line);
         let attempted = self
-            .with_retries(&what, || {
+            .with_retries(&what, Request::Update, || {
                 self.client.set_service_account(id, row.flag, &row.reason)
             })
             .await;
         let mut report = match attempted.ended {
             Ended::Done(identity) => {
+                if let Some(other) = identity.id.filter(|other| *other != id) {
+                    // Any 2xx is applied; which identity is settled by the check after
+                    // the run.
+                    tracing::warn!(
+                        line = row.line,
+                        id,
+                        answered_id = other,
+                        "the answer names id {other}, not {id}; the check after the run settles whether {id} was changed"
+                    );
+                }
                 let mut report = ReportRow::of(&row, Outcome::Updated, "");
                 report.identity = identity.view();
                 report

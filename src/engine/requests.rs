@@ -252,7 +252,12 @@ impl Engine {
     /// Makes one request with retries: every attempt takes an in-flight slot, then waits
     /// for the pause and a permit; 429s pause everyone and slow the pace; run-fatal
     /// answers stop the run.
-    pub(crate) async fn with_retries<T, F, Fut>(&self, what: &str, mut attempt: F) -> Attempted<T>
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        request: Request,
+        mut attempt: F,
+    ) -> Attempted<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(u16, T), Failure>>,
@@ -280,7 +285,7 @@ impl Engine {
             if attempts > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let answer = self.attempt_once(slot, &mut attempt).await;
+            let answer = self.attempt_once(slot, request, &mut attempt).await;
             drop(first);
             let failure = match answer {
                 Ok((status, value)) => {
@@ -297,7 +302,15 @@ impl Engine {
             if failure.status().is_some() {
                 last_status = failure.status();
             }
-            let kind = classify(failure.cause);
+            let kind = match classify(failure.cause) {
+                FailureKind::Fatal
+                    if request == Request::ListingPageUnlessRefused
+                        && failure.status() == Some(403) =>
+                {
+                    FailureKind::Row
+                }
+                kind => kind,
+            };
             last_kind = Some(kind);
             match self.after_failure(what, failure, kind, attempts) {
                 Next::GiveUp(failure) => {
@@ -320,6 +333,7 @@ impl Engine {
     async fn attempt_once<T, F, Fut>(
         &self,
         mut slot: Slot<'_>,
+        request: Request,
         attempt: &mut F,
     ) -> Result<(u16, T), Failure>
     where
@@ -329,7 +343,7 @@ impl Engine {
         slot.sent(Instant::now());
         let result = attempt().await;
         let answer = answer_of(&result);
-        slot.answered(Instant::now(), answer);
+        slot.answered(Instant::now(), answer, request != Request::Update);
         if result.is_ok() {
             if let Ok(mut rate) = self.adaptive.lock() {
                 rate.on_success(Instant::now());
@@ -462,6 +476,17 @@ pub(crate) enum Ended<T> {
     Failed(Failure),
     /// The run stopped first; the last failure, if an attempt was made.
     Stopped(Option<Failure>),
+}
+
+/// What a request is, for the in-flight limit: an update's latency is measured, a listing
+/// page's is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    Update,
+    ListingPage,
+    /// A listing page whose refusal (403) only ends the listing: `apply --resend` goes on
+    /// without the state.
+    ListingPageUnlessRefused,
 }
 
 /// A request with retries: how it ended, the attempts made and the last status seen.

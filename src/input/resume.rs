@@ -20,7 +20,7 @@ pub enum ResumeError {
     #[error("{path} is not a drata-svcacct report: no {column} column")]
     NotAReport { path: String, column: &'static str },
     #[error(
-        "{path} was written by an older drata-svcacct: it does not say which identity kind and API its rows were sent to, so it cannot be trusted to skip anything; run without --resume-from (with --reconcile, rows already done are skipped as unchanged)"
+        "{path} was written by an older drata-svcacct: it does not say which identity kind and API its rows were sent to, so it cannot be trusted to skip anything; run without --resume-from (apply reads the state: rows already done are skipped as unchanged)"
     )]
     TooOld { path: String },
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
-use crate::model::{utf16_len, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
-use crate::text::{shorten, unprefixed};
+use crate::model::{utf16_len, Baseline, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS};
+use crate::text::{csv_text, shorten};
 
 /// Header names compare ignoring case, spaces and punctuation: `Service Account?` is
 /// `serviceaccount`.
@@ -94,7 +94,17 @@ struct Columns {
     identity: IdentityColumns,
     flag: (usize, String),
     reason: Option<(usize, String)>,
+    /// The state the export read (`drataServiceAccount`, `drataReason`, `exportedAt`).
+    baseline: BaselineColumns,
     headers: Vec<String>,
+}
+
+/// The export's baseline columns, when the input has them.
+#[derive(Debug, Clone, Default)]
+struct BaselineColumns {
+    flag: Option<(usize, String)>,
+    reason: Option<(usize, String)>,
+    exported_at: Option<(usize, String)>,
 }
 
 fn find_column(
@@ -168,11 +178,13 @@ fn resolve_columns(
     if reason.is_none() && (!any_default || options.reason_column.is_some()) {
         lacks(&mut missing, "reason", &reason_names, "--reason-column");
     }
+    let baseline = baseline_columns(headers, path)?;
     match (identity, flag) {
         (Some(identity), Some(flag)) if missing.is_empty() => Ok(Columns {
             identity,
             flag,
             reason,
+            baseline,
             headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
         }),
         _ => Err(InputError::MissingColumns {
@@ -181,6 +193,22 @@ fn resolve_columns(
             found: headers_seen(headers),
         }),
     }
+}
+
+/// The export's baseline columns (`drataServiceAccount`, `drataReason`, `exportedAt`),
+/// those the header has.
+fn baseline_columns(headers: &[String], path: &str) -> Result<BaselineColumns, InputError> {
+    let named = |name: &str| vec![normalize_header(name)];
+    Ok(BaselineColumns {
+        flag: find_column(
+            headers,
+            path,
+            "baseline flag",
+            &named("drataServiceAccount"),
+        )?,
+        reason: find_column(headers, path, "baseline reason", &named("drataReason"))?,
+        exported_at: find_column(headers, path, "export time", &named("exportedAt"))?,
+    })
 }
 
 /// The headers as a message lists them.
@@ -300,6 +328,8 @@ pub(crate) struct RowReader<R: Read> {
     record: Fields,
     delimiter: u8,
     pub(super) lookup: Option<Arc<dyn Lookup>>,
+    /// The first `exportedAt` cell read.
+    exported_at: Option<String>,
     header_line: u64,
     title_rows: Vec<u64>,
 }
@@ -356,6 +386,7 @@ impl<R: Read> RowReader<R> {
             }
         })?;
         Ok(Self {
+            exported_at: None,
             records,
             columns,
             defaults: ReasonDefaults::of(options),
@@ -510,18 +541,43 @@ impl<R: Read> RowReader<R> {
     fn text(&self, column: &Option<(usize, String)>) -> Option<String> {
         let (index, _) = column.as_ref()?;
         match self.cell(*index)? {
-            Ok(text) => {
-                Some(self.unprefixed(text.trim()).trim().to_owned()).filter(|t| !t.is_empty())
-            }
+            Ok(text) => Some(self.unquoted(text).to_owned()).filter(|t| !t.is_empty()),
             Err(()) => None,
         }
     }
 
-    fn unprefixed<'t>(&self, text: &'t str) -> &'t str {
+    /// A text cell as the review reads it: trimmed; in CSV, without our writers' `'`; a
+    /// workbook's cells are never stripped.
+    fn unquoted<'a>(&self, text: &'a str) -> &'a str {
         match self.records.sheet() {
-            Some(_) => text,
-            None => unprefixed(text),
+            Some(_) => text.trim(),
+            None => csv_text(text),
         }
+    }
+
+    /// When the file was exported, as its first `exportedAt` cell says.
+    pub(crate) fn exported_at(&self) -> Option<&str> {
+        self.exported_at.as_deref()
+    }
+
+    /// The row's baseline: `None` when the input has no baseline columns or the row's
+    /// cells are empty (a row added by hand is compared two-way).
+    fn baseline(&self, problem: &mut impl FnMut(&str, String)) -> Option<Baseline> {
+        let (index, name) = self.columns.baseline.flag.as_ref()?;
+        let cell = self.cell(*index)?.ok()?;
+        if cell.trim().is_empty() {
+            return None;
+        }
+        let marked = parse_flag(cell)
+            .map_err(|e| {
+                problem(
+                    name,
+                    format!("{e} (this column is Drata's state at export: do not edit it)"),
+                )
+            })
+            .ok()?;
+        let reason = self.text(&self.columns.baseline.reason).unwrap_or_default();
+        Some(Baseline::new(marked, &reason))
     }
 
     /// In a sheet, why the typed cell at `index` cannot be read for `role`, named by
@@ -635,6 +691,9 @@ impl<R: Read> RowReader<R> {
             if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
                 continue;
             }
+            if self.exported_at.is_none() {
+                self.exported_at = self.text(&self.columns.baseline.exported_at);
+            }
             return Some(Ok(self.validate(line)));
         }
     }
@@ -733,6 +792,7 @@ impl<R: Read> RowReader<R> {
         };
 
         let reason = self.reason(flag, &mut problem);
+        let baseline = self.baseline(&mut problem);
 
         match (id, flag, reason, problems.is_empty()) {
             (Some(id), Some(flag), Some(reason), true) => Record::Valid(Row {
@@ -740,6 +800,7 @@ impl<R: Read> RowReader<R> {
                 id,
                 flag,
                 reason,
+                baseline,
             }),
             (_, flag, _, _) => Record::Invalid(InvalidRow {
                 line,
@@ -786,9 +847,7 @@ impl<R: Read> RowReader<R> {
                 }
                 // The prefix our CSVs (export, undo) put before a reason a spreadsheet
                 // would run as a formula is not part of the reason.
-                Some(Ok(text)) => {
-                    Some(self.unprefixed(text.trim()).trim()).filter(|t| !t.is_empty())
-                }
+                Some(Ok(text)) => Some(self.unquoted(text)).filter(|t| !t.is_empty()),
             },
         };
         let Some(reason) = cell.or(default) else {

@@ -7,7 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::plan::{print_changes, write_changes_json, Change};
+use super::plan::{print_plan, write_changes_json, PlanView};
 use super::progress::ProgressMode;
 use super::summary::Summary;
 use crate::exit;
@@ -98,15 +98,15 @@ impl Console {
 
     /// The plan on standard output: the JSON document, or the diff (which `-q` silences;
     /// the document was asked for by name).
-    pub(crate) fn plan(&self, as_json: bool, changes: u64, rows: u64, shown: &[Change]) {
+    pub(crate) fn plan(&self, as_json: bool, view: &PlanView<'_>) {
         if self.quiet && !as_json {
             return;
         }
         let mut out = self.stdout();
         let written = if as_json {
-            write_changes_json(&mut out, changes, rows, shown)
+            write_changes_json(&mut out, view)
         } else {
-            print_changes(&mut out, changes, rows, shown)
+            print_plan(&mut out, view)
         };
         if let Err(e) = written.and_then(|()| out.flush()) {
             tracing::warn!("cannot write the plan to standard output: {e}");

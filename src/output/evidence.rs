@@ -154,6 +154,18 @@ pub(crate) struct ChangedIdentity {
     pub(crate) verified: Option<bool>,
 }
 
+/// One identity Drata changed since the export, on a row the reviewer did not edit: the run
+/// left it as Drata has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DriftedIdentity {
+    pub(crate) id: u64,
+    pub(crate) username: String,
+    /// `None` when the row carried no baseline.
+    pub(crate) at_export: Option<State>,
+    /// `None` when the listing did not show it.
+    pub(crate) now: Option<State>,
+}
+
 /// Whether the changes were checked against Drata after the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verification {
@@ -197,11 +209,19 @@ pub(crate) struct Facts {
     pub(crate) unrecorded_rows: u64,
     /// Sorted by id.
     pub(crate) changes: Vec<ChangedIdentity>,
+    /// The identities behind `drifted`, sorted by id.
+    pub(crate) drift: Vec<DriftedIdentity>,
 }
 
 impl Facts {
-    fn gather(summary: &Summary, context: &RunContext, mut changes: Vec<ChangedIdentity>) -> Self {
+    fn gather(
+        summary: &Summary,
+        context: &RunContext,
+        mut changes: Vec<ChangedIdentity>,
+        mut drift: Vec<DriftedIdentity>,
+    ) -> Self {
         changes.sort_by_key(|change| (change.id, change.line));
+        drift.sort_by_key(|drifted| drifted.id);
         let count = |name: &str| summary.counts.get(name).copied().unwrap_or(0);
         let verification = match changes.iter().filter(|c| c.verified.is_some()).count() {
             0 => Verification::NotChecked,
@@ -239,6 +259,7 @@ impl Facts {
             conflicts: count("conflict"),
             unrecorded_rows: summary.unrecorded_rows,
             changes,
+            drift,
         }
     }
 }
@@ -246,6 +267,7 @@ impl Facts {
 /// Collects the identities changed during the run.
 pub(crate) struct EvidenceRecorder {
     changes: Vec<ChangedIdentity>,
+    drift: Vec<DriftedIdentity>,
     /// True when the state before the run was read.
     state_read: bool,
 }
@@ -255,8 +277,26 @@ impl EvidenceRecorder {
     pub(crate) fn new(state_read: bool) -> io::Result<Self> {
         Ok(Self {
             changes: Vec::new(),
+            drift: Vec::new(),
             state_read,
         })
+    }
+
+    /// Notes a row Drata changed since the export, kept as Drata has it.
+    pub(crate) fn record_drift(&mut self, row: &ReportRow) -> io::Result<()> {
+        let Some(id) = row.id() else {
+            return Ok(());
+        };
+        self.drift.push(DriftedIdentity {
+            id,
+            username: row.identity.username.clone().unwrap_or_default(),
+            at_export: row.baseline.as_ref().map(|b| State {
+                marked: b.marked,
+                reason: Some(b.reason.clone()).filter(|r| !r.is_empty()),
+            }),
+            now: row.previous.as_ref().map(state_of),
+        });
+        Ok(())
     }
 
     /// Notes an updated row.
@@ -283,7 +323,7 @@ impl EvidenceRecorder {
                 reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
             },
             source: "input".to_owned(),
-            verified: None,
+            verified: row.verified,
         });
         Ok(())
     }
@@ -297,7 +337,7 @@ impl EvidenceRecorder {
         summary: &Summary,
         context: &RunContext,
     ) -> io::Result<()> {
-        let facts = Facts::gather(summary, context, self.changes);
+        let facts = Facts::gather(summary, context, self.changes, self.drift);
         let mut out = io::BufWriter::new(out);
         match format {
             EvidenceFormat::Markdown => out.write_all(markdown::render(&facts).as_bytes())?,

@@ -4,13 +4,14 @@
 
 use std::io::{self, Write};
 
-use rust_xlsxwriter::{DataValidation, Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{Color, DataValidation, Format, Note, Workbook, Worksheet, XlsxError};
 
 use super::report::spreadsheet_safe;
 use crate::suggest::{Clue, Suggestion};
 
-/// The export's columns, in order (`docs/export.md`): the input's three first.
-pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
+/// The export's columns, in order (`docs/export.md`): the input's three first, the state
+/// the export read last (the baseline a later `plan`/`apply` compares the edits with).
+pub(crate) const EXPORT_COLUMNS: [&str; 14] = [
     "id",
     "serviceAccount",
     "serviceAccountReason",
@@ -22,14 +23,23 @@ pub(crate) const EXPORT_COLUMNS: [&str; 11] = [
     "disconnectedAt",
     "hasMfa",
     "suggestion",
+    "drataServiceAccount",
+    "drataReason",
+    "exportedAt",
 ];
+
+/// The first of the baseline columns, which the reviewer must not edit.
+const FIRST_BASELINE_COLUMN: usize = 11;
+
+/// What the workbook says on the baseline columns' headers.
+pub(crate) const BASELINE_NOTE: &str = "as Drata had it at export: do not edit";
 
 /// The workbook's one sheet.
 pub(crate) const SHEET_NAME: &str = "identities";
 
 /// Widths of the workbook's columns, in characters.
-const COLUMN_WIDTHS: [f64; 11] = [
-    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0,
+const COLUMN_WIDTHS: [f64; 14] = [
+    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0, 20.0, 60.0, 22.0,
 ];
 
 /// The byte-order mark Excel needs to read a CSV as UTF-8.
@@ -52,6 +62,8 @@ pub(crate) struct ExportRow {
     pub disconnected_at: Option<String>,
     pub has_mfa: Option<bool>,
     pub suggestion: Option<Suggestion>,
+    /// When the listing was read (RFC 3339), the same on every row.
+    pub exported_at: String,
 }
 
 /// The suggestion column: the clues, joined by `; `.
@@ -94,7 +106,7 @@ impl ExportRow {
     }
 
     /// Every cell as text, unescaped.
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         [
             self.id.to_string(),
@@ -111,6 +123,9 @@ impl ExportRow {
                 .as_ref()
                 .map(suggestion_text)
                 .unwrap_or_default(),
+            bool_text(self.marked).to_owned(),
+            text(&self.reason),
+            self.exported_at.clone(),
         ]
     }
 }
@@ -183,10 +198,24 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
     let mut cut_ids = Vec::new();
     let header = Format::new().set_bold();
     let as_text = Format::new().set_num_format("@");
+    // The baseline is grey: what Drata had, for the tool, not for the reviewer.
+    let grey = Format::new()
+        .set_font_color(Color::RGB(0x59_59_59))
+        .set_background_color(Color::RGB(0xE7_E6_E6));
+    let grey_header = grey.clone().set_bold();
     for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
+        let baseline = col >= FIRST_BASELINE_COLUMN;
         let col = col as u16;
-        sheet.write_string_with_format(0, col, *name, &header)?;
+        sheet.write_string_with_format(
+            0,
+            col,
+            *name,
+            if baseline { &grey_header } else { &header },
+        )?;
         sheet.set_column_width(col, width)?;
+        if baseline {
+            sheet.insert_note(0, col, &Note::new(BASELINE_NOTE).add_author_prefix(false))?;
+        }
     }
     sheet.set_column_format(0, &as_text)?;
     for (index, row) in rows.iter().enumerate() {
@@ -200,6 +229,8 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
             let cell = cut.as_deref().unwrap_or(&safe);
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
+            } else if col >= FIRST_BASELINE_COLUMN {
+                sheet.write_string_with_format(at, col as u16, cell, &grey)?;
             } else if !cell.is_empty() {
                 sheet.write_string(at, col as u16, cell)?;
             }
@@ -266,14 +297,14 @@ mod tests {
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
-             connectedAt,disconnectedAt,hasMfa,suggestion\n"
+             connectedAt,disconnectedAt,hasMfa,suggestion,drataServiceAccount,drataReason,exportedAt\n"
         ));
         assert!(
-            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,\n"),
+            text.contains("\n2,false,,\"'=HYPERLINK(\"\"x\"\")\",,AWS aws-prod,,,,true,,false,,\n"),
             "{text}"
         );
         assert!(text.contains(
-            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\"\n"
+            "\n3,false,,user3,,AWS aws-prod,,,,false,\"no linked user; name contains \"\"svc\"\", \"\"deploy\"\"\",false,,\n"
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();

@@ -18,8 +18,10 @@ pub(crate) use console::{InvalidRows, RowProblem};
 pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
-pub(crate) use plan::{column_mapping_line, Change, CurrentView, CHANGES_SHOWN};
+pub(crate) use plan::{
+    column_mapping_line, Change, CurrentView, ExportAge, PlanView, CHANGES_SHOWN,
+};
 pub(crate) use progress::Progress;
-pub(crate) use report::ReportWriter;
+pub(crate) use report::{rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, FileDigest, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER};

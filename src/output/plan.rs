@@ -1,10 +1,11 @@
 //! The plan's readable diff, on standard output.
 
 use std::io::{self, Write};
+use std::time::SystemTime;
 
 use super::evidence::describe_previous;
-use crate::model::Previous;
-use crate::text::printable;
+use crate::model::{Baseline, Outcome, Previous, ReportRow};
+use crate::text::{plural, printable};
 
 /// Which header each role was taken from, on one line: `id ← "Identity"; flag ← ...`,
 /// and the delimiter when it is not a comma.
@@ -67,15 +68,22 @@ impl Change {
     }
 }
 
+/// What the plan shows: how many rows would change, the first of them, and, for a review
+/// file with the export's baseline, its age and the rows Drata changed since the export.
+pub(crate) struct PlanView<'a> {
+    pub changes: u64,
+    pub rows: u64,
+    pub shown: &'a [Change],
+    pub age: Option<ExportAge<'a>>,
+    /// Drifted and conflicting rows, in line order.
+    pub diverged: &'a [ReportRow],
+}
+
 /// The plan as one JSON document: counts, and every change with the state before and
 /// after, for scripts.
-pub(crate) fn write_changes_json(
-    out: &mut impl Write,
-    changes: u64,
-    rows: u64,
-    shown: &[Change],
-) -> io::Result<()> {
-    let listed: Vec<serde_json::Value> = shown
+pub(crate) fn write_changes_json(out: &mut impl Write, view: &PlanView<'_>) -> io::Result<()> {
+    let listed: Vec<serde_json::Value> = view
+        .shown
         .iter()
         .map(|change| {
             let before = change.current.as_ref().map(|current| {
@@ -94,17 +102,41 @@ pub(crate) fn write_changes_json(
             })
         })
         .collect();
+    let state = |marked: bool, reason: &str| serde_json::json!({"service_account": marked, "reason": Some(reason).filter(|r| !r.is_empty())});
+    let diverged: Vec<serde_json::Value> = view
+        .diverged
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "line": row.line,
+                "id": row.id(),
+                "outcome": row.outcome.as_str(),
+                "at_export": row.baseline.as_ref().map(|b| state(b.marked, &b.reason)),
+                "row": state(row.flag == Some(true), &row.reason),
+                "drata_now": row.previous.as_ref().map(|p| state(p.marked, p.reason.as_deref().unwrap_or_default())),
+            })
+        })
+        .collect();
     let plan = serde_json::json!({
-        "rows": rows,
-        "would_update": changes,
+        "rows": view.rows,
+        "would_update": view.changes,
         "changes": listed,
+        "exported_at": view.age.as_ref().map(|age| age.exported_at),
+        "changed_since_export": view.age.as_ref().map(|age| age.changed),
+        "diverged": diverged,
     });
     serde_json::to_writer_pretty(&mut *out, &plan)?;
     writeln!(out)
 }
 
+/// The plan as text: the changes, then the export's age and the rows that diverged.
+pub(crate) fn print_plan(out: &mut impl Write, view: &PlanView<'_>) -> io::Result<()> {
+    print_changes(out, view.changes, view.rows, view.shown)?;
+    print_divergences(out, view.age.as_ref(), view.diverged)
+}
+
 /// Prints how many rows would change and the first [`CHANGES_SHOWN`] of them.
-pub(crate) fn print_changes(
+fn print_changes(
     out: &mut impl Write,
     changes: u64,
     rows: u64,
@@ -122,6 +154,84 @@ pub(crate) fn print_changes(
             out,
             "  … and {} more (see the report, or -v for every change)",
             changes - shown.len() as u64
+        )?;
+    }
+    Ok(())
+}
+
+/// How old the review file is, and how much Drata changed since, for the plan's header.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportAge<'a> {
+    /// The input's `exportedAt` (RFC 3339).
+    pub exported_at: &'a str,
+    pub now: SystemTime,
+    /// Rows whose identity Drata no longer holds as it was at export.
+    pub changed: u64,
+}
+
+impl ExportAge<'_> {
+    /// `exported 6 days ago; 2 identities changed in Drata since`.
+    pub(crate) fn describe(&self) -> String {
+        let when = match humantime::parse_rfc3339_weak(self.exported_at)
+            .ok()
+            .and_then(|at| self.now.duration_since(at).ok())
+        {
+            Some(age) if age.as_secs() >= 86_400 => {
+                let days = age.as_secs() / 86_400;
+                format!("exported {days} {} ago", plural(days, "day", "days"))
+            }
+            Some(_) => "exported less than a day ago".to_owned(),
+            None => format!("exported at {}", printable(self.exported_at)),
+        };
+        format!(
+            "{when}; {} {} changed in Drata since",
+            self.changed,
+            plural(self.changed, "identity", "identities")
+        )
+    }
+}
+
+fn baseline_text(baseline: &Baseline) -> String {
+    describe_previous(&Previous {
+        marked: baseline.marked,
+        reason: Some(baseline.reason.clone()).filter(|r| !r.is_empty()),
+    })
+}
+
+/// Prints the export's age and the rows Drata changed since the export, with the state
+/// at export, the row and Drata now: drifted ones (kept as Drata has them) and conflicts.
+fn print_divergences(
+    out: &mut impl Write,
+    age: Option<&ExportAge<'_>>,
+    diverged: &[ReportRow],
+) -> io::Result<()> {
+    if let Some(age) = age {
+        writeln!(out, "The review file was {}.", age.describe())?;
+    }
+    for row in diverged {
+        let what = match row.outcome {
+            Outcome::Conflict => {
+                "CONFLICT (edited here and changed in Drata; not sent without --overwrite-drift)"
+            }
+            _ => "drifted (not edited here, changed in Drata; Drata's change is kept)",
+        };
+        let desired = Baseline::new(row.flag == Some(true), &row.reason);
+        writeln!(
+            out,
+            "  line {}  id {}  {}: {what}\n      at export: {}; the row: {}; Drata now: {}",
+            row.line,
+            row.id().map_or_else(String::new, |id| id.to_string()),
+            row.identity
+                .username
+                .as_deref()
+                .map_or_else(|| "(no username)".to_owned(), printable),
+            row.baseline
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), baseline_text),
+            baseline_text(&desired),
+            row.previous
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), describe_previous),
         )?;
     }
     Ok(())

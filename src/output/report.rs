@@ -1,8 +1,10 @@
 //! The per-row report: the CSV every run leaves, one row per input row, each flushed as
 //! soon as its outcome is final. The only place report cells become text.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::time::SystemTime;
 
 use crate::model::{IdCell, IdentityKind, ReportRow};
@@ -10,8 +12,10 @@ use crate::text::echoed;
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
 /// contract, then the state before the run (when the listing was read) and what the run
-/// addressed, so that `--resume-from` can tell whether a row was done for this target.
-pub(crate) const COLUMNS: [&str; 16] = [
+/// addressed, so that `--resume-from` can tell whether a row was done for this target;
+/// who decided the row, whether the check after the run found it applied, and the state
+/// at export (when the input carried it).
+pub(crate) const COLUMNS: [&str; 20] = [
     "line",
     "id",
     "service_account",
@@ -28,15 +32,31 @@ pub(crate) const COLUMNS: [&str; 16] = [
     "previous_reason",
     "kind",
     "api",
+    "source",
+    "verified",
+    "baseline_service_account",
+    "baseline_reason",
 ];
 
 /// A cell as every CSV we write holds it: hostile characters escaped
-/// ([`crate::text::file_safe`]), and prefixed when a spreadsheet would run it as a formula.
+/// ([`crate::text::file_safe`]), prefixed when a spreadsheet would run it as a formula, and
+/// prefixed when it begins with the prefix itself, so that the input reader can remove
+/// exactly one `'` and get the text back.
 pub(crate) fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     let safe = crate::text::file_safe(cell);
-    match safe.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{safe}").into(),
-        _ => safe,
+    if safe.starts_with(crate::text::PREFIXED_STARTS) {
+        format!("'{safe}").into()
+    } else {
+        safe
+    }
+}
+
+/// `yes`, `no`, or empty when the row was not checked.
+pub(crate) fn verified_text(verified: Option<bool>) -> &'static str {
+    match verified {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "",
     }
 }
 
@@ -89,7 +109,9 @@ impl ReportWriter {
         let error = echoed(&row.error);
         let previous_flag = row.previous.as_ref().map(|p| p.marked);
         let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
-        let cells: [&str; 16] = [
+        let baseline_flag = row.baseline.as_ref().map(|b| b.marked);
+        let baseline_reason = row.baseline.as_ref().map_or("", |b| b.reason.as_str());
+        let cells: [&str; 20] = [
             &line,
             &id,
             flag_text(row.flag),
@@ -106,11 +128,59 @@ impl ReportWriter {
             &text(&previous_reason),
             self.kind.path_segment(),
             &self.api,
+            // Rows are decided by the input; rules, when they come, name themselves.
+            "input",
+            verified_text(row.verified),
+            flag_text(baseline_flag),
+            baseline_reason,
         ];
         self.csv
             .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
         self.csv.flush()
     }
+}
+
+/// Writes the report again with the rows the check after the run settled (by line): their
+/// outcome, error, what Drata shows and `verified`; every other cell as it was. The new
+/// file replaces the old one at once (a private temporary file, renamed), so a report is
+/// always whole.
+pub(crate) fn rewrite_checked(path: &Path, checked: &HashMap<u64, &ReportRow>) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)?;
+    let mut writer = csv::Writer::from_writer(temp);
+    let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
+    for record in reader.records() {
+        let mut cells: Vec<String> = record?.iter().map(str::to_owned).collect();
+        let row = cells
+            .first()
+            .and_then(|line| line.parse::<u64>().ok())
+            .and_then(|line| checked.get(&line));
+        if let (Some(row), true) = (row, cells.len() == COLUMNS.len()) {
+            let settled = [
+                ("outcome", row.outcome.as_str().to_owned()),
+                ("error", echoed(&row.error)),
+                ("username", echoed(&text(&row.identity.username))),
+                ("email", echoed(&text(&row.identity.email))),
+                ("service_account_at", text(&row.identity.service_account_at)),
+                ("verified", verified_text(row.verified).to_owned()),
+            ];
+            for (name, value) in settled {
+                cells[column(name)] = spreadsheet_safe(&value).into_owned();
+            }
+        }
+        writer.write_record(&cells)?;
+    }
+    let temp = writer.into_inner().map_err(|e| e.into_error())?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -119,12 +189,12 @@ mod tests {
 
     #[test]
     fn formula_cells_are_prefixed() {
-        for risky in ["=SUM(A1)", "+1", "-2", "@x", "\tx"] {
+        for risky in ["=SUM(A1)", "+1", "-2", "@x", "\tx", "'=already", "'x"] {
             assert_eq!(spreadsheet_safe(risky), format!("'{risky}"));
         }
         // A carriage return is escaped like every other control character.
         assert_eq!(spreadsheet_safe("\rx\u{1b}"), "\\u{d}x\\u{1b}");
-        for plain in ["", "abc", "1", "'=already"] {
+        for plain in ["", "abc", "1", "a'b"] {
             assert_eq!(spreadsheet_safe(plain), plain);
         }
     }

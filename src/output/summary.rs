@@ -22,6 +22,9 @@ pub(crate) struct Summary {
     pub(crate) elapsed_seconds: f64,
     pub(crate) rows: u64,
     pub(crate) counts: BTreeMap<&'static str, u64>,
+    /// Rows the check after the run found applied, and rows answered 2xx it did not.
+    pub(crate) verified: u64,
+    pub(crate) not_verified: u64,
     pub(crate) requests: u64,
     pub(crate) retries: u64,
     pub(crate) rate_limited: u64,
@@ -106,6 +109,12 @@ impl Summary {
             self.concurrency.reductions,
             describe_latency(&self.latency_ms),
         ));
+        if self.verified + self.not_verified > 0 {
+            text.push_str(&format!(
+                "  checked after the run: {} verified in Drata, {} answered 2xx but not shown applied\n",
+                self.verified, self.not_verified
+            ));
+        }
         if self.rate_reductions > 0 {
             text.push_str(&format!(
                 "  the server's rate limit lowered the pace {} time(s): consider a lower --rate\n",

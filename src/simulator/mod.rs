@@ -139,6 +139,9 @@ pub struct SimStats {
     pub first_request_us: AtomicU64,
     /// Microseconds from the simulator's start to the last request received.
     pub last_request_us: AtomicU64,
+    /// The same for PUTs alone: the rate of updates, without the listing reads around them.
+    pub first_put_us: AtomicU64,
+    pub last_put_us: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -551,6 +554,12 @@ async fn update(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let at = (sim.started.elapsed().as_micros() as u64).max(1);
+    let _ = sim
+        .stats
+        .first_put_us
+        .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+    sim.stats.last_put_us.fetch_max(at, Ordering::Relaxed);
     if let Err(response) = sim.gate(&headers).await {
         return response;
     }

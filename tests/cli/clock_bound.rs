@@ -139,20 +139,24 @@ fn twice_the_servers_limit_settles_under_it() {
     assert!(run.stderr.contains("lowered the pace"), "{}", run.stderr);
 }
 
-/// Requests per minute as the simulator saw them arrive, first to last.
-fn server_rate_per_minute(sim: &RunningSimulator) -> f64 {
-    let requests = sim.stats.requests.load(Ordering::Relaxed);
-    let first = sim.stats.first_request_us.load(Ordering::Relaxed);
-    let last = sim.stats.last_request_us.load(Ordering::Relaxed);
-    assert!(requests > 1 && last > first, "{requests} requests");
-    (requests - 1) as f64 * 60e6 / (last - first) as f64
+/// PUTs per minute as the simulator saw them arrive, first to last.
+fn server_put_rate_per_minute(sim: &RunningSimulator) -> f64 {
+    let puts = sim.stats.puts.load(Ordering::Relaxed);
+    let first = sim.stats.first_put_us.load(Ordering::Relaxed);
+    let last = sim.stats.last_put_us.load(Ordering::Relaxed);
+    assert!(puts > 1 && last > first, "{puts} PUTs");
+    (puts - 1) as f64 * 60e6 / (last - first) as f64
 }
 
 #[test]
 fn auto_concurrency_keeps_the_rate_at_a_high_latency() {
     // 600/min against a server taking 1.5 s: 15 in flight are needed, where the old fixed
     // 8 capped the run at 320/min.
-    let sim = simulator(|config| config.latency = Duration::from_millis(1_500));
+    // 60 identities: the listing read before and after the run is two pages each.
+    let sim = simulator(|config| {
+        config.latency = Duration::from_millis(1_500);
+        config.identities = 60;
+    });
     let run = Apply::on(&sim)
         .input(rows_csv(1, 60))
         .args(["--rate", "600/min"])
@@ -162,7 +166,8 @@ fn auto_concurrency_keeps_the_rate_at_a_high_latency() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.rows.len(), 60);
     assert_eq!(summary["counts"]["updated"], 60);
-    let rate = server_rate_per_minute(&sim);
+    // The PUTs' rate: the listing pages before and after are read one at a time.
+    let rate = server_put_rate_per_minute(&sim);
     assert!(
         rate >= 480.0,
         "the server saw {rate:.0} requests/min, under 80% of 600/min"

@@ -84,7 +84,7 @@ fn an_id_listed_twice_in_different_states_is_named_and_the_later_copy_exported()
         listed(5, "ci", Some("CI runner")),
         listed(6, "deploy", None),
     ];
-    let server = TestServer::start(move |_, _| listing(&items, 2));
+    let server = TestServer::scripted(move |_, _| listing(&items, 2));
     let run = Export::on(&server.url).args(["-o", "out.csv"]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let warnings: Vec<&str> = run
@@ -120,7 +120,7 @@ fn ids_beyond_two_to_the_53_are_left_out_of_an_export_and_named() {
         listed(9_007_199_254_740_992, "too-large", None),
         listed(18_446_744_073_709_551_615, "max-u64", None),
     ];
-    let server = TestServer::start(move |_, _| listing(&items, 4));
+    let server = TestServer::scripted(move |_, _| listing(&items, 4));
     let run = Export::on(&server.url).args(["-o", "out.csv"]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = std::fs::read_to_string(run.path("out.csv")).unwrap();
@@ -202,7 +202,8 @@ fn a_long_retry_after_pause_is_announced_and_shown_on_the_progress_line_while_it
         (Some(_), 0) => Reply::json(503, r#"{"message":"busy"}"#).with_header("retry-after", "2"),
         (Some(id), _) => Reply::identity(id),
         (None, _) => Reply::json(404, "{}"),
-    });
+    })
+    .seed([1, 2]);
     let run = Apply::on(&server.url)
         .input(rows_csv(1, 2))
         .args(["--long-pause-ms", "1000", "--progress-interval", "0.2"])

@@ -5,6 +5,12 @@ use std::sync::atomic::Ordering;
 
 use crate::support::*;
 
+/// `apply` against `sim` sending every valid row: these tests are about reading rows, so
+/// every row is sent, as it was before apply compared rows with the state.
+fn apply_every_row<'w>(sim: &RunningSimulator) -> Invocation<'w> {
+    Apply::on(sim).args(["--resend"])
+}
+
 #[test]
 fn bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
     let csv = "\u{feff}id,serviceAccount,serviceAccountReason\r\n\
@@ -13,7 +19,7 @@ fn bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
                3,true,\"two\r\nlines\"\r\n\
                4,false,plain\r\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -35,7 +41,7 @@ fn bom_crlf_and_quoted_fields_with_delimiters_quotes_and_newlines() {
 fn blank_lines_are_ignored_but_still_counted() {
     let csv = "id,flag,reason\n\n1,true,a\n   \n\n2,false,b\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -47,7 +53,7 @@ fn blank_lines_are_ignored_but_still_counted() {
 fn rows_whose_cells_are_all_empty_are_ignored_like_blank_lines() {
     // As Excel and Google Sheets end their exports.
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim)
+    let Finished { run, rows, .. } = apply_every_row(&sim)
         .input("id,flag,reason\n1,true,a\n,,\n , ,\n\"\",,\n2,true,b\n,,\n")
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -63,7 +69,7 @@ fn headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
                dana,CI runner,yes,5,x@example.com\n";
     // "I-D" normalizes to "id"; extra columns are ignored.
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = line(&rows, 2);
     assert_eq!(
@@ -81,7 +87,7 @@ fn headers_match_ignoring_case_spaces_underscores_and_dashes_in_any_order() {
 fn column_options_and_delimiter_override_the_defaults() {
     let csv = "identity;is_bot;why;serviceAccount\n7;n;left the company;true\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim)
+    let Finished { run, rows, .. } = apply_every_row(&sim)
         .input(csv)
         .args(["--id-column", "identity", "--flag-column", "Is Bot"])
         .args(["--reason-column", "why", "--delimiter", ";"])
@@ -107,7 +113,10 @@ fn ids_are_decimal_integers_from_1_to_2_pow_53_minus_1() {
                1.5,true,not whole\n\
                ,true,empty\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let outcomes = outcomes(&rows);
     assert_eq!(outcomes[0], (2, "updated".into()));
@@ -136,7 +145,10 @@ fn flags_accept_true_false_yes_no_y_n_1_0_in_any_case() {
         csv.push_str(&format!("{},{word},r\n", i + 1));
     }
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(&csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(&csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let expected = [
         "true", "false", "true", "false", "true", "false", "true", "false",
@@ -162,7 +174,10 @@ fn reasons_are_trimmed_required_and_at_most_30000_utf16_units() {
         "id,flag,reason\n1,true,  padded  \n2,true,{exactly}\n3,true,{over}\n4,true,\n5,false,   \n"
     );
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(&csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(&csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["reason"], "padded");
     assert_eq!(
@@ -174,14 +189,15 @@ fn reasons_are_trimmed_required_and_at_most_30000_utf16_units() {
     assert_eq!(too_long["outcome"], "invalid");
     assert!(too_long["error"].contains("30001"), "{}", too_long["error"]);
     assert_eq!(line(&rows, 5)["outcome"], "invalid");
-    assert_eq!(line(&rows, 6)["outcome"], "invalid");
+    // A blank `false` row is fine while its identity is unmarked: nothing to send.
+    assert_eq!(line(&rows, 6)["outcome"], "unchanged");
     assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 2);
 }
 
 #[test]
 fn reason_option_fills_blank_cells_and_an_absent_column() {
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim)
+    let Finished { run, rows, .. } = apply_every_row(&sim)
         .input("id,flag,reason\n1,true,own reason\n2,true,\n")
         .args(["--reason", "Q3 review"])
         .run();
@@ -190,7 +206,7 @@ fn reason_option_fills_blank_cells_and_an_absent_column() {
     assert_eq!(line(&rows, 3)["reason"], "Q3 review");
 
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim)
+    let Finished { run, rows, .. } = apply_every_row(&sim)
         .input("id,flag\n1,true\n")
         .args(["--reason", "Q3 review"])
         .run();
@@ -207,7 +223,10 @@ fn identical_duplicates_are_sent_once_and_conflicts_invalidate_every_row() {
                2,true,other\n\
                2,true,one\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         outcomes(&rows),
@@ -231,7 +250,10 @@ fn identical_duplicates_are_sent_once_and_conflicts_invalidate_every_row() {
 fn wrong_field_counts_name_the_line_and_the_column() {
     let csv = "id,flag,reason\n1,true,ok\n2,true\n3,true,a,b\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1);
     assert_eq!(line(&rows, 2)["outcome"], "updated");
     assert!(line(&rows, 3)["error"].contains("column reason: missing"));
@@ -242,14 +264,11 @@ fn wrong_field_counts_name_the_line_and_the_column() {
 fn invalid_rows_block_the_run_unless_skip_invalid() {
     let csv = "id,flag,reason\n1,true,ok\n2,perhaps,bad flag\n3,true,ok\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("line 3, column flag"), "{}", run.stderr);
-    assert_eq!(
-        sim.stats.requests.load(Ordering::Relaxed),
-        0,
-        "nothing sent"
-    );
+    // The state is read, to list the rows invalid against it too; nothing is sent.
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0, "nothing sent");
     assert_eq!(
         outcomes(&rows),
         vec![
@@ -261,7 +280,10 @@ fn invalid_rows_block_the_run_unless_skip_invalid() {
     );
 
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).args(["--skip-invalid"]).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim)
+        .input(csv)
+        .args(["--skip-invalid"])
+        .run();
     assert_eq!(run.code, 1);
     assert_eq!(outcomes(&rows)[0], (2, "updated".into()));
     assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 2);
@@ -270,7 +292,7 @@ fn invalid_rows_block_the_run_unless_skip_invalid() {
 #[test]
 fn missing_columns_and_unreadable_files_exit_2_before_anything_is_sent() {
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input("id,reason\n1,x\n").run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input("id,reason\n1,x\n").run();
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("no service-account flag column"),
@@ -288,7 +310,7 @@ fn missing_columns_and_unreadable_files_exit_2_before_anything_is_sent() {
 #[test]
 fn standard_input_is_read_and_its_report_gets_a_stdin_name() {
     let sim = simulator(|_| {});
-    let run = Apply::on(&sim)
+    let run = apply_every_row(&sim)
         .stdin("id,flag,reason\n1,true,a\n2,false,b\n")
         .no_report()
         .run();
@@ -380,7 +402,7 @@ fn a_quote_never_closed_is_an_invalid_row_and_nothing_is_sent() {
     let csv =
         "id,serviceAccount,reason\n151,true,\"build bot\n152,true,deploy bot\n153,false,human\n";
     let sim = simulator(|_| {});
-    let Finished { run, rows, .. } = Apply::on(&sim).input(csv).run();
+    let Finished { run, rows, .. } = apply_every_row(&sim).input(csv).run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("never closed"), "{}", run.stderr);
     assert_eq!(outcomes(&rows), vec![(2, "invalid".into())]);

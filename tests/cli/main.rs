@@ -26,6 +26,7 @@ mod plan;
 mod reconcile;
 mod report;
 mod resume;
+mod review;
 mod security;
 mod spreadsheets;
 mod tls;

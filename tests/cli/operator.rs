@@ -22,7 +22,10 @@ fn summary_json_has_counts_requests_and_digests() {
     assert_eq!(summary["counts"]["updated"], 1);
     assert_eq!(summary["counts"]["duplicate"], 1);
     assert_eq!(summary["counts"]["failed"], 1);
-    assert_eq!(summary["requests"], 2);
+    // Two PUTs, and the listing read twice: before (what differs) and after (the check).
+    let pages = sim.stats.lists.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(pages % 2, 0, "as many pages after as before");
+    assert_eq!(summary["requests"], 2 + pages);
     assert_eq!(summary["exit_code"], 1);
     assert_eq!(summary["input"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(summary["report"]["sha256"].as_str().unwrap().len(), 64);
@@ -38,7 +41,7 @@ fn summary_json_has_counts_requests_and_digests() {
 }
 
 /// The summary's fields, sorted: its JSON schema.
-const SUMMARY_KEYS: [&str; 23] = [
+const SUMMARY_KEYS: [&str; 25] = [
     "base_url",
     "command",
     "concurrency",
@@ -49,6 +52,7 @@ const SUMMARY_KEYS: [&str; 23] = [
     "finished_at",
     "input",
     "latency_ms",
+    "not_verified",
     "rate_limited",
     "rate_reductions",
     "report",
@@ -61,6 +65,7 @@ const SUMMARY_KEYS: [&str; 23] = [
     "stopped",
     "tool",
     "unrecorded_rows",
+    "verified",
     "version",
 ];
 
@@ -101,10 +106,22 @@ fn summary_json_schema_field_by_field() {
     assert!(summary["elapsed_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(summary["rows"], 2);
     let counts = summary["counts"].as_object().unwrap();
-    assert_eq!(counts.len(), 9, "every outcome, zeros included");
+    assert_eq!(counts.len(), 11, "every outcome, zeros included");
     assert_eq!(counts["updated"], 2);
     assert_eq!(counts["failed"], 0);
-    assert_eq!(summary["requests"], 2);
+    assert_eq!(
+        (&counts["drifted"], &counts["conflict"]),
+        (&0.into(), &0.into())
+    );
+    // Both rows sent were checked against the listing read after the run.
+    assert_eq!(
+        (&summary["verified"], &summary["not_verified"]),
+        (&2.into(), &0.into())
+    );
+    // Two PUTs, and the listing read twice: before (what differs) and after (the check).
+    let pages = sim.stats.lists.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(pages % 2, 0, "as many pages after as before");
+    assert_eq!(summary["requests"], 2 + pages);
     assert_eq!(summary["retries"], 0);
     assert_eq!(summary["rate_limited"], 0);
     assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
@@ -166,7 +183,7 @@ fn evidence_records_who_what_and_the_identities_changed() {
     assert!(evidence.contains(&report_digest), "report SHA-256");
     assert!(evidence.contains("| unchanged | 1 |") && evidence.contains("| updated | 1 |"));
     assert!(
-        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | AWS aws-prod #1 | not a service account | service account (\"CI \\| deploy\") | input | not checked |"),
+        evidence.contains("| 1 | alice.nguyen | alice.nguyen@example.com | AWS aws-prod #1 | not a service account | service account (\"CI \\| deploy\") | input | yes |"),
         "{evidence}"
     );
     assert!(
@@ -188,7 +205,7 @@ fn evidence_records_who_what_and_the_identities_changed() {
 fn json_logs_are_one_object_per_event_with_the_run_id() {
     let sim = simulator(|_| {});
     let run = Apply::on(&sim)
-        .input("id,flag,reason\n1,true,a\n2,false,b\n")
+        .input("id,flag,reason\n1,true,a\n2,true,b\n")
         .args(["--log-format", "json", "--report", "r.csv"])
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -332,8 +349,13 @@ fn the_readme_command_runs_on_the_builtin_simulator() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&report);
     assert_eq!(rows.len(), 50);
-    assert!(rows.iter().all(|r| r["outcome"] == "updated"));
-    assert!(run.stderr.contains("updated 50"), "{}", run.stderr);
+    // Only the rows that differ from the simulator's state are sent, as plan shows.
+    assert_eq!(ids_with(&rows, "updated").len(), 8);
+    assert_eq!(ids_with(&rows, "unchanged").len(), 42);
+    assert!(rows
+        .iter()
+        .all(|r| r["outcome"] != "updated" || r["verified"] == "yes"));
+    assert!(run.stderr.contains("updated 8"), "{}", run.stderr);
 }
 
 #[test]
@@ -409,13 +431,24 @@ fn the_simulate_command_serves_the_api_and_stops_on_sigterm() {
 
 #[test]
 fn version_control_identities_use_their_own_paths() {
-    let server = TestServer::start(|seen, _| {
+    // The listing shows octocat marked once its PUT came: the check after the run reads it.
+    let marked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen_put = std::sync::Arc::clone(&marked);
+    let server = TestServer::scripted(move |seen, _| {
         if seen.method == "GET" {
+            let state = if seen_put.load(std::sync::atomic::Ordering::SeqCst) {
+                r#""2026-11-29T00:00:00.000Z","serviceAccountReason":"GitHub Actions bot""#
+            } else {
+                "null"
+            };
             Reply::json(
                 200,
-                r#"{"data":[{"id":3,"username":"octocat","serviceAccount":null}],"page":1,"limit":50,"total":1}"#,
+                &format!(
+                    r#"{{"data":[{{"id":3,"username":"octocat","serviceAccount":{state}}}],"page":1,"limit":50,"total":1}}"#
+                ),
             )
         } else {
+            seen_put.store(true, std::sync::atomic::Ordering::SeqCst);
             Reply::identity(seen.id().unwrap())
         }
     });
@@ -435,6 +468,7 @@ fn version_control_identities_use_their_own_paths() {
         vec![
             "GET /public/user-identities/version-control?page=1&limit=50".to_owned(),
             "PUT /public/user-identities/version-control/3/service-account".to_owned(),
+            "GET /public/user-identities/version-control?page=1&limit=50".to_owned(),
         ]
     );
 

@@ -225,16 +225,24 @@ fn undo_restores_the_previous_state() {
 }
 
 #[test]
-fn undo_requires_reconcile() {
+fn undo_works_without_reconcile() {
+    // apply always reads the state first, so the undo file needs no --reconcile: it holds
+    // the previous state of the row sent.
+    let sim = simulator(|_| {});
     let work = Workdir::new();
-    work.write("in.csv", "id,flag,reason\n1,true,a\n");
-    let run = Apply::offline()
+    let run = Apply::on(&sim)
         .within(&work)
-        .file("in.csv")
-        .args(["--simulate", "--undo", "u.csv"])
+        .input("id,flag,reason\n1,true,a\n")
+        .args(["--undo", "u.csv"])
         .run();
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--reconcile"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let undo: Vec<Vec<String>> = csv::Reader::from_path(work.path("u.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(undo.len(), 1, "{undo:?}");
+    assert_eq!(undo[0][0..2], ["1".to_owned(), "false".to_owned()]);
 }
 
 #[test]
@@ -264,7 +272,8 @@ fn rows_can_name_identities_by_username_or_email() {
     );
     assert_eq!(line(&rows, 2)["outcome"], "updated");
     assert_eq!(line(&rows, 3)["id"], "4");
-    assert_eq!(line(&rows, 3)["outcome"], "updated");
+    // bruno.nguyen's id 4 is already not a service account: nothing to send.
+    assert_eq!(line(&rows, 3)["outcome"], "unchanged");
     let ambiguous = line(&rows, 4);
     assert_eq!(ambiguous["outcome"], "invalid");
     assert!(
@@ -282,7 +291,7 @@ fn rows_can_name_identities_by_username_or_email() {
     );
     let mut applied: Vec<u64> = sim.applied().into_keys().collect();
     applied.sort();
-    assert_eq!(applied, vec![2, 4]);
+    assert_eq!(applied, vec![2]);
 
     // validate needs no network: such rows are checked for shape only.
     let run = Validate::offline().within(&work).file("in.csv").run();
@@ -391,4 +400,38 @@ fn an_id_missing_from_the_listing_whose_name_is_someone_else_is_invalid() {
         0,
         "nothing was sent"
     );
+}
+
+#[test]
+fn every_invalid_row_is_listed_in_one_run_and_the_counts_agree() {
+    // In the simulator, id 7 is a service account and id 80 is goran.smith. Line 2 is
+    // invalid on its own; line 3 only against Drata (a blank reason, and id 7 must be
+    // unmarked); line 4 too (id 80 is someone else's).
+    let sim = simulator(|_| {});
+    let input = "id,username,flag,reason\n1,,maybe,x\n7,,false,\n80,svc-deploy-80,true,deploy\n2,,true,fine\n";
+    let without_names = "id,flag,reason\n1,maybe,x\n7,false,\n2,true,fine\n";
+    for (csv, invalid) in [(input, 3_u8), (without_names, 2)] {
+        for command in [Plan::on(&sim), Apply::on(&sim)] {
+            let run = command.input(csv).summary().run();
+            assert_eq!(run.code, 2, "{}", run.stderr);
+            let rows = (invalid + 1).to_string();
+            assert!(
+                run.stderr.contains(&format!(
+                    "{invalid} of {rows} rows are invalid; nothing will be sent"
+                )),
+                "one list: {}",
+                run.stderr
+            );
+            for line in 2..=u64::from(invalid) + 1 {
+                assert!(
+                    run.stderr.contains(&format!("  line {line}, column ")),
+                    "line {line} listed: {}",
+                    run.stderr
+                );
+            }
+            assert_eq!(ids_with(&run.rows, "invalid").len(), usize::from(invalid));
+            assert_eq!(run.summary()["counts"]["invalid"], u64::from(invalid));
+        }
+    }
+    assert_eq!(sim.stats.puts.load(Ordering::Relaxed), 0, "nothing sent");
 }

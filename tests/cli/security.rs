@@ -124,7 +124,7 @@ fn the_api_key_appears_in_no_output() {
 fn the_key_leaks_nowhere_on_any_path_at_any_verbosity() {
     const KEY: &str = "sk-CANARY-91b2e7d4";
     // Success, 404, 500 then success, 429, a timeout, then a 401 that aborts the run.
-    let server = TestServer::start(|seen, _| match (seen.method.as_str(), seen.id()) {
+    let server = TestServer::scripted(|seen, _| match (seen.method.as_str(), seen.id()) {
         ("GET", _) => Reply::json(
             200,
             r#"{"data":[{"id":1},{"id":2},{"id":3},{"id":4},{"id":5},{"id":6}],"page":1,"limit":50,"total":6}"#,
@@ -384,8 +384,17 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
     let listing = format!(
         r#"{{"data":[{{"id":1,"username":"svc-{KEY}\u001b[2J\nline 99  id 7: forged","email":"{KEY}@example.com","serviceAccount":"2026-01-01T00:00:00Z","serviceAccountReason":"set by {KEY}","connection":{{"id":1,"clientType":"AWS\u001b[31m","clientAlias":"{KEY}"}}}}],"total":1}}"#
     );
-    let server = TestServer::start(move |seen, _| match seen.method.as_str() {
+    // Once the PUT came, the listing shows the identity unmarked, as Drata would: the check
+    // after the run finds it applied, and the undo file keeps its previous state.
+    let unmarked = listing.replace(
+        r#""serviceAccount":"2026-01-01T00:00:00Z""#,
+        r#""serviceAccount":null"#,
+    );
+    let put = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = TestServer::scripted(move |seen, _| match seen.method.as_str() {
+        "GET" if put.load(std::sync::atomic::Ordering::SeqCst) => Reply::json(200, &unmarked),
         "GET" => Reply::json(200, &listing),
+        _ if put.swap(true, std::sync::atomic::Ordering::SeqCst) => unreachable!("one PUT"),
         _ => Reply::json(
             200,
             &format!(r#"{{"id":1,"username":"{KEY}","email":"{KEY}@x","serviceAccount":"{KEY}"}}"#),
@@ -416,7 +425,11 @@ fn text_a_server_sends_is_scrubbed_of_the_key_and_cannot_forge_terminal_lines() 
         .key(KEY)
         .run();
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    assert_eq!(read_report(&work.path("a.csv"))[0]["outcome"], "updated");
+    let row = &read_report(&work.path("a.csv"))[0];
+    assert_eq!(
+        (row["outcome"].as_str(), row["verified"].as_str()),
+        ("updated", "yes")
+    );
     let everything = format!(
         "{}{}{}{}{}",
         plan.stdout,

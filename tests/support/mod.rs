@@ -21,7 +21,7 @@ pub use drata_svcacct::Rate;
 
 /// The report's columns, in order, as `docs/contract.md` fixes them: written out here so
 /// that a change in the code cannot silently change what the tests expect.
-const REPORT_COLUMNS: [&str; 16] = [
+const REPORT_COLUMNS: [&str; 20] = [
     "line",
     "id",
     "service_account",
@@ -38,6 +38,10 @@ const REPORT_COLUMNS: [&str; 16] = [
     "previous_reason",
     "kind",
     "api",
+    "source",
+    "verified",
+    "baseline_service_account",
+    "baseline_reason",
 ];
 
 pub use invoke::*;

@@ -40,6 +40,9 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Whether a PUT answered this way changed the server's state (what its listing shows
+    /// afterwards); `None`: when the answer is 2xx.
+    pub applied: Option<bool>,
 }
 
 impl Reply {
@@ -49,7 +52,15 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_owned(),
             delay: Duration::ZERO,
+            applied: None,
         }
+    }
+
+    /// Says whether the PUT answered this way changed the state, whatever the status: a
+    /// server that commits and then answers 502, or answers 200 without committing.
+    pub fn applied(mut self, applied: bool) -> Self {
+        self.applied = Some(applied);
+        self
     }
 
     /// A 200 with an identity like the API's, echoing the id.
@@ -80,11 +91,101 @@ type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 pub struct TestServer {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    state: Arc<Mutex<Applied>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// What the PUTs a server answered changed, as its own listing shows it.
+#[derive(Default)]
+struct Applied {
+    /// When false, the handler answers the listing too.
+    serves_listing: bool,
+    identities: std::collections::BTreeMap<u64, serde_json::Value>,
+    listings: usize,
+}
+
+impl Applied {
+    fn apply(&mut self, request: &Seen) {
+        let (Some(id), Ok(body)) = (
+            request.id(),
+            serde_json::from_str::<serde_json::Value>(&request.body),
+        ) else {
+            return;
+        };
+        let marked = body["serviceAccount"].as_bool().unwrap_or(false);
+        self.identities.insert(
+            id,
+            serde_json::json!({
+                "id": id,
+                "username": format!("user{id}"),
+                "serviceAccount": if marked { serde_json::json!("2026-11-29T00:00:00.000Z") } else { serde_json::Value::Null },
+                "serviceAccountReason": if marked { body["serviceAccountReason"].clone() } else { serde_json::Value::Null },
+            }),
+        );
+    }
+
+    /// A listing page of what was applied (50 a page).
+    fn page(&mut self, uri: &str) -> Reply {
+        self.listings += 1;
+        let number: usize = uri
+            .split(['?', '&'])
+            .find_map(|part| part.strip_prefix("page="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let items: Vec<&serde_json::Value> = self
+            .identities
+            .values()
+            .skip((number.max(1) - 1) * 50)
+            .take(50)
+            .collect();
+        let page = serde_json::json!({
+            "data": items, "page": number, "limit": 50, "total": self.identities.len(),
+        });
+        Reply::json(200, &page.to_string())
+    }
+}
+
 impl TestServer {
+    /// A server whose handler answers the PUTs; its listing shows what they applied
+    /// (nothing at first), so that `apply` reads a state before and checks it after.
     pub fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(handler, true)
+    }
+
+    /// A server whose handler answers every request, listing pages included.
+    pub fn scripted(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(handler, false)
+    }
+
+    /// Identities the server's own listing holds before any PUT: unmarked, `user{id}`.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn seed(self, ids: impl IntoIterator<Item = u64>) -> Self {
+        let mut state = self.state.lock().unwrap();
+        for id in ids {
+            state.identities.insert(
+                id,
+                serde_json::json!({"id": id, "username": format!("user{id}"), "serviceAccount": null}),
+            );
+        }
+        drop(state);
+        self
+    }
+
+    /// Listing pages the server answered itself.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn listings(&self) -> usize {
+        self.state.lock().unwrap().listings
+    }
+
+    fn serve(
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+        serves_listing: bool,
+    ) -> Self {
+        let state = Arc::new(Mutex::new(Applied {
+            serves_listing,
+            ..Applied::default()
+        }));
+        let applied = Arc::clone(&state);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let counter = Arc::new(AtomicUsize::new(0));
@@ -93,7 +194,8 @@ impl TestServer {
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let handler = Arc::clone(&handler);
                 let log = Arc::clone(&log);
-                let index = counter.fetch_add(1, Ordering::SeqCst);
+                let applied = Arc::clone(&applied);
+                let counter = Arc::clone(&counter);
                 async move {
                     let request = Seen {
                         at: Instant::now(),
@@ -107,8 +209,22 @@ impl TestServer {
                             .collect(),
                         body: String::from_utf8_lossy(&body).into_owned(),
                     };
-                    let reply = handler(&request, index);
-                    log.lock().unwrap().push(request);
+                    let listing = request.method == "GET" && request.path.contains("page=");
+                    let reply = {
+                        let mut state = applied.lock().unwrap();
+                        if listing && state.serves_listing {
+                            state.page(&request.path)
+                        } else {
+                            let index = counter.fetch_add(1, Ordering::SeqCst);
+                            let reply = handler(&request, index);
+                            let ok = (200..300).contains(&reply.status);
+                            if request.method == "PUT" && reply.applied.unwrap_or(ok) {
+                                state.apply(&request);
+                            }
+                            log.lock().unwrap().push(request);
+                            reply
+                        }
+                    };
                     if !reply.delay.is_zero() {
                         tokio::time::sleep(reply.delay).await;
                     }
@@ -139,6 +255,7 @@ impl TestServer {
         Self {
             url: format!("http://{addr}/public"),
             seen,
+            state,
             _stop: stop,
         }
     }

@@ -92,8 +92,10 @@ impl TestCa {
     }
 }
 
-/// A TLS server on 127.0.0.1:0 that answers every PUT with 200 and an identity. It counts
-/// TCP connections (each one a TLS handshake attempt) and records request lines.
+/// A TLS server on 127.0.0.1:0 that answers every PUT with 200 and an identity, and a
+/// listing of the identities its PUTs marked (so that `apply` reads a state before and
+/// checks it after). It counts TCP connections (each one a TLS handshake attempt) and
+/// records request lines.
 pub struct TlsServer {
     pub port: u16,
     connections: Arc<AtomicUsize>,
@@ -118,14 +120,16 @@ impl TlsServer {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (count, log) = (Arc::clone(&connections), Arc::clone(&requests));
+        let marked = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         let task = runtime().spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
+                let marked = Arc::clone(&marked);
                 tokio::spawn(async move {
                     // A refused handshake ends here: the client closed the connection.
                     if let Ok(tls) = acceptor.accept(tcp).await {
-                        serve_http(tls, log).await;
+                        serve_http(tls, log, marked).await;
                     }
                 });
             }
@@ -155,10 +159,14 @@ impl Drop for TlsServer {
     }
 }
 
-/// HTTP/1.1 keep-alive over one TLS stream: each request is read whole and answered with
-/// an identity echoing the id in its path.
-async fn serve_http<S>(stream: S, log: Arc<Mutex<Vec<String>>>)
-where
+/// HTTP/1.1 keep-alive over one TLS stream: each request is read whole; a listing page is
+/// answered with the identities marked so far (one page holds them all), any other request
+/// with an identity echoing the id in its path, marked.
+async fn serve_http<S>(
+    stream: S,
+    log: Arc<Mutex<Vec<String>>>,
+    marked: Arc<Mutex<std::collections::BTreeMap<u64, String>>>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut stream = BufReader::new(stream);
@@ -176,10 +184,28 @@ where
             .nth(1)
             .and_then(|id| id.parse::<u64>().ok())
             .unwrap_or(0);
+        let identity = |id: u64, reason: &str| {
+            serde_json::json!({
+                "id": id, "identityId": "x", "username": format!("user{id}"),
+                "email": format!("user{id}@example.com"),
+                "serviceAccount": "2026-11-29T00:00:00.000Z", "serviceAccountReason": reason,
+                "user": null, "connection": {"id": 1},
+            })
+        };
+        let answer = if request_line.starts_with("GET ") && request_line.contains("page=") {
+            let marked = marked.lock().unwrap();
+            let data: Vec<_> = marked.iter().map(|(id, r)| identity(*id, r)).collect();
+            serde_json::json!({"data": data, "page": 1, "limit": 50, "total": data.len()})
+                .to_string()
+        } else {
+            let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|b| b["serviceAccountReason"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "r".to_owned());
+            marked.lock().unwrap().insert(id, reason.clone());
+            identity(id, &reason).to_string()
+        };
         log.lock().unwrap().push(request_line);
-        let answer = format!(
-            r#"{{"id":{id},"identityId":"x","username":"user{id}","email":"user{id}@example.com","serviceAccount":"2026-11-29T00:00:00.000Z","serviceAccountReason":"r","user":null,"connection":{{"id":1}}}}"#
-        );
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()

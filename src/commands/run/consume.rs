@@ -11,20 +11,20 @@ use tokio::sync::mpsc;
 use crate::config::MaxFailures;
 use crate::engine::{Engine, RunControl};
 use crate::model::{Outcome, RecordFile, ReportRow, StopReason, Tally};
-use crate::output::{EvidenceRecorder, Progress, ReportWriter, UndoWriter};
+use crate::output::{Progress, ReportWriter, UndoWriter};
 
 /// Everything the consumer writes as rows finish.
 pub(super) struct Outputs {
     pub report: ReportWriter,
     pub undo: Option<UndoWriter>,
-    pub evidence: Option<EvidenceRecorder>,
 }
 
 impl Outputs {
-    /// Writes a row everywhere it belongs. A failing undo or evidence file is dropped
-    /// and stops the run, but never keeps a row out of the report.
+    /// Writes a row everywhere it belongs. A failing undo file is dropped and stops the
+    /// run, but never keeps a row out of the report. The evidence is written after the
+    /// check that follows the run.
     fn write(&mut self, row: &ReportRow, control: &RunControl) -> io::Result<()> {
-        if row.outcome == Outcome::Updated {
+        if may_be_applied(row) {
             match self.undo.as_mut().map(|undo| undo.write(row)) {
                 Some(Err(e)) => {
                     self.undo = None;
@@ -40,15 +40,18 @@ impl Outputs {
                 ),
                 Some(Ok(true)) | None => {}
             }
-            if let Some(Err(e)) = self.evidence.as_mut().map(|evidence| evidence.record(row)) {
-                self.evidence = None;
-                control.stop(StopReason::ReportFailed {
-                    file: RecordFile::Evidence,
-                    source: Arc::new(e),
-                });
-            }
         }
         self.report.write(row, SystemTime::now())
+    }
+}
+
+/// A row whose request may have changed Drata: answered 2xx, or left without an answer
+/// that proves it was refused (a timeout, a 5xx after the server may have committed).
+pub(super) fn may_be_applied(row: &ReportRow) -> bool {
+    match row.outcome {
+        Outcome::Updated => true,
+        Outcome::Failed => row.attempts > 0 && row.http_status.is_none_or(|s| s >= 500),
+        _ => false,
     }
 }
 
@@ -104,6 +107,10 @@ pub(super) struct Consumed {
     pub tally: Tally,
     /// Rows that are not in the report because it could not be written.
     pub unrecorded: u64,
+    /// Rows a request was sent for, for the check after the run and the evidence.
+    pub sent: Vec<ReportRow>,
+    /// Rows Drata changed since the export and the run left alone, for the evidence.
+    pub drifted: Vec<ReportRow>,
 }
 
 /// Consumes finished rows until every sender is gone; `engine`, when requests are sent,
@@ -117,6 +124,7 @@ pub(super) async fn consume(
 ) -> Consumed {
     let mut tally = Tally::default();
     let mut unrecorded = 0;
+    let (mut sent, mut drifted) = (Vec::new(), Vec::new());
     loop {
         // While no row arrives (a long pause), the display is still refreshed.
         let next = match progress.refresh_every() {
@@ -161,7 +169,17 @@ pub(super) async fn consume(
                 finished: tally.finished_requests(),
             });
         }
+        if row.attempts > 0 {
+            sent.push(row);
+        } else if row.outcome == Outcome::Drifted {
+            drifted.push(row);
+        }
     }
     progress.finish();
-    Consumed { tally, unrecorded }
+    Consumed {
+        tally,
+        unrecorded,
+        sent,
+        drifted,
+    }
 }

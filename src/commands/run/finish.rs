@@ -1,16 +1,23 @@
-//! The end of a run: the last guard of "rows in == rows out", the summary on standard
-//! error and in its file, the evidence record, and the exit code.
+//! The end of a run: the check of every row sent against the state read again, the last
+//! guard of "rows in == rows out", the summary on standard error and in its file, the
+//! evidence record, and the exit code.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::Run;
 use crate::config::{Mode, RunConfig};
+use crate::drata::CurrentState;
+use crate::engine;
 use crate::exit;
-use crate::model::{ConcurrencyFigures, LatencyFigures, StopReason, Tally};
+use crate::model::{
+    ConcurrencyFigures, LatencyFigures, Outcome, RecordFile, ReportRow, StopReason, Tally,
+};
 use crate::output::{
-    counts, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink, Summary,
+    counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink,
+    Summary, UndoWriter,
 };
 use crate::text::{sha256_file, shell_quote};
 
@@ -19,6 +26,11 @@ pub(super) struct Unwritten {
     pub report_path: PathBuf,
     pub summary: Option<Sink>,
     pub evidence: Option<(EvidenceRecorder, Sink)>,
+    pub undo: Option<UndoWriter>,
+    /// Rows a request was sent for, settled by the check after the run.
+    pub sent: Vec<ReportRow>,
+    /// Rows Drata changed since the export and the run left alone.
+    pub drifted: Vec<ReportRow>,
     /// A task that lost rows (a panic) ended.
     pub lost: bool,
     /// Rows that are not in the report because it could not be written.
@@ -38,7 +50,9 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
         let context = RunContext::current(command_line(), config.connect.kind.path_segment());
         let format = EvidenceFormat::for_path(path);
-        if let Err(e) = recorder.finish(file, format, &summary, &context) {
+        let written = record_evidence(recorder, &files.sent, &files.drifted)
+            .and_then(|recorder| recorder.finish(file, format, &summary, &context));
+        if let Err(e) = written {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
         }
     }
@@ -49,6 +63,132 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
         }
     }
     summary.exit_code
+}
+
+fn record_evidence(
+    mut recorder: EvidenceRecorder,
+    sent: &[ReportRow],
+    drifted: &[ReportRow],
+) -> std::io::Result<EvidenceRecorder> {
+    let mut changed: Vec<&ReportRow> = sent
+        .iter()
+        .filter(|row| row.outcome == Outcome::Updated)
+        .collect();
+    changed.sort_by_key(|row| (row.id(), row.line));
+    for row in changed {
+        recorder.record(row)?;
+    }
+    for row in drifted {
+        recorder.record_drift(row)?;
+    }
+    Ok(recorder)
+}
+
+/// After the PUTs, reads the state again (the same defensive listing) and checks every row
+/// sent: `verified` says whether Drata holds its desired state; a row applied behind
+/// errors is `updated`; a 2xx that Drata does not show is WARNed and fails the run; the
+/// undo file keeps every row sent unless the check shows it unapplied. Skipped with
+/// `--no-verify`, and when the run stopped (nothing more may be sent).
+pub(super) async fn verify(
+    config: &RunConfig,
+    run: &Run,
+    tally: &mut Tally,
+    files: &mut Unwritten,
+) {
+    if config.mode != Mode::Apply || files.sent.is_empty() {
+        return;
+    }
+    if !config.verify() {
+        tracing::info!(
+            rows = files.sent.len(),
+            "the rows sent were not checked (--no-verify)"
+        );
+        return;
+    }
+    if run.state_refused {
+        tracing::warn!(
+            rows = files.sent.len(),
+            "the state could not be read: the rows sent were not checked against Drata"
+        );
+        return;
+    }
+    let Some(session) = run.session.as_ref().filter(|_| !run.control.is_stopped()) else {
+        tracing::warn!(
+            rows = files.sent.len(),
+            "the run stopped: the rows sent were not checked against Drata"
+        );
+        return;
+    };
+    let listing = match engine::fetch(&session.engine).await {
+        Ok(listing) => listing,
+        Err(e) => {
+            tracing::warn!(
+                "the rows sent could not be checked: the state could not be read again ({e})"
+            );
+            return;
+        }
+    };
+    tracing::info!(
+        rows = files.sent.len(),
+        requests = listing.pages,
+        "state read again to check the rows sent"
+    );
+    let mut unapplied = HashSet::new();
+    for row in &mut files.sent {
+        let before = row.clone();
+        let applied = check_row(row, &listing.state);
+        if !applied {
+            unapplied.extend(row.id());
+        }
+        tally.remove_row(&before);
+        tally.add_row(row);
+        tally.add_check(row);
+    }
+    let checked: HashMap<u64, &ReportRow> = files.sent.iter().map(|row| (row.line, row)).collect();
+    if let Err(e) = rewrite_checked(&files.report_path, &checked) {
+        run.control.stop(StopReason::ReportFailed {
+            file: RecordFile::Report,
+            source: std::sync::Arc::new(e),
+        });
+    }
+    if let Some(undo) = files.undo.as_mut() {
+        if let Err(e) = undo.forget(&unapplied) {
+            tracing::error!("the undo file could not be written again: {e}");
+        }
+    }
+}
+
+/// Settles one row sent against the state read after the run; true when Drata holds the
+/// row's desired state.
+fn check_row(row: &mut ReportRow, state: &CurrentState) -> bool {
+    let current = row.id().and_then(|id| state.get(id));
+    let applied = current.is_some_and(|c| c.is_as_desired(row.flag == Some(true), &row.reason));
+    row.verified = Some(applied);
+    match (row.outcome, applied) {
+        (Outcome::Failed, true) => {
+            // Applied behind an error (a 502 after the commit, a timeout): it is done,
+            // and the report says what the API answered.
+            row.outcome = Outcome::Updated;
+            row.failure = None;
+            row.error = format!(
+                "applied (Drata shows it after the run), though the API answered: {}",
+                row.error
+            );
+            if let Some(current) = current {
+                row.identity = current.view();
+            }
+        }
+        (Outcome::Updated, false) => {
+            tracing::warn!(
+                line = row.line,
+                id = row.id(),
+                "answered 2xx, but Drata does not show the change after the run (verified=no)"
+            );
+            row.error = "answered 2xx, but Drata does not show the change after the run".to_owned();
+        }
+        _ => {}
+    }
+    applied
 }
 
 /// The command line as typed, shell-quoted (it never holds the key).
@@ -108,6 +248,8 @@ fn summarize(
         elapsed_seconds: (elapsed * 1000.0).round() / 1000.0,
         rows: tally.total(),
         counts: counts(tally),
+        verified: tally.verified(),
+        not_verified: tally.unverified_updates(),
         requests,
         retries,
         rate_limited,

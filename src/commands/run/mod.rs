@@ -6,6 +6,7 @@
 
 mod consume;
 mod planner;
+mod review;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,13 +24,14 @@ use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
 };
-use crate::input::{Record, PROBLEMS_SHOWN};
-use crate::model::{Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally};
-use crate::output::{
-    column_mapping_line, Change, EvidenceRecorder, InvalidRows, Progress, ReportWriter, RowProblem,
-    UndoWriter, CHANGES_SHOWN,
+use crate::input::{Problem, Record, PROBLEMS_SHOWN};
+use crate::model::{
+    Baseline, Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally,
 };
-use crate::text::plural;
+use crate::output::{
+    column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
+    ReportWriter, RowProblem, UndoWriter, CHANGES_SHOWN,
+};
 
 mod files;
 mod finish;
@@ -50,6 +52,8 @@ struct Run {
     listing: Option<Arc<Listing>>,
     /// Invalid rows and no `--skip-invalid`: nothing is sent.
     blocked: bool,
+    /// Drata refused the listing (403) and `--resend` went on without it.
+    state_refused: bool,
     /// Held until the run ends: a second `apply` of the same file is refused.
     _lock: Option<InputLock>,
 }
@@ -79,27 +83,29 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
         None => DoneRows::default(),
     };
     let files = create_files(&config, &run)?;
-    if config.reconcile() && !run.control.is_stopped() {
+    // What plan shows is what apply sends: both read the state first.
+    if !run.control.is_stopped() {
         if let (None, Some(session)) = (&run.listing, &run.session) {
-            run.listing = read_listing(session, &run.control).await;
+            run.listing = if config.resend() {
+                read_listing_unless_refused(session, &run.control, &mut run.state_refused).await
+            } else {
+                read_listing(session, &run.control).await
+            };
         }
     }
     let planner = Arc::new(Planner {
         mode: config.mode,
         scan: Arc::clone(&run.scan),
         done,
-        // Read for a lookup alone, the listing does not make a run reconcile.
-        listing: run.listing.clone().filter(|_| config.reconcile()),
+        listing: run.listing.clone(),
+        resend: config.resend(),
+        overwrite_drift: config.options.overwrite_drift,
     });
-    let changes = if config.mode == Mode::Plan
-        || config.options.max_changes.is_some()
-        || config.input.blank_false_reasons
-    {
-        preview(&config, &run, &planner).await
-    } else {
-        None
-    };
-    let (tally, files) = execute(&config, &run, planner, files).await?;
+    // What plan shows is what apply sends: both count the changes first, and find the
+    // rows invalid against the state before anything is sent.
+    let changes = preview(&config, &run, &planner).await;
+    let (mut tally, mut files) = execute(&config, &run, planner, files).await?;
+    finish::verify(&config, &run, &mut tally, &mut files).await;
     signals.abort();
     let code = finish::finish(&config, &run, tally, files);
     Ok(match changes {
@@ -118,6 +124,30 @@ async fn off_thread<T: Send + 'static>(
             source: std::io::Error::other(e.to_string()),
         })
     })
+}
+
+/// `apply --resend`: reads the listing as [`read_listing`] does, but when Drata refuses it
+/// (403) the run goes on without the state and says so: every valid row is sent, as
+/// `--resend` asks, with no previous state and no check after the run.
+async fn read_listing_unless_refused(
+    session: &Session,
+    control: &RunControl,
+    refused: &mut bool,
+) -> Option<Arc<Listing>> {
+    match engine::fetch_unless_refused(&session.engine).await {
+        Ok(Some(listing)) => Some(Arc::new(listing)),
+        Ok(None) => {
+            *refused = true;
+            tracing::warn!(
+                "the current state could not be read (403): --resend goes on without it; every valid row is sent; previous states are unknown (the undo file cannot restore them) and the rows sent are not checked"
+            );
+            None
+        }
+        Err(e) => {
+            control.stop(StopReason::StateUnavailable(StopSource::new(e)));
+            None
+        }
+    }
 }
 
 /// Reads the listing; when it cannot be had, the run stops (exit 3).
@@ -177,25 +207,27 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
     };
     let blocked = scan.invalid_rows > 0 && !config.options.skip_invalid;
-    if scan.invalid_rows > 0 {
-        config
-            .output
-            .console()
-            .invalid_rows(&invalid_rows(&input, &scan, blocked));
-    }
-    if blocked {
-        control.stop(StopReason::InvalidInput {
-            invalid_rows: scan.invalid_rows,
-        });
-    } else if session.is_none() {
+    // Even with invalid rows, the state is read: rows invalid only against it (a blank
+    // reason that must be sent) go in the same list, printed once it is read.
+    if session.is_none() {
         let connected = Session::connect(
             &config.connect,
             config.options.concurrency,
             scan.max_id,
             &control,
         )
-        .await?;
-        session = Some(connected);
+        .await;
+        match connected {
+            Ok(connected) => session = Some(connected),
+            // Nothing would be sent anyway: the rows found invalid offline are the list.
+            Err(e) if blocked => {
+                tracing::warn!("the rows could not be checked against Drata's state: {e}");
+                control.stop(StopReason::InvalidInput {
+                    invalid_rows: scan.invalid_rows,
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(Run {
         started,
@@ -208,27 +240,50 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         session,
         listing,
         blocked,
+        state_refused: false,
         _lock: lock,
     })
 }
 
-/// The first problems of an input and their count, for the console.
-fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) -> InvalidRows<'a> {
-    InvalidRows {
-        input: input.path(),
-        invalid_rows: scan.invalid_rows,
-        rows: scan.rows,
+/// Every invalid row of the input, found offline or against Drata's state, in one list:
+/// printed once, and, without `--skip-invalid`, nothing is sent. `late` is what the pass
+/// against the state found, when it ran.
+fn announce_invalid_rows(config: &RunConfig, run: &Run, late: Option<&Preview>) {
+    let (late_invalid, late_problems) = late.map_or((0, &[][..]), |preview| {
+        (preview.late_invalid, preview.late_problems.as_slice())
+    });
+    let invalid_rows = run.scan.invalid_rows + late_invalid;
+    if invalid_rows == 0 {
+        return;
+    }
+    let blocked = !config.options.skip_invalid;
+    let mut first: Vec<RowProblem<'_>> = run
+        .scan
+        .first_problems
+        .iter()
+        .map(|problem| RowProblem {
+            line: problem.line,
+            column: &problem.column,
+            message: &problem.message,
+        })
+        .chain(late_problems.iter().map(|problem| RowProblem {
+            line: problem.line,
+            column: &problem.column,
+            message: &problem.message,
+        }))
+        .collect();
+    first.sort_by_key(|problem| problem.line);
+    first.truncate(PROBLEMS_SHOWN);
+    config.output.console().invalid_rows(&InvalidRows {
+        input: run.input.path(),
+        invalid_rows,
+        rows: run.scan.rows,
         blocked,
-        first: scan
-            .first_problems
-            .iter()
-            .map(|problem| RowProblem {
-                line: problem.line,
-                column: &problem.column,
-                message: &problem.message,
-            })
-            .collect(),
-        problem_count: scan.problem_count,
+        first,
+        problem_count: run.scan.problem_count + late_invalid,
+    });
+    if blocked {
+        run.control.stop(StopReason::InvalidInput { invalid_rows });
     }
 }
 
@@ -236,6 +291,7 @@ fn invalid_rows<'a>(input: &'a InputFile, scan: &'a InputScan, blocked: bool) ->
 /// more without sending anything; stops the run past `--max-changes`.
 async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Option<u64> {
     if run.control.is_stopped() {
+        announce_invalid_rows(config, run, None);
         return None;
     }
     // The JSON plan and -v show every change; the text diff the first ones.
@@ -257,21 +313,35 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
     let preview = match counted {
         Ok(counted) => counted,
         Err(e) => {
+            announce_invalid_rows(config, run, None);
             run.control
                 .stop(StopReason::InputFailed(StopSource::new(e)));
             return None;
         }
     };
-    stop_for_late_problems(config, run, &preview);
-    let (changes, shown) = (preview.changes, preview.shown);
+    announce_invalid_rows(config, run, Some(&preview));
+    let (changes, shown) = (preview.changes, &preview.shown);
     // Standard output holds the summary or the evidence when either is `-`.
     let stdout_taken = [&config.options.summary_json, &config.options.evidence]
         .into_iter()
         .flatten()
         .any(|path| path.as_os_str() == "-");
-    if config.mode == Mode::Plan && !stdout_taken {
-        let console = config.output.console();
-        console.plan(config.plan.json, changes, run.scan.rows, &shown);
+    if config.mode == Mode::Plan && !stdout_taken && !run.control.is_stopped() {
+        let age = preview.exported_at.as_deref().map(|at| ExportAge {
+            exported_at: at,
+            now: SystemTime::now(),
+            changed: preview.changed_since_export,
+        });
+        config.output.console().plan(
+            config.plan.json,
+            &PlanView {
+                changes,
+                rows: run.scan.rows,
+                shown,
+                age,
+                diverged: &preview.diverged,
+            },
+        );
     }
     if let Some(limit) = config.options.max_changes.filter(|limit| changes > *limit) {
         run.control
@@ -287,8 +357,14 @@ struct Preview {
     shown: Vec<Change>,
     /// Rows valid on their own that the current state makes invalid (a `false` row
     /// without a reason whose identity is a service account): the first ones.
-    late_problems: Vec<(u64, String)>,
+    late_problems: Vec<Problem>,
     late_invalid: u64,
+    /// Drifted and conflicting rows, the first ones, with all three states.
+    diverged: Vec<ReportRow>,
+    /// Rows whose identity changed in Drata since the export.
+    changed_since_export: u64,
+    /// When the input was exported (its first `exportedAt` cell).
+    exported_at: Option<String>,
 }
 
 fn count_changes(
@@ -301,13 +377,21 @@ fn count_changes(
         let record = record?;
         let was_valid = matches!(record, Record::Valid(_));
         let decision = planner.decide(record);
+        if let Decision::Final(report) = &decision {
+            if matches!(report.outcome, Outcome::Drifted | Outcome::Conflict)
+                && preview.diverged.len() < shown_at_most
+            {
+                preview.diverged.push(report.clone());
+            }
+        }
+        preview.changed_since_export += u64::from(changed_since_export(&decision));
         if let (true, Decision::Final(report)) = (was_valid, &decision) {
             if report.outcome == Outcome::Invalid {
                 preview.late_invalid += 1;
                 if preview.late_problems.len() < PROBLEMS_SHOWN {
                     preview
                         .late_problems
-                        .push((report.line, report.error.clone()));
+                        .push(late_problem(report.line, &report.error));
                 }
             }
         }
@@ -319,34 +403,33 @@ fn count_changes(
             preview.shown.push(change);
         }
     }
+    preview.exported_at = reader.exported_at().map(str::to_owned);
     Ok(preview)
 }
 
-/// Rows the current state made invalid: said like any invalid row, and, without
-/// `--skip-invalid`, nothing is sent.
-fn stop_for_late_problems(config: &RunConfig, run: &Run, preview: &Preview) {
-    if preview.late_invalid == 0 {
-        return;
+/// True when the row carries a baseline and Drata no longer holds it.
+fn changed_since_export(decision: &Decision) -> bool {
+    let (baseline, previous) = match decision {
+        Decision::Send(job) => (job.row.baseline.as_ref(), job.previous.as_ref()),
+        Decision::Final(report) => (report.baseline.as_ref(), report.previous.as_ref()),
+    };
+    match (baseline, previous) {
+        (Some(baseline), Some(previous)) => Baseline::from(previous) != *baseline,
+        _ => false,
     }
-    let blocked = !config.options.skip_invalid;
-    tracing::warn!(
-        rows = preview.late_invalid,
-        "{} {} cannot be applied as the identities stand in Drata{}",
-        preview.late_invalid,
-        plural(preview.late_invalid, "row", "rows"),
-        if blocked {
-            "; nothing will be sent (fix them or pass --skip-invalid)"
-        } else {
-            " and will be skipped"
-        }
-    );
-    for (line, message) in &preview.late_problems {
-        tracing::warn!(line, problem = %message, "invalid row");
-    }
-    if blocked {
-        run.control.stop(StopReason::InvalidInput {
-            invalid_rows: run.scan.invalid_rows + preview.late_invalid,
-        });
+}
+
+/// A row the current state made invalid, as the input's problems are said: the
+/// planner's `column NAME: message` split in two.
+fn late_problem(line: u64, error: &str) -> Problem {
+    let (column, message) = error
+        .strip_prefix("column ")
+        .and_then(|rest| rest.split_once(": "))
+        .unwrap_or(("", error));
+    Problem {
+        line,
+        column: column.to_owned(),
+        message: message.to_owned(),
     }
 }
 
@@ -429,7 +512,7 @@ async fn execute(
         undo,
         evidence,
     } = files;
-    let mut outputs = outputs(config, run, report, undo);
+    let (mut outputs, recorder) = outputs(config, run, report, undo);
     let options = ConsumeOptions {
         max_failures: config.options.max_failures,
         run_id: run.run_id.clone(),
@@ -453,7 +536,10 @@ async fn execute(
         finish::Unwritten {
             report_path,
             summary,
-            evidence: outputs.evidence.zip(evidence),
+            evidence: recorder.zip(evidence),
+            undo: outputs.undo,
+            sent: consumed.sent,
+            drifted: consumed.drifted,
             lost,
             unrecorded: consumed.unrecorded,
         },
@@ -462,11 +548,19 @@ async fn execute(
 
 /// The report, and the undo and evidence recorders when they were asked for and can be
 /// made; one that cannot stops the run but never keeps a row out of the report.
-fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Undo>) -> Outputs {
+fn outputs(
+    config: &RunConfig,
+    run: &Run,
+    report: ReportWriter,
+    undo: Option<Undo>,
+) -> (Outputs, Option<EvidenceRecorder>) {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
-    let undo = undo.and_then(|undo| match undo {
-        Undo::Append(file, ids) => Some(UndoWriter::append(file, run_started, ids)),
-        Undo::New(file) => match UndoWriter::new(file, run_started) {
+    let undo = undo.and_then(|undo| {
+        let made = match undo {
+            Undo::Append(file, ids) => UndoWriter::append(file, run_started, ids),
+            Undo::New(file) => UndoWriter::new(file, run_started),
+        };
+        match made {
             Ok(undo) => Some(undo),
             Err(e) => {
                 run.control.stop(StopReason::ReportFailed {
@@ -475,10 +569,10 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
                 });
                 None
             }
-        },
+        }
     });
     let evidence = config.options.evidence.as_ref().and_then(|_| {
-        match EvidenceRecorder::new(config.reconcile() && run.listing.is_some()) {
+        match EvidenceRecorder::new(run.listing.is_some()) {
             Ok(recorder) => Some(recorder),
             Err(e) => {
                 run.control.stop(StopReason::ReportFailed {
@@ -489,9 +583,5 @@ fn outputs(config: &RunConfig, run: &Run, report: ReportWriter, undo: Option<Und
             }
         }
     });
-    Outputs {
-        report,
-        undo,
-        evidence,
-    }
+    (Outputs { report, undo }, evidence)
 }

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use super::review::review;
 use crate::config::Mode;
 use crate::engine::{Job, Listing};
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
-use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
+use crate::model::{Baseline, IdCell, Outcome, Previous, ReportRow, Review, Row, RowId};
 use crate::output::{Change, CurrentView};
 
 pub(super) enum Decision {
@@ -19,8 +20,12 @@ pub(super) struct Planner {
     pub mode: Mode,
     pub scan: Arc<InputScan>,
     pub done: DoneRows,
-    /// The current state, when the run compares with it (plan, `--reconcile`).
+    /// The current state, when it was read (always, but for `--resend` refused a listing).
     pub listing: Option<Arc<Listing>>,
+    /// `--resend`: rows Drata already holds are sent too.
+    pub resend: bool,
+    /// `--overwrite-drift`: conflicting rows are sent.
+    pub overwrite_drift: bool,
 }
 
 fn invalid(bad: InvalidRow) -> ReportRow {
@@ -119,9 +124,24 @@ impl Planner {
         };
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
         report.identity = current.view();
-        report.previous = Some(current.previous());
-        if current.is_as_desired(row.flag, &row.reason) {
-            return Decision::Final(report);
+        let previous = current.previous();
+        report.previous = Some(previous.clone());
+        let desired = Baseline::new(row.flag, &row.reason);
+        match review(row.baseline.as_ref(), &desired, &Baseline::from(&previous)) {
+            Review::Unchanged if !self.resend || row.reason.is_empty() => {
+                return Decision::Final(report)
+            }
+            Review::Drifted => {
+                report.outcome = Outcome::Drifted;
+                report.error = drift_message(&previous);
+                return Decision::Final(report);
+            }
+            Review::Conflict if !self.overwrite_drift => {
+                report.outcome = Outcome::Conflict;
+                report.error = conflict_message_of(&previous);
+                return Decision::Final(report);
+            }
+            Review::Unchanged | Review::Conflict | Review::Send => {}
         }
         if row.reason.is_empty() {
             let mut invalid = reason_missing();
@@ -137,7 +157,7 @@ impl Planner {
             Mode::Apply => Decision::Send(Job {
                 row,
                 id,
-                previous: Some(current.previous()),
+                previous: Some(previous),
             }),
         }
     }
@@ -152,6 +172,7 @@ impl Planner {
                     id: RowId::Id(report.id()?),
                     flag: report.flag?,
                     reason: report.reason.clone(),
+                    baseline: report.baseline.clone(),
                 },
                 report.id()?,
             ),
@@ -174,6 +195,29 @@ impl Planner {
             current,
         })
     }
+}
+
+/// A state in one phrase, for the report's error cell.
+fn state_text(state: &Previous) -> String {
+    match (state.marked, &state.reason) {
+        (true, Some(reason)) => format!("service account ({reason:?})"),
+        (true, None) => "service account (no reason)".to_owned(),
+        (false, _) => "not a service account".to_owned(),
+    }
+}
+
+fn drift_message(current: &Previous) -> String {
+    format!(
+        "changed in Drata since the export (now {}); the row was not edited, so nothing is sent and Drata's change is kept",
+        state_text(current)
+    )
+}
+
+fn conflict_message_of(current: &Previous) -> String {
+    format!(
+        "edited, but Drata also changed since the export (now {}); not sent (compare, then edit the row or pass --overwrite-drift)",
+        state_text(current)
+    )
 }
 
 fn not_found_message(listing: &Listing) -> &'static str {

@@ -1,6 +1,6 @@
 //! The evidence as Markdown: a header table, the counts, and the identities changed.
 
-use super::{escaped, Before, ChangedIdentity, Facts, State, Verification};
+use super::{escaped, Before, ChangedIdentity, DriftedIdentity, Facts, State, Verification};
 use crate::model::Previous;
 
 /// Escapes text for one Markdown table cell, capped as every echoed field is.
@@ -69,6 +69,7 @@ pub(super) fn digest_text(digest: &Option<String>) -> String {
 pub(super) fn render(facts: &Facts) -> String {
     let mut text = header(facts);
     text.push_str(&changes(&facts.changes));
+    text.push_str(&drift(&facts.drift));
     if facts.unrecorded_rows > 0 {
         text.push_str(&format!(
             "\n**{} {} NOT in the report named above**: it could not be written (a full disk?). Each was logged on standard error with its outcome; a resumed run sends them again. The report's SHA-256 lets a reviewer check that it is the file this record describes.\n",
@@ -170,8 +171,9 @@ fn changes(changes: &[ChangedIdentity]) -> String {
         text.push_str("No identity was changed by this run.\n");
         return text;
     }
+    let verified = changes.iter().filter(|c| c.verified == Some(true)).count();
     text.push_str(&format!(
-        "{} identities were updated (Drata answered 2xx), sorted by id.\n\n",
+        "{} identities were updated; {verified} of them verified: Drata's state, read again after the run, holds the change. Sorted by id.\n\n",
         changes.len()
     ));
     text.push_str("| id | username | email | connection | before | after | source | verified |\n");
@@ -187,6 +189,33 @@ fn changes(changes: &[ChangedIdentity]) -> String {
             cell(&describe(&change.after)),
             cell(&change.source),
             verified_text(change.verified),
+        ));
+    }
+    text
+}
+
+/// The identities Drata changed since the export on rows the reviewer left alone.
+fn drift(drift: &[DriftedIdentity]) -> String {
+    if drift.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "\n## Changed in Drata since the export (kept)\n\n{} identities were changed in Drata after the review file was exported, on rows the reviewer did not edit; the run left them as Drata has them.\n\n",
+        drift.len()
+    );
+    text.push_str("| id | username | at export | in Drata now |\n|---:|---|---|---|\n");
+    let state = |state: &Option<State>| {
+        state
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), describe)
+    };
+    for drifted in drift {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            drifted.id,
+            cell(&drifted.username),
+            cell(&state(&drifted.at_export)),
+            cell(&state(&drifted.now)),
         ));
     }
     text
