@@ -67,7 +67,7 @@ const HELP_WITH_EXAMPLES: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(
     name = "drata-svcacct",
-    version,
+    version = env!("DRATA_SVCACCT_VERSION"),
     about = "Apply a CSV of service-account decisions to Drata identities, safely and fast",
     after_help = EXAMPLES,
     help_template = HELP_WITH_EXAMPLES,

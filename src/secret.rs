@@ -263,6 +263,8 @@ fn loose_permissions_warning(path: &Path) -> Option<String> {
     })
 }
 
+/// Windows has no mode bits: the file is protected by its access list, which std cannot
+/// read; the contract's Platforms section says to keep it in the user's profile.
 #[cfg(not(unix))]
 fn loose_permissions_warning(_path: &Path) -> Option<String> {
     None

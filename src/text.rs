@@ -121,16 +121,22 @@ pub(crate) fn csv_text(cell: &str) -> &str {
     }
 }
 
-/// Quotes an argument for a POSIX shell when it needs it.
+/// Quotes an argument for the shell its user types the resume command into, when it needs
+/// it: a POSIX shell, or PowerShell on Windows (where a backslash is plain, `,` and `@` are
+/// not, and a quote inside quotes is doubled).
 pub(crate) fn shell_quote(arg: &str) -> String {
+    #[cfg(not(windows))]
+    let (plain_bytes, inner_quote) = (&b"-_./=:,@%+"[..], r"'\''");
+    #[cfg(windows)]
+    let (plain_bytes, inner_quote) = (&b"-_./=:\\"[..], "''");
     let plain = !arg.is_empty()
         && arg
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || plain_bytes.contains(&b));
     if plain {
         arg.to_owned()
     } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
+        format!("'{}'", arg.replace('\'', inner_quote))
     }
 }
 
@@ -169,10 +175,27 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(not(windows))]
     fn shell_quoting_handles_quotes() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a/b.csv"), "a/b.csv");
+        assert_eq!(
+            shell_quote(r"--report=C:\runs\r.csv"),
+            r"'--report=C:\runs\r.csv'"
+        );
+    }
+
+    #[test]
+    #[cfg(windows)]
+    fn powershell_quoting_keeps_drive_letters_and_backslashes_plain() {
+        assert_eq!(
+            shell_quote(r"--report=C:\runs\r.csv"),
+            r"--report=C:\runs\r.csv"
+        );
+        assert_eq!(shell_quote("it's"), "'it''s'");
+        assert_eq!(shell_quote("a,b.csv"), "'a,b.csv'");
+        assert_eq!(shell_quote(""), "''");
     }
 
     #[test]

@@ -960,6 +960,28 @@ mod tests {
     }
 
     #[test]
+    fn the_histogram_holds_latencies_from_zero_to_past_an_hour() {
+        let quantile_of = |latency| {
+            let mut run = Histogram::default();
+            run.record(latency);
+            run.quantile(0.5).unwrap()
+        };
+        assert!(quantile_of(Duration::ZERO) < Duration::from_nanos(100));
+        // 1 µs is the first bucket of its doubling, 1.1% wide.
+        let one = quantile_of(Duration::from_micros(1));
+        assert!(
+            one > Duration::from_nanos(1_000) && one < Duration::from_nanos(1_020),
+            "{one:?}"
+        );
+        // Beyond the last bucket (2^32 µs, 71 minutes): kept in it.
+        let longest = quantile_of(Duration::from_secs(10_000));
+        assert!(
+            longest > Duration::from_secs(4_200) && longest < Duration::from_secs(4_400),
+            "{longest:?}"
+        );
+    }
+
+    #[test]
     fn modes_and_answers_print_as_given() {
         assert_eq!(ConcurrencyMode::Auto.to_string(), "auto");
         let eight = ConcurrencyMode::Fixed(NonZeroUsize::new(8).unwrap());

@@ -395,6 +395,46 @@ mod tests {
         assert!(warned.may_be_incomplete());
     }
 
+    /// Every page of a listing over loopback, through the engine: the simulator's 120
+    /// identities are 3 pages of 50.
+    #[cfg(feature = "simulator")]
+    #[tokio::test]
+    async fn fetch_reads_pages_until_the_reader_stops() {
+        use crate::drata::{ApiClient, ClientOptions};
+        use crate::engine::{ConcurrencyMode, RetryPolicy};
+        use crate::simulator::{self, SimulatorConfig};
+        let sim = simulator::start(SimulatorConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            identities: 120,
+            token: "sim-token".to_owned(),
+            ..SimulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let client = ApiClient::new(
+            sim.base_url().parse().unwrap(),
+            &crate::secret::ApiKey::new("sim-token").unwrap(),
+            ClientOptions {
+                kind: crate::model::IdentityKind::Infrastructure,
+                timeout: std::time::Duration::from_secs(10),
+                connections: 1,
+                extra_roots: Vec::new(),
+            },
+        )
+        .unwrap();
+        let engine = Engine::new(
+            client,
+            crate::model::Rate::Unlimited,
+            std::num::NonZeroU32::MIN,
+            RetryPolicy::default(),
+            std::sync::Arc::default(),
+            ConcurrencyMode::Auto,
+        );
+        let listing = fetch(&engine).await.unwrap();
+        assert_eq!((listing.pages, listing.state.len()), (3, 120));
+        assert_eq!(listing.warnings, []);
+    }
+
     #[test]
     fn warnings_say_what_happened() {
         let said = [

@@ -309,6 +309,114 @@ mod tests {
         let slower = rate.on_rate_limited(start + MS(5_000), MS(1_000)).unwrap();
         // 32 accepted over 4 s of sending (the pause left out): 8/s, 90% of it is 7.2/s.
         assert!(slower >= MS(136) && slower <= MS(142), "{slower:?}");
+        assert_eq!(rate.reductions(), 2, "each storm counts once");
+    }
+
+    /// A rate limiter slowed to 200 ms by a storm (pause 0) at `start`.
+    fn after_a_storm(start: Instant) -> AdaptiveRate {
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        assert_eq!(rate.on_rate_limited(start, Duration::ZERO), Some(MS(200)));
+        rate
+    }
+
+    #[test]
+    fn a_storm_ends_exactly_one_second_after_its_pause() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        assert_eq!(rate.on_rate_limited(start, MS(1_000)), Some(MS(200)));
+        assert_eq!(rate.on_rate_limited(start + MS(1_999), MS(1_000)), None);
+        assert_eq!(
+            rate.on_rate_limited(start + MS(2_000), MS(1_000)),
+            Some(MS(400)),
+            "at pause + STORM_WINDOW a 429 is a new storm"
+        );
+    }
+
+    #[test]
+    fn five_successes_are_enough_to_measure_and_four_are_not() {
+        let start = Instant::now();
+        // Five accepted over 5 s: 1/s, 90% of it is one every 1.11 s.
+        let mut rate = after_a_storm(start);
+        for i in 1..=5 {
+            rate.on_success(start + MS(1_000 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(5_000), Duration::ZERO);
+        assert!(
+            slower.is_some_and(|s| s > MS(1_100) && s < MS(1_120)),
+            "{slower:?}"
+        );
+        // Four are too thin: the pace halves instead.
+        let mut rate = after_a_storm(start);
+        for i in 1..=4 {
+            rate.on_success(start + MS(1_000 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(5_000), Duration::ZERO);
+        assert_eq!(slower, Some(MS(400)));
+    }
+
+    #[test]
+    fn half_a_second_of_sending_is_enough_to_measure_and_less_is_not() {
+        let start = Instant::now();
+        // A storm, and within it a 429 that pauses until 1.5 s; at 1.5 s the next storm.
+        // Five accepted over 0.5 s of sending: 10/s, faster than the 200 ms pace, so the
+        // storm was a burst and the pace slows by a quarter.
+        let mut rate = after_a_storm(start);
+        assert_eq!(rate.on_rate_limited(start + MS(500), MS(1_000)), None);
+        for i in 1..=5 {
+            rate.on_success(start + MS(100 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(1_500), Duration::ZERO);
+        assert_eq!(slower, Some(MS(250)), "0.5 s of sending measures");
+        // The same over 0.2 s of sending measures nothing: the pace halves.
+        let mut rate = after_a_storm(start);
+        assert_eq!(rate.on_rate_limited(start + MS(200), MS(1_300)), None);
+        for i in 1..=5 {
+            rate.on_success(start + MS(40 * i));
+        }
+        let slower = rate.on_rate_limited(start + MS(1_500), Duration::ZERO);
+        assert_eq!(slower, Some(MS(400)), "0.2 s of sending is too short");
+    }
+
+    #[test]
+    fn a_measured_rate_equal_to_the_pace_is_a_burst() {
+        let start = Instant::now();
+        // Ten accepted over 1.8 s: 90% of it is exactly one every 200 ms, the pace in force.
+        let mut rate = after_a_storm(start);
+        for i in 1..=10 {
+            rate.on_success(start + MS(180 * i));
+        }
+        assert_eq!(
+            rate.on_rate_limited(start + MS(1_800), Duration::ZERO),
+            Some(MS(250))
+        );
+    }
+
+    #[test]
+    fn the_measure_keeps_successes_and_pauses_of_the_last_window_only() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        for i in 0..=10 {
+            rate.on_success(start + MS(3_000 * i));
+        }
+        // At 30 s, those at 20 s and later are kept (exactly 10 s old still counts).
+        assert_eq!(rate.successes.len(), 4);
+        rate.on_success(start + MS(31_000));
+        assert_eq!(rate.successes.len(), 5);
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        rate.on_success(start);
+        rate.on_success(start + MEASURE_WINDOW);
+        assert_eq!(rate.successes.len(), 2, "exactly a window old is kept");
+
+        // Pauses likewise: kept while they ended at most a window ago.
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        for i in 0..=10 {
+            rate.on_rate_limited(start + MS(3_000 * i), MS(100));
+        }
+        assert_eq!(rate.pauses.len(), 4, "{:?}", rate.pauses);
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        rate.on_rate_limited(start, Duration::ZERO);
+        rate.on_rate_limited(start + MEASURE_WINDOW, Duration::ZERO);
+        assert_eq!(rate.pauses.len(), 2, "exactly a window old is kept");
     }
 
     #[test]
@@ -378,6 +486,23 @@ mod tests {
             t += RECOVERY_STEP;
         }
         assert_eq!(rate.slowed_interval(), None, "back to the configured rate");
+    }
+
+    #[test]
+    fn recovering_to_exactly_the_configured_rate_hands_back_to_it() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(90)));
+        rate.on_rate_limited(start, Duration::ZERO);
+        // One recovery step from 100 ms is 90 ms, the configured interval itself.
+        rate.slowed = Some(MS(100));
+        let t = start + QUIET_PERIOD;
+        assert_eq!(rate.reserve(t), t);
+        assert_eq!(rate.slowed_interval(), None);
+        assert_eq!(
+            rate.reserve(t),
+            t,
+            "the limiter alone spaces requests again"
+        );
     }
 
     #[test]

@@ -209,6 +209,29 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_no_utf16_are_named_as_such() {
+        // "a", then a lone high surrogate before "b".
+        let bytes = [0xff, 0xfe, b'\n', 0, b'a', 0, 0x00, 0xd8, b'b', 0];
+        let mut out = Vec::new();
+        let refused = Transcoder::new(None)
+            .feed(&bytes, true, &mut out)
+            .unwrap_err();
+        let not_text = refused.into_inner().unwrap().downcast::<NotText>().unwrap();
+        assert_eq!((not_text.line, not_text.encoding), (2, "UTF-16LE"));
+    }
+
+    #[test]
+    fn windows_1252_is_refused_on_a_large_utf8_chunk() {
+        // Larger than the check's scratch buffer: it decodes in several rounds.
+        let utf8 = "1,Jürgen Müller\n".repeat(1_000);
+        let mut transcoder = Transcoder::new(Some(Encoding::Windows1252));
+        let refused = transcoder
+            .feed(utf8.as_bytes(), true, &mut Vec::new())
+            .unwrap_err();
+        assert!(refused.into_inner().unwrap().is::<AlreadyUtf8>());
+    }
+
+    #[test]
     fn windows_1252_is_refused_on_its_line_unless_declared() {
         let bytes = b"id,reason\n1,ok\n2,caf\xe9\n";
         assert_eq!(decode(bytes, None), Err(3));

@@ -1168,6 +1168,33 @@ mod tests {
         assert!(parse_id("'=1").is_err());
         assert!(parse_id("").is_err());
         assert!(parse_id("99999999999999999999999").is_err());
+        assert_eq!(parse_id("1.06E+0002"), Ok(106), "four exponent digits");
+        assert_eq!(parse_id("1E+1000").map_err(kind), Err("out of range"));
+        // No number: the error says so, not that it is out of range or a fraction.
+        for no_number in ["1E+10000", "1.2.3", "E5", "-3", ".5", "1e", "1ex", "'=1"] {
+            assert_eq!(
+                parse_id(no_number).map_err(kind),
+                Err("not an integer"),
+                "{no_number}"
+            );
+        }
+    }
+
+    fn kind(error: CellError) -> &'static str {
+        match error {
+            CellError::NotAnInteger(_) => "not an integer",
+            CellError::NotWhole(_) => "not whole",
+            CellError::IdOutOfRange(_) => "out of range",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn a_row_with_ids_but_no_flag_is_no_header() {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let data = "user_id,notes\nid,flag,reason\n1,y,a\n";
+        let reader = RowReader::new(data.as_bytes(), &options, "-").unwrap();
+        assert_eq!(reader.header_place(), (2, &[1u64][..]));
     }
 
     #[test]
@@ -1206,7 +1233,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("never means false"));
-        assert!(parse_flag("maybe").is_err());
+        assert_eq!(
+            parse_flag(" maybe ").unwrap_err().to_string(),
+            "\"maybe\" is not a flag (expected true/false, yes/no, y/n or 1/0)"
+        );
         assert!(parse_flag("").is_err());
     }
 

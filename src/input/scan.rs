@@ -260,8 +260,18 @@ mod hostile_input {
         })
     }
 
+    /// Cases per property: few by default, so that `cargo test --lib` stays a fast loop;
+    /// `PROPTEST_CASES` asks for more (CI runs 300, as these tests once always did).
+    fn cases(default: u32) -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default);
+        ProptestConfig::with_cases(cases)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(cases(32))]
 
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
@@ -272,6 +282,12 @@ mod hostile_input {
         fn csv_shaped_noise_never_panics(data in csv_like(), semicolon in any::<bool>()) {
             check(&data, if semicolon { b';' } else { b',' });
         }
+    }
+
+    proptest! {
+        // Each case is a few thousand columns read three times: a handful shows the width
+        // is no problem, the rest is CI's (`PROPTEST_CASES`).
+        #![proptest_config(cases(6))]
 
         #[test]
         fn thousands_of_columns(columns in 1usize..5000, rows in 0usize..5) {

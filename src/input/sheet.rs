@@ -568,6 +568,56 @@ mod tests {
         assert_eq!(cell_name("Review", 0, 7), "Review!A7");
         assert_eq!(cell_name("Old draft", 27, 2), "'Old draft'!AB2");
         assert_eq!(cell_name("S", 16_383, 1_048_576), "S!XFD1048576");
+        assert_eq!(cell_name("Q4_review", 25, 1), "Q4_review!Z1");
+        for (column, letters) in [(25, "Z"), (26, "AA"), (701, "ZZ"), (702, "AAA")] {
+            assert_eq!(column_letters(column), letters, "{column}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_ids_while_floating_point_holds_them_exactly() {
+        assert_eq!(
+            Cell::Number(9_007_199_254_740_991.0).problem(Role::Id),
+            None
+        );
+        assert!(Cell::Number(9_007_199_254_740_992.0)
+            .problem(Role::Id)
+            .is_some());
+    }
+
+    #[test]
+    fn dates_times_and_durations_read_as_the_sheet_shows_them() {
+        use calamine::ExcelDateTimeType::{DateTime, TimeDelta};
+        let at = |serial| Cell::of_date(&ExcelDateTime::new(serial, DateTime, false));
+        assert_eq!(at(0.5), Cell::Time("12:00:00".into()));
+        assert_eq!(at(1.0), Cell::Date("1900-01-01".into()));
+        assert_eq!(at(44_197.0), Cell::Date("2021-01-01".into()));
+        assert_eq!(at(44_197.75), Cell::Date("2021-01-01 18:00:00".into()));
+        assert_eq!(
+            Cell::of_date(&ExcelDateTime::new(1.5, TimeDelta, false)),
+            Cell::Duration("1.5".into())
+        );
+        assert_eq!(
+            Cell::of_iso("PT12H30M00S"),
+            Cell::Time("PT12H30M00S".into())
+        );
+        assert_eq!(Cell::of_iso("2023-03-15"), Cell::Date("2023-03-15".into()));
+    }
+
+    #[test]
+    fn an_xlsx_is_read_with_its_cell_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typed.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write_string(0, 0, "id").unwrap();
+        sheet.write_number(1, 0, 106).unwrap();
+        sheet.write_boolean(1, 1, true).unwrap();
+        workbook.save(&path).unwrap();
+        let sheet = read_sheet(&File::open(&path).unwrap(), None, u64::MAX).unwrap();
+        assert_eq!(sheet.rows[0].get(0), Some(&Cell::Text("id".into())));
+        assert_eq!(sheet.rows[1].get(0), Some(&Cell::Number(106.0)));
+        assert_eq!(sheet.rows[1].get(1), Some(&Cell::Bool(true)));
     }
 
     #[test]

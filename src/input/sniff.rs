@@ -85,6 +85,11 @@ mod tests {
                 second: b';'
             }
         );
-        assert!(tie.to_string().contains("pass --delimiter"), "{tie}");
+        assert_eq!(
+            tie.to_string(),
+            "line 1: cannot tell the delimiter: the header has as many ',' as ';'; pass --delimiter"
+        );
+        assert_eq!(shown(b'\t'), "tab");
+        assert_eq!(shown(b'|'), "'|'");
     }
 }

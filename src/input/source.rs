@@ -283,11 +283,18 @@ impl InputFile {
 /// True when the file starts with a workbook's signature (zip or OLE).
 fn starts_a_workbook(file: &File) -> bool {
     let mut start = [0u8; SIGNATURE_LEN];
-    #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_at(file, &mut start, 0).unwrap_or(0);
-    #[cfg(not(unix))]
-    let read = 0;
+    let read = read_at_start(file, &mut start);
     has_signature(&start[..read])
+}
+
+/// Reads the first bytes of `file` without moving its offset (positioned reads on every
+/// platform); 0 when it cannot be read, so the caller sees no signature.
+fn read_at_start(file: &File, start: &mut [u8]) -> usize {
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_at(file, start, 0);
+    #[cfg(windows)]
+    let read = std::os::windows::fs::FileExt::seek_read(file, start, 0);
+    read.unwrap_or(0)
 }
 
 /// Reads until `buffer` is full or the input ends; how many bytes were read.
@@ -311,10 +318,7 @@ fn is_utf8(file: &File, declared: Option<Encoding>) -> bool {
         return false;
     }
     let mut start = [0u8; 2];
-    #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_at(file, &mut start, 0).unwrap_or(0);
-    #[cfg(not(unix))]
-    let read = 0;
+    let read = read_at_start(file, &mut start);
     !(read == 2 && matches!(start, [0xff, 0xfe] | [0xfe, 0xff]))
 }
 
@@ -379,14 +383,18 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
 }
 
+/// Not measured on Windows (std has no call for it): a full disk fails the copy's write
+/// instead, with the system's message.
 #[cfg(not(unix))]
 fn free_bytes(_dir: &std::path::Path) -> Option<u64> {
     None
 }
 
 /// A lock held on the input file for as long as a run applies it, so that a second run
-/// on the same file is refused instead of sending every row twice. Advisory (`flock`):
-/// the kernel releases it when the process ends, however it ends.
+/// on the same file is refused instead of sending every row twice. `File::try_lock`:
+/// `flock` on Unix (advisory), `LockFileEx` on Windows (mandatory: other programs cannot
+/// read the file while a run holds it); the system releases it when the process ends,
+/// however it ends.
 #[derive(Debug)]
 pub(crate) struct InputLock {
     _file: File,
@@ -402,22 +410,14 @@ pub(crate) fn lock(source: &InputSource) -> Result<Option<InputLock>, InputError
         source,
     };
     let file = File::open(path).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for the duration of the call; flock has no
-        // other precondition.
-        let status = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if status != 0 {
-            let error = io::Error::last_os_error();
-            return Err(if error.kind() == io::ErrorKind::WouldBlock {
-                InputError::InUse {
-                    path: path.display().to_string(),
-                }
-            } else {
-                io(error)
-            });
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(InputError::InUse {
+                path: path.display().to_string(),
+            })
         }
+        Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
     }
     Ok(Some(InputLock { _file: file }))
 }

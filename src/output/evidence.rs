@@ -378,6 +378,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Windows names the account from %USERNAME% (contract, "Platforms").
     fn the_account_is_the_systems_name_of_the_uid() {
         // The test runs as some account; whatever $USER says, the name is the one the
         // user database gives for the uid.

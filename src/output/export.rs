@@ -264,7 +264,7 @@ mod tests {
             }),
             client_type: Some("AWS".to_owned()),
             client_alias: Some("aws-prod".to_owned()),
-            has_mfa: Some(id % 2 == 0),
+            has_mfa: Some(id.is_multiple_of(2)),
             suggestion: (id == 3).then(|| Suggestion {
                 clues: vec![Clue::NoLinkedUser, Clue::Name(vec!["svc", "deploy"])],
             }),

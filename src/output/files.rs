@@ -38,7 +38,9 @@ fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
 
 /// Creates a file readable by its owner only. Only a regular file is ever replaced, and
 /// only with `force`: a symlink, a FIFO, a device or a directory at `path` is refused
-/// even then, and a symlink is never followed.
+/// even then, and a symlink is never followed. On Windows the file takes the access list
+/// its folder passes on (in a user's profile: that user, SYSTEM and Administrators), and
+/// `create_new` refuses any name that exists, a link included.
 pub(crate) fn create_private_file(path: &Path, force: bool) -> io::Result<File> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
@@ -77,6 +79,13 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
             use std::os::unix::fs::MetadataExt;
             a.dev() == b.dev() && a.ino() == b.ino()
         }
+        // Windows: std has no stable file id; the same canonical path is the same file
+        // (two hard links to one file are not recognised).
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        ),
         _ => false,
     }
 }

@@ -453,7 +453,7 @@ impl Sim {
             (IdentityKind::VersionControl, 0) => (4, "GITHUB", "github-org"),
             (IdentityKind::VersionControl, _) => (5, "GITLAB", "gitlab-org"),
         };
-        let is_bot = id % 7 == 0;
+        let is_bot = id.is_multiple_of(7);
         // Automation accounts nobody marked yet, and people not linked to a Drata user:
         // what a review starting from `export` has to find.
         let unmarked_bot = !is_bot && id % 50 == 44;
@@ -489,7 +489,7 @@ impl Sim {
             "lastName": if human { json!(last) } else { Value::Null },
             "serviceAccount": stored.service_account_at,
             "serviceAccountReason": stored.reason,
-            "hasMfa": human && id % 4 != 0,
+            "hasMfa": human && !id.is_multiple_of(4),
             "isContractor": false,
             "user": user,
             "connection": {
@@ -499,7 +499,7 @@ impl Sim {
                 "state": "ACTIVE",
             },
             "connectedAt": connected_at(id),
-            "disconnectedAt": if id % 97 == 0 { json!(DISCONNECTED_AT) } else { Value::Null },
+            "disconnectedAt": if id.is_multiple_of(97) { json!(DISCONNECTED_AT) } else { Value::Null },
             "createdAt": "2025-06-01T12:00:00.000Z",
             "updatedAt": stored.service_account_at.clone().unwrap_or_else(|| "2025-06-01T12:00:00.000Z".to_owned()),
         })

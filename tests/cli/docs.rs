@@ -127,6 +127,8 @@ fn man_pages_keep_commands_and_options_whole() {
     assert!(!rendered.contains("--dry-run") && !rendered.contains("--progress-interval"));
 }
 
+// cron and /bin/sh are Unix's.
+#[cfg(unix)]
 #[test]
 fn the_cron_example_is_one_crontab_line_that_runs() {
     let work = Workdir::new();
@@ -420,6 +422,7 @@ fn render_man_page(page: &Path) -> Option<String> {
 
 /// A crontab command as cron runs it (crontab(5)): `\%` is a `%`, and an unescaped `%`
 /// ends the command, the rest going to its standard input.
+#[cfg(unix)]
 fn as_cron_reads_it(command: &str) -> (String, Option<String>) {
     let mut read = String::new();
     let mut chars = command.chars();
@@ -437,6 +440,7 @@ fn as_cron_reads_it(command: &str) -> (String, Option<String>) {
 }
 
 /// `date -u +%FT%H%M%SZ`: `2026-03-21T101530Z`.
+#[cfg(unix)]
 fn is_utc_stamp(stamp: &str) -> bool {
     let shape = stamp
         .chars()
@@ -445,6 +449,7 @@ fn is_utc_stamp(stamp: &str) -> bool {
     shape == "9999-99-99T999999Z"
 }
 
+#[cfg(unix)]
 fn set_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -478,6 +483,7 @@ fn run_shell(mut command: Command) -> Vec<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the shell");
+    #[cfg(unix)]
     let pid = child.id();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || sender.send(child.wait_with_output()));
@@ -485,7 +491,10 @@ fn run_shell(mut command: Command) -> Vec<u8> {
         Ok(output) => output.expect("wait for the shell"),
         Err(_) => {
             // SAFETY: kill(2) on the pid of the child this test started, not yet reaped.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            #[cfg(unix)]
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL)
+            };
             panic!("{command:?} did not finish within {SHELL_LIMIT:?}");
         }
     };

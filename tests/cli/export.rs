@@ -341,7 +341,7 @@ fn a_killed_export_leaves_nothing_under_the_final_name() {
         assert!(std::time::Instant::now() < deadline, "no request came");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    signal(&started.child, libc::SIGKILL);
+    started.child.kill().unwrap(); // SIGKILL on Unix, TerminateProcess on Windows
     let _ = started.child.wait();
     assert!(
         !work.path("exp.csv").exists(),

@@ -23,6 +23,7 @@ mod layers;
 mod network;
 mod operator;
 mod plan;
+mod platforms;
 mod reconcile;
 mod report;
 mod resume;
@@ -30,4 +31,6 @@ mod review;
 mod security;
 mod spreadsheets;
 mod tls;
+// The systemd units run the binary as another user (setpriv, chown): Linux only.
+#[cfg(unix)]
 mod units;

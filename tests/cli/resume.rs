@@ -2,6 +2,7 @@
 //! from a report cut short or left by a killed run.
 
 use std::sync::atomic::Ordering;
+#[cfg(unix)] // the signal tests' delays
 use std::time::Duration;
 
 use crate::support::*;

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use std::os::unix::fs::FileTypeExt;
-
 use crate::support::*;
 
 /// The reader's bound on one record: 1 MiB, as documented in `docs/` and named in the error
@@ -253,8 +251,11 @@ fn output_files_never_follow_or_replace_a_symlink_even_with_force() {
     assert_eq!(sim.stats.puts.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
+// FIFOs and /dev/null are Unix's.
+#[cfg(unix)]
 #[test]
 fn force_replaces_only_regular_files_never_devices_fifos_or_the_input() {
+    use std::os::unix::fs::FileTypeExt;
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n");

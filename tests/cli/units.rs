@@ -90,7 +90,7 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
     open(work.dir.path(), 0o755);
     // The binary where the dynamic user can run it.
     let binary = work.path("drata-svcacct");
-    std::fs::copy(BIN, &binary).unwrap();
+    std::fs::copy(bin(), &binary).unwrap();
     open(&binary, 0o755);
     // What systemd prepares: a state directory the user owns, credentials it can read.
     let state = work.path("state");

@@ -50,7 +50,16 @@ pub use run::*;
 pub use server::*;
 pub use tls::*;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_drata-svcacct");
+/// The binary under test: cargo's build, or the one `DRATA_SVCACCT_TEST_BIN` names (a
+/// release or cross-built binary, such as the static musl build).
+pub fn bin() -> &'static std::path::Path {
+    static BIN: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var_os("DRATA_SVCACCT_TEST_BIN")
+            .filter(|path| !path.is_empty())
+            .map_or_else(|| env!("CARGO_BIN_EXE_drata-svcacct").into(), Into::into)
+    })
+}
 pub const SIM_TOKEN: &str = "sim-token";
 
 /// One runtime for every server the tests start.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Apply, Finished, Invocation, RunningSimulator, TestServer, BIN};
+use super::{bin, Apply, Finished, Invocation, RunningSimulator, TestServer};
 
 /// A temporary working directory.
 pub struct Workdir {
@@ -70,7 +70,7 @@ const NETWORK_VARIABLES: [&str; 10] = [
 
 /// A command for the binary in `dir`, with a clean environment for our variables.
 pub fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin());
     for name in NETWORK_VARIABLES {
         command.env_remove(name);
     }

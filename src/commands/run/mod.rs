@@ -176,12 +176,14 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     tracing::debug!(input = %config.input.source.display(), "reading the input");
     // Reading the input blocks (standard input may never end): off the runtime thread,
     // so that Ctrl-C and SIGTERM are still heard.
+    let options = config.input.clone();
+    let input = Arc::new(off_thread(move || InputFile::open(&options, Access::Copy)).await?);
+    // Locked once copied: on Windows the lock is mandatory, and would keep the copy from
+    // reading the file through its own handle.
     let lock = match config.mode {
         Mode::Apply => input::lock(&config.input.source)?,
         Mode::Plan => None,
     };
-    let options = config.input.clone();
-    let input = Arc::new(off_thread(move || InputFile::open(&options, Access::Copy)).await?);
     let reader = input.reader(&config.input, None)?;
     tracing::info!(
         "{}",
