@@ -145,6 +145,7 @@ fn ids_beyond_two_to_the_53_are_left_out_of_an_export_and_named() {
 }
 
 /// The `.part` files in a directory: outputs being written, or left by a killed run.
+#[cfg(unix)]
 fn part_files(work: &Workdir) -> Vec<String> {
     std::fs::read_dir(work.dir.path())
         .unwrap()
