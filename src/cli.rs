@@ -295,6 +295,10 @@ struct ConnectArgs {
     /// First backoff ceiling in milliseconds (doubles per attempt, capped at 30 s)
     #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().base.as_millis() as u64, hide = true)]
     retry_base_ms: u64,
+
+    /// A Retry-After pause longer than this, in milliseconds, is announced and shown
+    #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().long_pause.as_millis() as u64, hide = true)]
+    long_pause_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -520,6 +524,7 @@ impl ConnectArgs {
         RetryPolicy {
             max_attempts: self.max_attempts.get(),
             base: Duration::from_millis(self.retry_base_ms.max(1)),
+            long_pause: Duration::from_millis(self.long_pause_ms),
             ..RetryPolicy::default()
         }
     }

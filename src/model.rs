@@ -394,6 +394,8 @@ impl Tally {
 pub(crate) struct Live {
     pub limit: usize,
     pub latency: LatencyFigures,
+    /// What is left of a long pause a server asked for (`Retry-After`), while it lasts.
+    pub paused: Option<std::time::Duration>,
 }
 
 /// The in-flight limit of a run. Field names are the summary's JSON schema.

@@ -14,7 +14,7 @@ use crate::engine::{self, watch_signals, RunControl, Signals};
 use crate::error::Error;
 use crate::exit;
 use crate::input::rules::{decide, RuleSet};
-use crate::model::StopReason;
+use crate::model::{StopReason, MAX_ID};
 use crate::output::{write_csv, xlsx_bytes, CreatedFile, ExportRow};
 use crate::suggest::{suggest, IdentityFacts, Peers};
 
@@ -55,6 +55,18 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
             return Err(Error::Listing(e.to_string()));
         }
     };
+    for (id, _) in listing
+        .state
+        .sorted()
+        .into_iter()
+        .filter(|(id, _)| !usable(*id))
+    {
+        tracing::warn!(
+            id,
+            "identity {id} is left out: its id is above {MAX_ID} (2^53 - 1), more than \
+             a JSON number holds exactly, and an input with it would be refused"
+        );
+    }
     let mut rows = export_rows(&listing.state, &config.filter, &exported_at);
     if let Some(rules) = &rules {
         name_rules(&mut rows, &listing.state, rules);
@@ -126,6 +138,12 @@ fn write_file(
     }
     .and_then(|()| file.sync_all())
     .map_err(failed)
+}
+
+/// True when an id can be sent back: JSON numbers hold integers exactly only up to
+/// 2^53 - 1, and the input refuses larger ids.
+fn usable(id: u64) -> bool {
+    id <= MAX_ID
 }
 
 /// Which connection an identity belongs to, for counting its neighbours.
@@ -208,7 +226,7 @@ pub(super) fn export_rows(
         }
     }
     all.into_iter()
-        .filter(|(_, current)| kept(filter, current))
+        .filter(|(id, current)| usable(*id) && kept(filter, current))
         .map(|(id, current)| {
             let marked = current.marked_at.is_some();
             // The counts of the connection, less this identity.
