@@ -48,7 +48,7 @@ Examples:
 
   Nightly cron job, quiet unless something fails: one crontab line (cron reads % as a newline,
   so it is written \\%)
-    15 3 * * * drata-svcacct apply /srv/svcacct/desired.csv --token-file /etc/drata/key --quiet --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
+    15 3 * * * drata-svcacct apply --rules /srv/svcacct/rules.toml --max-changes 50 --token-file /etc/drata/key --quiet --report /var/log/svcacct/$(date -u +\\%FT\\%H\\%M\\%SZ).csv --log-format json
 
   Try it without a Drata account
     drata-svcacct apply samples/quarterly-review.csv --simulate"
@@ -157,8 +157,13 @@ enum ManPage {
 struct InputArgs {
     /// The input to read: a CSV, a spreadsheet (.xlsx, .xlsm, .xls, .ods), or - for a CSV on
     /// standard input
-    #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    #[arg(value_name = "INPUT", required_unless_present = "rules")]
+    input: Option<PathBuf>,
+
+    /// Decide identities by the rules in this TOML file, as well as (or instead of) INPUT;
+    /// a row of INPUT wins over a rule for its identity
+    #[arg(long, value_name = "PATH")]
+    rules: Option<PathBuf>,
 
     /// Header of the id column [default: id]
     #[arg(long, value_name = "NAME")]
@@ -296,6 +301,10 @@ struct ConnectArgs {
     /// First backoff ceiling in milliseconds (doubles per attempt, capped at 30 s)
     #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().base.as_millis() as u64, hide = true)]
     retry_base_ms: u64,
+
+    /// A Retry-After pause longer than this, in milliseconds, is announced and shown
+    #[arg(long, value_name = "MS", default_value_t = RetryPolicy::default().long_pause.as_millis() as u64, hide = true)]
+    long_pause_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +351,10 @@ struct ExportArgs {
     /// Only identities not marked as service accounts, or only marked ones
     #[arg(long, value_enum)]
     only: Option<Only>,
+
+    /// Add a `rule` column: the rule of this TOML file that would decide each identity
+    #[arg(long, value_name = "PATH")]
+    rules: Option<PathBuf>,
 }
 
 const UPLOAD_EXAMPLES: &str = "\
@@ -441,7 +454,7 @@ struct SimulateArgs {
 impl InputArgs {
     fn into_options(self) -> InputOptions {
         InputOptions {
-            source: InputSource::from_arg(self.input),
+            source: self.input.map_or(InputSource::None, InputSource::from_arg),
             delimiter: self.delimiter,
             id_column: self.id_column,
             flag_column: self.flag_column,
@@ -455,6 +468,7 @@ impl InputArgs {
             encoding: self.encoding,
             sheet: self.sheet,
             header_row: self.header_row,
+            rules: self.rules,
         }
     }
 }
@@ -518,6 +532,7 @@ impl ConnectArgs {
         RetryPolicy {
             max_attempts: self.max_attempts.get(),
             base: Duration::from_millis(self.retry_base_ms.max(1)),
+            long_pause: Duration::from_millis(self.long_pause_ms),
             ..RetryPolicy::default()
         }
     }
@@ -577,6 +592,7 @@ impl ExportArgs {
                 connection: text(self.connection),
                 only: self.only,
             },
+            rules: self.rules,
             log,
         })
     }

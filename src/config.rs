@@ -461,6 +461,8 @@ pub(crate) struct ExportConfig {
     /// UTF-8 with a BOM and CRLF (CSV only).
     pub excel: bool,
     pub filter: ExportFilter,
+    /// `--rules`: the rules file whose decisions the `rule` column shows.
+    pub rules: Option<PathBuf>,
     pub log: OutputOptions,
 }
 

@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::config::ConfigError;
 use crate::drata::CaFileError;
 use crate::exit;
+use crate::input::rules::RulesError;
 use crate::input::{InputError, ResumeError};
 use crate::secret::KeyError;
 
@@ -21,6 +22,8 @@ pub enum Error {
     Input(#[from] InputError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]

@@ -32,6 +32,8 @@ pub(crate) struct Row {
     pub id: RowId,
     pub flag: bool,
     pub reason: String,
+    /// The rule that decided the row (`--rules`); `None` for a row of the input.
+    pub rule: Option<Arc<str>>,
     /// Drata's state when the file was exported (the export's `drataServiceAccount` and
     /// `drataReason`), when the row carries it: the review is then three-way.
     pub baseline: Option<Baseline>,
@@ -95,6 +97,11 @@ impl LinkRequest {
             Link::User(_) => self.user.map(Some),
         }
     }
+}
+
+/// Who decided a row, as the report's `source` says it: `input` or `rule:NAME`.
+pub(crate) fn source_text(rule: Option<&str>) -> String {
+    rule.map_or_else(|| "input".to_owned(), |name| format!("rule:{name}"))
 }
 
 /// A service-account state as the review compares it: flags as booleans, reasons
@@ -293,6 +300,8 @@ pub(crate) struct ReportRow {
     pub error: String,
     pub identity: IdentityView,
     pub previous: Option<Previous>,
+    /// The rule that decided the row; `None` for a row of the input.
+    pub rule: Option<Arc<str>>,
     /// The state at export, when the row carried it (drifted and conflicting rows show it).
     pub baseline: Option<Baseline>,
     /// After the run, whether Drata holds the row's desired state; `None` when not checked.
@@ -323,6 +332,7 @@ impl ReportRow {
             error: error.into(),
             identity: IdentityView::default(),
             previous: None,
+            rule: None,
             baseline: None,
             verified: None,
             link: None,
@@ -339,6 +349,7 @@ impl ReportRow {
             outcome,
             error,
         );
+        report.rule = row.rule.clone();
         report.baseline = row.baseline.clone();
         report.link = row.link.clone();
         report
@@ -449,6 +460,8 @@ impl Tally {
 pub(crate) struct Live {
     pub limit: usize,
     pub latency: LatencyFigures,
+    /// What is left of a long pause a server asked for (`Retry-After`), while it lasts.
+    pub paused: Option<std::time::Duration>,
 }
 
 /// The in-flight limit of a run. Field names are the summary's JSON schema.
@@ -685,6 +698,22 @@ pub(crate) enum LookupError {
     UsersUnread(String),
 }
 
+/// What a rule may look at of one identity (`input::rules`): the listing's facts,
+/// borrowed, so that deciding 50,000 identities copies nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Subject<'a> {
+    pub id: u64,
+    pub username: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub client_type: Option<&'a str>,
+    pub connection_alias: Option<&'a str>,
+    pub connection_id: Option<u64>,
+    /// Linked to a Drata user.
+    pub linked: bool,
+    /// Already a service account.
+    pub marked: bool,
+}
+
 /// Resolves a [`LookupKey`] to an id, and checks names given beside an id.
 pub(crate) trait Lookup: Send + Sync {
     fn resolve(&self, key: &LookupKey) -> Result<u64, LookupError>;
@@ -806,6 +835,7 @@ mod tests {
             id: RowId::Id(7),
             flag: true,
             reason: "r".to_owned(),
+            rule: None,
             baseline: None,
             link: None,
         };

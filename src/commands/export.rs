@@ -13,7 +13,8 @@ use crate::engine::ConcurrencyMode;
 use crate::engine::{self, watch_signals, RunControl, Signals};
 use crate::error::Error;
 use crate::exit;
-use crate::model::StopReason;
+use crate::input::rules::{decide, RuleSet};
+use crate::model::{StopReason, MAX_ID};
 use crate::output::{write_csv, xlsx_bytes, CreatedFile, ExportRow};
 use crate::suggest::{suggest, IdentityFacts, Peers};
 
@@ -34,6 +35,8 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
         }
         None => None,
     };
+    // A rules file is checked before any request.
+    let rules = config.rules.as_deref().map(RuleSet::load).transpose()?;
     // The listing is read one page at a time; a simulator's default identities will do.
     let one_page_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
     let session = Session::connect(&config.connect, one_page_at_a_time, 0, &control).await?;
@@ -52,13 +55,32 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
             return Err(Error::Listing(e.to_string()));
         }
     };
-    let rows = export_rows(&listing.state, &config.filter, &exported_at);
+    for (id, _) in listing
+        .state
+        .sorted()
+        .into_iter()
+        .filter(|(id, _)| !usable(*id))
+    {
+        tracing::warn!(
+            id,
+            "identity {id} is left out: its id is above {MAX_ID} (2^53 - 1), more than \
+             a JSON number holds exactly, and an input with it would be refused"
+        );
+    }
+    let mut rows = export_rows(&listing.state, &config.filter, &exported_at);
+    if let Some(rules) = &rules {
+        name_rules(&mut rows, &listing.state, rules);
+    }
     let suggested = rows.iter().filter(|r| r.suggestion.is_some()).count();
     let written = match file.as_mut() {
         Some(created) => write_file(created, &rows, &config),
-        None => {
-            write_csv(config.log.console().stdout(), &rows, config.excel).map_err(Error::Stdout)
-        }
+        None => write_csv(
+            config.log.console().stdout(),
+            &rows,
+            config.excel,
+            rules.is_some(),
+        )
+        .map_err(Error::Stdout),
     };
     written?;
     let to = match file {
@@ -97,8 +119,13 @@ fn write_file(
     };
     let file = created.file().map_err(failed)?;
     match config.format {
-        ExportFormat::Csv => write_csv(std::io::BufWriter::new(&mut *file), rows, config.excel),
-        ExportFormat::Xlsx => xlsx_bytes(rows).and_then(|(bytes, cut)| {
+        ExportFormat::Csv => write_csv(
+            std::io::BufWriter::new(&mut *file),
+            rows,
+            config.excel,
+            config.rules.is_some(),
+        ),
+        ExportFormat::Xlsx => xlsx_bytes(rows, config.rules.is_some()).and_then(|(bytes, cut)| {
             for id in cut {
                 tracing::warn!(
                     id,
@@ -111,6 +138,12 @@ fn write_file(
     }
     .and_then(|()| file.sync_all())
     .map_err(failed)
+}
+
+/// True when an id can be sent back: JSON numbers hold integers exactly only up to
+/// 2^53 - 1, and the input refuses larger ids.
+fn usable(id: u64) -> bool {
+    id <= MAX_ID
 }
 
 /// Which connection an identity belongs to, for counting its neighbours.
@@ -157,6 +190,25 @@ fn kept(filter: &ExportFilter, current: &Current) -> bool {
     }
 }
 
+/// The rule column: the rule that would decide each identity, whatever it would change;
+/// the count of identities no rule matches is logged.
+fn name_rules(rows: &mut [ExportRow], state: &CurrentState, rules: &RuleSet) {
+    let today = super::utc_date(std::time::SystemTime::now());
+    let mut unmatched = 0u64;
+    for row in rows.iter_mut() {
+        row.rule = state
+            .get(row.id)
+            .and_then(|current| decide(rules, &current.subject(row.id), &today))
+            .map(|decision| decision.rule.to_owned());
+        unmatched += u64::from(row.rule.is_none());
+    }
+    tracing::info!(
+        unmatched,
+        "{unmatched} of {} identities exported match no rule",
+        rows.len()
+    );
+}
+
 /// Every identity the filter keeps, sorted by id, with its suggestion. A connection's
 /// counts are over the whole listing, whatever the filter.
 pub(super) fn export_rows(
@@ -174,7 +226,7 @@ pub(super) fn export_rows(
         }
     }
     all.into_iter()
-        .filter(|(_, current)| kept(filter, current))
+        .filter(|(id, current)| usable(*id) && kept(filter, current))
         .map(|(id, current)| {
             let marked = current.marked_at.is_some();
             // The counts of the connection, less this identity.
@@ -206,6 +258,7 @@ pub(super) fn export_rows(
                 disconnected_at: details.disconnected_at.clone(),
                 has_mfa: details.has_mfa,
                 suggestion: suggest(&facts),
+                rule: None,
                 exported_at: exported_at.to_owned(),
             }
         })

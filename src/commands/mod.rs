@@ -10,6 +10,11 @@ mod simulate;
 mod upload;
 mod validate;
 
+/// The UTC date of a moment, `YYYY-MM-DD`: a rule's `{date}`.
+pub(crate) fn utc_date(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()[..10].to_owned()
+}
+
 use crate::config::{Command, OutputOptions};
 use crate::error::Error;
 

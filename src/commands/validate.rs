@@ -4,14 +4,28 @@ use std::io::Write;
 
 use crate::error::Error;
 use crate::exit;
+use crate::input::rules::RuleSet;
 use crate::input::{
-    self, conflict_message, Access, InputFile, InputOptions, InputScan, Problem, Record, RowReader,
-    RowStatus, SnapshotReader,
+    self, conflict_message, Access, InputFile, InputOptions, InputScan, InputSource, Problem,
+    Record, RowReader, RowStatus, SnapshotReader,
 };
 use crate::output::{column_mapping_line, Console};
 use crate::text::plural;
 
 pub(super) fn run(options: &InputOptions, console: &Console) -> Result<u8, Error> {
+    if let Some(path) = &options.rules {
+        let rules = RuleSet::load(path)?;
+        tracing::info!(
+            rules = rules.rules().len(),
+            "{}: {} {}, every one checked",
+            path.display(),
+            rules.rules().len(),
+            plural(rules.rules().len() as u64, "rule", "rules")
+        );
+        if options.source == InputSource::None {
+            return Ok(exit::for_validation(0));
+        }
+    }
     let input = InputFile::open(options, Access::InPlace)?;
     let scan = input::scan(&input, options, None)?;
     let mut reader = input.reader(options, None)?;

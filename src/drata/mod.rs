@@ -10,7 +10,7 @@ mod wire;
 pub(crate) use client::{
     ApiClient, Cause, ClientOptions, EvidenceForm, EvidenceItem, Failure, PAGE_LIMIT,
 };
-pub(crate) use state::{Current, CurrentState, Users};
+pub(crate) use state::{Added, Current, CurrentState, Users};
 pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;

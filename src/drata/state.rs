@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::wire::{Identity, User};
-use crate::model::{IdentityView, Link, Lookup, LookupError, LookupKey, Previous};
+use crate::model::{IdentityView, Link, Lookup, LookupError, LookupKey, Previous, Subject};
 use crate::text::printable;
 
 /// What Drata says about one identity now.
@@ -113,6 +113,20 @@ impl Current {
         }
     }
 
+    /// What a rule may look at of the identity.
+    pub(crate) fn subject(&self, id: u64) -> Subject<'_> {
+        Subject {
+            id,
+            username: self.username.as_deref(),
+            email: self.email.as_deref(),
+            client_type: self.details.client_type.as_deref(),
+            connection_alias: self.details.client_alias.as_deref(),
+            connection_id: self.details.connection_id,
+            linked: self.details.linked,
+            marked: self.marked_at.is_some(),
+        }
+    }
+
     /// What the report shows of the identity.
     pub(crate) fn view(&self) -> IdentityView {
         IdentityView {
@@ -167,14 +181,22 @@ impl CurrentState {
         state
     }
 
-    /// Adds an identity the listing showed; false when it has no id or its id was
-    /// already seen (a page repeated while Drata syncs): the first sighting stays.
-    pub(crate) fn add(&mut self, identity: Identity) -> bool {
-        let Some(id) = identity.id else { return false };
-        if self.by_id.contains_key(&id) {
-            return false;
-        }
+    /// Adds an identity the listing showed. An id seen before (a page repeated while
+    /// Drata syncs) is replaced by the later copy, the fresher read; a copy that differs
+    /// in what a run compares is [`Added::Conflicting`], for a warning.
+    pub(crate) fn add(&mut self, identity: Identity) -> Added {
+        let Some(id) = identity.id else {
+            return Added::NoId;
+        };
         let current = Current::from_identity(identity);
+        let added = match self.by_id.get(&id) {
+            None => Added::New,
+            Some(earlier) if !conflicts(earlier, &current) => return Added::Repeated,
+            Some(_) => {
+                self.unindex(id);
+                Added::Conflicting
+            }
+        };
         if let Some(username) = &current.username {
             self.by_username
                 .entry(username.clone())
@@ -188,8 +210,48 @@ impl CurrentState {
                 .push(id);
         }
         self.by_id.insert(id, current);
-        true
+        added
     }
+
+    /// Removes `id` from the username and email indexes, before a later copy replaces it.
+    fn unindex(&mut self, id: u64) {
+        let Some(earlier) = self.by_id.get(&id) else {
+            return;
+        };
+        let keys = [
+            (earlier.username.clone(), &mut self.by_username),
+            (
+                earlier.email.as_deref().map(str::to_lowercase),
+                &mut self.by_email,
+            ),
+        ];
+        for (key, index) in keys {
+            if let Some(ids) = key.and_then(|key| index.get_mut(&key)) {
+                ids.retain(|other| *other != id);
+            }
+        }
+    }
+}
+
+/// What adding an identity of the listing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// An id not seen before.
+    New,
+    /// An id seen before, in the same state: nothing changed.
+    Repeated,
+    /// An id seen before in another state (marked, reason or username differ): the
+    /// later copy replaced the earlier one.
+    Conflicting,
+    /// No readable id: skipped.
+    NoId,
+}
+
+/// True when two copies of one identity differ in what a run compares or shows.
+fn conflicts(earlier: &Current, later: &Current) -> bool {
+    earlier.marked_at != later.marked_at
+        || earlier.reason != later.reason
+        || earlier.username != later.username
 }
 
 /// Drata's users, the people identities are linked to, as the users listing showed
@@ -437,5 +499,42 @@ mod tests {
         let unmarked = Current::default();
         assert!(unmarked.is_as_desired(false, "anything"));
         assert!(!unmarked.is_as_desired(true, "CI"));
+    }
+
+    #[test]
+    fn a_repeated_id_in_another_state_is_replaced_by_the_later_copy() {
+        let mut state = CurrentState::default();
+        assert_eq!(
+            state.add(identity(5, "ci", "ci@example.com", "AWS")),
+            Added::New
+        );
+        assert_eq!(
+            state.add(identity(5, "ci", "ci@example.com", "AWS")),
+            Added::Repeated,
+            "the same state again is no conflict"
+        );
+        let mut marked = identity(5, "ci-bot", "ci@example.com", "AWS");
+        marked.service_account = Some("2026-01-01T00:00:00.000Z".into());
+        marked.service_account_reason = Some("CI".into());
+        assert_eq!(state.add(marked), Added::Conflicting);
+        let kept = state.get(5).unwrap();
+        assert_eq!(kept.username.as_deref(), Some("ci-bot"));
+        assert_eq!(kept.reason.as_deref(), Some("CI"));
+        assert_eq!(state.len(), 1);
+        // The indexes follow the copy kept: the old username names nobody now.
+        assert_eq!(state.resolve(&key(Some("ci-bot"), None, None)), Ok(5));
+        assert!(state.resolve(&key(Some("ci"), None, None)).is_err());
+        assert_eq!(
+            state.resolve(&key(None, Some("CI@example.com"), None)),
+            Ok(5)
+        );
+        assert_eq!(state.add(identity_without_id()), Added::NoId);
+    }
+
+    fn identity_without_id() -> Identity {
+        Identity {
+            id: None,
+            ..identity(1, "x", "x@example.com", "AWS")
+        }
     }
 }

@@ -81,6 +81,7 @@ impl InFlight {
         Live {
             limit: state.controller.limit(),
             latency: LatencyFigures::of(p50, p95),
+            paused: None,
         }
     }
 

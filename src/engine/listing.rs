@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::requests::{Ended, Engine, Request};
-use crate::drata::{CurrentState, Failure, Page, UserPage, Users, PAGE_LIMIT};
+use crate::drata::{Added, CurrentState, Failure, Page, UserPage, Users, PAGE_LIMIT};
 use crate::model::{Lookup, LookupError, LookupKey};
 
 /// With no usable `total`, paging stops here: 20,000 pages of 50 is a million
@@ -257,15 +257,20 @@ async fn read(engine: &Engine, request: Request) -> Result<Listing, ListingError
                 })
             }
         };
+        let mut new_ids = 0;
+        for identity in page.identities {
+            let id = identity.id;
+            match state.add(identity) {
+                Added::New => new_ids += 1,
+                Added::Conflicting => warn_conflicting(id),
+                Added::Repeated | Added::NoId => {}
+            }
+        }
         let facts = PageFacts {
             items: page.items,
             malformed: page.malformed,
             total: page.total,
-            new_ids: page
-                .identities
-                .into_iter()
-                .map(|identity| u64::from(state.add(identity)))
-                .sum(),
+            new_ids,
         };
         tracing::debug!(
             page = number,
@@ -354,6 +359,16 @@ pub(crate) async fn fetch_users(engine: &Engine) -> Result<Users, ListingError> 
         tracing::warn!("the users listing: {warning}");
     }
     Ok(users)
+}
+
+/// Says that an id came twice in different states, and which copy the run uses.
+fn warn_conflicting(id: Option<u64>) {
+    let id = id.unwrap_or_default();
+    tracing::warn!(
+        id,
+        "identity {id} is listed twice in different states (marked, reason or username \
+         differ); the later copy, the fresher read, is used"
+    );
 }
 
 #[cfg(test)]

@@ -61,6 +61,16 @@ impl PauseGate {
             .is_some_and(|end| end > Instant::now())
     }
 
+    /// What is left of the pause; `None` when there is none.
+    fn remaining(&self) -> Option<Duration> {
+        self.until
+            .lock()
+            .ok()
+            .and_then(|until| *until)
+            .map(|end| end.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
     pub(crate) async fn wait(&self) {
         loop {
             let until = self.until.lock().ok().and_then(|u| *u);
@@ -137,6 +147,8 @@ pub(crate) struct Engine {
     /// Slows below `--rate` while the server keeps answering 429.
     adaptive: Mutex<AdaptiveRate>,
     pause: PauseGate,
+    /// The end of the last long `Retry-After` pause, for the progress line.
+    long_pause: PauseGate,
     first: FirstAnswer,
     pub control: Arc<RunControl>,
     policy: RetryPolicy,
@@ -162,6 +174,7 @@ impl Engine {
             limiter: build_limiter(rate, burst),
             adaptive: Mutex::new(AdaptiveRate::new(rate.interval())),
             pause: PauseGate::default(),
+            long_pause: PauseGate::default(),
             first: FirstAnswer::default(),
             control,
             policy,
@@ -395,8 +408,9 @@ impl Engine {
             self.pause.pause_for(pause);
             self.slow_down(pause);
         }
-        if failure.retry_after.is_some() && delay > LONG_PAUSE {
+        if failure.retry_after.is_some() && delay > self.policy.long_pause {
             announce_pause(delay, failure.status());
+            self.long_pause.pause_for(delay);
         }
         tracing::debug!(
             what,
@@ -410,7 +424,10 @@ impl Engine {
 
     /// The in-flight limit and recent latencies, for the progress display.
     pub(crate) fn live(&self) -> Live {
-        self.inflight.live()
+        Live {
+            paused: self.long_pause.remaining(),
+            ..self.inflight.live()
+        }
     }
 
     /// The in-flight figures and latencies of the run, for the summary.
@@ -418,10 +435,6 @@ impl Engine {
         self.inflight.figures(self.mode.to_string())
     }
 }
-
-/// A `Retry-After` pause longer than this is announced at WARN: a run that stops for
-/// minutes in silence looks hung.
-const LONG_PAUSE: Duration = Duration::from_secs(10);
 
 /// Says at WARN how long the server asked the run to wait.
 fn announce_pause(delay: Duration, status: Option<u16>) {

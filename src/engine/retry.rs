@@ -17,6 +17,9 @@ pub(crate) struct RetryPolicy {
     pub cap: Duration,
     /// The longest `Retry-After` that is honoured.
     pub retry_after_cap: Duration,
+    /// A `Retry-After` pause longer than this is announced at WARN and shown on the
+    /// progress line: a run that stops for minutes in silence looks hung.
+    pub long_pause: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -26,6 +29,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             cap: Duration::from_secs(30),
             retry_after_cap: Duration::from_secs(300),
+            long_pause: Duration::from_secs(10),
         }
     }
 }

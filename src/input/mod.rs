@@ -13,6 +13,7 @@ mod evidence;
 pub(crate) mod records;
 mod resume;
 mod rows;
+pub(crate) mod rules;
 mod scan;
 mod sheet;
 mod sniff;
@@ -45,6 +46,8 @@ const ECHO_LIMIT: usize = 200;
 pub(crate) enum InputSource {
     Stdin,
     File(PathBuf),
+    /// No input file: `--rules` decides alone. Read as a header and no rows.
+    None,
 }
 
 impl InputSource {
@@ -61,6 +64,7 @@ impl InputSource {
     pub(crate) fn stem(&self) -> String {
         match self {
             InputSource::Stdin => "stdin".to_owned(),
+            InputSource::None => "rules".to_owned(),
             InputSource::File(path) => path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -72,6 +76,7 @@ impl InputSource {
     pub(crate) fn display(&self) -> String {
         match self {
             InputSource::Stdin => "-".to_owned(),
+            InputSource::None => "(no input: rules only)".to_owned(),
             InputSource::File(path) => path.display().to_string(),
         }
     }
@@ -106,6 +111,9 @@ pub(crate) struct InputOptions {
     pub sheet: Option<String>,
     /// `--header-row`: the header's line (1-based) [default: searched for].
     pub header_row: Option<u64>,
+    /// `--rules`: the rules file that decides identities beside (or instead of) the
+    /// input; read and checked by the command, before anything is sent.
+    pub rules: Option<PathBuf>,
 }
 
 impl InputOptions {
@@ -126,6 +134,7 @@ impl InputOptions {
             encoding: None,
             sheet: None,
             header_row: None,
+            rules: None,
         }
     }
 }

@@ -837,6 +837,7 @@ impl<R: Read> RowReader<R> {
                 id,
                 flag,
                 reason,
+                rule: None,
                 baseline,
                 link,
             }),

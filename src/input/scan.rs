@@ -134,6 +134,11 @@ impl InputScan {
         }
     }
 
+    /// True when a row of the input names the identity: it wins over any rule.
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.ids.contains_key(&id) || self.repeated_lines.contains_key(&id)
+    }
+
     /// Rows that will be sent: one per distinct, non-conflicting id.
     pub(crate) fn sendable_ids(&self) -> u64 {
         self.ids.values().filter(|e| !e.conflict()).count() as u64

@@ -49,8 +49,10 @@ impl InputFile {
         let (source, max_copy_mib, encoding) =
             (&options.source, options.max_copy_mib, options.encoding);
         let limit = max_copy_mib.saturating_mul(1024 * 1024);
-        let InputSource::File(file_path) = source else {
-            return Self::open_stdin(options, limit);
+        let file_path = match source {
+            InputSource::File(file_path) => file_path,
+            InputSource::Stdin => return Self::open_stdin(options, limit),
+            InputSource::None => return Self::open_empty(options),
         };
         let path = file_path.display().to_string();
         let io_error = |source| InputError::Io {
@@ -76,6 +78,25 @@ impl InputFile {
         Ok(Self {
             snapshot,
             path: source.display(),
+            sha256,
+            lines,
+            sheet: None,
+            header_logged: Arc::default(),
+        })
+    }
+
+    /// No input file (`--rules` alone): a header and no rows.
+    fn open_empty(options: &InputOptions) -> Result<Self, InputError> {
+        let path = options.source.display();
+        let (snapshot, sha256, lines) = Self::snapshot(
+            &mut &b"id,serviceAccount,serviceAccountReason\n"[..],
+            u64::MAX,
+            None,
+        )
+        .map_err(|e| Self::copy_error(e, &path, None))?;
+        Ok(Self {
+            snapshot,
+            path,
             sha256,
             lines,
             sheet: None,

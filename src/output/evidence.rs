@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::Sink;
 use super::summary::{FileDigest, Summary};
-use crate::model::{Link, Outcome, Previous, ReportRow};
+use crate::model::{source_text, Link, Outcome, Previous, ReportRow};
 
 pub(crate) use markdown::describe_previous;
 
@@ -24,6 +24,8 @@ pub(crate) struct RunContext {
     pub(crate) host: String,
     pub(crate) command_line: String,
     pub(crate) kind: &'static str,
+    /// `--rules`: the rules file and its SHA-256.
+    pub(crate) rules: Option<FileDigest>,
 }
 
 impl RunContext {
@@ -34,6 +36,7 @@ impl RunContext {
             host: host_name(),
             command_line,
             kind,
+            rules: None,
         }
     }
 }
@@ -147,7 +150,7 @@ pub(crate) struct ChangedIdentity {
     pub(crate) connection: String,
     pub(crate) before: Before,
     pub(crate) after: State,
-    /// What decided it: `input` (a row of the file).
+    /// What decided it: `input` (a row of the file) or `rule:NAME`.
     pub(crate) source: String,
     /// Whether the state read again after the run holds the change; `None` when not
     /// checked.
@@ -248,7 +251,7 @@ impl Facts {
             kind: context.kind,
             input: summary.input.clone(),
             report: summary.report.clone(),
-            rules: None,
+            rules: context.rules.clone(),
             exit_code: summary.exit_code,
             stopped: summary.stopped.clone(),
             rows: summary.rows,
@@ -325,7 +328,7 @@ impl EvidenceRecorder {
                 marked,
                 reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
             },
-            source: "input".to_owned(),
+            source: source_text(row.rule.as_deref()),
             verified: row.verified,
             link: row.link.as_ref().map(|wanted| {
                 let before = row.previous.as_ref().and_then(|p| p.link.clone());

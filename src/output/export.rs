@@ -30,6 +30,10 @@ pub(crate) const EXPORT_COLUMNS: [&str; 15] = [
     "exportedAt",
 ];
 
+/// With `--rules`: the rule that would decide the identity, placed before the baseline
+/// columns so that those stay the last ones.
+pub(crate) const RULE_COLUMN: &str = "rule";
+
 /// The first of the baseline columns, which the reviewer must not edit.
 const FIRST_BASELINE_COLUMN: usize = 11;
 
@@ -43,6 +47,9 @@ pub(crate) const SHEET_NAME: &str = "identities";
 const COLUMN_WIDTHS: [f64; 15] = [
     10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0, 20.0, 60.0, 32.0, 22.0,
 ];
+
+/// Width of the rule column, in characters.
+const RULE_WIDTH: f64 = 24.0;
 
 /// The byte-order mark Excel needs to read a CSV as UTF-8.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -64,6 +71,8 @@ pub(crate) struct ExportRow {
     pub disconnected_at: Option<String>,
     pub has_mfa: Option<bool>,
     pub suggestion: Option<Suggestion>,
+    /// With `--rules`: the rule that would decide the identity, if one matches.
+    pub rule: Option<String>,
     /// When the listing was read (RFC 3339), the same on every row.
     pub exported_at: String,
 }
@@ -133,6 +142,29 @@ impl ExportRow {
     }
 }
 
+/// The export's header: with `with_rule`, the rule column before the baseline.
+fn header_names(with_rule: bool) -> Vec<&'static str> {
+    let (edited, baseline) = EXPORT_COLUMNS.split_at(FIRST_BASELINE_COLUMN);
+    let rule = with_rule.then_some(RULE_COLUMN);
+    edited
+        .iter()
+        .copied()
+        .chain(rule)
+        .chain(baseline.iter().copied())
+        .collect()
+}
+
+impl ExportRow {
+    /// The row's cells in the order of [`header_names`].
+    fn row_cells(&self, with_rule: bool) -> Vec<String> {
+        let mut cells = self.cells().to_vec();
+        if with_rule {
+            cells.insert(FIRST_BASELINE_COLUMN, self.rule.clone().unwrap_or_default());
+        }
+        cells
+    }
+}
+
 fn bool_text(flag: bool) -> &'static str {
     if flag {
         "true"
@@ -141,8 +173,14 @@ fn bool_text(flag: bool) -> &'static str {
     }
 }
 
-/// Writes the rows as CSV, every text cell formula-safe; `excel` adds a BOM and CRLF.
-pub(crate) fn write_csv(mut out: impl Write, rows: &[ExportRow], excel: bool) -> io::Result<()> {
+/// Writes the rows as CSV, every text cell formula-safe; `excel` adds a BOM and CRLF;
+/// `with_rule` the rule column.
+pub(crate) fn write_csv(
+    mut out: impl Write,
+    rows: &[ExportRow],
+    excel: bool,
+    with_rule: bool,
+) -> io::Result<()> {
     if excel {
         out.write_all(UTF8_BOM)?;
     }
@@ -155,9 +193,10 @@ pub(crate) fn write_csv(mut out: impl Write, rows: &[ExportRow], excel: bool) ->
         .terminator(terminator)
         .buffer_capacity(64 * 1024)
         .from_writer(out);
-    csv.write_record(EXPORT_COLUMNS).map_err(io_error)?;
+    csv.write_record(header_names(with_rule))
+        .map_err(io_error)?;
     for row in rows {
-        let cells = row.cells();
+        let cells = row.row_cells(with_rule);
         csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
             .map_err(io_error)?;
     }
@@ -182,12 +221,12 @@ fn io_error(error: csv::Error) -> io::Error {
 /// text, a true/false drop-down on the flag column, wide reason and suggestion columns.
 /// Cells are typed strings, which a spreadsheet never runs as formulas.
 /// Also returns the ids whose rows had a cell cut to Excel's limit.
-pub(crate) fn xlsx_bytes(rows: &[ExportRow]) -> io::Result<(Vec<u8>, Vec<u64>)> {
+pub(crate) fn xlsx_bytes(rows: &[ExportRow], with_rule: bool) -> io::Result<(Vec<u8>, Vec<u64>)> {
     let build = || -> Result<(Vec<u8>, Vec<u64>), XlsxError> {
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(SHEET_NAME)?;
-        let cut = write_sheet(sheet, rows)?;
+        let cut = write_sheet(sheet, rows, with_rule)?;
         Ok((workbook.save_to_buffer()?, cut))
     };
     build().map_err(io::Error::other)
@@ -197,7 +236,11 @@ pub(crate) fn xlsx_bytes(rows: &[ExportRow]) -> io::Result<(Vec<u8>, Vec<u64>)> 
 const XLSX_CELL_CHARS: usize = 32_767;
 
 /// Writes the sheet; returns the ids of rows with a cell cut to [`XLSX_CELL_CHARS`].
-fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, XlsxError> {
+fn write_sheet(
+    sheet: &mut Worksheet,
+    rows: &[ExportRow],
+    with_rule: bool,
+) -> Result<Vec<u64>, XlsxError> {
     let mut cut_ids = Vec::new();
     let header = Format::new().set_bold();
     let as_text = Format::new().set_num_format("@");
@@ -206,13 +249,18 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
         .set_font_color(Color::RGB(0x59_59_59))
         .set_background_color(Color::RGB(0xE7_E6_E6));
     let grey_header = grey.clone().set_bold();
-    for (col, (name, width)) in EXPORT_COLUMNS.iter().zip(COLUMN_WIDTHS).enumerate() {
-        let baseline = col >= FIRST_BASELINE_COLUMN;
+    let mut widths = COLUMN_WIDTHS.to_vec();
+    if with_rule {
+        widths.insert(FIRST_BASELINE_COLUMN, RULE_WIDTH);
+    }
+    let first_baseline = FIRST_BASELINE_COLUMN + usize::from(with_rule);
+    for (col, (name, width)) in header_names(with_rule).into_iter().zip(widths).enumerate() {
+        let baseline = col >= first_baseline;
         let col = col as u16;
         sheet.write_string_with_format(
             0,
             col,
-            *name,
+            name,
             if baseline { &grey_header } else { &header },
         )?;
         sheet.set_column_width(col, width)?;
@@ -223,7 +271,7 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
     sheet.set_column_format(0, &as_text)?;
     for (index, row) in rows.iter().enumerate() {
         let at = index as u32 + 1;
-        for (col, cell) in row.cells().iter().enumerate() {
+        for (col, cell) in row.row_cells(with_rule).iter().enumerate() {
             let safe = crate::text::file_safe(cell);
             let cut = crate::text::cut_visibly(&safe, XLSX_CELL_CHARS);
             if cut.is_some() && cut_ids.last() != Some(&row.id) {
@@ -232,7 +280,7 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
             let cell = cut.as_deref().unwrap_or(&safe);
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
-            } else if col >= FIRST_BASELINE_COLUMN {
+            } else if col >= first_baseline {
                 sheet.write_string_with_format(at, col as u16, cell, &grey)?;
             } else if !cell.is_empty() {
                 sheet.write_string(at, col as u16, cell)?;
@@ -240,7 +288,7 @@ fn write_sheet(sheet: &mut Worksheet, rows: &[ExportRow]) -> Result<Vec<u64>, Xl
         }
     }
     let last_row = (rows.len() as u32).max(1);
-    let last_col = EXPORT_COLUMNS.len() as u16 - 1;
+    let last_col = (EXPORT_COLUMNS.len() + usize::from(with_rule)) as u16 - 1;
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last_row, last_col)?;
     let flag = DataValidation::new()
@@ -296,7 +344,7 @@ mod tests {
     fn csv_cells_are_formula_safe_and_excel_gets_a_bom_and_crlf() {
         let rows = [row(2), row(3), row(7)];
         let mut plain = Vec::new();
-        write_csv(&mut plain, &rows, false).unwrap();
+        write_csv(&mut plain, &rows, false, false).unwrap();
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
@@ -313,7 +361,7 @@ mod tests {
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();
-        write_csv(&mut excel, &rows, true).unwrap();
+        write_csv(&mut excel, &rows, true, false).unwrap();
         assert!(excel.starts_with(UTF8_BOM));
         let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
         assert_eq!(excel.matches("\r\n").count(), 4);
@@ -344,7 +392,7 @@ mod tests {
     fn a_closed_pipe_stays_a_closed_pipe_wherever_it_is_met() {
         let rows: Vec<ExportRow> = (1..=10_000).map(row).collect();
         for room in [0, 10, 70_000, 300_000] {
-            let error = write_csv(ClosedAfter { room }, &rows, false).unwrap_err();
+            let error = write_csv(ClosedAfter { room }, &rows, false, false).unwrap_err();
             assert_eq!(
                 error.kind(),
                 io::ErrorKind::BrokenPipe,
@@ -367,10 +415,10 @@ mod tests {
 
     #[test]
     fn a_workbook_is_a_zip() {
-        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)]).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)], false).unwrap();
         assert!(bytes.starts_with(b"PK\x03\x04"));
         assert!(cut.is_empty());
-        assert!(xlsx_bytes(&[]).unwrap().0.starts_with(b"PK"));
+        assert!(xlsx_bytes(&[], false).unwrap().0.starts_with(b"PK"));
     }
 
     #[test]
@@ -378,7 +426,7 @@ mod tests {
         use calamine::{Reader, Xlsx};
         let mut long = row(7);
         long.username = Some(format!("\u{202e}{}", "n".repeat(40_000)));
-        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)]).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)], false).unwrap();
         assert_eq!(cut, vec![7], "the identity is named");
         let mut workbook = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
         let sheet = workbook.worksheet_range(SHEET_NAME).unwrap();

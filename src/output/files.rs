@@ -95,6 +95,8 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 #[derive(Debug)]
 pub(crate) enum Sink {
     File(File),
+    /// Written beside its final name and renamed to it by [`Sink::finish`].
+    Staged(CreatedFile),
     Stdout,
 }
 
@@ -102,6 +104,7 @@ impl io::Write for Sink {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Sink::File(file) => file.write(bytes),
+            Sink::Staged(created) => created.file()?.write(bytes),
             Sink::Stdout => Stdout.write(bytes),
         }
     }
@@ -109,18 +112,23 @@ impl io::Write for Sink {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::File(file) => file.flush(),
+            Sink::Staged(created) => created.file()?.flush(),
             Sink::Stdout => Stdout.flush(),
         }
     }
 }
 
 impl Sink {
-    /// Flushes, and hands a file to the disk.
+    /// Flushes, and hands a file to the disk; a staged file then takes its final name.
     pub(crate) fn finish(mut self) -> io::Result<()> {
         use std::io::Write;
         self.flush()?;
         match self {
             Sink::File(file) => file.sync_all(),
+            Sink::Staged(mut created) => {
+                created.file()?.sync_all()?;
+                created.keep().map(drop)
+            }
             Sink::Stdout => Ok(()),
         }
     }

@@ -22,6 +22,6 @@ pub(crate) use plan::{
     column_mapping_line, Change, CurrentView, ExportAge, LinkChange, PlanView, CHANGES_SHOWN,
 };
 pub(crate) use progress::Progress;
-pub(crate) use report::{rewrite_checked, ReportWriter};
+pub(crate) use report::{checked_key, rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, FileDigest, Summary};
 pub(crate) use undo::{UndoWriter, UNDO_HEADER, UNDO_HEADER_LINKS};

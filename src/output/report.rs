@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::model::{IdCell, IdentityKind, Link, ReportRow};
+use crate::model::{source_text, IdCell, IdentityKind, Link, ReportRow};
 use crate::text::echoed;
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
@@ -101,7 +101,12 @@ impl ReportWriter {
 
     /// Writes one row and hands it to the OS at once, so a killed run keeps it.
     pub(crate) fn write(&mut self, row: &ReportRow, finished_at: SystemTime) -> io::Result<()> {
-        let line = row.line.to_string();
+        // A rule's row has no line of the input.
+        let line = match row.rule {
+            Some(_) => String::new(),
+            None => row.line.to_string(),
+        };
+        let source = source_text(row.rule.as_deref());
         let id = id_text(&row.id);
         let status = row.http_status.map(|s| s.to_string()).unwrap_or_default();
         let attempts = row.attempts.to_string();
@@ -137,8 +142,7 @@ impl ReportWriter {
             &text(&previous_reason),
             self.kind.path_segment(),
             &self.api,
-            // Rows are decided by the input; rules, when they come, name themselves.
-            "input",
+            &source,
             verified_text(row.verified),
             flag_text(baseline_flag),
             baseline_reason,
@@ -151,11 +155,21 @@ impl ReportWriter {
     }
 }
 
-/// Writes the report again with the rows the check after the run settled (by line): their
-/// outcome, error, what Drata shows and `verified`; every other cell as it was. The new
-/// file replaces the old one at once (a private temporary file, renamed), so a report is
-/// always whole.
-pub(crate) fn rewrite_checked(path: &Path, checked: &HashMap<u64, &ReportRow>) -> io::Result<()> {
+/// How [`rewrite_checked`] finds a row sent in the report: its line and id (a rule's row
+/// has line 0, an empty cell in the report, and one row per id).
+pub(crate) fn checked_key(row: &ReportRow) -> Option<(u64, u64)> {
+    let line = if row.rule.is_some() { 0 } else { row.line };
+    row.id().map(|id| (line, id))
+}
+
+/// Writes the report again with the rows the check after the run settled (by
+/// [`checked_key`]): their outcome, error, what Drata shows and `verified`; every other
+/// cell as it was. The new file replaces the old one at once (a private temporary file,
+/// renamed), so a report is always whole.
+pub(crate) fn rewrite_checked(
+    path: &Path,
+    checked: &HashMap<(u64, u64), &ReportRow>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -169,10 +183,16 @@ pub(crate) fn rewrite_checked(path: &Path, checked: &HashMap<u64, &ReportRow>) -
     let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
     for record in reader.records() {
         let mut cells: Vec<String> = record?.iter().map(str::to_owned).collect();
-        let row = cells
-            .first()
-            .and_then(|line| line.parse::<u64>().ok())
-            .and_then(|line| checked.get(&line));
+        // A rule's row has an empty line: 0, as in `checked_key`.
+        let line = cells.first().map(|line| match line.as_str() {
+            "" => Some(0),
+            line => line.parse::<u64>().ok(),
+        });
+        let id = cells.get(1).and_then(|id| id.parse::<u64>().ok());
+        let row = match (line.flatten(), id) {
+            (Some(line), Some(id)) => checked.get(&(line, id)),
+            _ => None,
+        };
         if let (Some(row), true) = (row, cells.len() == COLUMNS.len()) {
             let settled = [
                 ("outcome", row.outcome.as_str().to_owned()),

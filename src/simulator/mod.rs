@@ -99,8 +99,8 @@ const UNMARKED_BOT_NAMES: [&str; 5] = [
     "deploy-bot",
     "ci-runner",
     "github-actions",
-    "jenkins",
-    "backup-agent",
+    "terraform-ci",
+    "backup-bot",
 ];
 const SEEDED_AT: &str = "2026-01-15T09:30:00.000Z";
 /// When the identities the simulator shows as disconnected (`id % 97 == 0`) went away.

@@ -232,15 +232,15 @@ fn a_hidden_sheet_is_read_only_when_named_in_any_case() {
         "the hidden sheet is not applied: {}",
         applied.stderr
     );
-    // Rows are reported as they finish: compared as a set.
-    let mut sent = ids_with(&rows, "updated");
-    sent.sort_unstable();
-    let sent: Vec<String> = sent.iter().map(u64::to_string).collect();
-    assert_eq!(sent, ["6", "44"], "only what the sheet shows is sent");
-    let mut updated: Vec<&std::collections::HashMap<String, String>> =
-        rows.iter().filter(|r| r["outcome"] == "updated").collect();
-    updated.sort_by_key(|r| r["id"].parse::<u64>().unwrap_or(0));
-    let sent_reasons: Vec<&str> = updated.iter().map(|r| r["reason"].as_str()).collect();
+    // The report holds rows in the order they finished: compare them by id.
+    let mut sent: Vec<(u64, &str)> = rows
+        .iter()
+        .filter(|r| r["outcome"] == "updated")
+        .map(|r| (r["id"].parse().unwrap(), r["reason"].as_str()))
+        .collect();
+    sent.sort();
+    let (ids, sent_reasons): (Vec<u64>, Vec<&str>) = sent.into_iter().unzip();
+    assert_eq!(ids, [6, 44], "only what the sheet shows is sent");
     // The reason sent is the cell as written, its `'` kept; the report, a CSV, protects a
     // leading `'` with one more, which its reader removes.
     assert_eq!(sent_reasons, ["2024", "''=not a formula"]);

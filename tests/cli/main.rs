@@ -30,6 +30,7 @@ mod reconcile;
 mod report;
 mod resume;
 mod review;
+mod rules;
 mod security;
 mod spreadsheets;
 mod tls;

@@ -71,6 +71,17 @@ fn exec_start(binary: &Path) -> String {
     )
 }
 
+/// The ids the simulator applied a PUT to, sorted.
+fn applied_ids(sim: &RunningSimulator) -> Vec<u64> {
+    let mut ids: Vec<u64> = sim.applied().into_keys().collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The night's rules in the service's test: two of the simulator's unmarked bots.
+const NIGHTLY_RULES: &str = "[[rule]]\nname = \"bots\"\nservice_account = true\n\
+    reason = \"bot {username}\"\n[rule.match]\nusername = \"^(deploy-bot-44|ci-runner-94)$\"\n";
+
 #[test]
 fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
     // SAFETY: geteuid has no preconditions.
@@ -102,7 +113,7 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
     }
     for (name, text) in [
         ("drata-key", SIM_TOKEN.to_owned()),
-        ("desired.csv", rows_csv(1, 5)),
+        ("rules.toml", NIGHTLY_RULES.to_owned()),
     ] {
         let path = credentials.join(name);
         std::fs::write(&path, text).unwrap();
@@ -130,7 +141,7 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(sim.applied().len(), 5, "every row reached the simulator");
+    assert_eq!(applied_ids(&sim), [44, 94], "decided by the rules");
     let day = std::fs::read_dir(&state)
         .unwrap()
         .next()

@@ -9,7 +9,11 @@ use super::{Finished, RunningSimulator, REPORT_COLUMNS};
 
 /// A parsed report: one map per row, keyed by column name.
 pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut reader = csv::Reader::from_path(path).expect("report");
+    // Flexible: a run stopped by a full disk may leave its last row cut short.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .expect("report");
     let headers = reader.headers().unwrap().clone();
     assert_eq!(
         headers.iter().collect::<Vec<_>>(),

@@ -125,7 +125,20 @@ pub(super) async fn consume(
     let mut tally = Tally::default();
     let mut unrecorded = 0;
     let (mut sent, mut drifted) = (Vec::new(), Vec::new());
-    while let Some(row) = rows.recv().await {
+    loop {
+        // While no row arrives (a long pause), the display is still refreshed.
+        let next = match progress.refresh_every() {
+            Some(every) => tokio::time::timeout(every, rows.recv()).await,
+            None => Ok(rows.recv().await),
+        };
+        let row = match next {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(_) => {
+                progress.update(&tally, || engine.map(Engine::live));
+                continue;
+            }
+        };
         let written = unrecorded == 0 && {
             match outputs.write(&row, control) {
                 Ok(()) => true,

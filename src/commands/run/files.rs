@@ -39,6 +39,15 @@ impl Pending {
             Pending::Stdout => Ok(Sink::Stdout),
         }
     }
+
+    /// A file written whole at the end (the summary, the evidence): it stays under its
+    /// temporary name until [`Sink::finish`] renames it.
+    fn staged(self) -> Sink {
+        match self {
+            Pending::File(file) => Sink::Staged(file),
+            Pending::Stdout => Sink::Stdout,
+        }
+    }
 }
 
 fn output_error(what: &'static str, path: &Path, message: &str) -> Error {
@@ -125,9 +134,17 @@ fn create(config: &RunConfig, path: &Path, what: &'static str) -> Result<Pending
     if CreatedFile::is_stdout(path) {
         return Ok(Pending::Stdout);
     }
+    // The summary and the evidence are written whole at the end: beside their final
+    // name until then, so that a run killed before leaves nothing half-made under it.
+    let whole_at_the_end = matches!(what, "summary" | "evidence file");
     let mut candidate = path.to_owned();
     for _ in 0..100 {
-        match CreatedFile::create(&candidate, config.options.force) {
+        let created = if whole_at_the_end {
+            CreatedFile::staged(&candidate, config.options.force)
+        } else {
+            CreatedFile::create(&candidate, config.options.force)
+        };
+        match created {
             Ok(file) => return Ok(Pending::File(file)),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AlreadyExists
@@ -282,7 +299,6 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         Pending::File(file) => file.path().to_owned(),
         Pending::Stdout => PathBuf::from("-"),
     };
-    let keep = |file: Option<Pending>| file.map(Pending::keep).transpose();
     let kept = (|| -> std::io::Result<_> {
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
@@ -291,12 +307,17 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         let undo = match undo {
             Some(UndoTarget::New(pending)) => match pending.keep()? {
                 Sink::File(file) => Some(Undo::New(file)),
-                Sink::Stdout => None,
+                Sink::Staged(_) | Sink::Stdout => None,
             },
             Some(UndoTarget::Append(file, ids)) => Some(Undo::Append(file, ids)),
             None => None,
         };
-        Ok((writer, keep(summary)?, undo, keep(evidence)?))
+        Ok((
+            writer,
+            summary.map(Pending::staged),
+            undo,
+            evidence.map(Pending::staged),
+        ))
     })()
     .map_err(|source| Error::Output {
         what: "report",

@@ -16,8 +16,8 @@ use crate::model::{
     ConcurrencyFigures, LatencyFigures, Outcome, RecordFile, ReportRow, StopReason, Tally,
 };
 use crate::output::{
-    counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext, Sink,
-    Summary, UndoWriter,
+    checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
+    Sink, Summary, UndoWriter,
 };
 use crate::text::{sha256_file, shell_quote};
 
@@ -40,15 +40,19 @@ pub(super) struct Unwritten {
 pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritten) -> u8 {
     // The last guard of "rows in == rows out": a lost row (a panic, an unreadable input)
     // makes the run fail loudly instead of looking complete.
-    if tally.total() != run.scan.rows || files.lost {
+    if tally.total() != run.rows() || files.lost {
         run.control.stop(StopReason::RowsLost {
             reported: tally.total(),
-            rows: run.scan.rows,
+            rows: run.rows(),
         });
     }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
-        let context = RunContext::current(command_line(), config.connect.kind.path_segment());
+        let mut context = RunContext::current(command_line(), config.connect.kind.path_segment());
+        context.rules = config.input.rules.as_ref().map(|path| FileDigest {
+            path: path.display().to_string(),
+            sha256: sha256_file(path),
+        });
         let format = EvidenceFormat::for_path(path);
         let written = record_evidence(recorder, &files.sent, &files.drifted)
             .and_then(|recorder| recorder.finish(file, format, &summary, &context));
@@ -144,7 +148,11 @@ pub(super) async fn verify(
         tally.add_row(row);
         tally.add_check(row);
     }
-    let checked: HashMap<u64, &ReportRow> = files.sent.iter().map(|row| (row.line, row)).collect();
+    let checked: HashMap<(u64, u64), &ReportRow> = files
+        .sent
+        .iter()
+        .filter_map(|row| checked_key(row).map(|key| (key, row)))
+        .collect();
     if let Err(e) = rewrite_checked(&files.report_path, &checked) {
         run.control.stop(StopReason::ReportFailed {
             file: RecordFile::Report,

@@ -7,6 +7,7 @@
 mod consume;
 mod planner;
 mod review;
+mod rules;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,6 +24,7 @@ use crate::engine::{
 };
 use crate::error::Error;
 use crate::exit;
+use crate::input::rules::{RuleSet, RulesError};
 use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
@@ -35,6 +37,9 @@ use crate::output::{
     column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
     ReportWriter, RowProblem, UndoWriter, CHANGES_SHOWN,
 };
+use crate::text::plural;
+
+use self::rules::{RuleRow, RuleRows};
 
 mod files;
 mod finish;
@@ -61,6 +66,17 @@ struct Run {
     state_refused: bool,
     /// Held until the run ends: a second `apply` of the same file is refused.
     _lock: Option<InputLock>,
+    /// `--rules`: checked before anything is sent.
+    rules: Option<Arc<RuleSet>>,
+    /// What the rules decided, once the listing was read.
+    rule_rows: Option<Arc<RuleRows>>,
+}
+
+impl Run {
+    /// Rows of the run: the input's, and those the rules decided.
+    fn rows(&self) -> u64 {
+        self.scan.rows + self.rule_rows.as_ref().map_or(0, |r| r.rows.len() as u64)
+    }
 }
 
 impl Run {
@@ -97,6 +113,15 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
                 read_listing(session, &run.control).await
             };
         }
+    }
+    if let (Some(rule_set), Some(listing)) = (&run.rules, &run.listing) {
+        let today = super::utc_date(run.started_at);
+        run.rule_rows = Some(Arc::new(rules::rule_rows(
+            rule_set,
+            &listing.state,
+            &run.scan,
+            &today,
+        )));
     }
     let planner = Arc::new(Planner {
         mode: config.mode,
@@ -194,6 +219,7 @@ async fn read_users(session: &Session, control: &RunControl) -> Option<Arc<Users
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    let rules = load_rules(config)?;
     tracing::debug!(input = %config.input.source.display(), "reading the input");
     // Reading the input blocks (standard input may never end): off the runtime thread,
     // so that Ctrl-C and SIGTERM are still heard.
@@ -277,7 +303,25 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         blocked,
         state_refused: false,
         _lock: lock,
+        rules,
+        rule_rows: None,
     })
+}
+
+/// A rules file, checked whole before the input is read and anything is sent; a mass
+/// unmarking needs an explicit `--max-changes` to be applied.
+fn load_rules(config: &RunConfig) -> Result<Option<Arc<RuleSet>>, Error> {
+    let Some(path) = &config.input.rules else {
+        return Ok(None);
+    };
+    let rules = RuleSet::load(path)?;
+    if config.mode == Mode::Apply && config.options.max_changes.is_none() {
+        if let Some(rule) = rules.mass_unmarking() {
+            let rule = rule.to_owned();
+            return Err(RulesError::MassUnmarking { rule }.into());
+        }
+    }
+    Ok(Some(Arc::new(rules)))
 }
 
 /// Every invalid row of the input, found offline or against Drata's state, in one list:
@@ -342,8 +386,16 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
             run.lookup.clone(),
         );
         let planner = Arc::clone(planner);
-        off_thread(move || count_changes(input.reader(&options, lookup)?, &planner, shown_at_most))
-            .await
+        let rule_rows = run.rule_rows.clone();
+        off_thread(move || {
+            let mut preview =
+                count_changes(input.reader(&options, lookup)?, &planner, shown_at_most)?;
+            if let Some(rule_rows) = rule_rows {
+                count_rule_changes(&rule_rows, &planner, shown_at_most, &mut preview);
+            }
+            Ok(preview)
+        })
+        .await
     };
     let preview = match counted {
         Ok(counted) => counted,
@@ -372,12 +424,15 @@ async fn preview(config: &RunConfig, run: &Run, planner: &Arc<Planner>) -> Optio
             &PlanView {
                 changes,
                 link_changes: preview.link_changes,
-                rows: run.scan.rows,
+                rows: run.rows(),
                 shown,
                 age,
                 diverged: &preview.diverged,
             },
         );
+    }
+    if let Some(rule_rows) = &run.rule_rows {
+        rule_table(config, run, rule_rows, &preview.per_rule);
     }
     if let Some(limit) = config.options.max_changes.filter(|limit| changes > *limit) {
         run.control
@@ -403,6 +458,75 @@ struct Preview {
     changed_since_export: u64,
     /// When the input was exported (its first `exportedAt` cell).
     exported_at: Option<String>,
+    /// Per rule, in the file's order: identities it would change, and those already so.
+    per_rule: Vec<(u64, u64)>,
+}
+
+/// The rules' rows through the planner: changes counted per rule, as the input's.
+fn count_rule_changes(
+    rule_rows: &RuleRows,
+    planner: &Planner,
+    shown_at_most: usize,
+    preview: &mut Preview,
+) {
+    preview.per_rule = vec![(0, 0); rule_rows.matched.len()];
+    for row in &rule_rows.rows {
+        let RuleRow::Valid(row) = row else {
+            continue;
+        };
+        let index = rule_rows
+            .matched
+            .iter()
+            .position(|(name, _)| Some(name) == row.rule.as_ref());
+        let decision = planner.decide(Record::Valid(row.clone()));
+        let change = planner.change(&decision);
+        if let Some(counts) = index.and_then(|i| preview.per_rule.get_mut(i)) {
+            match (&change, &decision) {
+                (Some(_), _) => counts.0 += 1,
+                (None, Decision::Final(report)) if report.outcome == Outcome::Unchanged => {
+                    counts.1 += 1;
+                }
+                _ => {}
+            }
+        }
+        if let Some(change) = change {
+            preview.changes += 1;
+            if preview.shown.len() < shown_at_most {
+                preview.shown.push(change);
+            }
+        }
+    }
+}
+
+/// Per rule: matched, would change, already so; the identities no rule matched. With
+/// `--max-changes`, a rule that would change more stops the run, named.
+fn rule_table(config: &RunConfig, run: &Run, rule_rows: &RuleRows, per_rule: &[(u64, u64)]) {
+    tracing::info!("rule: matched, would change, already so");
+    for ((name, matched), (changes, already)) in rule_rows.matched.iter().zip(per_rule) {
+        tracing::info!(
+            rule = %name,
+            matched,
+            would_change = changes,
+            already_so = already,
+            "rule {name}: {matched} matched, {changes} would change, {already} already so"
+        );
+        if let Some(limit) = config.options.max_changes.filter(|limit| changes > limit) {
+            tracing::error!(
+                rule = %name,
+                "rule {name} would change {changes} identities, more than --max-changes {limit}: nothing is sent"
+            );
+            run.control.stop(StopReason::TooManyChanges {
+                changes: *changes,
+                limit,
+            });
+        }
+    }
+    tracing::info!(
+        unmatched = rule_rows.unmatched,
+        "{} {} matched no rule and stay as they are",
+        rule_rows.unmatched,
+        plural(rule_rows.unmatched, "identity", "identities")
+    );
 }
 
 fn count_changes(
@@ -475,6 +599,7 @@ fn late_problem(line: u64, error: &str) -> Problem {
 /// Pass two, on a blocking thread: every record becomes a job or a final report row.
 struct Feed {
     reader: RowReader<SnapshotReader>,
+    rule_rows: Option<Arc<RuleRows>>,
     planner: Arc<Planner>,
     control: Arc<RunControl>,
     jobs: mpsc::Sender<Job>,
@@ -492,21 +617,37 @@ impl Feed {
                     return;
                 }
             };
-            let report = match self.planner.decide(record) {
-                Decision::Final(report) => report,
-                Decision::Send(job) if self.control.is_stopped() => {
-                    not_attempted(&job, &self.control)
-                }
-                Decision::Send(job) => match self.jobs.blocking_send(job) {
-                    Ok(()) => continue,
-                    // No worker is left to take it.
-                    Err(mpsc::error::SendError(job)) => not_attempted(&job, &self.control),
-                },
-            };
-            if self.results.blocking_send(report).is_err() {
+            if !self.send(self.planner.decide(record)) {
                 return;
             }
         }
+        let Some(rule_rows) = self.rule_rows.take() else {
+            return;
+        };
+        for row in &rule_rows.rows {
+            let decision = match row {
+                RuleRow::Valid(row) => self.planner.decide(Record::Valid(row.clone())),
+                RuleRow::Invalid(report) => Decision::Final(report.clone()),
+            };
+            if !self.send(decision) {
+                return;
+            }
+        }
+    }
+
+    /// Hands a decision on: a job to the workers, a final row to the consumer. False
+    /// when the consumer is gone.
+    fn send(&self, decision: Decision) -> bool {
+        let report = match decision {
+            Decision::Final(report) => report,
+            Decision::Send(job) if self.control.is_stopped() => not_attempted(&job, &self.control),
+            Decision::Send(job) => match self.jobs.blocking_send(job) {
+                Ok(()) => return true,
+                // No worker is left to take it.
+                Err(mpsc::error::SendError(job)) => not_attempted(&job, &self.control),
+            },
+        };
+        self.results.blocking_send(report).is_ok()
     }
 }
 
@@ -538,6 +679,7 @@ async fn execute(
         .map(|engine| spawn_workers(Arc::clone(engine), workers, jobs_rx, results_tx.clone()));
     let feed = Feed {
         reader,
+        rule_rows: run.rule_rows.clone(),
         planner,
         control: Arc::clone(&run.control),
         jobs: jobs_tx,
@@ -561,7 +703,7 @@ async fn execute(
         .output
         .console()
         .progress_mode(config.output.progress_interval);
-    let progress = Progress::new(run.scan.rows, progress_mode);
+    let progress = Progress::new(run.rows(), progress_mode);
     let display = (progress, sending.map(|engine| engine.as_ref()));
     let consumed = consume(results_rx, &mut outputs, display, &options, &run.control).await;
     let mut lost = feeder.await.is_err();

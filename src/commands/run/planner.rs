@@ -226,6 +226,7 @@ impl Planner {
                     id: RowId::Id(report.id()?),
                     flag: report.flag?,
                     reason: report.reason.clone(),
+                    rule: report.rule.clone(),
                     baseline: report.baseline.clone(),
                     link: report.link.clone(),
                 },

@@ -1,0 +1,84 @@
+//! `--rules` in a run: after the listing is read, every identity that no input row names
+//! is decided by the first rule that matches it, and becomes a row of the run (`source`
+//! `rule:NAME`); identities no rule matches are left as they are, and counted.
+
+use std::sync::Arc;
+
+use crate::drata::CurrentState;
+use crate::input::rules::{decide, RuleSet};
+use crate::input::InputScan;
+use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
+
+/// A rule's decision for one identity: a row to plan like the input's, or invalid (its
+/// reason cannot be sent).
+pub(super) enum RuleRow {
+    Valid(Row),
+    Invalid(ReportRow),
+}
+
+/// What the rules decided over the whole listing.
+#[derive(Default)]
+pub(super) struct RuleRows {
+    pub rows: Vec<RuleRow>,
+    /// Per rule, in the file's order: its name and the identities it matched.
+    pub matched: Vec<(Arc<str>, u64)>,
+    /// Identities no rule matched (and no input row named).
+    pub unmatched: u64,
+}
+
+/// Decides every identity of the listing that the input does not name, by id order.
+pub(super) fn rule_rows(
+    rules: &RuleSet,
+    state: &CurrentState,
+    scan: &InputScan,
+    today: &str,
+) -> RuleRows {
+    let names: Vec<Arc<str>> = rules
+        .rules()
+        .iter()
+        .map(|r| Arc::from(r.name.as_str()))
+        .collect();
+    let mut decided = RuleRows {
+        matched: names.iter().map(|name| (Arc::clone(name), 0)).collect(),
+        ..RuleRows::default()
+    };
+    for (id, current) in state.sorted() {
+        if scan.holds(id) {
+            continue;
+        }
+        let Some(decision) = decide(rules, &current.subject(id), today) else {
+            decided.unmatched += 1;
+            continue;
+        };
+        decided.matched[decision.index].1 += 1;
+        let rule = Some(Arc::clone(&names[decision.index]));
+        decided.rows.push(match decision.reason {
+            Ok(reason) => RuleRow::Valid(Row {
+                line: 0,
+                id: RowId::Id(id),
+                flag: decision.service_account,
+                reason,
+                rule,
+                // No export behind it: the review is two-way.
+                baseline: None,
+                // Rules decide the flag; links are left as they are.
+                link: None,
+            }),
+            Err(problem) => {
+                let mut report = ReportRow::new(
+                    0,
+                    IdCell::Id(id),
+                    Some(decision.service_account),
+                    String::new(),
+                    Outcome::Invalid,
+                    problem.to_string(),
+                );
+                report.rule = rule;
+                report.identity = current.view();
+                report.previous = Some(current.previous());
+                RuleRow::Invalid(report)
+            }
+        });
+    }
+    decided
+}

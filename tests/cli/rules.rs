@@ -1,0 +1,273 @@
+//! `--rules`: rules files checked offline, the nightly run (twice: the second sends
+//! nothing), input rows beating rules, the export's rule column, the evidence's lines,
+//! and the guards against a rule that would change too much.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use crate::support::*;
+
+const RULES: &str = r#"
+[[rule]]
+name = "automation"
+service_account = true
+reason = "Automation account {username}; rule {rule}"
+[rule.match]
+username = "-(bot|runner|ci)-\\d+$|^github-actions-"
+email_absent = true
+marked = false
+"#;
+
+#[test]
+fn the_nightly_run_decides_new_automation_and_a_second_run_sends_nothing() {
+    let sim = simulator(|c| c.identities = 300);
+    let work = Workdir::new();
+    work.write("rules.toml", RULES);
+    let args = [
+        "apply",
+        "--rules",
+        "rules.toml",
+        "--max-changes",
+        "50",
+        "--report",
+        "first.csv",
+        "--evidence",
+        "evidence.md",
+    ];
+    let first = on_sim(&sim, &work, &args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let applied: HashMap<u64, u64> = sim
+        .applied()
+        .into_iter()
+        .map(|(id, n)| (id, n as u64))
+        .collect();
+    assert_eq!(
+        applied,
+        HashMap::from([(44, 1), (94, 1), (144, 1), (194, 1), (244, 1)])
+    );
+    let rows = read_report(&work.path("first.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r["source"] == "rule:automation" && r["line"].is_empty()),
+        "{rows:?}"
+    );
+    // Rule rows are checked after the run like the input's, though they have no line.
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "updated" && r["verified"] == "yes"),
+        "{rows:?}"
+    );
+    let deploy = rows.iter().find(|r| r["id"] == "44").unwrap();
+    assert_eq!(
+        deploy["reason"],
+        "Automation account deploy-bot-44; rule automation"
+    );
+    let evidence = std::fs::read_to_string(work.path("evidence.md")).unwrap();
+    assert!(
+        evidence.contains(&format!(
+            "| Rules | rules.toml (SHA-256 `{}`) |",
+            sha256_file(&work.path("rules.toml"))
+        )),
+        "{evidence}"
+    );
+    assert!(evidence.contains("| 44 | deploy-bot-44 |"), "{evidence}");
+    assert!(evidence.contains("| rule:automation | yes |"), "{evidence}");
+
+    let puts = sim.stats.puts.load(Ordering::Relaxed);
+    let args = [
+        "apply",
+        "--rules",
+        "rules.toml",
+        "--max-changes",
+        "50",
+        "--report",
+        "second.csv",
+    ];
+    let second = on_sim(&sim, &work, &args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        puts,
+        "the second night sends no PUT"
+    );
+}
+
+#[test]
+fn an_input_row_wins_over_a_rule_and_unmatched_identities_are_counted() {
+    let sim = simulator(|c| c.identities = 100);
+    let work = Workdir::new();
+    work.write("rules.toml", RULES);
+    work.write(
+        "review.csv",
+        "id,serviceAccount,reason\n44,false,A person's test account after all\n",
+    );
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "plan",
+            "review.csv",
+            "--rules",
+            "rules.toml",
+            "--report",
+            "plan.csv",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = read_report(&work.path("plan.csv"));
+    let sources: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["id"].clone(), r["source"].clone()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("44".to_owned(), "input".to_owned()),
+            ("94".to_owned(), "rule:automation".to_owned())
+        ]
+    );
+    assert!(
+        run.stderr
+            .contains("rule automation: 1 matched, 1 would change, 0 already so"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("98 identities matched no rule"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn export_with_rules_names_the_deciding_rule() {
+    let sim = simulator(|c| c.identities = 100);
+    let work = Workdir::new();
+    work.write("rules.toml", RULES);
+    let run = on_sim(
+        &sim,
+        &work,
+        &["export", "--rules", "rules.toml", "-o", "out.csv"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(work.path("out.csv")).unwrap();
+    let header: Vec<String> = csv::Reader::from_reader(text.as_bytes())
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header[header.len() - 4..],
+        ["rule", "drataServiceAccount", "drataReason", "exportedAt"],
+        "the baseline columns stay the last ones"
+    );
+    let rows = records_by_header(csv::Reader::from_reader(text.as_bytes()));
+    let ruled: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !r["rule"].is_empty())
+        .map(|r| (r["id"].as_str(), r["rule"].as_str()))
+        .collect();
+    assert_eq!(ruled, [("44", "automation"), ("94", "automation")]);
+}
+
+#[test]
+fn validate_names_every_problem_by_line_and_column_and_sends_nothing() {
+    let work = Workdir::new();
+    work.write("bad.toml", "[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\n[rule.match]\nusername = \"(\"\n\n[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\n");
+    let run = drata(
+        work.path("").as_path(),
+        &["validate", "--rules", "bad.toml"],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("bad.toml:6:12: username: the regular expression does not compile"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("bad.toml:9:8: rule name \"a\" is already used on line 2"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("bad.toml:9:8: rule \"a\" has no condition"),
+        "{}",
+        run.stderr
+    );
+    work.write(
+        "typo.toml",
+        "[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\nmatches = 1\n",
+    );
+    let run = drata(
+        work.path("").as_path(),
+        &["validate", "--rules", "typo.toml"],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("typo.toml:5:1: unknown key \"matches\""),
+        "{}",
+        run.stderr
+    );
+    work.write("good.toml", RULES);
+    assert_eq!(
+        drata(
+            work.path("").as_path(),
+            &["validate", "--rules", "good.toml"],
+            &[]
+        )
+        .code,
+        0
+    );
+}
+
+#[test]
+fn guards_a_rule_that_changes_too_much_and_a_mass_unmarking() {
+    let sim = simulator(|c| c.identities = 300);
+    let work = Workdir::new();
+    work.write("rules.toml", RULES);
+    let run = on_sim(
+        &sim,
+        &work,
+        &[
+            "apply",
+            "--rules",
+            "rules.toml",
+            "--max-changes",
+            "3",
+            "--report",
+            "r.csv",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("rule automation would change 5 identities, more than --max-changes 3"),
+        "{}",
+        run.stderr
+    );
+    work.write("unmark.toml", "[[rule]]\nname = \"unmark-all\"\nservice_account = false\nreason = \"x\"\n[rule.match]\nmarked = true\n");
+    let run = on_sim(
+        &sim,
+        &work,
+        &["apply", "--rules", "unmark.toml", "--report", "u.csv"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("rule \"unmark-all\" unmarks every service account: pass --max-changes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        0,
+        "nothing was sent"
+    );
+}
