@@ -158,8 +158,14 @@ fn export_with_rules_names_the_deciding_rule() {
         .map(str::to_owned)
         .collect();
     assert_eq!(
-        header[header.len() - 4..],
-        ["rule", "drataServiceAccount", "drataReason", "exportedAt"],
+        header[header.len() - 5..],
+        [
+            "rule",
+            "drataServiceAccount",
+            "drataReason",
+            "drataLinkedUser",
+            "exportedAt"
+        ],
         "the baseline columns stay the last ones"
     );
     let rows = records_by_header(csv::Reader::from_reader(text.as_bytes()));

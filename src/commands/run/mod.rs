@@ -199,6 +199,29 @@ async fn read_listing(session: &Session, control: &RunControl) -> Option<Arc<Lis
     }
 }
 
+/// What the rows are resolved through before the scan: the listing when rows name
+/// identities by username or email, the users listing when they decide links.
+async fn read_directory(
+    session: &Session,
+    control: &RunControl,
+    needs_lookup: bool,
+    needs_users: bool,
+) -> (Option<Arc<Listing>>, Option<Arc<Users>>, Arc<dyn Lookup>) {
+    let listing = match needs_lookup {
+        true => read_listing(session, control).await,
+        false => None,
+    };
+    let users = match needs_users {
+        true => read_users(session, control).await,
+        false => None,
+    };
+    let lookup = Arc::new(Directory {
+        listing: listing.clone(),
+        users: users.clone(),
+    });
+    (listing, users, lookup)
+}
+
 /// Reads the users listing, once per run, when rows decide links; when it cannot be
 /// had, the run stops (exit 3).
 async fn read_users(session: &Session, control: &RunControl) -> Option<Arc<Users>> {
@@ -238,8 +261,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
     );
     let needs_lookup = reader.needs_lookup();
     let needs_users = reader.needs_users();
-    let (mut session, mut listing, mut users) = (None, None, None);
-    if needs_lookup || needs_users {
+    let (mut session, listing, users, lookup) = if needs_lookup || needs_users {
         // Before the scan, the line count bounds the ids.
         let connected = Session::connect(
             &config.connect,
@@ -248,20 +270,12 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
             &control,
         )
         .await?;
-        if needs_lookup {
-            listing = read_listing(&connected, &control).await;
-        }
-        if needs_users {
-            users = read_users(&connected, &control).await;
-        }
-        session = Some(connected);
-    }
-    let lookup = (needs_lookup || needs_users).then(|| {
-        Arc::new(Directory {
-            listing: listing.clone(),
-            users: users.clone(),
-        }) as Arc<dyn Lookup>
-    });
+        let (listing, users, lookup) =
+            read_directory(&connected, &control, needs_lookup, needs_users).await;
+        (Some(connected), listing, users, Some(lookup))
+    } else {
+        (None, None, None, None)
+    };
     let scan = {
         let (input, options, lookup) = (Arc::clone(&input), config.input.clone(), lookup.clone());
         Arc::new(off_thread(move || input::scan(&input, &options, lookup)).await?)
