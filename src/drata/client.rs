@@ -294,14 +294,7 @@ impl ApiClient {
                     }
                     Ok((status.as_u16(), page))
                 }
-                None => Err(Failure {
-                    cause: Cause::Unreadable(status.as_u16()),
-                    retry_after: None,
-                    message: format!(
-                        "HTTP {status}: the answer is not a page of users: {}",
-                        excerpt(&self.key.redact(&String::from_utf8_lossy(&bytes)))
-                    ),
-                }),
+                None => Err(self.unreadable(status, "a page of users", &bytes)),
             }
         };
         answer.await.map_err(|failure| self.scrubbed(failure))
@@ -349,17 +342,22 @@ impl ApiClient {
                     page.identities.iter_mut().for_each(|i| i.scrub(&self.key));
                     Ok((status.as_u16(), page))
                 }
-                None => Err(Failure {
-                    cause: Cause::Unreadable(status.as_u16()),
-                    retry_after: None,
-                    message: format!(
-                        "HTTP {status}: the answer is not a page of identities: {}",
-                        excerpt(&self.key.redact(&String::from_utf8_lossy(&bytes)))
-                    ),
-                }),
+                None => Err(self.unreadable(status, "a page of identities", &bytes)),
             }
         };
         answer.await.map_err(|failure| self.scrubbed(failure))
+    }
+
+    /// A 2xx whose body is not what was asked for: `what` names it ("a page of users").
+    fn unreadable(&self, status: StatusCode, what: &str, bytes: &[u8]) -> Failure {
+        Failure {
+            cause: Cause::Unreadable(status.as_u16()),
+            retry_after: None,
+            message: format!(
+                "HTTP {status}: the answer is not {what}: {}",
+                excerpt(&self.key.redact(&String::from_utf8_lossy(bytes)))
+            ),
+        }
     }
 
     fn scrubbed(&self, mut failure: Failure) -> Failure {

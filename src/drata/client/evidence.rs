@@ -8,7 +8,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::Url;
 use serde_json::Value;
 
-use super::{check_status, excerpt, ApiClient, Cause, Failure};
+use super::{check_status, ApiClient, Failure};
 use crate::drata::wire::User;
 
 /// The largest page the API serves.
@@ -98,14 +98,7 @@ impl ApiClient {
                 .and_then(Value::as_array)
             {
                 Some(items) => Ok((status.as_u16(), items.clone())),
-                None => Err(Failure {
-                    cause: Cause::Unreadable(status.as_u16()),
-                    retry_after: None,
-                    message: format!(
-                        "HTTP {status}: the answer is not a list: {}",
-                        excerpt(&self.key.redact(&String::from_utf8_lossy(&bytes)))
-                    ),
-                }),
+                None => Err(self.unreadable(status, "a list", &bytes)),
             }
         };
         answer.await.map_err(|failure| self.scrubbed(failure))
