@@ -380,16 +380,30 @@ fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String
     assert_eq!(puts(server), (0, 1));
     edit(&mut rows, 6, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_server(
-        server,
-        &work,
-        &["apply", "reviewed.csv", "--report", "r.csv"],
-    );
+    let args = [
+        "apply",
+        "reviewed.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        "evidence.md",
+    ];
+    let run = on_server(server, &work, &args);
     assert_eq!(
         puts(server),
         (1, 1),
         "only the link is sent: {}",
         run.stderr
+    );
+    // The evidence shows the flag as Drata kept it, not as the sheet said.
+    let evidence = std::fs::read_to_string(work.path("evidence.md")).unwrap();
+    let change = evidence.lines().find(|l| l.starts_with("| 6 |")).unwrap();
+    let kept = "service account (\"shared admin\")";
+    assert!(
+        change.contains(&format!(
+            "| {kept}; linked to {DANA} | {kept}; linked to nobody |"
+        )),
+        "{change}"
     );
     let report = read_report(&work.path("r.csv"));
     let row = report.iter().find(|r| r["id"] == "6").unwrap().clone();
