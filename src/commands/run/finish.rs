@@ -82,6 +82,9 @@ fn record_evidence(
     for row in changed {
         recorder.record(row)?;
     }
+    for row in sent.iter().filter(|row| row.partly_applied()) {
+        recorder.record_partly(row)?;
+    }
     for row in drifted {
         recorder.record_drift(row)?;
     }
