@@ -95,19 +95,25 @@ impl Current {
         }
     }
 
-    /// Who it is linked to, as the review compares it; a user the answer names without
-    /// an email is named by the users listing, else by its id.
+    /// Who it is linked to, as the review compares it (the email trimmed and lower-cased,
+    /// as a cell is read and a user resolved); a user the answer names without an email is
+    /// named by the users listing, else by its id.
     pub(crate) fn link(&self, users: Option<&Users>) -> Link {
         let details = &self.details;
         if !details.linked {
             return Link::Nobody;
         }
-        let email = details.linked_user_email.clone().or_else(|| {
-            let id = details.linked_user_id?;
-            users?.email(id).map(str::to_owned)
-        });
+        let named = |email: &str| Some(email.trim().to_lowercase()).filter(|e| !e.is_empty());
+        let email = details
+            .linked_user_email
+            .as_deref()
+            .and_then(named)
+            .or_else(|| {
+                let id = details.linked_user_id?;
+                users?.email(id).and_then(named)
+            });
         match (email, details.linked_user_id) {
-            (Some(email), _) => Link::User(email.to_lowercase()),
+            (Some(email), _) => Link::User(email),
             (None, Some(id)) => Link::User(format!("user #{id}")),
             (None, None) => Link::User("a user".to_owned()),
         }

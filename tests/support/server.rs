@@ -43,6 +43,9 @@ pub struct Reply {
     /// Whether a PUT answered this way changed the server's state (what its listing shows
     /// afterwards); `None`: when the answer is 2xx.
     pub applied: Option<bool>,
+    /// The body the server applies instead of the request's: a server that answers 2xx
+    /// and stores something else.
+    pub stores: Option<String>,
 }
 
 impl Reply {
@@ -53,6 +56,7 @@ impl Reply {
             body: body.to_owned(),
             delay: Duration::ZERO,
             applied: None,
+            stores: None,
         }
     }
 
@@ -71,6 +75,13 @@ impl Reply {
                 r#"{{"id":{id},"identityId":"x","username":"user{id}","email":"user{id}@example.com","serviceAccount":"2026-11-29T00:00:00.000Z","serviceAccountReason":"r","user":null,"connection":{{"id":1}}}}"#
             ),
         )
+    }
+
+    /// Applies `body` in place of the request's body (`{"userId": 10}`), whatever was sent.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn storing(mut self, body: &str) -> Self {
+        self.stores = Some(body.to_owned());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -265,7 +276,11 @@ impl TestServer {
                             let reply = handler(&request, index);
                             let ok = (200..300).contains(&reply.status);
                             if request.method == "PUT" && reply.applied.unwrap_or(ok) {
-                                state.apply(&request);
+                                let mut stored = request.clone();
+                                if let Some(body) = &reply.stores {
+                                    stored.body = body.clone();
+                                }
+                                state.apply(&stored);
                             }
                             log.lock().unwrap().push(request);
                             reply

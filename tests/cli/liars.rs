@@ -1,0 +1,124 @@
+//! Hostile servers and inputs against links and rules: each test tries to make an outcome
+//! the tool writes (the report's `outcome` and `verified`, the undo file, the evidence) say
+//! something Drata does not hold.
+
+use std::collections::HashMap;
+
+use crate::support::*;
+
+const DANA: &str = "dana@example.com";
+const EVE: &str = "eve@example.com";
+
+fn records(path: &std::path::Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// PUTs the server received: (connect, service-account).
+fn puts(server: &TestServer) -> (usize, usize) {
+    let seen = server.seen();
+    let put = |tail: &str| {
+        seen.iter()
+            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
+            .count()
+    };
+    (put("/connect"), put("/service-account"))
+}
+
+/// A server whose listing holds id 6, a person linked to nobody, and the users Dana (9) and
+/// Eve (10); `answer` answers the PUTs.
+fn server_of_people(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> TestServer {
+    TestServer::start(move |seen, _| answer(seen)).seed_with(
+        [serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null, "user": null})],
+        &[(9, DANA), (10, EVE)],
+    )
+}
+
+fn row_of(path: &std::path::Path, id: &str) -> HashMap<String, String> {
+    read_report(path)
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no row of id {id}"))
+}
+
+#[test]
+fn a_link_answered_200_but_stored_to_another_user_is_not_verified() {
+    // Drata answers 200 to "link to Dana" and links Eve.
+    let server = server_of_people(|seen| {
+        Reply::identity(seen.id().unwrap()).storing(r#"{"userId": 10}"#)
+    });
+    let work = Workdir::new();
+    work.write(
+        "link.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{DANA}\n"),
+    );
+    let args = ["apply", "link.csv", "--report", "r.csv", "--evidence", "ev.md"];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    assert_eq!(server.identity(6).unwrap()["user"]["id"], 10);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let row = row_of(&work.path("r.csv"), "6");
+    assert_eq!(row["verified"], "no", "{row:?}");
+    let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
+    let line = evidence.lines().find(|l| l.starts_with("| 6 |")).unwrap();
+    assert!(line.ends_with("| no |"), "{line}");
+}
+
+/// Drata writes the linked user's email with capitals and a trailing space.
+fn server_with_a_sloppy_email() -> TestServer {
+    let sloppy = "Dana@Example.COM ";
+    TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
+        [serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null,
+            "user": {"id": 9, "email": sloppy}})],
+        &[(9, sloppy), (10, EVE)],
+    )
+}
+
+#[test]
+fn a_link_drata_writes_with_capitals_and_a_space_is_the_same_link() {
+    let server = server_with_a_sloppy_email();
+    let work = Workdir::new();
+    // Two-way: the sheet says what Drata holds.
+    work.write(
+        "same.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{DANA}\n"),
+    );
+    let run = on_server(&server, &work, &["apply", "same.csv", "--report", "r.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(puts(&server), (0, 0), "nothing to send");
+    assert_eq!(row_of(&work.path("r.csv"), "6")["outcome"], "unchanged");
+
+    // Three-way: the export, unedited, is not drift.
+    let exported = on_server(&server, &work, &["export", "-o", "export.csv"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let run = on_server(&server, &work, &["apply", "export.csv", "--report", "e.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(puts(&server), (0, 0), "nothing to send");
+    assert_eq!(row_of(&work.path("e.csv"), "6")["outcome"], "unchanged");
+}
+
+#[test]
+fn a_link_to_a_user_drata_writes_sloppily_is_verified() {
+    let server = server_with_a_sloppy_email();
+    let work = Workdir::new();
+    // Move the link to Eve and back to Dana.
+    for (name, email) in [("eve.csv", EVE), ("dana.csv", DANA)] {
+        work.write(
+            name,
+            &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{email}\n"),
+        );
+        let report = format!("{name}.report.csv");
+        let run = on_server(&server, &work, &["apply", name, "--report", &report]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let row = row_of(&work.path(&report), "6");
+        assert_eq!(row["outcome"], "updated", "{row:?}");
+        assert_eq!(row["verified"], "yes", "{row:?}");
+    }
+    assert_eq!(puts(&server), (2, 0));
+}
