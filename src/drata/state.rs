@@ -246,18 +246,27 @@ pub(crate) enum Added {
     New,
     /// An id seen before, in the same state: nothing changed.
     Repeated,
-    /// An id seen before in another state (marked, reason or username differ): the
+    /// An id seen before in another state (marked, reason, username or link differ): the
     /// later copy replaced the earlier one.
     Conflicting,
     /// No readable id: skipped.
     NoId,
 }
 
-/// True when two copies of one identity differ in what a run compares or shows.
+/// True when two copies of one identity differ in what a run compares or shows: the
+/// flag, the reason, the username, and who it is linked to.
 fn conflicts(earlier: &Current, later: &Current) -> bool {
+    let link = |c: &Current| {
+        (
+            c.details.linked,
+            c.details.linked_user_id,
+            c.details.linked_user_email.clone(),
+        )
+    };
     earlier.marked_at != later.marked_at
         || earlier.reason != later.reason
         || earlier.username != later.username
+        || link(earlier) != link(later)
 }
 
 /// Drata's users, the people identities are linked to, as the users listing showed

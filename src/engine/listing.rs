@@ -366,7 +366,7 @@ fn warn_conflicting(id: Option<u64>) {
     let id = id.unwrap_or_default();
     tracing::warn!(
         id,
-        "identity {id} is listed twice in different states (marked, reason or username \
+        "identity {id} is listed twice in different states (marked, reason, username or link \
          differ); the later copy, the fresher read, is used"
     );
 }

@@ -122,3 +122,38 @@ fn a_link_to_a_user_drata_writes_sloppily_is_verified() {
     }
     assert_eq!(puts(&server), (2, 0));
 }
+
+#[test]
+fn a_listing_that_shows_an_identity_twice_with_different_links_keeps_the_later_copy() {
+    // Drata re-syncs while the listing is read: id 6 is shown first linked to nobody, then,
+    // fresher, linked to Dana. A row that says "nobody" must not be `unchanged`.
+    let server = TestServer::scripted(|seen, _| {
+        if seen.method == "PUT" {
+            return Reply::identity(seen.id().unwrap());
+        }
+        let page = |data: serde_json::Value| {
+            let total = data.as_array().map_or(0, Vec::len);
+            let body = serde_json::json!({"data": data, "page": 1, "limit": 50, "total": total});
+            Reply::json(200, &body.to_string())
+        };
+        if seen.path.contains("/users?") {
+            return page(serde_json::json!([{"id": 9, "email": DANA}]));
+        }
+        page(serde_json::json!([
+            {"id": 6, "username": "dana", "serviceAccount": null, "user": null},
+            {"id": 6, "username": "dana", "serviceAccount": null,
+                "user": {"id": 9, "email": DANA}},
+        ]))
+    });
+    let work = Workdir::new();
+    work.write(
+        "unlink.csv",
+        "id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,\n",
+    );
+    let args = ["apply", "unlink.csv", "--report", "r.csv", "--no-verify"];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = row_of(&work.path("r.csv"), "6");
+    assert_eq!(row["outcome"], "updated", "{row:?}");
+    assert_eq!(puts(&server), (1, 0), "the unlink is sent");
+}
