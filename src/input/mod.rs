@@ -235,6 +235,9 @@ impl fmt::Display for Problem {
 pub(crate) struct InvalidRow {
     pub(crate) line: u64,
     pub(crate) id_cell: String,
+    /// The identity the row names, when its id (or username, email) could be read: the
+    /// row still keeps a rule off it.
+    pub(crate) named: Option<u64>,
     pub(crate) flag: Option<bool>,
     pub(crate) reason_cell: String,
     pub(crate) problems: Vec<Problem>,

@@ -157,3 +157,52 @@ fn a_listing_that_shows_an_identity_twice_with_different_links_keeps_the_later_c
     assert_eq!(row["outcome"], "updated", "{row:?}");
     assert_eq!(puts(&server), (1, 0), "the unlink is sent");
 }
+
+const AUTOMATION: &str = r#"
+[[rule]]
+name = "automation"
+service_account = true
+reason = "Automation account {username}; rule {rule}"
+[rule.match]
+username = "-(bot|runner|ci)-\\d+$|^github-actions-"
+email_absent = true
+marked = false
+"#;
+
+#[test]
+fn an_invalid_input_row_still_keeps_a_rule_off_its_identity() {
+    // The reviewer's row for id 44 (which the rule matches) cannot be read: the person's
+    // decision is not the rule's to make.
+    let sim = simulator(|c| c.identities = 100);
+    let work = Workdir::new();
+    work.write("rules.toml", AUTOMATION);
+    work.write(
+        "review.csv",
+        "id,serviceAccount,reason\n44,nope,A person's test account after all\n",
+    );
+    let args = [
+        "apply",
+        "review.csv",
+        "--rules",
+        "rules.toml",
+        "--report",
+        "r.csv",
+        "--max-changes",
+        "10",
+        "--skip-invalid",
+    ];
+    let run = on_sim(&sim, &work, &args);
+    assert_eq!(run.code, 1, "the invalid row: {}", run.stderr);
+    let applied: Vec<u64> = sim.applied().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(applied, [94], "{}", run.stderr);
+    let rows: Vec<(String, String, String)> = read_report(&work.path("r.csv"))
+        .into_iter()
+        .map(|r| (r["id"].clone(), r["source"].clone(), r["outcome"].clone()))
+        .collect();
+    let of_44: Vec<_> = rows.iter().filter(|r| r.0 == "44").collect();
+    assert_eq!(
+        of_44,
+        [&("44".to_owned(), "input".to_owned(), "invalid".to_owned())],
+        "{rows:?}"
+    );
+}
