@@ -206,3 +206,69 @@ fn an_invalid_input_row_still_keeps_a_rule_off_its_identity() {
         "{rows:?}"
     );
 }
+
+/// A server whose listing holds id 5, a service account, and Dana (user 9); it refuses the
+/// first `connect` (400) and accepts every later one.
+fn server_refusing_the_first_link() -> TestServer {
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    TestServer::start(move |seen, _| {
+        let connect = seen.path.ends_with("/connect");
+        if connect && !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            Reply::json(400, r#"{"message":"refused"}"#)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    })
+    .seed_with(
+        [serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"})],
+        &[(9, DANA)],
+    )
+}
+
+#[test]
+fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
+    let server = server_refusing_the_first_link();
+    let work = Workdir::new();
+    work.write(
+        "flip.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
+    );
+    let first = on_server(&server, &work, &["apply", "flip.csv", "--report", "r1.csv"]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert!(row_of(&work.path("r1.csv"), "5")["error"].contains("partly applied"));
+    assert_eq!(puts(&server), (1, 1));
+    let args = [
+        "apply",
+        "flip.csv",
+        "--report",
+        "r2.csv",
+        "--resume-from",
+        "r1.csv",
+        "--undo",
+        "undo.csv",
+        "--evidence",
+        "ev.md",
+    ];
+    let resumed = on_server(&server, &work, &args);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(puts(&server), (2, 1), "the link alone is sent again");
+    let row = row_of(&work.path("r2.csv"), "5");
+    assert_eq!(row["outcome"], "updated", "{row:?}");
+    assert_eq!(row["verified"], "yes", "{row:?}");
+    let now = server.identity(5).unwrap();
+    assert!(now["serviceAccount"].is_null(), "{now}");
+    assert_eq!(now["user"]["id"], 9, "{now}");
+    // This run's undo puts back what this run found: unmarked, linked to nobody.
+    let undo = records(&work.path("undo.csv"));
+    let cells = (&undo[1][0], &undo[1][1], &undo[1][3]);
+    assert_eq!(cells, (&"5".into(), &"false".into(), &String::new()), "{undo:?}");
+    let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
+    let line = evidence.lines().find(|l| l.starts_with("| 5 |")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "| not a service account; linked to nobody | not a service account; linked to {DANA} |"
+        )),
+        "{line}"
+    );
+}
