@@ -272,3 +272,53 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
         "{line}"
     );
 }
+
+/// Service accounts 5 and 6 and the people Dana (9) and Eve (10, whose email Drata also
+/// holds for user 11 in other case); every PUT is accepted.
+fn server_of_two_service_accounts() -> TestServer {
+    let account = |id: u64| {
+        serde_json::json!({"id": id, "username": format!("svc-{id}"), "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "shared"})
+    };
+    TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
+        [account(5), account(6)],
+        &[(9, DANA), (10, EVE), (11, "EVE@example.com ")],
+    )
+}
+
+#[test]
+fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
+    let work = Workdir::new();
+    work.write(
+        "people.csv",
+        &format!(
+            "id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person,{DANA}\n6,false,a person,{DANA}\n"
+        ),
+    );
+    let server = server_of_two_service_accounts();
+    let args = ["apply", "people.csv", "--report", "r1.csv", "--max-changes", "1"];
+    let refused = on_server(&server, &work, &args);
+    assert_eq!(refused.code, 3, "two identities are more than 1: {}", refused.stderr);
+    assert_eq!(puts(&server), (0, 0));
+    let args = ["apply", "people.csv", "--report", "r2.csv", "--max-changes", "2"];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(run.code, 0, "two identities, four requests: {}", run.stderr);
+    assert_eq!(puts(&server), (2, 2));
+}
+
+#[test]
+fn an_email_two_users_hold_in_different_case_links_nobody() {
+    let work = Workdir::new();
+    work.write(
+        "eve.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person,{EVE}\n6,false,a person,{DANA}\n"),
+    );
+    let server = server_of_two_service_accounts();
+    let args = ["apply", "eve.csv", "--report", "r.csv", "--skip-invalid"];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let five = row_of(&work.path("r.csv"), "5");
+    assert_eq!(five["outcome"], "invalid", "{five:?}");
+    assert_eq!(puts(&server), (1, 1), "only id 6: {}", run.stderr);
+    assert!(server.identity(5).unwrap()["serviceAccount"].is_string());
+}
