@@ -261,7 +261,7 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
     assert_eq!(now["user"]["id"], 9, "{now}");
     // This run's undo puts back what this run found: unmarked, linked to nobody.
     let undo = records(&work.path("undo.csv"));
-    let cells = (&undo[1][0], &undo[1][1], &undo[1][3]);
+    let cells = (&undo[1][0], &undo[1][1], &undo[1][5]);
     assert_eq!(cells, (&"5".into(), &"false".into(), &String::new()), "{undo:?}");
     let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
     let line = evidence.lines().find(|l| l.starts_with("| 5 |")).unwrap();
@@ -321,4 +321,41 @@ fn an_email_two_users_hold_in_different_case_links_nobody() {
     assert_eq!(five["outcome"], "invalid", "{five:?}");
     assert_eq!(puts(&server), (1, 1), "only id 6: {}", run.stderr);
     assert!(server.identity(5).unwrap()["serviceAccount"].is_string());
+}
+
+#[test]
+fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_colleague() {
+    let server = server_of_two_service_accounts();
+    let work = Workdir::new();
+    work.write(
+        "review.csv",
+        "id,serviceAccount,serviceAccountReason\n5,true,Build runner (ticket OPS-5)\n6,true,Backup agent (ticket OPS-6)\n",
+    );
+    let args = ["apply", "review.csv", "--report", "r.csv", "--undo", "undo.csv"];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(puts(&server), (0, 2));
+    // A colleague then rewrites id 6's reason in Drata.
+    work.write(
+        "colleague.csv",
+        "id,serviceAccount,serviceAccountReason\n6,true,Backup agent; owner Ana (OPS-7)\n",
+    );
+    let colleague = on_server(&server, &work, &["apply", "colleague.csv", "--report", "c.csv"]);
+    assert_eq!(colleague.code, 0, "{}", colleague.stderr);
+    assert_eq!(puts(&server), (0, 3));
+
+    let undo = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    assert_eq!(undo.code, 1, "the conflict: {}", undo.stderr);
+    assert_eq!(puts(&server), (0, 4), "only id 5 is put back");
+    assert_eq!(server.identity(5).unwrap()["serviceAccountReason"], "shared");
+    assert_eq!(
+        server.identity(6).unwrap()["serviceAccountReason"],
+        "Backup agent; owner Ana (OPS-7)",
+        "the colleague's change is kept"
+    );
+    let six = row_of(&work.path("u.csv"), "6");
+    assert_eq!(six["outcome"], "conflict", "{six:?}");
+    let five = row_of(&work.path("u.csv"), "5");
+    assert_eq!(five["outcome"], "updated", "{five:?}");
+    assert_eq!(five["verified"], "yes", "{five:?}");
 }

@@ -346,8 +346,17 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
     assert_eq!(
         undo,
         [
-            vec!["id", "serviceAccount", "serviceAccountReason", "linkedUser"],
-            vec!["5", "true", "CI runner", ""],
+            vec![
+                "id",
+                "serviceAccount",
+                "serviceAccountReason",
+                "drataServiceAccount",
+                "drataReason",
+                "linkedUser",
+                "drataLinkedUser"
+            ],
+            // Before the run, and what Drata holds now: the flag applied, the link not.
+            vec!["5", "true", "CI runner", "false", "", "", ""],
         ],
     );
     let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
