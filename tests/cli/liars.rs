@@ -359,3 +359,23 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
     assert_eq!(five["outcome"], "updated", "{five:?}");
     assert_eq!(five["verified"], "yes", "{five:?}");
 }
+
+#[test]
+fn a_link_stored_to_another_user_with_the_same_email_is_not_verified() {
+    // Drata links user 11, whom the users listing did not show, with Dana's email: the
+    // email matches, the person does not.
+    let server = server_of_people(|seen| {
+        Reply::identity(seen.id().unwrap()).storing(r#"{"userId": 11, "email": "dana@example.com"}"#)
+    });
+    let work = Workdir::new();
+    work.write(
+        "link.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,a person,{DANA}\n"),
+    );
+    let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
+    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    assert_eq!(server.identity(6).unwrap()["user"]["id"], 11);
+    let row = row_of(&work.path("r.csv"), "6");
+    assert_eq!(row["verified"], "no", "{row:?}");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}

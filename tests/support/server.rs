@@ -132,7 +132,10 @@ impl Applied {
         if request.path.contains("/connect") {
             // `connect` links the identity to a user, or to nobody.
             identity["user"] = match body["userId"].as_u64() {
-                Some(user) => serde_json::json!({"id": user, "email": self.users.get(&user)}),
+                // A stored body may name the email the listing shows (a user the users
+                // listing does not hold).
+                Some(user) => serde_json::json!({"id": user,
+                    "email": body["email"].as_str().or(self.users.get(&user).map(String::as_str))}),
                 None => serde_json::Value::Null,
             };
             return;
