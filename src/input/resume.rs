@@ -219,3 +219,49 @@ pub(crate) fn load_done_rows(
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "line,id,service_account,reason,outcome,kind,api,source";
+
+    fn done_rows(rows: &str) -> DoneRows {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.csv");
+        std::fs::write(&path, format!("{HEADER}\n{rows}")).unwrap();
+        let target = ResumeTarget {
+            kind: IdentityKind::Infrastructure,
+            api: "http://x/",
+        };
+        load_done_rows(&path, target).unwrap()
+    }
+
+    #[test]
+    fn a_rule_row_without_a_line_is_done_by_its_id() {
+        let kind = IdentityKind::Infrastructure.path_segment();
+        let done = done_rows(&format!(
+            ",7,true,bot a,updated,{kind},http://x/,rule:bots\n\
+             ,8,true,bot b,failed,{kind},http://x/,rule:bots\n\
+             ,9,true,bot c,updated,{kind},http://x/,input\n\
+             3,10,true,r,updated,{kind},http://x/,input\n"
+        ));
+        assert!(done.contains(0, 7, true, "bot a"));
+        assert!(!done.contains(0, 7, true, "bot a, reworded"));
+        assert!(!done.contains(0, 7, false, "bot a"));
+        assert_eq!(
+            done.by_rule(7),
+            Some(&DoneRuleRow {
+                flag: true,
+                reason: "bot a".to_owned(),
+                rule: "bots".to_owned(),
+            })
+        );
+        // Failed, or an input row without its line: not done.
+        assert!(!done.contains(0, 8, true, "bot b") && done.by_rule(8).is_none());
+        assert!(!done.contains(0, 9, true, "bot c") && done.by_rule(9).is_none());
+        // An input row is done by its line, and is no rule's.
+        assert!(done.contains(3, 10, true, "r") && done.by_rule(10).is_none());
+        assert_eq!(done.len(), 2);
+    }
+}
