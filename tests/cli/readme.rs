@@ -494,3 +494,15 @@ fn the_first_screen_keeps_its_two_set_up_commands() {
         ]
     );
 }
+
+/// The part for the people who run the tool (up to "Reference and development") stays short
+/// enough to read: words counted as `wc -w` counts them.
+#[test]
+fn the_readme_for_users_stays_under_1800_words() {
+    let readme = readme();
+    let end = readme
+        .find("\n## Reference and development\n")
+        .expect("the reference section");
+    let words = readme[..end].split_whitespace().count();
+    assert!(words < 1800, "{words} words before the reference links");
+}
