@@ -349,7 +349,19 @@ fn the_nightly_job_of_the_readme_runs_on_the_simulator() {
     }
 
     // The cron line, the next night: nothing new, nothing sent, nothing said.
-    let entries = cron_entries(&nightly);
+    run_the_cron_line(&sim, &system, &env, &nightly);
+}
+
+/// Runs the nightly section's cron entry with `sh`, as cron reads it, the README's paths
+/// moved: it finds nothing left to do, sends nothing, says nothing, and writes one report.
+fn run_the_cron_line(
+    sim: &RunningSimulator,
+    system: &SystemPaths<'_>,
+    env: &[(String, String)],
+    nightly: &str,
+) {
+    let work = system.work;
+    let entries = cron_entries(nightly);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let fields: Vec<&str> = entries[0].splitn(6, ' ').collect();
     assert_eq!(fields.len(), 6, "{entries:?}");

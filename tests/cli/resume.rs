@@ -732,11 +732,6 @@ fn a_nightly_run_with_rules_resumes_without_sending_anything_twice() {
         ])
         .run();
     assert_eq!(first.code, 3, "{}", first.stderr);
-    let ids = |rows: &[std::collections::HashMap<String, String>]| {
-        let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].parse().unwrap()).collect();
-        ids.sort_unstable();
-        ids
-    };
     assert_eq!(ids(&first.rows), (1..=20).collect::<Vec<_>>());
     let updated_first = ids_with(&first.rows, "updated");
     assert!(
@@ -757,13 +752,41 @@ fn a_nightly_run_with_rules_resumes_without_sending_anything_twice() {
         .key(TEST_KEY)
         .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
-    let rows = read_report(&work.path("night.resumed.csv"));
+    assert_resumed(
+        &read_report(&work.path("night.resumed.csv")),
+        &updated_first,
+    );
+    let sent_again: Vec<u64> = server.seen()[before..]
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .filter_map(Seen::id)
+        .collect();
+    assert!(
+        sent_again.iter().all(|id| !updated_first.contains(id)),
+        "nothing updated is sent again: {sent_again:?}"
+    );
+    // Every identity was sent exactly once with success; id 5 once more, refused.
+    let puts = server.puts_per_id();
+    for id in 1..=20u64 {
+        assert_eq!(puts.get(&id), Some(&if id == 5 { 2 } else { 1 }), "id {id}");
+    }
+}
+
+fn ids(rows: &[std::collections::HashMap<String, String>]) -> Vec<u64> {
+    let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].parse().unwrap()).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The resumed night's report: one row per identity, id 2 the input's (line 2), the others
+/// the rule's (no line); what the first run updated is `skipped`, the rest `updated`.
+fn assert_resumed(rows: &[std::collections::HashMap<String, String>], updated_first: &[u64]) {
     assert_eq!(
-        ids(&rows),
+        ids(rows),
         (1..=20).collect::<Vec<_>>(),
         "one row per identity"
     );
-    for row in &rows {
+    for row in rows {
         let id: u64 = row["id"].parse().unwrap();
         let (line, source) = if id == 2 {
             ("2", "input")
@@ -780,19 +803,5 @@ fn a_nightly_run_with_rules_resumes_without_sending_anything_twice() {
             "updated"
         };
         assert_eq!(row["outcome"], expected, "id {id}: {row:?}");
-    }
-    let sent_again: Vec<u64> = server.seen()[before..]
-        .iter()
-        .filter(|s| s.method == "PUT")
-        .filter_map(Seen::id)
-        .collect();
-    assert!(
-        sent_again.iter().all(|id| !updated_first.contains(id)),
-        "nothing updated is sent again: {sent_again:?}"
-    );
-    // Every identity was sent exactly once with success; id 5 once more, refused.
-    let puts = server.puts_per_id();
-    for id in 1..=20u64 {
-        assert_eq!(puts.get(&id), Some(&if id == 5 { 2 } else { 1 }), "id {id}");
     }
 }
