@@ -241,4 +241,3 @@ struct Left {
     flag: Vec<String>,
     link: Vec<String>,
 }
-

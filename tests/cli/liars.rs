@@ -50,15 +50,21 @@ fn row_of(path: &std::path::Path, id: &str) -> HashMap<String, String> {
 #[test]
 fn a_link_answered_200_but_stored_to_another_user_is_not_verified() {
     // Drata answers 200 to "link to Dana" and links Eve.
-    let server = server_of_people(|seen| {
-        Reply::identity(seen.id().unwrap()).storing(r#"{"userId": 10}"#)
-    });
+    let server =
+        server_of_people(|seen| Reply::identity(seen.id().unwrap()).storing(r#"{"userId": 10}"#));
     let work = Workdir::new();
     work.write(
         "link.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{DANA}\n"),
     );
-    let args = ["apply", "link.csv", "--report", "r.csv", "--evidence", "ev.md"];
+    let args = [
+        "apply",
+        "link.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        "ev.md",
+    ];
     let run = on_server(&server, &work, &args);
     assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 10);
@@ -74,8 +80,10 @@ fn a_link_answered_200_but_stored_to_another_user_is_not_verified() {
 fn server_with_a_sloppy_email() -> TestServer {
     let sloppy = "Dana@Example.COM ";
     TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
-        [serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null,
-            "user": {"id": 9, "email": sloppy}})],
+        [
+            serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null,
+            "user": {"id": 9, "email": sloppy}}),
+        ],
         &[(9, sloppy), (10, EVE)],
     )
 }
@@ -97,7 +105,11 @@ fn a_link_drata_writes_with_capitals_and_a_space_is_the_same_link() {
     // Three-way: the export, unedited, is not drift.
     let exported = on_server(&server, &work, &["export", "-o", "export.csv"]);
     assert_eq!(exported.code, 0, "{}", exported.stderr);
-    let run = on_server(&server, &work, &["apply", "export.csv", "--report", "e.csv"]);
+    let run = on_server(
+        &server,
+        &work,
+        &["apply", "export.csv", "--report", "e.csv"],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&server), (0, 0), "nothing to send");
     assert_eq!(row_of(&work.path("e.csv"), "6")["outcome"], "unchanged");
@@ -220,8 +232,10 @@ fn server_refusing_the_first_link() -> TestServer {
         }
     })
     .seed_with(
-        [serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
-            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"})],
+        [
+            serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
+        ],
         &[(9, DANA)],
     )
 }
@@ -262,7 +276,11 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
     // This run's undo puts back what this run found: unmarked, linked to nobody.
     let undo = records(&work.path("undo.csv"));
     let cells = (&undo[1][0], &undo[1][1], &undo[1][5]);
-    assert_eq!(cells, (&"5".into(), &"false".into(), &String::new()), "{undo:?}");
+    assert_eq!(
+        cells,
+        (&"5".into(), &"false".into(), &String::new()),
+        "{undo:?}"
+    );
     let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
     let line = evidence.lines().find(|l| l.starts_with("| 5 |")).unwrap();
     assert!(
@@ -296,11 +314,29 @@ fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
         ),
     );
     let server = server_of_two_service_accounts();
-    let args = ["apply", "people.csv", "--report", "r1.csv", "--max-changes", "1"];
+    let args = [
+        "apply",
+        "people.csv",
+        "--report",
+        "r1.csv",
+        "--max-changes",
+        "1",
+    ];
     let refused = on_server(&server, &work, &args);
-    assert_eq!(refused.code, 3, "two identities are more than 1: {}", refused.stderr);
+    assert_eq!(
+        refused.code, 3,
+        "two identities are more than 1: {}",
+        refused.stderr
+    );
     assert_eq!(puts(&server), (0, 0));
-    let args = ["apply", "people.csv", "--report", "r2.csv", "--max-changes", "2"];
+    let args = [
+        "apply",
+        "people.csv",
+        "--report",
+        "r2.csv",
+        "--max-changes",
+        "2",
+    ];
     let run = on_server(&server, &work, &args);
     assert_eq!(run.code, 0, "two identities, four requests: {}", run.stderr);
     assert_eq!(puts(&server), (2, 2));
@@ -331,7 +367,14 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
         "review.csv",
         "id,serviceAccount,serviceAccountReason\n5,true,Build runner (ticket OPS-5)\n6,true,Backup agent (ticket OPS-6)\n",
     );
-    let args = ["apply", "review.csv", "--report", "r.csv", "--undo", "undo.csv"];
+    let args = [
+        "apply",
+        "review.csv",
+        "--report",
+        "r.csv",
+        "--undo",
+        "undo.csv",
+    ];
     let run = on_server(&server, &work, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&server), (0, 2));
@@ -340,14 +383,21 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
         "colleague.csv",
         "id,serviceAccount,serviceAccountReason\n6,true,Backup agent; owner Ana (OPS-7)\n",
     );
-    let colleague = on_server(&server, &work, &["apply", "colleague.csv", "--report", "c.csv"]);
+    let colleague = on_server(
+        &server,
+        &work,
+        &["apply", "colleague.csv", "--report", "c.csv"],
+    );
     assert_eq!(colleague.code, 0, "{}", colleague.stderr);
     assert_eq!(puts(&server), (0, 3));
 
     let undo = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
     assert_eq!(undo.code, 1, "the conflict: {}", undo.stderr);
     assert_eq!(puts(&server), (0, 4), "only id 5 is put back");
-    assert_eq!(server.identity(5).unwrap()["serviceAccountReason"], "shared");
+    assert_eq!(
+        server.identity(5).unwrap()["serviceAccountReason"],
+        "shared"
+    );
     assert_eq!(
         server.identity(6).unwrap()["serviceAccountReason"],
         "Backup agent; owner Ana (OPS-7)",
@@ -365,7 +415,8 @@ fn a_link_stored_to_another_user_with_the_same_email_is_not_verified() {
     // Drata links user 11, whom the users listing did not show, with Dana's email: the
     // email matches, the person does not.
     let server = server_of_people(|seen| {
-        Reply::identity(seen.id().unwrap()).storing(r#"{"userId": 11, "email": "dana@example.com"}"#)
+        Reply::identity(seen.id().unwrap())
+            .storing(r#"{"userId": 11, "email": "dana@example.com"}"#)
     });
     let work = Workdir::new();
     work.write(

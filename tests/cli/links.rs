@@ -517,7 +517,12 @@ fn partly_applied_with_evidence(work: &Workdir, evidence: &str) {
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
     );
     let args = [
-        "apply", "flip.csv", "--report", "r.csv", "--evidence", evidence,
+        "apply",
+        "flip.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        evidence,
     ];
     let run = on_server(&server, work, &args);
     assert_eq!(run.code, 1, "{}", run.stderr);

@@ -13,7 +13,8 @@ use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
 use crate::model::{
-    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, RecordFile, ReportRow, StopReason, Tally,
+    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, RecordFile, ReportRow,
+    StopReason, Tally,
 };
 use crate::output::{
     checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
