@@ -205,7 +205,7 @@ fn an_invalid_input_row_still_keeps_a_rule_off_its_identity() {
     ];
     let run = on_sim(&sim, &work, &args);
     assert_eq!(run.code, 1, "the invalid row: {}", run.stderr);
-    let applied: Vec<u64> = sim.applied().into_iter().map(|(id, _)| id).collect();
+    let applied: Vec<u64> = sim.applied().into_keys().collect();
     assert_eq!(applied, [94], "{}", run.stderr);
     let rows: Vec<(String, String, String)> = read_report(&work.path("r.csv"))
         .into_iter()

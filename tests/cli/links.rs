@@ -571,7 +571,7 @@ fn the_evidence_workbook_has_a_sheet_of_partly_applied_rows() {
     let fact = |name: &str| {
         summary
             .rows()
-            .find(|r| r[0].to_string() == name)
+            .find(|r| r[0] == name)
             .map(|r| r[1].to_string())
     };
     assert_eq!(fact("Identities partly applied").as_deref(), Some("1"));

@@ -118,6 +118,20 @@ struct Applied {
 }
 
 impl Applied {
+    /// Applies a PUT as answered: when the reply says it changed the state (by default a
+    /// 2xx), with the body the reply stores in place of the request's.
+    fn answered(&mut self, request: &Seen, reply: &Reply) {
+        let ok = (200..300).contains(&reply.status);
+        if request.method != "PUT" || !reply.applied.unwrap_or(ok) {
+            return;
+        }
+        let mut stored = request.clone();
+        if let Some(body) = &reply.stores {
+            stored.body = body.clone();
+        }
+        self.apply(&stored);
+    }
+
     fn apply(&mut self, request: &Seen) {
         let (Some(id), Ok(body)) = (
             request.id(),
@@ -277,14 +291,7 @@ impl TestServer {
                         } else {
                             let index = counter.fetch_add(1, Ordering::SeqCst);
                             let reply = handler(&request, index);
-                            let ok = (200..300).contains(&reply.status);
-                            if request.method == "PUT" && reply.applied.unwrap_or(ok) {
-                                let mut stored = request.clone();
-                                if let Some(body) = &reply.stores {
-                                    stored.body = body.clone();
-                                }
-                                state.apply(&stored);
-                            }
+                            state.answered(&request, &reply);
                             log.lock().unwrap().push(request);
                             reply
                         }

@@ -10,7 +10,6 @@ use super::markdown::{
     describe_before, digest_text, link_text, parts_text, verification_text, verified_text,
 };
 use super::{escaped, Before, Facts};
-use crate::model::Link;
 use crate::text::unprefixed;
 
 /// The columns of the `Changes` sheet.
@@ -229,11 +228,12 @@ fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(
             None => ("unknown".to_owned(), String::new()),
         };
         // Empty when the run did not decide links.
-        let link = |pick: fn(&(Option<Link>, Option<Link>)) -> Option<&Link>| {
-            partly
-                .link
-                .as_ref()
-                .map_or(String::new(), |pair| link_text(pick(pair)).to_owned())
+        let (before_link, now_link) = match &partly.link {
+            Some((before, now)) => (
+                link_text(before.as_ref()).to_owned(),
+                link_text(now.as_ref()).to_owned(),
+            ),
+            None => (String::new(), String::new()),
         };
         let texts = [
             partly.username.clone(),
@@ -243,8 +243,8 @@ fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(
             before_reason,
             now_flag,
             now_reason,
-            link(|(before, _)| before.as_ref()),
-            link(|(_, now)| now.as_ref()),
+            before_link,
+            now_link,
             parts_text(partly.applied),
             partly.error.clone(),
             partly.source.clone(),
