@@ -430,3 +430,44 @@ fn a_link_stored_to_another_user_with_the_same_email_is_not_verified() {
     assert_eq!(row["verified"], "no", "{row:?}");
     assert_eq!(run.code, 1, "{}", run.stderr);
 }
+
+#[test]
+fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back() {
+    let server = server_refusing_the_first_link();
+    let work = Workdir::new();
+    work.write(
+        "flip.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
+    );
+    let args = [
+        "apply", "flip.csv", "--report", "r1.csv", "--undo", "undo.csv",
+    ];
+    let first = on_server(&server, &work, &args);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let args = [
+        "apply",
+        "flip.csv",
+        "--report",
+        "r2.csv",
+        "--resume-from",
+        "r1.csv",
+        "--undo",
+        "undo.csv",
+    ];
+    let resumed = on_server(&server, &work, &args);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(puts(&server), (2, 1));
+    // One row, the state before everything; its baseline the state the resume left.
+    let undo = records(&work.path("undo.csv"));
+    assert_eq!(
+        undo[1..],
+        [vec!["5", "true", "CI runner", "false", "", "", DANA]],
+        "{undo:?}"
+    );
+    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(puts(&server), (3, 2), "both put back");
+    let now = server.identity(5).unwrap();
+    assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
+    assert!(now["user"].is_null(), "{now}");
+}
