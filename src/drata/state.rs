@@ -112,7 +112,12 @@ impl Current {
                 let id = details.linked_user_id?;
                 users?.email(id).and_then(named)
             });
+        // An email the users listing gives to another user does not name this one.
+        let taken = |email: &str, id: u64| {
+            users.is_some_and(|users| users.resolve(email).is_ok_and(|other| other != id))
+        };
         match (email, details.linked_user_id) {
+            (Some(email), Some(id)) if taken(&email, id) => Link::User(format!("user #{id}")),
             (Some(email), _) => Link::User(email),
             (None, Some(id)) => Link::User(format!("user #{id}")),
             (None, None) => Link::User("a user".to_owned()),

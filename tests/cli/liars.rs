@@ -471,3 +471,28 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
     assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
     assert!(now["user"].is_null(), "{now}");
 }
+
+#[test]
+fn an_identity_linked_to_another_user_with_the_same_email_is_not_unchanged() {
+    // Drata shows id 6 linked to user 11 with Dana's email; the users listing names Dana as
+    // user 9. Linking Dana is a change, not `unchanged`.
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
+        [
+            serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null,
+            "user": {"id": 11, "email": DANA}}),
+        ],
+        &[(9, DANA)],
+    );
+    let work = Workdir::new();
+    work.write(
+        "link.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,a person,{DANA}\n"),
+    );
+    let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    let row = row_of(&work.path("r.csv"), "6");
+    assert_eq!(row["outcome"], "updated", "{row:?}");
+    assert_eq!(row["verified"], "yes", "{row:?}");
+    assert_eq!(server.identity(6).unwrap()["user"]["id"], 9);
+}
