@@ -384,10 +384,16 @@ mod tests {
         }
     }
 
-    /// Feeds pages until the reader stops; returns how many it read.
+    /// Feeds pages until the reader stops; returns how many it read. Bounded, so that a
+    /// reader that never stops fails the test at once instead of hanging it.
     fn read_all(reader: &mut ListingReader, mut page: impl FnMut(u64) -> PageFacts) -> u64 {
-        while reader.more_after(page(reader.next_page())) {}
-        reader.pages()
+        for fed in 1..=MAX_PAGES_WITHOUT_TOTAL + 1 {
+            if !reader.more_after(page(reader.next_page())) {
+                assert_eq!(reader.pages(), fed, "pages counted");
+                return fed;
+            }
+        }
+        panic!("the reader never stopped paging");
     }
 
     #[test]
