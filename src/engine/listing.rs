@@ -508,6 +508,67 @@ mod tests {
         assert!(warned.may_be_incomplete());
     }
 
+    /// A run resolves names through what it read: usernames through the identities'
+    /// listing, emails of link cells through the users listing, and says which was not
+    /// read rather than guessing.
+    #[test]
+    fn a_directory_answers_from_the_listings_it_read_and_names_the_missing_one() {
+        let page = Page::from_body(
+            br#"{"data":[{"id":7,"username":"svc-a","email":"a@example.com"}],"total":1}"#,
+        )
+        .unwrap();
+        let mut state = CurrentState::default();
+        for identity in page.identities {
+            state.add(identity);
+        }
+        let listing = Arc::new(Listing {
+            state,
+            pages: 1,
+            warnings: Vec::new(),
+        });
+        let mut users = Users::default();
+        for user in UserPage::from_body(br#"{"data":[{"id":42,"email":"Bob@example.com"}]}"#)
+            .unwrap()
+            .users
+        {
+            users.add(user);
+        }
+        let named = |name: &str| LookupKey {
+            username: Some(name.to_owned()),
+            ..LookupKey::default()
+        };
+        let unread = |email: &str| Err(LookupError::UsersUnread(email.to_owned()));
+        assert_eq!(listing.user("bob@example.com"), unread("bob@example.com"));
+
+        let both = Directory {
+            listing: Some(Arc::clone(&listing)),
+            users: Some(Arc::new(users)),
+        };
+        assert_eq!(both.resolve(&named("svc-a")), Ok(7));
+        assert_eq!(
+            both.resolve(&named("nobody")),
+            Err(LookupError::NoMatch(named("nobody")))
+        );
+        assert_eq!(both.check(7, &named("svc-a")), Ok(()));
+        assert!(matches!(
+            both.check(7, &named("someone-else")),
+            Err(LookupError::Mismatch { id: 7, .. })
+        ));
+        assert_eq!(both.user("bob@example.com"), Ok(42));
+        assert_eq!(
+            both.user("carol@example.com"),
+            Err(LookupError::NoUser("carol@example.com".to_owned()))
+        );
+
+        let neither = Directory::default();
+        assert_eq!(
+            neither.resolve(&named("svc-a")),
+            Err(LookupError::NoMatch(named("svc-a")))
+        );
+        assert_eq!(neither.check(7, &named("someone-else")), Ok(()));
+        assert_eq!(neither.user("bob@example.com"), unread("bob@example.com"));
+    }
+
     /// Every page of a listing over loopback, through the engine: the simulator's 120
     /// identities are 3 pages of 50.
     #[cfg(feature = "simulator")]
