@@ -21,7 +21,7 @@ mod source;
 
 pub(crate) use encoding::Encoding;
 pub(crate) use evidence::evidence_summary;
-pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
+pub(crate) use resume::{load_done_rows, DoneRows, DoneRuleRow, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
 pub(crate) use source::{lock, Access, InputFile, InputLock, SnapshotReader, DEFAULT_MAX_COPY_MIB};

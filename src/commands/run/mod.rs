@@ -120,6 +120,7 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
             rule_set,
             &listing.state,
             &run.scan,
+            &done,
             &today,
         )));
     }

@@ -249,6 +249,7 @@ impl Planner {
         });
         Some(Change {
             line: row.line,
+            rule: row.rule.clone(),
             id,
             flag: row.flag,
             flag_changes: sends.flag,
