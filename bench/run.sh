@@ -148,7 +148,9 @@ run_apply() { # run_apply TAG CSV PORT [extra apply args...] ; writes $WORK/TAG.
 # 5. Latency sweep: 150 rows at the defaults (--rate 450/min, --concurrency auto) against a
 #    simulator (Drata's 500/min limit) answering after 20, 500, 2000 and 5000 ms, and the same
 #    with --concurrency 8, the fixed default before auto; then 30% of PUTs answered 500 at
-#    2000 ms. The rate is what the simulator saw: requests from the first to the last arrival.
+#    2000 ms; and 300 rows against a server answering anywhere from 2.5 s to 7.5 s (the start
+#    of a run at ~5 s, when the first answers must seed the limit). The rate is what the
+#    simulator saw: requests from the first to the last arrival.
 #    All runs at once, each on its own simulator: they are paced and light on CPU.
 # ---------------------------------------------------------------------------------------------
 SWEEP_LATENCIES=(20 500 2000 5000)
@@ -162,6 +164,14 @@ sweep_start() { # sweep_start TAG LATENCY ERROR_RATE [apply args...] : apply in 
     # A copy each: a second apply of a file another apply holds is refused.
     cp "$WORK/rows150.csv" "$WORK/rows150-$tag.csv"
     run_apply "sweep-$tag" "$WORK/rows150-$tag.csv" "$SIM_PORT" "$@" &
+    BG_PIDS+=($!)
+    SWEEP_JOBS+=($!)
+}
+
+sweep_spread_start() { # 300 rows at 5000 ± 2500 ms, defaults
+    start_sim "sweep-spread" --identities 1000 --latency 5000 --latency-spread 2500
+    SW_PORT[spread]=$SIM_PORT
+    run_apply "sweep-spread" "$WORK/rows300.csv" "$SIM_PORT" &
     BG_PIDS+=($!)
     SWEEP_JOBS+=($!)
 }
@@ -186,14 +196,16 @@ sweep_read() { # sweep_read TAG : the server's view and the summary's figures
 }
 
 latency_sweep() {
-    log "5. latency sweep: 150 rows, defaults and --concurrency 8, at ${SWEEP_LATENCIES[*]} ms; 30% 500s at 2000 ms (~2 min)"
+    log "5. latency sweep: 150 rows, defaults and --concurrency 8, at ${SWEEP_LATENCIES[*]} ms; 30% 500s at 2000 ms; 300 rows at 2.5-7.5 s (~2 min)"
     gen_csv "$WORK/rows150.csv" 1 150
+    gen_csv "$WORK/rows300.csv" 1 300
     local latency job
     for latency in "${SWEEP_LATENCIES[@]}"; do
         sweep_start "auto-$latency" "$latency" 0
         sweep_start "c8-$latency" "$latency" 0 --concurrency 8
     done
     sweep_start errors 2000 0.3
+    sweep_spread_start
     for job in "${SWEEP_JOBS[@]}"; do
         wait "$job" || die "a latency-sweep run failed"
     done
@@ -202,6 +214,7 @@ latency_sweep() {
         sweep_read "c8-$latency"
     done
     sweep_read errors
+    sweep_read spread
 }
 
 print_sweep() {
@@ -225,6 +238,12 @@ EOF
 | in-flight limit | ${SW_MAX[errors]} at most, ${SW_END[errors]} at the end, lowered ${SW_RED[errors]} times |
 | rows | ${SW_ROWS[errors]}/150 in the report: ${SW_UPD[errors]} updated, ${SW_FAIL[errors]} failed |
 | rate the server saw | ${SW_RATE[errors]}/min = ${SW_SHARE[errors]}% of 450/min; wall time ${SW_WALL[errors]} s |
+
+| 300 rows at 2.5-7.5 s (5 s on average), defaults | figure |
+|---|---|
+| rate the server saw | ${SW_RATE[spread]}/min = ${SW_SHARE[spread]}% of 450/min |
+| in-flight limit | ${SW_MAX[spread]} at most, ${SW_END[spread]} at the end, lowered ${SW_RED[spread]} times |
+| rows | ${SW_ROWS[spread]}/300 in the report: ${SW_UPD[spread]} updated, ${SW_FAIL[spread]} failed; latency p50 / p95 ${SW_P50[spread]} / ${SW_P95[spread]} ms; wall time ${SW_WALL[spread]} s |
 EOF
 }
 

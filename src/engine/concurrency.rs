@@ -7,7 +7,10 @@
 //!   still out, so that the limit grows during the first round trip, before any answer,
 //!   and as soon as the server slows down; a quarter is added as headroom. With
 //!   `--rate unlimited` there is no rate to cover: the need is the ceiling, and only the
-//!   cap below holds the limit back.
+//!   cap below holds the limit back; the cap then starts at [`START`] and grows from there
+//!   (one per fine answer: it doubles every round trip, as TCP's slow start), so that a
+//!   server that queues is not sent 64 requests at once, the last answered after 64
+//!   times the time of one.
 //! - **The cap** (AIMD, as TCP and Netflix's concurrency-limits): a sign that the server
 //!   struggles (a timeout or connection error, a 408 or 5xx, a 429) multiplies the limit
 //!   by [`BACKOFF`], down to [`FLOOR`] (one request at a time); every other answer adds
@@ -216,12 +219,14 @@ impl Concurrency {
             ConcurrencyMode::Fixed(n) => Some(n.get()),
         };
         let limit = fixed.unwrap_or(START);
+        let per_second = interval
+            .filter(|i| !i.is_zero())
+            .map(|i| 1.0 / i.as_secs_f64());
         Self {
             fixed,
-            per_second: interval
-                .filter(|i| !i.is_zero())
-                .map(|i| 1.0 / i.as_secs_f64()),
-            cap: CEILING as f64,
+            per_second,
+            // A rate bounds the need; without one, the cap grows from the start instead.
+            cap: if per_second.is_some() { CEILING } else { START } as f64,
             hold: None,
             fastest: None,
             recent: VecDeque::with_capacity(WINDOW),
@@ -694,19 +699,25 @@ mod tests {
     }
 
     #[test]
-    fn an_unlimited_rate_needs_the_ceiling() {
+    fn an_unlimited_rate_grows_from_the_start_to_the_ceiling_one_step_per_answer() {
         let mut c = auto(None);
         let start = Instant::now();
+        assert_eq!(c.refresh(start), None, "no rate: the cap holds it at the start");
+        c.on_send(start);
         assert_eq!(
-            c.refresh(start),
+            c.on_answer(start, start + MS(10), Answer::Fine),
             Some(Change {
                 from: START,
-                to: CEILING,
-                why: Why::Latency(Duration::ZERO)
+                to: START + 1,
+                why: Why::Recovery
             })
         );
+        answers(&mut c, start, MS(10), MS(10), fine(CEILING - START - 2));
+        assert_eq!(c.limit(), CEILING - 1);
+        answers(&mut c, start, MS(10), MS(10), fine(10));
+        assert_eq!(c.limit(), CEILING, "and no further");
         let mut zero = auto(Some(Duration::ZERO));
-        zero.refresh(start);
+        answers(&mut zero, start, MS(10), MS(10), fine(CEILING));
         assert_eq!(zero.limit(), CEILING, "a zero interval is unlimited too");
     }
 
@@ -951,17 +962,24 @@ mod tests {
 
     /// A server that works on one request at a time, `service` each, driven at an
     /// unlimited rate: every tick answers what is done and sends up to the limit.
-    /// Returns the largest latency among the last 100 answers.
-    fn drive_queue(c: &mut Concurrency, start: Instant, service: Duration, ticks: u32) -> Duration {
+    /// Returns the largest latency of the run and among the last 100 answers.
+    fn drive_queue(
+        c: &mut Concurrency,
+        start: Instant,
+        service: Duration,
+        ticks: u32,
+    ) -> (Duration, Duration) {
         let tick = MS(10);
         let mut out: VecDeque<(Instant, Instant)> = VecDeque::new();
         let mut last: VecDeque<Duration> = VecDeque::new();
+        let mut slowest = Duration::ZERO;
         for n in 0..ticks {
             let now = start + tick * n;
             while let Some(&(sent, done)) = out.front().filter(|(_, done)| *done <= now) {
                 out.pop_front();
                 c.on_answer(sent, now, Answer::Fine);
                 last.push_back(now - sent);
+                slowest = slowest.max(now - sent);
                 if last.len() > 100 {
                     last.pop_front();
                 }
@@ -974,20 +992,23 @@ mod tests {
                 out.push_back((now, free + service));
             }
         }
-        last.into_iter().max().unwrap_or_default()
+        (slowest, last.into_iter().max().unwrap_or_default())
     }
 
     #[test]
     fn a_queueing_server_brings_the_limit_down_to_the_start() {
         let mut c = auto(None);
-        let slowest = drive_queue(&mut c, Instant::now(), MS(100), 6_000);
+        let (slowest, lately) = drive_queue(&mut c, Instant::now(), MS(100), 6_000);
         assert_eq!(c.limit(), START, "the queue is kept short");
         assert!(c.reductions() > 5, "{}", c.reductions());
         assert!(
-            slowest <= MS(600),
-            "{slowest:?}: at most a few requests queue"
+            lately <= MS(600),
+            "{lately:?}: at most a few requests queue"
         );
-        assert_eq!(c.max_reached(), CEILING, "it did start at the ceiling");
+        // Growing from the start, the gradient heard the queue before 64 went out: no
+        // answer took the 6.4 s that 64 at once would.
+        assert!(c.max_reached() < 32, "{}", c.max_reached());
+        assert!(slowest < MS(3_000), "{slowest:?}");
     }
 
     #[test]
@@ -997,10 +1018,10 @@ mod tests {
         c.refresh(start);
         assert!(c.gradient().is_none(), "no answer yet");
         // 20 fast answers, then 18 at four times their latency: two fast ones are left in
-        // the window, its 10th percentile is still fast.
+        // the window, its 10th percentile is still fast. Each grew the cap by one.
         let now = answers(&mut c, start, MS(10), MS(100), fine(GRADIENT_WINDOW));
         let now = answers(&mut c, now, MS(10), MS(400), fine(GRADIENT_WINDOW - 2));
-        assert_eq!(c.limit(), CEILING);
+        assert_eq!(c.limit(), START + 38);
         assert_eq!(c.reductions(), 0);
         // The 19th: the 10th percentile of the window is 400 ms, twice 100 ms is 200 ms.
         c.on_send(now);
@@ -1012,8 +1033,8 @@ mod tests {
                 fastest: MS(100)
             }
         );
-        // 64 × (1 - 0.2 × (1 - 2 × 100 / 400)) = 57.6, rounded down.
-        assert_eq!(change.to, 57);
+        // 42 × (1 - 0.2 × (1 - 2 × 100 / 400)) = 37.8, rounded down.
+        assert_eq!(change.to, 37);
         // Exactly twice the fastest is within the tolerance: the cap grows again.
         let mut d = auto(None);
         d.refresh(start);
