@@ -27,6 +27,6 @@ run_case() {
 
 run_case "admits 2 at a time, 1 s each" "--rate-limit unlimited --latency 1000 --max-in-flight 2" ""
 run_case "queues: one at a time, 90 ms each" "--rate-limit unlimited --queue-ms 90" "--rate unlimited --timeout 5"
-run_case "queues: one at a time, 90 ms each" "--rate-limit unlimited --queue-ms 90" "--rate unlimited --timeout 5 --concurrency 1"
+run_case "queues, the same at one in flight" "--rate-limit unlimited --queue-ms 90" "--rate unlimited --timeout 5 --concurrency 1"
 echo
 echo "Ideal time of the PUTs: 150 at 2 at a time, 1 s each = 75 s; one at a time, 90 ms each = 13.5 s."
