@@ -308,6 +308,25 @@ pub(crate) struct ReportRow {
     pub verified: Option<bool>,
     /// The row's link decision, when it makes one.
     pub link: Option<LinkRequest>,
+    /// The decisions requests were sent for: what the check after the run compares (a
+    /// decision not sent is expected to stay as Drata holds it).
+    pub sent: Parts,
+    /// The decisions Drata answered 2xx for. A `failed` row with any is partly applied.
+    pub applied: Parts,
+}
+
+/// A row's two decisions, the flag (with its reason) and the link: which of them a
+/// request went out for, or was answered 2xx.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Parts {
+    pub flag: bool,
+    pub link: bool,
+}
+
+impl Parts {
+    pub(crate) fn any(self) -> bool {
+        self.flag || self.link
+    }
 }
 
 impl ReportRow {
@@ -336,6 +355,8 @@ impl ReportRow {
             baseline: None,
             verified: None,
             link: None,
+            sent: Parts::default(),
+            applied: Parts::default(),
         }
     }
 
@@ -353,6 +374,11 @@ impl ReportRow {
         report.baseline = row.baseline.clone();
         report.link = row.link.clone();
         report
+    }
+
+    /// Failed, but Drata answered 2xx to one of its requests: it holds part of the row.
+    pub(crate) fn partly_applied(&self) -> bool {
+        self.outcome == Outcome::Failed && self.applied.any()
     }
 
     pub(crate) fn id(&self) -> Option<u64> {

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::requests::{Attempted, Ended, Engine, Request as Kind};
 use crate::drata::Identity;
-use crate::model::{Outcome, Previous, ReportRow, Row};
+use crate::model::{Outcome, Parts, Previous, ReportRow, Row};
 
 /// A row to send: its resolved id, what the listing said of its identity (for undo
 /// and evidence), and which requests it needs.
@@ -36,6 +36,14 @@ impl Sends {
         }
     }
 
+    /// The decisions these requests carry.
+    pub(crate) fn parts(self) -> Parts {
+        Parts {
+            flag: self.flag,
+            link: self.link.is_some(),
+        }
+    }
+
     /// The requests in the order Drata accepts them: it links no service account, so a
     /// link to a person goes after the flag (unmark, then link) and an unlink before it
     /// (unlink, then mark).
@@ -60,6 +68,27 @@ enum Request {
 }
 
 impl Request {
+    /// Records in `parts` the decision this request carries.
+    fn mark(self, parts: &mut Parts) {
+        match self {
+            Request::Flag => parts.flag = true,
+            Request::Link(_) => parts.link = true,
+        }
+    }
+
+    /// The requests of `parts`, named for the report's error.
+    fn names(parts: Parts) -> String {
+        let names: Vec<&str> = [
+            parts.flag.then_some(Request::Flag),
+            parts.link.then_some(Request::Link(None)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(Request::name)
+        .collect();
+        names.join(" and ")
+    }
+
     fn name(self) -> &'static str {
         match self {
             Request::Flag => "the service-account request",
@@ -79,10 +108,11 @@ impl Engine {
             previous,
             sends,
         } = job;
-        let mut applied: Vec<&str> = Vec::new();
+        let requests = sends.in_order();
+        let mut applied = Parts::default();
         let mut attempts = 0;
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
-        for request in sends.in_order() {
+        for &request in &requests {
             let what = format!("line {} id {id}", row.line);
             let attempted = match request {
                 Request::Flag => {
@@ -99,21 +129,27 @@ impl Engine {
             attempts += attempted.attempts;
             report = self.report(&row, id, attempted);
             if report.outcome != Outcome::Updated {
-                if sends.in_order().len() > 1 {
+                if requests.len() > 1 {
                     report.error = format!("{}: {}", request.name(), report.error);
                 }
-                if !applied.is_empty() {
-                    // Drata holds part of the row: it is no `not_attempted`.
+                if applied.any() {
+                    // Drata holds part of the row: it is no `not_attempted`, and the undo
+                    // file keeps it.
                     report.outcome = Outcome::Failed;
-                    report.error =
-                        format!("{}; {} was applied", report.error, applied.join(" and "));
+                    report.error = format!(
+                        "partly applied ({} was applied); {}",
+                        Request::names(applied),
+                        report.error
+                    );
                 }
                 break;
             }
-            applied.push(request.name());
+            request.mark(&mut applied);
         }
         report.attempts = attempts;
         report.previous = previous;
+        report.sent = sends.parts();
+        report.applied = applied;
         report
     }
 

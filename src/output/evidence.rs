@@ -317,6 +317,16 @@ impl EvidenceRecorder {
         };
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         let marked = row.flag == Some(true);
+        // A decision the row sent no request for (it drifted, unedited) stays as Drata held
+        // it: the record says so, not what the sheet said.
+        let kept = |sent: bool| row.sent.any() && !sent;
+        let after = match (&row.previous, kept(row.sent.flag)) {
+            (Some(previous), true) => state_of(previous),
+            _ => State {
+                marked,
+                reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
+            },
+        };
         self.changes.push(ChangedIdentity {
             id,
             line: row.line,
@@ -324,15 +334,16 @@ impl EvidenceRecorder {
             email: text(&row.identity.email),
             connection: text(&row.identity.connection),
             before,
-            after: State {
-                marked,
-                reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
-            },
+            after,
             source: source_text(row.rule.as_deref()),
             verified: row.verified,
             link: row.link.as_ref().map(|wanted| {
                 let before = row.previous.as_ref().and_then(|p| p.link.clone());
-                (before, wanted.link.clone())
+                let after = match &before {
+                    Some(before) if kept(row.sent.link) => before.clone(),
+                    _ => wanted.link.clone(),
+                };
+                (before, after)
             }),
         });
         Ok(())

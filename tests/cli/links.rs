@@ -274,3 +274,221 @@ fn a_link_changed_in_drata_after_the_export_and_unedited_in_the_sheet_drifts() {
     let after = export(&sim, &work, "after.csv");
     assert_eq!(links(&after)[&1], BRUNO, "Drata's change is kept");
 }
+
+const DANA: &str = "dana@example.com";
+
+/// A server whose listing holds id 5, a service account, and id 6, a person linked to
+/// Dana (user 9); `answer` answers the PUTs.
+fn server_of_two(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> TestServer {
+    TestServer::start(move |seen, _| answer(seen)).seed_with(
+        [
+            serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+                "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
+            serde_json::json!({"id": 6, "username": "dana", "serviceAccount": null,
+                "user": {"id": 9, "email": DANA}}),
+        ],
+        &[(9, DANA)],
+    )
+}
+
+/// PUTs the server received: (connect, service-account).
+fn puts(server: &TestServer) -> (usize, usize) {
+    let seen = server.seen();
+    let put = |tail: &str| {
+        seen.iter()
+            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
+            .count()
+    };
+    (put("/connect"), put("/service-account"))
+}
+
+#[test]
+fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file_and_undone() {
+    // Drata accepts the unmarking, then refuses the link.
+    let server = server_of_two(|seen| {
+        if seen.path.ends_with("/connect") {
+            Reply::json(400, r#"{"message":"refused"}"#)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    let work = Workdir::new();
+    work.write(
+        "flip.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
+    );
+    let run = on_server(
+        &server,
+        &work,
+        &[
+            "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(puts(&server), (1, 1), "unmarked, then the link refused");
+    let report = read_report(&work.path("r.csv"));
+    let row = &report[0];
+    assert_eq!(row["outcome"], "failed", "{row:?}");
+    assert_eq!(row["attempts"], "2", "{row:?}");
+    assert_eq!(row["verified"], "no", "{row:?}");
+    for said in [
+        "partly applied",
+        "the service-account request was applied",
+        "the link request",
+    ] {
+        assert!(row["error"].contains(said), "{said}: {row:?}");
+    }
+    let half = server.identity(5).unwrap();
+    assert!(half["serviceAccount"].is_null(), "Drata holds half: {half}");
+
+    // The undo file holds the row: the state before the run.
+    let undo = records(&work.path("undo.csv"));
+    assert_eq!(
+        undo,
+        [
+            vec!["id", "serviceAccount", "serviceAccountReason", "linkedUser"],
+            vec!["5", "true", "CI runner", ""],
+        ],
+    );
+    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(puts(&server), (1, 2), "only the flag to put back");
+    let restored = server.identity(5).unwrap();
+    assert!(restored["serviceAccount"].is_string(), "{restored}");
+    assert_eq!(restored["serviceAccountReason"], "CI runner", "{restored}");
+    assert!(restored["user"].is_null(), "{restored}");
+}
+
+/// Exports, has the flag of id 6 changed elsewhere (marked), unlinks id 6 in the sheet and
+/// applies it: the report's row of id 6 and the exit code.
+fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String>, i32) {
+    let work = Workdir::new();
+    let exported = on_server(server, &work, &["export", "-o", "first.csv"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let mut rows = records(&work.path("first.csv"));
+    assert_eq!(links(&rows)[&6], DANA);
+    work.write(
+        "elsewhere.csv",
+        "id,serviceAccount,serviceAccountReason\n6,true,shared admin\n",
+    );
+    let elsewhere = on_server(
+        server,
+        &work,
+        &["apply", "elsewhere.csv", "--report", "e.csv"],
+    );
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert_eq!(puts(server), (0, 1));
+    edit(&mut rows, 6, &[("linkedUser", "")]);
+    write_records(&work, "reviewed.csv", &rows);
+    let args = [
+        "apply",
+        "reviewed.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        "evidence.md",
+    ];
+    let run = on_server(server, &work, &args);
+    assert_eq!(
+        puts(server),
+        (1, 1),
+        "only the link is sent: {}",
+        run.stderr
+    );
+    // The evidence shows the flag as Drata kept it, not as the sheet said.
+    let evidence = std::fs::read_to_string(work.path("evidence.md")).unwrap();
+    let change = evidence.lines().find(|l| l.starts_with("| 6 |")).unwrap();
+    let kept = "service account (\"shared admin\")";
+    assert!(
+        change.contains(&format!(
+            "| {kept}; linked to {DANA} | {kept}; linked to nobody |"
+        )),
+        "{change}"
+    );
+    let report = read_report(&work.path("r.csv"));
+    let row = report.iter().find(|r| r["id"] == "6").unwrap().clone();
+    (row, run.code)
+}
+
+#[test]
+fn a_row_that_sends_the_link_alone_is_verified_on_the_link_not_on_the_drifted_flag() {
+    let server = server_of_two(|seen| Reply::identity(seen.id().unwrap()));
+    let (row, code) = unlink_while_the_flag_drifted(&server);
+    assert_eq!(code, 0, "{row:?}");
+    assert_eq!(row["outcome"], "updated", "{row:?}");
+    assert_eq!(row["verified"], "yes", "{row:?}");
+    let now = server.identity(6).unwrap();
+    assert!(now["user"].is_null(), "unlinked: {now}");
+    assert_eq!(
+        now["serviceAccountReason"], "shared admin",
+        "Drata's flag kept"
+    );
+}
+
+#[test]
+fn a_link_answered_200_but_not_stored_is_not_verified() {
+    let server = server_of_two(|seen| {
+        let answer = Reply::identity(seen.id().unwrap());
+        if seen.path.ends_with("/connect") {
+            answer.applied(false)
+        } else {
+            answer
+        }
+    });
+    let (row, code) = unlink_while_the_flag_drifted(&server);
+    assert_eq!(code, 1, "{row:?}");
+    assert_eq!(row["outcome"], "updated", "{row:?}");
+    assert_eq!(row["verified"], "no", "{row:?}");
+    assert_eq!(server.identity(6).unwrap()["user"]["email"], DANA);
+}
+
+#[test]
+fn a_link_edited_in_the_sheet_and_changed_in_drata_conflicts_unless_drift_is_overwritten() {
+    let sim = simulator(|c| c.identities = 60);
+    let work = Workdir::new();
+    let mut rows = export(&sim, &work, "first.csv");
+    // A third person, neither id 2's (Alice) nor Bruno.
+    let third = links(&rows)
+        .into_values()
+        .find(|email| !email.is_empty() && email != ALICE && email != BRUNO)
+        .unwrap();
+    // Someone links id 2 to Bruno in Drata after the export; the sheet links it to another.
+    work.write(
+        "elsewhere.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n2,false,x,{BRUNO}\n"),
+    );
+    let elsewhere = on_sim(
+        &sim,
+        &work,
+        &["apply", "elsewhere.csv", "--report", "e.csv"],
+    );
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+    assert_eq!(sent(&sim), (1, 0));
+    edit(&mut rows, 2, &[("linkedUser", &third)]);
+    write_records(&work, "reviewed.csv", &rows);
+
+    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(sent(&sim), (1, 0), "a conflict is not sent");
+    let report = read_report(&work.path("r.csv"));
+    let two = report.iter().find(|r| r["id"] == "2").unwrap();
+    assert_eq!(two["outcome"], "conflict", "{two:?}");
+    assert!(two["error"].contains("the link was edited"), "{two:?}");
+    assert_eq!(links(&export(&sim, &work, "kept.csv"))[&2], BRUNO);
+
+    let args = [
+        "apply",
+        "reviewed.csv",
+        "--report",
+        "o.csv",
+        "--overwrite-drift",
+    ];
+    let overwritten = on_sim(&sim, &work, &args);
+    assert_eq!(overwritten.code, 0, "{}", overwritten.stderr);
+    assert_eq!(sent(&sim), (2, 0), "the link alone is sent");
+    let report = read_report(&work.path("o.csv"));
+    let two = report.iter().find(|r| r["id"] == "2").unwrap();
+    assert_eq!(two["outcome"], "updated", "{two:?}");
+    assert_eq!(two["verified"], "yes", "{two:?}");
+    assert_eq!(links(&export(&sim, &work, "after.csv"))[&2], third);
+}

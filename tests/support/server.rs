@@ -22,12 +22,12 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// The numeric id in `/…/user-identities/{kind}/{id}/service-account`.
+    /// The numeric id in `/…/user-identities/{kind}/{id}/service-account` (or `…/connect`).
     pub fn id(&self) -> Option<u64> {
         let parts: Vec<&str> = self.path.split('/').collect();
         parts
             .iter()
-            .position(|p| *p == "service-account")
+            .position(|p| *p == "service-account" || *p == "connect")
             .and_then(|i| parts.get(i - 1))
             .and_then(|id| id.parse().ok())
     }
@@ -101,6 +101,8 @@ struct Applied {
     /// When false, the handler answers the listing too.
     serves_listing: bool,
     identities: std::collections::BTreeMap<u64, serde_json::Value>,
+    /// The people `GET /users` lists, by id: their emails.
+    users: std::collections::BTreeMap<u64, String>,
     listings: usize,
 }
 
@@ -112,16 +114,29 @@ impl Applied {
         ) else {
             return;
         };
+        let identity = self
+            .identities
+            .entry(id)
+            .or_insert_with(|| serde_json::json!({"id": id, "username": format!("user{id}")}));
+        if request.path.contains("/connect") {
+            // `connect` links the identity to a user, or to nobody.
+            identity["user"] = match body["userId"].as_u64() {
+                Some(user) => serde_json::json!({"id": user, "email": self.users.get(&user)}),
+                None => serde_json::Value::Null,
+            };
+            return;
+        }
         let marked = body["serviceAccount"].as_bool().unwrap_or(false);
-        self.identities.insert(
-            id,
-            serde_json::json!({
-                "id": id,
-                "username": format!("user{id}"),
-                "serviceAccount": if marked { serde_json::json!("2026-11-29T00:00:00.000Z") } else { serde_json::Value::Null },
-                "serviceAccountReason": if marked { body["serviceAccountReason"].clone() } else { serde_json::Value::Null },
-            }),
-        );
+        identity["serviceAccount"] = if marked {
+            serde_json::json!("2026-11-29T00:00:00.000Z")
+        } else {
+            serde_json::Value::Null
+        };
+        identity["serviceAccountReason"] = if marked {
+            body["serviceAccountReason"].clone()
+        } else {
+            serde_json::Value::Null
+        };
     }
 
     /// A listing page of what was applied (50 a page).
@@ -132,14 +147,17 @@ impl Applied {
             .find_map(|part| part.strip_prefix("page="))
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
-        let items: Vec<&serde_json::Value> = self
-            .identities
-            .values()
-            .skip((number.max(1) - 1) * 50)
-            .take(50)
-            .collect();
+        let all: Vec<serde_json::Value> = if uri.contains("/users?") {
+            { self.users.iter() }
+                .map(|(id, email)| serde_json::json!({"id": id, "email": email}))
+                .collect()
+        } else {
+            self.identities.values().cloned().collect()
+        };
+        let items: Vec<&serde_json::Value> =
+            all.iter().skip((number.max(1) - 1) * 50).take(50).collect();
         let page = serde_json::json!({
-            "data": items, "page": number, "limit": 50, "total": self.identities.len(),
+            "data": items, "page": number, "limit": 50, "total": all.len(),
         });
         Reply::json(200, &page.to_string())
     }
@@ -169,6 +187,34 @@ impl TestServer {
         }
         drop(state);
         self
+    }
+
+    /// Identities as the server's own listing shows them before any PUT (each with its
+    /// `id`), and the people its users listing holds: `(id, email)`.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn seed_with(
+        self,
+        identities: impl IntoIterator<Item = serde_json::Value>,
+        users: &[(u64, &str)],
+    ) -> Self {
+        let mut state = self.state.lock().unwrap();
+        for identity in identities {
+            let id = identity["id"]
+                .as_u64()
+                .expect("a seeded identity has an id");
+            state.identities.insert(id, identity);
+        }
+        for (id, email) in users {
+            state.users.insert(*id, (*email).to_owned());
+        }
+        drop(state);
+        self
+    }
+
+    /// An identity as the server's listing shows it now.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn identity(&self, id: u64) -> Option<serde_json::Value> {
+        self.state.lock().unwrap().identities.get(&id).cloned()
     }
 
     /// Listing pages the server answered itself.

@@ -13,7 +13,7 @@ use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
 use crate::model::{
-    ConcurrencyFigures, LatencyFigures, Outcome, RecordFile, ReportRow, StopReason, Tally,
+    ConcurrencyFigures, LatencyFigures, Outcome, Parts, RecordFile, ReportRow, StopReason, Tally,
 };
 use crate::output::{
     checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
@@ -91,7 +91,8 @@ fn record_evidence(
 /// After the PUTs, reads the state again (the same defensive listing) and checks every row
 /// sent: `verified` says whether Drata holds its desired state; a row applied behind
 /// errors is `updated`; a 2xx that Drata does not show is WARNed and fails the run; the
-/// undo file keeps every row sent unless the check shows it unapplied. Skipped with
+/// undo file keeps every row sent unless the check shows it unapplied and Drata holding
+/// exactly its state before the run (a partly applied row stays). Skipped with
 /// `--no-verify`, and when the run stopped (nothing more may be sent).
 pub(super) async fn verify(
     config: &RunConfig,
@@ -137,12 +138,13 @@ pub(super) async fn verify(
         requests = listing.pages,
         "state read again to check the rows sent"
     );
-    let mut unapplied = HashSet::new();
+    let users = run.users.as_deref();
+    let mut untouched = HashSet::new();
     for row in &mut files.sent {
         let before = row.clone();
-        let applied = check_row(row, &listing.state, run.users.as_deref());
-        if !applied {
-            unapplied.extend(row.id());
+        let applied = check_row(row, &listing.state, users);
+        if !applied && holds_previous(row, &listing.state, users) {
+            untouched.extend(row.id());
         }
         tally.remove_row(&before);
         tally.add_row(row);
@@ -160,22 +162,34 @@ pub(super) async fn verify(
         });
     }
     if let Some(undo) = files.undo.as_mut() {
-        if let Err(e) = undo.forget(&unapplied) {
+        if let Err(e) = undo.forget(&untouched) {
             tracing::error!("the undo file could not be written again: {e}");
         }
     }
 }
 
-/// Settles one row sent against the state read after the run; true when Drata holds the
-/// row's desired state: the flag and reason, and the link when the row decides it.
+/// Settles one row sent against the state read after the run; true when Drata holds what
+/// the row sent: the flag and reason when they were sent, the link when it was. A decision
+/// not sent (unedited, drifted) is Drata's to keep, so it is not compared.
 fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -> bool {
     let current = row.id().and_then(|id| state.get(id));
+    // Rows sent always say what they sent; were one not to, the whole row is compared.
+    let sent = if row.sent.any() {
+        row.sent
+    } else {
+        Parts {
+            flag: true,
+            link: true,
+        }
+    };
     let applied = current.is_some_and(|c| {
-        let linked = row
-            .link
-            .as_ref()
-            .is_none_or(|wanted| c.link(users) == wanted.link);
-        linked && c.is_as_desired(row.flag == Some(true), &row.reason)
+        let linked = !sent.link
+            || row
+                .link
+                .as_ref()
+                .is_none_or(|wanted| c.link(users) == wanted.link);
+        let flagged = !sent.flag || c.is_as_desired(row.flag == Some(true), &row.reason);
+        linked && flagged
     });
     row.verified = Some(applied);
     match (row.outcome, applied) {
@@ -203,6 +217,25 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
         _ => {}
     }
     applied
+}
+
+/// Whether Drata holds the row's identity exactly as before the run (flag, reason, and the
+/// link when the row decided it): only then has the undo file nothing to put back. An
+/// identity the listing no longer shows, or whose state before is unknown, is not.
+fn holds_previous(row: &ReportRow, state: &CurrentState, users: Option<&Users>) -> bool {
+    let (Some(current), Some(previous)) = (row.id().and_then(|id| state.get(id)), &row.previous)
+    else {
+        return false;
+    };
+    let now = current.previous();
+    let flagged = now.marked == previous.marked
+        && (!previous.marked
+            || now.reason.as_deref().map(str::trim) == previous.reason.as_deref().map(str::trim));
+    let linked = previous
+        .link
+        .as_ref()
+        .is_none_or(|before| current.link(users) == *before);
+    flagged && linked
 }
 
 /// The command line as typed, shell-quoted (it never holds the key).
