@@ -725,7 +725,11 @@ mod tests {
     fn an_unlimited_rate_grows_from_the_start_to_the_ceiling_one_step_per_answer() {
         let mut c = auto(None);
         let start = Instant::now();
-        assert_eq!(c.refresh(start), None, "no rate: the cap holds it at the start");
+        assert_eq!(
+            c.refresh(start),
+            None,
+            "no rate: the cap holds it at the start"
+        );
         c.on_send(start);
         assert_eq!(
             c.on_answer(start, start + MS(10), Answer::Fine),
@@ -881,7 +885,9 @@ mod tests {
         // send every tick. 30% of the requests fail whatever the load; the cap settles
         // near (1 - p) / (0.3 p) ≈ 8, the hold does not walk it down to one at a time.
         let mut c = auto(None);
-        let sent = drive(&mut c, Instant::now(), MS(10), MS(100), 3_000, |n| n % 10 < 3);
+        let sent = drive(&mut c, Instant::now(), MS(10), MS(100), 3_000, |n| {
+            n % 10 < 3
+        });
         assert!(sent >= 1_500, "{sent} of 3000 ticks sent a request");
         assert!(c.max_reached() >= 8, "{}", c.max_reached());
     }
@@ -957,7 +963,13 @@ mod tests {
         c.on_answer(start, start, Answer::ServerError(503));
         assert_eq!(c.limit(), 2);
         // One fine answer grows the cap to 3.1, but the hold keeps it at 2 for 20 answers.
-        let now = answers(&mut c, start, MS(500), MS(1_000), fine(PROBE_AFTER as usize - 1));
+        let now = answers(
+            &mut c,
+            start,
+            MS(500),
+            MS(1_000),
+            fine(PROBE_AFTER as usize - 1),
+        );
         assert_eq!(c.limit(), 2);
         let now = answers(&mut c, now, MS(500), MS(1_000), fine(1));
         assert_eq!(c.limit(), 3, "the 20th probes three again");

@@ -817,8 +817,14 @@ mod tests {
         let latencies: Vec<Duration> = (0..1_000).map(|_| sim.latency()).collect();
         let (low, high) = (Duration::from_millis(2_500), Duration::from_millis(7_500));
         assert!(latencies.iter().all(|l| (low..=high).contains(l)));
-        let below_4s = latencies.iter().filter(|l| **l < Duration::from_secs(4)).count();
-        assert!((250..=350).contains(&below_4s), "{below_4s} of 1000 under 4 s");
+        let below_4s = latencies
+            .iter()
+            .filter(|l| **l < Duration::from_secs(4))
+            .count();
+        assert!(
+            (250..=350).contains(&below_4s),
+            "{below_4s} of 1000 under 4 s"
+        );
     }
 
     #[test]
