@@ -13,6 +13,12 @@ command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 # runs: the dependencies build once, and a build of the working tree never replaces the
 # test binary of a mutant (both copies of the crate share the artifact's name).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/mutants-build}"
+# Every mutant is one build and link of the test binary: without debug information, and
+# with mold when it is installed, a mutant takes 5 to 15 s here instead of about 40.
+export CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
+if command -v mold >/dev/null; then
+  export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
+fi
 
 # Whole files: the engine's decisions, the exit codes, the input's sniffing and decoding.
 files=(
@@ -24,6 +30,8 @@ files=(
   src/exit.rs
   src/input/sniff.rs
   src/input/encoding.rs
+  src/input/rules.rs
+  src/commands/run/review.rs
 )
 # Parts of larger files: the id, flag and cell parsing and the header search.
 parts=(

@@ -95,19 +95,30 @@ impl Current {
         }
     }
 
-    /// Who it is linked to, as the review compares it; a user the answer names without
-    /// an email is named by the users listing, else by its id.
+    /// Who it is linked to, as the review compares it (the email trimmed and lower-cased,
+    /// as a cell is read and a user resolved); a user the answer names without an email is
+    /// named by the users listing, else by its id.
     pub(crate) fn link(&self, users: Option<&Users>) -> Link {
         let details = &self.details;
         if !details.linked {
             return Link::Nobody;
         }
-        let email = details.linked_user_email.clone().or_else(|| {
-            let id = details.linked_user_id?;
-            users?.email(id).map(str::to_owned)
-        });
+        let named = |email: &str| Some(email.trim().to_lowercase()).filter(|e| !e.is_empty());
+        let email = details
+            .linked_user_email
+            .as_deref()
+            .and_then(named)
+            .or_else(|| {
+                let id = details.linked_user_id?;
+                users?.email(id).and_then(named)
+            });
+        // An email the users listing gives to another user does not name this one.
+        let taken = |email: &str, id: u64| {
+            users.is_some_and(|users| users.resolve(email).is_ok_and(|other| other != id))
+        };
         match (email, details.linked_user_id) {
-            (Some(email), _) => Link::User(email.to_lowercase()),
+            (Some(email), Some(id)) if taken(&email, id) => Link::User(format!("user #{id}")),
+            (Some(email), _) => Link::User(email),
             (None, Some(id)) => Link::User(format!("user #{id}")),
             (None, None) => Link::User("a user".to_owned()),
         }
@@ -240,18 +251,27 @@ pub(crate) enum Added {
     New,
     /// An id seen before, in the same state: nothing changed.
     Repeated,
-    /// An id seen before in another state (marked, reason or username differ): the
+    /// An id seen before in another state (marked, reason, username or link differ): the
     /// later copy replaced the earlier one.
     Conflicting,
     /// No readable id: skipped.
     NoId,
 }
 
-/// True when two copies of one identity differ in what a run compares or shows.
+/// True when two copies of one identity differ in what a run compares or shows: the
+/// flag, the reason, the username, and who it is linked to.
 fn conflicts(earlier: &Current, later: &Current) -> bool {
+    let link = |c: &Current| {
+        (
+            c.details.linked,
+            c.details.linked_user_id,
+            c.details.linked_user_email.clone(),
+        )
+    };
     earlier.marked_at != later.marked_at
         || earlier.reason != later.reason
         || earlier.username != later.username
+        || link(earlier) != link(later)
 }
 
 /// Drata's users, the people identities are linked to, as the users listing showed

@@ -366,7 +366,7 @@ fn warn_conflicting(id: Option<u64>) {
     let id = id.unwrap_or_default();
     tracing::warn!(
         id,
-        "identity {id} is listed twice in different states (marked, reason or username \
+        "identity {id} is listed twice in different states (marked, reason, username or link \
          differ); the later copy, the fresher read, is used"
     );
 }
@@ -384,10 +384,16 @@ mod tests {
         }
     }
 
-    /// Feeds pages until the reader stops; returns how many it read.
+    /// Feeds pages until the reader stops; returns how many it read. Bounded, so that a
+    /// reader that never stops fails the test at once instead of hanging it.
     fn read_all(reader: &mut ListingReader, mut page: impl FnMut(u64) -> PageFacts) -> u64 {
-        while reader.more_after(page(reader.next_page())) {}
-        reader.pages()
+        for fed in 1..=MAX_PAGES_WITHOUT_TOTAL + 1 {
+            if !reader.more_after(page(reader.next_page())) {
+                assert_eq!(reader.pages(), fed, "pages counted");
+                return fed;
+            }
+        }
+        panic!("the reader never stopped paging");
     }
 
     #[test]
@@ -500,6 +506,67 @@ mod tests {
             ..clean
         };
         assert!(warned.may_be_incomplete());
+    }
+
+    /// A run resolves names through what it read: usernames through the identities'
+    /// listing, emails of link cells through the users listing, and says which was not
+    /// read rather than guessing.
+    #[test]
+    fn a_directory_answers_from_the_listings_it_read_and_names_the_missing_one() {
+        let page = Page::from_body(
+            br#"{"data":[{"id":7,"username":"svc-a","email":"a@example.com"}],"total":1}"#,
+        )
+        .unwrap();
+        let mut state = CurrentState::default();
+        for identity in page.identities {
+            state.add(identity);
+        }
+        let listing = Arc::new(Listing {
+            state,
+            pages: 1,
+            warnings: Vec::new(),
+        });
+        let mut users = Users::default();
+        for user in UserPage::from_body(br#"{"data":[{"id":42,"email":"Bob@example.com"}]}"#)
+            .unwrap()
+            .users
+        {
+            users.add(user);
+        }
+        let named = |name: &str| LookupKey {
+            username: Some(name.to_owned()),
+            ..LookupKey::default()
+        };
+        let unread = |email: &str| Err(LookupError::UsersUnread(email.to_owned()));
+        assert_eq!(listing.user("bob@example.com"), unread("bob@example.com"));
+
+        let both = Directory {
+            listing: Some(Arc::clone(&listing)),
+            users: Some(Arc::new(users)),
+        };
+        assert_eq!(both.resolve(&named("svc-a")), Ok(7));
+        assert_eq!(
+            both.resolve(&named("nobody")),
+            Err(LookupError::NoMatch(named("nobody")))
+        );
+        assert_eq!(both.check(7, &named("svc-a")), Ok(()));
+        assert!(matches!(
+            both.check(7, &named("someone-else")),
+            Err(LookupError::Mismatch { id: 7, .. })
+        ));
+        assert_eq!(both.user("bob@example.com"), Ok(42));
+        assert_eq!(
+            both.user("carol@example.com"),
+            Err(LookupError::NoUser("carol@example.com".to_owned()))
+        );
+
+        let neither = Directory::default();
+        assert_eq!(
+            neither.resolve(&named("svc-a")),
+            Err(LookupError::NoMatch(named("svc-a")))
+        );
+        assert_eq!(neither.check(7, &named("someone-else")), Ok(()));
+        assert_eq!(neither.user("bob@example.com"), unread("bob@example.com"));
     }
 
     /// Every page of a listing over loopback, through the engine: the simulator's 120

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::requests::{Attempted, Ended, Engine, Request as Kind};
 use crate::drata::Identity;
-use crate::model::{Outcome, Parts, Previous, ReportRow, Row};
+use crate::model::{IdentityView, Outcome, Parts, Previous, ReportRow, Row};
 
 /// A row to send: its resolved id, what the listing said of its identity (for undo
 /// and evidence), and which requests it needs.
@@ -127,8 +127,13 @@ impl Engine {
                 }
             };
             attempts += attempted.attempts;
+            let answered = std::mem::take(&mut report.identity);
             report = self.report(&row, id, attempted);
             if report.outcome != Outcome::Updated {
+                // The identity as the request applied before described it.
+                if report.identity == IdentityView::default() {
+                    report.identity = answered;
+                }
                 if requests.len() > 1 {
                     report.error = format!("{}: {}", request.name(), report.error);
                 }

@@ -21,7 +21,7 @@ mod source;
 
 pub(crate) use encoding::Encoding;
 pub(crate) use evidence::evidence_summary;
-pub(crate) use resume::{load_done_rows, DoneRows, ResumeError, ResumeTarget};
+pub(crate) use resume::{load_done_rows, DoneRows, DoneRuleRow, ResumeError, ResumeTarget};
 pub(crate) use rows::RowReader;
 pub(crate) use scan::{check_bytes, conflict_message, scan, InputScan, RowStatus};
 pub(crate) use source::{lock, Access, InputFile, InputLock, SnapshotReader, DEFAULT_MAX_COPY_MIB};
@@ -235,6 +235,9 @@ impl fmt::Display for Problem {
 pub(crate) struct InvalidRow {
     pub(crate) line: u64,
     pub(crate) id_cell: String,
+    /// The identity the row names, when its id (or username, email) could be read: the
+    /// row still keeps a rule off it.
+    pub(crate) named: Option<u64>,
     pub(crate) flag: Option<bool>,
     pub(crate) reason_cell: String,
     pub(crate) problems: Vec<Problem>,

@@ -744,6 +744,7 @@ impl<R: Read> RowReader<R> {
         Record::Invalid(InvalidRow {
             line,
             id_cell: String::new(),
+            named: None,
             flag: None,
             reason_cell: String::new(),
             problems: vec![Problem {
@@ -841,9 +842,10 @@ impl<R: Read> RowReader<R> {
                 baseline,
                 link,
             }),
-            (_, flag, _, _, _) => Record::Invalid(InvalidRow {
+            (id, flag, _, _, _) => Record::Invalid(InvalidRow {
                 line,
                 id_cell,
+                named: id.and_then(|id| id.id()),
                 // The report's service_account is true/false or empty; the bad cell
                 // itself is quoted in the problem.
                 flag,

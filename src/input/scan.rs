@@ -52,6 +52,9 @@ pub(crate) struct InputScan {
     ids: HashMap<u64, IdEntry>,
     /// Lines of every id seen more than once; after the scan, only conflicting ids.
     repeated_lines: HashMap<u64, Vec<u64>>,
+    /// Identities that invalid rows name: a person's decision, if unreadable, still keeps
+    /// a rule off them.
+    named_by_invalid: std::collections::HashSet<u64>,
     hasher: RandomState,
 }
 
@@ -136,7 +139,9 @@ impl InputScan {
 
     /// True when a row of the input names the identity: it wins over any rule.
     pub(crate) fn holds(&self, id: u64) -> bool {
-        self.ids.contains_key(&id) || self.repeated_lines.contains_key(&id)
+        self.ids.contains_key(&id)
+            || self.repeated_lines.contains_key(&id)
+            || self.named_by_invalid.contains(&id)
     }
 
     /// Rows that will be sent: one per distinct, non-conflicting id.
@@ -205,6 +210,7 @@ pub(crate) fn scan(
             Record::Valid(row) => result.add_valid(&row),
             Record::Invalid(invalid) => {
                 result.invalid_rows += 1;
+                result.named_by_invalid.extend(invalid.named);
                 result.problem_count += invalid.problems.len() as u64;
                 let room = PROBLEMS_SHOWN.saturating_sub(row_problems.len());
                 row_problems.extend(invalid.problems.into_iter().take(room));

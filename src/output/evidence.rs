@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::Sink;
 use super::summary::{FileDigest, Summary};
-use crate::model::{source_text, Link, Outcome, Previous, ReportRow};
+use crate::model::{source_text, Link, Outcome, Parts, Previous, ReportRow};
 
 pub(crate) use markdown::describe_previous;
 
@@ -160,6 +160,29 @@ pub(crate) struct ChangedIdentity {
     pub(crate) link: Option<(Option<Link>, Link)>,
 }
 
+/// One identity a failed row left partly changed: Drata answered 2xx to one of the row's
+/// two requests (the flag, the link) and not to the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartlyAppliedIdentity {
+    pub(crate) id: u64,
+    pub(crate) line: u64,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) connection: String,
+    pub(crate) before: Before,
+    /// The flag and reason Drata holds now: the row's when that request was applied,
+    /// else as before the run (`None`: not known).
+    pub(crate) now: Option<State>,
+    /// Who it was linked to before the run and is now (`None`: not known), when the row
+    /// decided its link.
+    pub(crate) link: Option<(Option<Link>, Option<Link>)>,
+    pub(crate) source: String,
+    /// The requests Drata answered 2xx for.
+    pub(crate) applied: Parts,
+    /// Why the rest was not applied: the report's error.
+    pub(crate) error: String,
+}
+
 /// One identity Drata changed since the export, on a row the reviewer did not edit: the run
 /// left it as Drata has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,17 +240,21 @@ pub(crate) struct Facts {
     pub(crate) changes: Vec<ChangedIdentity>,
     /// The identities behind `drifted`, sorted by id.
     pub(crate) drift: Vec<DriftedIdentity>,
+    /// Failed rows Drata holds part of, sorted by id; counted as `failed`.
+    pub(crate) partly: Vec<PartlyAppliedIdentity>,
 }
 
 impl Facts {
-    fn gather(
-        summary: &Summary,
-        context: &RunContext,
-        mut changes: Vec<ChangedIdentity>,
-        mut drift: Vec<DriftedIdentity>,
-    ) -> Self {
+    fn gather(summary: &Summary, context: &RunContext, recorded: EvidenceRecorder) -> Self {
+        let EvidenceRecorder {
+            mut changes,
+            mut drift,
+            mut partly,
+            ..
+        } = recorded;
         changes.sort_by_key(|change| (change.id, change.line));
         drift.sort_by_key(|drifted| drifted.id);
+        partly.sort_by_key(|partly| (partly.id, partly.line));
         let count = |name: &str| summary.counts.get(name).copied().unwrap_or(0);
         let verification = match changes.iter().filter(|c| c.verified.is_some()).count() {
             0 => Verification::NotChecked,
@@ -266,6 +293,7 @@ impl Facts {
             unrecorded_rows: summary.unrecorded_rows,
             changes,
             drift,
+            partly,
         }
     }
 }
@@ -274,6 +302,7 @@ impl Facts {
 pub(crate) struct EvidenceRecorder {
     changes: Vec<ChangedIdentity>,
     drift: Vec<DriftedIdentity>,
+    partly: Vec<PartlyAppliedIdentity>,
     /// True when the state before the run was read.
     state_read: bool,
 }
@@ -284,6 +313,7 @@ impl EvidenceRecorder {
         Ok(Self {
             changes: Vec::new(),
             drift: Vec::new(),
+            partly: Vec::new(),
             state_read,
         })
     }
@@ -305,16 +335,60 @@ impl EvidenceRecorder {
         Ok(())
     }
 
+    fn before(&self, row: &ReportRow) -> Before {
+        match (&row.previous, self.state_read) {
+            (Some(previous), _) => Before::Known(state_of(previous)),
+            (None, true) => Before::Unknown,
+            (None, false) => Before::NotRead,
+        }
+    }
+
+    /// Notes a failed row Drata holds part of: what it holds now is the part applied, and
+    /// the rest as it was before the run.
+    pub(crate) fn record_partly(&mut self, row: &ReportRow) -> io::Result<()> {
+        let (true, Some(id)) = (row.partly_applied(), row.id()) else {
+            return Ok(());
+        };
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let marked = row.flag == Some(true);
+        let now = if row.applied.flag {
+            Some(State {
+                marked,
+                reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
+            })
+        } else {
+            row.previous.as_ref().map(state_of)
+        };
+        let before_link = row.previous.as_ref().and_then(|p| p.link.clone());
+        self.partly.push(PartlyAppliedIdentity {
+            id,
+            line: row.line,
+            username: text(&row.identity.username),
+            email: text(&row.identity.email),
+            connection: text(&row.identity.connection),
+            before: self.before(row),
+            now,
+            link: row.link.as_ref().map(|wanted| {
+                let now = if row.applied.link {
+                    Some(wanted.link.clone())
+                } else {
+                    before_link.clone()
+                };
+                (before_link.clone(), now)
+            }),
+            source: source_text(row.rule.as_deref()),
+            applied: row.applied,
+            error: row.error.clone(),
+        });
+        Ok(())
+    }
+
     /// Notes an updated row.
     pub(crate) fn record(&mut self, row: &ReportRow) -> io::Result<()> {
         let (Outcome::Updated, Some(id)) = (row.outcome, row.id()) else {
             return Ok(());
         };
-        let before = match (&row.previous, self.state_read) {
-            (Some(previous), _) => Before::Known(state_of(previous)),
-            (None, true) => Before::Unknown,
-            (None, false) => Before::NotRead,
-        };
+        let before = self.before(row);
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         let marked = row.flag == Some(true);
         // A decision the row sent no request for (it drifted, unedited) stays as Drata held
@@ -358,7 +432,7 @@ impl EvidenceRecorder {
         summary: &Summary,
         context: &RunContext,
     ) -> io::Result<()> {
-        let facts = Facts::gather(summary, context, self.changes, self.drift);
+        let facts = Facts::gather(summary, context, self);
         let mut out = io::BufWriter::new(out);
         match format {
             EvidenceFormat::Markdown => out.write_all(markdown::render(&facts).as_bytes())?,

@@ -1,6 +1,7 @@
 //! The plan's readable diff, on standard output.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::evidence::describe_previous;
@@ -29,6 +30,8 @@ pub(crate) const CHANGES_SHOWN: usize = 20;
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
     pub line: u64,
+    /// The rule that decided it (a rule's row has no line); `None` for an input row.
+    pub rule: Option<Arc<str>>,
     pub id: u64,
     pub flag: bool,
     /// False when only the link changes.
@@ -59,10 +62,13 @@ pub(crate) struct CurrentView {
 impl Change {
     /// One line per thing that changes: the flag, the link.
     fn describe(&self) -> Vec<String> {
+        let place = match &self.rule {
+            Some(rule) => format!("rule {}", printable(rule)),
+            None => format!("line {}", self.line),
+        };
         let who = match &self.current {
             Some(current) => format!(
-                "line {}  id {}  {} [{}]",
-                self.line,
+                "{place}  id {}  {} [{}]",
                 self.id,
                 current
                     .username
@@ -70,7 +76,7 @@ impl Change {
                     .map_or_else(|| "(no username)".to_owned(), printable),
                 printable(&current.connection),
             ),
-            None => format!("line {}  id {}", self.line, self.id),
+            None => format!("{place}  id {}", self.id),
         };
         let mut lines = Vec::new();
         if self.flag_changes {
@@ -126,6 +132,7 @@ pub(crate) fn write_changes_json(out: &mut impl Write, view: &PlanView<'_>) -> i
             });
             serde_json::json!({
                 "line": change.line,
+                "rule": change.rule.as_deref(),
                 "id": change.id,
                 "username": change.current.as_ref().and_then(|c| c.username.clone()),
                 "connection": change.current.as_ref().map(|c| c.connection.clone()),

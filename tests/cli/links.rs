@@ -346,8 +346,17 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
     assert_eq!(
         undo,
         [
-            vec!["id", "serviceAccount", "serviceAccountReason", "linkedUser"],
-            vec!["5", "true", "CI runner", ""],
+            vec![
+                "id",
+                "serviceAccount",
+                "serviceAccountReason",
+                "drataServiceAccount",
+                "drataReason",
+                "linkedUser",
+                "drataLinkedUser"
+            ],
+            // Before the run, and what Drata holds now: the flag applied, the link not.
+            vec!["5", "true", "CI runner", "false", "", "", ""],
         ],
     );
     let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
@@ -491,4 +500,97 @@ fn a_link_edited_in_the_sheet_and_changed_in_drata_conflicts_unless_drift_is_ove
     assert_eq!(two["outcome"], "updated", "{two:?}");
     assert_eq!(two["verified"], "yes", "{two:?}");
     assert_eq!(links(&export(&sim, &work, "after.csv"))[&2], third);
+}
+
+/// Applies to a fresh server of two a row of id 5 whose unmarking Drata accepts and whose
+/// link to Dana it refuses; the evidence is written to `evidence`.
+fn partly_applied_with_evidence(work: &Workdir, evidence: &str) {
+    let server = server_of_two(|seen| {
+        if seen.path.ends_with("/connect") {
+            Reply::json(400, r#"{"message":"refused"}"#)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    work.write(
+        "flip.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
+    );
+    let args = [
+        "apply",
+        "flip.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        evidence,
+    ];
+    let run = on_server(&server, work, &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(puts(&server), (1, 1));
+}
+
+#[test]
+fn the_evidence_names_a_partly_applied_row_with_what_drata_holds_now() {
+    let work = Workdir::new();
+    partly_applied_with_evidence(&work, "ev.md");
+    let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
+    assert!(
+        !evidence.contains("No identity was changed"),
+        "Drata holds a change: {evidence}"
+    );
+    let section = evidence
+        .split("## Partly applied (failed; Drata holds part of the decision)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section: {evidence}"));
+    let line = section.lines().find(|l| l.starts_with("| 5 |")).unwrap();
+    assert!(line.contains("| user5 |"), "as Drata answered: {line}");
+    assert!(
+        line.contains("| service account (\"CI runner\"); linked to nobody | not a service account; linked to nobody |"),
+        "before, and what Drata holds now: {line}"
+    );
+    assert!(line.contains("the link request"), "{line}");
+    // The counts: one failed, none updated; the row is not among the identities changed.
+    assert!(evidence.contains("| failed | 1 |"), "{evidence}");
+    assert!(!evidence.contains("| updated |"), "{evidence}");
+    let changed = evidence.split("## Identities changed").nth(1).unwrap();
+    let changed = changed.split("## Partly applied").next().unwrap();
+    assert!(!changed.contains("| 5 |"), "{changed}");
+}
+
+#[test]
+fn the_evidence_workbook_has_a_sheet_of_partly_applied_rows() {
+    use calamine::{Reader, Xlsx};
+    let work = Workdir::new();
+    partly_applied_with_evidence(&work, "ev.xlsx");
+    let mut workbook: Xlsx<_> = calamine::open_workbook(work.path("ev.xlsx")).unwrap();
+    assert_eq!(
+        workbook.sheet_names(),
+        ["Summary", "Changes", "Partly applied", "Report"]
+    );
+    let summary = workbook.worksheet_range("Summary").unwrap();
+    let fact = |name: &str| {
+        summary
+            .rows()
+            .find(|r| r[0] == name)
+            .map(|r| r[1].to_string())
+    };
+    assert_eq!(fact("Identities partly applied").as_deref(), Some("1"));
+    assert_eq!(fact("Identities changed").as_deref(), Some("0"));
+    let partly = workbook.worksheet_range("Partly applied").unwrap();
+    let rows: Vec<Vec<String>> = partly
+        .rows()
+        .map(|r| r.iter().map(ToString::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let cell = |name: &str| {
+        let at = rows[0].iter().position(|h| h == name).unwrap();
+        rows[1][at].clone()
+    };
+    assert_eq!(cell("id"), "5");
+    assert_eq!(cell("username"), "user5");
+    assert_eq!(cell("before_service_account"), "true");
+    assert_eq!(cell("now_service_account"), "false");
+    assert_eq!(cell("now_linked_user"), "nobody");
+    assert_eq!(cell("applied"), "service account");
+    assert!(cell("error").contains("the link request"), "{rows:?}");
 }

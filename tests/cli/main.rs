@@ -20,6 +20,7 @@ mod faults;
 mod hostile;
 mod input;
 mod layers;
+mod liars;
 mod links;
 mod network;
 mod operator;

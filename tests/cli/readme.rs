@@ -2,7 +2,9 @@
 //! blocks, so a command changed there is a command tested. The quarterly review runs against
 //! the project's simulator (with fewer identities than the README starts, so the client's
 //! default pace keeps the test short), then the recovery commands of "When something goes
-//! wrong"; the install commands run with a scratch home directory.
+//! wrong"; the nightly job's commands and cron line run against the simulator too, with the
+//! walkthrough's environment and the README's system paths moved into a scratch directory;
+//! the install commands run with a scratch home directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -93,6 +95,23 @@ fn run_tool(work: &Workdir, command: &[String], env: &[(String, String)]) -> Run
     run
 }
 
+/// The variables an `export NAME=VALUE...` line of the README sets, the simulator's
+/// address standing for the README's.
+fn environment(sim: &RunningSimulator, command: &[String]) -> Vec<(String, String)> {
+    command[1..]
+        .iter()
+        .map(|assignment| {
+            let (name, value) = assignment.split_once('=').unwrap();
+            let value = if value == README_SIMULATOR_URL {
+                sim.base_url()
+            } else {
+                value.to_owned()
+            };
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
 /// What the quarterly walkthrough has set and seen so far.
 #[derive(Default)]
 struct Walkthrough {
@@ -111,17 +130,7 @@ impl Walkthrough {
                     "{command:?}"
                 );
             }
-            ("export", _) => {
-                for assignment in &command[1..] {
-                    let (name, value) = assignment.split_once('=').unwrap();
-                    let value = if value == README_SIMULATOR_URL {
-                        sim.base_url()
-                    } else {
-                        value.to_owned()
-                    };
-                    self.env.push((name.to_owned(), value));
-                }
-            }
+            ("export", _) => self.env.extend(environment(sim, command)),
             ("sed", _) => {
                 let at = command.len() - 2;
                 assert_eq!(command[at], ">", "{command:?}");
@@ -218,6 +227,178 @@ fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
     let after_undo = sim.applied();
     assert_eq!(after_undo.len(), changed.len());
     assert!(after_undo.values().all(|&puts| puts == 2), "{after_undo:?}");
+}
+
+/// The entries of the ```cron blocks of `text`.
+fn cron_entries(text: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut in_block = false;
+    for line in text.lines().map(str::trim) {
+        match line {
+            "```cron" => in_block = true,
+            "```" => in_block = false,
+            entry if in_block && !entry.is_empty() => entries.push(entry.to_owned()),
+            _ => {}
+        }
+    }
+    entries
+}
+
+/// The README's system paths (`/etc/...`, `/var/log/...`) moved into a scratch directory:
+/// the folder of each made, and the key or rules file it names put there, readable by the
+/// owner only as the README's `install -m 0600` leaves them.
+struct SystemPaths<'a> {
+    work: &'a Workdir,
+    key: String,
+    rules: String,
+}
+
+impl SystemPaths<'_> {
+    /// `word` with every absolute path in it moved, and the file it names prepared.
+    fn moved(&self, word: &str) -> String {
+        let Some(path) = word.strip_prefix('/') else {
+            return word.to_owned();
+        };
+        let (folder, name) = path.rsplit_once('/').unwrap();
+        let folder = self.work.path(folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        let contents = match name {
+            "key" => Some(&self.key),
+            "rules.toml" => Some(&self.rules),
+            _ => None,
+        };
+        if let Some(contents) = contents {
+            let file = folder.join(name);
+            std::fs::write(&file, contents).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let owner_only = std::fs::Permissions::from_mode(0o600);
+                std::fs::set_permissions(&file, owner_only).unwrap();
+            }
+        }
+        format!("{}/{name}", folder.display())
+    }
+}
+
+/// The nightly job as the README gives it, on the walkthrough's simulator: `plan --rules`
+/// on the sample, the nightly `apply` (key from its file), then the cron line, run by `sh`
+/// as cron would, which finds nothing left to do and sends nothing.
+#[test]
+fn the_nightly_job_of_the_readme_runs_on_the_simulator() {
+    let readme = readme();
+    let sim = simulator(|config| config.identities = 100);
+    let work = Workdir::new();
+    let env: Vec<(String, String)> = commands(&section(&readme, "The quarterly review"))
+        .iter()
+        .filter(|command| command[0] == "export")
+        .flat_map(|command| environment(&sim, command))
+        .collect();
+    let key = env.iter().find(|(name, _)| name == "DRATA_API_KEY");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let system = SystemPaths {
+        work: &work,
+        key: key.expect("the README exports the key").1.clone(),
+        rules: std::fs::read_to_string(root.join("samples/rules.toml")).unwrap(),
+    };
+    std::fs::create_dir(work.path("samples")).unwrap();
+    work.write("samples/rules.toml", &system.rules);
+    let nightly = section(&readme, "The nightly job");
+    let mut ran = Vec::new();
+    let mut set_up = String::new();
+    for command in commands(&nightly) {
+        match command[0].as_str() {
+            // Installing for systemd needs root and systemd: `units` runs the service's
+            // command; here the set-up must put the files where the nightly command reads.
+            "sudo" => set_up.push_str(&format!("{command:?}\n")),
+            "drata-svcacct" => {
+                let moved: Vec<String> = command.iter().map(|w| system.moved(w)).collect();
+                let run = run_tool(&work, &moved, &env);
+                ran.push((command[1].clone(), run));
+            }
+            _ => panic!("a command this test does not know how to run: {command:?}"),
+        }
+    }
+    let names: Vec<&str> = ran.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["plan", "apply"]);
+    let plan = &ran[0].1;
+    assert!(
+        plan.stderr.contains("rule automation: ") && plan.stderr.contains("matched no rule"),
+        "{}",
+        plan.stderr
+    );
+    let rows = read_report(&work.path("nightly.csv"));
+    assert!(!rows.is_empty(), "the sample's rules decide something");
+    let mut reported: Vec<u64> = rows.iter().map(|r| r["id"].parse().unwrap()).collect();
+    reported.sort_unstable();
+    let mut applied: Vec<u64> = sim.applied().into_keys().collect();
+    applied.sort_unstable();
+    assert_eq!(
+        reported, applied,
+        "each row the rules decided was sent once"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["source"].starts_with("rule:") && r["outcome"] == "updated"));
+    assert!(work.path("nightly.xlsx").exists());
+    for file in ["/etc/drata-svcacct/key", "/etc/drata-svcacct/rules.toml"] {
+        assert!(
+            set_up.contains(file),
+            "the set-up installs {file}: {set_up}"
+        );
+    }
+
+    // The cron line, the next night: nothing new, nothing sent, nothing said.
+    run_the_cron_line(&sim, &system, &env, &nightly);
+}
+
+/// Runs the nightly section's cron entry with `sh`, as cron reads it, the README's paths
+/// moved: it finds nothing left to do, sends nothing, says nothing, and writes one report.
+fn run_the_cron_line(
+    sim: &RunningSimulator,
+    system: &SystemPaths<'_>,
+    env: &[(String, String)],
+    nightly: &str,
+) {
+    let work = system.work;
+    let entries = cron_entries(nightly);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let fields: Vec<&str> = entries[0].splitn(6, ' ').collect();
+    assert_eq!(fields.len(), 6, "{entries:?}");
+    let as_cron_reads_it = fields[5].replace("\\%", "%");
+    assert_eq!(
+        as_cron_reads_it.matches('%').count(),
+        fields[5].matches("\\%").count(),
+        "a bare % would end the command"
+    );
+    let (program, rest) = as_cron_reads_it.split_once(' ').unwrap();
+    assert_eq!(program, "/usr/local/bin/drata-svcacct");
+    let line: Vec<String> = rest.split(' ').map(|w| system.moved(w)).collect();
+    let puts = sim.applied().values().sum::<u32>();
+    let base_url = env
+        .iter()
+        .find(|(name, _)| name == "DRATA_BASE_URL")
+        .unwrap();
+    let cron = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} {}", bin().display(), line.join(" ")))
+        .current_dir(work.dir.path())
+        .env_remove("DRATA_API_KEY")
+        .env("DRATA_BASE_URL", &base_url.1)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&cron.stderr);
+    assert!(cron.status.success(), "{said}");
+    assert!(said.is_empty() && cron.stdout.is_empty(), "{said}");
+    assert_eq!(
+        sim.applied().values().sum::<u32>(),
+        puts,
+        "the next night sends nothing"
+    );
+    let logs: Vec<_> = std::fs::read_dir(work.path("var/log/svcacct"))
+        .unwrap()
+        .collect();
+    assert_eq!(logs.len(), 1, "one report per run");
 }
 
 #[test]
@@ -324,4 +505,16 @@ fn the_first_screen_keeps_its_two_set_up_commands() {
             vec!["cargo", "test"],
         ]
     );
+}
+
+/// The part for the people who run the tool (up to "Reference and development") stays short
+/// enough to read: words counted as `wc -w` counts them.
+#[test]
+fn the_readme_for_users_stays_under_1800_words() {
+    let readme = readme();
+    let end = readme
+        .find("\n## Reference and development\n")
+        .expect("the reference section");
+    let words = readme[..end].split_whitespace().count();
+    assert!(words < 1800, "{words} words before the reference links");
 }

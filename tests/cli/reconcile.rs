@@ -180,7 +180,13 @@ fn undo_restores_the_previous_state() {
     let mut undo = csv::Reader::from_path(work.path("undo.csv")).unwrap();
     assert_eq!(
         undo.headers().unwrap(),
-        vec!["id", "serviceAccount", "serviceAccountReason"]
+        vec![
+            "id",
+            "serviceAccount",
+            "serviceAccountReason",
+            "drataServiceAccount",
+            "drataReason"
+        ]
     );
     let mut undo_rows: Vec<Vec<String>> = undo
         .records()
@@ -190,7 +196,11 @@ fn undo_restores_the_previous_state() {
     assert_eq!(undo_rows.len(), 2, "only updated rows: {undo_rows:?}");
     assert_eq!(undo_rows[0][0..2], ["1".to_owned(), "false".to_owned()]);
     assert!(undo_rows[0][2].contains("not a service account before"));
-    assert_eq!(undo_rows[1], ["7", "true", "Seeded: automation account"]);
+    // Before the run, and the state the run left (the baseline of a three-way review).
+    assert_eq!(
+        undo_rows[1],
+        ["7", "true", "Seeded: automation account", "false", ""]
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

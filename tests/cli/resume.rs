@@ -700,3 +700,108 @@ fn a_resumed_run_never_renames_a_file_the_user_named_and_its_undo_file_stays_con
         rollback.stderr
     );
 }
+
+/// A nightly run with rules and an input row, stopped part way by `--max-failures`, then
+/// finished with the printed command: every identity ends with one outcome, none is sent
+/// twice, and the rows the rules decided (no line in the report) are matched by id.
+#[test]
+fn a_nightly_run_with_rules_resumes_without_sending_anything_twice() {
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = std::sync::Arc::clone(&fail);
+    let server = TestServer::start(move |seen, _| match seen.id() {
+        Some(5) if switch.load(Ordering::SeqCst) => Reply::json(503, r#"{"message":"later"}"#),
+        id => Reply::identity(id.unwrap()),
+    })
+    .seed(1..=20);
+    let work = Workdir::new();
+    work.write(
+        "rules.toml",
+        "[[rule]]\nname = \"bots\"\nservice_account = true\nreason = \"Automation account {username}; rule {rule}\"\n[rule.match]\nusername = \"^user\\\\d+$\"\nmarked = false\n",
+    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .input("id,flag,reason\n2,true,A person's decision\n")
+        .args(["--rules", "rules.toml", "--report", "night.csv"])
+        .args([
+            "--concurrency",
+            "1",
+            "--max-attempts",
+            "1",
+            "--max-failures",
+            "0",
+        ])
+        .run();
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    assert_eq!(ids(&first.rows), (1..=20).collect::<Vec<_>>());
+    let updated_first = ids_with(&first.rows, "updated");
+    assert!(
+        !ids_with(&first.rows, "not_attempted").is_empty(),
+        "stopped part way: {:?}",
+        outcomes(&first.rows)
+    );
+    let command = printed_resume_command(&first.stderr);
+    assert!(
+        command.contains(&"--rules=rules.toml".to_owned()),
+        "{command:?}"
+    );
+
+    fail.store(false, Ordering::SeqCst);
+    let before = server.seen().len();
+    let second = Invocation::new(&command[1..], None)
+        .within(&work)
+        .key(TEST_KEY)
+        .run();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_resumed(
+        &read_report(&work.path("night.resumed.csv")),
+        &updated_first,
+    );
+    let sent_again: Vec<u64> = server.seen()[before..]
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .filter_map(Seen::id)
+        .collect();
+    assert!(
+        sent_again.iter().all(|id| !updated_first.contains(id)),
+        "nothing updated is sent again: {sent_again:?}"
+    );
+    // Every identity was sent exactly once with success; id 5 once more, refused.
+    let puts = server.puts_per_id();
+    for id in 1..=20u64 {
+        assert_eq!(puts.get(&id), Some(&if id == 5 { 2 } else { 1 }), "id {id}");
+    }
+}
+
+fn ids(rows: &[std::collections::HashMap<String, String>]) -> Vec<u64> {
+    let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].parse().unwrap()).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The resumed night's report: one row per identity, id 2 the input's (line 2), the others
+/// the rule's (no line); what the first run updated is `skipped`, the rest `updated`.
+fn assert_resumed(rows: &[std::collections::HashMap<String, String>], updated_first: &[u64]) {
+    assert_eq!(
+        ids(rows),
+        (1..=20).collect::<Vec<_>>(),
+        "one row per identity"
+    );
+    for row in rows {
+        let id: u64 = row["id"].parse().unwrap();
+        let (line, source) = if id == 2 {
+            ("2", "input")
+        } else {
+            ("", "rule:bots")
+        };
+        assert_eq!(
+            (row["line"].as_str(), row["source"].as_str()),
+            (line, source)
+        );
+        let expected = if updated_first.contains(&id) {
+            "skipped"
+        } else {
+            "updated"
+        };
+        assert_eq!(row["outcome"], expected, "id {id}: {row:?}");
+    }
+}

@@ -137,6 +137,13 @@ fn an_input_row_wins_over_a_rule_and_unmatched_identities_are_counted() {
         "{}",
         run.stderr
     );
+    // The plan names the rule where an input row has its line.
+    assert!(
+        run.stdout.contains("rule automation  id 94  ci-runner-94"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("line 0"), "{}", run.stdout);
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub struct Reply {
     /// Whether a PUT answered this way changed the server's state (what its listing shows
     /// afterwards); `None`: when the answer is 2xx.
     pub applied: Option<bool>,
+    /// The body the server applies instead of the request's: a server that answers 2xx
+    /// and stores something else.
+    pub stores: Option<String>,
 }
 
 impl Reply {
@@ -53,6 +56,7 @@ impl Reply {
             body: body.to_owned(),
             delay: Duration::ZERO,
             applied: None,
+            stores: None,
         }
     }
 
@@ -71,6 +75,13 @@ impl Reply {
                 r#"{{"id":{id},"identityId":"x","username":"user{id}","email":"user{id}@example.com","serviceAccount":"2026-11-29T00:00:00.000Z","serviceAccountReason":"r","user":null,"connection":{{"id":1}}}}"#
             ),
         )
+    }
+
+    /// Applies `body` in place of the request's body (`{"userId": 10}`), whatever was sent.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn storing(mut self, body: &str) -> Self {
+        self.stores = Some(body.to_owned());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -107,6 +118,20 @@ struct Applied {
 }
 
 impl Applied {
+    /// Applies a PUT as answered: when the reply says it changed the state (by default a
+    /// 2xx), with the body the reply stores in place of the request's.
+    fn answered(&mut self, request: &Seen, reply: &Reply) {
+        let ok = (200..300).contains(&reply.status);
+        if request.method != "PUT" || !reply.applied.unwrap_or(ok) {
+            return;
+        }
+        let mut stored = request.clone();
+        if let Some(body) = &reply.stores {
+            stored.body = body.clone();
+        }
+        self.apply(&stored);
+    }
+
     fn apply(&mut self, request: &Seen) {
         let (Some(id), Ok(body)) = (
             request.id(),
@@ -121,7 +146,10 @@ impl Applied {
         if request.path.contains("/connect") {
             // `connect` links the identity to a user, or to nobody.
             identity["user"] = match body["userId"].as_u64() {
-                Some(user) => serde_json::json!({"id": user, "email": self.users.get(&user)}),
+                // A stored body may name the email the listing shows (a user the users
+                // listing does not hold).
+                Some(user) => serde_json::json!({"id": user,
+                    "email": body["email"].as_str().or(self.users.get(&user).map(String::as_str))}),
                 None => serde_json::Value::Null,
             };
             return;
@@ -263,10 +291,7 @@ impl TestServer {
                         } else {
                             let index = counter.fetch_add(1, Ordering::SeqCst);
                             let reply = handler(&request, index);
-                            let ok = (200..300).contains(&reply.status);
-                            if request.method == "PUT" && reply.applied.unwrap_or(ok) {
-                                state.apply(&request);
-                            }
+                            state.answered(&request, &reply);
                             log.lock().unwrap().push(request);
                             reply
                         }

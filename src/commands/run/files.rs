@@ -1,7 +1,6 @@
 //! The output files of a run, created before anything is sent: all or nothing, never the
 //! input, never two outputs on one path, `-` for standard output where it makes sense.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +8,10 @@ use super::Run;
 use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
-use crate::output::{same_file, CreatedFile, ReportWriter, Sink, UNDO_HEADER, UNDO_HEADER_LINKS};
+use crate::output::{
+    same_file, CreatedFile, EarlierUndo, ReportWriter, Sink, UNDO_HEADER, UNDO_HEADERS_TWO_WAY,
+    UNDO_HEADER_LINKS,
+};
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
@@ -23,7 +25,7 @@ pub(super) struct Files {
 /// The undo file, new or an earlier run's to add to.
 pub(super) enum Undo {
     New(File),
-    Append(File, HashSet<u64>),
+    Append(File, EarlierUndo),
 }
 
 /// A file made and not yet kept, or standard output.
@@ -218,7 +220,7 @@ fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
     };
     if config.apply.resume_from.is_some() {
         match append_to_undo(path) {
-            Ok(Some((file, ids))) => return Ok(Some(UndoTarget::Append(file, ids))),
+            Ok(Some((file, earlier))) => return Ok(Some(UndoTarget::Append(file, earlier))),
             Ok(None) => {}
             Err(source) => {
                 return Err(Error::Output {
@@ -232,9 +234,9 @@ fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
     create(config, path, "undo file").map(|pending| Some(UndoTarget::New(pending)))
 }
 
-/// Opens an existing undo file of ours for appending, with the ids it holds; `None` when
-/// there is none.
-fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, HashSet<u64>)>> {
+/// Opens an existing undo file of ours for appending, with its rows and whether they
+/// carry the baseline (an earlier version's do not); `None` when there is none.
+fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, EarlierUndo)>> {
     use std::io::BufRead;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => {}
@@ -242,17 +244,19 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, HashSet<u64>)>> 
     }
     let mut first = String::new();
     std::io::BufReader::new(File::open(path)?).read_line(&mut first)?;
-    if ![UNDO_HEADER, UNDO_HEADER_LINKS].contains(&first.trim_end()) {
+    let baseline = [UNDO_HEADER, UNDO_HEADER_LINKS].contains(&first.trim_end());
+    if !baseline && !UNDO_HEADERS_TWO_WAY.contains(&first.trim_end()) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "it is not an undo file of drata-svcacct; refusing to add to it",
         ));
     }
-    let ids = csv::Reader::from_path(path)
+    let rows = csv::Reader::from_path(path)
         .map_err(std::io::Error::other)?
         .records()
-        .filter_map(|record| record.ok()?.get(0)?.parse().ok())
+        .filter_map(|record| Some(record.ok()?.iter().map(str::to_owned).collect()))
         .collect();
+    let earlier = EarlierUndo { rows, baseline };
     let mut options = std::fs::OpenOptions::new();
     options.append(true);
     #[cfg(unix)]
@@ -260,13 +264,14 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, HashSet<u64>)>> 
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NOFOLLOW);
     }
-    options.open(path).map(|file| Some((file, ids)))
+    options.open(path).map(|file| Some((file, earlier)))
 }
 
 /// The undo file to write: new, or an earlier one to add to.
 enum UndoTarget {
     New(Pending),
-    Append(File, HashSet<u64>),
+    /// The file, the ids it holds, and whether its rows carry the baseline.
+    Append(File, EarlierUndo),
 }
 
 /// Creates every output file, all or nothing: the optional files first, so that a path
@@ -309,7 +314,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
                 Sink::File(file) => Some(Undo::New(file)),
                 Sink::Staged(_) | Sink::Stdout => None,
             },
-            Some(UndoTarget::Append(file, ids)) => Some(Undo::Append(file, ids)),
+            Some(UndoTarget::Append(file, earlier)) => Some(Undo::Append(file, earlier)),
             None => None,
         };
         Ok((

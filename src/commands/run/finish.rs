@@ -13,7 +13,8 @@ use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
 use crate::model::{
-    ConcurrencyFigures, LatencyFigures, Outcome, Parts, RecordFile, ReportRow, StopReason, Tally,
+    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, RecordFile, ReportRow,
+    StopReason, Tally,
 };
 use crate::output::{
     checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
@@ -81,6 +82,9 @@ fn record_evidence(
     changed.sort_by_key(|row| (row.id(), row.line));
     for row in changed {
         recorder.record(row)?;
+    }
+    for row in sent.iter().filter(|row| row.partly_applied()) {
+        recorder.record_partly(row)?;
     }
     for row in drifted {
         recorder.record_drift(row)?;
@@ -183,11 +187,17 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
         }
     };
     let applied = current.is_some_and(|c| {
+        // The same email is not enough when Drata names the user: it must be the one sent.
+        let same_user = |wanted: &LinkRequest| {
+            wanted
+                .user
+                .is_none_or(|user| c.details.linked_user_id.is_none_or(|got| got == user))
+        };
         let linked = !sent.link
             || row
                 .link
                 .as_ref()
-                .is_none_or(|wanted| c.link(users) == wanted.link);
+                .is_none_or(|wanted| c.link(users) == wanted.link && same_user(wanted));
         let flagged = !sent.flag || c.is_as_desired(row.flag == Some(true), &row.reason);
         linked && flagged
     });

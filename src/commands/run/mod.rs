@@ -120,6 +120,7 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
             rule_set,
             &listing.state,
             &run.scan,
+            &done,
             &today,
         )));
     }
@@ -753,7 +754,7 @@ fn outputs(
     let links = run.users.is_some();
     let undo = undo.and_then(|undo| {
         let made = match undo {
-            Undo::Append(file, ids) => UndoWriter::append(file, run_started, ids, links),
+            Undo::Append(file, earlier) => UndoWriter::append(file, run_started, earlier, links),
             Undo::New(file) => UndoWriter::new(file, run_started, links),
         };
         match made {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::review::review;
+use super::review::{held, is_flag_sent, is_sent, review, Overrides};
 use crate::config::Mode;
 use crate::drata::{Current, Users};
 use crate::engine::{Job, Listing, Sends};
@@ -184,36 +184,29 @@ impl Planner {
         }
     }
 
-    /// The requests the review leaves to send: an edited decision; a conflicting one with
-    /// `--overwrite-drift`; one Drata already holds with `--resend` (a flag only when the
-    /// row has a reason to send).
+    /// The requests the review leaves to send.
     fn sends(&self, row: &Row, parts: &Parts) -> Sends {
-        let sent = |review: Review| match review {
-            Review::Send => true,
-            Review::Conflict => self.overwrite_drift,
-            Review::Unchanged => self.resend,
-            Review::Drifted => false,
-        };
+        let overrides = self.overrides();
         Sends {
-            flag: sent(parts.flag) && !(parts.flag == Review::Unchanged && row.reason.is_empty()),
+            flag: is_flag_sent(parts.flag, !row.reason.is_empty(), overrides),
             link: parts
                 .link
-                .filter(|review| sent(*review))
+                .filter(|review| is_sent(*review, overrides))
                 .and(row.link.as_ref())
                 .and_then(LinkRequest::target),
         }
     }
 
-    /// A row the review holds back: `conflict` when either decision conflicts (and
-    /// `--overwrite-drift` is not given), `drifted` when a decision drifted and nothing
-    /// else is to be sent.
     fn held(&self, parts: &Parts, sends: Sends) -> Option<Outcome> {
-        let any = |wanted: Review| parts.flag == wanted || parts.link == Some(wanted);
-        if any(Review::Conflict) && !self.overwrite_drift {
-            return Some(Outcome::Conflict);
+        let sends_something = sends.flag || sends.link.is_some();
+        held(parts.flag, parts.link, sends_something, self.overrides())
+    }
+
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            overwrite_drift: self.overwrite_drift,
+            resend: self.resend,
         }
-        let nothing_sent = !sends.flag && sends.link.is_none();
-        (any(Review::Drifted) && nothing_sent).then_some(Outcome::Drifted)
     }
 
     /// The change a row would make, for the plan's diff and `--max-changes`.
@@ -249,6 +242,7 @@ impl Planner {
         });
         Some(Change {
             line: row.line,
+            rule: row.rule.clone(),
             id,
             flag: row.flag,
             flag_changes: sends.flag,

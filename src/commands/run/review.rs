@@ -2,7 +2,7 @@
 //! (the baseline), the reviewer's decision (the row) and Drata now (the current state).
 //! The table is `docs/contract.md`, "What the reviewer meant".
 
-use crate::model::Review;
+use crate::model::{Outcome, Review};
 
 /// Decides a row. Every state is normalised ([`crate::model::Baseline::new`]): flags as booleans,
 /// reasons trimmed, no reason when not a service account. Without a baseline (no baseline
@@ -22,6 +22,48 @@ pub(crate) fn review<T: PartialEq>(baseline: Option<&T>, row: &T, current: &T) -
         (false, true) => Review::Send,
         (false, false) => Review::Conflict,
     }
+}
+
+/// The options that send what the review would hold back or skip.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Overrides {
+    /// `--overwrite-drift`: a conflicting decision is sent.
+    pub overwrite_drift: bool,
+    /// `--resend`: a decision Drata already holds is sent again.
+    pub resend: bool,
+}
+
+/// True when a decision the review judged so is sent: an edited one; a conflicting one
+/// with `--overwrite-drift`; one Drata already holds with `--resend`.
+pub(crate) fn is_sent(review: Review, overrides: Overrides) -> bool {
+    match review {
+        Review::Send => true,
+        Review::Conflict => overrides.overwrite_drift,
+        Review::Unchanged => overrides.resend,
+        Review::Drifted => false,
+    }
+}
+
+/// True when the flag and reason are sent. `--resend` sends an unchanged flag again only
+/// with a reason to send: a `false` row may leave its reason blank.
+pub(crate) fn is_flag_sent(review: Review, has_reason: bool, overrides: Overrides) -> bool {
+    is_sent(review, overrides) && (has_reason || review != Review::Unchanged)
+}
+
+/// A row the review holds back: `conflict` when either decision conflicts (and
+/// `--overwrite-drift` is not given), `drifted` when a decision drifted and the row sends
+/// nothing else.
+pub(crate) fn held(
+    flag: Review,
+    link: Option<Review>,
+    sends_something: bool,
+    overrides: Overrides,
+) -> Option<Outcome> {
+    let any = |wanted: Review| flag == wanted || link == Some(wanted);
+    if any(Review::Conflict) && !overrides.overwrite_drift {
+        return Some(Outcome::Conflict);
+    }
+    (any(Review::Drifted) && !sends_something).then_some(Outcome::Drifted)
 }
 
 #[cfg(test)]
@@ -127,5 +169,86 @@ mod tests {
         assert_eq!(review(Some(&nobody), &bob, &ann), Review::Conflict);
         assert_eq!(review(Some(&ann), &bob, &bob), Review::Unchanged);
         assert_eq!(review(None, &bob, &ann), Review::Send);
+    }
+
+    const NONE: Overrides = Overrides {
+        overwrite_drift: false,
+        resend: false,
+    };
+    const OVERWRITE: Overrides = Overrides {
+        overwrite_drift: true,
+        resend: false,
+    };
+    const RESEND: Overrides = Overrides {
+        overwrite_drift: false,
+        resend: true,
+    };
+
+    #[test]
+    fn what_is_sent_for_each_review_and_option() {
+        use Review::{Conflict, Drifted, Send, Unchanged};
+        let cases = [
+            (Send, NONE, true),
+            (Conflict, NONE, false),
+            (Conflict, OVERWRITE, true),
+            (Conflict, RESEND, false),
+            (Unchanged, NONE, false),
+            (Unchanged, OVERWRITE, false),
+            (Unchanged, RESEND, true),
+            (Drifted, NONE, false),
+            (Drifted, OVERWRITE, false),
+            (Drifted, RESEND, false),
+        ];
+        for (review, overrides, sent) in cases {
+            assert_eq!(is_sent(review, overrides), sent, "{review:?} {overrides:?}");
+        }
+        // A flag Drata holds is sent again only with a reason; an edit always is.
+        assert!(is_flag_sent(Unchanged, true, RESEND));
+        assert!(!is_flag_sent(Unchanged, false, RESEND));
+        assert!(is_flag_sent(Send, false, NONE));
+        assert!(!is_flag_sent(Drifted, true, RESEND));
+    }
+
+    #[test]
+    fn a_row_is_held_for_a_conflict_in_either_decision_or_a_drift_with_nothing_to_send() {
+        use Review::{Conflict, Drifted, Send, Unchanged};
+        let cases = [
+            (Conflict, None, false, NONE, Some(Outcome::Conflict)),
+            (
+                Unchanged,
+                Some(Conflict),
+                false,
+                NONE,
+                Some(Outcome::Conflict),
+            ),
+            (Send, Some(Conflict), true, NONE, Some(Outcome::Conflict)),
+            (Conflict, None, true, OVERWRITE, None),
+            (
+                Conflict,
+                Some(Drifted),
+                false,
+                OVERWRITE,
+                Some(Outcome::Drifted),
+            ),
+            (Drifted, None, false, NONE, Some(Outcome::Drifted)),
+            (
+                Unchanged,
+                Some(Drifted),
+                false,
+                NONE,
+                Some(Outcome::Drifted),
+            ),
+            (Drifted, Some(Send), true, NONE, None),
+            (Send, Some(Drifted), true, NONE, None),
+            (Unchanged, Some(Unchanged), false, NONE, None),
+            (Send, None, true, NONE, None),
+        ];
+        for (flag, link, sends_something, overrides, outcome) in cases {
+            assert_eq!(
+                held(flag, link, sends_something, overrides),
+                outcome,
+                "{flag:?} {link:?} {sends_something} {overrides:?}"
+            );
+        }
     }
 }

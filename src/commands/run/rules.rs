@@ -1,12 +1,14 @@
 //! `--rules` in a run: after the listing is read, every identity that no input row names
 //! is decided by the first rule that matches it, and becomes a row of the run (`source`
-//! `rule:NAME`); identities no rule matches are left as they are, and counted.
+//! `rule:NAME`); identities no rule matches are left as they are, and counted. A resumed
+//! run carries over the rows a rule decided and the earlier run finished, so that they are
+//! reported `skipped` even where no rule matches any more.
 
 use std::sync::Arc;
 
 use crate::drata::CurrentState;
 use crate::input::rules::{decide, RuleSet};
-use crate::input::InputScan;
+use crate::input::{DoneRows, DoneRuleRow, InputScan};
 use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
 
 /// A rule's decision for one identity: a row to plan like the input's, or invalid (its
@@ -31,6 +33,7 @@ pub(super) fn rule_rows(
     rules: &RuleSet,
     state: &CurrentState,
     scan: &InputScan,
+    resumed: &DoneRows,
     today: &str,
 ) -> RuleRows {
     let names: Vec<Arc<str>> = rules
@@ -47,7 +50,11 @@ pub(super) fn rule_rows(
             continue;
         }
         let Some(decision) = decide(rules, &current.subject(id), today) else {
-            decided.unmatched += 1;
+            // Done by a rule before (which, say, matched it while unmarked): still done.
+            match resumed.by_rule(id) {
+                Some(done) => decided.rows.push(RuleRow::Valid(carried(id, done))),
+                None => decided.unmatched += 1,
+            }
             continue;
         };
         decided.matched[decision.index].1 += 1;
@@ -81,4 +88,18 @@ pub(super) fn rule_rows(
         });
     }
     decided
+}
+
+/// The row a rule decided in the resumed report, as it was decided then: the planner
+/// finds it done and reports it `skipped`.
+fn carried(id: u64, done: &DoneRuleRow) -> Row {
+    Row {
+        line: 0,
+        id: RowId::Id(id),
+        flag: done.flag,
+        reason: done.reason.clone(),
+        rule: Some(Arc::from(done.rule.as_str())),
+        baseline: None,
+        link: None,
+    }
 }

@@ -1,7 +1,10 @@
 //! The evidence as Markdown: a header table, the counts, and the identities changed.
 
-use super::{escaped, Before, ChangedIdentity, DriftedIdentity, Facts, State, Verification};
-use crate::model::{Link, Previous};
+use super::{
+    escaped, Before, ChangedIdentity, DriftedIdentity, Facts, PartlyAppliedIdentity, State,
+    Verification,
+};
+use crate::model::{Link, Parts, Previous};
 
 /// Escapes text for one Markdown table cell, capped as every echoed field is.
 pub(crate) fn cell(text: &str) -> String {
@@ -82,7 +85,8 @@ pub(super) fn digest_text(digest: &Option<String>) -> String {
 
 pub(super) fn render(facts: &Facts) -> String {
     let mut text = header(facts);
-    text.push_str(&changes(&facts.changes));
+    text.push_str(&changes(&facts.changes, facts.partly.len()));
+    text.push_str(&partly(&facts.partly));
     text.push_str(&drift(&facts.drift));
     if facts.unrecorded_rows > 0 {
         text.push_str(&format!(
@@ -179,10 +183,13 @@ fn header(facts: &Facts) -> String {
     text
 }
 
-fn changes(changes: &[ChangedIdentity]) -> String {
+fn changes(changes: &[ChangedIdentity], partly: usize) -> String {
     let mut text = "## Identities changed\n\n".to_owned();
     if changes.is_empty() {
-        text.push_str("No identity was changed by this run.\n");
+        text.push_str(&match partly {
+            0 => "No identity was changed by this run.\n".to_owned(),
+            n => format!("No identity was wholly changed by this run; {n} partly (below).\n"),
+        });
         return text;
     }
     let verified = changes.iter().filter(|c| c.verified == Some(true)).count();
@@ -209,6 +216,59 @@ fn changes(changes: &[ChangedIdentity]) -> String {
             )),
             cell(&change.source),
             verified_text(change.verified),
+        ));
+    }
+    text
+}
+
+/// The requests of `parts`, in words: `service account`, `link`, or both.
+pub(super) fn parts_text(parts: Parts) -> String {
+    let names: Vec<&str> = [
+        parts.flag.then_some("service account"),
+        parts.link.then_some("link"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    names.join(" and ")
+}
+
+/// Failed rows Drata holds part of: before the run, what Drata holds now, what was applied
+/// and why the rest was not.
+fn partly(partly: &[PartlyAppliedIdentity]) -> String {
+    if partly.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "\n## Partly applied (failed; Drata holds part of the decision)\n\n{} rows failed after Drata had applied one of their two requests: Drata holds the part applied, the rest is as it was before the run. They are counted as `failed` above and kept in the undo file.\n\n",
+        partly.len()
+    );
+    text.push_str(
+        "| id | username | email | connection | before | in Drata now | applied | error | source |\n",
+    );
+    text.push_str("|---:|---|---|---|---|---|---|---|---|\n");
+    for row in partly {
+        let now = row
+            .now
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), describe);
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.id,
+            cell(&row.username),
+            cell(&row.email),
+            cell(&row.connection),
+            cell(&with_link(
+                describe_before(&row.before),
+                row.link.as_ref().map(|(before, _)| before.as_ref())
+            )),
+            cell(&with_link(
+                now,
+                row.link.as_ref().map(|(_, now)| now.as_ref())
+            )),
+            parts_text(row.applied),
+            cell(&row.error),
+            cell(&row.source),
         ));
     }
     text

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::markdown::{describe_before, digest_text, link_text, verification_text, verified_text};
+use super::markdown::{
+    describe_before, digest_text, link_text, parts_text, verification_text, verified_text,
+};
 use super::{escaped, Before, Facts};
 use crate::text::unprefixed;
 
@@ -24,6 +26,23 @@ pub(crate) const CHANGES_COLUMNS: [&str; 12] = [
     "verified",
     "before_linked_user",
     "after_linked_user",
+];
+
+/// The columns of the `Partly applied` sheet: failed rows Drata holds part of.
+pub(crate) const PARTLY_COLUMNS: [&str; 13] = [
+    "id",
+    "username",
+    "email",
+    "connection",
+    "before_service_account",
+    "before_reason",
+    "now_service_account",
+    "now_reason",
+    "before_linked_user",
+    "now_linked_user",
+    "applied",
+    "error",
+    "source",
 ];
 
 /// Excel's last row (0-based): a report longer than this is cut, and the sheet says so.
@@ -44,6 +63,10 @@ fn build(facts: &Facts, report: &Path) -> Result<Vec<u8>, XlsxError> {
     let bold = Format::new().set_bold();
     summary_sheet(workbook.add_worksheet().set_name("Summary")?, facts, &bold)?;
     changes_sheet(workbook.add_worksheet().set_name("Changes")?, facts, &bold)?;
+    if !facts.partly.is_empty() {
+        let sheet = workbook.add_worksheet().set_name("Partly applied")?;
+        partly_sheet(sheet, facts, &bold)?;
+    }
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .set_name("Report")?;
@@ -90,6 +113,10 @@ fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
         rows.push((format!("Rows {outcome}"), count.to_string()));
     }
     rows.push(("Identities changed".into(), facts.changes.len().to_string()));
+    rows.push((
+        "Identities partly applied".into(),
+        facts.partly.len().to_string(),
+    ));
     rows.push(("Verification".into(), verification_text(facts.verification)));
     rows.push(("Drifted".into(), facts.drifted.to_string()));
     rows.push(("Conflicts".into(), facts.conflicts.to_string()));
@@ -160,6 +187,75 @@ fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<
     let last = (facts.changes.len() as u32).min(LAST_ROW);
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last, CHANGES_COLUMNS.len() as u16 - 1)?;
+    Ok(())
+}
+
+fn flag_text(marked: bool) -> &'static str {
+    if marked {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// The flag and reason cells of a state before the run.
+fn before_cells(before: &Before) -> (String, String) {
+    match before {
+        Before::Known(state) => (
+            flag_text(state.marked).to_owned(),
+            state.reason.clone().unwrap_or_default(),
+        ),
+        other => (describe_before(other), String::new()),
+    }
+}
+
+fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
+    for (col, name) in PARTLY_COLUMNS.iter().enumerate() {
+        sheet.write_string_with_format(0, col as u16, *name, bold)?;
+    }
+    for (at, partly) in facts.partly.iter().enumerate() {
+        let row = at as u32 + 1;
+        if row > LAST_ROW {
+            break;
+        }
+        sheet.write_number(row, 0, partly.id as f64)?;
+        let (before_flag, before_reason) = before_cells(&partly.before);
+        let (now_flag, now_reason) = match &partly.now {
+            Some(state) => (
+                flag_text(state.marked).to_owned(),
+                state.reason.clone().unwrap_or_default(),
+            ),
+            None => ("unknown".to_owned(), String::new()),
+        };
+        // Empty when the run did not decide links.
+        let (before_link, now_link) = match &partly.link {
+            Some((before, now)) => (
+                link_text(before.as_ref()).to_owned(),
+                link_text(now.as_ref()).to_owned(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let texts = [
+            partly.username.clone(),
+            partly.email.clone(),
+            partly.connection.clone(),
+            before_flag,
+            before_reason,
+            now_flag,
+            now_reason,
+            before_link,
+            now_link,
+            parts_text(partly.applied),
+            partly.error.clone(),
+            partly.source.clone(),
+        ];
+        for (col, text) in texts.iter().enumerate() {
+            sheet.write_string(row, col as u16 + 1, escaped(text))?;
+        }
+    }
+    let last = (facts.partly.len() as u32).min(LAST_ROW);
+    sheet.set_freeze_panes(1, 0)?;
+    sheet.autofilter(0, 0, last, PARTLY_COLUMNS.len() as u16 - 1)?;
     Ok(())
 }
 
