@@ -148,7 +148,10 @@ run_apply() { # run_apply TAG CSV PORT [extra apply args...] ; writes $WORK/TAG.
 # 5. Latency sweep: 150 rows at the defaults (--rate 450/min, --concurrency auto) against a
 #    simulator (Drata's 500/min limit) answering after 20, 500, 2000 and 5000 ms, and the same
 #    with --concurrency 8, the fixed default before auto; then 30% of PUTs answered 500 at
-#    2000 ms. The rate is what the simulator saw: requests from the first to the last arrival.
+#    2000 ms; and 300 rows against a server answering anywhere from 2.5 s to 7.5 s (the start
+#    of a run at ~5 s, when the first answers must seed the limit). The rate is what the
+#    simulator saw: PUTs from the first to the last arrival (apply reads the listing first, at the
+#    same latency a page; --no-verify skips the read after).
 #    All runs at once, each on its own simulator: they are paced and light on CPU.
 # ---------------------------------------------------------------------------------------------
 SWEEP_LATENCIES=(20 500 2000 5000)
@@ -157,11 +160,19 @@ declare -A SW_PORT SW_RATE SW_SHARE SW_MAX SW_END SW_RED SW_P50 SW_P95 SW_WALL S
 
 sweep_start() { # sweep_start TAG LATENCY ERROR_RATE [apply args...] : apply in the background, own simulator
     local tag=$1 latency=$2 errors=$3; shift 3
-    start_sim "sweep-$tag" --identities 1000 --latency "$latency" --error-rate "$errors"
+    start_sim "sweep-$tag" --identities 300 --latency "$latency" --error-rate "$errors"
     SW_PORT[$tag]=$SIM_PORT
     # A copy each: a second apply of a file another apply holds is refused.
     cp "$WORK/rows150.csv" "$WORK/rows150-$tag.csv"
-    run_apply "sweep-$tag" "$WORK/rows150-$tag.csv" "$SIM_PORT" "$@" &
+    run_apply "sweep-$tag" "$WORK/rows150-$tag.csv" "$SIM_PORT" --no-verify "$@" &
+    BG_PIDS+=($!)
+    SWEEP_JOBS+=($!)
+}
+
+sweep_spread_start() { # 300 rows at 5000 ± 2500 ms, defaults
+    start_sim "sweep-spread" --identities 300 --latency 5000 --latency-spread 2500
+    SW_PORT[spread]=$SIM_PORT
+    run_apply "sweep-spread" "$WORK/rows300.csv" "$SIM_PORT" --no-verify &
     BG_PIDS+=($!)
     SWEEP_JOBS+=($!)
 }
@@ -169,9 +180,10 @@ sweep_start() { # sweep_start TAG LATENCY ERROR_RATE [apply args...] : apply in 
 sweep_read() { # sweep_read TAG : the server's view and the summary's figures
     local tag=$1 port=${SW_PORT[$1]} json="$WORK/sweep-$1.json"
     local requests first last
-    requests=$(stat_of "$port" requests)
-    first=$(stat_of "$port" first_request_us)
-    last=$(stat_of "$port" last_request_us)
+    # The PUTs only: apply reads the listing first, one page at a time, at the latency.
+    requests=$(stat_of "$port" puts)
+    first=$(stat_of "$port" first_put_us)
+    last=$(stat_of "$port" last_put_us)
     SW_RATE[$tag]=$(calc "($requests - 1) * 60e6 / ($last - $first)" .0f)
     SW_SHARE[$tag]=$(calc "100 * ($requests - 1) * 60e6 / ($last - $first) / 450")
     SW_MAX[$tag]=$(jget "$json" 'd["concurrency"]["max"]')
@@ -186,14 +198,16 @@ sweep_read() { # sweep_read TAG : the server's view and the summary's figures
 }
 
 latency_sweep() {
-    log "5. latency sweep: 150 rows, defaults and --concurrency 8, at ${SWEEP_LATENCIES[*]} ms; 30% 500s at 2000 ms (~2 min)"
+    log "5. latency sweep: 150 rows, defaults and --concurrency 8, at ${SWEEP_LATENCIES[*]} ms; 30% 500s at 2000 ms; 300 rows at 2.5-7.5 s (~2 min)"
     gen_csv "$WORK/rows150.csv" 1 150
+    gen_csv "$WORK/rows300.csv" 1 300
     local latency job
     for latency in "${SWEEP_LATENCIES[@]}"; do
         sweep_start "auto-$latency" "$latency" 0
         sweep_start "c8-$latency" "$latency" 0 --concurrency 8
     done
     sweep_start errors 2000 0.3
+    sweep_spread_start
     for job in "${SWEEP_JOBS[@]}"; do
         wait "$job" || die "a latency-sweep run failed"
     done
@@ -202,13 +216,14 @@ latency_sweep() {
         sweep_read "c8-$latency"
     done
     sweep_read errors
+    sweep_read spread
 }
 
 print_sweep() {
     cat <<EOF
 
 Latency sweep: 150 rows at --rate 450/min against the simulator (500/min limit) answering after
-the latency shown; the rate is what the simulator saw, first to last request (goal: >= 95%).
+the latency shown; the rate is what the simulator saw, first to last PUT (goal: >= 95%).
 
 | server latency | before: --concurrency 8 | after: --concurrency auto (default) | auto: in-flight limit reached (at the end) | auto: latency p50 / p95 | wall time before -> after |
 |---|---|---|---|---|---|
@@ -225,6 +240,12 @@ EOF
 | in-flight limit | ${SW_MAX[errors]} at most, ${SW_END[errors]} at the end, lowered ${SW_RED[errors]} times |
 | rows | ${SW_ROWS[errors]}/150 in the report: ${SW_UPD[errors]} updated, ${SW_FAIL[errors]} failed |
 | rate the server saw | ${SW_RATE[errors]}/min = ${SW_SHARE[errors]}% of 450/min; wall time ${SW_WALL[errors]} s |
+
+| 300 rows at 2.5-7.5 s (5 s on average), defaults | figure |
+|---|---|
+| rate the server saw | ${SW_RATE[spread]}/min = ${SW_SHARE[spread]}% of 450/min |
+| in-flight limit | ${SW_MAX[spread]} at most, ${SW_END[spread]} at the end, lowered ${SW_RED[spread]} times |
+| rows | ${SW_ROWS[spread]}/300 in the report: ${SW_UPD[spread]} updated, ${SW_FAIL[spread]} failed; latency p50 / p95 ${SW_P50[spread]} / ${SW_P95[spread]} ms; wall time ${SW_WALL[spread]} s |
 EOF
 }
 

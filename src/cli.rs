@@ -425,6 +425,10 @@ struct SimulateArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     latency: u64,
 
+    /// Spread of the latency: each request takes --latency ± up to MS milliseconds, evenly
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_spread: u64,
+
     /// Share of requests whose connection is closed without an answer, from 0 to 1
     #[arg(long, value_name = "P", default_value = "0", value_parser = parse_share)]
     drop_rate: f64,
@@ -677,6 +681,7 @@ impl SimulateArgs {
             bucket_capacity: self.bucket_capacity.get(),
             error_rate: self.error_rate,
             latency: Duration::from_millis(self.latency),
+            latency_spread: Duration::from_millis(self.latency_spread),
             drop_rate: self.drop_rate,
             slow_rate: self.slow_rate,
             slow_delay: Duration::from_millis(self.slow_ms),

@@ -89,7 +89,11 @@ impl AdaptiveRate {
 
     /// Records a 5xx or 408 answer. When [`ERROR_COUNT`] of the last [`ERROR_WINDOW`]
     /// answers were such, the pace drops as after a 429 (with no pause), and the window
-    /// starts afresh; returns the new interval then.
+    /// starts afresh; returns the new interval then. Only while the pace is the configured
+    /// one: a server that fails a share of any requests fails them at every pace, and
+    /// the measure of what it accepted (its successes) would lower the pace again at each
+    /// window, down to one request a minute. The pace recovers after the quiet period as
+    /// after 429s, and the next storm lowers it again.
     pub(crate) fn on_server_error(&mut self, now: Instant) -> Option<Duration> {
         self.remember(true);
         let errors = self.answers.iter().filter(|e| **e).count();
@@ -97,6 +101,9 @@ impl AdaptiveRate {
             return None;
         }
         self.answers.clear();
+        if self.slowed.is_some() {
+            return None;
+        }
         self.on_rate_limited(now, Duration::ZERO)
     }
 
@@ -265,6 +272,23 @@ mod tests {
         let quiet = t + QUIET_PERIOD;
         assert_eq!(rate.reserve(quiet), quiet);
         assert_eq!(rate.slowed_interval(), Some(MS(180)));
+    }
+
+    #[test]
+    fn a_steady_share_of_server_errors_lowers_the_pace_once_not_in_a_spiral() {
+        let start = Instant::now();
+        let mut rate = AdaptiveRate::new(Some(MS(100)));
+        // 30% of answers fail, whatever the pace, for a minute: 6 in every 20.
+        for n in 0..600u64 {
+            let now = start + MS(100 * n);
+            if n % 10 < 3 {
+                rate.on_server_error(now);
+            } else {
+                rate.on_success(now);
+            }
+        }
+        assert_eq!(rate.reductions(), 1, "lowered once");
+        assert_eq!(rate.slowed_interval(), Some(MS(200)), "half, and no lower");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct SimulatorConfig {
     /// Share of PUTs answered 500.
     pub error_rate: f64,
     pub latency: Duration,
+    /// Each request's latency is drawn evenly from `latency` ± this (a server whose answers
+    /// spread).
+    pub latency_spread: Duration,
     /// Share of requests whose connection is closed without an answer.
     pub drop_rate: f64,
     /// Share of requests answered only after `slow_delay`.
@@ -71,6 +74,7 @@ impl Default for SimulatorConfig {
             bucket_capacity: 5,
             error_rate: 0.0,
             latency: Duration::ZERO,
+            latency_spread: Duration::ZERO,
             drop_rate: 0.0,
             slow_rate: 0.0,
             // Beyond the client's default 30 s timeout.
@@ -465,8 +469,9 @@ impl Sim {
                 json!("Service Unavailable"),
             ));
         }
-        if !self.config.latency.is_zero() {
-            tokio::time::sleep(self.config.latency).await;
+        let latency = self.latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
         if !self.config.queue_delay.is_zero() {
             let _one_at_a_time = self.queue.lock().await;
@@ -525,6 +530,18 @@ impl Sim {
             "createdAt": "2025-06-01T12:00:00.000Z",
             "updatedAt": stored.service_account_at.clone().unwrap_or_else(|| "2025-06-01T12:00:00.000Z".to_owned()),
         })
+    }
+
+    /// The latency of one request: `--latency`, spread evenly by `--latency-spread`.
+    fn latency(&self) -> Duration {
+        let (mid, spread) = (self.config.latency, self.config.latency_spread);
+        if spread.is_zero() {
+            return mid;
+        }
+        let low = mid.saturating_sub(spread).as_micros() as u64;
+        let high = (mid + spread).as_micros() as u64;
+        let micros = self.rng.lock().map_or(low, |mut rng| rng.u64(low..=high));
+        Duration::from_micros(micros)
     }
 
     /// True with probability `share`, from the seeded generator.
@@ -777,6 +794,38 @@ async fn applied_handler(State(sim): State<Shared>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_spread_evenly_around_the_latency() {
+        let config = SimulatorConfig {
+            latency: Duration::from_millis(5_000),
+            latency_spread: Duration::from_millis(2_500),
+            ..SimulatorConfig::default()
+        };
+        let sim = Sim {
+            infrastructure: Mutex::new(Vec::new()),
+            version_control: Mutex::new(Vec::new()),
+            rng: Mutex::new(fastrand::Rng::with_seed(config.seed)),
+            evidence: Mutex::new(Vec::new()),
+            bucket: None,
+            stats: Arc::new(SimStats::default()),
+            config,
+            started: Instant::now(),
+            in_flight: AtomicU64::new(0),
+            queue: tokio::sync::Mutex::new(()),
+        };
+        let latencies: Vec<Duration> = (0..1_000).map(|_| sim.latency()).collect();
+        let (low, high) = (Duration::from_millis(2_500), Duration::from_millis(7_500));
+        assert!(latencies.iter().all(|l| (low..=high).contains(l)));
+        let below_4s = latencies
+            .iter()
+            .filter(|l| **l < Duration::from_secs(4))
+            .count();
+        assert!(
+            (250..=350).contains(&below_4s),
+            "{below_4s} of 1000 under 4 s"
+        );
+    }
 
     #[test]
     fn bodies_are_validated_like_the_api() {
