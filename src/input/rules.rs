@@ -772,6 +772,16 @@ mod tests {
              [[rule]]\nname = \"never\"\nservice_account = true\nreason = \"x\"\n[rule.match]\nmarked = false\n",
         )
         .unwrap();
+        let names: Vec<&str> = rules
+            .rules()
+            .iter()
+            .map(|rule| rule.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["people", "unlinked", "never"],
+            "in the file's order"
+        );
         let listing = listing();
         let alice = decide(&rules, &listing[1], TODAY).unwrap();
         assert_eq!(
