@@ -1,12 +1,13 @@
 //! Names the commit the binary is built from in `--version`: `0.1.0 (abc1234)`, or
 //! `0.1.0 (unknown)` when built without git or outside a clone (from a package).
 
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
     // Only a clone's own commit: a package unpacked inside another repository (cargo
     // package's check builds in target/) is not that repository's commit.
-    let in_clone = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let in_clone = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(".git")
         .exists();
     // A build without the clone's .git (a container's context) may name it instead.
@@ -24,14 +25,28 @@ fn main() {
         env!("CARGO_PKG_VERSION"),
         commit.as_deref().unwrap_or("unknown")
     );
-    // Built again when HEAD moves: a checkout (HEAD) or a commit (the branch's ref).
+    // Built again when HEAD moves: a checkout (HEAD) or a commit (the branch's ref, loose
+    // or packed). Cargo takes a watched file that does not exist for a change on every
+    // build, so only files that exist are watched; a branch whose ref is only packed is
+    // watched through the folder its loose ref will be written to.
     println!("cargo:rerun-if-changed=build.rs");
     if commit.is_some() {
         let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
         watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
         for name in watched {
-            if let Some(path) = git(&["rev-parse", "--git-path", &name]) {
-                println!("cargo:rerun-if-changed={path}");
+            let Some(path) = git(&["rev-parse", "--git-path", &name]) else {
+                continue;
+            };
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            let existing = if path.exists() {
+                Some(path.as_path())
+            } else if name.starts_with("refs/") {
+                path.parent().filter(|folder| folder.exists())
+            } else {
+                None
+            };
+            if let Some(existing) = existing {
+                println!("cargo:rerun-if-changed={}", existing.display());
             }
         }
     }
