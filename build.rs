@@ -7,9 +7,7 @@ use std::process::Command;
 fn main() {
     // Only a clone's own commit: a package unpacked inside another repository (cargo
     // package's check builds in target/) is not that repository's commit.
-    let in_clone = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".git")
-        .exists();
+    let in_clone = Path::new(env!("CARGO_MANIFEST_DIR")).join(".git").exists();
     // A build without the clone's .git (a container's context) may name it instead.
     println!("cargo:rerun-if-env-changed=DRATA_SVCACCT_COMMIT");
     let given = std::env::var("DRATA_SVCACCT_COMMIT")

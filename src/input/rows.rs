@@ -1310,6 +1310,26 @@ mod tests {
         }
     }
 
+    /// The header names identities by an id column, a username or email column, or a
+    /// column that looks like an id, each enough alone; a title row holds none of them.
+    #[test]
+    fn a_header_names_identities_by_any_one_kind_of_column() {
+        let options = InputOptions::new(InputSource::Stdin, b',');
+        let headers =
+            |names: &str| -> Vec<String> { names.split(',').map(str::to_owned).collect() };
+        for header in [
+            "id,serviceAccount",
+            "username,serviceAccount",
+            "Email,flag",
+            "Identity ID,serviceAccount",
+        ] {
+            assert!(is_header(&headers(header), &options), "{header}");
+        }
+        for other in ["Owner,serviceAccount", "username,reason", "Q4 review,,"] {
+            assert!(!is_header(&headers(other), &options), "{other}");
+        }
+    }
+
     #[test]
     fn a_row_with_ids_but_no_flag_is_no_header() {
         let options = InputOptions::new(InputSource::Stdin, b',');
