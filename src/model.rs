@@ -306,6 +306,9 @@ pub(crate) struct ReportRow {
     pub baseline: Option<Baseline>,
     /// After the run, whether Drata holds the row's desired state; `None` when not checked.
     pub verified: Option<bool>,
+    /// What the check after the run read of the identity (flag, reason, link); `None` when
+    /// it was not checked or the listing did not show it.
+    pub checked: Option<Previous>,
     /// The row's link decision, when it makes one.
     pub link: Option<LinkRequest>,
     /// The decisions requests were sent for: what the check after the run compares (a
@@ -354,6 +357,7 @@ impl ReportRow {
             rule: None,
             baseline: None,
             verified: None,
+            checked: None,
             link: None,
             sent: Parts::default(),
             applied: Parts::default(),

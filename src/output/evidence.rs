@@ -170,12 +170,17 @@ pub(crate) struct PartlyAppliedIdentity {
     pub(crate) email: String,
     pub(crate) connection: String,
     pub(crate) before: Before,
-    /// The flag and reason Drata holds now: the row's when that request was applied,
-    /// else as before the run (`None`: not known).
+    /// The flag and reason after the run (`None`: not known): what the check after the run
+    /// read when `now_read`, else what is expected (the row's when that request was
+    /// applied, else as before the run).
     pub(crate) now: Option<State>,
-    /// Who it was linked to before the run and is now (`None`: not known), when the row
-    /// decided its link.
+    /// Who it was linked to before the run and after it (`None`: not known), when the row
+    /// decided its link; read or expected as `now`.
     pub(crate) link: Option<(Option<Link>, Option<Link>)>,
+    /// Whether `now` is what the check after the run read of Drata, not a computation: a
+    /// failed part may have been stored anyway (a 5xx after the commit) and an applied one
+    /// reverted since.
+    pub(crate) now_read: bool,
     pub(crate) source: String,
     /// The requests Drata answered 2xx for.
     pub(crate) applied: Parts,
@@ -343,23 +348,21 @@ impl EvidenceRecorder {
         }
     }
 
-    /// Notes a failed row Drata holds part of: what it holds now is the part applied, and
-    /// the rest as it was before the run.
+    /// Notes a failed row Drata holds part of. What it holds after the run is what the
+    /// check after the run read when it read the identity; otherwise only what is expected
+    /// (the part applied, the rest as before the run), and marked so.
     pub(crate) fn record_partly(&mut self, row: &ReportRow) -> io::Result<()> {
         let (true, Some(id)) = (row.partly_applied(), row.id()) else {
             return Ok(());
         };
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        let marked = row.flag == Some(true);
-        let now = if row.applied.flag {
-            Some(State {
-                marked,
-                reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
-            })
-        } else {
-            row.previous.as_ref().map(state_of)
-        };
         let before_link = row.previous.as_ref().and_then(|p| p.link.clone());
+        let (now, now_link) = match (&row.checked, row.verified) {
+            (Some(read), _) => (Some(state_of(read)), read.link.clone()),
+            // Checked, but the listing no longer showed it: nothing is known.
+            (None, Some(_)) => (None, None),
+            (None, None) => expected_after(row, before_link.clone()),
+        };
         self.partly.push(PartlyAppliedIdentity {
             id,
             line: row.line,
@@ -368,14 +371,8 @@ impl EvidenceRecorder {
             connection: text(&row.identity.connection),
             before: self.before(row),
             now,
-            link: row.link.as_ref().map(|wanted| {
-                let now = if row.applied.link {
-                    Some(wanted.link.clone())
-                } else {
-                    before_link.clone()
-                };
-                (before_link.clone(), now)
-            }),
+            link: row.link.as_ref().map(|_| (before_link, now_link)),
+            now_read: row.verified.is_some(),
             source: source_text(row.rule.as_deref()),
             applied: row.applied,
             error: row.error.clone(),
@@ -445,6 +442,25 @@ impl EvidenceRecorder {
             .map_err(io::IntoInnerError::into_error)?
             .finish()
     }
+}
+
+/// What a partly applied row is expected to have left in Drata when nobody read it after the
+/// run: the parts answered 2xx as sent, the rest as before the run.
+fn expected_after(row: &ReportRow, before_link: Option<Link>) -> (Option<State>, Option<Link>) {
+    let marked = row.flag == Some(true);
+    let now = if row.applied.flag {
+        Some(State {
+            marked,
+            reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
+        })
+    } else {
+        row.previous.as_ref().map(state_of)
+    };
+    let link = match (&row.link, row.applied.link) {
+        (Some(wanted), true) => Some(wanted.link.clone()),
+        _ => before_link,
+    };
+    (now, link)
 }
 
 fn state_of(previous: &Previous) -> State {

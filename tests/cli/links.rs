@@ -591,6 +591,98 @@ fn the_evidence_workbook_has_a_sheet_of_partly_applied_rows() {
     assert_eq!(cell("before_service_account"), "true");
     assert_eq!(cell("now_service_account"), "false");
     assert_eq!(cell("now_linked_user"), "nobody");
+    assert_eq!(cell("now_read"), "yes", "read by the check after the run");
     assert_eq!(cell("applied"), "service account");
     assert!(cell("error").contains("the link request"), "{rows:?}");
+}
+
+/// Applies the row of `partly_applied_with_evidence` (unmark 5, link it to Dana) to a fresh
+/// server whose `connect` answers `connect`, with `extra` arguments; returns the evidence's
+/// line for id 5 in the partly applied section (`None`: not there) and the evidence.
+fn partly_evidence(
+    connect: impl Fn() -> Reply + Send + Sync + 'static,
+    extra: &[&str],
+) -> (Option<String>, String) {
+    let work = Workdir::new();
+    let server = server_of_two(move |seen| {
+        if seen.path.ends_with("/connect") {
+            connect()
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    });
+    work.write(
+        "flip.csv",
+        &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
+    );
+    let mut args = vec![
+        "apply",
+        "flip.csv",
+        "--report",
+        "r.csv",
+        "--evidence",
+        "ev.md",
+    ];
+    args.extend_from_slice(extra);
+    let run = on_server(&server, &work, &args);
+    assert_eq!(puts(&server), (1, 1), "{}", run.stderr);
+    let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
+    let line = evidence
+        .split("## Partly applied")
+        .nth(1)
+        .and_then(|s| s.lines().find(|l| l.starts_with("| 5 |")))
+        .map(str::to_owned);
+    (line, evidence)
+}
+
+#[test]
+fn a_partly_applied_row_not_checked_after_the_run_is_labelled_expected_not_checked() {
+    let refused = || Reply::json(400, r#"{"message":"refused"}"#);
+    let (line, evidence) = partly_evidence(refused, &["--no-verify"]);
+    let line = line.unwrap_or_else(|| panic!("no partly applied row: {evidence}"));
+    assert!(
+        line.contains("| expected, not checked: not a service account; linked to nobody |"),
+        "a computation is not shown as what Drata holds: {line}"
+    );
+    // Checked, the same row shows what the check read, unlabelled.
+    let (line, evidence) = partly_evidence(refused, &[]);
+    let line = line.unwrap_or_else(|| panic!("no partly applied row: {evidence}"));
+    assert!(
+        line.contains("| not a service account; linked to nobody |") && !line.contains("expected"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_partly_applied_row_shows_the_link_the_check_after_the_run_read() {
+    // Drata refuses the link, yet stores another person's: the check reads it.
+    let other = || {
+        Reply::json(400, r#"{"message":"refused"}"#)
+            .applied(true)
+            .storing(r#"{"userId": 10, "email": "other@example.com"}"#)
+    };
+    let (line, evidence) = partly_evidence(other, &[]);
+    let line = line.unwrap_or_else(|| panic!("no partly applied row: {evidence}"));
+    assert!(
+        line.contains("| not a service account; linked to other@example.com |"),
+        "what the check read, not what was expected: {line}"
+    );
+    // Not checked, the same row would say what was expected, labelled so.
+    let (line, _) = partly_evidence(other, &["--no-verify"]);
+    assert!(line
+        .unwrap()
+        .contains("| expected, not checked: not a service account; linked to nobody |"));
+}
+
+#[test]
+fn a_link_stored_behind_a_502_is_shown_held_in_full() {
+    // Drata stores the link and answers 502: the check shows both parts held.
+    let stored = || Reply::json(502, r#"{"message":"bad gateway"}"#).applied(true);
+    let (line, evidence) = partly_evidence(stored, &["--max-attempts", "1"]);
+    assert_eq!(line, None, "not partly applied: {evidence}");
+    let changed = evidence.split("## Identities changed").nth(1).unwrap();
+    let five = changed.lines().find(|l| l.starts_with("| 5 |"));
+    let five = five.unwrap_or_else(|| panic!("{evidence}"));
+    assert!(five.contains(DANA), "{five}");
+    assert!(five.contains("not a service account"), "{five}");
 }

@@ -13,8 +13,8 @@ use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
 use crate::model::{
-    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, RecordFile, ReportRow,
-    StopReason, Tally,
+    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, Previous, RecordFile,
+    ReportRow, StopReason, Tally,
 };
 use crate::output::{
     checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
@@ -202,6 +202,11 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
         linked && flagged
     });
     row.verified = Some(applied);
+    let decides_link = row.link.is_some();
+    row.checked = current.map(|c| Previous {
+        link: decides_link.then(|| c.link(users)),
+        ..c.previous()
+    });
     match (row.outcome, applied) {
         (Outcome::Failed, true) => {
             // Applied behind an error (a 502 after the commit, a timeout): it is done,

@@ -240,18 +240,25 @@ fn partly(partly: &[PartlyAppliedIdentity]) -> String {
         return String::new();
     }
     let mut text = format!(
-        "\n## Partly applied (failed; Drata holds part of the decision)\n\n{} rows failed after Drata had applied one of their two requests: Drata holds the part applied, the rest is as it was before the run. They are counted as `failed` above and kept in the undo file.\n\n",
+        "\n## Partly applied (failed; Drata holds part of the decision)\n\n{} rows failed after Drata had applied one of their two requests. They are counted as `failed` above and kept in the undo file. `in Drata after the run` is what the check after the run read; when no check ran (`--no-verify`, a stopped run) it says `expected, not checked`: the part applied and the rest as before the run, which a failed request stored anyway or a later change would make untrue.\n\n",
         partly.len()
     );
     text.push_str(
-        "| id | username | email | connection | before | in Drata now | applied | error | source |\n",
+        "| id | username | email | connection | before | in Drata after the run | applied | error | source |\n",
     );
     text.push_str("|---:|---|---|---|---|---|---|---|---|\n");
     for row in partly {
-        let now = row
-            .now
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), describe);
+        let now = with_link(
+            row.now
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), describe),
+            row.link.as_ref().map(|(_, now)| now.as_ref()),
+        );
+        let now = if row.now_read {
+            now
+        } else {
+            format!("expected, not checked: {now}")
+        };
         text.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.id,
@@ -262,10 +269,7 @@ fn partly(partly: &[PartlyAppliedIdentity]) -> String {
                 describe_before(&row.before),
                 row.link.as_ref().map(|(before, _)| before.as_ref())
             )),
-            cell(&with_link(
-                now,
-                row.link.as_ref().map(|(_, now)| now.as_ref())
-            )),
+            cell(&now),
             parts_text(row.applied),
             cell(&row.error),
             cell(&row.source),

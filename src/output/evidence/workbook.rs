@@ -29,7 +29,9 @@ pub(crate) const CHANGES_COLUMNS: [&str; 12] = [
 ];
 
 /// The columns of the `Partly applied` sheet: failed rows Drata holds part of.
-pub(crate) const PARTLY_COLUMNS: [&str; 13] = [
+/// `now_read` says whether the `now_` columns are what the check after the run read (`yes`)
+/// or only what is expected (`no, expected`).
+pub(crate) const PARTLY_COLUMNS: [&str; 14] = [
     "id",
     "username",
     "email",
@@ -40,6 +42,7 @@ pub(crate) const PARTLY_COLUMNS: [&str; 13] = [
     "now_reason",
     "before_linked_user",
     "now_linked_user",
+    "now_read",
     "applied",
     "error",
     "source",
@@ -245,6 +248,12 @@ fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(
             now_reason,
             before_link,
             now_link,
+            if partly.now_read {
+                "yes"
+            } else {
+                "no, expected"
+            }
+            .to_owned(),
             parts_text(partly.applied),
             partly.error.clone(),
             partly.source.clone(),
