@@ -75,6 +75,14 @@ impl DoneRows {
         self.by_rule.get(&id)
     }
 
+    /// Every done row a rule decided, by id order.
+    pub(crate) fn rule_rows(&self) -> Vec<(u64, &DoneRuleRow)> {
+        let mut rows: Vec<(u64, &DoneRuleRow)> =
+            self.by_rule.iter().map(|(id, row)| (*id, row)).collect();
+        rows.sort_by_key(|(id, _)| *id);
+        rows
+    }
+
     fn insert(&mut self, done: Done) {
         self.keys.insert(done.key);
         if let Some(row) = done.by_rule {

@@ -284,3 +284,68 @@ fn guards_a_rule_that_changes_too_much_and_a_mass_unmarking() {
         "nothing was sent"
     );
 }
+
+/// A rule's row the first run updated stays in the resumed report when its identity has left
+/// the listing (carried `skipped`, with its rule); an identity an input row now names, even
+/// an invalid one, gets that row alone: one row per identity, no id twice.
+#[test]
+fn a_resumed_run_keeps_a_row_for_every_identity_a_rule_updated() {
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed(1..=4);
+    let work = Workdir::new();
+    work.write(
+        "rules.toml",
+        "[[rule]]\nname = \"bots\"\nservice_account = true\nreason = \"Automation {username}\"\n[rule.match]\nusername = \"^user[123]$\"\nmarked = false\n",
+    );
+    work.write("in.csv", "id,flag,reason\n4,true,A person's decision\n");
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--rules", "rules.toml", "--report", "r.csv"])
+        .run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut updated = ids_with(&first.rows, "updated");
+    updated.sort_unstable();
+    assert_eq!(updated, [1, 2, 3, 4]);
+    // Id 3 is deleted in Drata; id 2 is now named by an input row whose flag is unreadable.
+    server.forget(3);
+    work.write(
+        "in.csv",
+        "id,flag,reason\n4,true,A person's decision\n2,maybe,unsure\n",
+    );
+    let resumed = Apply::on(&server)
+        .within(&work)
+        .file("in.csv")
+        .args(["--rules", "rules.toml", "--report", "r2.csv"])
+        .args(["--resume-from", "r.csv", "--skip-invalid"])
+        .run();
+    assert_ne!(resumed.code, 2, "{}", resumed.stderr);
+    let rows = by_id(&resumed.rows);
+    assert_eq!(
+        resumed.rows.len(),
+        4,
+        "one row per identity: {:?}",
+        resumed.rows
+    );
+    let row = |id: u64| {
+        let row = &rows[&id];
+        (
+            row["line"].as_str(),
+            row["outcome"].as_str(),
+            row["source"].as_str(),
+        )
+    };
+    assert_eq!(row(1), ("", "skipped", "rule:bots"));
+    assert_eq!(row(2), ("3", "invalid", "input"), "the input's row wins");
+    assert_eq!(row(3), ("", "skipped", "rule:bots"), "gone, still done");
+    assert_eq!(row(4), ("2", "skipped", "input"));
+    assert_eq!(rows[&3]["reason"], "Automation user3");
+}
+
+fn by_id(rows: &[HashMap<String, String>]) -> HashMap<u64, HashMap<String, String>> {
+    let by_id: HashMap<u64, HashMap<String, String>> = rows
+        .iter()
+        .map(|r| (r["id"].parse().unwrap(), r.clone()))
+        .collect();
+    assert_eq!(by_id.len(), rows.len(), "no id twice: {rows:?}");
+    by_id
+}

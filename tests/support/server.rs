@@ -217,6 +217,12 @@ impl TestServer {
         self
     }
 
+    /// Takes an identity out of the listing, as when it is deleted in Drata.
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn forget(&self, id: u64) {
+        self.state.lock().unwrap().identities.remove(&id);
+    }
+
     /// Identities as the server's own listing shows them before any PUT (each with its
     /// `id`), and the people its users listing holds: `(id, email)`.
     #[allow(dead_code)] // Not every test binary build uses it.

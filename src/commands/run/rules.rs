@@ -2,7 +2,7 @@
 //! is decided by the first rule that matches it, and becomes a row of the run (`source`
 //! `rule:NAME`); identities no rule matches are left as they are, and counted. A resumed
 //! run carries over the rows a rule decided and the earlier run finished, so that they are
-//! reported `skipped` even where no rule matches any more.
+//! reported `skipped` even where no rule matches any more or the identity is gone.
 
 use std::sync::Arc;
 
@@ -87,7 +87,25 @@ pub(super) fn rule_rows(
             }
         });
     }
+    carry_vanished(&mut decided, state, scan, resumed);
     decided
+}
+
+/// Carries the done rows a rule decided for identities the listing no longer shows (and no
+/// input row names), so that the resumed report keeps a row for every identity of the
+/// earlier one. An identity an input row names, even an invalid one, is that row's: every
+/// input row has its own report row, and no id is reported twice.
+fn carry_vanished(
+    decided: &mut RuleRows,
+    state: &CurrentState,
+    scan: &InputScan,
+    resumed: &DoneRows,
+) {
+    for (id, done) in resumed.rule_rows() {
+        if state.get(id).is_none() && !scan.holds(id) {
+            decided.rows.push(RuleRow::Valid(carried(id, done)));
+        }
+    }
 }
 
 /// The row a rule decided in the resumed report, as it was decided then: the planner
