@@ -642,7 +642,7 @@ impl Feed {
         for row in &rule_rows.rows {
             let decision = match row {
                 RuleRow::Valid(row) => self.planner.decide(Record::Valid(row.clone())),
-                RuleRow::Invalid(report) => Decision::Final(report.clone()),
+                RuleRow::Invalid(report) => Decision::Final((**report).clone()),
             };
             if !self.send(decision) {
                 return;

@@ -15,7 +15,7 @@ use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
 /// reason cannot be sent).
 pub(super) enum RuleRow {
     Valid(Row),
-    Invalid(ReportRow),
+    Invalid(Box<ReportRow>),
 }
 
 /// What the rules decided over the whole listing.
@@ -83,7 +83,7 @@ pub(super) fn rule_rows(
                 report.rule = rule;
                 report.identity = current.view();
                 report.previous = Some(current.previous());
-                RuleRow::Invalid(report)
+                RuleRow::Invalid(Box::new(report))
             }
         });
     }
