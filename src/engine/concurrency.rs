@@ -741,6 +741,20 @@ mod tests {
         );
         answers(&mut c, start, MS(10), MS(10), fine(CEILING - START - 2));
         assert_eq!(c.limit(), CEILING - 1);
+        // The step that meets the need is the need's, not a recovery below it.
+        c.on_send(start);
+        let last = c.on_answer(start, start + MS(10), Answer::Fine);
+        assert!(
+            matches!(
+                last,
+                Some(Change {
+                    to: CEILING,
+                    why: Why::Latency(_),
+                    ..
+                })
+            ),
+            "{last:?}"
+        );
         answers(&mut c, start, MS(10), MS(10), fine(10));
         assert_eq!(c.limit(), CEILING, "and no further");
         let mut zero = auto(Some(Duration::ZERO));
