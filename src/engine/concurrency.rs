@@ -1151,6 +1151,38 @@ mod tests {
         );
     }
 
+    /// Four out at `t0`, the first refused at `t1`: a hold below four. At the same
+    /// instant a second is answered fine and one more sent. Then, with three out, either
+    /// one sent before the hold or the one sent at its start is refused; five fine
+    /// answers follow. Returns the limit after them.
+    fn limit_after_a_second_refusal(sent_before_the_hold: bool) -> usize {
+        let mut c = auto(None);
+        let t0 = Instant::now();
+        for _ in 0..START {
+            c.on_send(t0);
+        }
+        let t1 = t0 + MS(10);
+        c.on_answer(t0, t1, Answer::ServerError(503));
+        c.on_answer(t0, t1, Answer::Fine);
+        c.on_send(t1);
+        let refused = if sent_before_the_hold { t0 } else { t1 };
+        c.on_answer(refused, t1 + MS(10), Answer::ServerError(503));
+        answers(&mut c, t1 + MS(20), MS(10), MS(5), fine(5));
+        c.limit()
+    }
+
+    #[test]
+    fn only_a_request_sent_since_the_hold_began_can_end_it() {
+        // Sent before: the same overload; the hold keeps the cap below four.
+        assert_eq!(limit_after_a_second_refusal(true), START - 1);
+        // Sent at the hold's start or later, refused with fewer out than the hold met:
+        // not the load's failure; the hold ends and the cap grows one per answer.
+        assert!(
+            limit_after_a_second_refusal(false) > START,
+            "the hold ended"
+        );
+    }
+
     #[test]
     fn the_gradient_is_judged_from_the_window_th_answer_on() {
         // One fast answer, then slow ones: the 10th percentile is slow from the second
