@@ -278,3 +278,95 @@ impl Left {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{IdCell, Outcome, Parts};
+
+    fn sent_row(id: u64, marked_before: bool) -> ReportRow {
+        let mut row = ReportRow::new(
+            2,
+            IdCell::Id(id),
+            Some(false),
+            String::new(),
+            Outcome::Updated,
+            "",
+        );
+        row.previous = Some(Previous {
+            marked: marked_before,
+            reason: Some("ci".to_owned()),
+            link: None,
+        });
+        row.sent = Parts {
+            flag: true,
+            link: false,
+        };
+        row.applied = row.sent;
+        row
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A resumed run sending ids again restates their rows in memory and writes the file
+    /// once, at the end, under a new inode: until then the earlier run's rows are untouched.
+    #[cfg(unix)]
+    #[test]
+    fn a_resumed_run_rewrites_the_file_once_at_the_end_beside_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("undo.csv");
+        let earlier = format!("{UNDO_HEADER}\n1,true,ci,true,ci\n2,true,ci,true,ci\n");
+        std::fs::write(&path, &earlier).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let rows = vec![
+            ["1", "true", "ci", "true", "ci"]
+                .map(str::to_owned)
+                .to_vec(),
+            ["2", "true", "ci", "true", "ci"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let earlier_undo = EarlierUndo {
+            rows,
+            baseline: true,
+        };
+        let mut undo =
+            UndoWriter::append(file, &path, "then".to_owned(), earlier_undo, false).unwrap();
+        for id in [1, 2] {
+            assert!(undo.write(&sent_row(id, true)).unwrap());
+        }
+        assert!(undo.write(&sent_row(3, false)).unwrap());
+        let mut expected: Vec<String> = earlier.lines().map(str::to_owned).collect();
+        expected.push("3,false,Restored by drata-svcacct undo: not a service account before the run of then,false,".to_owned());
+        assert_eq!(
+            lines(&path),
+            expected,
+            "the earlier rows untouched until the end"
+        );
+        undo.close().unwrap();
+        let after = lines(&path);
+        assert_eq!(
+            after[..3],
+            [UNDO_HEADER, "1,true,ci,false,", "2,true,ci,false,"]
+        );
+        assert_eq!(after[3], expected[3]);
+        assert_ne!(
+            std::fs::metadata(&path).unwrap().ino(),
+            inode,
+            "renamed over it"
+        );
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left beside it");
+    }
+}
