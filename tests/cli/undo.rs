@@ -106,7 +106,7 @@ fn resume_into_undo(server: &TestServer, work: &Workdir, input: &str) -> Run {
 
 #[test]
 fn a_resumed_run_refuses_an_undo_file_of_other_columns_before_sending() {
-    let server = TestServer::start(|seen, _| Reply::json(503, "busy").applied(false)).seed_with(
+    let server = TestServer::start(|_, _| Reply::json(503, "busy").applied(false)).seed_with(
         [
             serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
             "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
@@ -131,7 +131,7 @@ fn a_resumed_run_refuses_an_undo_file_of_other_columns_before_sending() {
     // The resumed run now decides links: its rows would not fit the file.
     work.write("flip.csv", FLIP);
     let resumed = resume_into_undo(&server, &work, "flip.csv");
-    assert_ne!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.code, 2, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("columns"), "{}", resumed.stderr);
     assert_eq!(server.seen().len(), sent, "nothing sent");
     assert_eq!(std::fs::read(work.path("undo.csv")).unwrap(), written);
@@ -141,7 +141,7 @@ fn a_resumed_run_refuses_an_undo_file_of_other_columns_before_sending() {
     ragged.extend_from_slice(b"7,true\n");
     std::fs::write(work.path("undo.csv"), &ragged).unwrap();
     let resumed = resume_into_undo(&server, &work, "flag.csv");
-    assert_ne!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.code, 2, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("cells"), "{}", resumed.stderr);
     assert_eq!(server.seen().len(), sent, "nothing sent");
     assert_eq!(std::fs::read(work.path("undo.csv")).unwrap(), ragged);
