@@ -1096,6 +1096,26 @@ mod tests {
         let twice = MS(200);
         answers(&mut d, now, MS(10), twice, fine(GRADIENT_WINDOW));
         assert_eq!(d.reductions(), 0);
+        assert_eq!(
+            d.limit(),
+            START + 2 * GRADIENT_WINDOW,
+            "grew at every answer"
+        );
+    }
+
+    #[test]
+    fn the_gradient_is_judged_from_the_window_th_answer_on() {
+        // One fast answer, then slow ones: the 10th percentile is slow from the second
+        // slow answer on, but nothing is judged before the window is full.
+        let mut c = auto(None);
+        let start = Instant::now();
+        c.refresh(start);
+        let now = answers(&mut c, start, MS(10), MS(100), fine(1));
+        let now = answers(&mut c, now, MS(10), MS(400), fine(GRADIENT_WINDOW - 2));
+        assert_eq!(c.reductions(), 0, "{} answers", GRADIENT_WINDOW - 1);
+        assert!(c.gradient().is_none());
+        answers(&mut c, now, MS(10), MS(400), fine(1));
+        assert_eq!(c.reductions(), 1, "the window-th answer is judged");
     }
 
     #[test]

@@ -376,7 +376,8 @@ fn check_rule(text: &str, raw: RawRule, problems: &mut Vec<RuleProblem>) -> Opti
 
 type Found = Vec<(Range<usize>, ProblemKind)>;
 
-/// Compiles the conditions of one rule; `None` when one of them is wrong.
+/// Compiles the conditions of one rule; `None` when a pattern does not compile. Every
+/// problem is in the list, and a file with any problem is refused whole.
 fn check_conditions(name: &str, raw: RawMatch) -> (Option<Conditions>, Found) {
     let mut found = Found::new();
     let mut regex = |key: &'static str, value: Option<Spanned<String>>| {
@@ -425,7 +426,7 @@ fn check_conditions(name: &str, raw: RawMatch) -> (Option<Conditions>, Found) {
         },
     });
     let conditions = match (username, email) {
-        (Ok(username), Ok(email)) if found.is_empty() => Some(Conditions {
+        (Ok(username), Ok(email)) => Some(Conditions {
             username,
             email,
             email_absent: raw.email_absent,
@@ -996,6 +997,12 @@ mod tests {
                 }
             )]
         );
+        // The limit itself is allowed: 29,990 characters and a 10-character date.
+        let at_limit = file("marked = false").replace(
+            "reason = \"x\"",
+            &format!("reason = \"{}{{date}}\"", "a".repeat(29_990)),
+        );
+        assert!(RuleSet::parse(&at_limit).is_ok());
         let placeholder =
             problems(&file("marked = false").replace("reason = \"x\"", "reason = \"{user}\""));
         assert_eq!(
