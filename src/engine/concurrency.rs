@@ -200,6 +200,9 @@ pub(crate) struct Concurrency {
     /// Fine answers to come, with no sign of overload between them, before a hold may
     /// begin again: failures with fewer out than a hold's level are not the load's.
     unheld: u32,
+    /// The level of the hold that such a failure ended: while `unheld`, a failure with as
+    /// many out is the load's again and holds the cap anew.
+    ended: Option<usize>,
     /// The last [`WINDOW`] latencies.
     recent: VecDeque<Duration>,
     /// The fastest fine answer of the run, the latency without a queue, as TCP Vegas's
@@ -234,6 +237,7 @@ impl Concurrency {
             cap: if per_second.is_some() { CEILING } else { START } as f64,
             hold: None,
             unheld: 0,
+            ended: None,
             fastest: None,
             recent: VecDeque::with_capacity(WINDOW),
             out: BTreeMap::new(),
@@ -349,7 +353,11 @@ impl Concurrency {
     /// server that admits that many does not fail) says the failures are not the load's
     /// alone (a server failing 30% of any requests): the hold ends, and no other begins
     /// until [`PROBE_AFTER`] fine answers come with no sign between them; the cap is plain
-    /// AIMD meanwhile, since holding it would walk it down to one in flight.
+    /// AIMD meanwhile, since holding it would walk it down to one in flight. Meanwhile a
+    /// failure with at least the level of the hold that ended out is the load's (the level
+    /// a server that admits fewer refuses): it holds the cap again, or one odd failure
+    /// would leave such a server a probe after nearly every answer for the rest of the
+    /// run. Holds begun so never walk the cap down, their level being no lower.
     fn hold_below(&mut self, level: usize, sent: Instant, now: Instant) {
         if let Some(hold) = self.hold {
             if sent < hold.since {
@@ -358,12 +366,16 @@ impl Concurrency {
             if level < hold.met {
                 self.hold = None;
                 self.unheld = PROBE_AFTER;
+                self.ended = Some(hold.met);
                 return;
             }
         }
         if self.unheld > 0 {
-            self.unheld = PROBE_AFTER;
-            return;
+            if self.ended.is_none_or(|met| level < met) {
+                self.unheld = PROBE_AFTER;
+                return;
+            }
+            self.unheld = 0;
         }
         // One request at a time has nothing below it to hold.
         self.hold = (level > FLOOR).then_some(Hold {
@@ -741,6 +753,20 @@ mod tests {
         );
         answers(&mut c, start, MS(10), MS(10), fine(CEILING - START - 2));
         assert_eq!(c.limit(), CEILING - 1);
+        // The step that meets the need is the need's, not a recovery below it.
+        c.on_send(start);
+        let last = c.on_answer(start, start + MS(10), Answer::Fine);
+        assert!(
+            matches!(
+                last,
+                Some(Change {
+                    to: CEILING,
+                    why: Why::Latency(_),
+                    ..
+                })
+            ),
+            "{last:?}"
+        );
         answers(&mut c, start, MS(10), MS(10), fine(10));
         assert_eq!(c.limit(), CEILING, "and no further");
         let mut zero = auto(Some(Duration::ZERO));
@@ -904,13 +930,16 @@ mod tests {
 
     /// A server that works on `admits` requests at a time, `latency` each, and refuses any
     /// more at once with an immediate 503, driven one request per `interval` (at most) for
-    /// `ticks` ticks. Returns the requests answered fine and those refused.
+    /// `ticks` ticks. The first request it works on that ends at or after tick `odd_500`,
+    /// if any, is answered 500 rather than fine: an odd failure, not the load's. Returns
+    /// the requests answered fine and those refused.
     fn drive_admitting(
         c: &mut Concurrency,
         admits: usize,
         interval: Duration,
         latency: Duration,
         ticks: u32,
+        mut odd_500: Option<u32>,
     ) -> (u32, u32) {
         let start = Instant::now();
         let mut out: VecDeque<Instant> = VecDeque::new();
@@ -919,6 +948,11 @@ mod tests {
             let now = start + interval * tick;
             while let Some(sent) = out.front().copied().filter(|at| now - *at >= latency) {
                 out.pop_front();
+                if odd_500.is_some_and(|at| tick >= at) {
+                    odd_500 = None;
+                    c.on_answer(sent, now, Answer::ServerError(500));
+                    continue;
+                }
                 c.on_answer(sent, now, Answer::Fine);
                 fine += 1;
             }
@@ -942,7 +976,7 @@ mod tests {
         // overload at 3 holds the limit at 2 for 20 fine answers; growing back one per
         // answer, a third would go out after every other answer.
         let mut c = auto(Some(MS(133)));
-        let (fine, refused) = drive_admitting(&mut c, 2, MS(133), MS(1_000), 900);
+        let (fine, refused) = drive_admitting(&mut c, 2, MS(133), MS(1_000), 900, None);
         let share = f64::from(refused) / f64::from(fine + refused);
         assert!(share < 0.06, "{refused} refused of {}", fine + refused);
         // 900 ticks of 133 ms are 120 s: 240 answers at most.
@@ -951,10 +985,24 @@ mod tests {
     }
 
     #[test]
+    fn an_odd_failure_during_a_hold_does_not_bring_back_the_storm() {
+        // As above, with one 500 halfway, while the limit is held at 2: two were out, fewer
+        // than the three the hold met, so it ends. The next 503 at three in flight is the
+        // load's again and holds the limit anew, rather than every third sent drawing one
+        // for the rest of the run.
+        let mut c = auto(Some(MS(133)));
+        let (fine, refused) = drive_admitting(&mut c, 2, MS(133), MS(1_000), 1_800, Some(900));
+        let share = f64::from(refused) / f64::from(fine + refused);
+        assert!(share < 0.06, "{refused} refused of {}", fine + refused);
+        assert!(fine >= 430, "{fine} answered: the server kept busy");
+        assert_eq!(c.limit(), 2);
+    }
+
+    #[test]
     fn an_overload_at_three_brings_a_cap_of_two_point_one_down_to_two() {
         let mut c = auto(Some(MS(133)));
         let start = Instant::now();
-        drive_admitting(&mut c, 2, MS(133), MS(1_000), 300);
+        drive_admitting(&mut c, 2, MS(133), MS(1_000), 300, None);
         // The cap is rounded down: 3 × 0.7 = 2.1 is two requests, not three.
         c.cap = 3.0;
         c.limit = 3;
@@ -1100,6 +1148,38 @@ mod tests {
             d.limit(),
             START + 2 * GRADIENT_WINDOW,
             "grew at every answer"
+        );
+    }
+
+    /// Four out at `t0`, the first refused at `t1`: a hold below four. At the same
+    /// instant a second is answered fine and one more sent. Then, with three out, either
+    /// one sent before the hold or the one sent at its start is refused; five fine
+    /// answers follow. Returns the limit after them.
+    fn limit_after_a_second_refusal(sent_before_the_hold: bool) -> usize {
+        let mut c = auto(None);
+        let t0 = Instant::now();
+        for _ in 0..START {
+            c.on_send(t0);
+        }
+        let t1 = t0 + MS(10);
+        c.on_answer(t0, t1, Answer::ServerError(503));
+        c.on_answer(t0, t1, Answer::Fine);
+        c.on_send(t1);
+        let refused = if sent_before_the_hold { t0 } else { t1 };
+        c.on_answer(refused, t1 + MS(10), Answer::ServerError(503));
+        answers(&mut c, t1 + MS(20), MS(10), MS(5), fine(5));
+        c.limit()
+    }
+
+    #[test]
+    fn only_a_request_sent_since_the_hold_began_can_end_it() {
+        // Sent before: the same overload; the hold keeps the cap below four.
+        assert_eq!(limit_after_a_second_refusal(true), START - 1);
+        // Sent at the hold's start or later, refused with fewer out than the hold met:
+        // not the load's failure; the hold ends and the cap grows one per answer.
+        assert!(
+            limit_after_a_second_refusal(false) > START,
+            "the hold ended"
         );
     }
 

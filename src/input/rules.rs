@@ -827,6 +827,20 @@ mod tests {
     }
 
     #[test]
+    fn a_template_splits_into_text_and_placeholders_and_refuses_a_lone_brace() {
+        assert_eq!(
+            parse_template("ci {id} runner}}"),
+            Ok(vec![
+                Piece::Text("ci ".to_owned()),
+                Piece::Field(Field::Id),
+                Piece::Text(" runner}".to_owned()),
+            ])
+        );
+        assert_eq!(parse_template("ci } runner"), Err("}".to_owned()));
+        assert_eq!(parse_template("{id"), Err("{id".to_owned()));
+    }
+
+    #[test]
     fn a_reason_blank_or_too_long_for_one_identity_is_that_identitys_problem() {
         let rules = RuleSet::parse(
             &file("marked = false").replace("reason = \"x\"", "reason = \" {email} \""),

@@ -24,6 +24,4 @@ pub(crate) use plan::{
 pub(crate) use progress::Progress;
 pub(crate) use report::{checked_key, rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, FileDigest, Summary};
-pub(crate) use undo::{
-    EarlierUndo, UndoWriter, UNDO_HEADER, UNDO_HEADERS_TWO_WAY, UNDO_HEADER_LINKS,
-};
+pub(crate) use undo::{undo_header, EarlierUndo, UndoWriter};

@@ -35,6 +35,7 @@ mod rules;
 mod security;
 mod spreadsheets;
 mod tls;
+mod undo;
 // The systemd units run the binary as another user (setpriv, chown): Linux only.
 #[cfg(unix)]
 mod units;

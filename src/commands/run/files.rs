@@ -8,10 +8,7 @@ use super::Run;
 use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
-use crate::output::{
-    same_file, CreatedFile, EarlierUndo, ReportWriter, Sink, UNDO_HEADER, UNDO_HEADERS_TWO_WAY,
-    UNDO_HEADER_LINKS,
-};
+use crate::output::{same_file, undo_header, CreatedFile, EarlierUndo, ReportWriter, Sink};
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
@@ -22,10 +19,10 @@ pub(super) struct Files {
     pub evidence: Option<Sink>,
 }
 
-/// The undo file, new or an earlier run's to add to.
+/// The undo file, new or an earlier run's to add to, and where it is.
 pub(super) enum Undo {
-    New(File),
-    Append(File, EarlierUndo),
+    New(File, PathBuf),
+    Append(File, PathBuf, EarlierUndo),
 }
 
 /// A file made and not yet kept, or standard output.
@@ -214,13 +211,15 @@ fn check_folders(config: &RunConfig) -> Result<(), Error> {
 
 /// The undo file: a resumed run appends to the one of the run it resumes, so that one
 /// command rolls every resumed part back.
-fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
+fn undo_file(config: &RunConfig, links: bool) -> Result<Option<UndoTarget>, Error> {
     let Some(path) = &config.apply.undo else {
         return Ok(None);
     };
     if config.apply.resume_from.is_some() {
-        match append_to_undo(path) {
-            Ok(Some((file, earlier))) => return Ok(Some(UndoTarget::Append(file, earlier))),
+        match append_to_undo(path, links) {
+            Ok(Some((file, earlier))) => {
+                return Ok(Some(UndoTarget::Append(file, path.clone(), earlier)))
+            }
             Ok(None) => {}
             Err(source) => {
                 return Err(Error::Output {
@@ -235,27 +234,69 @@ fn undo_file(config: &RunConfig) -> Result<Option<UndoTarget>, Error> {
 }
 
 /// Opens an existing undo file of ours for appending, with its rows and whether they
-/// carry the baseline (an earlier version's do not); `None` when there is none.
-fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, EarlierUndo)>> {
-    use std::io::BufRead;
+/// carry the baseline (an earlier version's do not); `None` when there is none. A file
+/// whose columns are not this run's (it decided links and this run does not, or the
+/// other way round), or with a row of another width, is refused: adding to it would
+/// drop rows or write a second, contradicting row for an identity.
+fn append_to_undo(path: &Path, links: bool) -> std::io::Result<Option<(File, EarlierUndo)>> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => {}
         _ => return Ok(None),
     }
-    let mut first = String::new();
-    std::io::BufReader::new(File::open(path)?).read_line(&mut first)?;
-    let baseline = [UNDO_HEADER, UNDO_HEADER_LINKS].contains(&first.trim_end());
-    if !baseline && !UNDO_HEADERS_TWO_WAY.contains(&first.trim_end()) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "it is not an undo file of drata-svcacct; refusing to add to it",
-        ));
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .map_err(std::io::Error::other)?;
+    let mut records = reader.records();
+    let header = match records.next() {
+        Some(record) => record.map_err(std::io::Error::other)?,
+        None => csv::StringRecord::new(),
+    };
+    let header: Vec<&str> = header.iter().collect();
+    let ours = |baseline| {
+        undo_header(links, baseline)
+            .split(',')
+            .eq(header.iter().copied())
+    };
+    let theirs = |baseline| {
+        undo_header(!links, baseline)
+            .split(',')
+            .eq(header.iter().copied())
+    };
+    let baseline = match (ours(true), ours(false)) {
+        (true, _) => true,
+        (_, true) => false,
+        _ if theirs(true) || theirs(false) => {
+            let (it, this) = if links {
+                ("does not", "does")
+            } else {
+                ("does", "does not")
+            };
+            return Err(invalid(format!(
+                "its columns are not this run's: it {it} put links back and this run {this} decide links; refusing to add to it (give --undo a new file)"
+            )));
+        }
+        _ => {
+            return Err(invalid(
+                "it is not an undo file of drata-svcacct; refusing to add to it".to_owned(),
+            ))
+        }
+    };
+    let mut rows = Vec::new();
+    for record in records {
+        let record = record.map_err(std::io::Error::other)?;
+        if record.len() != header.len() {
+            let line = record.position().map_or(0, csv::Position::line);
+            return Err(invalid(format!(
+                "its line {line} has {} cells, its header {}; refusing to add to it",
+                record.len(),
+                header.len()
+            )));
+        }
+        rows.push(record.iter().map(str::to_owned).collect());
     }
-    let rows = csv::Reader::from_path(path)
-        .map_err(std::io::Error::other)?
-        .records()
-        .filter_map(|record| Some(record.ok()?.iter().map(str::to_owned).collect()))
-        .collect();
     let earlier = EarlierUndo { rows, baseline };
     let mut options = std::fs::OpenOptions::new();
     options.append(true);
@@ -270,8 +311,8 @@ fn append_to_undo(path: &Path) -> std::io::Result<Option<(File, EarlierUndo)>> {
 /// The undo file to write: new, or an earlier one to add to.
 enum UndoTarget {
     New(Pending),
-    /// The file, the ids it holds, and whether its rows carry the baseline.
-    Append(File, EarlierUndo),
+    /// The file, where it is, its rows and whether they carry the baseline.
+    Append(File, PathBuf, EarlierUndo),
 }
 
 /// Creates every output file, all or nothing: the optional files first, so that a path
@@ -286,7 +327,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
             .transpose()
     };
     let summary = optional(&config.options.summary_json, "summary")?;
-    let undo = undo_file(config)?;
+    let undo = undo_file(config, run.users.is_some())?;
     let evidence = optional(&config.options.evidence, "evidence file")?;
     let report = match &config.options.report {
         Some(path) => create(config, path, "report")?,
@@ -310,11 +351,19 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         };
         let writer = ReportWriter::new(report, config.connect.kind, run.api().to_owned())?;
         let undo = match undo {
-            Some(UndoTarget::New(pending)) => match pending.keep()? {
-                Sink::File(file) => Some(Undo::New(file)),
-                Sink::Staged(_) | Sink::Stdout => None,
-            },
-            Some(UndoTarget::Append(file, earlier)) => Some(Undo::Append(file, earlier)),
+            Some(UndoTarget::New(pending)) => {
+                let path = match &pending {
+                    Pending::File(file) => file.path().to_owned(),
+                    Pending::Stdout => PathBuf::from("-"),
+                };
+                match pending.keep()? {
+                    Sink::File(file) => Some(Undo::New(file, path)),
+                    Sink::Staged(_) | Sink::Stdout => None,
+                }
+            }
+            Some(UndoTarget::Append(file, path, earlier)) => {
+                Some(Undo::Append(file, path, earlier))
+            }
             None => None,
         };
         Ok((

@@ -47,6 +47,14 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             rows: run.rows(),
         });
     }
+    if let (Some(undo), Some(path)) = (files.undo, &config.apply.undo) {
+        if let Err(e) = undo.close() {
+            tracing::error!(
+                "the undo file {} could not be written again: {e}",
+                path.display()
+            );
+        }
+    }
     let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
         let mut context = RunContext::current(command_line(), config.connect.kind.path_segment());
@@ -166,9 +174,31 @@ pub(super) async fn verify(
         });
     }
     if let Some(undo) = files.undo.as_mut() {
-        if let Err(e) = undo.forget(&untouched) {
-            tracing::error!("the undo file could not be written again: {e}");
-        }
+        restate_undo(undo, &files.sent, &listing.state, users);
+        undo.forget(&untouched);
+    }
+}
+
+/// Restates the undo file's baseline of every row sent as Drata holds it after the run:
+/// a request that failed after Drata saved it (a 502, a timeout) changed Drata all the
+/// same, and the undo file must put back what the run left, not what it was answered.
+fn restate_undo(
+    undo: &mut UndoWriter,
+    sent: &[ReportRow],
+    state: &CurrentState,
+    users: Option<&Users>,
+) {
+    for row in sent {
+        // A row without a state before has no row in the undo file.
+        let (Some(id), Some(_)) = (row.id(), &row.previous) else {
+            continue;
+        };
+        let Some(current) = state.get(id) else {
+            continue;
+        };
+        let mut now = current.previous();
+        now.link = Some(current.link(users));
+        undo.holds(id, &now);
     }
 }
 

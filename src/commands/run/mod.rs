@@ -754,8 +754,10 @@ fn outputs(
     let links = run.users.is_some();
     let undo = undo.and_then(|undo| {
         let made = match undo {
-            Undo::Append(file, earlier) => UndoWriter::append(file, run_started, earlier, links),
-            Undo::New(file) => UndoWriter::new(file, run_started, links),
+            Undo::Append(file, path, earlier) => {
+                UndoWriter::append(file, &path, run_started, earlier, links)
+            }
+            Undo::New(file, path) => UndoWriter::new(file, &path, run_started, links),
         };
         match made {
             Ok(undo) => Some(undo),

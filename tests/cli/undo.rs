@@ -1,0 +1,188 @@
+//! The undo file says what Drata holds: its baseline columns (`drata*`) are the state the
+//! run left, so that applying it undoes exactly the run, however the answers went.
+
+use crate::support::*;
+
+const DANA: &str = "dana@example.com";
+
+fn records(path: &std::path::Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// PUTs the server received: (connect, service-account).
+fn puts(server: &TestServer) -> (usize, usize) {
+    let seen = server.seen();
+    let put = |tail: &str| {
+        seen.iter()
+            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
+            .count()
+    };
+    (put("/connect"), put("/service-account"))
+}
+
+/// A server whose listing holds id 5, a service account linked to nobody, and the user
+/// Dana (9); it unmarks as asked, stores a link to Dana and then answers 502 (every
+/// attempt), and unlinks as asked.
+fn server_storing_the_link_behind_a_502() -> TestServer {
+    TestServer::start(|seen, _| {
+        let to_dana = seen.path.ends_with("/connect") && seen.body.contains('9');
+        if to_dana {
+            Reply::json(502, "bad gateway").applied(true)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    })
+    .seed_with(
+        [
+            serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
+        ],
+        &[(9, DANA)],
+    )
+}
+
+const FLIP: &str = "id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,dana@example.com\n";
+
+#[test]
+fn a_link_saved_behind_a_502_is_in_the_undo_file_and_undone() {
+    // Checked after the run (Drata is read again), and not (the 502 may have been saved).
+    for extra in [&[][..], &["--no-verify"][..]] {
+        let server = server_storing_the_link_behind_a_502();
+        let work = Workdir::new();
+        work.write("flip.csv", FLIP);
+        let mut args = vec![
+            "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
+        ];
+        args.extend(extra);
+        let run = on_server(&server, &work, &args);
+        assert_eq!(server.identity(5).unwrap()["user"]["id"], 9, "{extra:?}");
+        let row = &read_report(&work.path("r.csv"))[0];
+        if extra.is_empty() {
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            assert_eq!(row["outcome"], "updated", "{row:?}");
+            assert_eq!(row["verified"], "yes", "{row:?}");
+        } else {
+            assert_eq!(row["outcome"], "failed", "{row:?}");
+        }
+        // The baseline is what Drata holds: unmarked, and linked to Dana.
+        let undo = records(&work.path("undo.csv"));
+        assert_eq!(
+            undo[1..],
+            [vec!["5", "true", "CI runner", "false", "", "", DANA]],
+            "{extra:?}"
+        );
+        let connects = puts(&server).0;
+        let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+        assert_eq!(back.code, 0, "{extra:?}: {}", back.stderr);
+        assert_eq!(puts(&server).0, connects + 1, "{extra:?}: the link undone");
+        let now = server.identity(5).unwrap();
+        assert!(now["user"].is_null(), "{extra:?}: {now}");
+        assert_eq!(now["serviceAccountReason"], "CI runner", "{extra:?}: {now}");
+    }
+}
+
+/// Applies `input` with `--undo undo.csv`, resuming from `r1.csv`: the run.
+fn resume_into_undo(server: &TestServer, work: &Workdir, input: &str) -> Run {
+    let args = [
+        "apply",
+        input,
+        "--report",
+        "r2.csv",
+        "--resume-from",
+        "r1.csv",
+        "--undo",
+        "undo.csv",
+    ];
+    on_server(server, work, &args)
+}
+
+#[test]
+fn a_resumed_run_refuses_an_undo_file_of_other_columns_before_sending() {
+    let server = TestServer::start(|_, _| Reply::json(503, "busy").applied(false)).seed_with(
+        [
+            serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
+        ],
+        &[(9, DANA)],
+    );
+    let work = Workdir::new();
+    work.write(
+        "flag.csv",
+        "id,serviceAccount,serviceAccountReason\n5,false,a person\n",
+    );
+    let first = on_server(
+        &server,
+        &work,
+        &[
+            "apply", "flag.csv", "--report", "r1.csv", "--undo", "undo.csv",
+        ],
+    );
+    assert_ne!(first.code, 0, "{}", first.stderr);
+    let written = std::fs::read(work.path("undo.csv")).unwrap();
+    let sent = server.seen().len();
+    // The resumed run now decides links: its rows would not fit the file.
+    work.write("flip.csv", FLIP);
+    let resumed = resume_into_undo(&server, &work, "flip.csv");
+    assert_eq!(resumed.code, 2, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("columns"), "{}", resumed.stderr);
+    assert_eq!(server.seen().len(), sent, "nothing sent");
+    assert_eq!(std::fs::read(work.path("undo.csv")).unwrap(), written);
+
+    // A row of another width is refused too, never dropped.
+    let mut ragged = written.clone();
+    ragged.extend_from_slice(b"7,true\n");
+    std::fs::write(work.path("undo.csv"), &ragged).unwrap();
+    let resumed = resume_into_undo(&server, &work, "flag.csv");
+    assert_eq!(resumed.code, 2, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("cells"), "{}", resumed.stderr);
+    assert_eq!(server.seen().len(), sent, "nothing sent");
+    assert_eq!(std::fs::read(work.path("undo.csv")).unwrap(), ragged);
+}
+
+#[test]
+fn a_link_a_502_did_not_save_is_not_in_the_undo_files_baseline_once_checked() {
+    // Drata unmarks, and refuses every link with a 502 without saving it.
+    let server = TestServer::start(|seen, _| {
+        if seen.path.ends_with("/connect") {
+            Reply::json(502, "bad gateway").applied(false)
+        } else {
+            Reply::identity(seen.id().unwrap())
+        }
+    })
+    .seed_with(
+        [
+            serde_json::json!({"id": 5, "username": "ci-runner", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "CI runner"}),
+        ],
+        &[(9, DANA)],
+    );
+    let work = Workdir::new();
+    work.write("flip.csv", FLIP);
+    let args = [
+        "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
+    ];
+    let run = on_server(&server, &work, &args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(server.identity(5).unwrap()["user"].is_null());
+    // The check read Drata: the link was not saved, whatever the 502 left open.
+    let undo = records(&work.path("undo.csv"));
+    assert_eq!(
+        undo[1..],
+        [vec!["5", "true", "CI runner", "false", "", "", ""]],
+        "{undo:?}"
+    );
+    let connects = puts(&server).0;
+    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert_eq!(puts(&server).0, connects, "no link to put back");
+    let now = server.identity(5).unwrap();
+    assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
+}
