@@ -604,7 +604,11 @@ mod tests {
             std::sync::Arc::default(),
             ConcurrencyMode::Auto,
         );
-        let listing = fetch(&engine).await.unwrap();
+        // Bounded, so that a reader that never stops fails the test instead of hanging it.
+        let listing = tokio::time::timeout(std::time::Duration::from_secs(30), fetch(&engine))
+            .await
+            .expect("the listing was read within 30 s")
+            .unwrap();
         assert_eq!((listing.pages, listing.state.len()), (3, 120));
         assert_eq!(listing.warnings, []);
     }
