@@ -71,7 +71,7 @@ pub(crate) fn for_validation(invalid_rows: u64) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StopSource;
+    use crate::model::{IdCell, ReportRow, StopSource};
 
     fn tally(outcomes: &[Outcome]) -> Tally {
         let mut tally = Tally::default();
@@ -111,5 +111,24 @@ mod tests {
         assert_eq!(for_run(&ok, Some(&fatal)), ABORTED);
         let invalid = StopReason::InvalidInput { invalid_rows: 1 };
         assert_eq!(for_run(&ok, Some(&invalid)), USAGE);
+    }
+
+    #[test]
+    fn an_update_the_check_did_not_find_is_a_row_problem() {
+        let mut checked = tally(&[Outcome::Updated]);
+        let mut row = ReportRow::new(
+            2,
+            IdCell::Id(1),
+            Some(true),
+            "ci".to_owned(),
+            Outcome::Updated,
+            "",
+        );
+        row.verified = Some(true);
+        checked.add_check(&row);
+        assert_eq!(for_run(&checked, None), SUCCESS);
+        row.verified = Some(false);
+        checked.add_check(&row);
+        assert_eq!(for_run(&checked, None), ROW_PROBLEMS);
     }
 }
