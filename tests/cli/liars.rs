@@ -9,28 +9,6 @@ use crate::support::*;
 const DANA: &str = "dana@example.com";
 const EVE: &str = "eve@example.com";
 
-fn records(path: &std::path::Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
-/// PUTs the server received: (connect, service-account).
-fn puts(server: &TestServer) -> (usize, usize) {
-    let seen = server.seen();
-    let put = |tail: &str| {
-        seen.iter()
-            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
-            .count()
-    };
-    (put("/connect"), put("/service-account"))
-}
-
 /// A server whose listing holds id 6, a person linked to nobody, and the users Dana (9) and
 /// Eve (10); `answer` answers the PUTs.
 fn server_of_people(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> TestServer {
@@ -66,7 +44,7 @@ fn a_link_answered_200_but_stored_to_another_user_is_not_verified() {
         "ev.md",
     ];
     let run = on_server(&server, &work, &args);
-    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 10);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let row = row_of(&work.path("r.csv"), "6");
@@ -99,7 +77,7 @@ fn a_link_drata_writes_with_capitals_and_a_space_is_the_same_link() {
     );
     let run = on_server(&server, &work, &["apply", "same.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(puts(&server), (0, 0), "nothing to send");
+    assert_eq!(server.puts_by_endpoint(), (0, 0), "nothing to send");
     assert_eq!(row_of(&work.path("r.csv"), "6")["outcome"], "unchanged");
 
     // Three-way: the export, unedited, is not drift.
@@ -111,7 +89,7 @@ fn a_link_drata_writes_with_capitals_and_a_space_is_the_same_link() {
         &["apply", "export.csv", "--report", "e.csv"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(puts(&server), (0, 0), "nothing to send");
+    assert_eq!(server.puts_by_endpoint(), (0, 0), "nothing to send");
     assert_eq!(row_of(&work.path("e.csv"), "6")["outcome"], "unchanged");
 }
 
@@ -132,7 +110,7 @@ fn a_link_to_a_user_drata_writes_sloppily_is_verified() {
         assert_eq!(row["outcome"], "updated", "{row:?}");
         assert_eq!(row["verified"], "yes", "{row:?}");
     }
-    assert_eq!(puts(&server), (2, 0));
+    assert_eq!(server.puts_by_endpoint(), (2, 0));
 }
 
 #[test]
@@ -167,7 +145,7 @@ fn a_listing_that_shows_an_identity_twice_with_different_links_keeps_the_later_c
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = row_of(&work.path("r.csv"), "6");
     assert_eq!(row["outcome"], "updated", "{row:?}");
-    assert_eq!(puts(&server), (1, 0), "the unlink is sent");
+    assert_eq!(server.puts_by_endpoint(), (1, 0), "the unlink is sent");
 }
 
 const AUTOMATION: &str = r#"
@@ -251,7 +229,7 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
     let first = on_server(&server, &work, &["apply", "flip.csv", "--report", "r1.csv"]);
     assert_eq!(first.code, 1, "{}", first.stderr);
     assert!(row_of(&work.path("r1.csv"), "5")["error"].contains("partly applied"));
-    assert_eq!(puts(&server), (1, 1));
+    assert_eq!(server.puts_by_endpoint(), (1, 1));
     let args = [
         "apply",
         "flip.csv",
@@ -266,7 +244,11 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
     ];
     let resumed = on_server(&server, &work, &args);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert_eq!(puts(&server), (2, 1), "the link alone is sent again");
+    assert_eq!(
+        server.puts_by_endpoint(),
+        (2, 1),
+        "the link alone is sent again"
+    );
     let row = row_of(&work.path("r2.csv"), "5");
     assert_eq!(row["outcome"], "updated", "{row:?}");
     assert_eq!(row["verified"], "yes", "{row:?}");
@@ -328,7 +310,7 @@ fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
         "two identities are more than 1: {}",
         refused.stderr
     );
-    assert_eq!(puts(&server), (0, 0));
+    assert_eq!(server.puts_by_endpoint(), (0, 0));
     let args = [
         "apply",
         "people.csv",
@@ -339,7 +321,7 @@ fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
     ];
     let run = on_server(&server, &work, &args);
     assert_eq!(run.code, 0, "two identities, four requests: {}", run.stderr);
-    assert_eq!(puts(&server), (2, 2));
+    assert_eq!(server.puts_by_endpoint(), (2, 2));
 }
 
 #[test]
@@ -355,7 +337,12 @@ fn an_email_two_users_hold_in_different_case_links_nobody() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     let five = row_of(&work.path("r.csv"), "5");
     assert_eq!(five["outcome"], "invalid", "{five:?}");
-    assert_eq!(puts(&server), (1, 1), "only id 6: {}", run.stderr);
+    assert_eq!(
+        server.puts_by_endpoint(),
+        (1, 1),
+        "only id 6: {}",
+        run.stderr
+    );
     assert!(server.identity(5).unwrap()["serviceAccount"].is_string());
 }
 
@@ -377,7 +364,7 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
     ];
     let run = on_server(&server, &work, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(puts(&server), (0, 2));
+    assert_eq!(server.puts_by_endpoint(), (0, 2));
     // A colleague then rewrites id 6's reason in Drata.
     work.write(
         "colleague.csv",
@@ -389,11 +376,11 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
         &["apply", "colleague.csv", "--report", "c.csv"],
     );
     assert_eq!(colleague.code, 0, "{}", colleague.stderr);
-    assert_eq!(puts(&server), (0, 3));
+    assert_eq!(server.puts_by_endpoint(), (0, 3));
 
     let undo = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
     assert_eq!(undo.code, 1, "the conflict: {}", undo.stderr);
-    assert_eq!(puts(&server), (0, 4), "only id 5 is put back");
+    assert_eq!(server.puts_by_endpoint(), (0, 4), "only id 5 is put back");
     assert_eq!(
         server.identity(5).unwrap()["serviceAccountReason"],
         "shared"
@@ -424,7 +411,7 @@ fn a_link_stored_to_another_user_with_the_same_email_is_not_verified() {
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,a person,{DANA}\n"),
     );
     let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
-    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 11);
     let row = row_of(&work.path("r.csv"), "6");
     assert_eq!(row["verified"], "no", "{row:?}");
@@ -456,7 +443,7 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
     ];
     let resumed = on_server(&server, &work, &args);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert_eq!(puts(&server), (2, 1));
+    assert_eq!(server.puts_by_endpoint(), (2, 1));
     // One row, the state before everything; its baseline the state the resume left.
     let undo = records(&work.path("undo.csv"));
     assert_eq!(
@@ -466,7 +453,7 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
     );
     let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
     assert_eq!(back.code, 0, "{}", back.stderr);
-    assert_eq!(puts(&server), (3, 2), "both put back");
+    assert_eq!(server.puts_by_endpoint(), (3, 2), "both put back");
     let now = server.identity(5).unwrap();
     assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
     assert!(now["user"].is_null(), "{now}");
@@ -490,7 +477,7 @@ fn an_identity_linked_to_another_user_with_the_same_email_is_not_unchanged() {
     );
     let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(puts(&server), (1, 0), "{}", run.stderr);
+    assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     let row = row_of(&work.path("r.csv"), "6");
     assert_eq!(row["outcome"], "updated", "{row:?}");
     assert_eq!(row["verified"], "yes", "{row:?}");

@@ -7,18 +7,6 @@ use std::sync::atomic::Ordering;
 
 use crate::support::*;
 
-/// The export's records, header first.
-fn records(path: &std::path::Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
 fn write_records(work: &Workdir, name: &str, records: &[Vec<String>]) {
     let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
     for record in records {
@@ -291,17 +279,6 @@ fn server_of_two(answer: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Tes
     )
 }
 
-/// PUTs the server received: (connect, service-account).
-fn puts(server: &TestServer) -> (usize, usize) {
-    let seen = server.seen();
-    let put = |tail: &str| {
-        seen.iter()
-            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
-            .count()
-    };
-    (put("/connect"), put("/service-account"))
-}
-
 #[test]
 fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file_and_undone() {
     // Drata accepts the unmarking, then refuses the link.
@@ -325,7 +302,11 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(puts(&server), (1, 1), "unmarked, then the link refused");
+    assert_eq!(
+        server.puts_by_endpoint(),
+        (1, 1),
+        "unmarked, then the link refused"
+    );
     let report = read_report(&work.path("r.csv"));
     let row = &report[0];
     assert_eq!(row["outcome"], "failed", "{row:?}");
@@ -361,7 +342,11 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
     );
     let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
     assert_eq!(back.code, 0, "{}", back.stderr);
-    assert_eq!(puts(&server), (1, 2), "only the flag to put back");
+    assert_eq!(
+        server.puts_by_endpoint(),
+        (1, 2),
+        "only the flag to put back"
+    );
     let restored = server.identity(5).unwrap();
     assert!(restored["serviceAccount"].is_string(), "{restored}");
     assert_eq!(restored["serviceAccountReason"], "CI runner", "{restored}");
@@ -386,7 +371,7 @@ fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String
         &["apply", "elsewhere.csv", "--report", "e.csv"],
     );
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
-    assert_eq!(puts(server), (0, 1));
+    assert_eq!(server.puts_by_endpoint(), (0, 1));
     edit(&mut rows, 6, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
     let args = [
@@ -399,7 +384,7 @@ fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String
     ];
     let run = on_server(server, &work, &args);
     assert_eq!(
-        puts(server),
+        server.puts_by_endpoint(),
         (1, 1),
         "only the link is sent: {}",
         run.stderr
@@ -526,7 +511,7 @@ fn partly_applied_with_evidence(work: &Workdir, evidence: &str) {
     ];
     let run = on_server(&server, work, &args);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(puts(&server), (1, 1));
+    assert_eq!(server.puts_by_endpoint(), (1, 1));
 }
 
 #[test]
@@ -625,7 +610,7 @@ fn partly_evidence(
     ];
     args.extend_from_slice(extra);
     let run = on_server(&server, &work, &args);
-    assert_eq!(puts(&server), (1, 1), "{}", run.stderr);
+    assert_eq!(server.puts_by_endpoint(), (1, 1), "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
     let line = evidence
         .split("## Partly applied")

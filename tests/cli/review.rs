@@ -17,18 +17,6 @@ fn puts(sim: &RunningSimulator) -> u64 {
     sim.stats.puts.load(Ordering::Relaxed)
 }
 
-/// The export's records, header first.
-fn records(path: &std::path::Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
 fn write_records(work: &Workdir, name: &str, records: &[Vec<String>]) {
     let mut writer = csv::Writer::from_path(work.path(name)).unwrap();
     for record in records {

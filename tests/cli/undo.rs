@@ -5,29 +5,6 @@ use crate::support::*;
 
 const DANA: &str = "dana@example.com";
 
-fn records(path: &std::path::Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
-/// PUTs the server received: (connect, service-account).
-fn puts(server: &TestServer) -> (usize, usize) {
-    let seen = server.seen();
-    let put = |tail: &str| {
-        seen.iter()
-            .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
-            .count()
-    };
-    (put("/connect"), put("/service-account"))
-}
-
 /// A server whose listing holds id 5, a service account linked to nobody, and the user
 /// Dana (9); it unmarks as asked, stores a link to Dana and then answers 502 (every
 /// attempt), and unlinks as asked.
@@ -79,10 +56,14 @@ fn a_link_saved_behind_a_502_is_in_the_undo_file_and_undone() {
             [vec!["5", "true", "CI runner", "false", "", "", DANA]],
             "{extra:?}"
         );
-        let connects = puts(&server).0;
+        let connects = server.puts_by_endpoint().0;
         let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
         assert_eq!(back.code, 0, "{extra:?}: {}", back.stderr);
-        assert_eq!(puts(&server).0, connects + 1, "{extra:?}: the link undone");
+        assert_eq!(
+            server.puts_by_endpoint().0,
+            connects + 1,
+            "{extra:?}: the link undone"
+        );
         let now = server.identity(5).unwrap();
         assert!(now["user"].is_null(), "{extra:?}: {now}");
         assert_eq!(now["serviceAccountReason"], "CI runner", "{extra:?}: {now}");
@@ -179,10 +160,10 @@ fn a_link_a_502_did_not_save_is_not_in_the_undo_files_baseline_once_checked() {
         [vec!["5", "true", "CI runner", "false", "", "", ""]],
         "{undo:?}"
     );
-    let connects = puts(&server).0;
+    let connects = server.puts_by_endpoint().0;
     let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
     assert_eq!(back.code, 0, "{}", back.stderr);
-    assert_eq!(puts(&server).0, connects, "no link to put back");
+    assert_eq!(server.puts_by_endpoint().0, connects, "no link to put back");
     let now = server.identity(5).unwrap();
     assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
 }

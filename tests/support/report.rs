@@ -7,6 +7,20 @@ use sha2::{Digest, Sha256};
 
 use super::{Finished, RunningSimulator, REPORT_COLUMNS};
 
+/// A CSV file's records as written, header first (rows of any width).
+#[allow(dead_code)] // Not every test binary build uses it.
+pub fn records(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
 /// A parsed report: one map per row, keyed by column name.
 pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
     // Flexible: a run stopped by a full disk may leave its last row cut short.

@@ -341,6 +341,18 @@ impl TestServer {
         self.seen.lock().unwrap().clone()
     }
 
+    /// PUTs received: (connect, service-account).
+    #[allow(dead_code)] // Not every test binary build uses it.
+    pub fn puts_by_endpoint(&self) -> (usize, usize) {
+        let seen = self.seen();
+        let put = |tail: &str| {
+            seen.iter()
+                .filter(|s| s.method == "PUT" && s.path.ends_with(tail))
+                .count()
+        };
+        (put("/connect"), put("/service-account"))
+    }
+
     /// PUT requests per id.
     #[allow(dead_code)] // No test uses it at present.
     pub fn puts_per_id(&self) -> HashMap<u64, usize> {
