@@ -10,6 +10,7 @@ mod drata;
 mod engine;
 mod error;
 mod exit;
+mod field;
 mod input;
 mod model;
 mod output;

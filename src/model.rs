@@ -40,6 +40,48 @@ pub(crate) struct Row {
     /// What the row asks of the identity's link to a person; `None` when the input has
     /// no link column (links are then not touched).
     pub link: Option<LinkRequest>,
+    /// What the row asks of each access toggle it decides (an input without the column,
+    /// or a blank cell, leaves the toggle alone).
+    pub access: Vec<AccessRequest>,
+}
+
+/// What a row asks of an identity, as the fields read it: from a row about to be
+/// decided ([`Row::wanted`]) or from its report row after the run ([`ReportRow::wanted`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted<'a> {
+    /// `None` for an invalid row whose flag did not parse.
+    pub flag: Option<bool>,
+    pub reason: &'a str,
+    pub baseline: Option<&'a Baseline>,
+    pub link: Option<&'a LinkRequest>,
+    pub access: &'a [AccessRequest],
+}
+
+impl Row {
+    pub(crate) fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            flag: Some(self.flag),
+            reason: &self.reason,
+            baseline: self.baseline.as_ref(),
+            link: self.link.as_ref(),
+            access: &self.access,
+        }
+    }
+}
+
+/// A request that changes one field of an identity, as a field makes it
+/// (`crate::field`) and the client sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write<'a> {
+    /// `PUT …/{id}/service-account` with the flag and its reason.
+    ServiceAccount { flag: bool, reason: &'a str },
+    /// `PUT …/{id}/connect`: link to this Drata user, or unlink (`None`).
+    Connect(Option<u64>),
+    /// `PUT …/{id}/toggle` with `toggleField` and the value.
+    Toggle {
+        toggle_field: &'static str,
+        on: bool,
+    },
 }
 
 /// Who an identity is linked to, as the review compares it: nobody, or the Drata user
@@ -254,6 +296,10 @@ pub(crate) struct Previous {
     pub reason: Option<String>,
     /// Who it was linked to, when the run decides links.
     pub link: Option<Link>,
+    /// The id of the Drata user it was linked to, when Drata named one.
+    pub linked_user_id: Option<u64>,
+    /// Its access toggles, as the listing showed them.
+    pub access: Toggles,
 }
 
 impl From<&Previous> for Baseline {
@@ -308,27 +354,148 @@ pub(crate) struct ReportRow {
     pub verified: Option<bool>,
     /// What the check after the run read of the identity (flag, reason, link); `None` when
     /// it was not checked or the listing did not show it.
-    pub checked: Option<Previous>,
+    pub checked: Option<Box<Previous>>,
     /// The row's link decision, when it makes one.
     pub link: Option<LinkRequest>,
-    /// The decisions requests were sent for: what the check after the run compares (a
-    /// decision not sent is expected to stay as Drata holds it).
-    pub sent: Parts,
-    /// The decisions Drata answered 2xx for. A `failed` row with any is partly applied.
-    pub applied: Parts,
+    /// The row's access decisions, one per toggle it decides.
+    pub access: Vec<AccessRequest>,
+    /// The fields the row's requests were meant for: what the check after the run
+    /// compares (a field not sent is expected to stay as Drata holds it).
+    pub sent: Fields,
+    /// What each request sent was answered. A `failed` row with a 2xx is partly applied.
+    pub answers: Answers,
 }
 
-/// A row's two decisions, the flag (with its reason) and the link: which of them a
-/// request went out for, or was answered 2xx.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Parts {
-    pub flag: bool,
-    pub link: bool,
+/// A field of the identity row that a review decides (`docs/fields.md`): each is defined
+/// once, in `crate::field`; this is only its name, for sets and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum FieldName {
+    /// `serviceAccount` with its reason.
+    ServiceAccount,
+    /// `linkedUser`: the person the identity belongs to.
+    Link,
+    /// One of the access toggles.
+    Access(Access),
 }
 
-impl Parts {
+impl FieldName {
+    /// Its bit in [`Fields`].
+    fn bit(self) -> u8 {
+        match self {
+            FieldName::ServiceAccount => 1,
+            FieldName::Link => 2,
+            FieldName::Access(access) => 4 << access.index(),
+        }
+    }
+}
+
+/// The access an identity may have that a review records for connections that do not
+/// report it: admin and production-database access (infrastructure), write and
+/// production-push access (version control). Drata shows each as a timestamp when on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Access {
+    Admin,
+    Db,
+    Write,
+    PushProductionCode,
+}
+
+impl Access {
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The access toggles as Drata shows them (`None`: not shown, or not read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Toggles([Option<bool>; 4]);
+
+impl Toggles {
+    pub(crate) fn get(&self, access: Access) -> Option<bool> {
+        self.0[access.index()]
+    }
+
+    pub(crate) fn set(&mut self, access: Access, on: Option<bool>) {
+        self.0[access.index()] = on;
+    }
+}
+
+/// A row's decision of one access toggle (its `adminAccess`… cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccessRequest {
+    pub access: Access,
+    pub on: bool,
+    /// As Drata showed it at export (`drataAdminAccess`…), when the row carries it.
+    pub baseline: Option<bool>,
+}
+
+/// A set of fields: which a row's requests went out for, were answered 2xx for, …
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Fields(u8);
+
+impl Fields {
     pub(crate) fn any(self) -> bool {
-        self.flag || self.link
+        self.0 != 0
+    }
+
+    pub(crate) fn contains(self, field: FieldName) -> bool {
+        self.0 & field.bit() != 0
+    }
+
+    pub(crate) fn insert(&mut self, field: FieldName) {
+        self.0 |= field.bit();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with(mut self, field: FieldName) -> Self {
+        self.insert(field);
+        self
+    }
+}
+
+/// What Drata's answer to a field's request proves (`engine::retry::answer` decides it,
+/// once, from the attempt): the one answer to "was this field applied?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A 2xx: applied.
+    Applied,
+    /// A certain refusal (a 4xx, a redirect): not applied.
+    Refused,
+    /// Sent, and answered neither (a 5xx, a timeout, a lost connection): Drata may have
+    /// saved it; only the check after the run can tell.
+    Uncertain,
+}
+
+/// Each field a row's requests were sent for, with what its answer proves. A field not
+/// here was not sent (the row asked nothing of it, or an earlier request failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Answers(Vec<(FieldName, Answer)>);
+
+impl Answers {
+    pub(crate) fn record(&mut self, field: FieldName, answer: Answer) {
+        self.0.retain(|(f, _)| *f != field);
+        self.0.push((field, answer));
+    }
+
+    /// The fields whose answer is one of `answers`.
+    pub(crate) fn fields(&self, answers: &[Answer]) -> Fields {
+        let mut fields = Fields::default();
+        for (field, answer) in &self.0 {
+            if answers.contains(answer) {
+                fields.insert(*field);
+            }
+        }
+        fields
+    }
+
+    /// The fields answered 2xx.
+    pub(crate) fn applied(&self) -> Fields {
+        self.fields(&[Answer::Applied])
+    }
+
+    /// The fields Drata may hold as sent: answered 2xx, or without a certain refusal.
+    pub(crate) fn may_be_applied(&self) -> Fields {
+        self.fields(&[Answer::Applied, Answer::Uncertain])
     }
 }
 
@@ -359,8 +526,9 @@ impl ReportRow {
             verified: None,
             checked: None,
             link: None,
-            sent: Parts::default(),
-            applied: Parts::default(),
+            access: Vec::new(),
+            sent: Fields::default(),
+            answers: Answers::default(),
         }
     }
 
@@ -377,12 +545,23 @@ impl ReportRow {
         report.rule = row.rule.clone();
         report.baseline = row.baseline.clone();
         report.link = row.link.clone();
+        report.access.clone_from(&row.access);
         report
+    }
+
+    pub(crate) fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            flag: self.flag,
+            reason: &self.reason,
+            baseline: self.baseline.as_ref(),
+            link: self.link.as_ref(),
+            access: &self.access,
+        }
     }
 
     /// Failed, but Drata answered 2xx to one of its requests: it holds part of the row.
     pub(crate) fn partly_applied(&self) -> bool {
-        self.outcome == Outcome::Failed && self.applied.any()
+        self.outcome == Outcome::Failed && self.answers.applied().any()
     }
 
     pub(crate) fn id(&self) -> Option<u64> {
@@ -868,6 +1047,7 @@ mod tests {
             rule: None,
             baseline: None,
             link: None,
+            access: Vec::new(),
         };
         let failed = |kind: Option<FailureKind>| {
             let mut report = ReportRow::of(&row, Outcome::Failed, "x");

@@ -13,9 +13,10 @@ use crate::engine::ConcurrencyMode;
 use crate::engine::{self, watch_signals, RunControl, Signals};
 use crate::error::Error;
 use crate::exit;
+use crate::field::AccessField;
 use crate::input::rules::{decide, RuleSet};
 use crate::model::{StopReason, MAX_ID};
-use crate::output::{write_csv, xlsx_bytes, CreatedFile, ExportRow};
+use crate::output::{write_csv, xlsx_bytes, CreatedFile, ExportLayout, ExportRow};
 use crate::suggest::{suggest, IdentityFacts, Peers};
 
 /// Runs `export` and returns the exit code.
@@ -78,7 +79,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
             config.log.console().stdout(),
             &rows,
             config.excel,
-            rules.is_some(),
+            &layout(&config),
         )
         .map_err(Error::Stdout),
     };
@@ -105,6 +106,15 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
     Ok(exit::SUCCESS)
 }
 
+/// The export's columns besides the fixed ones: the rule column with `--rules`, and the
+/// access toggles of the kind listed.
+fn layout(config: &ExportConfig) -> ExportLayout {
+    ExportLayout {
+        with_rule: config.rules.is_some(),
+        access: AccessField::of_kind(config.connect.kind).collect(),
+    }
+}
+
 /// Writes the rows to the created file; on failure the file is removed when dropped.
 fn write_file(
     created: &mut CreatedFile,
@@ -123,9 +133,9 @@ fn write_file(
             std::io::BufWriter::new(&mut *file),
             rows,
             config.excel,
-            config.rules.is_some(),
+            &layout(config),
         ),
-        ExportFormat::Xlsx => xlsx_bytes(rows, config.rules.is_some()).and_then(|(bytes, cut)| {
+        ExportFormat::Xlsx => xlsx_bytes(rows, &layout(config)).and_then(|(bytes, cut)| {
             for id in cut {
                 tracing::warn!(
                     id,
@@ -259,6 +269,7 @@ pub(super) fn export_rows(
                 has_mfa: details.has_mfa,
                 suggestion: suggest(&facts),
                 rule: None,
+                access: current.access,
                 exported_at: exported_at.to_owned(),
             }
         })

@@ -81,6 +81,14 @@ struct ConnectBody {
     user_id: Option<u64>,
 }
 
+/// The body of `PUT …/toggle`: which access, on or off.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToggleBody<'a> {
+    toggle: bool,
+    toggle_field: &'a str,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct UpdateBody<'a> {
@@ -256,9 +264,36 @@ impl ApiClient {
         user: Option<u64>,
     ) -> Result<(u16, Identity), Failure> {
         let body = serde_json::to_vec(&ConnectBody { user_id: user }).unwrap_or_default();
+        self.put_action(id, "connect", body).await
+    }
+
+    /// `PUT …/user-identities/{kind}/{id}/toggle`, one attempt: turns one access toggle
+    /// (`toggleField`) on or off. Any 2xx means Drata applied it.
+    pub(crate) async fn toggle(
+        &self,
+        id: u64,
+        toggle_field: &str,
+        on: bool,
+    ) -> Result<(u16, Identity), Failure> {
+        let body = serde_json::to_vec(&ToggleBody {
+            toggle: on,
+            toggle_field,
+        })
+        .unwrap_or_default();
+        self.put_action(id, "toggle", body).await
+    }
+
+    /// `PUT …/{id}/{action}` with a JSON body, one attempt; the answer's identity is read
+    /// best-effort and scrubbed of the key.
+    async fn put_action(
+        &self,
+        id: u64,
+        action: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Identity), Failure> {
         let request = self
             .http
-            .put(self.action_url(id, "connect"))
+            .put(self.action_url(id, action))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
         let answer = async {

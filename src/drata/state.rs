@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::wire::{Identity, User};
-use crate::model::{IdentityView, Link, Lookup, LookupError, LookupKey, Previous, Subject};
+use crate::model::{
+    IdentityView, Link, Lookup, LookupError, LookupKey, Previous, Subject, Toggles,
+};
 use crate::text::printable;
 
 /// What Drata says about one identity now.
@@ -18,6 +20,8 @@ pub(crate) struct Current {
     /// `clientType alias (#id)` of its connection, for messages.
     pub connection: String,
     connection_names: Vec<String>,
+    /// The access toggles the listing shows.
+    pub access: Toggles,
     /// What a review needs besides: read for `export`, never compared.
     pub details: Details,
 }
@@ -71,6 +75,7 @@ impl Current {
             username: identity.username,
             email: identity.email,
             connection_names: names,
+            access: identity.access,
             details: Details {
                 connection_id: connection.id,
                 client_type: connection.client_type,
@@ -82,16 +87,6 @@ impl Current {
                 disconnected_at: identity.disconnected_at,
                 has_mfa: identity.has_mfa,
             },
-        }
-    }
-
-    /// True when the identity already is as a row asks: marked with the same reason
-    /// (after trimming), or not marked.
-    pub(crate) fn is_as_desired(&self, flag: bool, reason: &str) -> bool {
-        match (flag, &self.marked_at) {
-            (true, Some(_)) => self.reason.as_deref().map(str::trim) == Some(reason.trim()),
-            (true, None) => false,
-            (false, marked) => marked.is_none(),
         }
     }
 
@@ -148,12 +143,24 @@ impl Current {
         }
     }
 
-    /// What the undo file and the evidence need to know of the state before the run.
+    /// What the undo file and the evidence need to know of the state before the run; the
+    /// link is left out (`link` is `None`): only a run that decides links shows it.
     pub(crate) fn previous(&self) -> Previous {
         Previous {
             marked: self.marked_at.is_some(),
             reason: self.reason.clone(),
             link: None,
+            linked_user_id: self.details.linked_user_id,
+            access: self.access,
+        }
+    }
+
+    /// Every field a review compares, the link included: what the fields read as Drata
+    /// now (`crate::field`).
+    pub(crate) fn state(&self, users: Option<&Users>) -> Previous {
+        Previous {
+            link: Some(self.link(users)),
+            ..self.previous()
         }
     }
 }
@@ -270,6 +277,7 @@ fn conflicts(earlier: &Current, later: &Current) -> bool {
     };
     earlier.marked_at != later.marked_at
         || earlier.reason != later.reason
+        || earlier.access != later.access
         || earlier.username != later.username
         || link(earlier) != link(later)
 }
@@ -504,21 +512,6 @@ mod tests {
         assert!(state
             .resolve(&key(Some("bob"), Some("alice@example.com"), None))
             .is_err());
-    }
-
-    #[test]
-    fn desired_state_compares_flag_and_trimmed_reason() {
-        let marked = Current {
-            marked_at: Some("t".into()),
-            reason: Some(" CI ".into()),
-            ..Current::default()
-        };
-        assert!(marked.is_as_desired(true, "CI"));
-        assert!(!marked.is_as_desired(true, "other"));
-        assert!(!marked.is_as_desired(false, "CI"));
-        let unmarked = Current::default();
-        assert!(unmarked.is_as_desired(false, "anything"));
-        assert!(!unmarked.is_as_desired(true, "CI"));
     }
 
     #[test]

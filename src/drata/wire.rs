@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use crate::model::IdentityView;
+use crate::field::ACCESS;
+use crate::model::{IdentityView, Toggles};
 use crate::secret::ApiKey;
 
 /// The fields of an identity this tool reads.
@@ -24,6 +25,9 @@ pub(crate) struct Identity {
     pub connected_at: Option<String>,
     pub disconnected_at: Option<String>,
     pub has_mfa: Option<bool>,
+    /// The access toggles it shows (`adminAccess`…): a timestamp is on, null is off, a
+    /// missing field unknown.
+    pub access: Toggles,
 }
 
 /// The nested `user` object of an identity: the Drata user it belongs to.
@@ -96,6 +100,19 @@ fn marked_at(object: &Value) -> Option<String> {
     }
 }
 
+/// An access toggle: a timestamp (or any value but `null` and `false`) is on, `null` and
+/// `false` are off, a missing field is unknown.
+fn toggles(object: &Value) -> Toggles {
+    let mut toggles = Toggles::default();
+    for field in &ACCESS {
+        let on = object
+            .get(field.column)
+            .map(|value| !matches!(value, Value::Null | Value::Bool(false)));
+        toggles.set(field.access, on);
+    }
+    toggles
+}
+
 impl Identity {
     /// Reads an identity from any JSON value; fields that are missing or of another
     /// type are `None`.
@@ -122,6 +139,7 @@ impl Identity {
             connected_at: text(value, "connectedAt"),
             disconnected_at: text(value, "disconnectedAt"),
             has_mfa: boolean(value, "hasMfa"),
+            access: toggles(value),
         }
     }
 

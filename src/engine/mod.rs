@@ -14,6 +14,6 @@ mod throttle;
 pub(crate) use concurrency::ConcurrencyMode;
 pub(crate) use control::{watch_signals, RunControl, Signals};
 pub(crate) use listing::{fetch, fetch_unless_refused, fetch_users, Directory, Listing};
-pub(crate) use pool::{spawn_workers, Job, Sends};
+pub(crate) use pool::{spawn_workers, Job};
 pub(crate) use requests::{Ended, Engine, Request};
 pub(crate) use retry::{classify, RetryPolicy};

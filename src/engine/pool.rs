@@ -6,8 +6,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::requests::{Attempted, Ended, Engine, Request as Kind};
+use super::retry::answer;
 use crate::drata::Identity;
-use crate::model::{IdentityView, Outcome, Parts, Previous, ReportRow, Row};
+use crate::field;
+use crate::model::{Answers, Fields, IdentityView, Outcome, Previous, ReportRow, Row, Write};
 
 /// A row to send: its resolved id, what the listing said of its identity (for undo
 /// and evidence), and which requests it needs.
@@ -16,85 +18,8 @@ pub(crate) struct Job {
     pub row: Row,
     pub id: u64,
     pub previous: Option<Previous>,
-    pub sends: Sends,
-}
-
-/// The requests a row needs: the service-account PUT, the `connect` PUT, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sends {
-    pub flag: bool,
-    /// `Some(user)` to link to that Drata user, `Some(None)` to unlink.
-    pub link: Option<Option<u64>>,
-}
-
-impl Sends {
-    /// Every request the row asks for, for an identity whose state is not known.
-    pub(crate) fn all_of(row: &Row) -> Self {
-        Self {
-            flag: true,
-            link: row.link.as_ref().map(|link| link.user),
-        }
-    }
-
-    /// The decisions these requests carry.
-    pub(crate) fn parts(self) -> Parts {
-        Parts {
-            flag: self.flag,
-            link: self.link.is_some(),
-        }
-    }
-
-    /// The requests in the order Drata accepts them: it links no service account, so a
-    /// link to a person goes after the flag (unmark, then link) and an unlink before it
-    /// (unlink, then mark).
-    fn in_order(self) -> Vec<Request> {
-        let flag = self.flag.then_some(Request::Flag);
-        let link = self.link.map(Request::Link);
-        match self.link {
-            Some(Some(_)) => [flag, link],
-            _ => [link, flag],
-        }
-        .into_iter()
-        .flatten()
-        .collect()
-    }
-}
-
-/// One of a row's requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Request {
-    Flag,
-    Link(Option<u64>),
-}
-
-impl Request {
-    /// Records in `parts` the decision this request carries.
-    fn mark(self, parts: &mut Parts) {
-        match self {
-            Request::Flag => parts.flag = true,
-            Request::Link(_) => parts.link = true,
-        }
-    }
-
-    /// The requests of `parts`, named for the report's error.
-    fn names(parts: Parts) -> String {
-        let names: Vec<&str> = [
-            parts.flag.then_some(Request::Flag),
-            parts.link.then_some(Request::Link(None)),
-        ]
-        .into_iter()
-        .flatten()
-        .map(Request::name)
-        .collect();
-        names.join(" and ")
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Request::Flag => "the service-account request",
-            Request::Link(_) => "the link request",
-        }
-    }
+    /// The fields its requests set (`crate::field::writes` orders them).
+    pub sends: Fields,
 }
 
 impl Engine {
@@ -108,26 +33,21 @@ impl Engine {
             previous,
             sends,
         } = job;
-        let requests = sends.in_order();
-        let mut applied = Parts::default();
+        let wanted = row.wanted();
+        let requests = field::writes(&wanted, sends);
+        let mut answers = Answers::default();
         let mut attempts = 0;
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
-        for &request in &requests {
+        for &(name, write) in &requests {
             let what = format!("line {} id {id}", row.line);
-            let attempted = match request {
-                Request::Flag => {
-                    self.with_retries(&what, Kind::Update, || {
-                        self.client.set_service_account(id, row.flag, &row.reason)
-                    })
-                    .await
-                }
-                Request::Link(user) => {
-                    self.with_retries(&what, Kind::Update, || self.client.connect(id, user))
-                        .await
-                }
-            };
+            let attempted = self.send(&what, id, write).await;
             attempts += attempted.attempts;
+            let done = matches!(attempted.ended, Ended::Done(_));
+            if let Some(answer) = answer(done, attempted.attempts, attempted.failure) {
+                answers.record(name, answer);
+            }
             let answered = std::mem::take(&mut report.identity);
+            let applied = answers.applied();
             report = self.report(&row, id, attempted);
             if report.outcome != Outcome::Updated {
                 // The identity as the request applied before described it.
@@ -135,7 +55,8 @@ impl Engine {
                     report.identity = answered;
                 }
                 if requests.len() > 1 {
-                    report.error = format!("{}: {}", request.name(), report.error);
+                    let request = field::of(name).request_name();
+                    report.error = format!("{request}: {}", report.error);
                 }
                 if applied.any() {
                     // Drata holds part of the row: it is no `not_attempted`, and the undo
@@ -143,19 +64,39 @@ impl Engine {
                     report.outcome = Outcome::Failed;
                     report.error = format!(
                         "partly applied ({} was applied); {}",
-                        Request::names(applied),
+                        field::request_names(applied),
                         report.error
                     );
                 }
                 break;
             }
-            request.mark(&mut applied);
         }
         report.attempts = attempts;
         report.previous = previous;
-        report.sent = sends.parts();
-        report.applied = applied;
+        report.sent = sends;
+        report.answers = answers;
         report
+    }
+
+    /// Sends one field's request, retried as the policy allows.
+    async fn send(&self, what: &str, id: u64, write: Write<'_>) -> Attempted<Identity> {
+        let client = &self.client;
+        match write {
+            Write::ServiceAccount { flag, reason } => {
+                self.with_retries(what, Kind::Update, || {
+                    client.set_service_account(id, flag, reason)
+                })
+                .await
+            }
+            Write::Connect(user) => {
+                self.with_retries(what, Kind::Update, || client.connect(id, user))
+                    .await
+            }
+            Write::Toggle { toggle_field, on } => {
+                self.with_retries(what, Kind::Update, || client.toggle(id, toggle_field, on))
+                    .await
+            }
+        }
     }
 
     /// The report of one request of a row.
@@ -226,25 +167,4 @@ pub(crate) fn spawn_workers(
         });
     }
     set
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_go_in_the_order_drata_accepts() {
-        let sends = |flag, link| Sends { flag, link }.in_order();
-        assert_eq!(sends(true, None), [Request::Flag]);
-        assert_eq!(sends(false, Some(Some(3))), [Request::Link(Some(3))]);
-        // Unmark before linking; unlink before marking.
-        assert_eq!(
-            sends(true, Some(Some(3))),
-            [Request::Flag, Request::Link(Some(3))]
-        );
-        assert_eq!(
-            sends(true, Some(None)),
-            [Request::Link(None), Request::Flag]
-        );
-    }
 }

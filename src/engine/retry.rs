@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::drata::Cause;
-use crate::model::FailureKind;
+use crate::model::{Answer, FailureKind};
 
 /// The backoff and attempt limits (`docs/contract.md`, "Network behaviour").
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +58,23 @@ pub(crate) fn classify(cause: Cause) -> FailureKind {
     }
 }
 
+/// What the attempts at one request prove about whether Drata applied it: the one answer
+/// to "was it applied?". A 2xx applied it; nothing sent proves nothing (`None`); else the
+/// last attempt decides: a certain refusal (a 4xx, a refused certificate or proxy) was not
+/// applied, and a 5xx, a timeout or a lost connection may have been.
+pub(crate) fn answer(done: bool, attempts: u32, failure: Option<FailureKind>) -> Option<Answer> {
+    if done {
+        return Some(Answer::Applied);
+    }
+    if attempts == 0 {
+        return None;
+    }
+    Some(match failure {
+        Some(FailureKind::Row | FailureKind::Fatal) => Answer::Refused,
+        Some(FailureKind::Retryable) | None => Answer::Uncertain,
+    })
+}
+
 impl RetryPolicy {
     /// The backoff ceiling after `failed_attempts` failures (1 for the first): `base`
     /// doubled `failed_attempts - 1` times, at most `cap`.
@@ -93,6 +110,31 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_proves_applied_refused_or_nothing_certain() {
+        assert_eq!(answer(true, 1, None), Some(Answer::Applied));
+        assert_eq!(
+            answer(true, 3, Some(FailureKind::Retryable)),
+            Some(Answer::Applied)
+        );
+        assert_eq!(answer(false, 0, None), None);
+        assert_eq!(answer(false, 0, Some(FailureKind::Retryable)), None);
+        assert_eq!(
+            answer(false, 1, Some(FailureKind::Row)),
+            Some(Answer::Refused)
+        );
+        assert_eq!(
+            answer(false, 2, Some(FailureKind::Fatal)),
+            Some(Answer::Refused)
+        );
+        assert_eq!(
+            answer(false, 5, Some(FailureKind::Retryable)),
+            Some(Answer::Uncertain)
+        );
+        assert_eq!(answer(false, 1, None), Some(Answer::Uncertain));
+    }
+
     use crate::drata::CertProblem;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;

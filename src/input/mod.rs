@@ -145,6 +145,16 @@ pub enum InputError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error(
+        "{path}: the column {column} records {words} of {column_kind} identities, but this run addresses {kind} identities; nothing was sent (pass --kind {column_kind}, or delete the column)"
+    )]
+    AccessOfOtherKind {
+        path: String,
+        column: &'static str,
+        words: &'static str,
+        column_kind: &'static str,
+        kind: &'static str,
+    },
+    #[error(
         "{path} is being applied by another drata-svcacct run (it holds a lock on the file); nothing was sent: wait for that run to finish, or stop it"
     )]
     InUse { path: String },

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use super::records::{Fields, RecordKind, RecordReader, Records, MAX_FIELDS, MAX_RECORD_BYTES};
 use super::sheet::{cell_name, Role};
 use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
+use crate::field::{AccessField, ACCESS};
 use crate::model::{
-    utf16_len, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID, MAX_REASON_UNITS,
+    utf16_len, AccessRequest, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID,
+    MAX_REASON_UNITS,
 };
 use crate::text::{csv_text, shorten};
 
@@ -102,7 +104,18 @@ struct Columns {
     /// The state the export read (`drataServiceAccount`, `drataReason`, `exportedAt`).
     baseline: BaselineColumns,
     link: LinkColumns,
+    /// The access toggles' columns the header has (`adminAccess`…, `crate::field`).
+    access: Vec<AccessColumns>,
     headers: Vec<String>,
+}
+
+/// One access toggle's column and its baseline beside it.
+#[derive(Debug, Clone)]
+struct AccessColumns {
+    field: &'static AccessField,
+    column: (usize, String),
+    /// `drataAdminAccess`…: the toggle at export.
+    baseline: Option<(usize, String)>,
 }
 
 /// The link column (`linkedUser`) and its baseline beside it.
@@ -206,6 +219,7 @@ fn resolve_columns(
     if link.link.is_none() && options.link_column.is_some() {
         lacks(&mut missing, "linked user", &link_names, "--link-column");
     }
+    let access = access_columns(headers, path)?;
     match (identity, flag) {
         (Some(identity), Some(flag)) if missing.is_empty() => Ok(Columns {
             identity,
@@ -213,6 +227,7 @@ fn resolve_columns(
             reason,
             baseline,
             link,
+            access,
             headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
         }),
         _ => Err(InputError::MissingColumns {
@@ -221,6 +236,29 @@ fn resolve_columns(
             found: headers_seen(headers),
         }),
     }
+}
+
+/// The access toggles' columns the header has, each with its baseline column.
+fn access_columns(headers: &[String], path: &str) -> Result<Vec<AccessColumns>, InputError> {
+    let mut found = Vec::new();
+    for field in &ACCESS {
+        let named = |name: &str| vec![normalize_header(name)];
+        let Some(column) = find_column(headers, path, field.words, &named(field.column))? else {
+            continue;
+        };
+        let baseline = find_column(
+            headers,
+            path,
+            field.baseline_column,
+            &named(field.baseline_column),
+        )?;
+        found.push(AccessColumns {
+            field,
+            column,
+            baseline,
+        });
+    }
+    Ok(found)
 }
 
 /// The export's baseline columns (`drataServiceAccount`, `drataReason`, `exportedAt`),
@@ -525,6 +563,11 @@ impl<R: Read> RowReader<R> {
         }
     }
 
+    /// The access toggles the rows may decide (their columns are present).
+    pub(crate) fn access_fields(&self) -> impl Iterator<Item = &'static AccessField> + '_ {
+        self.columns.access.iter().map(|columns| columns.field)
+    }
+
     /// True when the rows decide links: their emails are resolved through the users
     /// listing.
     pub(crate) fn needs_users(&self) -> bool {
@@ -566,6 +609,10 @@ impl<R: Read> RowReader<R> {
                 ("reason", name(&self.columns.reason)),
                 ("linked user", name(&self.columns.link.link)),
             ])
+            .chain(
+                { self.columns.access.iter() }
+                    .map(|columns| (columns.field.words, Some(columns.column.1.clone()))),
+            )
             .filter_map(|(role, header)| Some((role, header?)))
             .collect()
     }
@@ -831,6 +878,7 @@ impl<R: Read> RowReader<R> {
         let baseline = self.baseline(&mut problem);
         let exported_marked = baseline.as_ref().map(|b| b.marked);
         let link = self.link(flag, exported_marked, &mut problem);
+        let access = self.access(&mut problem);
 
         match (id, flag, reason, link, problems.is_empty()) {
             (Some(id), Some(flag), Some(reason), Some(link), true) => Record::Valid(Row {
@@ -841,6 +889,7 @@ impl<R: Read> RowReader<R> {
                 rule: None,
                 baseline,
                 link,
+                access,
             }),
             (id, flag, _, _, _) => Record::Invalid(InvalidRow {
                 line,
@@ -925,6 +974,54 @@ impl<R: Read> RowReader<R> {
             user,
             baseline,
         }))
+    }
+
+    /// The row's access decisions: one per toggle column whose cell is not blank (a blank
+    /// cell leaves the toggle alone), each with its baseline when the row carries it.
+    fn access(&self, problem: &mut impl FnMut(&str, String)) -> Vec<AccessRequest> {
+        let mut decided = Vec::new();
+        for columns in &self.columns.access {
+            let Some(on) = self.toggle_cell(&columns.column, "", problem) else {
+                continue;
+            };
+            let baseline = columns.baseline.as_ref().and_then(|column| {
+                let advice = " (this column is Drata's state at export: do not edit it)";
+                self.toggle_cell(column, advice, problem)
+            });
+            decided.push(AccessRequest {
+                access: columns.field.access,
+                on,
+                baseline,
+            });
+        }
+        decided
+    }
+
+    /// A toggle's cell, read as a flag is (`true`/`false`, `WAHR`, a boolean cell…);
+    /// `None` when blank, or unusable (reported, `advice` after the message).
+    fn toggle_cell(
+        &self,
+        (index, name): &(usize, String),
+        advice: &str,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<bool> {
+        if let Some(typed) = self.typed_problem(*index, Role::Flag) {
+            problem(name, format!("{typed}{advice}"));
+            return None;
+        }
+        let text = match self.cell(*index)? {
+            Ok(text) => text,
+            Err(()) => {
+                problem(name, "not valid UTF-8".to_owned());
+                return None;
+            }
+        };
+        if text.trim().is_empty() {
+            return None;
+        }
+        parse_flag(text)
+            .map_err(|e| problem(name, format!("{e}{advice}")))
+            .ok()
     }
 
     /// The link at export, on a row the export wrote (its flag baseline is not empty).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{
     InputError, InputFile, InputOptions, Problem, Record, MAX_PRESIZED_IDS, PROBLEMS_SHOWN,
 };
-use crate::model::{Lookup, Row, RowId};
+use crate::model::{Access, Lookup, Row, RowId};
 
 /// What pass two does with a valid row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub(crate) enum RowStatus<'a> {
 #[derive(Debug, Clone, Copy)]
 struct IdEntry {
     first_line: u64,
-    /// A 63-bit digest of (flag, reason, link) in the high bits; bit 0 set on a conflict.
+    /// A 63-bit digest of (flag, reason, link, access toggles) in the high bits; bit 0 set on a conflict.
     /// Packed so an entry is 24 bytes with its key: memory is per distinct id.
     digest_and_conflict: u64,
 }
@@ -64,9 +64,14 @@ impl InputScan {
     }
 
     fn digest(&self, row: &Row) -> u64 {
-        // Two rows that link one identity to different people conflict too.
+        // Two rows that link one identity to different people, or set one of its access
+        // toggles differently, conflict too.
         let link = row.link.as_ref().map(|link| &link.link);
-        self.hasher.hash_one((row.flag, row.reason.as_str(), link))
+        let access: Vec<(Access, bool)> = { row.access.iter() }
+            .map(|asked| (asked.access, asked.on))
+            .collect();
+        self.hasher
+            .hash_one((row.flag, row.reason.as_str(), link, access))
     }
 
     fn add_valid(&mut self, row: &Row) {

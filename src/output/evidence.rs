@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::files::Sink;
 use super::summary::{FileDigest, Summary};
-use crate::model::{source_text, Link, Outcome, Parts, Previous, ReportRow};
+use crate::model::{source_text, Access, FieldName, Fields, Link, Outcome, Previous, ReportRow};
 
 pub(crate) use markdown::describe_previous;
 
@@ -158,6 +158,8 @@ pub(crate) struct ChangedIdentity {
     /// Who it was linked to before the run (`None`: unknown) and after, when the run
     /// decided its link.
     pub(crate) link: Option<(Option<Link>, Link)>,
+    /// Each access toggle the row decided: before the run (`None`: unknown) and after.
+    pub(crate) access: Vec<(Access, Option<bool>, bool)>,
 }
 
 /// One identity a failed row left partly changed: Drata answered 2xx to one of the row's
@@ -183,7 +185,7 @@ pub(crate) struct PartlyAppliedIdentity {
     pub(crate) now_read: bool,
     pub(crate) source: String,
     /// The requests Drata answered 2xx for.
-    pub(crate) applied: Parts,
+    pub(crate) applied: Fields,
     /// Why the rest was not applied: the report's error.
     pub(crate) error: String,
 }
@@ -374,7 +376,7 @@ impl EvidenceRecorder {
             link: row.link.as_ref().map(|_| (before_link, now_link)),
             now_read: row.verified.is_some(),
             source: source_text(row.rule.as_deref()),
-            applied: row.applied,
+            applied: row.answers.applied(),
             error: row.error.clone(),
         });
         Ok(())
@@ -390,8 +392,8 @@ impl EvidenceRecorder {
         let marked = row.flag == Some(true);
         // A decision the row sent no request for (it drifted, unedited) stays as Drata held
         // it: the record says so, not what the sheet said.
-        let kept = |sent: bool| row.sent.any() && !sent;
-        let after = match (&row.previous, kept(row.sent.flag)) {
+        let kept = |field: FieldName| row.sent.any() && !row.sent.contains(field);
+        let after = match (&row.previous, kept(FieldName::ServiceAccount)) {
             (Some(previous), true) => state_of(previous),
             _ => State {
                 marked,
@@ -411,11 +413,27 @@ impl EvidenceRecorder {
             link: row.link.as_ref().map(|wanted| {
                 let before = row.previous.as_ref().and_then(|p| p.link.clone());
                 let after = match &before {
-                    Some(before) if kept(row.sent.link) => before.clone(),
+                    Some(before) if kept(FieldName::Link) => before.clone(),
                     _ => wanted.link.clone(),
                 };
                 (before, after)
             }),
+            // The toggles sent: one the row decided as Drata had it is no change.
+            access: { row.access.iter() }
+                .filter(|asked| row.sent.contains(FieldName::Access(asked.access)))
+                .map(|asked| {
+                    let field = FieldName::Access(asked.access);
+                    let before = row
+                        .previous
+                        .as_ref()
+                        .and_then(|p| p.access.get(asked.access));
+                    let after = match before {
+                        Some(before) if kept(field) => before,
+                        _ => asked.on,
+                    };
+                    (asked.access, before, after)
+                })
+                .collect(),
         });
         Ok(())
     }
@@ -448,7 +466,8 @@ impl EvidenceRecorder {
 /// run: the parts answered 2xx as sent, the rest as before the run.
 fn expected_after(row: &ReportRow, before_link: Option<Link>) -> (Option<State>, Option<Link>) {
     let marked = row.flag == Some(true);
-    let now = if row.applied.flag {
+    let applied = row.answers.applied();
+    let now = if applied.contains(FieldName::ServiceAccount) {
         Some(State {
             marked,
             reason: Some(row.reason.clone()).filter(|r| marked && !r.is_empty()),
@@ -456,7 +475,7 @@ fn expected_after(row: &ReportRow, before_link: Option<Link>) -> (Option<State>,
     } else {
         row.previous.as_ref().map(state_of)
     };
-    let link = match (&row.link, row.applied.link) {
+    let link = match (&row.link, applied.contains(FieldName::Link)) {
         (Some(wanted), true) => Some(wanted.link.clone()),
         _ => before_link,
     };

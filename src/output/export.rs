@@ -7,12 +7,16 @@ use std::io::{self, Write};
 use rust_xlsxwriter::{Color, DataValidation, Format, Note, Workbook, Worksheet, XlsxError};
 
 use super::report::spreadsheet_safe;
+use crate::field::{AccessField, ACCESS};
+use crate::model::Toggles;
 use crate::suggest::{Clue, Suggestion};
 
-/// The export's columns, in order (`docs/export.md`): the input's three first, the state
-/// the export read last (the baseline a later `plan`/`apply` compares the edits with;
-/// `drataLinkedUser` is the link at export).
-pub(crate) const EXPORT_COLUMNS: [&str; 15] = [
+/// The export's columns, in order (`docs/export.md`): the input's three first, then what
+/// identifies the identity and the link, the access toggles of the kind after the link
+/// ([`ExportLayout`]), and the state the export read last (the baseline a later
+/// `plan`/`apply` compares the edits with; `drataLinkedUser` is the link at export, the
+/// toggles' baselines follow it).
+const EDITABLE_COLUMNS: [&str; 7] = [
     "id",
     "serviceAccount",
     "serviceAccountReason",
@@ -20,22 +24,17 @@ pub(crate) const EXPORT_COLUMNS: [&str; 15] = [
     "email",
     "connection",
     "linkedUser",
-    "connectedAt",
-    "disconnectedAt",
-    "hasMfa",
-    "suggestion",
-    "drataServiceAccount",
-    "drataReason",
-    "drataLinkedUser",
-    "exportedAt",
 ];
+/// After the toggles, before the rule column.
+const FACT_COLUMNS: [&str; 4] = ["connectedAt", "disconnectedAt", "hasMfa", "suggestion"];
+/// The baseline columns, which the reviewer must not edit: the toggles' go before
+/// `exportedAt`, which stays last.
+const BASELINE_COLUMNS: [&str; 3] = ["drataServiceAccount", "drataReason", "drataLinkedUser"];
+const EXPORTED_AT: &str = "exportedAt";
 
 /// With `--rules`: the rule that would decide the identity, placed before the baseline
 /// columns so that those stay the last ones.
 pub(crate) const RULE_COLUMN: &str = "rule";
-
-/// The first of the baseline columns, which the reviewer must not edit.
-const FIRST_BASELINE_COLUMN: usize = 11;
 
 /// What the workbook says on the baseline columns' headers.
 pub(crate) const BASELINE_NOTE: &str = "as Drata had it at export: do not edit";
@@ -43,13 +42,57 @@ pub(crate) const BASELINE_NOTE: &str = "as Drata had it at export: do not edit";
 /// The workbook's one sheet.
 pub(crate) const SHEET_NAME: &str = "identities";
 
-/// Widths of the workbook's columns, in characters.
-const COLUMN_WIDTHS: [f64; 15] = [
-    10.0, 15.0, 60.0, 28.0, 32.0, 22.0, 32.0, 26.0, 26.0, 9.0, 60.0, 20.0, 60.0, 32.0, 22.0,
-];
+/// Width of a column of the workbook, in characters.
+fn column_width(name: &str) -> f64 {
+    match name {
+        "id" => 10.0,
+        "serviceAccount" => 15.0,
+        "serviceAccountReason" | "suggestion" | "drataReason" => 60.0,
+        "username" => 28.0,
+        "email" | "linkedUser" | "drataLinkedUser" => 32.0,
+        "connection" | "exportedAt" => 22.0,
+        "connectedAt" | "disconnectedAt" => 26.0,
+        "hasMfa" => 9.0,
+        RULE_COLUMN => 24.0,
+        _ => 20.0,
+    }
+}
 
-/// Width of the rule column, in characters.
-const RULE_WIDTH: f64 = 24.0;
+/// Which columns an export has besides the fixed ones: the rule column (`--rules`), and
+/// the access toggles of the kind it lists.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExportLayout {
+    pub with_rule: bool,
+    pub access: Vec<&'static AccessField>,
+}
+
+impl ExportLayout {
+    /// The header, in order.
+    fn header(&self) -> Vec<&'static str> {
+        let mut header = EDITABLE_COLUMNS.to_vec();
+        header.extend(self.access.iter().map(|field| field.column));
+        header.extend(FACT_COLUMNS);
+        if self.with_rule {
+            header.push(RULE_COLUMN);
+        }
+        header.extend(BASELINE_COLUMNS);
+        header.extend(self.access.iter().map(|field| field.baseline_column));
+        header.push(EXPORTED_AT);
+        header
+    }
+
+    /// True for a column of the state the export read.
+    fn is_baseline(name: &str) -> bool {
+        BASELINE_COLUMNS.contains(&name)
+            || name == EXPORTED_AT
+            || ACCESS.iter().any(|field| field.baseline_column == name)
+    }
+
+    /// True for a column the reviewer answers `true`/`false` in: a drop-down.
+    fn is_flag(name: &str) -> bool {
+        name == "serviceAccount" || ACCESS.iter().any(|field| field.column == name)
+    }
+}
 
 /// The byte-order mark Excel needs to read a CSV as UTF-8.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -73,6 +116,8 @@ pub(crate) struct ExportRow {
     pub suggestion: Option<Suggestion>,
     /// With `--rules`: the rule that would decide the identity, if one matches.
     pub rule: Option<String>,
+    /// Its access toggles, as the listing showed them.
+    pub access: Toggles,
     /// When the listing was read (RFC 3339), the same on every row.
     pub exported_at: String,
 }
@@ -116,52 +161,50 @@ impl ExportRow {
         }
     }
 
-    /// Every cell as text, unescaped.
-    fn cells(&self) -> [String; 15] {
+    /// The cell of column `name`, unescaped.
+    fn cell(&self, name: &str) -> String {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        [
-            self.id.to_string(),
-            bool_text(self.marked).to_owned(),
-            text(&self.reason),
-            text(&self.username),
-            text(&self.email),
-            self.connection(),
-            text(&self.linked_user),
-            text(&self.connected_at),
-            text(&self.disconnected_at),
-            self.has_mfa.map_or("", bool_text).to_owned(),
-            self.suggestion
+        let toggle = |name: &str, baseline: bool| {
+            let field = ACCESS.iter().find(|field| {
+                name == if baseline {
+                    field.baseline_column
+                } else {
+                    field.column
+                }
+            })?;
+            Some(bool_text(self.access.get(field.access).unwrap_or(false)).to_owned())
+        };
+        match name {
+            "id" => self.id.to_string(),
+            "serviceAccount" | "drataServiceAccount" => bool_text(self.marked).to_owned(),
+            "serviceAccountReason" | "drataReason" => text(&self.reason),
+            "username" => text(&self.username),
+            "email" => text(&self.email),
+            "connection" => self.connection(),
+            "linkedUser" | "drataLinkedUser" => text(&self.linked_user),
+            "connectedAt" => text(&self.connected_at),
+            "disconnectedAt" => text(&self.disconnected_at),
+            "hasMfa" => self.has_mfa.map_or("", bool_text).to_owned(),
+            "suggestion" => self
+                .suggestion
                 .as_ref()
                 .map(suggestion_text)
                 .unwrap_or_default(),
-            bool_text(self.marked).to_owned(),
-            text(&self.reason),
-            text(&self.linked_user),
-            self.exported_at.clone(),
-        ]
-    }
-}
-
-/// The export's header: with `with_rule`, the rule column before the baseline.
-fn header_names(with_rule: bool) -> Vec<&'static str> {
-    let (edited, baseline) = EXPORT_COLUMNS.split_at(FIRST_BASELINE_COLUMN);
-    let rule = with_rule.then_some(RULE_COLUMN);
-    edited
-        .iter()
-        .copied()
-        .chain(rule)
-        .chain(baseline.iter().copied())
-        .collect()
-}
-
-impl ExportRow {
-    /// The row's cells in the order of [`header_names`].
-    fn row_cells(&self, with_rule: bool) -> Vec<String> {
-        let mut cells = self.cells().to_vec();
-        if with_rule {
-            cells.insert(FIRST_BASELINE_COLUMN, self.rule.clone().unwrap_or_default());
+            RULE_COLUMN => self.rule.clone().unwrap_or_default(),
+            EXPORTED_AT => self.exported_at.clone(),
+            other => toggle(other, false)
+                .or_else(|| toggle(other, true))
+                .unwrap_or_default(),
         }
-        cells
+    }
+
+    /// The row's cells in the order of the layout's header.
+    fn row_cells(&self, layout: &ExportLayout) -> Vec<String> {
+        layout
+            .header()
+            .into_iter()
+            .map(|name| self.cell(name))
+            .collect()
     }
 }
 
@@ -179,7 +222,7 @@ pub(crate) fn write_csv(
     mut out: impl Write,
     rows: &[ExportRow],
     excel: bool,
-    with_rule: bool,
+    layout: &ExportLayout,
 ) -> io::Result<()> {
     if excel {
         out.write_all(UTF8_BOM)?;
@@ -193,10 +236,9 @@ pub(crate) fn write_csv(
         .terminator(terminator)
         .buffer_capacity(64 * 1024)
         .from_writer(out);
-    csv.write_record(header_names(with_rule))
-        .map_err(io_error)?;
+    csv.write_record(layout.header()).map_err(io_error)?;
     for row in rows {
-        let cells = row.row_cells(with_rule);
+        let cells = row.row_cells(layout);
         csv.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
             .map_err(io_error)?;
     }
@@ -221,12 +263,15 @@ fn io_error(error: csv::Error) -> io::Error {
 /// text, a true/false drop-down on the flag column, wide reason and suggestion columns.
 /// Cells are typed strings, which a spreadsheet never runs as formulas.
 /// Also returns the ids whose rows had a cell cut to Excel's limit.
-pub(crate) fn xlsx_bytes(rows: &[ExportRow], with_rule: bool) -> io::Result<(Vec<u8>, Vec<u64>)> {
+pub(crate) fn xlsx_bytes(
+    rows: &[ExportRow],
+    layout: &ExportLayout,
+) -> io::Result<(Vec<u8>, Vec<u64>)> {
     let build = || -> Result<(Vec<u8>, Vec<u64>), XlsxError> {
         let mut workbook = Workbook::new();
         let sheet = workbook.add_worksheet();
         sheet.set_name(SHEET_NAME)?;
-        let cut = write_sheet(sheet, rows, with_rule)?;
+        let cut = write_sheet(sheet, rows, layout)?;
         Ok((workbook.save_to_buffer()?, cut))
     };
     build().map_err(io::Error::other)
@@ -239,7 +284,7 @@ const XLSX_CELL_CHARS: usize = 32_767;
 fn write_sheet(
     sheet: &mut Worksheet,
     rows: &[ExportRow],
-    with_rule: bool,
+    layout: &ExportLayout,
 ) -> Result<Vec<u64>, XlsxError> {
     let mut cut_ids = Vec::new();
     let header = Format::new().set_bold();
@@ -249,21 +294,17 @@ fn write_sheet(
         .set_font_color(Color::RGB(0x59_59_59))
         .set_background_color(Color::RGB(0xE7_E6_E6));
     let grey_header = grey.clone().set_bold();
-    let mut widths = COLUMN_WIDTHS.to_vec();
-    if with_rule {
-        widths.insert(FIRST_BASELINE_COLUMN, RULE_WIDTH);
-    }
-    let first_baseline = FIRST_BASELINE_COLUMN + usize::from(with_rule);
-    for (col, (name, width)) in header_names(with_rule).into_iter().zip(widths).enumerate() {
-        let baseline = col >= first_baseline;
+    let names = layout.header();
+    for (col, name) in names.iter().enumerate() {
+        let baseline = ExportLayout::is_baseline(name);
         let col = col as u16;
         sheet.write_string_with_format(
             0,
             col,
-            name,
+            *name,
             if baseline { &grey_header } else { &header },
         )?;
-        sheet.set_column_width(col, width)?;
+        sheet.set_column_width(col, column_width(name))?;
         if baseline {
             sheet.insert_note(0, col, &Note::new(BASELINE_NOTE).add_author_prefix(false))?;
         }
@@ -271,7 +312,7 @@ fn write_sheet(
     sheet.set_column_format(0, &as_text)?;
     for (index, row) in rows.iter().enumerate() {
         let at = index as u32 + 1;
-        for (col, cell) in row.row_cells(with_rule).iter().enumerate() {
+        for (col, cell) in row.row_cells(layout).iter().enumerate() {
             let safe = crate::text::file_safe(cell);
             let cut = crate::text::cut_visibly(&safe, XLSX_CELL_CHARS);
             if cut.is_some() && cut_ids.last() != Some(&row.id) {
@@ -280,7 +321,7 @@ fn write_sheet(
             let cell = cut.as_deref().unwrap_or(&safe);
             if col == 0 {
                 sheet.write_string_with_format(at, 0, cell, &as_text)?;
-            } else if col >= first_baseline {
+            } else if ExportLayout::is_baseline(names[col]) {
                 sheet.write_string_with_format(at, col as u16, cell, &grey)?;
             } else if !cell.is_empty() {
                 sheet.write_string(at, col as u16, cell)?;
@@ -288,14 +329,19 @@ fn write_sheet(
         }
     }
     let last_row = (rows.len() as u32).max(1);
-    let last_col = (EXPORT_COLUMNS.len() + usize::from(with_rule)) as u16 - 1;
+    let last_col = names.len() as u16 - 1;
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last_row, last_col)?;
-    let flag = DataValidation::new()
-        .allow_list_strings(&["true", "false"])?
-        .set_error_title("serviceAccount")?
-        .set_error_message("true or false")?;
-    sheet.add_data_validation(1, 1, last_row, 1, &flag)?;
+    for (col, name) in names.iter().enumerate() {
+        if !ExportLayout::is_flag(name) {
+            continue;
+        }
+        let flag = DataValidation::new()
+            .allow_list_strings(&["true", "false"])?
+            .set_error_title(*name)?
+            .set_error_message("true or false")?;
+        sheet.add_data_validation(1, col as u16, last_row, col as u16, &flag)?;
+    }
     Ok(cut_ids)
 }
 
@@ -344,7 +390,7 @@ mod tests {
     fn csv_cells_are_formula_safe_and_excel_gets_a_bom_and_crlf() {
         let rows = [row(2), row(3), row(7)];
         let mut plain = Vec::new();
-        write_csv(&mut plain, &rows, false, false).unwrap();
+        write_csv(&mut plain, &rows, false, &ExportLayout::default()).unwrap();
         let text = String::from_utf8(plain).unwrap();
         assert!(text.starts_with(
             "id,serviceAccount,serviceAccountReason,username,email,connection,linkedUser,\
@@ -361,7 +407,7 @@ mod tests {
         ));
         assert!(text.contains("\n7,true,CI runner,user7,"));
         let mut excel = Vec::new();
-        write_csv(&mut excel, &rows, true, false).unwrap();
+        write_csv(&mut excel, &rows, true, &ExportLayout::default()).unwrap();
         assert!(excel.starts_with(UTF8_BOM));
         let excel = String::from_utf8(excel[3..].to_vec()).unwrap();
         assert_eq!(excel.matches("\r\n").count(), 4);
@@ -392,7 +438,8 @@ mod tests {
     fn a_closed_pipe_stays_a_closed_pipe_wherever_it_is_met() {
         let rows: Vec<ExportRow> = (1..=10_000).map(row).collect();
         for room in [0, 10, 70_000, 300_000] {
-            let error = write_csv(ClosedAfter { room }, &rows, false, false).unwrap_err();
+            let error = write_csv(ClosedAfter { room }, &rows, false, &ExportLayout::default())
+                .unwrap_err();
             assert_eq!(
                 error.kind(),
                 io::ErrorKind::BrokenPipe,
@@ -415,10 +462,13 @@ mod tests {
 
     #[test]
     fn a_workbook_is_a_zip() {
-        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)], false).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), row(7)], &ExportLayout::default()).unwrap();
         assert!(bytes.starts_with(b"PK\x03\x04"));
         assert!(cut.is_empty());
-        assert!(xlsx_bytes(&[], false).unwrap().0.starts_with(b"PK"));
+        assert!(xlsx_bytes(&[], &ExportLayout::default())
+            .unwrap()
+            .0
+            .starts_with(b"PK"));
     }
 
     #[test]
@@ -426,7 +476,7 @@ mod tests {
         use calamine::{Reader, Xlsx};
         let mut long = row(7);
         long.username = Some(format!("\u{202e}{}", "n".repeat(40_000)));
-        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)], false).unwrap();
+        let (bytes, cut) = xlsx_bytes(&[row(1), long, row(9)], &ExportLayout::default()).unwrap();
         assert_eq!(cut, vec![7], "the identity is named");
         let mut workbook = Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
         let sheet = workbook.worksheet_range(SHEET_NAME).unwrap();

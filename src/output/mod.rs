@@ -16,12 +16,13 @@ mod undo;
 pub use console::Console;
 pub(crate) use console::{InvalidRows, RowProblem};
 pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
-pub(crate) use export::{write_csv, xlsx_bytes, ExportRow};
+pub(crate) use export::{write_csv, xlsx_bytes, ExportLayout, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, Sink};
 pub(crate) use plan::{
-    column_mapping_line, Change, CurrentView, ExportAge, LinkChange, PlanView, CHANGES_SHOWN,
+    column_mapping_line, AccessChange, Change, CurrentView, ExportAge, LinkChange, PlanView,
+    CHANGES_SHOWN,
 };
 pub(crate) use progress::Progress;
 pub(crate) use report::{checked_key, rewrite_checked, ReportWriter};
 pub(crate) use summary::{counts, FileDigest, Summary};
-pub(crate) use undo::{undo_header, EarlierUndo, UndoWriter};
+pub(crate) use undo::{undo_header, EarlierUndo, UndoColumns, UndoWriter};

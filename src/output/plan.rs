@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::evidence::describe_previous;
+use crate::field::AccessField;
 use crate::model::{Baseline, Link, Outcome, Previous, ReportRow};
 use crate::text::{plural, printable};
 
@@ -39,6 +40,8 @@ pub(crate) struct Change {
     pub reason: String,
     /// The link, when it changes.
     pub link: Option<LinkChange>,
+    /// The access toggles that change.
+    pub access: Vec<AccessChange>,
     /// The identity as the listing showed it; `None` when it is not in the listing.
     pub current: Option<CurrentView>,
 }
@@ -49,6 +52,15 @@ pub(crate) struct Change {
 pub(crate) struct LinkChange {
     pub before: Option<Link>,
     pub after: Link,
+}
+
+/// An access toggle that would change: from what (`None` when the identity is not in the
+/// listing) to what.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessChange {
+    pub field: &'static AccessField,
+    pub before: Option<bool>,
+    pub after: bool,
 }
 
 /// What the plan shows of an identity's current state.
@@ -100,6 +112,14 @@ impl Change {
                 printable(link.after.describe())
             ));
         }
+        for change in &self.access {
+            let words = change.field.words;
+            let before = change.before.map_or(String::new(), |on| {
+                format!("{words} {} ", AccessField::describe(on))
+            });
+            let after = AccessField::describe(change.after);
+            lines.push(format!("{who}: {before}→ {words} {after}"));
+        }
         lines
     }
 }
@@ -142,6 +162,11 @@ pub(crate) fn write_changes_json(out: &mut impl Write, view: &PlanView<'_>) -> i
                     "before": link.before.as_ref().map(|b| b.cell().to_owned()),
                     "after": link.after.cell(),
                 })),
+                "access": change.access.iter().map(|access| serde_json::json!({
+                    "field": access.field.column,
+                    "before": access.before,
+                    "after": access.after,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -241,7 +266,7 @@ fn baseline_text(baseline: &Baseline) -> String {
     describe_previous(&Previous {
         marked: baseline.marked,
         reason: Some(baseline.reason.clone()).filter(|r| !r.is_empty()),
-        link: None,
+        ..Previous::default()
     })
 }
 

@@ -7,39 +7,174 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::field::AccessField;
 use crate::model::{source_text, IdCell, IdentityKind, Link, ReportRow};
 use crate::text::echoed;
+
+/// What a report cell is made from: the row, and what the run knows of itself.
+struct CellSource<'a> {
+    row: &'a ReportRow,
+    kind: IdentityKind,
+    api: &'a str,
+    finished_at: &'a str,
+}
+
+/// One column of the report: its name, and how its cell is made. The report is written
+/// from this table and read back by these names (`--resume-from`, the check after the
+/// run, the evidence): a new column is one line here.
+struct Column {
+    name: &'static str,
+    cell: fn(&CellSource<'_>) -> String,
+}
 
 /// The report's columns, in order (`docs/contract.md`, "The report"): the twelve of the
 /// contract, then the state before the run (when the listing was read) and what the run
 /// addressed, so that `--resume-from` can tell whether a row was done for this target;
 /// who decided the row, whether the check after the run found it applied, and the state
 /// at export (when the input carried it); the row's link and the link before the run
-/// (when the input decides links).
-pub(crate) const COLUMNS: [&str; 22] = [
-    "line",
-    "id",
-    "service_account",
-    "reason",
-    "outcome",
-    "http_status",
-    "attempts",
-    "error",
-    "username",
-    "email",
-    "service_account_at",
-    "finished_at",
-    "previous_service_account",
-    "previous_reason",
-    "kind",
-    "api",
-    "source",
-    "verified",
-    "baseline_service_account",
-    "baseline_reason",
-    "linked_user",
-    "previous_linked_user",
+/// (when the input decides links). The access toggles the input decides follow
+/// ([`AccessField::report_column`]).
+const COLUMNS: [Column; 22] = [
+    Column {
+        name: "line",
+        cell: |c| match c.row.rule {
+            // A rule's row has no line of the input.
+            Some(_) => String::new(),
+            None => c.row.line.to_string(),
+        },
+    },
+    Column {
+        name: "id",
+        cell: |c| id_text(&c.row.id),
+    },
+    Column {
+        name: "service_account",
+        cell: |c| flag_text(c.row.flag).to_owned(),
+    },
+    Column {
+        name: "reason",
+        cell: |c| c.row.reason.clone(),
+    },
+    Column {
+        name: "outcome",
+        cell: |c| c.row.outcome.as_str().to_owned(),
+    },
+    Column {
+        name: "http_status",
+        cell: |c| c.row.http_status.map(|s| s.to_string()).unwrap_or_default(),
+    },
+    Column {
+        name: "attempts",
+        cell: |c| c.row.attempts.to_string(),
+    },
+    Column {
+        name: "error",
+        cell: |c| echoed(&c.row.error),
+    },
+    // What the server echoed is capped: a huge name in every answer stays small here.
+    Column {
+        name: "username",
+        cell: |c| echoed(c.row.identity.username.as_deref().unwrap_or("")),
+    },
+    Column {
+        name: "email",
+        cell: |c| echoed(c.row.identity.email.as_deref().unwrap_or("")),
+    },
+    Column {
+        name: "service_account_at",
+        cell: |c| {
+            c.row
+                .identity
+                .service_account_at
+                .clone()
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        name: "finished_at",
+        cell: |c| c.finished_at.to_owned(),
+    },
+    Column {
+        name: "previous_service_account",
+        cell: |c| flag_text(c.row.previous.as_ref().map(|p| p.marked)).to_owned(),
+    },
+    Column {
+        name: "previous_reason",
+        cell: |c| {
+            c.row
+                .previous
+                .as_ref()
+                .and_then(|p| p.reason.clone())
+                .unwrap_or_default()
+        },
+    },
+    Column {
+        name: "kind",
+        cell: |c| c.kind.path_segment().to_owned(),
+    },
+    Column {
+        name: "api",
+        cell: |c| c.api.to_owned(),
+    },
+    Column {
+        name: "source",
+        cell: |c| source_text(c.row.rule.as_deref()),
+    },
+    Column {
+        name: "verified",
+        cell: |c| verified_text(c.row.verified).to_owned(),
+    },
+    Column {
+        name: "baseline_service_account",
+        cell: |c| flag_text(c.row.baseline.as_ref().map(|b| b.marked)).to_owned(),
+    },
+    Column {
+        name: "baseline_reason",
+        cell: |c| {
+            c.row
+                .baseline
+                .as_ref()
+                .map_or_else(String::new, |b| b.reason.clone())
+        },
+    },
+    Column {
+        name: "linked_user",
+        cell: |c| c.row.link.as_ref().map_or("", |l| l.link.cell()).to_owned(),
+    },
+    Column {
+        name: "previous_linked_user",
+        cell: |c| {
+            c.row
+                .previous
+                .as_ref()
+                .and_then(|p| p.link.as_ref())
+                .map_or("", Link::cell)
+                .to_owned()
+        },
+    },
 ];
+
+/// The header of a report whose input decides `access`: the fixed columns, then each
+/// toggle's decision and its state before the run.
+pub(crate) fn report_header(access: &[&'static AccessField]) -> Vec<&'static str> {
+    let fixed = COLUMNS.iter().map(|column| column.name);
+    let toggles = access
+        .iter()
+        .flat_map(|field| [field.report_column, field.report_previous_column]);
+    fixed.chain(toggles).collect()
+}
+
+/// A toggle's cells: what the row asks, and Drata's value before the run.
+fn access_cells(row: &ReportRow, field: &AccessField) -> [&'static str; 2] {
+    let asked = { row.access.iter() }
+        .find(|request| request.access == field.access)
+        .map(|request| request.on);
+    let before = row
+        .previous
+        .as_ref()
+        .and_then(|p| p.access.get(field.access));
+    [flag_text(asked), flag_text(before)]
+}
 
 /// A cell as every CSV we write holds it: hostile characters escaped
 /// ([`crate::text::file_safe`]), prefixed when a spreadsheet would run it as a formula, and
@@ -87,68 +222,44 @@ pub(crate) struct ReportWriter {
     kind: IdentityKind,
     /// The base URL every request of the run went to; empty when none was sent.
     api: String,
+    /// The access toggles the input decides: a column pair each.
+    access: Vec<&'static AccessField>,
 }
 
 impl ReportWriter {
-    pub(crate) fn new(file: File, kind: IdentityKind, api: String) -> io::Result<Self> {
+    pub(crate) fn new(
+        file: File,
+        kind: IdentityKind,
+        api: String,
+        access: Vec<&'static AccessField>,
+    ) -> io::Result<Self> {
         let mut csv = csv::WriterBuilder::new()
             .buffer_capacity(16 * 1024)
             .from_writer(file);
-        csv.write_record(COLUMNS)?;
+        csv.write_record(report_header(&access))?;
         csv.flush()?;
-        Ok(Self { csv, kind, api })
+        Ok(Self {
+            csv,
+            kind,
+            api,
+            access,
+        })
     }
 
     /// Writes one row and hands it to the OS at once, so a killed run keeps it.
     pub(crate) fn write(&mut self, row: &ReportRow, finished_at: SystemTime) -> io::Result<()> {
-        // A rule's row has no line of the input.
-        let line = match row.rule {
-            Some(_) => String::new(),
-            None => row.line.to_string(),
+        let finished_at = humantime::format_rfc3339_millis(finished_at).to_string();
+        let source = CellSource {
+            row,
+            kind: self.kind,
+            api: &self.api,
+            finished_at: &finished_at,
         };
-        let source = source_text(row.rule.as_deref());
-        let id = id_text(&row.id);
-        let status = row.http_status.map(|s| s.to_string()).unwrap_or_default();
-        let attempts = row.attempts.to_string();
-        let finished = humantime::format_rfc3339_millis(finished_at).to_string();
-        let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
-        // What the server echoed is capped: a huge name in every answer stays small here.
-        let capped = |value: &Option<String>| echoed(value.as_deref().unwrap_or(""));
-        let error = echoed(&row.error);
-        let previous_flag = row.previous.as_ref().map(|p| p.marked);
-        let previous_reason = row.previous.as_ref().and_then(|p| p.reason.clone());
-        let baseline_flag = row.baseline.as_ref().map(|b| b.marked);
-        let baseline_reason = row.baseline.as_ref().map_or("", |b| b.reason.as_str());
-        let link_cell = row.link.as_ref().map_or("", |l| l.link.cell());
-        let previous_link = row
-            .previous
-            .as_ref()
-            .and_then(|p| p.link.as_ref())
-            .map_or("", Link::cell);
-        let cells: [&str; 22] = [
-            &line,
-            &id,
-            flag_text(row.flag),
-            &row.reason,
-            row.outcome.as_str(),
-            &status,
-            &attempts,
-            &error,
-            &capped(&row.identity.username),
-            &capped(&row.identity.email),
-            &text(&row.identity.service_account_at),
-            &finished,
-            flag_text(previous_flag),
-            &text(&previous_reason),
-            self.kind.path_segment(),
-            &self.api,
-            &source,
-            verified_text(row.verified),
-            flag_text(baseline_flag),
-            baseline_reason,
-            link_cell,
-            previous_link,
-        ];
+        let fixed = COLUMNS.iter().map(|column| (column.cell)(&source));
+        let toggles = { self.access.iter() }
+            .flat_map(|field| access_cells(row, field))
+            .map(str::to_owned);
+        let cells: Vec<String> = fixed.chain(toggles).collect();
         self.csv
             .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
         self.csv.flush()
@@ -179,21 +290,34 @@ pub(crate) fn rewrite_checked(
         .has_headers(false)
         .from_path(path)?;
     let mut writer = csv::Writer::from_writer(temp);
-    let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let mut records = reader.records();
+    let header: Vec<String> = match records.next() {
+        Some(header) => header?.iter().map(str::to_owned).collect(),
+        None => Vec::new(),
+    };
+    writer.write_record(&header)?;
+    // Cells are found by the header's names, never by position.
+    let column = |name: &str| header.iter().position(|c| c == name);
+    let (Some(line_at), Some(id_at)) = (column("line"), column("id")) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the report has no line or id column",
+        ));
+    };
     let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
-    for record in reader.records() {
+    for record in records {
         let mut cells: Vec<String> = record?.iter().map(str::to_owned).collect();
         // A rule's row has an empty line: 0, as in `checked_key`.
-        let line = cells.first().map(|line| match line.as_str() {
+        let line = cells.get(line_at).map(|line| match line.as_str() {
             "" => Some(0),
             line => line.parse::<u64>().ok(),
         });
-        let id = cells.get(1).and_then(|id| id.parse::<u64>().ok());
+        let id = cells.get(id_at).and_then(|id| id.parse::<u64>().ok());
         let row = match (line.flatten(), id) {
             (Some(line), Some(id)) => checked.get(&(line, id)),
             _ => None,
         };
-        if let (Some(row), true) = (row, cells.len() == COLUMNS.len()) {
+        if let (Some(row), true) = (row, cells.len() == header.len()) {
             let settled = [
                 ("outcome", row.outcome.as_str().to_owned()),
                 ("error", echoed(&row.error)),
@@ -203,7 +327,9 @@ pub(crate) fn rewrite_checked(
                 ("verified", verified_text(row.verified).to_owned()),
             ];
             for (name, value) in settled {
-                cells[column(name)] = spreadsheet_safe(&value).into_owned();
+                if let Some(cell) = column(name).and_then(|at| cells.get_mut(at)) {
+                    *cell = spreadsheet_safe(&value).into_owned();
+                }
             }
         }
         writer.write_record(&cells)?;

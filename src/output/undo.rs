@@ -7,23 +7,42 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::report::spreadsheet_safe;
-use crate::model::{FailureKind, Link, Previous, ReportRow};
+use crate::field::AccessField;
+use crate::model::{FieldName, Link, Previous, ReportRow};
+
+/// Which fields an undo file puts back, besides the service account: the links when the
+/// run decides them (a run that never touched links writes no link column, so its undo
+/// cannot unlink anyone), and the access toggles the input decides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UndoColumns {
+    pub links: bool,
+    pub access: Vec<&'static AccessField>,
+}
 
 /// The undo file's header: the input format, with the baseline columns of an export
 /// holding the state this run left, so that applying the file is a three-way review: an
-/// identity someone changed since is a conflict, not undone over their change.
-pub(crate) const UNDO_HEADER: &str =
-    "id,serviceAccount,serviceAccountReason,drataServiceAccount,drataReason";
-/// The header when the run decides links: undoing it puts the links back too. A run that
-/// never touched links writes no link column, so its undo cannot unlink anyone.
-pub(crate) const UNDO_HEADER_LINKS: &str =
-    "id,serviceAccount,serviceAccountReason,drataServiceAccount,drataReason,linkedUser,drataLinkedUser";
-/// The headers of undo files of earlier versions, without the baseline: still ours to add
-/// to (rows then go without the baseline too).
-pub(crate) const UNDO_HEADERS_TWO_WAY: [&str; 2] = [
-    "id,serviceAccount,serviceAccountReason",
-    "id,serviceAccount,serviceAccountReason,linkedUser",
-];
+/// identity someone changed since is a conflict, not undone over their change. Undo files
+/// of earlier versions carry no baseline (`baseline` false): still ours to add to, their
+/// rows then going without it too.
+pub(crate) fn undo_header(columns: &UndoColumns, baseline: bool) -> Vec<&'static str> {
+    let mut header = vec!["id", "serviceAccount", "serviceAccountReason"];
+    if baseline {
+        header.extend(["drataServiceAccount", "drataReason"]);
+    }
+    if columns.links {
+        header.push("linkedUser");
+        if baseline {
+            header.push("drataLinkedUser");
+        }
+    }
+    for field in &columns.access {
+        header.push(field.column);
+        if baseline {
+            header.push(field.baseline_column);
+        }
+    }
+    header
+}
 
 /// The rows of an undo file a resumed run adds to, as read.
 pub(crate) struct EarlierUndo {
@@ -42,8 +61,10 @@ pub(crate) struct UndoWriter {
     written: std::collections::HashSet<u64>,
     /// Used in the reason of identities that were not service accounts.
     run_started: String,
-    /// The run decides links: each row carries the link before the run.
-    links: bool,
+    /// The fields the file puts back besides the service account.
+    columns: UndoColumns,
+    /// The header's names: cells are found by them.
+    header: Vec<&'static str>,
     /// Each row carries the state the run left (the file is ours, of this version).
     baseline: bool,
     /// The rows of the file this run adds to: an id this run sends again keeps its row
@@ -55,33 +76,25 @@ pub(crate) struct UndoWriter {
     dirty: bool,
 }
 
-/// The header of an undo file: whether it decides links, whether it carries the baseline.
-pub(crate) fn undo_header(links: bool, baseline: bool) -> &'static str {
-    match (links, baseline) {
-        (false, true) => UNDO_HEADER,
-        (true, true) => UNDO_HEADER_LINKS,
-        (false, false) => UNDO_HEADERS_TWO_WAY[0],
-        (true, false) => UNDO_HEADERS_TWO_WAY[1],
-    }
-}
-
 impl UndoWriter {
     /// A new undo file, header first.
     pub(crate) fn new(
         file: File,
         path: &Path,
         run_started: String,
-        links: bool,
+        columns: UndoColumns,
     ) -> io::Result<Self> {
         let mut csv = csv::Writer::from_writer(file);
-        csv.write_record(undo_header(links, true).split(','))?;
+        let header = undo_header(&columns, true);
+        csv.write_record(&header)?;
         csv.flush()?;
         Ok(Self {
             csv,
             path: path.to_owned(),
             written: std::collections::HashSet::new(),
             run_started,
-            links,
+            columns,
+            header,
             baseline: true,
             earlier: Vec::new(),
             rows: Vec::new(),
@@ -95,7 +108,7 @@ impl UndoWriter {
         path: &Path,
         run_started: String,
         earlier: EarlierUndo,
-        links: bool,
+        columns: UndoColumns,
     ) -> io::Result<Self> {
         let written = { earlier.rows.iter() }
             .filter_map(|row| row.first()?.parse().ok())
@@ -105,7 +118,8 @@ impl UndoWriter {
             path: path.to_owned(),
             written,
             run_started,
-            links,
+            header: undo_header(&columns, earlier.baseline),
+            columns,
             baseline: earlier.baseline,
             earlier: earlier.rows,
             rows: Vec::new(),
@@ -129,7 +143,10 @@ impl UndoWriter {
             return;
         }
         let reason = now.reason.as_deref().unwrap_or_default();
-        let left = Left::of(now.marked, reason, now.link.as_ref());
+        let mut left = Left::of(now.marked, reason, now.link.as_ref());
+        for field in &self.columns.access {
+            left.toggle(field, now.access.get(field.access).unwrap_or(false));
+        }
         self.restate(id, &left);
     }
 
@@ -145,7 +162,7 @@ impl UndoWriter {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let mut csv = csv::Writer::from_writer(tempfile::NamedTempFile::new_in(dir)?);
-        csv.write_record(undo_header(self.links, self.baseline).split(','))?;
+        csv.write_record(&self.header)?;
         let rows = self.rows.iter().map(|(_, cells)| cells);
         for cells in self.earlier.iter().chain(rows) {
             csv.write_record(cells)?;
@@ -188,17 +205,29 @@ impl UndoWriter {
                 ),
             )
         };
-        let mut cells = vec![
-            id.to_string(),
-            flag.to_owned(),
-            spreadsheet_safe(&reason).into_owned(),
+        let mut named = vec![
+            ("id", id.to_string()),
+            ("serviceAccount", flag.to_owned()),
+            (
+                "serviceAccountReason",
+                spreadsheet_safe(&reason).into_owned(),
+            ),
         ];
-        cells.extend(left.flag);
-        if self.links {
-            let link = previous.link.as_ref().map_or("", |link| link.cell());
-            cells.push(spreadsheet_safe(link).into_owned());
-            cells.extend(left.link);
+        let link = previous.link.as_ref().map_or("", |link| link.cell());
+        named.push(("linkedUser", spreadsheet_safe(link).into_owned()));
+        for field in &self.columns.access {
+            // A toggle the row left alone is left alone by its undo: a blank cell.
+            let decided = row.access.iter().any(|asked| asked.access == field.access);
+            let before = previous.access.get(field.access).filter(|_| decided);
+            named.push((
+                field.column,
+                before.map(|on| on.to_string()).unwrap_or_default(),
+            ));
         }
+        named.extend(left.cells);
+        let cells: Vec<String> = { self.header.iter() }
+            .map(|name| cell_of(&named, name))
+            .collect();
         self.csv.write_record(&cells)?;
         self.csv.flush()?;
         self.rows.push((id, cells));
@@ -211,43 +240,45 @@ impl UndoWriter {
         if !self.baseline {
             return Left::default();
         }
-        // A row partly applied is known to have changed what was applied, and may have
-        // changed what failed without a certain refusal (a 5xx or a timeout after Drata
-        // saved it); any other row sent may have changed all it sent.
-        let refused = row
-            .failure
-            .is_some_and(|kind| kind != FailureKind::Retryable);
-        let changed = if row.partly_applied() && refused {
-            row.applied
-        } else {
-            row.sent
-        };
-        let (marked, reason) = if changed.flag {
+        // What was applied, and what failed without a certain refusal (a 5xx or a timeout
+        // after Drata saved it), may have changed.
+        let changed = row.answers.may_be_applied();
+        let (marked, reason) = if changed.contains(FieldName::ServiceAccount) {
             let marked = row.flag == Some(true);
             (marked, if marked { row.reason.as_str() } else { "" })
         } else {
             let reason = previous.reason.as_deref().unwrap_or_default();
             (previous.marked, if previous.marked { reason } else { "" })
         };
-        let link = match (&row.link, changed.link) {
+        let link = match (&row.link, changed.contains(FieldName::Link)) {
             (Some(wanted), true) => Some(&wanted.link),
             _ => previous.link.as_ref(),
         };
-        Left::of(marked, reason, link)
+        let mut left = Left::of(marked, reason, link);
+        for field in &self.columns.access {
+            let asked = { row.access.iter() }
+                .find(|asked| asked.access == field.access)
+                .filter(|_| changed.contains(FieldName::Access(field.access)));
+            let on = asked.map_or(previous.access.get(field.access), |asked| Some(asked.on));
+            left.toggle(field, on.unwrap_or(false));
+        }
+        left
     }
 
     /// Puts the state this run leaves in the baseline of `id`'s row, in memory: the file
-    /// is written again once, at the end, however many rows are restated.
+    /// is written again once, at the end, however many rows are restated. Cells are found
+    /// by the header's names.
     fn restate(&mut self, id: u64, left: &Left) {
         let key = id.to_string();
+        let header = &self.header;
         let restated = |cells: &mut Vec<String>| {
-            // id, flag, reason, baseline flag and reason, [link, baseline link]
-            if cells.first() != Some(&key) || cells.len() < 5 {
+            if cells.first() != Some(&key) || cells.len() != header.len() {
                 return false;
             }
-            cells.splice(3..5, left.flag.iter().cloned());
-            if let (Some(cell), Some(link)) = (cells.get_mut(6), left.link.first()) {
-                cell.clone_from(link);
+            for (name, value) in &left.cells {
+                if let Some(at) = header.iter().position(|h| h == name) {
+                    cells[at].clone_from(value);
+                }
             }
             true
         };
@@ -261,11 +292,18 @@ impl UndoWriter {
     }
 }
 
-/// The baseline cells of one identity: the flag and reason, the link.
+/// The cell named `name` of a row being made; empty when it has none.
+fn cell_of(named: &[(&str, String)], name: &str) -> String {
+    { named.iter() }
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default()
+}
+
+/// The baseline cells of one identity, by column: the state the run leaves.
 #[derive(Default)]
 struct Left {
-    flag: Vec<String>,
-    link: Vec<String>,
+    cells: Vec<(&'static str, String)>,
 }
 
 impl Left {
@@ -273,16 +311,27 @@ impl Left {
     fn of(marked: bool, reason: &str, link: Option<&Link>) -> Self {
         let reason = if marked { reason } else { "" };
         Left {
-            flag: vec![marked.to_string(), spreadsheet_safe(reason).into_owned()],
-            link: vec![spreadsheet_safe(link.map_or("", Link::cell)).into_owned()],
+            cells: vec![
+                ("drataServiceAccount", marked.to_string()),
+                ("drataReason", spreadsheet_safe(reason).into_owned()),
+                (
+                    "drataLinkedUser",
+                    spreadsheet_safe(link.map_or("", Link::cell)).into_owned(),
+                ),
+            ],
         }
+    }
+
+    /// A toggle's baseline cell.
+    fn toggle(&mut self, field: &AccessField, on: bool) {
+        self.cells.push((field.baseline_column, on.to_string()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{IdCell, Outcome, Parts};
+    use crate::model::{Answer, Fields, IdCell, Outcome};
 
     fn sent_row(id: u64, marked_before: bool) -> ReportRow {
         let mut row = ReportRow::new(
@@ -296,13 +345,11 @@ mod tests {
         row.previous = Some(Previous {
             marked: marked_before,
             reason: Some("ci".to_owned()),
-            link: None,
+            ..Previous::default()
         });
-        row.sent = Parts {
-            flag: true,
-            link: false,
-        };
-        row.applied = row.sent;
+        row.sent = Fields::default().with(FieldName::ServiceAccount);
+        row.answers
+            .record(FieldName::ServiceAccount, Answer::Applied);
         row
     }
 
@@ -322,7 +369,8 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("undo.csv");
-        let earlier = format!("{UNDO_HEADER}\n1,true,ci,true,ci\n2,true,ci,true,ci\n");
+        let header = undo_header(&UndoColumns::default(), true).join(",");
+        let earlier = format!("{header}\n1,true,ci,true,ci\n2,true,ci,true,ci\n");
         std::fs::write(&path, &earlier).unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
         let rows = vec![
@@ -341,8 +389,14 @@ mod tests {
             rows,
             baseline: true,
         };
-        let mut undo =
-            UndoWriter::append(file, &path, "then".to_owned(), earlier_undo, false).unwrap();
+        let mut undo = UndoWriter::append(
+            file,
+            &path,
+            "then".to_owned(),
+            earlier_undo,
+            UndoColumns::default(),
+        )
+        .unwrap();
         for id in [1, 2] {
             assert!(undo.write(&sent_row(id, true)).unwrap());
         }
@@ -358,7 +412,7 @@ mod tests {
         let after = lines(&path);
         assert_eq!(
             after[..3],
-            [UNDO_HEADER, "1,true,ci,false,", "2,true,ci,false,"]
+            [header.as_str(), "1,true,ci,false,", "2,true,ci,false,"]
         );
         assert_eq!(after[3], expected[3]);
         assert_ne!(

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::model::{utf16_len, IdentityKind, Rate, MAX_REASON_UNITS};
 
+mod access;
 mod evidence;
 pub use evidence::StoredEvidence;
 
@@ -128,6 +129,9 @@ pub struct SimStats {
     /// `PUT …/connect` requests received, and those answered 200.
     pub connects: AtomicU64,
     pub links_applied: AtomicU64,
+    /// `PUT …/toggle` requests received, and those answered 200.
+    pub toggles: AtomicU64,
+    pub toggles_applied: AtomicU64,
     pub lists: AtomicU64,
     pub rate_limited: AtomicU64,
     pub injected_errors: AtomicU64,
@@ -158,6 +162,8 @@ struct StoredIdentity {
     reason: Option<String>,
     /// The Drata user (a person) it is linked to.
     user: Option<u64>,
+    /// When each access toggle was turned on (`model::Access` order); `None` when off.
+    access: [Option<String>; 4],
     applied_puts: u32,
 }
 
@@ -287,23 +293,29 @@ impl Drop for RunningSimulator {
 /// Drata user, but for `id % 50 == 19` (people nobody linked yet).
 fn seeded(count: u64) -> Vec<StoredIdentity> {
     (1..=count)
-        .map(|id| {
-            if id % 7 == 0 {
-                StoredIdentity {
-                    service_account_at: Some(SEEDED_AT.to_owned()),
-                    reason: Some(SEEDED_REASON.to_owned()),
-                    ..StoredIdentity::default()
-                }
-            } else if id % 50 == 44 || id % 50 == 19 {
-                StoredIdentity::default()
-            } else {
-                StoredIdentity {
-                    user: Some(person_of(id) + 1),
-                    ..StoredIdentity::default()
-                }
-            }
+        .map(|id| StoredIdentity {
+            access: access::seeded(id),
+            ..seeded_identity(id)
         })
         .collect()
+}
+
+/// Identity `id` as seeded, but for its access toggles.
+fn seeded_identity(id: u64) -> StoredIdentity {
+    if id.is_multiple_of(7) {
+        StoredIdentity {
+            service_account_at: Some(SEEDED_AT.to_owned()),
+            reason: Some(SEEDED_REASON.to_owned()),
+            ..StoredIdentity::default()
+        }
+    } else if id % 50 == 44 || id % 50 == 19 {
+        StoredIdentity::default()
+    } else {
+        StoredIdentity {
+            user: Some(person_of(id) + 1),
+            ..StoredIdentity::default()
+        }
+    }
 }
 
 /// The person behind identity `id`: three identities each.
@@ -361,10 +373,15 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<RunningSimulator>
             put(update),
         )
         .route("/public/user-identities/{kind}/{id}/connect", put(connect))
+        .route(
+            "/public/user-identities/{kind}/{id}/toggle",
+            put(access::toggle),
+        )
         // Also without the `/public` prefix, for a base URL given as the bare host.
         .route("/user-identities/{kind}", get(list))
         .route("/user-identities/{kind}/{id}/service-account", put(update))
         .route("/user-identities/{kind}/{id}/connect", put(connect))
+        .route("/user-identities/{kind}/{id}/toggle", put(access::toggle))
         .route("/_sim/stats", get(stats_handler))
         .route("/_sim/applied", get(applied_handler))
         .with_state(Arc::clone(&sim));
@@ -507,7 +524,7 @@ impl Sim {
         };
         let user = stored.user.map_or(Value::Null, user_json);
         let human = !is_bot && !unmarked_bot;
-        json!({
+        let mut rendered = json!({
             "id": id,
             "identityId": format!("{client_type}-{:012}", id * 7919),
             "username": username,
@@ -529,7 +546,9 @@ impl Sim {
             "disconnectedAt": if id.is_multiple_of(97) { json!(DISCONNECTED_AT) } else { Value::Null },
             "createdAt": "2025-06-01T12:00:00.000Z",
             "updatedAt": stored.service_account_at.clone().unwrap_or_else(|| "2025-06-01T12:00:00.000Z".to_owned()),
-        })
+        });
+        access::render(kind, stored, &mut rendered);
+        rendered
     }
 
     /// The latency of one request: `--latency`, spread evenly by `--latency-spread`.

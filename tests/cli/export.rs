@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 use crate::support::*;
 
 const HEADER: &str = "id,serviceAccount,serviceAccountReason,username,email,connection,\
-                      linkedUser,connectedAt,disconnectedAt,hasMfa,suggestion,\
-                      drataServiceAccount,drataReason,drataLinkedUser,exportedAt";
+                      linkedUser,adminAccess,dbAccess,connectedAt,disconnectedAt,hasMfa,suggestion,\
+                      drataServiceAccount,drataReason,drataLinkedUser,drataAdminAccess,drataDbAccess,\
+                      exportedAt";
 
 /// The rows of an export, by id, as maps of column to cell.
 fn export_rows(text: &str) -> Vec<HashMap<String, String>> {
@@ -310,7 +311,7 @@ fn the_workbook_has_one_sheet_a_frozen_filterable_header_and_a_flag_drop_down() 
     assert!(read("xl/workbook.xml").contains(r#"<sheet name="identities""#));
     let sheet = read("xl/worksheets/sheet1.xml");
     assert!(sheet.contains(r#"state="frozen""#), "frozen header");
-    assert!(sheet.contains("<autoFilter ref=\"A1:O31\""), "filterable");
+    assert!(sheet.contains("<autoFilter ref=\"A1:S31\""), "filterable");
     assert!(
         sheet.contains(r#"<dataValidation type="list""#) && sheet.contains("B2:B31"),
         "drop-down on the flag column"

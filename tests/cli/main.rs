@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access;
 mod answers;
 mod cells;
 mod clock_bound;

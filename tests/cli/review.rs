@@ -48,11 +48,13 @@ fn plain_apply_of_an_export_sends_only_the_edited_rows_and_resend_sends_all() {
     export(&sim, &work, "review.csv");
     let mut rows = records(&work.path("review.csv"));
     assert_eq!(
-        &rows[0][11..],
+        &rows[0][13..],
         [
             "drataServiceAccount",
             "drataReason",
             "drataLinkedUser",
+            "drataAdminAccess",
+            "drataDbAccess",
             "exportedAt"
         ]
     );
@@ -213,7 +215,7 @@ fn exported_reasons(sim: &RunningSimulator, work: &Workdir, name: &str) -> Vec<S
         .take(8)
         .map(|r| {
             let cell = r[2].clone();
-            assert_eq!(r[12], cell, "the baseline reason is written the same way");
+            assert_eq!(r[14], cell, "the baseline reason is written the same way");
             match cell.strip_prefix('\'') {
                 Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) => {
                     rest.to_owned()

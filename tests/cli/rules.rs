@@ -165,12 +165,14 @@ fn export_with_rules_names_the_deciding_rule() {
         .map(str::to_owned)
         .collect();
     assert_eq!(
-        header[header.len() - 5..],
+        header[header.len() - 7..],
         [
             "rule",
             "drataServiceAccount",
             "drataReason",
             "drataLinkedUser",
+            "drataAdminAccess",
+            "drataDbAccess",
             "exportedAt"
         ],
         "the baseline columns stay the last ones"

@@ -45,17 +45,11 @@ impl Outputs {
     }
 }
 
-/// A row whose requests may have changed Drata: answered 2xx, partly applied (one
-/// request answered 2xx before another failed), or left without an answer that proves it
-/// was refused (a timeout, a 5xx after the server may have committed).
+/// A row whose requests may have changed Drata: a request answered 2xx, or left without
+/// an answer that proves it was refused (a timeout, a 5xx after the server may have
+/// committed): what each request's answer proves (`model::Answers`).
 pub(super) fn may_be_applied(row: &ReportRow) -> bool {
-    match row.outcome {
-        Outcome::Updated => true,
-        Outcome::Failed => {
-            row.partly_applied() || row.attempts > 0 && row.http_status.is_none_or(|s| s >= 500)
-        }
-        _ => false,
-    }
+    row.answers.may_be_applied().any()
 }
 
 /// How the consumer reports and when it stops the run.

@@ -8,7 +8,9 @@ use super::Run;
 use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
-use crate::output::{same_file, undo_header, CreatedFile, EarlierUndo, ReportWriter, Sink};
+use crate::output::{
+    same_file, undo_header, CreatedFile, EarlierUndo, ReportWriter, Sink, UndoColumns,
+};
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
@@ -211,12 +213,12 @@ fn check_folders(config: &RunConfig) -> Result<(), Error> {
 
 /// The undo file: a resumed run appends to the one of the run it resumes, so that one
 /// command rolls every resumed part back.
-fn undo_file(config: &RunConfig, links: bool) -> Result<Option<UndoTarget>, Error> {
+fn undo_file(config: &RunConfig, columns: &UndoColumns) -> Result<Option<UndoTarget>, Error> {
     let Some(path) = &config.apply.undo else {
         return Ok(None);
     };
     if config.apply.resume_from.is_some() {
-        match append_to_undo(path, links) {
+        match append_to_undo(path, columns) {
             Ok(Some((file, earlier))) => {
                 return Ok(Some(UndoTarget::Append(file, path.clone(), earlier)))
             }
@@ -238,7 +240,11 @@ fn undo_file(config: &RunConfig, links: bool) -> Result<Option<UndoTarget>, Erro
 /// whose columns are not this run's (it decided links and this run does not, or the
 /// other way round), or with a row of another width, is refused: adding to it would
 /// drop rows or write a second, contradicting row for an identity.
-fn append_to_undo(path: &Path, links: bool) -> std::io::Result<Option<(File, EarlierUndo)>> {
+fn append_to_undo(
+    path: &Path,
+    columns: &UndoColumns,
+) -> std::io::Result<Option<(File, EarlierUndo)>> {
+    let links = columns.links;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => {}
         _ => return Ok(None),
@@ -255,15 +261,13 @@ fn append_to_undo(path: &Path, links: bool) -> std::io::Result<Option<(File, Ear
         None => csv::StringRecord::new(),
     };
     let header: Vec<&str> = header.iter().collect();
-    let ours = |baseline| {
-        undo_header(links, baseline)
-            .split(',')
-            .eq(header.iter().copied())
-    };
+    let ours = |baseline| undo_header(columns, baseline) == header;
     let theirs = |baseline| {
-        undo_header(!links, baseline)
-            .split(',')
-            .eq(header.iter().copied())
+        let other = UndoColumns {
+            links: !links,
+            ..columns.clone()
+        };
+        undo_header(&other, baseline) == header
     };
     let baseline = match (ours(true), ours(false)) {
         (true, _) => true,
@@ -327,7 +331,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
             .transpose()
     };
     let summary = optional(&config.options.summary_json, "summary")?;
-    let undo = undo_file(config, run.users.is_some())?;
+    let undo = undo_file(config, &run.undo_columns())?;
     let evidence = optional(&config.options.evidence, "evidence file")?;
     let report = match &config.options.report {
         Some(path) => create(config, path, "report")?,
@@ -349,7 +353,12 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
         };
-        let writer = ReportWriter::new(report, config.connect.kind, run.api().to_owned())?;
+        let writer = ReportWriter::new(
+            report,
+            config.connect.kind,
+            run.api().to_owned(),
+            run.access_fields.clone(),
+        )?;
         let undo = match undo {
             Some(UndoTarget::New(pending)) => {
                 let path = match &pending {

@@ -12,9 +12,9 @@ use crate::config::{Mode, RunConfig};
 use crate::drata::{CurrentState, Users};
 use crate::engine;
 use crate::exit;
+use crate::field;
 use crate::model::{
-    ConcurrencyFigures, LatencyFigures, LinkRequest, Outcome, Parts, Previous, RecordFile,
-    ReportRow, StopReason, Tally,
+    ConcurrencyFigures, LatencyFigures, Outcome, Previous, RecordFile, ReportRow, StopReason, Tally,
 };
 use crate::output::{
     checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
@@ -196,9 +196,7 @@ fn restate_undo(
         let Some(current) = state.get(id) else {
             continue;
         };
-        let mut now = current.previous();
-        now.link = Some(current.link(users));
-        undo.holds(id, &now);
+        undo.holds(id, &current.state(users));
     }
 }
 
@@ -207,35 +205,23 @@ fn restate_undo(
 /// not sent (unedited, drifted) is Drata's to keep, so it is not compared.
 fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -> bool {
     let current = row.id().and_then(|id| state.get(id));
+    let now = current.map(|current| current.state(users));
     // Rows sent always say what they sent; were one not to, the whole row is compared.
     let sent = if row.sent.any() {
         row.sent
     } else {
-        Parts {
-            flag: true,
-            link: true,
-        }
+        field::decided(&row.wanted())
     };
-    let applied = current.is_some_and(|c| {
-        // The same email is not enough when Drata names the user: it must be the one sent.
-        let same_user = |wanted: &LinkRequest| {
-            wanted
-                .user
-                .is_none_or(|user| c.details.linked_user_id.is_none_or(|got| got == user))
-        };
-        let linked = !sent.link
-            || row
-                .link
-                .as_ref()
-                .is_none_or(|wanted| c.link(users) == wanted.link && same_user(wanted));
-        let flagged = !sent.flag || c.is_as_desired(row.flag == Some(true), &row.reason);
-        linked && flagged
-    });
+    let applied = now
+        .as_ref()
+        .is_some_and(|now| field::holds(&row.wanted(), now, sent));
     row.verified = Some(applied);
     let decides_link = row.link.is_some();
-    row.checked = current.map(|c| Previous {
-        link: decides_link.then(|| c.link(users)),
-        ..c.previous()
+    row.checked = now.map(|now| {
+        Box::new(Previous {
+            link: now.link.filter(|_| decides_link),
+            ..now
+        })
     });
     match (row.outcome, applied) {
         (Outcome::Failed, true) => {
@@ -272,15 +258,8 @@ fn holds_previous(row: &ReportRow, state: &CurrentState, users: Option<&Users>) 
     else {
         return false;
     };
-    let now = current.previous();
-    let flagged = now.marked == previous.marked
-        && (!previous.marked
-            || now.reason.as_deref().map(str::trim) == previous.reason.as_deref().map(str::trim));
-    let linked = previous
-        .link
-        .as_ref()
-        .is_none_or(|before| current.link(users) == *before);
-    flagged && linked
+    let decided = field::decided(&row.wanted());
+    field::kept(previous, &current.state(users), decided)
 }
 
 /// The command line as typed, shell-quoted (it never holds the key).

@@ -24,6 +24,7 @@ use crate::engine::{
 };
 use crate::error::Error;
 use crate::exit;
+use crate::field::AccessField;
 use crate::input::rules::{RuleSet, RulesError};
 use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
@@ -35,7 +36,7 @@ use crate::model::{
 };
 use crate::output::{
     column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
-    ReportWriter, RowProblem, UndoWriter, CHANGES_SHOWN,
+    ReportWriter, RowProblem, UndoColumns, UndoWriter, CHANGES_SHOWN,
 };
 use crate::text::plural;
 
@@ -70,9 +71,19 @@ struct Run {
     rules: Option<Arc<RuleSet>>,
     /// What the rules decided, once the listing was read.
     rule_rows: Option<Arc<RuleRows>>,
+    /// The access toggles the input decides (their columns are present).
+    access_fields: Vec<&'static AccessField>,
 }
 
 impl Run {
+    /// The fields the undo file puts back besides the service account.
+    fn undo_columns(&self) -> UndoColumns {
+        UndoColumns {
+            links: self.users.is_some(),
+            access: self.access_fields.clone(),
+        }
+    }
+
     /// Rows of the run: the input's, and those the rules decided.
     fn rows(&self) -> u64 {
         self.scan.rows + self.rule_rows.as_ref().map_or(0, |r| r.rows.len() as u64)
@@ -256,6 +267,7 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Mode::Plan => None,
     };
     let reader = input.reader(&config.input, None)?;
+    let access_fields = access_of_kind(config, reader.access_fields())?;
     tracing::info!(
         "{}",
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
@@ -320,7 +332,29 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         _lock: lock,
         rules,
         rule_rows: None,
+        access_fields,
     })
+}
+
+/// The access toggles the input decides, refused (nothing sent) when a column is of the
+/// other kind of identity than the run addresses (`writeAccess` in an infrastructure run).
+fn access_of_kind(
+    config: &RunConfig,
+    fields: impl Iterator<Item = &'static AccessField>,
+) -> Result<Vec<&'static AccessField>, Error> {
+    let kind = config.connect.kind;
+    let fields: Vec<&'static AccessField> = fields.collect();
+    if let Some(field) = fields.iter().find(|field| field.kind != kind) {
+        return Err(input::InputError::AccessOfOtherKind {
+            path: config.input.source.display().to_string(),
+            column: field.column,
+            words: field.words,
+            column_kind: field.kind.path_segment(),
+            kind: kind.path_segment(),
+        }
+        .into());
+    }
+    Ok(fields)
 }
 
 /// A rules file, checked whole before the input is read and anything is sent; a mass
@@ -751,13 +785,13 @@ fn outputs(
     undo: Option<Undo>,
 ) -> (Outputs, Option<EvidenceRecorder>) {
     let run_started = humantime::format_rfc3339_seconds(run.started_at).to_string();
-    let links = run.users.is_some();
+    let columns = run.undo_columns();
     let undo = undo.and_then(|undo| {
         let made = match undo {
             Undo::Append(file, path, earlier) => {
-                UndoWriter::append(file, &path, run_started, earlier, links)
+                UndoWriter::append(file, &path, run_started, earlier, columns)
             }
-            Undo::New(file, path) => UndoWriter::new(file, &path, run_started, links),
+            Undo::New(file, path) => UndoWriter::new(file, &path, run_started, columns),
         };
         match made {
             Ok(undo) => Some(undo),

@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use super::review::{held, is_flag_sent, is_sent, review, Overrides};
+use super::review::{held, is_sent, Overrides};
 use crate::config::Mode;
 use crate::drata::{Current, Users};
-use crate::engine::{Job, Listing, Sends};
+use crate::engine::{Job, Listing};
+use crate::field;
 use crate::input::{conflict_message, DoneRows, InputScan, InvalidRow, Record, RowStatus};
-use crate::model::{
-    Baseline, IdCell, Link, LinkRequest, Outcome, Previous, ReportRow, Review, Row, RowId,
-};
-use crate::output::{Change, CurrentView, LinkChange};
+use crate::model::{FieldName, Fields, IdCell, Outcome, Previous, ReportRow, Review, Row, RowId};
+use crate::output::{AccessChange, Change, CurrentView, LinkChange};
 
 pub(super) enum Decision {
     Send(Job),
@@ -97,7 +96,7 @@ impl Planner {
     fn against_current_state(&self, row: Row, id: u64) -> Decision {
         let Some(listing) = &self.listing else {
             return Decision::Send(Job {
-                sends: Sends::all_of(&row),
+                sends: field::decided(&row.wanted()),
                 row,
                 id,
                 previous: None,
@@ -122,7 +121,7 @@ impl Planner {
                 )),
                 // The listing's silence is no proof: the PUT's 404 is.
                 Mode::Apply => Decision::Send(Job {
-                    sends: Sends::all_of(&row),
+                    sends: field::decided(&row.wanted()),
                     row,
                     id,
                     previous: None,
@@ -131,18 +130,18 @@ impl Planner {
         };
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
         report.identity = current.view();
-        let parts = self.review(&row, current);
-        report.previous = Some(parts.previous.clone());
-        let sends = self.sends(&row, &parts);
-        if let Some(outcome) = self.held(&parts, sends) {
+        let reviewed = self.review(&row, current);
+        report.previous = Some(reviewed.previous.clone());
+        let sends = self.sends(&row, &reviewed);
+        if let Some(outcome) = held(&reviewed.reviews, sends.any(), self.overrides()) {
             report.outcome = outcome;
-            report.error = parts.message(outcome);
+            report.error = reviewed.message(outcome);
             return Decision::Final(report);
         }
-        if !sends.flag && sends.link.is_none() {
+        if !sends.any() {
             return Decision::Final(report);
         }
-        if sends.flag && row.reason.is_empty() {
+        if sends.contains(FieldName::ServiceAccount) && row.reason.is_empty() {
             let mut invalid = reason_missing();
             invalid.identity = report.identity;
             invalid.previous = report.previous;
@@ -156,50 +155,43 @@ impl Planner {
             Mode::Apply => Decision::Send(Job {
                 row,
                 id,
-                previous: Some(parts.previous),
+                previous: Some(reviewed.previous),
                 sends,
             }),
         }
     }
 
-    /// The three-way review of each decision the row makes: the flag and reason, and the
-    /// link when the row decides it.
-    fn review(&self, row: &Row, current: &Current) -> Parts {
-        let mut previous = current.previous();
-        let flag = review(
-            row.baseline.as_ref(),
-            &Baseline::new(row.flag, &row.reason),
-            &Baseline::from(&previous),
-        );
-        let link = row.link.as_ref().map(|wanted| {
-            let now = current.link(self.users.as_deref());
-            let decided = review(wanted.baseline.as_ref(), &wanted.link, &now);
-            previous.link = Some(now);
-            decided
-        });
-        Parts {
+    /// The three-way review of each field the row decides, against Drata now.
+    fn review(&self, row: &Row, current: &Current) -> Reviewed {
+        let now = current.state(self.users.as_deref());
+        let reviews = field::review_all(&row.wanted(), &now);
+        // The report shows the link before the run only when the row decides links.
+        let previous = Previous {
+            link: row.link.as_ref().and(now.link.clone()),
+            ..now.clone()
+        };
+        Reviewed {
+            now,
             previous,
-            flag,
-            link,
+            reviews,
         }
     }
 
-    /// The requests the review leaves to send.
-    fn sends(&self, row: &Row, parts: &Parts) -> Sends {
+    /// The fields the review leaves to send.
+    fn sends(&self, row: &Row, reviewed: &Reviewed) -> Fields {
         let overrides = self.overrides();
-        Sends {
-            flag: is_flag_sent(parts.flag, !row.reason.is_empty(), overrides),
-            link: parts
-                .link
-                .filter(|review| is_sent(*review, overrides))
-                .and(row.link.as_ref())
-                .and_then(LinkRequest::target),
+        let wanted = row.wanted();
+        let mut sends = Fields::default();
+        for (name, review) in &reviewed.reviews {
+            let field = field::of(*name);
+            if is_sent(*review, overrides)
+                && field.sendable(&wanted, *review)
+                && field.write(&wanted).is_some()
+            {
+                sends.insert(*name);
+            }
         }
-    }
-
-    fn held(&self, parts: &Parts, sends: Sends) -> Option<Outcome> {
-        let sends_something = sends.flag || sends.link.is_some();
-        held(parts.flag, parts.link, sends_something, self.overrides())
+        sends
     }
 
     fn overrides(&self) -> Overrides {
@@ -222,6 +214,7 @@ impl Planner {
                     rule: report.rule.clone(),
                     baseline: report.baseline.clone(),
                     link: report.link.clone(),
+                    access: report.access.clone(),
                 },
                 report.id()?,
             ),
@@ -232,7 +225,7 @@ impl Planner {
             .as_ref()
             .and_then(|listing| listing.state.get(id));
         let sends = now.map_or_else(
-            || Sends::all_of(&row),
+            || field::decided(&row.wanted()),
             |now| self.sends(&row, &self.review(&row, now)),
         );
         let current = now.map(|current| CurrentView {
@@ -245,75 +238,51 @@ impl Planner {
             rule: row.rule.clone(),
             id,
             flag: row.flag,
-            flag_changes: sends.flag,
+            flag_changes: sends.contains(FieldName::ServiceAccount),
             reason: row.reason,
             link: row
                 .link
-                .filter(|_| sends.link.is_some())
+                .filter(|_| sends.contains(FieldName::Link))
                 .map(|wanted| LinkChange {
                     before: now.map(|now| now.link(self.users.as_deref())),
                     after: wanted.link,
                 }),
+            access: { row.access.iter() }
+                .filter(|asked| sends.contains(FieldName::Access(asked.access)))
+                .map(|asked| AccessChange {
+                    field: &field::ACCESS[asked.access.index()],
+                    before: now.map(|now| now.access.get(asked.access).unwrap_or(false)),
+                    after: asked.on,
+                })
+                .collect(),
             current,
         })
     }
 }
 
-/// What the three-way review made of a row's decisions.
-struct Parts {
-    /// The state before the run, with the link when the row decides it.
+/// What the three-way review made of a row's fields.
+struct Reviewed {
+    /// Drata now, the link included.
+    now: Previous,
+    /// The state before the run as the report shows it: the link only when the row
+    /// decides links.
     previous: Previous,
-    flag: Review,
-    /// `None` when the row does not decide the link.
-    link: Option<Review>,
+    reviews: Vec<(FieldName, Review)>,
 }
 
-impl Parts {
-    /// Why a row was held back (`drifted` or `conflict`), naming each decision concerned.
+impl Reviewed {
+    /// Why a row was held back (`drifted` or `conflict`), naming each field concerned.
     fn message(&self, outcome: Outcome) -> String {
         let wanted = match outcome {
             Outcome::Conflict => Review::Conflict,
             _ => Review::Drifted,
         };
-        let link_now = self.previous.link.as_ref().map_or("nobody", Link::describe);
-        let mut said = Vec::new();
-        if self.flag == wanted {
-            said.push(match wanted {
-                Review::Conflict => conflict_message_of(&self.previous),
-                _ => drift_message(&self.previous),
-            });
-        }
-        if self.link == Some(wanted) {
-            said.push(match wanted {
-                Review::Conflict => format!("the link was edited, but Drata also changed it since the export (now linked to {link_now}); not sent (compare, then edit the row or pass --overwrite-drift)"),
-                _ => format!("the link changed in Drata since the export (now linked to {link_now}); the cell was not edited, so nothing is sent and Drata's link is kept"),
-            });
-        }
+        let said: Vec<String> = { self.reviews.iter() }
+            .filter(|(_, review)| *review == wanted)
+            .map(|(name, review)| field::of(*name).held_message(*review, &self.now))
+            .collect();
         said.join("; ")
     }
-}
-
-/// A state in one phrase, for the report's error cell.
-fn state_text(state: &Previous) -> String {
-    match (state.marked, &state.reason) {
-        (true, Some(reason)) => format!("service account ({reason:?})"),
-        (true, None) => "service account (no reason)".to_owned(),
-        (false, _) => "not a service account".to_owned(),
-    }
-}
-
-fn drift_message(current: &Previous) -> String {
-    format!(
-        "changed in Drata since the export (now {}); the row was not edited, so nothing is sent and Drata's change is kept",
-        state_text(current)
-    )
-}
-
-fn conflict_message_of(current: &Previous) -> String {
-    format!(
-        "edited, but Drata also changed since the export (now {}); not sent (compare, then edit the row or pass --overwrite-drift)",
-        state_text(current)
-    )
 }
 
 fn not_found_message(listing: &Listing) -> &'static str {

@@ -70,6 +70,7 @@ pub(super) fn rule_rows(
                 baseline: None,
                 // Rules decide the flag; links are left as they are.
                 link: None,
+                access: Vec::new(),
             }),
             Err(problem) => {
                 let mut report = ReportRow::new(
@@ -119,5 +120,6 @@ fn carried(id: u64, done: &DoneRuleRow) -> Row {
         rule: Some(Arc::from(done.rule.as_str())),
         baseline: None,
         link: None,
+        access: Vec::new(),
     }
 }

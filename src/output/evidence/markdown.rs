@@ -4,7 +4,7 @@ use super::{
     escaped, Before, ChangedIdentity, DriftedIdentity, Facts, PartlyAppliedIdentity, State,
     Verification,
 };
-use crate::model::{Link, Parts, Previous};
+use crate::model::{Access, Fields, Link, Previous};
 
 /// Escapes text for one Markdown table cell, capped as every echoed field is.
 pub(crate) fn cell(text: &str) -> String {
@@ -51,6 +51,19 @@ fn with_link(state: String, link: Option<Option<&Link>>) -> String {
         None => state,
         Some(link) => format!("{state}; linked to {}", link_text(link)),
     }
+}
+
+/// The access toggles of a change in words, before (`after` false) or after the run:
+/// `; admin access on`, or empty when the row decided none.
+pub(super) fn access_text(access: &[(Access, Option<bool>, bool)], after: bool) -> String {
+    let mut text = String::new();
+    for (field, before, now) in access {
+        let words = crate::field::ACCESS[field.index()].words;
+        let on = if after { Some(*now) } else { *before };
+        let state = on.map_or("unknown", crate::field::AccessField::describe);
+        text.push_str(&format!("; {words} {state}"));
+    }
+    text
 }
 
 /// `nobody`, an email, or `unknown`.
@@ -206,13 +219,21 @@ fn changes(changes: &[ChangedIdentity], partly: usize) -> String {
             cell(&change.username),
             cell(&change.email),
             cell(&change.connection),
-            cell(&with_link(
-                describe_before(&change.before),
-                change.link.as_ref().map(|(before, _)| before.as_ref())
+            cell(&format!(
+                "{}{}",
+                with_link(
+                    describe_before(&change.before),
+                    change.link.as_ref().map(|(before, _)| before.as_ref())
+                ),
+                access_text(&change.access, false)
             )),
-            cell(&with_link(
-                describe(&change.after),
-                change.link.as_ref().map(|(_, after)| Some(after))
+            cell(&format!(
+                "{}{}",
+                with_link(
+                    describe(&change.after),
+                    change.link.as_ref().map(|(_, after)| Some(after))
+                ),
+                access_text(&change.access, true)
             )),
             cell(&change.source),
             verified_text(change.verified),
@@ -221,16 +242,9 @@ fn changes(changes: &[ChangedIdentity], partly: usize) -> String {
     text
 }
 
-/// The requests of `parts`, in words: `service account`, `link`, or both.
-pub(super) fn parts_text(parts: Parts) -> String {
-    let names: Vec<&str> = [
-        parts.flag.then_some("service account"),
-        parts.link.then_some("link"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    names.join(" and ")
+/// The fields of `parts`, in words: `service account`, `link`, or both.
+pub(super) fn parts_text(parts: Fields) -> String {
+    crate::field::words(parts)
 }
 
 /// Failed rows Drata holds part of: before the run, what Drata holds now, what was applied

@@ -7,9 +7,11 @@ use std::path::Path;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::markdown::{
-    describe_before, digest_text, link_text, parts_text, verification_text, verified_text,
+    access_text, describe_before, digest_text, link_text, parts_text, verification_text,
+    verified_text,
 };
 use super::{escaped, Before, Facts};
+use crate::model::Access;
 use crate::text::unprefixed;
 
 /// The columns of the `Changes` sheet.
@@ -27,6 +29,9 @@ pub(crate) const CHANGES_COLUMNS: [&str; 12] = [
     "before_linked_user",
     "after_linked_user",
 ];
+
+/// The `Changes` sheet's columns when the run changed an access toggle.
+const ACCESS_COLUMNS: [&str; 2] = ["before_access", "after_access"];
 
 /// The columns of the `Partly applied` sheet: failed rows Drata holds part of.
 /// `now_read` says whether the `now_` columns are what the check after the run read (`yes`)
@@ -146,8 +151,21 @@ fn summary_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<
     Ok(())
 }
 
+/// The access toggles of a change, before or after: `admin access on; …`.
+fn access_cell(access: &[(Access, Option<bool>, bool)], after: bool) -> String {
+    access_text(access, after)
+        .trim_start_matches("; ")
+        .to_owned()
+}
+
 fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
-    for (col, name) in CHANGES_COLUMNS.iter().enumerate() {
+    // The access columns only when a toggle changed: a run that decides none keeps the
+    // sheet as it was.
+    let access = facts.changes.iter().any(|change| !change.access.is_empty());
+    let columns: Vec<&str> = { CHANGES_COLUMNS.iter().copied() }
+        .chain(ACCESS_COLUMNS.into_iter().filter(|_| access))
+        .collect();
+    for (col, name) in columns.iter().enumerate() {
         sheet.write_string_with_format(0, col as u16, *name, bold)?;
     }
     let flag = |marked: bool| if marked { "true" } else { "false" };
@@ -182,14 +200,17 @@ fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<
                 .link
                 .as_ref()
                 .map_or(String::new(), |(_, after)| after.describe().to_owned()),
+            // Empty when the change made none.
+            access_cell(&change.access, false),
+            access_cell(&change.access, true),
         ];
-        for (col, text) in texts.iter().enumerate() {
+        for (col, text) in texts.iter().take(columns.len() - 1).enumerate() {
             sheet.write_string(row, col as u16 + 1, escaped(text))?;
         }
     }
     let last = (facts.changes.len() as u32).min(LAST_ROW);
     sheet.set_freeze_panes(1, 0)?;
-    sheet.autofilter(0, 0, last, CHANGES_COLUMNS.len() as u16 - 1)?;
+    sheet.autofilter(0, 0, last, columns.len() as u16 - 1)?;
     Ok(())
 }
 
