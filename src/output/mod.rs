@@ -10,6 +10,7 @@ mod files;
 mod plan;
 mod progress;
 mod report;
+mod stdout;
 mod summary;
 mod undo;
 
