@@ -1,4 +1,4 @@
-//! The input snapshot: the bytes both passes read.
+//! The input snapshot: the bytes every read of the input goes over.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -23,14 +23,14 @@ const MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 /// How the input is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// A private copy (apply, plan): both passes and the recorded SHA-256 see the same
+    /// A private copy (apply, plan): every read and the recorded SHA-256 see the same
     /// bytes even if the file is edited during the run.
     Copy,
     /// A regular file is read where it is (validate): nothing is copied.
     InPlace,
 }
 
-/// The input both passes read: a regular file read in place (`validate`), or a private
+/// The input every read goes over: a regular file read in place (`validate`), or a private
 /// copy in an anonymous, owner-only temporary file, hashed on the way, bounded in size
 /// so that an endless input (`/dev/zero`, `yes | ...`) cannot fill the disk.
 pub(crate) struct InputFile {
@@ -40,7 +40,7 @@ pub(crate) struct InputFile {
     lines: u64,
     /// A spreadsheet input, read whole: its rows are the records.
     sheet: Option<Arc<Sheet>>,
-    /// Set once the header's place was logged: both passes find it.
+    /// Set once the header's place was logged: every read finds it.
     header_logged: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -214,8 +214,8 @@ impl InputFile {
         })
     }
 
-    /// Hashes and counts the lines of a file read in place, then rewinds nothing: both
-    /// passes use positioned reads.
+    /// Hashes and counts the lines of a file read in place, then rewinds nothing: every
+    /// read uses positioned reads.
     fn digest(file: &mut File) -> io::Result<(String, u64)> {
         let mut sink = io::sink();
         let (sha256, lines) = copy_counted(file, &mut sink, u64::MAX, None)?;
@@ -287,7 +287,7 @@ impl InputFile {
         Ok(reader)
     }
 
-    /// Names the title rows skipped above the header, once for both passes.
+    /// Names the title rows skipped above the header, once for every read.
     fn log_header<R: Read>(&self, reader: &RowReader<R>) {
         let (line, title_rows) = reader.header_place();
         if title_rows.is_empty() || self.header_logged.swap(true, Ordering::Relaxed) {

@@ -1,6 +1,6 @@
 //! The console: what a person reads on standard output and standard error is written
-//! here and nowhere else, so that `--log-format json`, `-q` and a closed pipe are decided
-//! once. Log events reach standard error through the `tracing` subscriber set up here too.
+//! here and nowhere else (standard output through the [`Stdout`] writer it hands out), so
+//! that `--log-format json`, `-q` and a closed pipe are decided once. Log events reach standard error through the `tracing` subscriber set up here too.
 
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
