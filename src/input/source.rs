@@ -388,20 +388,9 @@ fn copy_counted(
 
 /// Free bytes for an unprivileged user on the file system of `dir`.
 #[cfg(unix)]
-// The fields are u64 here and narrower on other platforms.
-#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: the path is NUL-terminated and `stats` is valid for writing one statvfs.
-    let status = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
-    if status != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled `stats`.
-    let stats = unsafe { stats.assume_init() };
-    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+    let stats = rustix::fs::statvfs(dir).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// Not measured on Windows (std has no call for it): a full disk fails the copy's write
