@@ -480,3 +480,15 @@ impl Read for SnapshotReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_bytes_are_read_where_a_directory_is_and_not_where_none_is() {
+        assert!(free_bytes(&std::env::temp_dir()).is_some());
+        assert_eq!(free_bytes(std::path::Path::new("/no/such/directory")), None);
+    }
+}
