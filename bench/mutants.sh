@@ -35,11 +35,12 @@ files=(
 # Parts of larger files: the listing's paging decision and the lookups through what was
 # read (not the loops that drive pages through the engine: they are I/O, covered end to
 # end by tests/cli: answers.rs, reconcile.rs, review.rs, hostile.rs, liars.rs); the id,
-# flag and cell parsing and the header search.
+# flag and cell parsing, a column's letters and the header search.
 parts=(
   "src/engine/listing.rs|ListingReader::|ListingWarning|Listing::|Lookup for"
   "src/input/rows.rs|normalize_header|looks_like_an_id|is_header|find_header|parse_id|decimal_integer|parse_flag|mark_hint"
-  "src/input/sheet.rs|Cell::|is_integral|column_letters|cell_name"
+  "src/input/sheet.rs|Cell::|is_integral|cell_name"
+  "src/input/bounds.rs|column_letters"
 )
 
 failed=()

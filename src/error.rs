@@ -98,7 +98,7 @@ impl UploadError {
 
 impl Error {
     /// Every error stops a command before anything was sent: a usage error, except a
-    /// listing that cannot be read, which aborts (as it does `plan` and `--reconcile`).
+    /// listing that cannot be read, which aborts (as a run whose state cannot be read does).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Listing(_) => exit::ABORTED,

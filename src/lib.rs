@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     commands::run(command)
 }
 
-/// Both passes of the input over raw bytes, for the fuzz target: the number of rows, and
+/// The scan of the input and the read after it over raw bytes, for the fuzz target: the number of rows, and
 /// how many of them would be sent. `None` when the bytes are not CSV with a header.
 #[doc(hidden)]
 pub fn fuzz_input(data: &[u8], delimiter: u8) -> Option<(u64, u64)> {

@@ -1,6 +1,6 @@
-//! The server side of a command that talks to Drata (`plan`, `apply`, `export`): the
-//! engine every request goes through, and what keeps the in-process simulator of
-//! `--simulate` alive.
+//! The server side of a command that talks to Drata (`plan`, `apply`, `export`,
+//! `upload-evidence`): the engine every request goes through, and what keeps the
+//! in-process simulator of `--simulate` alive.
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! `validate`: every problem on standard output, counts on standard error; no network.
+//! With `--rules`, the rules file is checked whole first (and alone without an input).
 
 use std::io::Write;
 

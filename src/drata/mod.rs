@@ -1,5 +1,5 @@
 //! Drata's public API as this tool uses it: the HTTP client, what the wire carries,
-//! and the current state read from the listing.
+//! the current state read from the listing, and the CA certificates the client trusts.
 
 mod certinfo;
 mod client;

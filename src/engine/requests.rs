@@ -1,5 +1,6 @@
 //! Every request goes through here: one rate limiter shared by every request, the
-//! adaptive pace after 429s, a pause that a 429 puts on every worker, and retries.
+//! adaptive pace after 429s, a pause that a 429 puts on every worker, the in-flight
+//! limit, and retries.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

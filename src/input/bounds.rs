@@ -3,6 +3,9 @@
 //! 300 MB, and a reader that believes it takes the machine. A zip's parts are measured
 //! as they are inflated, never trusting the sizes they declare; an `.ods` sheet's repeats
 //! are added up before calamine expands them.
+//!
+//! The spreadsheet's own limits, the kinds of zip workbook and a column's letters live
+//! here, beside the checks that use them; the sheet reader imports them from here.
 
 use std::io::{BufRead, BufReader, Read, Seek};
 
@@ -10,7 +13,16 @@ use quick_xml::events::{BytesStart, Event};
 use thiserror::Error;
 use zip::ZipArchive;
 
-use super::sheet::{column_letters, Format, MAX_COLUMNS, MAX_ROWS};
+/// Excel's limits, which no sheet a person made goes beyond.
+pub(crate) const MAX_ROWS: u32 = 1_048_576;
+pub(crate) const MAX_COLUMNS: u32 = 16_384;
+
+/// The kinds of zip workbook, by their parts (an `.xls` is known by its OLE signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Xlsx,
+    Ods,
+}
 
 /// A part inflating to more than this is measured against its compressed size...
 const EXPANSION_FLOOR: u64 = 16 * 1024 * 1024;
@@ -20,6 +32,18 @@ const MAX_EXPANSION: u64 = 100;
 const ODS_FREE_CELLS: u64 = 2 * 1024 * 1024;
 /// ...and to this many per cell it writes out: a repeat of a few cells stays cheap.
 const ODS_CELLS_PER_WRITTEN: u64 = 16;
+
+/// A column's letters: 0 is `A`, 16383 is `XFD`.
+pub(crate) fn column_letters(column: u32) -> String {
+    let mut letters = Vec::new();
+    let mut n = u64::from(column) + 1;
+    while n > 0 {
+        let digit = ((n - 1) % 26) as u8;
+        letters.push(char::from(b'A' + digit));
+        n = (n - 1) / 26;
+    }
+    letters.iter().rev().collect()
+}
 
 #[derive(Debug, Error)]
 pub enum BoundsError {

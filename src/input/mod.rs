@@ -1,11 +1,12 @@
-//! Reading and validating the input CSV.
+//! Reading and validating the input: a CSV file, or a spreadsheet read as one.
 //!
-//! The input is read two or three times, never held whole: [`scan`] validates every row
-//! and indexes ids (memory grows with distinct ids, never with reasons); `plan`, and
-//! `apply` with `--max-changes` or `--reconcile`, read it once more through a
-//! [`RowReader`] to count the changes before anything is sent; a last [`RowReader`]
-//! streams it for the run. Standard input is spooled to an anonymous temporary file so
-//! it can be re-read.
+//! The input is read more than once, never held whole: [`scan`] validates every row and
+//! indexes ids (memory grows with distinct ids, never with reasons); `plan` and `apply`
+//! alike read it once more through a [`RowReader`], against the state read from Drata, to
+//! count the changes and find the rows invalid only against that state before anything is
+//! sent; a last [`RowReader`] streams it for the run. `validate` reads it twice: the scan,
+//! then its list of problems. `plan` and `apply` read a private copy, so that every read
+//! sees the same bytes; standard input is always copied, so that it can be re-read.
 
 mod bounds;
 pub(crate) mod encoding;

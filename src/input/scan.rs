@@ -1,4 +1,5 @@
-//! Pass one: every row validated, ids indexed to tell duplicates from conflicts.
+//! The scan, the first read of the input: every row validated, ids indexed to tell
+//! duplicates from conflicts.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -9,7 +10,7 @@ use super::{
 };
 use crate::model::{Access, Lookup, Row, RowId};
 
-/// What pass two does with a valid row.
+/// What the reads after the scan do with a valid row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RowStatus<'a> {
     /// The first row of its id: send it.
@@ -34,7 +35,7 @@ impl IdEntry {
     }
 }
 
-/// What pass one learned: counts, the first problems, and enough about every id to
+/// What the scan learned: counts, the first problems, and enough about every id to
 /// tell duplicates from conflicts.
 #[derive(Debug, Default)]
 pub(crate) struct InputScan {
@@ -169,7 +170,7 @@ pub(crate) fn conflict_message(id: u64, lines: &[u64]) -> String {
     )
 }
 
-/// Both passes over raw bytes, as `apply` makes them: every record's line and whether
+/// The scan and the read after it over raw bytes, as `apply` makes them: every record's line and whether
 /// it can be sent (a first occurrence of a valid, non-conflicting id). For property
 /// tests and fuzzing; `Err` only when the input cannot be read as CSV with a header.
 pub(crate) fn check_bytes(
@@ -194,7 +195,7 @@ pub(crate) fn check_bytes(
     Ok((scan, outcomes))
 }
 
-/// Pass one: validates every row and indexes ids.
+/// The first read: validates every row and indexes ids.
 pub(crate) fn scan(
     input: &InputFile,
     options: &InputOptions,
@@ -237,7 +238,7 @@ mod hostile_input {
         InputOptions::new(InputSource::Stdin, delimiter)
     }
 
-    /// Every record of pass two has exactly one outcome, and pass one counted the same
+    /// Every record of the second read has exactly one outcome, and the scan counted the same
     /// records; lines only go forward.
     fn check(data: &[u8], delimiter: u8) {
         let options = options(delimiter);

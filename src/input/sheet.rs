@@ -15,20 +15,10 @@ use std::io::{BufReader, Read, Seek};
 use calamine::{Data, DataRef, ExcelDateTime, Ods, Reader, SheetType, SheetVisible, Xls, Xlsx};
 use thiserror::Error;
 
-use super::bounds::{self, BoundsError};
+use super::bounds::{self, column_letters, BoundsError, Format};
 
 /// The largest integer a float cell holds exactly (2^53).
 const EXACT_FLOAT_INTEGER: f64 = 9_007_199_254_740_992.0;
-/// Excel's limits, which no sheet a person made goes beyond.
-pub(crate) const MAX_ROWS: u32 = 1_048_576;
-pub(crate) const MAX_COLUMNS: u32 = 16_384;
-
-/// The kinds of zip workbook, by their parts (an `.xls` is known by its OLE signature).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Xlsx,
-    Ods,
-}
 
 /// The first bytes of a zip archive and of an OLE compound file (`.xls`).
 const ZIP_SIGNATURE: &[u8] = b"PK\x03\x04";
@@ -208,18 +198,6 @@ pub(crate) fn cell_name(sheet: &str, column: u32, row: u64) -> String {
     } else {
         format!("'{}'!{column}{row}", sheet.replace('\'', "''"))
     }
-}
-
-/// A column's letters: 0 is `A`, 16383 is `XFD`.
-pub(crate) fn column_letters(column: u32) -> String {
-    let mut letters = Vec::new();
-    let mut n = u64::from(column) + 1;
-    while n > 0 {
-        let digit = ((n - 1) % 26) as u8;
-        letters.push(char::from(b'A' + digit));
-        n = (n - 1) / 26;
-    }
-    letters.iter().rev().collect()
 }
 
 /// One non-empty row: its sheet row number (1-based), and its cells by column (0-based),

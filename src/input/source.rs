@@ -1,4 +1,4 @@
-//! The input snapshot: the bytes both passes read.
+//! The input snapshot: the bytes every read of the input goes over.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -23,14 +23,14 @@ const MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 /// How the input is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// A private copy (apply, plan): both passes and the recorded SHA-256 see the same
+    /// A private copy (apply, plan): every read and the recorded SHA-256 see the same
     /// bytes even if the file is edited during the run.
     Copy,
     /// A regular file is read where it is (validate): nothing is copied.
     InPlace,
 }
 
-/// The input both passes read: a regular file read in place (`validate`), or a private
+/// The input every read goes over: a regular file read in place (`validate`), or a private
 /// copy in an anonymous, owner-only temporary file, hashed on the way, bounded in size
 /// so that an endless input (`/dev/zero`, `yes | ...`) cannot fill the disk.
 pub(crate) struct InputFile {
@@ -40,7 +40,7 @@ pub(crate) struct InputFile {
     lines: u64,
     /// A spreadsheet input, read whole: its rows are the records.
     sheet: Option<Arc<Sheet>>,
-    /// Set once the header's place was logged: both passes find it.
+    /// Set once the header's place was logged: every read finds it.
     header_logged: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -214,8 +214,8 @@ impl InputFile {
         })
     }
 
-    /// Hashes and counts the lines of a file read in place, then rewinds nothing: both
-    /// passes use positioned reads.
+    /// Hashes and counts the lines of a file read in place, then rewinds nothing: every
+    /// read uses positioned reads.
     fn digest(file: &mut File) -> io::Result<(String, u64)> {
         let mut sink = io::sink();
         let (sha256, lines) = copy_counted(file, &mut sink, u64::MAX, None)?;
@@ -287,7 +287,7 @@ impl InputFile {
         Ok(reader)
     }
 
-    /// Names the title rows skipped above the header, once for both passes.
+    /// Names the title rows skipped above the header, once for every read.
     fn log_header<R: Read>(&self, reader: &RowReader<R>) {
         let (line, title_rows) = reader.header_place();
         if title_rows.is_empty() || self.header_logged.swap(true, Ordering::Relaxed) {
@@ -388,20 +388,9 @@ fn copy_counted(
 
 /// Free bytes for an unprivileged user on the file system of `dir`.
 #[cfg(unix)]
-// The fields are u64 here and narrower on other platforms.
-#[allow(clippy::useless_conversion)]
 fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: the path is NUL-terminated and `stats` is valid for writing one statvfs.
-    let status = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
-    if status != 0 {
-        return None;
-    }
-    // SAFETY: statvfs returned 0, so it filled `stats`.
-    let stats = unsafe { stats.assume_init() };
-    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+    let stats = rustix::fs::statvfs(dir).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// Not measured on Windows (std has no call for it): a full disk fails the copy's write
@@ -489,5 +478,17 @@ impl Read for SnapshotReader {
         let n = std::os::windows::fs::FileExt::seek_read(&self.file, buf, self.offset)?;
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_bytes_are_read_where_a_directory_is_and_not_where_none_is() {
+        assert!(free_bytes(&std::env::temp_dir()).is_some());
+        assert_eq!(free_bytes(std::path::Path::new("/no/such/directory")), None);
     }
 }

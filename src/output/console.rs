@@ -1,21 +1,16 @@
 //! The console: what a person reads on standard output and standard error is written
-//! here and nowhere else, so that `--log-format json`, `-q` and a closed pipe are decided
-//! once. Log events reach standard error through the `tracing` subscriber set up here too.
+//! here and nowhere else (standard output through the [`Stdout`] writer it hands out), so
+//! that `--log-format json`, `-q` and a closed pipe are decided once. Log events reach standard error through the `tracing` subscriber set up here too.
 
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::plan::{print_plan, write_changes_json, PlanView};
 use super::progress::ProgressMode;
+use super::stdout::Stdout;
 use super::summary::Summary;
 use crate::exit;
-
-/// Set once standard output's reader has gone (`| head`). A reader that stopped reading
-/// has what it wanted: the rest is dropped, and no command fails for it. One flag for the
-/// process, as standard output is one.
-static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// How the command line asked to be spoken to: log lines as JSON, and `-q`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -219,44 +214,6 @@ impl Console {
 fn to_stderr(text: &str) {
     let mut err = io::stderr().lock();
     let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
-}
-
-/// Standard output as the console writes it: once its reader has gone, what follows is
-/// dropped instead of failing. Each write takes the lock for itself, so a writer kept
-/// for long (the summary's `-`) never holds it; buffer bulk writes.
-#[derive(Debug)]
-pub(crate) struct Stdout;
-
-/// A closed pipe ends standard output quietly; any other failure is the writer's to report.
-fn quiet_if_closed(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-            if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
-                tracing::debug!("standard output is closed; the rest is not written");
-            }
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-impl Write for Stdout {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if STDOUT_CLOSED.load(Ordering::Relaxed) {
-            return Ok(bytes.len());
-        }
-        match io::stdout().lock().write(bytes) {
-            Err(e) => quiet_if_closed(Err(e)).map(|()| bytes.len()),
-            written => written,
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if STDOUT_CLOSED.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        quiet_if_closed(io::stdout().lock().flush())
-    }
 }
 
 #[cfg(test)]

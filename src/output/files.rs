@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::console::Stdout;
+use super::stdout::Stdout;
 
 /// What stands at a path, in words, when it is not a regular file.
 fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {

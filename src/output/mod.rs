@@ -1,7 +1,8 @@
 //! Everything the tool writes: the report, progress, the undo file, the summary, the
-//! evidence record, the plan's diff, and the private files they go to. Text for humans
-//! and cells for files are made here and nowhere else, and the console is the one
-//! writer of standard output and standard error.
+//! evidence record, the plan, the export, and the private files they go to. Text for
+//! humans and cells for files are made here and nowhere else, and the console is the one
+//! writer of standard output (through the writer it hands out, `stdout.rs`) and of
+//! standard error.
 
 mod console;
 mod evidence;
@@ -10,6 +11,7 @@ mod files;
 mod plan;
 mod progress;
 mod report;
+mod stdout;
 mod summary;
 mod undo;
 

@@ -1,4 +1,5 @@
-//! The plan's readable diff, on standard output.
+//! The plan on standard output, as a readable diff or as one JSON document (`--json`),
+//! and the line that names the header each column was taken from.
 
 use std::io::{self, Write};
 use std::sync::Arc;

@@ -164,7 +164,7 @@ fn typed_review(path: &Path) {
 fn dates_times_percentages_and_fractions_are_invalid_named_by_cell_in_xlsx() {
     let work = Workdir::new();
     typed_review(&work.path("review.xlsx"));
-    let run = drata(work.dir.path(), &["validate", "review.xlsx"], &[]);
+    let run = Validate::offline().within(&work).file("review.xlsx").run();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "Review!A2 holds a date (2023-03-15), not an id",
@@ -198,34 +198,21 @@ fn a_hidden_sheet_is_read_only_when_named_in_any_case() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     typed_review(&work.path("review.xlsx"));
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "review.xlsx",
-            "--sheet",
-            "OLD DRAFT",
-            "--report",
-            "r.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--sheet", "OLD DRAFT", "--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         outcomes(&read_report(&work.path("r.csv"))),
         vec![(2, "updated".into())]
     );
-    let applied = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "review.xlsx",
-            "--skip-invalid",
-            "--report",
-            "s.csv",
-        ],
-    );
+    let applied = Apply::on(&sim)
+        .within(&work)
+        .file("review.xlsx")
+        .args(["--skip-invalid", "--report", "s.csv"])
+        .run();
     let rows = read_report(&work.path("s.csv"));
     assert!(
         rows.iter().all(|r| r["id"] != "900"),
@@ -260,7 +247,10 @@ fn error_cells_and_formulas_without_a_saved_value_are_invalid() {
         0,
         "<si><t>a person</t></si>",
     );
-    let run = drata(work.dir.path(), &["validate", "scripted.xlsx"], &[]);
+    let run = Validate::offline()
+        .within(&work)
+        .file("scripted.xlsx")
+        .run();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "Review!C2 holds the error #N/A, not text: format the column as Text",
@@ -329,7 +319,7 @@ fn ods_cells_and_sheets_are_read_as_shown() {
         &[("Old draft", true, &draft), ("Review", false, &review)],
         "Review",
     );
-    let run = drata(work.dir.path(), &["validate", "review.ods"], &[]);
+    let run = Validate::offline().within(&work).file("review.ods").run();
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "Review!A2 holds a date (2023-03-15), not an id",
@@ -344,11 +334,11 @@ fn ods_cells_and_sheets_are_read_as_shown() {
         "{}",
         run.stderr
     );
-    let hidden = drata(
-        work.dir.path(),
-        &["validate", "review.ods", "--sheet", "old draft"],
-        &[],
-    );
+    let hidden = Validate::offline()
+        .within(&work)
+        .file("review.ods")
+        .args(["--sheet", "old draft"])
+        .run();
     assert_eq!(hidden.code, 0, "{}", hidden.stderr);
 }
 
@@ -358,7 +348,7 @@ fn a_workbook_is_read_by_its_content_whatever_its_name_or_on_standard_input() {
     typed_review(&work.path("desired.csv"));
     std::fs::copy(work.path("desired.csv"), work.path("desired")).unwrap();
     for name in ["desired.csv", "desired"] {
-        let run = drata(work.dir.path(), &["validate", name], &[]);
+        let run = Validate::offline().within(&work).file(name).run();
         assert_eq!(run.code, 1, "{name}: {}", run.stderr);
         assert!(
             run.stdout.contains("Review!A2 holds a date"),
@@ -402,7 +392,7 @@ fn title_rows_and_a_notes_sheet_are_told_apart_from_the_header() {
     review.write_string(4, 1, "yes").unwrap();
     review.write_string(4, 2, "deploy bot").unwrap();
     workbook.save(work.path("q4.xlsx")).unwrap();
-    let notes = drata(work.dir.path(), &["validate", "q4.xlsx"], &[]);
+    let notes = Validate::offline().within(&work).file("q4.xlsx").run();
     assert_eq!(notes.code, 2);
     assert!(
         notes
@@ -414,11 +404,11 @@ fn title_rows_and_a_notes_sheet_are_told_apart_from_the_header() {
         "{}",
         notes.stderr
     );
-    let run = drata(
-        work.dir.path(),
-        &["validate", "q4.xlsx", "--sheet", "review"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .file("q4.xlsx")
+        .args(["--sheet", "review"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
@@ -426,31 +416,17 @@ fn title_rows_and_a_notes_sheet_are_told_apart_from_the_header() {
         "{}",
         run.stderr
     );
-    let fixed = drata(
-        work.dir.path(),
-        &[
-            "validate",
-            "q4.xlsx",
-            "--sheet",
-            "Review",
-            "--header-row",
-            "4",
-        ],
-        &[],
-    );
+    let fixed = Validate::offline()
+        .within(&work)
+        .file("q4.xlsx")
+        .args(["--sheet", "Review", "--header-row", "4"])
+        .run();
     assert_eq!(fixed.code, 0, "{}", fixed.stderr);
-    let wrong = drata(
-        work.dir.path(),
-        &[
-            "validate",
-            "q4.xlsx",
-            "--sheet",
-            "Review",
-            "--header-row",
-            "2",
-        ],
-        &[],
-    );
+    let wrong = Validate::offline()
+        .within(&work)
+        .file("q4.xlsx")
+        .args(["--sheet", "Review", "--header-row", "2"])
+        .run();
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
 }
 
@@ -461,11 +437,11 @@ fn windows_1252_is_refused_on_a_file_that_is_utf8_already() {
         "in.csv",
         "id,flag,reason\n1,true,Jürgen Müller\n2,true,Équipe\n",
     );
-    let run = drata(
-        work.dir.path(),
-        &["validate", "in.csv", "--encoding", "windows-1252"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--encoding", "windows-1252"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("this file is UTF-8 already"),
@@ -473,11 +449,11 @@ fn windows_1252_is_refused_on_a_file_that_is_utf8_already() {
         run.stderr
     );
     work.write("ascii.csv", "id,flag,reason\n1,true,plain\n");
-    let ascii = drata(
-        work.dir.path(),
-        &["validate", "ascii.csv", "--encoding", "windows-1252"],
-        &[],
-    );
+    let ascii = Validate::offline()
+        .within(&work)
+        .file("ascii.csv")
+        .args(["--encoding", "windows-1252"])
+        .run();
     assert_eq!(ascii.code, 0, "{}", ascii.stderr);
 }
 
@@ -488,7 +464,7 @@ fn ids_and_flags_as_spreadsheets_and_dataframes_write_them() {
         "in.csv",
         "id;serviceAccount;reason\n1.0;WAHR;a\n1.00E+02;FALSCH;b\n'44;VERDADERO;c\n106.5;true;d\n7;x;e\n8;✓;f\n",
     );
-    let run = drata(work.dir.path(), &["validate", "in.csv"], &[]);
+    let run = Validate::offline().within(&work).file("in.csv").run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stdout.contains("\"106.5\" is not a whole number"),
@@ -513,7 +489,10 @@ fn ids_and_flags_as_spreadsheets_and_dataframes_write_them() {
 fn the_exports_own_connection_cell_names_the_connection() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
-    let export = on_sim(&sim, &work, &["export", "-o", "export.csv"]);
+    let export = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "export.csv"])
+        .run();
     assert_eq!(export.code, 0, "{}", export.stderr);
     let mut reader = csv::Reader::from_path(work.path("export.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
@@ -532,7 +511,11 @@ fn the_exports_own_connection_cell_names_the_connection() {
         .write_record([username.as_str(), connection.as_str(), "true", "CI"])
         .unwrap();
     writer.flush().unwrap();
-    let plan = on_sim(&sim, &work, &["plan", "by-name.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("by-name.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
 }
 
@@ -540,7 +523,7 @@ fn the_exports_own_connection_cell_names_the_connection() {
 /// seconds that loading it whole took.
 fn validate_quickly(work: &Workdir, name: &str) -> Run {
     let started = Instant::now();
-    let run = drata(work.dir.path(), &["validate", name], &[]);
+    let run = Validate::offline().within(work).file(name).run().run;
     // A debug build on a shared machine: the release build takes well under a second.
     assert!(
         started.elapsed() < Duration::from_secs(5),

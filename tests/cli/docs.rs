@@ -20,11 +20,9 @@ const SHELL_LIMIT: Duration = Duration::from_secs(60);
 fn every_command_has_a_man_page_with_its_options() {
     let work = Workdir::new();
     let dir = work.path("pages");
-    let run = drata(
-        work.dir.path(),
-        &["man", "--out", dir.to_str().unwrap()],
-        &[],
-    );
+    let run = Invocation::new(["man", "--out", dir.to_str().unwrap()], None)
+        .within(&work)
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let written: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -53,7 +51,7 @@ fn every_command_has_a_man_page_with_its_options() {
     for command in commands(&definition) {
         let name = command.get_name();
         let file = std::fs::read_to_string(dir.join(format!("drata-svcacct-{name}.1"))).unwrap();
-        let printed = drata(work.dir.path(), &["man", name], &[]);
+        let printed = Invocation::new(["man", name], None).within(&work).run();
         assert_eq!(printed.code, 0, "{}", printed.stderr);
         assert_eq!(
             printed.stdout, file,
@@ -90,7 +88,10 @@ fn man_pages_keep_commands_and_options_whole() {
     let work = Workdir::new();
     let page = work.write(
         "apply.1",
-        &drata(work.dir.path(), &["man", "apply"], &[]).stdout,
+        &Invocation::new(["man", "apply"], None)
+            .within(&work)
+            .run()
+            .stdout,
     );
     // In the source: hyphenation off, and the examples in no-fill mode.
     let source = std::fs::read_to_string(&page).unwrap();
@@ -113,7 +114,13 @@ fn man_pages_keep_commands_and_options_whole() {
             || line.ends_with('-') && line.trim_end_matches('-').ends_with(char::is_alphanumeric);
         assert!(!broken, "line {number} is hyphenated: {line:?}\n{rendered}");
     }
-    let help = drata(work.dir.path(), &["apply", "--help"], &[]).stdout;
+    let help = Apply::offline()
+        .within(&work)
+        .args(["--help"])
+        .no_report()
+        .run()
+        .run
+        .stdout;
     let commands: Vec<&str> = example_commands(&help).collect();
     assert!(commands.len() >= 8, "{help}");
     let shown: BTreeSet<&str> = rendered.lines().map(str::trim).collect();
@@ -132,7 +139,13 @@ fn man_pages_keep_commands_and_options_whole() {
 #[test]
 fn the_cron_example_is_one_crontab_line_that_runs() {
     let work = Workdir::new();
-    let help = drata(work.dir.path(), &["apply", "--help"], &[]).stdout;
+    let help = Apply::offline()
+        .within(&work)
+        .args(["--help"])
+        .no_report()
+        .run()
+        .run
+        .stdout;
     let entry = help
         .lines()
         .skip_while(|line| !line.contains("Nightly cron job"))
@@ -198,7 +211,11 @@ fn the_cron_example_is_one_crontab_line_that_runs() {
 fn help_says_spreadsheets_are_read_too() {
     let work = Workdir::new();
     for command in ["validate", "plan", "apply"] {
-        let help = drata(work.dir.path(), &[command, "--help"], &[]).stdout;
+        let help = Invocation::new([command, "--help"], None)
+            .within(&work)
+            .run()
+            .run
+            .stdout;
         assert!(!help.contains("The CSV to read"), "{help}");
         assert!(
             help.contains(".xlsx") && help.contains(".ods"),
@@ -457,7 +474,10 @@ fn set_executable(path: &Path) {
 
 /// The completion script the binary prints for `shell`.
 fn completion_script(work: &Workdir, shell: &str) -> String {
-    let run = drata(work.dir.path(), &["completions", shell], &[]);
+    let run = Invocation::new(["completions", shell], None)
+        .within(work)
+        .run()
+        .run;
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.stdout
 }

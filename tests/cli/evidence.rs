@@ -44,19 +44,12 @@ pub(crate) fn apply_with_workbook() -> (RunningSimulator, Workdir, Run) {
         "review.csv",
         "id,flag,reason\n44,true,=deploy bot\n7,true,Seeded: automation account\n2,true,CI runner\n21,true,terraform\n5000,true,gone\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "review.csv",
-            "--reconcile",
-            "--report",
-            "r.csv",
-            "--evidence",
-            "e.xlsx",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("review.csv")
+        .args(["--reconcile", "--report", "r.csv", "--evidence", "e.xlsx"])
+        .run()
+        .run;
     (sim, work, run)
 }
 
@@ -165,11 +158,10 @@ fn the_markdown_record_sorts_by_id_and_names_the_connection_and_the_account() {
     let work = Workdir::new();
     work.write("review.csv", "id,flag,reason\n44,true,bot\n3,true,ci\n");
     let url = sim.base_url();
-    let run = drata(
-        work.dir.path(),
-        &[
-            "apply",
-            "review.csv",
+    let run = Apply::offline()
+        .within(&work)
+        .file("review.csv")
+        .args([
             "--reconcile",
             "--evidence",
             "e.md",
@@ -177,9 +169,11 @@ fn the_markdown_record_sorts_by_id_and_names_the_connection_and_the_account() {
             &url,
             "--rate",
             "unlimited",
-        ],
-        &[("DRATA_API_KEY", SIM_TOKEN), ("USER", "someone-else")],
-    );
+        ])
+        .no_report()
+        .env("DRATA_API_KEY", SIM_TOKEN)
+        .env("USER", "someone-else")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
     assert!(
@@ -198,7 +192,10 @@ fn the_markdown_record_sorts_by_id_and_names_the_connection_and_the_account() {
 fn upload(sim: &RunningSimulator, work: &Workdir, file: &str, args: &[&str]) -> Run {
     let mut all = vec!["upload-evidence", file];
     all.extend_from_slice(args);
-    on_sim(sim, work, &all)
+    Invocation::new(&all, Some(Endpoint::from(sim)))
+        .within(work)
+        .run()
+        .run
 }
 
 fn posts(sim: &RunningSimulator) -> u64 {
@@ -400,9 +397,8 @@ fn a_refused_key_is_fatal() {
     let work = Workdir::new();
     work.write("e.md", "evidence\n");
     let url = sim.base_url();
-    let run = drata(
-        work.dir.path(),
-        &[
+    let run = Invocation::new(
+        [
             "upload-evidence",
             "e.md",
             "--owner",
@@ -410,8 +406,11 @@ fn a_refused_key_is_fatal() {
             "--base-url",
             &url,
         ],
-        &[("DRATA_API_KEY", "wrong-key")],
-    );
+        None,
+    )
+    .within(&work)
+    .env("DRATA_API_KEY", "wrong-key")
+    .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(posts(&sim), 0);
 }
@@ -422,7 +421,10 @@ fn a_refused_key_is_fatal() {
 fn the_quarterly_walkthrough_ends_with_the_evidence_in_the_library() {
     let sim = simulator(|config| config.identities = 100);
     let work = Workdir::new();
-    let run = on_sim(&sim, &work, &["export", "-o", "q4-review.csv"]);
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["-o", "q4-review.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let exported = std::fs::read_to_string(work.path("q4-review.csv")).unwrap();
     let reviewed: String = exported
@@ -435,17 +437,12 @@ fn the_quarterly_walkthrough_ends_with_the_evidence_in_the_library() {
         })
         .collect();
     work.write("q4-reviewed.csv", &reviewed);
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "q4-reviewed.csv",
-            "--reconcile",
-            "--evidence",
-            "q4-evidence.xlsx",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("q4-reviewed.csv")
+        .args(["--reconcile", "--evidence", "q4-evidence.xlsx"])
+        .no_report()
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let changes = sheet(&work.path("q4-evidence.xlsx"), "Changes");
     assert!(changes.len() > 1, "the review changed something");

@@ -28,19 +28,12 @@ fn an_escaped_or_percent_encoded_echo_of_the_key_reaches_no_output() {
     for verbosity in ["-q", "-vv"] {
         let work = Workdir::new();
         work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-        let run = drata(
-            work.dir.path(),
-            &[
-                "apply",
-                "in.csv",
-                "--base-url",
-                &server.url,
-                "--report",
-                "r.csv",
-                verbosity,
-            ],
-            &[("DRATA_API_KEY", KEY)],
-        );
+        let run = Apply::offline()
+            .within(&work)
+            .file("in.csv")
+            .args(["--base-url", &server.url, "--report", "r.csv", verbosity])
+            .env("DRATA_API_KEY", KEY)
+            .run();
         assert_eq!(run.code, 1, "{}", run.stderr);
         let everything = format!("{}{}{}", run.stdout, run.stderr, work.all_file_text());
         assert!(!holds_a_piece_of_the_key(&everything), "{everything}");

@@ -43,7 +43,9 @@ fn a_link_answered_200_but_stored_to_another_user_is_not_verified() {
         "--evidence",
         "ev.md",
     ];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 10);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -75,19 +77,26 @@ fn a_link_drata_writes_with_capitals_and_a_space_is_the_same_link() {
         "same.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{DANA}\n"),
     );
-    let run = on_server(&server, &work, &["apply", "same.csv", "--report", "r.csv"]);
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("same.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 0), "nothing to send");
     assert_eq!(row_of(&work.path("r.csv"), "6")["outcome"], "unchanged");
 
     // Three-way: the export, unedited, is not drift.
-    let exported = on_server(&server, &work, &["export", "-o", "export.csv"]);
+    let exported = Export::on(&server)
+        .within(&work)
+        .args(["-o", "export.csv"])
+        .run();
     assert_eq!(exported.code, 0, "{}", exported.stderr);
-    let run = on_server(
-        &server,
-        &work,
-        &["apply", "export.csv", "--report", "e.csv"],
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("export.csv")
+        .args(["--report", "e.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 0), "nothing to send");
     assert_eq!(row_of(&work.path("e.csv"), "6")["outcome"], "unchanged");
@@ -104,7 +113,11 @@ fn a_link_to_a_user_drata_writes_sloppily_is_verified() {
             &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,{email}\n"),
         );
         let report = format!("{name}.report.csv");
-        let run = on_server(&server, &work, &["apply", name, "--report", &report]);
+        let run = Apply::on(&server)
+            .within(&work)
+            .file(name)
+            .args(["--report", &report])
+            .run();
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);
         let row = row_of(&work.path(&report), "6");
         assert_eq!(row["outcome"], "updated", "{row:?}");
@@ -141,7 +154,9 @@ fn a_listing_that_shows_an_identity_twice_with_different_links_keeps_the_later_c
         "id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,\n",
     );
     let args = ["apply", "unlink.csv", "--report", "r.csv", "--no-verify"];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = row_of(&work.path("r.csv"), "6");
     assert_eq!(row["outcome"], "updated", "{row:?}");
@@ -181,7 +196,9 @@ fn an_invalid_input_row_still_keeps_a_rule_off_its_identity() {
         "10",
         "--skip-invalid",
     ];
-    let run = on_sim(&sim, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&sim)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 1, "the invalid row: {}", run.stderr);
     let applied: Vec<u64> = sim.applied().into_keys().collect();
     assert_eq!(applied, [94], "{}", run.stderr);
@@ -226,7 +243,11 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
         "flip.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
     );
-    let first = on_server(&server, &work, &["apply", "flip.csv", "--report", "r1.csv"]);
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("flip.csv")
+        .args(["--report", "r1.csv"])
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     assert!(row_of(&work.path("r1.csv"), "5")["error"].contains("partly applied"));
     assert_eq!(server.puts_by_endpoint(), (1, 1));
@@ -242,7 +263,9 @@ fn resuming_after_a_partly_applied_row_sends_only_the_half_left() {
         "--evidence",
         "ev.md",
     ];
-    let resumed = on_server(&server, &work, &args);
+    let resumed = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(
         server.puts_by_endpoint(),
@@ -304,7 +327,9 @@ fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
         "--max-changes",
         "1",
     ];
-    let refused = on_server(&server, &work, &args);
+    let refused = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(
         refused.code, 3,
         "two identities are more than 1: {}",
@@ -319,7 +344,9 @@ fn max_changes_counts_a_row_of_two_requests_as_one_identity() {
         "--max-changes",
         "2",
     ];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 0, "two identities, four requests: {}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (2, 2));
 }
@@ -333,7 +360,9 @@ fn an_email_two_users_hold_in_different_case_links_nobody() {
     );
     let server = server_of_two_service_accounts();
     let args = ["apply", "eve.csv", "--report", "r.csv", "--skip-invalid"];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let five = row_of(&work.path("r.csv"), "5");
     assert_eq!(five["outcome"], "invalid", "{five:?}");
@@ -362,7 +391,9 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
         "--undo",
         "undo.csv",
     ];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 2));
     // A colleague then rewrites id 6's reason in Drata.
@@ -370,15 +401,19 @@ fn an_undo_file_applied_after_a_colleague_changed_drata_does_not_undo_the_collea
         "colleague.csv",
         "id,serviceAccount,serviceAccountReason\n6,true,Backup agent; owner Ana (OPS-7)\n",
     );
-    let colleague = on_server(
-        &server,
-        &work,
-        &["apply", "colleague.csv", "--report", "c.csv"],
-    );
+    let colleague = Apply::on(&server)
+        .within(&work)
+        .file("colleague.csv")
+        .args(["--report", "c.csv"])
+        .run();
     assert_eq!(colleague.code, 0, "{}", colleague.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 3));
 
-    let undo = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    let undo = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "u.csv"])
+        .run();
     assert_eq!(undo.code, 1, "the conflict: {}", undo.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 4), "only id 5 is put back");
     assert_eq!(
@@ -410,7 +445,11 @@ fn a_link_stored_to_another_user_with_the_same_email_is_not_verified() {
         "link.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,a person,{DANA}\n"),
     );
-    let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("link.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 11);
     let row = row_of(&work.path("r.csv"), "6");
@@ -429,7 +468,9 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
     let args = [
         "apply", "flip.csv", "--report", "r1.csv", "--undo", "undo.csv",
     ];
-    let first = on_server(&server, &work, &args);
+    let first = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     let args = [
         "apply",
@@ -441,7 +482,9 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
         "--undo",
         "undo.csv",
     ];
-    let resumed = on_server(&server, &work, &args);
+    let resumed = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(server.puts_by_endpoint(), (2, 1));
     // One row, the state before everything; its baseline the state the resume left.
@@ -451,7 +494,11 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
         [vec!["5", "true", "CI runner", "false", "", "", DANA]],
         "{undo:?}"
     );
-    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    let back = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "u.csv"])
+        .run();
     assert_eq!(back.code, 0, "{}", back.stderr);
     assert_eq!(server.puts_by_endpoint(), (3, 2), "both put back");
     let now = server.identity(5).unwrap();
@@ -475,7 +522,11 @@ fn an_identity_linked_to_another_user_with_the_same_email_is_not_unchanged() {
         "link.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,a person,{DANA}\n"),
     );
-    let run = on_server(&server, &work, &["apply", "link.csv", "--report", "r.csv"]);
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("link.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (1, 0), "{}", run.stderr);
     let row = row_of(&work.path("r.csv"), "6");

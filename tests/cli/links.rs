@@ -44,7 +44,7 @@ fn links(records: &[Vec<String>]) -> HashMap<u64, String> {
 }
 
 fn export(sim: &RunningSimulator, work: &Workdir, name: &str) -> Vec<Vec<String>> {
-    let run = on_sim(sim, work, &["export", "-o", name]);
+    let run = Export::on(sim).within(work).args(["-o", name]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     records(&work.path(name))
 }
@@ -91,11 +91,11 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     reviewed(&mut rows);
     write_records(&work, "reviewed.csv", &rows);
 
-    let plan = on_sim(
-        &sim,
-        &work,
-        &["plan", "reviewed.csv", "--report", "plan.report.csv"],
-    );
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "plan.report.csv"])
+        .run();
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let changed: Vec<&str> = plan.stdout.lines().filter(|l| l.contains('→')).collect();
     assert_eq!(changed.len(), 5, "{}", plan.stdout);
@@ -116,11 +116,11 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     assert_eq!(sent(&sim), (0, 0), "plan sends nothing");
 
     let apply = |input: &str, report: &str, undo: &str| {
-        let run = on_sim(
-            &sim,
-            &work,
-            &["apply", input, "--report", report, "--undo", undo],
-        );
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file(input)
+            .args(["--report", report, "--undo", undo])
+            .run();
         assert_eq!(run.code, 0, "{input}: {}", run.stderr);
         read_report(&work.path(report))
     };
@@ -146,7 +146,11 @@ fn a_review_links_unlinks_and_marks_exactly_what_it_says_and_its_undo_restores_t
     assert_eq!(sent(&sim), (4, 1), "a second apply sends nothing");
 
     // The undo file puts every link (and the flag) back.
-    let undo = on_sim(&sim, &work, &["apply", "undo.csv", "--report", "r3.csv"]);
+    let undo = Apply::on(&sim)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "r3.csv"])
+        .run();
     assert_eq!(undo.code, 0, "{}", undo.stderr);
     assert_eq!(sent(&sim), (8, 2));
     let restored = export(&sim, &work, "restored.csv");
@@ -168,7 +172,11 @@ fn a_service_account_naming_a_person_or_an_unknown_email_is_invalid_and_nothing_
     edit(&mut rows, 2, &[("linkedUser", "nobody.here@example.com")]);
     edit(&mut rows, 19, &[("linkedUser", BRUNO)]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(sent(&sim), (0, 0), "nothing sent");
     let report = read_report(&work.path("r.csv"));
@@ -217,7 +225,11 @@ fn a_service_account_that_becomes_a_person_is_unmarked_before_it_is_linked() {
         ],
     );
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r.csv"])
+        .run();
     // The simulator, like Drata, refuses to link a service account: a link sent first
     // would fail.
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -243,17 +255,21 @@ fn a_link_changed_in_drata_after_the_export_and_unedited_in_the_sheet_drifts() {
         "elsewhere.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n1,false,x,{BRUNO}\n"),
     );
-    let elsewhere = on_sim(
-        &sim,
-        &work,
-        &["apply", "elsewhere.csv", "--report", "elsewhere.report.csv"],
-    );
+    let elsewhere = Apply::on(&sim)
+        .within(&work)
+        .file("elsewhere.csv")
+        .args(["--report", "elsewhere.report.csv"])
+        .run();
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
     assert_eq!(sent(&sim), (1, 0));
     // The sheet leaves id 1 as exported, and edits id 2's link.
     edit(&mut rows, 2, &[("linkedUser", "")]);
     write_records(&work, "reviewed.csv", &rows);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(sent(&sim), (2, 0), "only id 2's unlink");
     let report = read_report(&work.path("r.csv"));
@@ -294,13 +310,11 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
         "flip.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person after all,{DANA}\n"),
     );
-    let run = on_server(
-        &server,
-        &work,
-        &[
-            "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
-        ],
-    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("flip.csv")
+        .args(["--report", "r.csv", "--undo", "undo.csv"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         server.puts_by_endpoint(),
@@ -340,7 +354,11 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
             vec!["5", "true", "CI runner", "false", "", "", ""],
         ],
     );
-    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    let back = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "u.csv"])
+        .run();
     assert_eq!(back.code, 0, "{}", back.stderr);
     assert_eq!(
         server.puts_by_endpoint(),
@@ -357,7 +375,10 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
 /// applies it: the report's row of id 6 and the exit code.
 fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String>, i32) {
     let work = Workdir::new();
-    let exported = on_server(server, &work, &["export", "-o", "first.csv"]);
+    let exported = Export::on(server)
+        .within(&work)
+        .args(["-o", "first.csv"])
+        .run();
     assert_eq!(exported.code, 0, "{}", exported.stderr);
     let mut rows = records(&work.path("first.csv"));
     assert_eq!(links(&rows)[&6], DANA);
@@ -365,11 +386,11 @@ fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String
         "elsewhere.csv",
         "id,serviceAccount,serviceAccountReason\n6,true,shared admin\n",
     );
-    let elsewhere = on_server(
-        server,
-        &work,
-        &["apply", "elsewhere.csv", "--report", "e.csv"],
-    );
+    let elsewhere = Apply::on(server)
+        .within(&work)
+        .file("elsewhere.csv")
+        .args(["--report", "e.csv"])
+        .run();
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
     assert_eq!(server.puts_by_endpoint(), (0, 1));
     edit(&mut rows, 6, &[("linkedUser", "")]);
@@ -382,7 +403,9 @@ fn unlink_while_the_flag_drifted(server: &TestServer) -> (HashMap<String, String
         "--evidence",
         "evidence.md",
     ];
-    let run = on_server(server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(server)))
+        .within(&work)
+        .run();
     assert_eq!(
         server.puts_by_endpoint(),
         (1, 1),
@@ -451,17 +474,21 @@ fn a_link_edited_in_the_sheet_and_changed_in_drata_conflicts_unless_drift_is_ove
         "elsewhere.csv",
         &format!("id,serviceAccount,serviceAccountReason,linkedUser\n2,false,x,{BRUNO}\n"),
     );
-    let elsewhere = on_sim(
-        &sim,
-        &work,
-        &["apply", "elsewhere.csv", "--report", "e.csv"],
-    );
+    let elsewhere = Apply::on(&sim)
+        .within(&work)
+        .file("elsewhere.csv")
+        .args(["--report", "e.csv"])
+        .run();
     assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
     assert_eq!(sent(&sim), (1, 0));
     edit(&mut rows, 2, &[("linkedUser", &third)]);
     write_records(&work, "reviewed.csv", &rows);
 
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(sent(&sim), (1, 0), "a conflict is not sent");
     let report = read_report(&work.path("r.csv"));
@@ -477,7 +504,9 @@ fn a_link_edited_in_the_sheet_and_changed_in_drata_conflicts_unless_drift_is_ove
         "o.csv",
         "--overwrite-drift",
     ];
-    let overwritten = on_sim(&sim, &work, &args);
+    let overwritten = Invocation::new(args, Some(Endpoint::from(&sim)))
+        .within(&work)
+        .run();
     assert_eq!(overwritten.code, 0, "{}", overwritten.stderr);
     assert_eq!(sent(&sim), (2, 0), "the link alone is sent");
     let report = read_report(&work.path("o.csv"));
@@ -509,7 +538,9 @@ fn partly_applied_with_evidence(work: &Workdir, evidence: &str) {
         "--evidence",
         evidence,
     ];
-    let run = on_server(&server, work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(work)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(server.puts_by_endpoint(), (1, 1));
 }
@@ -609,7 +640,9 @@ fn partly_evidence(
         "ev.md",
     ];
     args.extend_from_slice(extra);
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(&args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(server.puts_by_endpoint(), (1, 1), "{}", run.stderr);
     let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
     let line = evidence

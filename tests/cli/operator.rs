@@ -125,8 +125,9 @@ fn summary_json_schema_field_by_field() {
     assert_eq!(summary["retries"], 0);
     assert_eq!(summary["rate_limited"], 0);
     assert!(summary["effective_rate_per_minute"].as_f64().unwrap() > 0.0);
-    // `--rate unlimited` (on_sim) and the default `--concurrency auto`: the cap starts at 4
-    // and grows by one per fine answer, the two PUTs (listing pages do not count).
+    // `--rate unlimited` (the builder's default on the simulator) and the default
+    // `--concurrency auto`: the cap starts at 4 and grows by one per fine answer, the two
+    // PUTs (listing pages do not count).
     assert_eq!(
         summary["concurrency"],
         serde_json::json!({"mode": "auto", "limit": 6, "max": 6, "reductions": 0})
@@ -260,7 +261,9 @@ fn progress_is_logged_off_a_terminal_and_silenced_by_quiet() {
 fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
     let work = Workdir::new();
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let run = drata(work.dir.path(), &["completions", shell], &[]);
+        let run = Invocation::new(["completions", shell], None)
+            .within(&work)
+            .run();
         assert_eq!(run.code, 0, "{shell}");
         assert!(run.stdout.contains("drata-svcacct"), "{shell}");
         assert!(
@@ -268,14 +271,18 @@ fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
             "{shell}: options are completed"
         );
     }
-    let man = drata(work.dir.path(), &["man"], &[]);
+    let man = Invocation::new(["man"], None).within(&work).run();
     assert_eq!(man.code, 0);
     assert!(
         man.stdout.starts_with(".ie") || man.stdout.contains(".TH"),
         "{}",
         &man.stdout[..100]
     );
-    let help = drata(work.dir.path(), &["apply", "--help"], &[]);
+    let help = Apply::offline()
+        .within(&work)
+        .args(["--help"])
+        .no_report()
+        .run();
     for use_case in [
         "Quarterly access review",
         "One-off migration",
@@ -289,16 +296,17 @@ fn completions_for_every_shell_a_man_page_and_help_with_use_cases() {
 fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
     let work = Workdir::new();
     for args in [&["--version"][..], &["--log-format", "json", "--help"]] {
-        let run = drata(work.dir.path(), args, &[]);
+        let run = Invocation::new(args, None).within(&work).run();
         assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
         assert!(run.stdout.contains("drata-svcacct"), "{args:?}");
         assert_eq!(run.stderr, "", "{args:?}");
     }
-    let unknown = drata(
-        work.dir.path(),
-        &["apply", "in.csv", "--no-such-option"],
-        &[],
-    );
+    let unknown = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--no-such-option"])
+        .no_report()
+        .run();
     assert_eq!(unknown.code, 2);
     assert!(
         unknown.stderr.starts_with("error: ") && unknown.stderr.contains("--no-such-option"),
@@ -307,7 +315,9 @@ fn help_and_version_are_answers_and_errors_come_in_the_log_format_asked_for() {
     );
     assert_eq!(unknown.stdout, "");
     // An error found after parsing: one line, shown under -q too.
-    let missing = drata(work.dir.path(), &["-q", "validate", "missing.csv"], &[]);
+    let missing = Invocation::new(["-q", "validate", "missing.csv"], None)
+        .within(&work)
+        .run();
     assert_eq!(missing.code, 2);
     assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
     assert!(
@@ -329,7 +339,7 @@ fn options_that_make_no_sense_are_refused_before_any_io() {
         vec!["apply", "in.csv", "--simulate", "--concurrency", "5000"],
         vec!["simulate", "--error-rate", "1.5"],
     ] {
-        let run = drata(work.dir.path(), &args, &[]);
+        let run = Invocation::new(&args, None).within(&work).run();
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
     }
 }

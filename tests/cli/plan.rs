@@ -98,7 +98,11 @@ fn detailed_exitcode_tells_changes_pending_from_nothing_to_do() {
 #[test]
 fn plan_help_lists_only_what_plan_takes_and_guessed_flags_point_the_way() {
     let work = Workdir::new();
-    let help = drata(work.dir.path(), &["plan", "--help"], &[]);
+    let help = Plan::offline()
+        .within(&work)
+        .args(["--help"])
+        .no_report()
+        .run();
     assert_eq!(help.code, 0);
     let options = help
         .stdout
@@ -150,24 +154,19 @@ fn quiet_silences_the_diff_but_not_a_json_plan_asked_for() {
     let sim = simulator(|_| {});
     let work = Workdir::new();
     work.write("in.csv", &changes_csv());
-    let quiet = on_sim(&sim, &work, &["plan", "in.csv", "--report", "q.csv", "-q"]);
+    let quiet = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "q.csv", "-q"])
+        .run();
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert_eq!(quiet.stdout, "", "no diff under -q");
     assert_eq!(quiet.stderr, "", "a plan that needs nothing says nothing");
-    let json = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "in.csv",
-            "--report",
-            "j.csv",
-            "-q",
-            "--json",
-            "--log-format",
-            "json",
-        ],
-    );
+    let json = Plan::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "j.csv", "-q", "--json", "--log-format", "json"])
+        .run();
     assert_eq!(json.code, 0, "{}", json.stderr);
     let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(plan["would_update"], 24);

@@ -85,12 +85,14 @@ fn words(line: &str) -> Vec<String> {
 }
 
 fn run_tool(work: &Workdir, command: &[String], env: &[(String, String)]) -> Run {
-    let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
-    let env: Vec<(&str, &str)> = env
+    let run = env
         .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    let run = drata(work.dir.path(), &args, &env);
+        .fold(
+            Invocation::new(&command[1..], None).within(work),
+            |invocation, (name, value)| invocation.env(name, value),
+        )
+        .run()
+        .run;
     assert_eq!(run.code, 0, "{command:?}\n{}", run.stderr);
     run
 }

@@ -190,12 +190,14 @@ fn the_resume_command_carries_a_base_url_given_through_the_environment() {
     });
     let work = Workdir::new();
     work.write("in.csv", "id,flag,reason\n1,true,a\n2,true,b\n");
-    let args = ["apply", "in.csv", "--max-attempts", "1"];
-    let env = [
-        ("DRATA_API_KEY", "k"),
-        ("DRATA_BASE_URL", server.url.as_str()),
-    ];
-    let first = drata(work.dir.path(), &args, &env);
+    let first = Apply::offline()
+        .within(&work)
+        .file("in.csv")
+        .args(["--max-attempts", "1"])
+        .no_report()
+        .env("DRATA_API_KEY", "k")
+        .env("DRATA_BASE_URL", server.url.as_str())
+        .run();
     assert_eq!(first.code, 1, "{}", first.stderr);
     let command = printed_resume_command(&first.stderr);
     assert!(
@@ -205,7 +207,10 @@ fn the_resume_command_carries_a_base_url_given_through_the_environment() {
     fail.store(false, Ordering::SeqCst);
     // Without DRATA_BASE_URL, as from another shell: the command alone reaches the server.
     let words: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
-    let second = drata(work.dir.path(), &words, &[("DRATA_API_KEY", "k")]);
+    let second = Invocation::new(&words, None)
+        .within(&work)
+        .env("DRATA_API_KEY", "k")
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(server.seen().last().and_then(Seen::id), Some(2));
 }

@@ -37,7 +37,7 @@ fn edit(records: &mut [Vec<String>], id: u64, flag: &str, reason: &str) {
 }
 
 fn export(sim: &RunningSimulator, work: &Workdir, name: &str) {
-    let run = on_sim(sim, work, &["export", "-o", name]);
+    let run = Export::on(sim).within(work).args(["-o", name]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -63,18 +63,11 @@ fn plain_apply_of_an_export_sends_only_the_edited_rows_and_resend_sends_all() {
     }
     write_records(&work, "reviewed.csv", &rows);
     let before = puts(&sim);
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "reviewed.csv",
-            "--report",
-            "r.csv",
-            "--evidence",
-            "e.md",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r.csv", "--evidence", "e.md"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&sim) - before, 3, "exactly the edited rows are sent");
     let report = read_report(&work.path("r.csv"));
@@ -99,11 +92,11 @@ fn plain_apply_of_an_export_sends_only_the_edited_rows_and_resend_sends_all() {
     assert!(!evidence.contains("not read"), "{evidence}");
 
     let before = puts(&sim);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "reviewed.csv", "--report", "r2.csv", "--resend"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "r2.csv", "--resend"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Unmarked rows with no reason cannot be sent; every other row is.
     let sendable = rows[1..].iter().filter(|r| !r[2].is_empty()).count() as u64;
@@ -121,11 +114,11 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
         "colleague.csv",
         "id,flag,reason\n8,true,colleague: CI\n9,true,colleague: backups\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "colleague.csv", "--report", "c.csv"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("colleague.csv")
+        .args(["--report", "c.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut rows = records(&work.path("review.csv"));
     for id in [1, 2, 3] {
@@ -134,7 +127,11 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
     edit(&mut rows, 8, "true", "reviewer: something else");
     write_records(&work, "reviewed.csv", &rows);
 
-    let plan = on_sim(&sim, &work, &["plan", "reviewed.csv", "--report", "p.csv"]);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "p.csv"])
+        .run();
     assert_eq!(plan.code, 1, "a conflict fails the plan: {}", plan.stderr);
     let report = read_report(&work.path("p.csv"));
     assert_eq!(ids(&report, "would_update"), vec![1, 2, 3]);
@@ -154,7 +151,11 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
     assert!(plan.stdout.contains("drifted"), "{}", plan.stdout);
 
     let before = puts(&sim);
-    let run = on_sim(&sim, &work, &["apply", "reviewed.csv", "--report", "a.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "a.csv"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(puts(&sim) - before, 3);
     let report = read_report(&work.path("a.csv"));
@@ -162,17 +163,11 @@ fn rows_drata_changed_since_the_export_are_drifted_or_in_conflict() {
     assert_eq!(line(&report, 10)["previous_reason"], "colleague: backups");
 
     let before = puts(&sim);
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "reviewed.csv",
-            "--report",
-            "o.csv",
-            "--overwrite-drift",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("reviewed.csv")
+        .args(["--report", "o.csv", "--overwrite-drift"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(puts(&sim) - before, 1, "the conflict alone is sent");
     let report = read_report(&work.path("o.csv"));
@@ -236,7 +231,11 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
         seed.push_str(&format!("{},true,\"{cell}\"\n", index + 1));
     }
     work.write("seed.csv", &seed);
-    let run = on_sim(&sim, &work, &["apply", "seed.csv", "--report", "s.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("seed.csv")
+        .args(["--report", "s.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(exported_reasons(&sim, &work, "x.csv"), AWKWARD);
 
@@ -244,14 +243,22 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
         export(&sim, &work, name);
         let before = puts(&sim);
         let report = format!("{name}.report.csv");
-        let run = on_sim(&sim, &work, &["apply", name, "--report", &report]);
+        let run = Apply::on(&sim)
+            .within(&work)
+            .file(name)
+            .args(["--report", &report])
+            .run();
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);
         assert_eq!(
             puts(&sim) - before,
             0,
             "{name}: an unedited export sends nothing"
         );
-        let plan = on_sim(&sim, &work, &["plan", name, "--report", "p.csv", "--force"]);
+        let plan = Plan::on(&sim)
+            .within(&work)
+            .file(name)
+            .args(["--report", "p.csv", "--force"])
+            .run();
         assert!(plan.stdout.contains("No change"), "{name}: {}", plan.stdout);
     }
 
@@ -260,20 +267,17 @@ fn awkward_reasons_survive_export_apply_and_undo_byte_for_byte() {
         change.push_str(&format!("{id},false,reviewed\n"));
     }
     work.write("change.csv", &change);
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
-            "change.csv",
-            "--report",
-            "c.csv",
-            "--undo",
-            "undo.csv",
-        ],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("change.csv")
+        .args(["--report", "c.csv", "--undo", "undo.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let run = on_sim(&sim, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "u.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(exported_reasons(&sim, &work, "y.csv"), AWKWARD);
 }
@@ -288,10 +292,11 @@ fn checked_run(
     String,
 ) {
     let server = TestServer::start(move |seen, _| reply(seen)).seed(1..=3);
-    let (run, rows, work) = apply_on_server(
-        &server,
-        "id,flag,reason\n1,true,ci\n2,true,ci\n",
-        &[
+    let work = Workdir::new();
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .within(&work)
+        .input("id,flag,reason\n1,true,ci\n2,true,ci\n")
+        .args([
             "--undo",
             "undo.csv",
             "--evidence",
@@ -300,8 +305,8 @@ fn checked_run(
             "2",
             "--timeout",
             "0.3",
-        ],
-    );
+        ])
+        .run();
     let evidence = std::fs::read_to_string(work.path("e.md")).unwrap_or_default();
     (run, rows, work, evidence)
 }
@@ -364,12 +369,16 @@ fn a_2xx_that_drata_does_not_show_fails_the_run_and_leaves_the_undo_file() {
 #[test]
 fn no_verify_skips_the_second_read() {
     let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap_or(1))).seed(1..=3);
-    let (run, rows, _work) =
-        apply_on_server(&server, "id,flag,reason\n1,true,ci\n", &["--no-verify"]);
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("id,flag,reason\n1,true,ci\n")
+        .args(["--no-verify"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["verified"], "");
     assert_eq!(server.listings(), 1, "the state is read once, before");
-    let (run, rows, _work) = apply_on_server(&server, "id,flag,reason\n2,true,ci\n", &[]);
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .input("id,flag,reason\n2,true,ci\n")
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(line(&rows, 2)["verified"], "yes");
     assert_eq!(server.listings(), 3, "before and after");
@@ -383,7 +392,11 @@ fn the_check_after_the_run_reads_the_listing_once_more() {
     work.write("in.csv", "id,flag,reason\n1,true,ci\n");
     let lists = || sim.stats.lists.load(Ordering::Relaxed);
     let before = lists();
-    let run = on_sim(&sim, &work, &["apply", "in.csv", "--report", "r.csv"]);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("in.csv")
+        .args(["--report", "r.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(lists() - before, 2 * 1001_u64.div_ceil(50));
 }

@@ -34,7 +34,9 @@ fn the_nightly_run_decides_new_automation_and_a_second_run_sends_nothing() {
         "--evidence",
         "evidence.md",
     ];
-    let first = on_sim(&sim, &work, &args);
+    let first = Invocation::new(args, Some(Endpoint::from(&sim)))
+        .within(&work)
+        .run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     let applied: HashMap<u64, u64> = sim
         .applied()
@@ -83,7 +85,9 @@ fn the_nightly_run_decides_new_automation_and_a_second_run_sends_nothing() {
         "--report",
         "second.csv",
     ];
-    let second = on_sim(&sim, &work, &args);
+    let second = Invocation::new(args, Some(Endpoint::from(&sim)))
+        .within(&work)
+        .run();
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(
         sim.stats.puts.load(Ordering::Relaxed),
@@ -101,18 +105,11 @@ fn an_input_row_wins_over_a_rule_and_unmatched_identities_are_counted() {
         "review.csv",
         "id,serviceAccount,reason\n44,false,A person's test account after all\n",
     );
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "plan",
-            "review.csv",
-            "--rules",
-            "rules.toml",
-            "--report",
-            "plan.csv",
-        ],
-    );
+    let run = Plan::on(&sim)
+        .within(&work)
+        .file("review.csv")
+        .args(["--rules", "rules.toml", "--report", "plan.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = read_report(&work.path("plan.csv"));
     let sources: Vec<(String, String)> = rows
@@ -151,11 +148,10 @@ fn export_with_rules_names_the_deciding_rule() {
     let sim = simulator(|c| c.identities = 100);
     let work = Workdir::new();
     work.write("rules.toml", RULES);
-    let run = on_sim(
-        &sim,
-        &work,
-        &["export", "--rules", "rules.toml", "-o", "out.csv"],
-    );
+    let run = Export::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml", "-o", "out.csv"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let text = std::fs::read_to_string(work.path("out.csv")).unwrap();
     let header: Vec<String> = csv::Reader::from_reader(text.as_bytes())
@@ -190,11 +186,10 @@ fn export_with_rules_names_the_deciding_rule() {
 fn validate_names_every_problem_by_line_and_column_and_sends_nothing() {
     let work = Workdir::new();
     work.write("bad.toml", "[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\n[rule.match]\nusername = \"(\"\n\n[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\n");
-    let run = drata(
-        work.path("").as_path(),
-        &["validate", "--rules", "bad.toml"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .args(["--rules", "bad.toml"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
@@ -218,11 +213,10 @@ fn validate_names_every_problem_by_line_and_column_and_sends_nothing() {
         "typo.toml",
         "[[rule]]\nname = \"a\"\nservice_account = true\nreason = \"x\"\nmatches = 1\n",
     );
-    let run = drata(
-        work.path("").as_path(),
-        &["validate", "--rules", "typo.toml"],
-        &[],
-    );
+    let run = Validate::offline()
+        .within(&work)
+        .args(["--rules", "typo.toml"])
+        .run();
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
@@ -232,12 +226,11 @@ fn validate_names_every_problem_by_line_and_column_and_sends_nothing() {
     );
     work.write("good.toml", RULES);
     assert_eq!(
-        drata(
-            work.path("").as_path(),
-            &["validate", "--rules", "good.toml"],
-            &[]
-        )
-        .code,
+        Validate::offline()
+            .within(&work)
+            .args(["--rules", "good.toml"])
+            .run()
+            .code,
         0
     );
 }
@@ -247,19 +240,17 @@ fn guards_a_rule_that_changes_too_much_and_a_mass_unmarking() {
     let sim = simulator(|c| c.identities = 300);
     let work = Workdir::new();
     work.write("rules.toml", RULES);
-    let run = on_sim(
-        &sim,
-        &work,
-        &[
-            "apply",
+    let run = Apply::on(&sim)
+        .within(&work)
+        .args([
             "--rules",
             "rules.toml",
             "--max-changes",
             "3",
             "--report",
             "r.csv",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr
@@ -268,11 +259,10 @@ fn guards_a_rule_that_changes_too_much_and_a_mass_unmarking() {
         run.stderr
     );
     work.write("unmark.toml", "[[rule]]\nname = \"unmark-all\"\nservice_account = false\nreason = \"x\"\n[rule.match]\nmarked = true\n");
-    let run = on_sim(
-        &sim,
-        &work,
-        &["apply", "--rules", "unmark.toml", "--report", "u.csv"],
-    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .args(["--rules", "unmark.toml", "--report", "u.csv"])
+        .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr

@@ -39,7 +39,9 @@ fn a_link_saved_behind_a_502_is_in_the_undo_file_and_undone() {
             "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
         ];
         args.extend(extra);
-        let run = on_server(&server, &work, &args);
+        let run = Invocation::new(&args, Some(Endpoint::from(&server)))
+            .within(&work)
+            .run();
         assert_eq!(server.identity(5).unwrap()["user"]["id"], 9, "{extra:?}");
         let row = &read_report(&work.path("r.csv"))[0];
         if extra.is_empty() {
@@ -57,7 +59,11 @@ fn a_link_saved_behind_a_502_is_in_the_undo_file_and_undone() {
             "{extra:?}"
         );
         let connects = server.puts_by_endpoint().0;
-        let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+        let back = Apply::on(&server)
+            .within(&work)
+            .file("undo.csv")
+            .args(["--report", "u.csv"])
+            .run();
         assert_eq!(back.code, 0, "{extra:?}: {}", back.stderr);
         assert_eq!(
             server.puts_by_endpoint().0,
@@ -82,7 +88,10 @@ fn resume_into_undo(server: &TestServer, work: &Workdir, input: &str) -> Run {
         "--undo",
         "undo.csv",
     ];
-    on_server(server, work, &args)
+    Invocation::new(args, Some(Endpoint::from(server)))
+        .within(work)
+        .run()
+        .run
 }
 
 #[test]
@@ -99,13 +108,11 @@ fn a_resumed_run_refuses_an_undo_file_of_other_columns_before_sending() {
         "flag.csv",
         "id,serviceAccount,serviceAccountReason\n5,false,a person\n",
     );
-    let first = on_server(
-        &server,
-        &work,
-        &[
-            "apply", "flag.csv", "--report", "r1.csv", "--undo", "undo.csv",
-        ],
-    );
+    let first = Apply::on(&server)
+        .within(&work)
+        .file("flag.csv")
+        .args(["--report", "r1.csv", "--undo", "undo.csv"])
+        .run();
     assert_ne!(first.code, 0, "{}", first.stderr);
     let written = std::fs::read(work.path("undo.csv")).unwrap();
     let sent = server.seen().len();
@@ -150,7 +157,9 @@ fn a_link_a_502_did_not_save_is_not_in_the_undo_files_baseline_once_checked() {
     let args = [
         "apply", "flip.csv", "--report", "r.csv", "--undo", "undo.csv",
     ];
-    let run = on_server(&server, &work, &args);
+    let run = Invocation::new(args, Some(Endpoint::from(&server)))
+        .within(&work)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(server.identity(5).unwrap()["user"].is_null());
     // The check read Drata: the link was not saved, whatever the 502 left open.
@@ -161,7 +170,11 @@ fn a_link_a_502_did_not_save_is_not_in_the_undo_files_baseline_once_checked() {
         "{undo:?}"
     );
     let connects = server.puts_by_endpoint().0;
-    let back = on_server(&server, &work, &["apply", "undo.csv", "--report", "u.csv"]);
+    let back = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .args(["--report", "u.csv"])
+        .run();
     assert_eq!(back.code, 0, "{}", back.stderr);
     assert_eq!(server.puts_by_endpoint().0, connects, "no link to put back");
     let now = server.identity(5).unwrap();

@@ -86,13 +86,16 @@ macro_rules! subcommand {
 
         impl $name {
             /// Against `target`, with its key.
-            #[allow(dead_code)] // Not every subcommand is run against a target.
+            // Made for every subcommand by this one macro; `Validate::on` has no caller (validate
+            // needs no target).
+            #[allow(dead_code)]
             pub fn on<'w>(target: impl Into<Endpoint>) -> Invocation<'w> {
                 Invocation::new([$word], Some(target.into()))
             }
 
             /// With no target and no key.
-            #[allow(dead_code)] // Not every subcommand is run offline.
+            // `Export::offline` has no caller (an export needs a target); see `on`.
+            #[allow(dead_code)]
             pub fn offline<'w>() -> Invocation<'w> {
                 Invocation::new([$word], None)
             }

@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::{Finished, RunningSimulator, REPORT_COLUMNS};
 
 /// A CSV file's records as written, header first (rows of any width).
-#[allow(dead_code)] // Not every test binary build uses it.
 pub fn records(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -64,7 +63,6 @@ fn assert_report_header(headers: &csv::StringRecord) {
 
 /// A report a full disk cut short: its complete rows, without the last one if the cut
 /// fell inside it (a resumed run treats such a row as not done).
-#[allow(dead_code)] // Not every test binary build uses it.
 pub fn read_cut_report(path: &Path) -> Vec<HashMap<String, String>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)

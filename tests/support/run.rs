@@ -1,12 +1,11 @@
 //! Running the binary in a temporary directory.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{bin, Apply, Finished, Invocation, RunningSimulator, TestServer};
+use super::bin;
 
 /// A temporary working directory.
 pub struct Workdir {
@@ -95,24 +94,6 @@ pub fn finish(child: Child) -> Run {
     }
 }
 
-/// Runs the binary to completion.
-pub fn drata(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    run_with_stdin(dir, args, env, None)
-}
-
-pub fn run_with_stdin(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
-    let mut command = command(dir, args);
-    command.envs(env.iter().copied());
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
-    }
-    let mut child = command.spawn().expect("spawn");
-    if let Some(text) = stdin {
-        feed(&mut child, text);
-    }
-    finish(child)
-}
-
 /// Writes `text` to the child's standard input and closes it.
 pub fn feed(child: &mut Child, text: &str) {
     let written = child.stdin.take().unwrap().write_all(text.as_bytes());
@@ -120,39 +101,6 @@ pub fn feed(child: &mut Child, text: &str) {
     if let Err(e) = written {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
     }
-}
-
-/// Runs `apply` on `csv` against a scripted server; kept for tests written before
-/// `Apply::on(&server)`, which new tests use.
-#[allow(dead_code)]
-pub fn apply_on_server(
-    server: &TestServer,
-    csv: &str,
-    extra: &[&str],
-) -> (Run, Vec<HashMap<String, String>>, Workdir) {
-    let work = Workdir::new();
-    let Finished { run, rows, .. } = Apply::on(server).within(&work).input(csv).args(extra).run();
-    (run, rows, work)
-}
-
-/// Runs a whole command line in `work` against a scripted server; kept for tests written
-/// before the builder (`Plan::on(&server).within(&work)`).
-#[allow(dead_code)]
-pub fn on_server(server: &TestServer, work: &Workdir, args: &[&str]) -> Run {
-    Invocation::new(args, Some(server.into()))
-        .within(work)
-        .run()
-        .run
-}
-
-/// Runs a whole command line in `work` against a simulator; kept for tests written before
-/// the builder (`Apply::on(&sim).within(&work)`).
-#[allow(dead_code)]
-pub fn on_sim(sim: &RunningSimulator, work: &Workdir, args: &[&str]) -> Run {
-    Invocation::new(args, Some(sim.into()))
-        .within(work)
-        .run()
-        .run
 }
 
 /// Polls `condition` every 20 ms until it holds; panics after `limit`.

@@ -78,7 +78,6 @@ impl Reply {
     }
 
     /// Applies `body` in place of the request's body (`{"userId": 10}`), whatever was sent.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn storing(mut self, body: &str) -> Self {
         self.stores = Some(body.to_owned());
         self
@@ -204,7 +203,6 @@ impl TestServer {
     }
 
     /// Identities the server's own listing holds before any PUT: unmarked, `user{id}`.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn seed(self, ids: impl IntoIterator<Item = u64>) -> Self {
         let mut state = self.state.lock().unwrap();
         for id in ids {
@@ -218,14 +216,12 @@ impl TestServer {
     }
 
     /// Takes an identity out of the listing, as when it is deleted in Drata.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn forget(&self, id: u64) {
         self.state.lock().unwrap().identities.remove(&id);
     }
 
     /// Identities as the server's own listing shows them before any PUT (each with its
     /// `id`), and the people its users listing holds: `(id, email)`.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn seed_with(
         self,
         identities: impl IntoIterator<Item = serde_json::Value>,
@@ -246,13 +242,11 @@ impl TestServer {
     }
 
     /// An identity as the server's listing shows it now.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn identity(&self, id: u64) -> Option<serde_json::Value> {
         self.state.lock().unwrap().identities.get(&id).cloned()
     }
 
     /// Listing pages the server answered itself.
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn listings(&self) -> usize {
         self.state.lock().unwrap().listings
     }
@@ -342,7 +336,6 @@ impl TestServer {
     }
 
     /// PUTs received: (connect, service-account).
-    #[allow(dead_code)] // Not every test binary build uses it.
     pub fn puts_by_endpoint(&self) -> (usize, usize) {
         let seen = self.seen();
         let put = |tail: &str| {
@@ -354,7 +347,6 @@ impl TestServer {
     }
 
     /// PUT requests per id.
-    #[allow(dead_code)] // No test uses it at present.
     pub fn puts_per_id(&self) -> HashMap<u64, usize> {
         let mut counts = HashMap::new();
         for request in self.seen().iter().filter(|s| s.method == "PUT") {
