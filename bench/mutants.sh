@@ -31,6 +31,10 @@ files=(
   src/input/encoding.rs
   src/input/rules.rs
   src/commands/run/review.rs
+  src/field/mod.rs
+  src/field/service_account.rs
+  src/field/link.rs
+  src/field/access.rs
 )
 # Parts of larger files: the listing's paging decision and the lookups through what was
 # read (not the loops that drive pages through the engine: they are I/O, covered end to

@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use super::session::Session;
 use crate::config::{ControlRef, Owner, UploadConfig, MAX_NAME_CHARS, MAX_UPLOAD_BYTES};
 use crate::drata::{ApiClient, Cause, EvidenceForm, EvidenceItem, Failure};
-use crate::engine::{classify, ConcurrencyMode, Ended, Engine, Request, RunControl};
+use crate::engine::{
+    classify, may_have_applied, ConcurrencyMode, Ended, Engine, Request, RunControl,
+};
 use crate::error::{Error, UploadError};
 use crate::exit;
 use crate::input::evidence_summary;
@@ -256,11 +258,6 @@ async fn control_id(
     })
 }
 
-/// True when an attempt's failure may hide a stored item: no answer, or a 5xx.
-fn may_have_stored(failure: &Failure) -> bool {
-    matches!(failure.cause, Cause::Transport) || failure.status().is_some_and(|s| s >= 500)
-}
-
 /// The POST, retried by the engine; after an attempt that may have stored the item, the
 /// next attempt first looks the name up and stops there when the item is found.
 async fn upload(
@@ -294,7 +291,7 @@ async fn upload(
                 }
                 let result = client.create_evidence(workspace, form).await;
                 if let Err(failure) = &result {
-                    look_first.set(look_first.get() || may_have_stored(failure));
+                    look_first.set(look_first.get() || may_have_applied(failure.cause));
                 }
                 result
             }

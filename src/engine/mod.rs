@@ -16,4 +16,4 @@ pub(crate) use control::{watch_signals, RunControl, Signals};
 pub(crate) use listing::{fetch, fetch_unless_refused, fetch_users, Directory, Listing};
 pub(crate) use pool::{spawn_workers, Job};
 pub(crate) use requests::{Ended, Engine, Request};
-pub(crate) use retry::{classify, RetryPolicy};
+pub(crate) use retry::{classify, may_have_applied, RetryPolicy};

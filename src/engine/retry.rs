@@ -75,6 +75,17 @@ pub(crate) fn answer(done: bool, attempts: u32, failure: Option<FailureKind>) ->
     })
 }
 
+/// True when a failed attempt may have been applied all the same: no answer (a timeout,
+/// a lost connection), a 5xx, or a 2xx whose body could not be read. For requests that
+/// are not idempotent (an upload's POST), before sending again.
+pub(crate) fn may_have_applied(cause: Cause) -> bool {
+    match cause {
+        Cause::Transport | Cause::Unreadable(_) => true,
+        Cause::Status(status) => status >= 500,
+        Cause::Certificate(_) | Cause::Proxy => false,
+    }
+}
+
 impl RetryPolicy {
     /// The backoff ceiling after `failed_attempts` failures (1 for the first): `base`
     /// doubled `failed_attempts - 1` times, at most `cap`.
@@ -110,6 +121,26 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_may_have_applied_without_an_answer_or_behind_a_5xx() {
+        for cause in [
+            Cause::Transport,
+            Cause::Unreadable(200),
+            Cause::Status(500),
+            Cause::Status(502),
+        ] {
+            assert!(may_have_applied(cause), "{cause:?}");
+        }
+        for cause in [
+            Cause::Status(429),
+            Cause::Status(400),
+            Cause::Status(499),
+            Cause::Proxy,
+        ] {
+            assert!(!may_have_applied(cause), "{cause:?}");
+        }
+    }
 
     #[test]
     fn an_answer_proves_applied_refused_or_nothing_certain() {

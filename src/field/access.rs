@@ -123,6 +123,11 @@ impl Field for AccessField {
             .is_none_or(|on| on == self.now(now))
     }
 
+    fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
+        let baseline = self.asked(wanted).and_then(|(_, baseline)| baseline);
+        baseline.is_some_and(|baseline| baseline != self.now(now))
+    }
+
     fn write<'a>(&self, wanted: &Wanted<'a>) -> Option<Write<'a>> {
         let (on, _) = self.asked(wanted)?;
         Some(Write::Toggle {

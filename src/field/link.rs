@@ -41,6 +41,11 @@ impl Field for LinkField {
         before.link.as_ref().is_none_or(|link| link == linked(now))
     }
 
+    fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
+        let baseline = wanted.link.and_then(|asked| asked.baseline.as_ref());
+        baseline.is_some_and(|baseline| baseline != linked(now))
+    }
+
     fn write<'a>(&self, wanted: &Wanted<'a>) -> Option<Write<'a>> {
         wanted.link?.target().map(Write::Connect)
     }

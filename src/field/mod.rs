@@ -28,6 +28,8 @@ pub(crate) trait Field: Sync {
     fn holds(&self, wanted: &Wanted<'_>, now: &Previous) -> bool;
     /// True when `now` holds the field as it was `before` (nothing for undo to put back).
     fn kept(&self, before: &Previous, now: &Previous) -> bool;
+    /// True when the row carries the field's state at export and Drata no longer holds it.
+    fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool;
     /// True when a decision the review would send can be: `--resend` sends an unchanged
     /// service account again only with a reason.
     fn sendable(&self, wanted: &Wanted<'_>, review: Review) -> bool {
@@ -92,6 +94,11 @@ pub(crate) fn kept(before: &Previous, now: &Previous, fields: Fields) -> bool {
     all()
         .filter(|field| fields.contains(field.name()))
         .all(|field| field.kept(before, now))
+}
+
+/// True when Drata (`now`) no longer holds a field as the row's export read it.
+pub(crate) fn changed_since_export(wanted: &Wanted<'_>, now: &Previous) -> bool {
+    all().any(|field| field.changed_since_export(wanted, now))
 }
 
 /// The requests that set `fields` as the row asks, in the order Drata accepts them

@@ -37,6 +37,12 @@ impl Field for ServiceAccount {
         Baseline::from(before) == Baseline::from(now)
     }
 
+    fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
+        wanted
+            .baseline
+            .is_some_and(|baseline| *baseline != Baseline::from(now))
+    }
+
     /// A `false` row may leave its reason blank while nothing is to be sent: `--resend`
     /// sends a flag Drata already holds again only with a reason.
     fn sendable(&self, wanted: &Wanted<'_>, review: Review) -> bool {

@@ -274,3 +274,30 @@ fn holds_and_kept_ask_only_the_fields_of_the_set() {
     assert!(!kept(&before, &now, sa));
     assert!(kept(&before, &now, Fields::default().with(FieldName::Link)));
 }
+
+#[test]
+fn a_field_changed_since_the_export_is_told_by_its_baseline() {
+    let exported = Baseline::new(true, "ci");
+    let mut asked = wanted(true, "ci", None, &[]);
+    assert!(!changed_since_export(&asked, &state(false, None)), "no baseline");
+    asked.baseline = Some(&exported);
+    assert!(!changed_since_export(&asked, &state(true, Some(" ci"))));
+    assert!(changed_since_export(&asked, &state(false, None)));
+    let mut to_ann = link_to("ann@x", Some(7));
+    to_ann.baseline = Some(Link::Nobody);
+    let linked_row = wanted(false, "", Some(&to_ann), &[]);
+    assert!(!changed_since_export(&linked_row, &linked(Link::Nobody, None)));
+    assert!(changed_since_export(
+        &linked_row,
+        &linked(Link::User("bob@x".to_owned()), Some(8))
+    ));
+    let admin_was_on = [AccessRequest {
+        access: Access::Admin,
+        on: false,
+        baseline: Some(true),
+    }];
+    let toggled = wanted(false, "", None, &admin_was_on);
+    assert!(!changed_since_export(&toggled, &toggles(Some(true), None)));
+    assert!(changed_since_export(&toggled, &toggles(Some(false), None)));
+    assert!(changed_since_export(&toggled, &toggles(None, None)), "null is off");
+}

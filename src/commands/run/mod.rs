@@ -24,16 +24,14 @@ use crate::engine::{
 };
 use crate::error::Error;
 use crate::exit;
-use crate::field::AccessField;
+use crate::field::{self, AccessField};
 use crate::input::rules::{RuleSet, RulesError};
 use crate::input::{
     self, load_done_rows, Access, DoneRows, InputError, InputFile, InputLock, InputScan,
     ResumeTarget, RowReader, SnapshotReader,
 };
 use crate::input::{Problem, Record, PROBLEMS_SHOWN};
-use crate::model::{
-    Baseline, Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally,
-};
+use crate::model::{Lookup, Outcome, RecordFile, ReportRow, StopReason, StopSource, Tally};
 use crate::output::{
     column_mapping_line, Change, EvidenceRecorder, ExportAge, InvalidRows, PlanView, Progress,
     ReportWriter, RowProblem, UndoColumns, UndoWriter, CHANGES_SHOWN,
@@ -621,14 +619,11 @@ fn count_changes(
 
 /// True when the row carries a baseline and Drata no longer holds it.
 fn changed_since_export(decision: &Decision) -> bool {
-    let (baseline, previous) = match decision {
-        Decision::Send(job) => (job.row.baseline.as_ref(), job.previous.as_ref()),
-        Decision::Final(report) => (report.baseline.as_ref(), report.previous.as_ref()),
+    let (wanted, previous) = match decision {
+        Decision::Send(job) => (job.row.wanted(), job.previous.as_ref()),
+        Decision::Final(report) => (report.wanted(), report.previous.as_ref()),
     };
-    match (baseline, previous) {
-        (Some(baseline), Some(previous)) => Baseline::from(previous) != *baseline,
-        _ => false,
-    }
+    previous.is_some_and(|previous| field::changed_since_export(&wanted, previous))
 }
 
 /// A row the current state made invalid, as the input's problems are said: the
