@@ -116,13 +116,6 @@ impl Field for AccessField {
         self.asked(wanted).is_none_or(|(on, _)| on == self.now(now))
     }
 
-    fn kept(&self, before: &Previous, now: &Previous) -> bool {
-        before
-            .access
-            .get(self.access)
-            .is_none_or(|on| on == self.now(now))
-    }
-
     fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
         let baseline = self.asked(wanted).and_then(|(_, baseline)| baseline);
         baseline.is_some_and(|baseline| baseline != self.now(now))

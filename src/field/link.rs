@@ -37,10 +37,6 @@ impl Field for LinkField {
         })
     }
 
-    fn kept(&self, before: &Previous, now: &Previous) -> bool {
-        before.link.as_ref().is_none_or(|link| link == linked(now))
-    }
-
     fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
         let baseline = wanted.link.and_then(|asked| asked.baseline.as_ref());
         baseline.is_some_and(|baseline| baseline != linked(now))

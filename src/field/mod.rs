@@ -2,8 +2,7 @@
 //! file (`docs/fields.md`): its columns (input, export, baseline), how it compares, the
 //! request that changes it and where that goes among a row's requests, how the check
 //! after the run and the undo file read it, and its words. Everything else asks the list
-//! below: "does Drata hold what the row asks?" is [`holds`], "does Drata still hold it as
-//! before?" is [`kept`], "what does the review make of each field?" is [`review_all`],
+//! below: "does Drata hold what the row asks?" is [`holds`], "what does the review make of each field?" is [`review_all`],
 //! and "what is sent, in which order?" is [`writes`]. "Was it applied?" is the attempt's
 //! answer (`engine::retry::answer`), carried per field in `model::Answers`.
 
@@ -26,8 +25,6 @@ pub(crate) trait Field: Sync {
     fn review(&self, wanted: &Wanted<'_>, now: &Previous) -> Option<Review>;
     /// True when `now` holds what the row asks of the field (the check after the run).
     fn holds(&self, wanted: &Wanted<'_>, now: &Previous) -> bool;
-    /// True when `now` holds the field as it was `before` (nothing for undo to put back).
-    fn kept(&self, before: &Previous, now: &Previous) -> bool;
     /// True when the row carries the field's state at export and Drata no longer holds it.
     fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool;
     /// True when a decision the review would send can be: `--resend` sends an unchanged
@@ -87,13 +84,6 @@ pub(crate) fn holds(wanted: &Wanted<'_>, now: &Previous, fields: Fields) -> bool
     all()
         .filter(|field| fields.contains(field.name()) && field.decided(wanted))
         .all(|field| field.holds(wanted, now))
-}
-
-/// True when Drata (`now`) holds every field of `fields` as it was `before`.
-pub(crate) fn kept(before: &Previous, now: &Previous, fields: Fields) -> bool {
-    all()
-        .filter(|field| fields.contains(field.name()))
-        .all(|field| field.kept(before, now))
 }
 
 /// True when Drata (`now`) no longer holds a field as the row's export read it.

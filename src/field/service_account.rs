@@ -33,10 +33,6 @@ impl Field for ServiceAccount {
         Self::asked(wanted).is_some_and(|asked| asked == Baseline::from(now))
     }
 
-    fn kept(&self, before: &Previous, now: &Previous) -> bool {
-        Baseline::from(before) == Baseline::from(now)
-    }
-
     fn changed_since_export(&self, wanted: &Wanted<'_>, now: &Previous) -> bool {
         wanted
             .baseline

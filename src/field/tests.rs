@@ -82,8 +82,6 @@ fn the_service_account_compares_flags_as_booleans_and_reasons_trimmed() {
             "{flag} {reason:?}"
         );
     }
-    assert!(field.kept(&state(true, Some("ci ")), &state(true, Some("ci"))));
-    assert!(!field.kept(&state(true, Some("ci")), &state(false, None)));
     // A false baseline carries no reason: a reason typed on a false row is no edit.
     let baseline = Baseline::new(false, "");
     let mut asked = wanted(false, "human, checked", None, &[]);
@@ -146,8 +144,6 @@ fn the_link_compares_emails_and_the_user_id_drata_names() {
         field.review(&asked, &linked(Link::Nobody, None)),
         Some(Review::Send)
     );
-    assert!(field.kept(&linked(ann.clone(), None), &linked(ann, Some(7))));
-    assert!(field.kept(&Previous::default(), &linked(Link::Nobody, None)));
     assert_eq!(field.write(&asked), Some(Write::Connect(Some(9))));
     assert_eq!(
         field.write(&wanted(false, "", Some(&nobody), &[])),
@@ -203,8 +199,6 @@ fn an_access_toggle_compares_as_a_boolean_and_null_is_off() {
             on: true
         })
     );
-    assert!(admin.kept(&toggles(Some(false), None), &toggles(None, None)));
-    assert!(!admin.kept(&toggles(Some(false), None), &toggles(Some(true), None)));
     // Edited, and changed in Drata to something else: a conflict.
     let mut drifted = on;
     drifted[0].baseline = Some(true);
@@ -253,7 +247,7 @@ fn requests_go_in_the_order_drata_accepts() {
 }
 
 #[test]
-fn holds_and_kept_ask_only_the_fields_of_the_set() {
+fn holds_asks_only_the_fields_of_the_set() {
     let on = [AccessRequest {
         access: Access::Admin,
         on: true,
@@ -270,9 +264,6 @@ fn holds_and_kept_ask_only_the_fields_of_the_set() {
     assert!(holds(&asked, &now, sa));
     assert!(!holds(&asked, &now, admin));
     assert!(!holds(&asked, &now, decided(&asked)));
-    let before = state(false, None);
-    assert!(!kept(&before, &now, sa));
-    assert!(kept(&before, &now, Fields::default().with(FieldName::Link)));
 }
 
 #[test]

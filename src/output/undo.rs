@@ -1,6 +1,9 @@
-//! The undo file: for every row that was, or may have been, applied (sent, whatever the
-//! answer), a row in the input format that puts the identity back as it was before the
-//! run. Rows the check after the run shows unapplied are taken out again.
+//! The undo file: for every row that was, or may have been, applied (answered 2xx, or
+//! without a certain refusal), a row in the input format that puts the identity back as
+//! it was before the run. It only grows, and its baseline columns are the state the run
+//! may have left (what was sent, where the answer was not a certain refusal): applying it
+//! puts back what the run changed, leaves alone what it did not, and is a conflict where
+//! someone changed Drata since.
 
 use std::fs::File;
 use std::io;
@@ -125,29 +128,6 @@ impl UndoWriter {
             rows: Vec::new(),
             dirty: false,
         })
-    }
-
-    /// Takes this run's rows of `ids` out of the file (the check after the run showed
-    /// them unapplied); the file is written again by [`UndoWriter::close`].
-    pub(crate) fn forget(&mut self, ids: &std::collections::HashSet<u64>) {
-        let before = self.rows.len();
-        self.rows.retain(|(id, _)| !ids.contains(id));
-        self.dirty |= self.rows.len() != before;
-    }
-
-    /// Restates the baseline of `id`'s row as Drata was read to hold it after the run
-    /// (`now.link` when the run decides links): the state the run left, known rather
-    /// than inferred from the answers. Written by [`UndoWriter::close`].
-    pub(crate) fn holds(&mut self, id: u64, now: &Previous) {
-        if !self.baseline {
-            return;
-        }
-        let reason = now.reason.as_deref().unwrap_or_default();
-        let mut left = Left::of(now.marked, reason, now.link.as_ref());
-        for field in &self.columns.access {
-            left.toggle(field, now.access.get(field.access).unwrap_or(false));
-        }
-        self.restate(id, &left);
     }
 
     /// Writes the file again whole when a row was restated or taken out: beside it, then

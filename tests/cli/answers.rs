@@ -213,3 +213,34 @@ fn a_malformed_item_is_skipped_with_a_warning() {
         vec![(2, "unchanged".into()), (3, "would_update".into())]
     );
 }
+
+#[test]
+fn a_stale_check_after_the_run_drops_no_row_from_the_undo_file() {
+    // A listing that lags behind writes: it never shows what the PUTs changed. Id 1 is
+    // answered 200, id 2 a 502 that may have been saved.
+    let server = TestServer::scripted(|seen, _| match (seen.method.as_str(), seen.id()) {
+        ("GET", _) => honest_pages(seen, 3, "3"),
+        (_, Some(2)) => Reply::json(502, "bad gateway"),
+        (_, id) => Reply::identity(id.unwrap_or(1)),
+    });
+    let run = Apply::on(&server)
+        .input("id,flag,reason\n1,true,ci\n2,true,deploy\n3,false,\n")
+        .args(["--undo", "undo.csv", "--max-attempts", "1"])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 rows answered 2xx are not shown by Drata yet"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(line(&run.rows, 2)["verified"], "no");
+    let undo = records(&run.path("undo.csv"));
+    let mut ids: Vec<&str> = undo[1..].iter().map(|row| row[0].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["1", "2"], "every row that may have changed Drata: {undo:?}");
+    for row in &undo[1..] {
+        // The baseline is what the run sent: once the lagging listing catches up,
+        // applying the file puts it back.
+        assert_eq!(row[3], "true", "{undo:?}");
+    }
+}

@@ -534,3 +534,29 @@ fn an_identity_linked_to_another_user_with_the_same_email_is_not_unchanged() {
     assert_eq!(row["verified"], "yes", "{row:?}");
     assert_eq!(server.identity(6).unwrap()["user"]["id"], 9);
 }
+
+#[test]
+fn a_write_refused_for_certain_on_a_row_drata_already_holds_is_unchanged_not_updated() {
+    // Drata holds id 6 as the row asks; `--resend` sends it again, and Drata refuses (409).
+    let server = TestServer::start(|_, _| {
+        Reply::json(409, r#"{"message":"already a service account"}"#).applied(false)
+    })
+    .seed_with(
+        [serde_json::json!({"id": 6, "username": "ci", "user": null,
+            "serviceAccount": "2026-11-29T00:00:00.000Z", "serviceAccountReason": "ci"})],
+        &[],
+    );
+    let run = Apply::on(&server)
+        .input("id,serviceAccount,serviceAccountReason\n6,true,ci\n")
+        .args(["--resend", "--undo", "undo.csv", "--evidence", "ev.md"])
+        .run();
+    assert_eq!(server.puts_by_endpoint(), (0, 1), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = &run.rows[0];
+    assert_eq!(row["outcome"], "unchanged", "{row:?}");
+    assert!(row["error"].contains("refused") && row["error"].contains("409"), "{row:?}");
+    let undo = std::fs::read_to_string(run.path("undo.csv")).unwrap();
+    assert_eq!(undo.lines().count(), 1, "nothing to undo: {undo}");
+    let evidence = std::fs::read_to_string(run.path("ev.md")).unwrap();
+    assert!(!evidence.contains("| 6 |"), "not a change: {evidence}");
+}

@@ -2,7 +2,7 @@
 //! guard of "rows in == rows out", the summary on standard error and in its file, the
 //! evidence record, and the exit code.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -102,10 +102,12 @@ fn record_evidence(
 
 /// After the PUTs, reads the state again (the same defensive listing) and checks every row
 /// sent: `verified` says whether Drata holds its desired state; a row applied behind
-/// errors is `updated`; a 2xx that Drata does not show is WARNed and fails the run; the
-/// undo file keeps every row sent unless the check shows it unapplied and Drata holding
-/// exactly its state before the run (a partly applied row stays). Skipped with
-/// `--no-verify`, and when the run stopped (nothing more may be sent).
+/// errors is `updated`; a 2xx that Drata does not show is WARNed and fails the run. The
+/// undo file only grows: every row that may have changed Drata stays in it, whatever the
+/// check reads: its baseline is what the run may have left (a field answered 2xx or
+/// without a certain refusal as sent, the rest as before), never restated from a read
+/// that may lag behind the writes. Skipped with `--no-verify`, and when the run stopped
+/// (nothing more may be sent).
 pub(super) async fn verify(
     config: &RunConfig,
     run: &Run,
@@ -151,16 +153,19 @@ pub(super) async fn verify(
         "state read again to check the rows sent"
     );
     let users = run.users.as_deref();
-    let mut untouched = HashSet::new();
     for row in &mut files.sent {
         let before = row.clone();
-        let applied = check_row(row, &listing.state, users);
-        if !applied && holds_previous(row, &listing.state, users) {
-            untouched.extend(row.id());
-        }
+        check_row(row, &listing.state, users);
         tally.remove_row(&before);
         tally.add_row(row);
         tally.add_check(row);
+    }
+    if tally.unverified_updates() > 0 {
+        tracing::warn!(
+            rows = tally.unverified_updates(),
+            "{} rows answered 2xx are not shown by Drata yet (a listing that lags behind writes, or a change Drata did not keep): they stay in the undo file, and the run fails",
+            tally.unverified_updates()
+        );
     }
     let checked: HashMap<(u64, u64), &ReportRow> = files
         .sent
@@ -172,31 +177,6 @@ pub(super) async fn verify(
             file: RecordFile::Report,
             source: std::sync::Arc::new(e),
         });
-    }
-    if let Some(undo) = files.undo.as_mut() {
-        restate_undo(undo, &files.sent, &listing.state, users);
-        undo.forget(&untouched);
-    }
-}
-
-/// Restates the undo file's baseline of every row sent as Drata holds it after the run:
-/// a request that failed after Drata saved it (a 502, a timeout) changed Drata all the
-/// same, and the undo file must put back what the run left, not what it was answered.
-fn restate_undo(
-    undo: &mut UndoWriter,
-    sent: &[ReportRow],
-    state: &CurrentState,
-    users: Option<&Users>,
-) {
-    for row in sent {
-        // A row without a state before has no row in the undo file.
-        let (Some(id), Some(_)) = (row.id(), &row.previous) else {
-            continue;
-        };
-        let Some(current) = state.get(id) else {
-            continue;
-        };
-        undo.holds(id, &current.state(users));
     }
 }
 
@@ -223,8 +203,11 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
             ..now
         })
     });
+    // Only a 2xx, or an answer that proves nothing (a 5xx, a timeout), can have changed
+    // Drata: a row whose requests were all refused for certain is never `updated`.
+    let may_have_changed = row.answers.may_be_applied().any();
     match (row.outcome, applied) {
-        (Outcome::Failed, true) => {
+        (Outcome::Failed, true) if may_have_changed => {
             // Applied behind an error (a 502 after the commit, a timeout): it is done,
             // and the report says what the API answered.
             row.outcome = Outcome::Updated;
@@ -237,6 +220,16 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
                 row.identity = current.view();
             }
         }
+        (Outcome::Failed, true) => {
+            // Refused, and Drata holds the row all the same (a colleague, or an earlier
+            // run): nothing this run did, so `unchanged`, the refusal kept in the error.
+            row.outcome = Outcome::Unchanged;
+            row.failure = None;
+            row.error = format!(
+                "Drata already holds it (read after the run); the API refused the request: {}",
+                row.error
+            );
+        }
         (Outcome::Updated, false) => {
             tracing::warn!(
                 line = row.line,
@@ -248,18 +241,6 @@ fn check_row(row: &mut ReportRow, state: &CurrentState, users: Option<&Users>) -
         _ => {}
     }
     applied
-}
-
-/// Whether Drata holds the row's identity exactly as before the run (flag, reason, and the
-/// link when the row decided it): only then has the undo file nothing to put back. An
-/// identity the listing no longer shows, or whose state before is unknown, is not.
-fn holds_previous(row: &ReportRow, state: &CurrentState, users: Option<&Users>) -> bool {
-    let (Some(current), Some(previous)) = (row.id().and_then(|id| state.get(id)), &row.previous)
-    else {
-        return false;
-    };
-    let decided = field::decided(&row.wanted());
-    field::kept(previous, &current.state(users), decided)
 }
 
 /// The command line as typed, shell-quoted (it never holds the key).
