@@ -7,6 +7,7 @@
 //! that renders blank, or too long, for that identity) is a [`ReasonProblem`] of the
 //! decision: that identity is invalid, the others go on.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -111,13 +112,63 @@ pub struct Position {
 
 impl Position {
     fn of(text: &str, offset: usize) -> Self {
-        let before = &text[..offset.min(text.len())];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Self {
-            line: before.matches('\n').count() as u64 + 1,
-            column: before[line_start..].chars().count() as u64 + 1,
-        }
+        Lines::new(text).positions(&[offset])[0]
     }
+}
+
+/// Where each line of a text starts, found once: placing a problem is then a binary search
+/// for its line and a count of characters from the previous problem on that line, so that
+/// placing every problem of a file is linear in its size. (Counting from the file's start
+/// for each rule made 20,000 rules take 15 s.)
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Self { text, starts }
+    }
+
+    /// The 1-based line of a byte offset (a newline ends its line).
+    fn line(&self, offset: usize) -> u64 {
+        self.starts.partition_point(|&start| start <= offset) as u64
+    }
+
+    /// The positions of byte offsets, in their order: placed in increasing order, each
+    /// column counted on from the one before on the same line.
+    fn positions(&self, offsets: &[usize]) -> Vec<Position> {
+        let mut order: Vec<usize> = (0..offsets.len()).collect();
+        order.sort_by_key(|&i| offsets[i]);
+        let mut placed = vec![Position { line: 1, column: 1 }; offsets.len()];
+        // The last offset placed, and its line and column.
+        let mut last: Option<(usize, Position)> = None;
+        for i in order {
+            let offset = char_boundary(self.text, offsets[i]);
+            let line = self.line(offset);
+            let line_start = self.starts[(line - 1) as usize];
+            let (from, column) = match last {
+                Some((at, position)) if position.line == line => (at, position.column),
+                _ => (line_start, 1),
+            };
+            let column = column + self.text[from..offset].chars().count() as u64;
+            placed[i] = Position { line, column };
+            last = Some((offset, placed[i]));
+        }
+        placed
+    }
+}
+
+/// `offset` within `text`, moved back to the start of the character it falls in.
+fn char_boundary(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 impl fmt::Display for Position {
@@ -263,37 +314,43 @@ impl RuleSet {
                 kind: ProblemKind::NoRules,
             }]);
         }
-        let mut problems = Vec::new();
+        let lines = Lines::new(text);
+        // Problems by byte offset, placed once at the end (see `Lines`).
+        let mut problems: Found = Vec::new();
         let mut rules: Vec<Rule> = Vec::new();
-        // Every name seen, valid rule or not, and its line.
-        let mut names: Vec<(String, u64)> = Vec::new();
+        // Every name seen, valid rule or not, and its line: one lookup per rule.
+        let mut names: HashMap<String, u64> = HashMap::new();
         for raw_rule in raw.rule {
-            let at = Position::of(text, raw_rule.name.span().start);
+            let span = raw_rule.name.span();
             let name = raw_rule.name.get_ref().clone();
-            if let Some((_, first_line)) = names.iter().find(|(seen, _)| *seen == name) {
-                problems.push(RuleProblem {
-                    at,
-                    kind: ProblemKind::DuplicateName {
-                        name: name.clone(),
-                        first_line: *first_line,
+            match names.entry(name) {
+                Entry::Occupied(first) => problems.push((
+                    span,
+                    ProblemKind::DuplicateName {
+                        name: first.key().clone(),
+                        first_line: *first.get(),
                     },
-                });
-            } else {
-                names.push((name, at.line));
+                )),
+                Entry::Vacant(new) => {
+                    new.insert(lines.line(span.start));
+                }
             }
-            let mut found = Vec::new();
-            let rule = check_rule(text, raw_rule, &mut found);
-            problems.extend(found);
-            if let Some(rule) = rule {
+            if let Some(rule) = check_rule(raw_rule, &mut problems) {
                 rules.push(rule);
             }
         }
         if problems.is_empty() {
-            Ok(Self { rules })
-        } else {
-            problems.sort_by_key(|p| (p.at.line, p.at.column));
-            Err(problems)
+            return Ok(Self { rules });
         }
+        let offsets: Vec<usize> = problems.iter().map(|(span, _)| span.start).collect();
+        let mut problems: Vec<RuleProblem> = lines
+            .positions(&offsets)
+            .into_iter()
+            .zip(problems)
+            .map(|(at, (_, kind))| RuleProblem { at, kind })
+            .collect();
+        problems.sort_by_key(|p| (p.at.line, p.at.column));
+        Err(problems)
     }
 
     pub(crate) fn rules(&self) -> &[Rule] {
@@ -329,15 +386,10 @@ fn unknown_key(message: &str) -> Option<String> {
 
 /// Checks one rule; its problems go to `problems`, and the rule comes back when it has
 /// none.
-fn check_rule(text: &str, raw: RawRule, problems: &mut Vec<RuleProblem>) -> Option<Rule> {
+fn check_rule(raw: RawRule, problems: &mut Found) -> Option<Rule> {
     let name_span = raw.name.span();
     let name = raw.name.into_inner();
-    let mut problem = |span: Range<usize>, kind| {
-        problems.push(RuleProblem {
-            at: Position::of(text, span.start),
-            kind,
-        });
-    };
+    let mut problem = |span: Range<usize>, kind| problems.push((span, kind));
     let when = match raw.when {
         None => {
             problem(name_span, ProblemKind::NoCondition { name: name.clone() });
@@ -1149,5 +1201,55 @@ mod tests {
             Position { line: 3, column: 3 }
         );
         assert_eq!(Position::of("ab", 99), Position { line: 1, column: 3 });
+    }
+
+    #[test]
+    fn many_offsets_in_any_order_are_placed_as_one_at_a_time() {
+        // Several on one line, one on a newline, repeats, and one inside a character.
+        let text = "ab\né\nxyz\n\nlast line éé";
+        let offsets = [20, 0, 3, 8, 8, 2, 11, 5, 1, 99, 13, 21];
+        let placed = Lines::new(text).positions(&offsets);
+        let one_at_a_time: Vec<Position> = offsets
+            .iter()
+            .map(|&offset| {
+                let before = &text[..char_boundary(text, offset)];
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                Position {
+                    line: before.matches('\n').count() as u64 + 1,
+                    column: before[line_start..].chars().count() as u64 + 1,
+                }
+            })
+            .collect();
+        assert_eq!(placed, one_at_a_time);
+        assert_eq!(
+            placed[0],
+            Position {
+                line: 5,
+                column: 10
+            }
+        );
+    }
+
+    #[test]
+    fn a_duplicate_name_names_the_line_of_its_first_use() {
+        let rule = |name: &str| {
+            format!("[[rule]]\nname = \"{name}\"\nservice_account = true\nreason = \"r\"\n[rule.match]\nmarked = false\n")
+        };
+        let text = [rule("a"), rule("b"), rule("a"), rule("b"), rule("a")].concat();
+        let problems = RuleSet::parse(&text).unwrap_err();
+        let found: Vec<(u64, ProblemKind)> =
+            problems.into_iter().map(|p| (p.at.line, p.kind)).collect();
+        let duplicate = |name: &str, first_line| ProblemKind::DuplicateName {
+            name: name.to_owned(),
+            first_line,
+        };
+        assert_eq!(
+            found,
+            [
+                (14, duplicate("a", 2)),
+                (20, duplicate("b", 8)),
+                (26, duplicate("a", 2)),
+            ]
+        );
     }
 }
