@@ -26,6 +26,10 @@ const CONDITIONS: &str =
 const PLACEHOLDERS: &str = "{id} {username} {email} {connection} {rule} {date}";
 /// `{date}` renders as `YYYY-MM-DD`.
 const DATE_UNITS: usize = 10;
+/// The largest rules file read: 4 MiB. A nightly job's file holds tens of rules (a few kB);
+/// 4 MiB is some 25,000 rules of the usual shape, checked in well under a second, and keeps
+/// a file named by mistake (a log, a dump, `/dev/zero`) from being read whole.
+pub(crate) const MAX_RULES_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A checked rules file: every rule compiled, in the file's order.
 #[derive(Debug)]
@@ -222,6 +226,8 @@ pub enum RulesError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the rules file {path} is larger than {} MiB, the most a rules file may hold: is it the right file? (a nightly job's rules take a few kB)", MAX_RULES_BYTES / (1024 * 1024))]
+    TooLarge { path: String },
     #[error("{}", problems_text(.path, .problems))]
     Invalid {
         path: String,
@@ -292,12 +298,28 @@ enum RawConnection {
 }
 
 impl RuleSet {
-    /// Reads and checks a rules file.
+    /// Reads and checks a rules file; one over [`MAX_RULES_BYTES`] is refused, having
+    /// read no more than one byte past the cap.
     pub(crate) fn load(path: &Path) -> Result<Self, RulesError> {
+        use std::io::Read;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+        let read = |source| RulesError::Read {
             path: shown.clone(),
             source,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_RULES_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_RULES_BYTES {
+            return Err(RulesError::TooLarge { path: shown });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.utf8_error(),
+            ))
         })?;
         Self::parse(&text).map_err(|problems| RulesError::Invalid {
             path: shown,
