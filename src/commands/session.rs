@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{parse_base_url, Connect, KeySource, Target};
 use crate::drata::{
-    check_ssl_cert_dir, check_ssl_cert_file, is_loopback_host, read_ca_bundle, ApiClient,
-    ClientOptions,
+    is_loopback_host, read_ca_bundle, roots_from_env, ApiClient, ClientOptions, Roots,
 };
 use crate::engine::{ConcurrencyMode, Engine, RunControl};
 use crate::error::Error;
@@ -63,11 +62,13 @@ impl Session {
                 (base_url, key)
             }
         };
+        let (store_roots, extra_roots) = trusted_roots(connect, &base_url)?;
         let options = ClientOptions {
             kind: connect.kind,
             timeout: connect.timeout,
             connections: concurrency.ceiling(),
-            extra_roots: trusted_roots(connect, &base_url)?,
+            store_roots,
+            extra_roots,
         };
         let client = ApiClient::new(base_url.clone(), &key, options)
             .map_err(|e| Error::Client(e.without_url()))?;
@@ -88,21 +89,41 @@ impl Session {
     }
 }
 
-/// The CAs of `--ca-cert`, after checking that `SSL_CERT_FILE` and `SSL_CERT_DIR`, when
-/// set, can be used
-/// for an https server: either failing is a usage error, before anything is sent.
+/// The store of `SSL_CERT_FILE` and `SSL_CERT_DIR` when set (`None`: the system's), read
+/// for an https server only, and the CAs of `--ca-cert`: a store with no usable
+/// certificate, or a `--ca-cert` that cannot be used, is a usage error before anything is
+/// sent.
 fn trusted_roots(
     connect: &Connect,
     base_url: &reqwest::Url,
-) -> Result<Vec<reqwest::Certificate>, Error> {
-    if base_url.scheme() == "https" {
-        check_ssl_cert_file()?;
-        check_ssl_cert_dir()?;
-    }
-    match &connect.ca_cert {
-        Some(path) => Ok(read_ca_bundle("--ca-cert", path)?),
-        None => Ok(Vec::new()),
-    }
+) -> Result<(Option<Vec<reqwest::Certificate>>, Vec<reqwest::Certificate>), Error> {
+    let store = match base_url.scheme() {
+        "https" => match roots_from_env()? {
+            Roots::System => None,
+            Roots::Replaced(store) => {
+                for skipped in &store.skipped {
+                    tracing::debug!("{skipped}");
+                }
+                let (trusted, skipped) = (store.certificates.len(), store.skipped.len());
+                let sources = &store.sources;
+                if skipped > 0 {
+                    tracing::info!(
+                        "{sources}: {trusted} CA certificates trusted, {skipped} skipped \
+                         (expired, not valid yet or unparsable; -v names each)"
+                    );
+                } else {
+                    tracing::debug!("{sources}: {trusted} CA certificates trusted");
+                }
+                Some(store.certificates)
+            }
+        },
+        _ => None,
+    };
+    let extra = match &connect.ca_cert {
+        Some(path) => read_ca_bundle("--ca-cert", path)?,
+        None => Vec::new(),
+    };
+    Ok((store, extra))
 }
 
 fn read_key(source: &KeySource) -> Result<ApiKey, Error> {

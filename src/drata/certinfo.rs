@@ -1,7 +1,12 @@
-//! The two facts about a CA certificate that `--ca-cert` checks before anything is sent:
-//! its validity period and whether it may sign (basicConstraints `cA`). A few lines of
-//! DER reading: rustls keeps its parser private, and a trust anchor that is expired or a
-//! leaf would only fail later with "unknown issuer", which names the wrong cause.
+//! The facts about a CA certificate that are checked before anything is sent: its
+//! validity period and whether it may sign (basicConstraints `cA`), for `--ca-cert` and
+//! the stores of `SSL_CERT_FILE` and `SSL_CERT_DIR`, and its subject's common name, to
+//! name one that is skipped. A few lines of DER reading: rustls keeps its parser private,
+//! and a trust anchor that is expired or a leaf would only fail later with "unknown
+//! issuer", which names the wrong cause. A general X.509 crate would bring a parser
+//! combinator library and a date library for these three fields; the reading is bounded
+//! (every length checked against what is left) and a certificate it cannot read is left
+//! to rustls, which parses every root anyway.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -90,6 +95,30 @@ fn read(der: &[u8]) -> Option<(i64, i64, bool)> {
         .and_then(|(_, extensions)| basic_constraints_ca(extensions))
         .unwrap_or(false);
     Some((not_before, not_after, is_ca))
+}
+
+/// The subject's common name (OID 2.5.4.3), else its organizational unit or organization
+/// (2.5.4.11, 2.5.4.10), to name a certificate in the log (some old roots have no common
+/// name); `None` when it has none of them or cannot be read.
+pub(crate) fn common_name(der: &[u8]) -> Option<String> {
+    let (_, certificate, _) = element(der)?;
+    let (_, tbs, _) = element(certificate)?;
+    let fields = elements(tbs);
+    let skip = usize::from(fields.first()?.0 == 0xa0);
+    let (_, subject) = fields.get(skip + 4)?;
+    // A Name is a sequence of sets of (type, value) pairs.
+    let pairs: Vec<(u8, Vec<u8>)> = elements(subject)
+        .into_iter()
+        .flat_map(|(_, set)| elements(set))
+        .filter_map(|(_, pair)| match elements(pair).as_slice() {
+            [(0x06, [0x55, 0x04, kind]), (_, value)] => Some((*kind, value.to_vec())),
+            _ => None,
+        })
+        .collect();
+    [0x03, 0x0b, 0x0a].iter().find_map(|wanted| {
+        let (_, value) = pairs.iter().find(|(kind, _)| kind == wanted)?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
 }
 
 /// The `cA` flag of the basicConstraints extension (OID 2.5.29.19), when present.

@@ -176,14 +176,18 @@ pub(crate) struct ClientOptions {
     pub kind: IdentityKind,
     pub timeout: Duration,
     pub connections: usize,
-    /// CA certificates trusted besides the system store (`--ca-cert`).
+    /// The roots that replace the system store (`SSL_CERT_FILE`, `SSL_CERT_DIR`), read
+    /// here rather than by reqwest so that a certificate that cannot serve is skipped;
+    /// `None`: the system store.
+    pub store_roots: Option<Vec<reqwest::Certificate>>,
+    /// CA certificates trusted besides the store (`--ca-cert`).
     pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl ApiClient {
     /// `base` must already be checked (https, or http to loopback). The server's
-    /// certificate is checked against the system store (or `SSL_CERT_FILE` and
-    /// `SSL_CERT_DIR`, which replace it) plus `extra_roots`; never skipped.
+    /// certificate is checked against the system store (or `store_roots`, which replace
+    /// it) plus `extra_roots`; never skipped.
     pub(crate) fn new(
         base: Url,
         key: &ApiKey,
@@ -193,6 +197,7 @@ impl ApiClient {
             kind,
             timeout,
             connections,
+            store_roots,
             extra_roots,
         } = options;
         let mut headers = HeaderMap::new();
@@ -207,6 +212,12 @@ impl ApiClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true);
+        if let Some(roots) = store_roots {
+            builder = builder.tls_built_in_root_certs(false);
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
         for root in extra_roots {
             builder = builder.add_root_certificate(root);
         }

@@ -3,6 +3,7 @@
 
 mod certinfo;
 mod client;
+mod roots;
 mod state;
 mod tls;
 mod wire;
@@ -10,11 +11,12 @@ mod wire;
 pub(crate) use client::{
     ApiClient, Cause, ClientOptions, EvidenceForm, EvidenceItem, Failure, PAGE_LIMIT,
 };
+pub(crate) use roots::{roots_from_env, Roots};
 pub(crate) use state::{Added, Current, CurrentState, Users};
+pub(crate) use tls::read_ca_bundle;
 pub(crate) use tls::CaFileError;
 #[cfg(test)]
 pub(crate) use tls::CertProblem;
-pub(crate) use tls::{check_ssl_cert_dir, check_ssl_cert_file, read_ca_bundle};
 pub(crate) use wire::{Identity, Page, UserPage};
 
 use std::net::IpAddr;

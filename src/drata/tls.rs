@@ -1,5 +1,5 @@
-//! Trust: the CA certificates a run adds to the system store (`--ca-cert`, and a check
-//! of `SSL_CERT_FILE`), and what a certificate failure is called when a server's
+//! Trust: the CA certificates a run adds to its roots (`--ca-cert`, read strictly: the
+//! user named that CA), and what a certificate failure is called when a server's
 //! certificate is refused. Verification itself is rustls's, with the system's roots; no
 //! option turns it off.
 
@@ -38,6 +38,13 @@ pub enum CaFileError {
         path: PathBuf,
         problem: &'static str,
     },
+    #[error("{sources}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----); point it at a bundle of CA certificates, or unset it")]
+    StoreEmpty { sources: super::roots::Sources },
+    #[error("{sources}: none of its {skipped} certificates can be used (expired, not valid yet or unparsable; -v names each); point it at a current bundle of CA certificates, or unset it")]
+    NoneUsable {
+        sources: super::roots::Sources,
+        skipped: usize,
+    },
     #[error("{option} {}: certificate {index} is not a usable CA certificate ({reason})", path.display())]
     Unusable {
         option: &'static str,
@@ -48,7 +55,9 @@ pub enum CaFileError {
 }
 
 /// Reads a PEM bundle: every certificate in it, each checked to parse as a trust anchor.
-/// `option` names where the path came from (`--ca-cert`, `SSL_CERT_FILE`).
+/// `option` names where the path came from (`--ca-cert`). Strict, unlike the stores of
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR`: a CA the user names that cannot serve is a mistake
+/// to say, not a certificate to pass over.
 pub(crate) fn read_ca_bundle(
     option: &'static str,
     path: &Path,
@@ -99,47 +108,6 @@ pub(crate) fn read_ca_bundle(
         certificates.push(certificate);
     }
     Ok(certificates)
-}
-
-/// `SSL_CERT_FILE`, when set, replaces the system store (as with OpenSSL): one that cannot
-/// be read or holds no certificate would leave nothing trusted, so it is refused up front.
-pub(crate) fn check_ssl_cert_file() -> Result<(), CaFileError> {
-    match std::env::var_os("SSL_CERT_FILE") {
-        Some(path) if !path.is_empty() => {
-            read_ca_bundle("SSL_CERT_FILE", Path::new(&path)).map(drop)
-        }
-        _ => Ok(()),
-    }
-}
-
-/// `SSL_CERT_DIR`, when set, replaces the system store too: set but empty, missing, not
-/// a directory, or holding no file at all, it would leave nothing trusted and every
-/// request would fail with "unknown issuer", pointing at the wrong cause.
-pub(crate) fn check_ssl_cert_dir() -> Result<(), CaFileError> {
-    let Some(value) = std::env::var_os("SSL_CERT_DIR") else {
-        return Ok(());
-    };
-    if value.is_empty() {
-        return Err(CaFileError::CertDir {
-            path: PathBuf::new(),
-            problem: "set but empty",
-        });
-    }
-    // Several directories may be named, separated as in PATH.
-    for path in std::env::split_paths(&value) {
-        let problem = match std::fs::read_dir(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such directory"),
-            Err(_) => Some("cannot be read as a directory"),
-            Ok(mut entries) => entries
-                .next()
-                .is_none()
-                .then_some("the directory holds no certificate"),
-        };
-        if let Some(problem) = problem {
-            return Err(CaFileError::CertDir { path, problem });
-        }
-    }
-    Ok(())
 }
 
 /// Why a server's certificate was refused.

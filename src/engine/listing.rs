@@ -592,6 +592,7 @@ mod tests {
                 kind: crate::model::IdentityKind::Infrastructure,
                 timeout: std::time::Duration::from_secs(10),
                 connections: 1,
+                store_roots: None,
                 extra_roots: Vec::new(),
             },
         )

@@ -229,7 +229,8 @@ fn a_stale_check_after_the_run_drops_no_row_from_the_undo_file() {
         .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("1 rows answered 2xx are not shown by Drata yet"),
+        run.stderr
+            .contains("1 rows answered 2xx are not shown by Drata yet"),
         "{}",
         run.stderr
     );
@@ -237,7 +238,11 @@ fn a_stale_check_after_the_run_drops_no_row_from_the_undo_file() {
     let undo = records(&run.path("undo.csv"));
     let mut ids: Vec<&str> = undo[1..].iter().map(|row| row[0].as_str()).collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["1", "2"], "every row that may have changed Drata: {undo:?}");
+    assert_eq!(
+        ids,
+        ["1", "2"],
+        "every row that may have changed Drata: {undo:?}"
+    );
     for row in &undo[1..] {
         // The baseline is what the run sent: once the lagging listing catches up,
         // applying the file puts it back.

@@ -554,7 +554,10 @@ fn a_write_refused_for_certain_on_a_row_drata_already_holds_is_unchanged_not_upd
     assert_eq!(run.code, 0, "{}", run.stderr);
     let row = &run.rows[0];
     assert_eq!(row["outcome"], "unchanged", "{row:?}");
-    assert!(row["error"].contains("refused") && row["error"].contains("409"), "{row:?}");
+    assert!(
+        row["error"].contains("refused") && row["error"].contains("409"),
+        "{row:?}"
+    );
     let undo = std::fs::read_to_string(run.path("undo.csv")).unwrap();
     assert_eq!(undo.lines().count(), 1, "nothing to undo: {undo}");
     let evidence = std::fs::read_to_string(run.path("ev.md")).unwrap();

@@ -365,7 +365,11 @@ fn a_2xx_that_drata_does_not_show_fails_the_run_and_stays_in_the_undo_file() {
     // The undo file only grows: a check that does not show 2 (a stale listing, or a
     // change Drata did not keep) never takes its row out.
     assert_eq!(undo_ids(&work), ["1", "2"]);
-    assert!(run.stderr.contains("not shown by Drata yet"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not shown by Drata yet"),
+        "{}",
+        run.stderr
+    );
     assert!(evidence.contains("1 of them verified"), "{evidence}");
 }
 

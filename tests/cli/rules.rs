@@ -341,3 +341,55 @@ fn by_id(rows: &[HashMap<String, String>]) -> HashMap<u64, HashMap<String, Strin
     assert_eq!(by_id.len(), rows.len(), "no id twice: {rows:?}");
     by_id
 }
+
+#[test]
+fn a_rules_file_over_the_cap_is_refused_naming_the_cap() {
+    let work = Workdir::new();
+    // Valid TOML (comments) one byte past 4 MiB: refused for its size, not its content.
+    let line = format!("# {}\n", "x".repeat(1022));
+    let mut big = RULES.to_owned();
+    while big.len() <= 4 * 1024 * 1024 {
+        big.push_str(&line);
+    }
+    work.write("big.toml", &big);
+    let expected = "the rules file big.toml is larger than 4 MiB, the most a rules file may hold";
+    let run = Validate::offline()
+        .within(&work)
+        .args(["--rules", "big.toml"])
+        .run()
+        .run;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains(expected), "{}", run.stderr);
+    // At the cap exactly, the file is read and checked.
+    big.truncate(4 * 1024 * 1024);
+    let cut = big.rfind('\n').unwrap() + 1;
+    big.truncate(cut);
+    work.write("at-cap.toml", &big);
+    let run = Validate::offline()
+        .within(&work)
+        .args(["--rules", "at-cap.toml"])
+        .run()
+        .run;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_rules_file_that_never_ends_is_refused_at_the_cap() {
+    let work = Workdir::new();
+    let start = std::time::Instant::now();
+    let run = Validate::offline()
+        .within(&work)
+        .args(["--rules", "/dev/zero"])
+        .run()
+        .run;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the rules file /dev/zero is larger than 4 MiB"),
+        "{}",
+        run.stderr
+    );
+    // Reading 2 GB took seconds; 4 MiB takes milliseconds, even in a debug build.
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -146,6 +146,93 @@ fn ssl_cert_file_is_trusted() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// The bundle of a stock Debian machine, in small: an expired root first (Debian's held
+/// Baltimore CyberTrust Root past its end), a block that does not decode, then the CA that
+/// signed the server's certificate.
+fn system_like_bundle(ca: &TestCa) -> String {
+    let expired = TestCa::valid("Old Test Root", Validity::Expired);
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    format!("{}{garbage}{}", expired.pem, ca.pem)
+}
+
+#[test]
+fn a_bundle_with_expired_roots_is_trusted_for_the_rest_as_openssl_does() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let work = Workdir::new();
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .within(&work)
+        .with_file("bundle.pem", system_like_bundle(&ca))
+        .input(rows_csv(1, 2))
+        .args(["-v"])
+        .env("SSL_CERT_FILE", "bundle.pem")
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "updated").len(), 2);
+    let puts = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT "))
+        .count();
+    assert_eq!(puts, 2, "the server applied both rows");
+    // Counted at the default level, each named at -v.
+    assert!(
+        run.stderr.contains(
+            "SSL_CERT_FILE bundle.pem: 1 CA certificates trusted, 2 skipped (expired, not \
+             valid yet or unparsable; -v names each)"
+        ),
+        "{}",
+        run.stderr
+    );
+    for named in [
+        "bundle.pem: certificate 1 (Old Test Root) skipped: it has expired",
+        "bundle.pem: certificate 2 skipped: it cannot be parsed",
+    ] {
+        assert!(run.stderr.contains(named), "{named}: {}", run.stderr);
+    }
+    // The same bundle in a directory that SSL_CERT_DIR names.
+    std::fs::create_dir(work.path("certs")).unwrap();
+    work.write("certs/bundle.pem", &system_like_bundle(&ca));
+    let run = Apply::on(&server)
+        .within(&work)
+        .file("input.csv")
+        .report("again.csv")
+        .args(["--resend"])
+        .env("SSL_CERT_DIR", "certs")
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let puts = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT "))
+        .count();
+    assert_eq!(puts, 4, "the second run applied both rows again");
+}
+
+#[test]
+fn an_empty_ssl_cert_dir_counts_as_unset() {
+    let ca = TestCa::new("Corporate Test CA");
+    let server = TlsServer::start(ca.leaf(&["localhost"], Validity::Current));
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 2))
+        .env("SSL_CERT_FILE", "ca.pem")
+        .env("SSL_CERT_DIR", "")
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "updated").len(), 2);
+    // An empty SSL_CERT_FILE too: the system store, plus --ca-cert.
+    let Finished { run, rows, .. } = Apply::on(&server)
+        .with_file("ca.pem", &ca.pem)
+        .input(rows_csv(1, 2))
+        .args(["--ca-cert", "ca.pem", "--resend"])
+        .env("SSL_CERT_FILE", "")
+        .env("SSL_CERT_DIR", "")
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(ids_with(&rows, "updated").len(), 2);
+}
+
 #[test]
 fn an_expired_certificate_is_named() {
     let ca = TestCa::new("Corporate Test CA");
@@ -245,8 +332,10 @@ fn trust_settings_that_cannot_work_are_named_before_anything_is_sent() {
         ),
         (
             &[],
-            &[("SSL_CERT_DIR", "")],
-            "SSL_CERT_DIR : set but empty; set it to a directory of CA certificates, or unset it",
+            &[("SSL_CERT_FILE", "expired.pem")],
+            "SSL_CERT_FILE expired.pem: none of its 1 certificates can be used (expired, not \
+             valid yet or unparsable; -v names each); point it at a current bundle of CA \
+             certificates, or unset it",
         ),
         (
             &[],
