@@ -921,6 +921,8 @@ pub(crate) struct Subject<'a> {
     pub linked: bool,
     /// Already a service account.
     pub marked: bool,
+    /// Its access toggles, as the listing shows them.
+    pub access: Toggles,
 }
 
 /// Resolves a [`LookupKey`] to an id, and checks names given beside an id.

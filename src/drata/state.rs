@@ -130,6 +130,7 @@ impl Current {
             connection_id: self.details.connection_id,
             linked: self.details.linked,
             marked: self.marked_at.is_some(),
+            access: self.access,
         }
     }
 

@@ -17,11 +17,10 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::model::{utf16_len, Subject, MAX_REASON_UNITS};
+use crate::model::{utf16_len, Access, Subject, MAX_REASON_UNITS};
 
 /// The keys of `[rule.match]`, for messages.
-const CONDITIONS: &str =
-    "username, email, email_absent, linked_user, client_type, connection, marked";
+const CONDITIONS: &str = "username, email, email_absent, linked_user, client_type, connection, marked, admin_access, db_access, write_access, push_production_code_access";
 /// The placeholders of `reason`, for messages.
 const PLACEHOLDERS: &str = "{id} {username} {email} {connection} {rule} {date}";
 /// `{date}` renders as `YYYY-MM-DD`.
@@ -42,6 +41,8 @@ pub(crate) struct RuleSet {
 pub(crate) struct Rule {
     pub name: String,
     pub service_account: bool,
+    /// The access toggles the rule turns on or off.
+    pub access: Vec<(Access, bool)>,
     reason: Vec<Piece>,
     when: Conditions,
 }
@@ -57,6 +58,8 @@ struct Conditions {
     client_type: Option<Vec<String>>,
     connection: Option<ConnectionRef>,
     marked: Option<bool>,
+    /// Access toggles as the listing shows them (off when it does not).
+    access: Vec<(Access, bool)>,
 }
 
 /// `connection = "aws-prod"` (an alias, any case) or `connection = 3` / `"3"` / `"#3"`
@@ -92,6 +95,8 @@ pub(crate) struct Decision<'r> {
     /// The rule's place in the file, from 0.
     pub index: usize,
     pub service_account: bool,
+    /// The access toggles the rule sets.
+    pub access: &'r [(Access, bool)],
     /// The rendered, trimmed reason, or why it cannot be sent.
     pub reason: Result<String, ReasonProblem>,
 }
@@ -193,7 +198,7 @@ pub struct RuleProblem {
 pub enum ProblemKind {
     #[error("{0}")]
     Toml(String),
-    #[error("unknown key {key:?}; the keys of a rule are name, service_account, reason and [rule.match] ({CONDITIONS}): remove it or correct its spelling")]
+    #[error("unknown key {key:?}; the keys of a rule are name, service_account, reason, the access toggles (admin_access, db_access, write_access, push_production_code_access) and [rule.match] ({CONDITIONS}): remove it or correct its spelling")]
     UnknownKey { key: String },
     #[error("{key}: the regular expression does not compile: {error}; fix it (Rust regex syntax, https://docs.rs/regex)")]
     BadRegex { key: &'static str, error: String },
@@ -267,6 +272,10 @@ struct RawRule {
     name: Spanned<String>,
     service_account: bool,
     reason: Spanned<String>,
+    admin_access: Option<bool>,
+    db_access: Option<bool>,
+    write_access: Option<bool>,
+    push_production_code_access: Option<bool>,
     #[serde(rename = "match")]
     when: Option<Spanned<RawMatch>>,
 }
@@ -281,6 +290,26 @@ struct RawMatch {
     client_type: Option<Spanned<OneOrMany>>,
     connection: Option<RawConnection>,
     marked: Option<bool>,
+    admin_access: Option<bool>,
+    db_access: Option<bool>,
+    write_access: Option<bool>,
+    push_production_code_access: Option<bool>,
+}
+
+/// The access toggles given, as a rule's decision or condition (one key per toggle:
+/// `admin_access`, `db_access`, `write_access`, `push_production_code_access`), in
+/// [`Access`] order.
+fn access_given(toggles: [Option<bool>; 4]) -> Vec<(Access, bool)> {
+    [
+        Access::Admin,
+        Access::Db,
+        Access::Write,
+        Access::PushProductionCode,
+    ]
+    .into_iter()
+    .zip(toggles)
+    .filter_map(|(access, on)| Some((access, on?)))
+    .collect()
 }
 
 #[derive(Deserialize)]
@@ -375,6 +404,16 @@ impl RuleSet {
         Err(problems)
     }
 
+    /// The access toggles any rule sets.
+    pub(crate) fn access_decided(&self) -> impl Iterator<Item = Access> + '_ {
+        let mut decided: Vec<Access> = { self.rules.iter() }
+            .flat_map(|rule| rule.access.iter().map(|(access, _)| *access))
+            .collect();
+        decided.sort_unstable();
+        decided.dedup();
+        decided.into_iter()
+    }
+
     pub(crate) fn rules(&self) -> &[Rule] {
         &self.rules
     }
@@ -443,6 +482,12 @@ fn check_rule(raw: RawRule, problems: &mut Found) -> Option<Rule> {
     Some(Rule {
         name,
         service_account: raw.service_account,
+        access: access_given([
+            raw.admin_access,
+            raw.db_access,
+            raw.write_access,
+            raw.push_production_code_access,
+        ]),
         reason: reason?,
         when: when?,
     })
@@ -502,6 +547,12 @@ fn check_conditions(name: &str, raw: RawMatch) -> (Option<Conditions>, Found) {
             client_type,
             connection,
             marked: raw.marked,
+            access: access_given([
+                raw.admin_access,
+                raw.db_access,
+                raw.write_access,
+                raw.push_production_code_access,
+            ]),
         }),
         _ => None,
     };
@@ -629,6 +680,7 @@ impl Conditions {
             && self.client_type.is_none()
             && self.connection.is_none()
             && self.marked.is_none()
+            && self.access.is_empty()
     }
 
     fn is_only_marked(&self) -> bool {
@@ -639,6 +691,7 @@ impl Conditions {
             && self.linked_user.is_none()
             && self.client_type.is_none()
             && self.connection.is_none()
+            && self.access.is_empty()
     }
 
     /// True when every condition given holds for the identity. A regular expression
@@ -656,6 +709,8 @@ impl Conditions {
             && is(self.email_absent, email_absent)
             && is(self.linked_user, who.linked)
             && is(self.marked, who.marked)
+            && { self.access.iter() }
+                .all(|(access, on)| who.access.get(*access).unwrap_or(false) == *on)
             && self.client_type.as_ref().is_none_or(|types| {
                 who.client_type
                     .is_some_and(|actual| types.iter().any(|t| t.eq_ignore_ascii_case(actual)))
@@ -726,6 +781,7 @@ pub(crate) fn decide<'r>(
         rule: &rule.name,
         index,
         service_account: rule.service_account,
+        access: &rule.access,
         reason: rule.reason_for(who, today),
     })
 }
@@ -740,6 +796,7 @@ mod tests {
     fn listing() -> Vec<Subject<'static>> {
         let who =
             |id, username, email, client_type, alias, connection_id, linked, marked| Subject {
+                access: crate::model::Toggles::default(),
                 id,
                 username,
                 email,
@@ -823,6 +880,54 @@ mod tests {
             .filter(|who| decide(rules, who, TODAY).is_some())
             .map(|who| who.id)
             .collect()
+    }
+
+    #[test]
+    fn an_access_toggle_is_a_condition_and_a_decision() {
+        let mut listing = listing();
+        // Ids 1 and 3 have admin access; 4 has database access; null is off.
+        listing[0].access.set(Access::Admin, Some(true));
+        listing[2].access.set(Access::Admin, Some(true));
+        listing[3].access.set(Access::Db, Some(true));
+        listing[4].access.set(Access::Admin, Some(false));
+        let matched = |rules: &RuleSet| -> Vec<u64> {
+            { listing.iter() }
+                .filter(|who| decide(rules, who, TODAY).is_some())
+                .map(|who| who.id)
+                .collect()
+        };
+        let cases: &[(&str, &[u64])] = &[
+            ("admin_access = true", &[1, 3]),
+            ("admin_access = false", &[2, 4, 5, 6]),
+            ("db_access = true", &[4]),
+            ("admin_access = true\nmarked = false", &[1]),
+            ("write_access = true", &[]),
+        ];
+        for (matching, expected) in cases {
+            let rules =
+                RuleSet::parse(&file(matching)).unwrap_or_else(|e| panic!("{matching}: {e:?}"));
+            assert_eq!(&matched(&rules), expected, "{matching}");
+        }
+        let deciding = file("admin_access = true").replace(
+            "service_account = true\n",
+            "service_account = true\nadmin_access = false\ndb_access = true\n",
+        );
+        let rules = RuleSet::parse(&deciding).unwrap();
+        let decision = decide(&rules, &listing[0], TODAY).unwrap();
+        assert_eq!(
+            decision.access,
+            [(Access::Admin, false), (Access::Db, true)]
+        );
+        assert_eq!(
+            rules.access_decided().collect::<Vec<_>>(),
+            [Access::Admin, Access::Db]
+        );
+        // A misspelt toggle is an unknown key, as any other.
+        let problems = RuleSet::parse(&file("admin_acess = true")).unwrap_err();
+        assert!(
+            matches!(&problems[0].kind, ProblemKind::UnknownKey { key } if key == "admin_acess"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -235,3 +235,73 @@ fn two_rows_of_one_id_that_disagree_on_a_toggle_conflict() {
         "{said}"
     );
 }
+
+#[test]
+fn a_rule_decides_admin_access_and_matches_on_it() {
+    // Of 40 seeded identities the bots are 7, 14, 21, 28 and 35 (marked, with the seeded
+    // reason), and admin access is on for every fifth: only bot 35 has both.
+    let sim = simulator(|c| c.identities = 40);
+    let work = Workdir::new();
+    work.write(
+        "rules.toml",
+        "[[rule]]\nname = \"bots-without-admin\"\nservice_account = true\n\
+         reason = \"Seeded: automation account\"\nadmin_access = false\n\
+         [rule.match]\nusername = \"^svc-\"\nadmin_access = true\n",
+    );
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml"])
+        .report("plan.csv")
+        .run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(
+        ids_with(&plan.rows, "would_update"),
+        [35],
+        "{}",
+        plan.stderr
+    );
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml", "--undo", "undo.csv"])
+        .report("apply.csv")
+        .run();
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let row = apply.rows.iter().find(|r| r["id"] == "35").unwrap();
+    assert_eq!(
+        (row["outcome"].as_str(), row["source"].as_str()),
+        ("updated", "rule:bots-without-admin"),
+        "{row:?}"
+    );
+    assert_eq!(
+        (
+            row["admin_access"].as_str(),
+            row["previous_admin_access"].as_str()
+        ),
+        ("false", "true"),
+        "{row:?}"
+    );
+    assert_eq!(row["verified"], "yes", "{row:?}");
+    assert_eq!(sim.stats.toggles_applied.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        sim.stats.applied.load(Ordering::Relaxed),
+        0,
+        "the flag and reason were already so"
+    );
+    export_csv(&sim, &work, "infrastructure", "after.csv");
+    assert_eq!(
+        column_by_id(&work.path("after.csv"), "adminAccess")[&35],
+        "false"
+    );
+    // The undo file puts the admin access back.
+    let undone = Apply::on(&sim)
+        .within(&work)
+        .file("undo.csv")
+        .report("undone.csv")
+        .run();
+    assert_eq!(undone.code, 0, "{}", undone.stderr);
+    export_csv(&sim, &work, "infrastructure", "restored.csv");
+    assert_eq!(
+        column_by_id(&work.path("restored.csv"), "adminAccess")[&35],
+        "true"
+    );
+}

@@ -265,7 +265,11 @@ async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Er
         Mode::Plan => None,
     };
     let reader = input.reader(&config.input, None)?;
-    let access_fields = access_of_kind(config, reader.access_fields())?;
+    // The toggles the input's columns or a rule decide.
+    let by_rules = { rules.iter() }
+        .flat_map(|rules| rules.access_decided().collect::<Vec<_>>())
+        .map(|access| &field::ACCESS[access.index()]);
+    let access_fields = access_of_kind(config, reader.access_fields().chain(by_rules))?;
     tracing::info!(
         "{}",
         column_mapping_line(&reader.column_mapping(), reader.delimiter())
@@ -341,7 +345,9 @@ fn access_of_kind(
     fields: impl Iterator<Item = &'static AccessField>,
 ) -> Result<Vec<&'static AccessField>, Error> {
     let kind = config.connect.kind;
-    let fields: Vec<&'static AccessField> = fields.collect();
+    let mut fields: Vec<&'static AccessField> = fields.collect();
+    fields.sort_by_key(|field| field.access);
+    fields.dedup_by_key(|field| field.access);
     if let Some(field) = fields.iter().find(|field| field.kind != kind) {
         return Err(input::InputError::AccessOfOtherKind {
             path: config.input.source.display().to_string(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::drata::CurrentState;
 use crate::input::rules::{decide, RuleSet};
 use crate::input::{DoneRows, DoneRuleRow, InputScan};
-use crate::model::{IdCell, Outcome, ReportRow, Row, RowId};
+use crate::model::{AccessRequest, IdCell, Outcome, ReportRow, Row, RowId};
 
 /// A rule's decision for one identity: a row to plan like the input's, or invalid (its
 /// reason cannot be sent).
@@ -68,9 +68,16 @@ pub(super) fn rule_rows(
                 rule,
                 // No export behind it: the review is two-way.
                 baseline: None,
-                // Rules decide the flag; links are left as they are.
+                // Rules decide the flag and the access toggles they name; links are left
+                // as they are.
                 link: None,
-                access: Vec::new(),
+                access: { decision.access.iter() }
+                    .map(|(access, on)| AccessRequest {
+                        access: *access,
+                        on: *on,
+                        baseline: None,
+                    })
+                    .collect(),
             }),
             Err(problem) => {
                 let mut report = ReportRow::new(
