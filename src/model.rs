@@ -16,6 +16,10 @@ use thiserror::Error;
 
 /// The longest reason the API accepts, in UTF-16 code units (JavaScript's length).
 pub(crate) const MAX_REASON_UNITS: usize = 30_000;
+/// The undo file's last column: when the run it undoes started. An input with this column
+/// is an undo file: its cells are exact text (no formula prefix to strip, no escapes), and
+/// it restores states Drata held, which no rule meant for new decisions refuses.
+pub(crate) const UNDO_OF_COLUMN: &str = "undoOf";
 /// The largest id JavaScript represents exactly (2^53 - 1).
 pub(crate) const MAX_ID: u64 = 9_007_199_254_740_991;
 

@@ -9,7 +9,7 @@ use super::{InputError, InputOptions, InvalidRow, Problem, Record, ECHO_LIMIT};
 use crate::field::{AccessField, ACCESS};
 use crate::model::{
     utf16_len, AccessRequest, Baseline, Link, LinkRequest, Lookup, LookupKey, Row, RowId, MAX_ID,
-    MAX_REASON_UNITS,
+    MAX_REASON_UNITS, UNDO_OF_COLUMN,
 };
 use crate::text::{csv_text, shorten};
 
@@ -106,6 +106,9 @@ struct Columns {
     link: LinkColumns,
     /// The access toggles' columns the header has (`adminAccess`…, `crate::field`).
     access: Vec<AccessColumns>,
+    /// The input is an undo file (it has the `undoOf` column): its cells are exact text,
+    /// and it restores states Drata held.
+    undo_file: bool,
     headers: Vec<String>,
 }
 
@@ -228,6 +231,8 @@ fn resolve_columns(
             baseline,
             link,
             access,
+            undo_file: find_column(headers, path, "undo", &[normalize_header(UNDO_OF_COLUMN)])?
+                .is_some(),
             headers: headers.iter().map(|h| h.trim().to_owned()).collect(),
         }),
         _ => Err(InputError::MissingColumns {
@@ -633,6 +638,8 @@ impl<R: Read> RowReader<R> {
     fn unquoted<'a>(&self, text: &'a str) -> &'a str {
         match self.records.sheet() {
             Some(_) => text.trim(),
+            // An undo file holds exact text: nothing was prefixed.
+            None if self.columns.undo_file => text.trim(),
             None => csv_text(text),
         }
     }
@@ -944,7 +951,10 @@ impl<R: Read> RowReader<R> {
         };
         let link = Link::from_cell(&cell);
         let baseline = self.link_baseline();
-        let as_exported = exported_marked == Some(true) && baseline.as_ref() == Some(&link);
+        // A state Drata held (as exported, or as an undo file restores it) is never refused
+        // by a rule meant for new decisions.
+        let as_exported = exported_marked == Some(true) && baseline.as_ref() == Some(&link)
+            || self.columns.undo_file;
         let user = match (&link, &self.lookup) {
             (Link::User(_), _) if flag == Some(true) && !as_exported => {
                 problem(

@@ -9,9 +9,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::report::spreadsheet_safe;
 use crate::field::AccessField;
-use crate::model::{FieldName, Link, Previous, ReportRow};
+use crate::model::{FieldName, Link, Previous, ReportRow, UNDO_OF_COLUMN};
 
 /// Which fields an undo file puts back, besides the service account: the links when the
 /// run decides them (a run that never touched links writes no link column, so its undo
@@ -43,6 +42,9 @@ pub(crate) fn undo_header(columns: &UndoColumns, baseline: bool) -> Vec<&'static
         if baseline {
             header.push(field.baseline_column);
         }
+    }
+    if baseline {
+        header.push(UNDO_OF_COLUMN);
     }
     header
 }
@@ -188,13 +190,11 @@ impl UndoWriter {
         let mut named = vec![
             ("id", id.to_string()),
             ("serviceAccount", flag.to_owned()),
-            (
-                "serviceAccountReason",
-                spreadsheet_safe(&reason).into_owned(),
-            ),
+            ("serviceAccountReason", reason),
+            (UNDO_OF_COLUMN, self.run_started.clone()),
         ];
         let link = previous.link.as_ref().map_or("", |link| link.cell());
-        named.push(("linkedUser", spreadsheet_safe(link).into_owned()));
+        named.push(("linkedUser", link.to_owned()));
         for field in &self.columns.access {
             // A toggle the row left alone is left alone by its undo: a blank cell.
             let decided = row.access.iter().any(|asked| asked.access == field.access);
@@ -293,11 +293,8 @@ impl Left {
         Left {
             cells: vec![
                 ("drataServiceAccount", marked.to_string()),
-                ("drataReason", spreadsheet_safe(reason).into_owned()),
-                (
-                    "drataLinkedUser",
-                    spreadsheet_safe(link.map_or("", Link::cell)).into_owned(),
-                ),
+                ("drataReason", reason.to_owned()),
+                ("drataLinkedUser", link.map_or("", Link::cell).to_owned()),
             ],
         }
     }

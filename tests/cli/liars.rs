@@ -488,7 +488,7 @@ fn one_undo_file_across_a_partly_applied_run_and_its_resume_puts_everything_back
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(server.puts_by_endpoint(), (2, 1));
     // One row, the state before everything; its baseline the state the resume left.
-    let undo = records(&work.path("undo.csv"));
+    let undo = undo_records(&work.path("undo.csv"));
     assert_eq!(
         undo[1..],
         [vec!["5", "true", "CI runner", "false", "", "", DANA]],

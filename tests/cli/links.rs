@@ -337,7 +337,7 @@ fn a_row_whose_second_request_is_refused_is_partly_applied_kept_in_the_undo_file
     assert!(half["serviceAccount"].is_null(), "Drata holds half: {half}");
 
     // The undo file holds the row: the state before the run.
-    let undo = records(&work.path("undo.csv"));
+    let undo = undo_records(&work.path("undo.csv"));
     assert_eq!(
         undo,
         [

@@ -185,7 +185,8 @@ fn undo_restores_the_previous_state() {
             "serviceAccount",
             "serviceAccountReason",
             "drataServiceAccount",
-            "drataReason"
+            "drataReason",
+            "undoOf"
         ]
     );
     let mut undo_rows: Vec<Vec<String>> = undo
@@ -198,7 +199,7 @@ fn undo_restores_the_previous_state() {
     assert!(undo_rows[0][2].contains("not a service account before"));
     // Before the run, and the state the run left (the baseline of a three-way review).
     assert_eq!(
-        undo_rows[1],
+        undo_rows[1][..5],
         ["7", "true", "Seeded: automation account", "false", ""]
     );
     #[cfg(unix)]

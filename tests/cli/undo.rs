@@ -53,7 +53,7 @@ fn a_link_saved_behind_a_502_is_in_the_undo_file_and_undone() {
             assert_eq!(row["outcome"], "failed", "{row:?}");
         }
         // The baseline is what Drata holds: unmarked, and linked to Dana.
-        let undo = records(&work.path("undo.csv"));
+        let undo = undo_records(&work.path("undo.csv"));
         assert_eq!(
             undo[1..],
             [vec!["5", "true", "CI runner", "false", "", "", DANA]],
@@ -165,7 +165,7 @@ fn a_link_a_502_did_not_save_is_not_put_back_by_the_undo_file() {
     assert!(server.identity(5).unwrap()["user"].is_null());
     // The 502 proves nothing: the baseline says the link may have been saved; no read
     // after the run (which may lag behind the writes) restates it.
-    let undo = records(&work.path("undo.csv"));
+    let undo = undo_records(&work.path("undo.csv"));
     assert_eq!(
         undo[1..],
         [vec!["5", "true", "CI runner", "false", "", "", DANA]],
@@ -181,4 +181,53 @@ fn a_link_a_502_did_not_save_is_not_put_back_by_the_undo_file() {
     assert_eq!(server.puts_by_endpoint().0, connects, "no link to put back");
     let now = server.identity(5).unwrap();
     assert_eq!(now["serviceAccountReason"], "CI runner", "{now}");
+}
+
+#[test]
+fn an_undo_file_restores_a_marked_and_linked_identity_and_a_reason_of_any_text() {
+    // Older Drata data: id 5 marked and linked to Dana. Id 6's reason holds a CR typed in
+    // a browser, a bidi override, a tab and a formula's start.
+    let reason = "CI runner\r\nowned by \u{202E}ops\t'=x";
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
+        [
+            serde_json::json!({"id": 5, "username": "legacy", "user": {"id": 9, "email": DANA},
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": "shared admin"}),
+            serde_json::json!({"id": 6, "username": "ci", "user": null,
+            "serviceAccount": "2026-01-05T00:00:00.000Z", "serviceAccountReason": reason}),
+        ],
+        &[(9, DANA)],
+    );
+    let work = Workdir::new();
+    // The review unmarks both; 5 stays Dana's.
+    let review = format!(
+        "id,serviceAccount,serviceAccountReason,linkedUser\n5,false,a person,{DANA}\n6,false,a person,\n"
+    );
+    let run = Apply::on(&server)
+        .within(&work)
+        .input(review)
+        .args(["--undo", "undo.csv"])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(server.identity(5).unwrap()["serviceAccount"].is_null());
+    // The undo file holds the reason as it was: no prefix, no escapes.
+    let undo = records(&work.path("undo.csv"));
+    assert_eq!(
+        undo[0].last().map(String::as_str),
+        Some("undoOf"),
+        "{undo:?}"
+    );
+    let six = undo.iter().find(|row| row[0] == "6").unwrap();
+    assert_eq!(six[2], reason, "{undo:?}");
+    let back = Apply::on(&server)
+        .within(&work)
+        .file("undo.csv")
+        .report("u.csv")
+        .run();
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    let five = server.identity(5).unwrap();
+    assert_eq!(five["serviceAccountReason"], "shared admin", "{five}");
+    assert_eq!(five["user"]["id"], 9, "still Dana's: {five}");
+    let six = server.identity(6).unwrap();
+    assert_eq!(six["serviceAccountReason"], reason, "{six}");
+    assert!(!six["serviceAccount"].is_null(), "{six}");
 }

@@ -20,6 +20,21 @@ pub fn records(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// An undo file's records, the header first, without its last column (`undoOf`, the time
+/// of the run it undoes, which differs every run).
+pub fn undo_records(path: &Path) -> Vec<Vec<String>> {
+    let mut rows = records(path);
+    assert_eq!(
+        rows[0].last().map(String::as_str),
+        Some("undoOf"),
+        "{rows:?}"
+    );
+    for row in &mut rows {
+        row.pop();
+    }
+    rows
+}
+
 /// A parsed report: one map per row, keyed by column name.
 pub fn read_report(path: &Path) -> Vec<HashMap<String, String>> {
     // Flexible: a run stopped by a full disk may leave its last row cut short.
