@@ -306,3 +306,54 @@ mod tests {
         );
     }
 }
+
+/// An output's path held for the run: a second run naming the same report, undo file,
+/// evidence or summary is refused before it sends anything, `--force` included, as a
+/// second run on the same input is. The lock is a lock file beside the output
+/// (`.NAME.drata-svcacct-lock`, mode 0600, removed when the run ends); the operating system
+/// releases it when the process ends however it ends, so a killed run leaves no stale lock.
+#[derive(Debug)]
+pub(crate) struct OutputLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl OutputLock {
+    /// Takes the lock of `output`; `None` for standard output. An error of kind
+    /// `WouldBlock` when another run holds it.
+    pub(crate) fn acquire(output: &Path) -> io::Result<Option<Self>> {
+        if CreatedFile::is_stdout(output) {
+            return Ok(None);
+        }
+        let name = output.file_name().unwrap_or(output.as_os_str());
+        let folder = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let path = folder.join(format!(".{}.drata-svcacct-lock", name.to_string_lossy()));
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Never through a link someone put at the lock's name.
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { path, _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another drata-svcacct run is writing it; nothing was sent: wait for that run to finish, or name another file",
+            )),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Still held: a run that opens it now finds it gone or locked.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

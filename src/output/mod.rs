@@ -19,7 +19,7 @@ pub use console::Console;
 pub(crate) use console::{InvalidRows, RowProblem};
 pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportLayout, ExportRow};
-pub(crate) use files::{same_file, CreatedFile, Sink};
+pub(crate) use files::{same_file, CreatedFile, OutputLock, Sink};
 pub(crate) use plan::{
     column_mapping_line, AccessChange, Change, CurrentView, ExportAge, LinkChange, PlanView,
     CHANGES_SHOWN,

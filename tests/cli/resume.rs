@@ -815,3 +815,55 @@ fn assert_resumed(rows: &[std::collections::HashMap<String, String>], updated_fi
         assert_eq!(row["outcome"], expected, "id {id}: {row:?}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_run_naming_an_output_of_a_running_one_is_refused_even_with_force() {
+    let sim = simulator(|c| c.latency = Duration::from_millis(50));
+    let work = Workdir::new();
+    let first = Apply::on(&sim)
+        .within(&work)
+        .input(rows_csv(1, 20))
+        .args(["--rate", "20/s", "--undo", "undo.csv"])
+        .report("first.csv")
+        .spawn();
+    wait_until(Duration::from_secs(30), "the first run under way", || {
+        report_rows_so_far(&work.path("first.csv")) >= 2
+    });
+    // Another input (a re-run script), the same undo file, --force.
+    work.write("other.csv", &rows_csv(21, 22));
+    let second = Apply::on(&sim)
+        .within(&work)
+        .file("other.csv")
+        .args(["--undo", "undo.csv", "--force"])
+        .report("second.csv")
+        .run();
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another drata-svcacct run is writing it"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        !work.path("second.csv").exists(),
+        "refused before any output"
+    );
+    let first = first.finish();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        sim.stats.puts.load(Ordering::Relaxed),
+        20,
+        "the second run sent nothing"
+    );
+    let undo = records(&work.path("undo.csv"));
+    assert_eq!(undo.len(), 21, "the first run's undo file, whole: {undo:?}");
+    // Once the first run ended, its outputs are free again (and no lock file is left).
+    let leftovers: Vec<_> = std::fs::read_dir(work.path(""))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -9,11 +9,13 @@ use crate::config::{resumed_name, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
 use crate::output::{
-    same_file, undo_header, CreatedFile, EarlierUndo, ReportWriter, Sink, UndoColumns,
+    same_file, undo_header, CreatedFile, EarlierUndo, OutputLock, ReportWriter, Sink, UndoColumns,
 };
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
+    /// The outputs' paths, held until the run ends.
+    pub locks: Vec<OutputLock>,
     pub report_path: PathBuf,
     pub report: ReportWriter,
     pub summary: Option<Sink>,
@@ -211,6 +213,32 @@ fn check_folders(config: &RunConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// Holds every output the run names (the report, undo file, evidence and summary) for the
+/// run, before any is created: a second run naming one is refused, nothing sent.
+fn lock_outputs(config: &RunConfig) -> Result<Vec<OutputLock>, Error> {
+    let named = [
+        ("report", &config.options.report),
+        ("undo file", &config.apply.undo),
+        ("evidence file", &config.options.evidence),
+        ("summary", &config.options.summary_json),
+    ];
+    let mut locks = Vec::new();
+    for (what, path) in named {
+        let Some(path) = path else { continue };
+        match OutputLock::acquire(path) {
+            Ok(lock) => locks.extend(lock),
+            Err(source) => {
+                return Err(Error::Output {
+                    what,
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(locks)
+}
+
 /// The undo file: a resumed run appends to the one of the run it resumes, so that one
 /// command rolls every resumed part back.
 fn undo_file(config: &RunConfig, columns: &UndoColumns) -> Result<Option<UndoTarget>, Error> {
@@ -323,6 +351,7 @@ enum UndoTarget {
 /// that cannot be written stops the run before the report exists; a guard removes the
 /// files already made when a later one fails.
 pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error> {
+    let locks = lock_outputs(config)?;
     check_paths(config)?;
     check_folders(config)?;
     let optional = |path: &Option<PathBuf>, what| {
@@ -389,6 +418,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
     })?;
     let (report, summary, undo, evidence) = kept;
     Ok(Files {
+        locks,
         report_path,
         report,
         summary,

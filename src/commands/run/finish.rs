@@ -17,13 +17,15 @@ use crate::model::{
     ConcurrencyFigures, LatencyFigures, Outcome, Previous, RecordFile, ReportRow, StopReason, Tally,
 };
 use crate::output::{
-    checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, RunContext,
-    Sink, Summary, UndoWriter,
+    checked_key, counts, rewrite_checked, EvidenceFormat, EvidenceRecorder, FileDigest, OutputLock,
+    RunContext, Sink, Summary, UndoWriter,
 };
 use crate::text::{sha256_file, shell_quote};
 
 /// What is still to be written once every row is in the report.
 pub(super) struct Unwritten {
+    /// The outputs' paths, held until the last is written.
+    pub locks: Vec<OutputLock>,
     pub report_path: PathBuf,
     pub summary: Option<Sink>,
     pub evidence: Option<(EvidenceRecorder, Sink)>,
@@ -75,6 +77,8 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             tracing::error!("cannot write the summary {}: {e}", path.display());
         }
     }
+    // Every output is written: another run may name them now.
+    drop(files.locks);
     summary.exit_code
 }
 

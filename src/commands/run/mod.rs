@@ -737,6 +737,7 @@ async fn execute(
     };
     let feeder = tokio::task::spawn_blocking(move || feed.run());
     let Files {
+        locks,
         report_path,
         report,
         summary,
@@ -765,6 +766,7 @@ async fn execute(
     Ok((
         consumed.tally,
         finish::Unwritten {
+            locks,
             report_path,
             summary,
             evidence: recorder.zip(evidence),
