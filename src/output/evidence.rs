@@ -243,6 +243,8 @@ pub(crate) struct Facts {
     /// Rows the reviewer and Drata both changed, differently; not sent.
     pub(crate) conflicts: u64,
     pub(crate) unrecorded_rows: u64,
+    /// Outputs of the run that could not be written.
+    pub(crate) unwritten_outputs: Vec<String>,
     /// Sorted by id.
     pub(crate) changes: Vec<ChangedIdentity>,
     /// The identities behind `drifted`, sorted by id.
@@ -298,6 +300,7 @@ impl Facts {
             drifted: count("drifted"),
             conflicts: count("conflict"),
             unrecorded_rows: summary.unrecorded_rows,
+            unwritten_outputs: summary.unwritten_outputs.clone(),
             changes,
             drift,
             partly,

@@ -39,6 +39,10 @@ pub(crate) struct Summary {
     pub(crate) resume_command: Option<String>,
     /// Rows that are not in the report because it could not be written; each was logged.
     pub(crate) unrecorded_rows: u64,
+    /// Outputs of the run that could not be written (`undo file PATH: why`); each makes
+    /// the exit code non-zero.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) unwritten_outputs: Vec<String>,
     pub(crate) exit_code: u8,
 }
 
@@ -127,6 +131,9 @@ impl Summary {
                 self.unrecorded_rows,
                 plural(self.unrecorded_rows, "row is", "rows are")
             ));
+        }
+        for output in &self.unwritten_outputs {
+            text.push_str(&format!("  NOT WRITTEN: the {output}\n"));
         }
         if let Some(why) = &self.stopped {
             text.push_str(&format!("  stopped: {why}\n"));

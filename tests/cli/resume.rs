@@ -867,3 +867,53 @@ fn a_second_run_naming_an_output_of_a_running_one_is_refused_even_with_force() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[cfg(unix)]
+#[test]
+fn an_evidence_file_that_cannot_be_written_fails_the_run_and_is_named() {
+    // Reasons that do not compress: the evidence workbook (changes and the whole report)
+    // outgrows the file size limit, the report does not.
+    let mut seed = 7_u64;
+    let mut noise = |n: usize| -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ALPHABET[(seed >> 58) as usize] as char
+            })
+            .collect()
+    };
+    let mut input = String::from("id,flag,reason\n");
+    for id in 1..=12 {
+        input.push_str(&format!("{id},true,{}\n", noise(1500)));
+    }
+    let sim = simulator(|_| {});
+    let limit = 28_000;
+    let run = Apply::on(&sim)
+        .input(&input)
+        .args(["--evidence", "ev.xlsx", "--summary-json", "summary.json"])
+        .spawn_with(|command| with_file_size_limit(command, limit))
+        .finish();
+    let report = std::fs::metadata(run.path("report.csv")).unwrap().len();
+    assert!(report < limit, "the report fits: {report}");
+    assert_eq!(run.rows.len(), 12, "{}", run.stderr);
+    assert!(
+        run.rows.iter().all(|r| r["outcome"] == "updated"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.code, 1,
+        "every row updated, but the evidence is missing: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("NOT WRITTEN: the evidence file"),
+        "{}",
+        run.stderr
+    );
+    let summary = run.summary();
+    assert_eq!(summary["exit_code"], 1);
+    let unwritten = summary["unwritten_outputs"][0].as_str().unwrap_or_default();
+    assert!(unwritten.starts_with("evidence file"), "{summary}");
+}

@@ -49,15 +49,18 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             rows: run.rows(),
         });
     }
+    let mut unwritten = Vec::new();
     if let (Some(undo), Some(path)) = (files.undo, &config.apply.undo) {
         if let Err(e) = undo.close() {
             tracing::error!(
                 "the undo file {} could not be written again: {e}",
                 path.display()
             );
+            unwritten.push(format!("undo file {}: {e}", path.display()));
         }
     }
-    let summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
+    let mut summary = summarize(config, run, &tally, &files.report_path, files.unrecorded);
+    summary.unwritten_outputs = unwritten;
     if let (Some((recorder, file)), Some(path)) = (files.evidence, &config.options.evidence) {
         let mut context = RunContext::current(command_line(), config.connect.kind.path_segment());
         context.rules = config.input.rules.as_ref().map(|path| FileDigest {
@@ -69,12 +72,21 @@ pub(super) fn finish(config: &RunConfig, run: &Run, tally: Tally, files: Unwritt
             .and_then(|recorder| recorder.finish(file, format, &summary, &context));
         if let Err(e) = written {
             tracing::error!("cannot write the evidence file {}: {e}", path.display());
+            summary
+                .unwritten_outputs
+                .push(format!("evidence file {}: {e}", path.display()));
         }
+    }
+    // An output the run could not write makes it fail, whatever its rows did.
+    if !summary.unwritten_outputs.is_empty() && summary.exit_code == exit::SUCCESS {
+        summary.exit_code = exit::ROW_PROBLEMS;
     }
     config.output.console().summary(&summary);
     if let (Some(file), Some(path)) = (files.summary, &config.options.summary_json) {
         if let Err(e) = write_summary(file, &summary) {
             tracing::error!("cannot write the summary {}: {e}", path.display());
+            drop(files.locks);
+            return summary.exit_code.max(exit::ROW_PROBLEMS);
         }
     }
     // Every output is written: another run may name them now.
@@ -321,6 +333,7 @@ fn summarize(
         resume_command: resumable(config, run, tally, stop.as_ref(), unrecorded)
             .then(|| config.resume_command(report_path)),
         unrecorded_rows: unrecorded,
+        unwritten_outputs: Vec::new(),
         exit_code: code,
     }
 }

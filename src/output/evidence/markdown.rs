@@ -110,6 +110,9 @@ pub(super) fn render(facts: &Facts) -> String {
     } else {
         text.push_str("\nEvery input row, whatever its outcome, is in the report named above; its SHA-256 lets a reviewer check that it is the file this record describes.\n");
     }
+    for output in &facts.unwritten_outputs {
+        text.push_str(&format!("\n**Not written**: the {}.\n", cell(output)));
+    }
     text
 }
 

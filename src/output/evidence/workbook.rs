@@ -60,10 +60,18 @@ const LAST_ROW: u32 = 1_048_575;
 const NUMERIC_COLUMNS: [&str; 4] = ["line", "id", "http_status", "attempts"];
 
 pub(super) fn render(facts: &Facts, report: &Path) -> io::Result<Vec<u8>> {
-    build(facts, report).map_err(|e| match e {
-        XlsxError::IoError(e) => e,
-        other => io::Error::other(other.to_string()),
-    })
+    // The workbook library unwraps its own temporary file's writes (the Report sheet is
+    // kept on disk, in constant memory): a full disk there is a panic, which must end as
+    // an evidence file not written, never as a run that dies before its summary.
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(facts, report)));
+    match built {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(XlsxError::IoError(e))) => Err(e),
+        Ok(Err(other)) => Err(io::Error::other(other.to_string())),
+        Err(_) => Err(io::Error::other(
+            "the workbook could not be written (its temporary file failed: a full disk?)",
+        )),
+    }
 }
 
 fn build(facts: &Facts, report: &Path) -> Result<Vec<u8>, XlsxError> {
@@ -135,6 +143,9 @@ fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
         "Rows not in the report".into(),
         facts.unrecorded_rows.to_string(),
     ));
+    for output in &facts.unwritten_outputs {
+        rows.push(("Not written".into(), output.clone()));
+    }
     rows
 }
 
