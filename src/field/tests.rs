@@ -301,3 +301,37 @@ fn a_field_changed_since_the_export_is_told_by_its_baseline() {
         "null is off"
     );
 }
+
+#[test]
+fn every_field_decided_is_reviewed_named_and_sendable_unless_the_service_account_says_no() {
+    let to_ann = link_to("ann@x", Some(7));
+    let on = [AccessRequest {
+        access: Access::Admin,
+        on: true,
+        baseline: None,
+    }];
+    let asked = wanted(false, "", Some(&to_ann), &on);
+    let now = Previous {
+        link: Some(Link::Nobody),
+        ..toggles(Some(true), None)
+    };
+    assert_eq!(
+        review_all(&asked, &now),
+        [
+            (FieldName::ServiceAccount, Review::Unchanged),
+            (FieldName::Link, Review::Send),
+            (FieldName::Access(Access::Admin), Review::Unchanged),
+        ]
+    );
+    // Only the service account holds back a resend without a reason.
+    for name in [FieldName::Link, FieldName::Access(Access::Admin)] {
+        assert!(of(name).sendable(&asked, Review::Unchanged), "{name:?}");
+    }
+    assert!(!of(FieldName::ServiceAccount).sendable(&asked, Review::Unchanged));
+    assert_eq!(
+        words(decided(&asked)),
+        "service account and link and admin access"
+    );
+    assert_eq!(AccessField::describe(true), "on");
+    assert_eq!(AccessField::describe(false), "off");
+}

@@ -265,9 +265,13 @@ impl Facts {
         drift.sort_by_key(|drifted| drifted.id);
         partly.sort_by_key(|partly| (partly.id, partly.line));
         let count = |name: &str| summary.counts.get(name).copied().unwrap_or(0);
-        let verification = match changes.iter().filter(|c| c.verified.is_some()).count() {
-            0 => Verification::NotChecked,
-            _ => Verification::Checked {
+        // Checked when the state was read again for any row sent: a run whose only rows
+        // sent were partly applied was checked too.
+        let checked = changes.iter().any(|c| c.verified.is_some())
+            || partly.iter().any(|partly| partly.now_read);
+        let verification = match checked {
+            false => Verification::NotChecked,
+            true => Verification::Checked {
                 verified: changes.iter().filter(|c| c.verified == Some(true)).count() as u64,
                 not_verified: changes.iter().filter(|c| c.verified == Some(false)).count() as u64,
             },

@@ -571,6 +571,12 @@ fn the_evidence_names_a_partly_applied_row_with_what_drata_holds_now() {
     let changed = evidence.split("## Identities changed").nth(1).unwrap();
     let changed = changed.split("## Partly applied").next().unwrap();
     assert!(!changed.contains("| 5 |"), "{changed}");
+    // The state was read again after the run: the record says it was checked.
+    assert!(!evidence.contains("not checked |"), "{evidence}");
+    assert!(
+        evidence.contains("0 verified, 0 not verified"),
+        "{evidence}"
+    );
 }
 
 #[test]
