@@ -750,6 +750,8 @@ pub(crate) enum RecordFile {
     Report,
     Undo,
     Evidence,
+    /// The journal of the requests (`NAME.journal.jsonl`).
+    Journal,
 }
 
 /// The error behind a stop, from a layer above this one: kept as a value, with its type
@@ -834,6 +836,7 @@ impl StopReason {
                     RecordFile::Report => "",
                     RecordFile::Undo => "undo file: ",
                     RecordFile::Evidence => "evidence file: ",
+                    RecordFile::Journal => "journal: ",
                 };
                 plain(format!("the report could not be written ({file}{source})"))
             }

@@ -9,7 +9,10 @@ use super::requests::{Attempted, Ended, Engine, Request as Kind};
 use super::retry::answer;
 use crate::drata::Identity;
 use crate::field;
-use crate::model::{Answers, Fields, IdentityView, Outcome, Previous, ReportRow, Row, Write};
+use crate::model::{
+    Answers, Fields, IdentityView, Outcome, Previous, RecordFile, ReportRow, Row, StopReason, Write,
+};
+use crate::output::Journal;
 
 /// A row to send: its resolved id, what the listing said of its identity (for undo
 /// and evidence), and which requests it needs.
@@ -26,7 +29,7 @@ impl Engine {
     /// Sends a row's requests in order, each retried as the policy allows; the row is
     /// updated when every one succeeded, and failed (naming which) at the first that did
     /// not, the rest unsent. Always returns the row's report.
-    pub(crate) async fn apply_row(&self, job: Job) -> ReportRow {
+    pub(crate) async fn apply_row(&self, job: Job, journal: Option<&Journal>) -> ReportRow {
         let Job {
             row,
             id,
@@ -38,13 +41,35 @@ impl Engine {
         let mut answers = Answers::default();
         let mut attempts = 0;
         let mut report = ReportRow::of(&row, Outcome::Unchanged, "");
+        let at = (row.line, id);
         for &(name, write) in &requests {
             let what = format!("line {} id {id}", row.line);
+            // Nothing is sent that the journal does not hold first.
+            let intended = journal.map(|j| j.intent(at, name, previous.as_ref(), &write));
+            if let Some(Err(e)) = intended {
+                self.journal_failed(e);
+                report = self.report(&row, id, Attempted::unsent());
+                if answers.applied().any() {
+                    report.outcome = Outcome::Failed;
+                    report.error = format!(
+                        "partly applied ({} was applied); {}",
+                        field::request_names(answers.applied()),
+                        report.error
+                    );
+                }
+                break;
+            }
             let attempted = self.send(&what, id, write).await;
             attempts += attempted.attempts;
             let done = matches!(attempted.ended, Ended::Done(_));
-            if let Some(answer) = answer(done, attempted.attempts, attempted.failure) {
+            let proved = answer(done, attempted.attempts, attempted.failure);
+            if let Some(answer) = proved {
                 answers.record(name, answer);
+            }
+            let answered = journal.map(|j| j.answer(at, name, proved, attempted.last_status));
+            if let Some(Err(e)) = answered {
+                // The answer is the row's all the same; no request is sent after it.
+                self.journal_failed(e);
             }
             let answered = std::mem::take(&mut report.identity);
             let applied = answers.applied();
@@ -76,6 +101,14 @@ impl Engine {
         report.sent = sends;
         report.answers = answers;
         report
+    }
+
+    /// The journal could not be written: no request may be sent that it does not hold.
+    fn journal_failed(&self, error: std::io::Error) {
+        self.control.stop(StopReason::ReportFailed {
+            file: RecordFile::Journal,
+            source: Arc::new(error),
+        });
     }
 
     /// Sends one field's request, retried as the policy allows.
@@ -146,7 +179,7 @@ impl Engine {
 pub(crate) fn spawn_workers(
     engine: Arc<Engine>,
     workers: usize,
-    jobs: mpsc::Receiver<Job>,
+    (jobs, journal): (mpsc::Receiver<Job>, Option<Arc<Journal>>),
     results: mpsc::Sender<ReportRow>,
 ) -> tokio::task::JoinSet<()> {
     let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
@@ -155,11 +188,12 @@ pub(crate) fn spawn_workers(
         let engine = Arc::clone(&engine);
         let jobs = Arc::clone(&jobs);
         let results = results.clone();
+        let journal = journal.clone();
         set.spawn(async move {
             loop {
                 let next = jobs.lock().await.recv().await;
                 let Some(job) = next else { break };
-                let report = engine.apply_row(job).await;
+                let report = engine.apply_row(job, journal.as_deref()).await;
                 if results.send(report).await.is_err() {
                     break;
                 }

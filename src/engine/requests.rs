@@ -500,6 +500,18 @@ pub(crate) struct Attempted<T> {
     pub failure: Option<FailureKind>,
 }
 
+impl<T> Attempted<T> {
+    /// A request the run stopped before it was sent.
+    pub(crate) fn unsent() -> Self {
+        Self {
+            ended: Ended::Stopped(None),
+            attempts: 0,
+            last_status: None,
+            failure: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod console;
 mod evidence;
 mod export;
 mod files;
+mod journal;
 mod plan;
 mod progress;
 mod report;
@@ -20,6 +21,7 @@ pub(crate) use console::{InvalidRows, RowProblem};
 pub(crate) use evidence::{EvidenceFormat, EvidenceRecorder, RunContext};
 pub(crate) use export::{write_csv, xlsx_bytes, ExportLayout, ExportRow};
 pub(crate) use files::{same_file, CreatedFile, OutputLock, Sink};
+pub(crate) use journal::{journal_path, Journal};
 pub(crate) use plan::{
     column_mapping_line, AccessChange, Change, CurrentView, ExportAge, LinkChange, PlanView,
     CHANGES_SHOWN,

@@ -20,6 +20,7 @@ mod export;
 mod faults;
 mod hostile;
 mod input;
+mod journal;
 mod layers;
 mod liars;
 mod links;

@@ -3,19 +3,23 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::Run;
-use crate::config::{resumed_name, RunConfig};
+use crate::config::{resumed_name, Mode, RunConfig};
 use crate::error::Error;
 use crate::input::InputSource;
 use crate::output::{
-    same_file, undo_header, CreatedFile, EarlierUndo, OutputLock, ReportWriter, Sink, UndoColumns,
+    journal_path, same_file, undo_header, CreatedFile, EarlierUndo, Journal, OutputLock,
+    ReportWriter, Sink, UndoColumns,
 };
 
 /// The output files, created (0600, exclusively) before anything is sent.
 pub(super) struct Files {
     /// The outputs' paths, held until the run ends.
     pub locks: Vec<OutputLock>,
+    /// The journal of the requests (`apply`), beside the report.
+    pub journal: Option<Arc<Journal>>,
     pub report_path: PathBuf,
     pub report: ReportWriter,
     pub summary: Option<Sink>,
@@ -378,6 +382,21 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
         Pending::File(file) => file.path().to_owned(),
         Pending::Stdout => PathBuf::from("-"),
     };
+    // Beside the report, before anything is kept: a journal that cannot be made leaves no
+    // report behind.
+    let journal = match (config.mode, &report_path) {
+        (Mode::Apply, path) if !CreatedFile::is_stdout(path) => {
+            let path = journal_path(path);
+            let created =
+                Journal::create(&path, config.options.force).map_err(|source| Error::Output {
+                    what: "journal",
+                    path,
+                    source,
+                })?;
+            Some(Arc::new(created))
+        }
+        _ => None,
+    };
     let kept = (|| -> std::io::Result<_> {
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
@@ -418,6 +437,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
     })?;
     let (report, summary, undo, evidence) = kept;
     Ok(Files {
+        journal,
         locks,
         report_path,
         report,

@@ -725,8 +725,10 @@ async fn execute(
         .as_ref()
         .filter(|_| config.mode == Mode::Apply)
         .map(|session| &session.engine);
-    let mut workers = sending
-        .map(|engine| spawn_workers(Arc::clone(engine), workers, jobs_rx, results_tx.clone()));
+    let mut workers = sending.map(|engine| {
+        let jobs = (jobs_rx, files.journal.clone());
+        spawn_workers(Arc::clone(engine), workers, jobs, results_tx.clone())
+    });
     let feed = Feed {
         reader,
         rule_rows: run.rule_rows.clone(),
@@ -737,6 +739,7 @@ async fn execute(
     };
     let feeder = tokio::task::spawn_blocking(move || feed.run());
     let Files {
+        journal: _,
         locks,
         report_path,
         report,
