@@ -217,6 +217,22 @@ fn check_folders(config: &RunConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// The journal of an `apply` beside its report (`NAME.journal.jsonl`).
+fn create_journal(config: &RunConfig, report: &Path) -> Result<Option<Arc<Journal>>, Error> {
+    if config.mode != Mode::Apply || CreatedFile::is_stdout(report) {
+        return Ok(None);
+    }
+    let path = journal_path(report);
+    match Journal::create(&path, config.options.force) {
+        Ok(journal) => Ok(Some(Arc::new(journal))),
+        Err(source) => Err(Error::Output {
+            what: "journal",
+            path,
+            source,
+        }),
+    }
+}
+
 /// Holds every output the run names (the report, undo file, evidence and summary) for the
 /// run, before any is created: a second run naming one is refused, nothing sent.
 fn lock_outputs(config: &RunConfig) -> Result<Vec<OutputLock>, Error> {
@@ -384,19 +400,7 @@ pub(super) fn create_files(config: &RunConfig, run: &Run) -> Result<Files, Error
     };
     // Beside the report, before anything is kept: a journal that cannot be made leaves no
     // report behind.
-    let journal = match (config.mode, &report_path) {
-        (Mode::Apply, path) if !CreatedFile::is_stdout(path) => {
-            let path = journal_path(path);
-            let created =
-                Journal::create(&path, config.options.force).map_err(|source| Error::Output {
-                    what: "journal",
-                    path,
-                    source,
-                })?;
-            Some(Arc::new(created))
-        }
-        _ => None,
-    };
+    let journal = create_journal(config, &report_path)?;
     let kept = (|| -> std::io::Result<_> {
         let Sink::File(report) = report.keep()? else {
             return Err(std::io::Error::other("the report must be a file"));
