@@ -6,7 +6,7 @@ use calamine::{open_workbook, Data, Reader, Xlsx};
 use crate::support::*;
 
 /// A sheet as rows of cell texts (numbers as integers), header first.
-fn sheet(path: &std::path::Path, name: &str) -> Vec<Vec<String>> {
+pub(crate) fn sheet(path: &std::path::Path, name: &str) -> Vec<Vec<String>> {
     let mut workbook: Xlsx<_> = open_workbook(path).unwrap();
     let range = workbook.worksheet_range(name).unwrap();
     range
