@@ -35,7 +35,7 @@ Examples:
   Quarterly access review: start from Drata, edit, see what would change, apply it
     DRATA_API_KEY=... drata-svcacct export -o q4-review.csv
     DRATA_API_KEY=... drata-svcacct plan q4-review.csv
-    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --evidence q4-evidence.md
+    DRATA_API_KEY=... drata-svcacct apply q4-review.csv --evidence q4-evidence.xlsx
 
   A list decided elsewhere: check it, see what would change, apply it
     drata-svcacct validate q3-review.csv
@@ -127,12 +127,14 @@ enum Commands {
     },
     /// Print a man page (roff): the top one, or a command's; --out writes them all
     Man {
-        /// The command whose page to print [default: the top page]
+        /// The command whose page to print, or `rules` for the rules file's format (section 5)
+        /// [default: the top page]
         #[arg(value_enum, value_name = "COMMAND")]
         page: Option<ManPage>,
 
         /// Write the pages into this directory (created if missing) instead: drata-svcacct.1,
-        /// drata-svcacct-apply.1, ... (only the named one when a command is given)
+        /// drata-svcacct-apply.1, ..., and drata-svcacct-rules.5 (into ../man5 when DIR is a
+        /// man1 folder); only the named one when a page is given
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
@@ -151,6 +153,8 @@ enum ManPage {
     Simulate,
     Completions,
     Man,
+    /// The rules file's format: a page of section 5 (file formats), not a command.
+    Rules,
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +165,7 @@ struct InputArgs {
     input: Option<PathBuf>,
 
     /// Decide identities by the rules in this TOML file, as well as (or instead of) INPUT;
-    /// a row of INPUT wins over a rule for its identity
+    /// a row of INPUT wins over a rule for its identity (the format: `drata-svcacct man rules`)
     #[arg(long, value_name = "PATH")]
     rules: Option<PathBuf>,
 
@@ -911,7 +915,8 @@ mod tests {
             .filter_map(clap::ValueEnum::to_possible_value)
             .map(|value| value.get_name().to_owned())
             .collect();
-        assert_eq!(pages, commands);
+        let commands_and_rules = [commands, vec!["rules".to_owned()]].concat();
+        assert_eq!(pages, commands_and_rules);
     }
 
     #[test]

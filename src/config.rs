@@ -380,7 +380,8 @@ pub(crate) struct RunOptions {
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
-    /// Write a Markdown record of the run for auditors
+    /// Write a record of the run for auditors: a workbook when PATH ends in .xlsx (sheets
+    /// Summary, Changes, Report), Markdown otherwise (.md)
     #[arg(long, value_name = "PATH")]
     pub evidence: Option<PathBuf>,
 }

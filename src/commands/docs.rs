@@ -94,6 +94,12 @@ pub(super) fn man(
         top.get_name(),
         top.get_version().unwrap_or_default()
     );
+    if page == Some(RULES_PAGE) {
+        return match out {
+            None => write_stdout(rules_page(&source).as_bytes()),
+            Some(dir) => write_pages(&[], &source, dir),
+        };
+    }
     let pages = match page {
         // clap checked the name against the list of commands.
         Some(name) => top.find_subcommand(name).into_iter().cloned().collect(),
@@ -128,6 +134,13 @@ fn write_pages(pages: &[clap::Command], source: &str, dir: &Path) -> Result<u8, 
         source,
     };
     std::fs::create_dir_all(dir).map_err(|source| failed(dir, source))?;
+    // The rules file's page goes with every set but a single command's.
+    if pages.len() != 1 {
+        let section = section_five(dir);
+        std::fs::create_dir_all(&section).map_err(|source| failed(&section, source))?;
+        let path = section.join(format!("drata-svcacct-{RULES_PAGE}.5"));
+        std::fs::write(&path, rules_page(source)).map_err(|error| failed(&path, error))?;
+    }
     for command in pages {
         let path = dir.join(Man::new(command.clone()).get_filename());
         let mut page = Vec::new();
@@ -165,6 +178,95 @@ fn render(command: &clap::Command, source: &str, out: &mut Vec<u8>) -> io::Resul
     }
     sections.finish();
     Ok(())
+}
+
+/// Where the page of section 5 goes: beside `man1` in a man tree (`man` finds a page only
+/// in its section's folder), else in `dir` with the others.
+fn section_five(dir: &Path) -> std::path::PathBuf {
+    match (dir.file_name(), dir.parent()) {
+        (Some(name), Some(parent)) if name == "man1" => parent.join("man5"),
+        _ => dir.to_owned(),
+    }
+}
+
+/// The name of the rules file's page: `man rules`, `drata-svcacct-rules.5`.
+const RULES_PAGE: &str = "rules";
+
+/// The rules file's format as its reference says it: the page is made from docs/rules.md,
+/// so that the two cannot disagree.
+const RULES_DOC: &str = include_str!("../../docs/rules.md");
+
+/// docs/rules.md as a page of section 5 (file formats): its sections, paragraphs and
+/// bullets, its examples line for line in no-fill mode, inline marks as bold.
+fn rules_page(source: &str) -> String {
+    let mut page = format!(
+        ".TH DRATA\\-SVCACCT\\-RULES 5 \"\" \"{source}\"\n.nh\n.ad l\n.SH NAME\n\
+         drata\\-svcacct\\-rules \\- the rules file of drata\\-svcacct \\-\\-rules\n\
+         .SH SYNOPSIS\ndrata\\-svcacct plan|apply|validate|export \\-\\-rules FILE\n\
+         .SH DESCRIPTION\n"
+    );
+    let mut code = false;
+    let mut paragraph = false;
+    for line in RULES_DOC.lines() {
+        if line.starts_with("```") {
+            page.push_str(if code { ".fi\n" } else { ".PP\n.nf\n" });
+            code = !code;
+        } else if code {
+            page.push_str(&roff_line(line));
+            page.push('\n');
+        } else if line.starts_with("# ") {
+            // The title: NAME says it.
+        } else if let Some(heading) = line.strip_prefix('#').map(|h| h.trim_start_matches('#')) {
+            page.push_str(&format!(".SH {}\n", inline(heading.trim()).to_uppercase()));
+        } else if line.trim().is_empty() {
+            paragraph = true;
+        } else if let Some(item) = line.strip_prefix("- ") {
+            page.push_str(&format!(".IP \\(bu 2\n{}\n", inline(item)));
+        } else {
+            if paragraph && !line.starts_with(' ') {
+                page.push_str(".PP\n");
+            }
+            page.push_str(&inline(line.trim_start()));
+            page.push('\n');
+        }
+        paragraph &= line.trim().is_empty();
+    }
+    page.push_str(".SH SEE ALSO\ndrata\\-svcacct\\-plan(1), drata\\-svcacct\\-apply(1)\n");
+    page
+}
+
+/// A line of Markdown as roff text: a link keeps its words, `code` and **strong** are bold.
+fn inline(line: &str) -> String {
+    let mut text = String::with_capacity(line.len());
+    let mut rest = line;
+    // [words](target) → words
+    while let Some(open) = rest.find('[') {
+        let link = rest[open..].find("](").and_then(|mid| {
+            rest[open + mid..]
+                .find(')')
+                .map(|end| (mid, open + mid + end))
+        });
+        let Some((mid, end)) = link else { break };
+        text.push_str(&rest[..open]);
+        text.push_str(&rest[open + 1..open + mid]);
+        rest = &rest[end + 1..];
+    }
+    text.push_str(rest);
+    let mut bold = false;
+    let mut out = String::with_capacity(text.len() + 16);
+    for (at, part) in roff_line(&text).split("**").enumerate() {
+        if at > 0 {
+            out.push_str(if bold { "\\fR" } else { "\\fB" });
+            bold = !bold;
+        }
+        for (at, piece) in part.split('`').enumerate() {
+            if at > 0 {
+                out.push_str(if at % 2 == 1 { "\\fB" } else { "\\fR" });
+            }
+            out.push_str(piece);
+        }
+    }
+    out
 }
 
 /// clap_mangen shows no alias of an option: each visible one is added to the option's

@@ -33,6 +33,7 @@ fn every_command_has_a_man_page_with_its_options() {
         .map(|command| format!("drata-svcacct-{}.1", command.get_name()))
         .collect();
     expected.insert("drata-svcacct.1".to_owned());
+    expected.insert("drata-svcacct-rules.5".to_owned());
     assert_eq!(written, expected);
 
     // The top page points only to pages that exist, and to each of them.
@@ -43,10 +44,11 @@ fn every_command_has_a_man_page_with_its_options() {
         .filter(|name| !name.contains(char::is_whitespace))
         .map(|name| format!("{name}.1"))
         .collect();
-    assert_eq!(
-        referenced,
-        &expected - &BTreeSet::from(["drata-svcacct.1".to_owned()])
-    );
+    let pages_of_commands = BTreeSet::from([
+        "drata-svcacct.1".to_owned(),
+        "drata-svcacct-rules.5".to_owned(),
+    ]);
+    assert_eq!(referenced, &expected - &pages_of_commands);
 
     for command in commands(&definition) {
         let name = command.get_name();
@@ -532,4 +534,71 @@ fn lines(bytes: &[u8]) -> BTreeSet<String> {
         .filter(|line| !line.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The rules file's format has a page of section 5, made from docs/rules.md: its example
+/// line for line, and each of its keys and placeholders.
+#[test]
+fn the_rules_file_has_a_man_page_with_its_example_whole() {
+    let work = Workdir::new();
+    let page = work.write(
+        "drata-svcacct-rules.5",
+        &Invocation::new(["man", "rules"], None)
+            .within(&work)
+            .run()
+            .stdout,
+    );
+    let source = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        source.starts_with(".TH DRATA\\-SVCACCT\\-RULES 5 "),
+        "{source}"
+    );
+    let apply = Apply::offline()
+        .within(&work)
+        .args(["--help"])
+        .no_report()
+        .run()
+        .run;
+    assert!(
+        apply.stdout.contains("drata-svcacct man rules"),
+        "{}",
+        apply.stdout
+    );
+    let Some(rendered) = render_man_page(&page) else {
+        return;
+    };
+    let reference =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md"))
+            .unwrap();
+    let example = reference.split("```toml\n").nth(1).unwrap();
+    let example = example.split("```").next().unwrap();
+    for line in example.lines() {
+        assert!(
+            rendered.contains(line),
+            "{line:?} is not on the page:\n{rendered}"
+        );
+    }
+    for words in [
+        "First match wins.",
+        "{username}",
+        "{date}",
+        "validate --rules FILE",
+    ] {
+        assert!(rendered.contains(words), "{words}:\n{rendered}");
+    }
+}
+
+/// Written into a man tree's `man1`, the rules file's page goes to `man5`, where `man`
+/// looks for it.
+#[test]
+fn the_rules_page_goes_to_section_five_of_a_man_tree() {
+    let work = Workdir::new();
+    let man1 = work.path("share/man/man1");
+    let run = Invocation::new(["man", "--out", man1.to_str().unwrap()], None)
+        .within(&work)
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(man1.join("drata-svcacct-apply.1").is_file());
+    assert!(!man1.join("drata-svcacct-rules.5").exists());
+    assert!(work.path("share/man/man5/drata-svcacct-rules.5").is_file());
 }

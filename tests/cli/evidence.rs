@@ -6,7 +6,7 @@ use calamine::{open_workbook, Data, Reader, Xlsx};
 use crate::support::*;
 
 /// A sheet as rows of cell texts (numbers as integers), header first.
-fn sheet(path: &std::path::Path, name: &str) -> Vec<Vec<String>> {
+pub(crate) fn sheet(path: &std::path::Path, name: &str) -> Vec<Vec<String>> {
     let mut workbook: Xlsx<_> = open_workbook(path).unwrap();
     let range = workbook.worksheet_range(name).unwrap();
     range
@@ -460,4 +460,82 @@ fn the_quarterly_walkthrough_ends_with_the_evidence_in_the_library() {
         items[0].file,
         std::fs::read(work.path("q4-evidence.xlsx")).unwrap()
     );
+}
+
+/// The cells of a Markdown table row: split at the pipes no backslash escapes.
+fn cells_of(line: &str) -> usize {
+    let mut escaped = false;
+    let mut pipes = 0;
+    for c in line.chars() {
+        match (escaped, c) {
+            (false, '\\') => escaped = true,
+            (false, '|') => pipes += 1,
+            _ => escaped = false,
+        }
+    }
+    pipes - 1
+}
+
+/// Every table in `markdown` has a header, a separator line, and rows of as many cells.
+fn assert_tables_are_whole(markdown: &str) {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut at = 0;
+    let mut tables = 0;
+    while at < lines.len() {
+        if !lines[at].starts_with('|') {
+            at += 1;
+            continue;
+        }
+        let width = cells_of(lines[at]);
+        let separator = lines[at + 1];
+        assert!(
+            separator
+                .split('|')
+                .all(|c| c.trim().trim_matches(':').chars().all(|c| c == '-')),
+            "no separator under {}:\n{markdown}",
+            lines[at]
+        );
+        assert_eq!(cells_of(separator), width, "{separator}");
+        at += 2;
+        while at < lines.len() && lines[at].starts_with('|') {
+            assert_eq!(cells_of(lines[at]), width, "a cell split: {}", lines[at]);
+            at += 1;
+        }
+        tables += 1;
+    }
+    assert!(
+        tables >= 3,
+        "the facts, the counts, the changes:\n{markdown}"
+    );
+}
+
+#[test]
+fn the_markdown_record_keeps_pipes_and_line_breaks_inside_its_cells() {
+    let sim = simulator(|_| {});
+    let work = Workdir::new();
+    work.write(
+        "review.csv",
+        "id,flag,reason\n3,true,\"CI | deploy\nrunner, `main` only\"\n44,true,bot\n",
+    );
+    let run = Apply::on(&sim)
+        .within(&work)
+        .file("review.csv")
+        .args(["--report", "r|1.csv", "--evidence", "e.md"])
+        .run()
+        .run;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let evidence = std::fs::read_to_string(work.path("e.md")).unwrap();
+    assert_tables_are_whole(&evidence);
+    assert!(
+        evidence.contains("| fact | value |\n|---|---|\n"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("--report 'r\\|1.csv'"), "{evidence}");
+    assert!(evidence.contains("CI \\| deploy"), "{evidence}");
+    for fact in [
+        "| Verification | 2 verified, 0 not verified |",
+        "| updated | 2 |",
+    ] {
+        assert!(evidence.contains(fact), "{fact}:\n{evidence}");
+    }
 }

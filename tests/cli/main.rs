@@ -28,6 +28,7 @@ mod network;
 mod operator;
 mod plan;
 mod platforms;
+mod print;
 mod readme;
 mod reconcile;
 mod report;

@@ -313,6 +313,8 @@ fn the_nightly_job_of_the_readme_runs_on_the_simulator() {
             // Installing for systemd needs root and systemd: `units` runs the service's
             // command; here the set-up must put the files where the nightly command reads.
             "sudo" => set_up.push_str(&format!("{command:?}\n")),
+            // The container's example: `the_container_example_runs_the_nightly_job`.
+            "docker" => {}
             "drata-svcacct" => {
                 let moved: Vec<String> = command.iter().map(|w| system.moved(w)).collect();
                 let run = run_tool(&work, &moved, &env);
@@ -352,6 +354,79 @@ fn the_nightly_job_of_the_readme_runs_on_the_simulator() {
 
     // The cron line, the next night: nothing new, nothing sent, nothing said.
     run_the_cron_line(&sim, &system, &env, &nightly);
+}
+
+/// The README's container example, checked against the Dockerfile and its command run on the
+/// simulator: it runs as the calling user (who can read the key file, mode 0600, and write to
+/// the folder), mounts that folder where the image works, passes the key as a read-only file,
+/// and the nightly `apply` after the image's name decides what the rules decide.
+#[test]
+fn the_container_example_runs_the_nightly_job() {
+    let readme = readme();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let docker: Vec<Vec<String>> = commands(&section(&readme, "The nightly job"))
+        .into_iter()
+        .filter(|command| command[0] == "docker")
+        .collect();
+    let image = docker[0][3].clone();
+    assert_eq!(docker[0][..3], ["docker", "build", "-t"], "{docker:?}");
+    let run = &docker[1];
+    let at_image = run.iter().position(|word| *word == image).unwrap();
+    let options = &run[2..at_image];
+    let after = |flag: &str| -> Vec<&str> {
+        { options.windows(2) }
+            .filter(|pair| pair[0] == flag)
+            .map(|pair| pair[1].as_str())
+            .collect()
+    };
+    assert_eq!(after("--user"), ["$(id -u):$(id -g)"], "{run:?}");
+    // The final stage's: the image's working folder.
+    let workdir = { dockerfile.lines().rev() }
+        .find_map(|line| line.strip_prefix("WORKDIR "))
+        .unwrap();
+    let mounts = after("-v");
+    assert!(
+        mounts.contains(&format!("$PWD:{workdir}").as_str()),
+        "{mounts:?}"
+    );
+    assert!(dockerfile.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{image}\"]")));
+    let tool: Vec<String> = std::iter::once(image.clone())
+        .chain(run[at_image + 1..].iter().cloned())
+        .collect();
+    let token_file = tool.windows(2).find(|p| p[0] == "--token-file").unwrap()[1].clone();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.ends_with(&format!(":{token_file}:ro"))),
+        "the key is a read-only file: {mounts:?}"
+    );
+
+    // In the mounted folder: the rules; the key where the container sees it.
+    let sim = simulator(|config| config.identities = 100);
+    let work = Workdir::new();
+    let rules = std::fs::read_to_string(root.join("samples/rules.toml")).unwrap();
+    work.write("rules.toml", &rules);
+    let key = work.write("drata_key", SIM_TOKEN);
+    // Mode 0600, as the README installs it: only its owner, the container's user, reads it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let moved: Vec<String> = { tool.iter() }
+        .map(|word| match word == &token_file {
+            true => work.path("drata_key").display().to_string(),
+            false => word.clone(),
+        })
+        .collect();
+    let env = [("DRATA_BASE_URL".to_owned(), sim.base_url())];
+    let done = run_tool(&work, &moved, &env);
+    assert!(done.stderr.is_empty(), "quiet: {}", done.stderr);
+    let rows = read_report(&work.path("nightly.csv"));
+    assert!(!rows.is_empty(), "the sample's rules decide something");
+    assert_eq!(rows.len(), sim.applied().len());
+    assert!(work.path("nightly.xlsx").exists());
 }
 
 /// Runs the nightly section's cron entry with `sh`, as cron reads it, the README's paths

@@ -393,3 +393,49 @@ fn a_rules_file_that_never_ends_is_refused_at_the_cap() {
     // Reading 2 GB took seconds; 4 MiB takes milliseconds, even in a debug build.
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A rule that matches nothing (here a typo in its pattern) is a warning in `plan` and
+/// `apply`, naming the rule; the other rules run as ever.
+#[test]
+fn a_rule_that_matches_no_identity_is_a_warning_naming_it() {
+    let sim = simulator(|c| c.identities = 100);
+    let work = Workdir::new();
+    let rules = format!(
+        "{RULES}\n[[rule]]\nname = \"typo\"\nservice_account = true\nreason = \"never\"\n[rule.match]\nusername = \"^sevice-\"\n"
+    );
+    work.write("rules.toml", &rules);
+    let plan = Plan::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml"])
+        .no_report()
+        .run();
+    let apply = Apply::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml", "--report", "r.csv"])
+        .run();
+    for run in [plan.run, apply.run] {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let warning = run
+            .stderr
+            .lines()
+            .find(|line| line.contains("rule typo matched no identity"))
+            .unwrap_or_else(|| panic!("no warning:\n{}", run.stderr));
+        assert!(warning.contains("WARN"), "{warning}");
+        assert!(!run.stderr.contains("rule automation matched no identity"));
+    }
+}
+
+/// The nightly job's `--quiet` stays silent on a night whose rules find nothing new.
+#[test]
+fn a_quiet_run_whose_rules_match_nothing_says_nothing() {
+    let sim = simulator(|c| c.identities = 10);
+    let work = Workdir::new();
+    work.write("rules.toml", RULES);
+    let run = Apply::on(&sim)
+        .within(&work)
+        .args(["--rules", "rules.toml", "--report", "r.csv", "--quiet"])
+        .run()
+        .run;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+}

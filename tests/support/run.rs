@@ -126,3 +126,21 @@ pub fn system_account() -> String {
     let output = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
+
+/// Set by `.ci/run`, which installs the tools: there a missing one fails instead of skipping.
+const REQUIRE_TOOLS: &str = "DRATA_SVCACCT_TEST_REQUIRE_TOOLS";
+
+/// Whether `tool` can be run (with `probe`, an argument that makes it print its version).
+/// Where it cannot (a developer's machine without it), the check that needs it is skipped
+/// with a printed reason, unless `REQUIRE_TOOLS` is set.
+pub fn tool_available(tool: &str, probe: &str) -> bool {
+    let found = Command::new(tool).arg(probe).output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os(REQUIRE_TOOLS).is_none(),
+            "{tool} is not installed, and {REQUIRE_TOOLS} requires it"
+        );
+        eprintln!("skipped: {tool} is not installed (.ci/run installs it)");
+    }
+    found
+}

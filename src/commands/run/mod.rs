@@ -563,6 +563,16 @@ fn rule_table(config: &RunConfig, run: &Run, rule_rows: &RuleRows, per_rule: &[(
             already_so = already,
             "rule {name}: {matched} matched, {changes} would change, {already} already so"
         );
+        // A rule that matches nothing is most often a typo in a pattern or an alias: it
+        // decides nothing, silently, night after night. Not under --quiet: there a rule for
+        // new identities (`marked = false`) matches none on a night with none new, and the
+        // nightly job stays silent unless something fails.
+        if *matched == 0 && !config.output.quiet {
+            tracing::warn!(
+                rule = %name,
+                "rule {name} matched no identity: check its conditions (a pattern, an alias)"
+            );
+        }
         if let Some(limit) = config.options.max_changes.filter(|limit| changes > limit) {
             tracing::error!(
                 rule = %name,

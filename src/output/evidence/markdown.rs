@@ -19,6 +19,15 @@ pub(crate) fn cell(text: &str) -> String {
     out
 }
 
+/// Escapes text for a code span inside a table cell: on one line, a backtick (which would
+/// end the span) shown as a quote, and a pipe escaped (GitHub's tables split a cell at a bare
+/// pipe even inside a code span, and show `\|` as `|`).
+fn code_cell(text: &str) -> String {
+    crate::text::one_line(&escaped(text))
+        .replace('`', "'")
+        .replace('|', "\\|")
+}
+
 /// "service account (reason)" or "not a service account".
 pub(crate) fn describe_previous(previous: &Previous) -> String {
     describe(&State {
@@ -126,7 +135,7 @@ fn header(facts: &Facts) -> String {
         "# Drata service-account changes: {} run {}\n",
         facts.command, facts.run_id
     ));
-    add("| | |".to_owned());
+    add("| fact | value |".to_owned());
     add("|---|---|".to_owned());
     add(format!(
         "| Ran by | {} on {} |",
@@ -141,7 +150,7 @@ fn header(facts: &Facts) -> String {
     add(format!("| Tool | {} {} |", facts.tool, facts.version));
     add(format!(
         "| Command | `{}` |",
-        escaped(&facts.command_line).replace('`', "'")
+        code_cell(&facts.command_line)
     ));
     add(format!(
         "| Drata API | {} ({} identities) |",
@@ -332,5 +341,10 @@ mod tests {
         assert_eq!(cell("<script>"), "\\<script\\>");
         assert_eq!(cell("plain text"), "plain text");
         assert_eq!(cell("x\u{202e}y"), "x\\\\u{202e}y");
+    }
+
+    #[test]
+    fn a_command_line_stays_in_its_cell() {
+        assert_eq!(code_cell("a | b\nc `d`"), "a \\| b c 'd'");
     }
 }

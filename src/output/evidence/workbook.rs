@@ -1,10 +1,14 @@
 //! The evidence as a workbook: `Summary` (one fact a row), `Changes` (every identity
 //! changed, sorted by id) and `Report` (every row of the report file, as written).
+//!
+//! Auditors print it or file it as a PDF, so every sheet is laid out for paper: landscape,
+//! one page wide (the id, the first column, is on every page), the header row on every page,
+//! each column as wide as its text up to [`MAX_WIDTH`], longer text wrapped.
 
 use std::io;
 use std::path::Path;
 
-use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{Format, FormatAlign, Workbook, Worksheet, XlsxError};
 
 use super::markdown::{
     access_text, describe_before, digest_text, link_text, parts_text, verification_text,
@@ -56,6 +60,169 @@ pub(crate) const PARTLY_COLUMNS: [&str; 14] = [
 /// Excel's last row (0-based): a report longer than this is cut, and the sheet says so.
 const LAST_ROW: u32 = 1_048_575;
 
+/// The widest a column gets, in characters: wider text wraps within it, so that a sheet one
+/// page wide still prints at a size people read.
+const MAX_WIDTH: usize = 60;
+
+/// The widest the Summary's values get: one column of values has the page to itself.
+const MAX_SUMMARY_WIDTH: usize = 90;
+
+/// Room beside the text: the cell's margins, and the header's filter button.
+const PADDING: usize = 3;
+
+/// The two cell formats: the header's and the data's. Both align to the top, so that a
+/// wrapped cell's first line is level with the id and the other cells of its row.
+struct Styles {
+    header: Format,
+    cell: Format,
+}
+
+impl Styles {
+    fn new() -> Self {
+        let top = Format::new().set_align(FormatAlign::Top).set_text_wrap();
+        Self {
+            header: top.clone().set_bold(),
+            cell: top,
+        }
+    }
+}
+
+/// The height of one line of text, in points (Excel's default row for its default font).
+const LINE_HEIGHT: f64 = 15.0;
+
+/// The widths of a sheet's columns, in characters: each its longest line, at most `max`.
+struct Widths {
+    max: usize,
+    chars: Vec<usize>,
+}
+
+impl Widths {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            chars: Vec::new(),
+        }
+    }
+
+    /// Makes column `col` wide enough for `text`.
+    fn fit(&mut self, col: u16, text: &str) {
+        let col = usize::from(col);
+        if self.chars.len() <= col {
+            self.chars.resize(col + 1, 0);
+        }
+        let longest = text.lines().map(|line| line.chars().count()).max();
+        self.chars[col] = self.chars[col].max(longest.unwrap_or(0));
+    }
+
+    fn width(&self, col: usize) -> usize {
+        self.chars
+            .get(col)
+            .map_or(self.max, |chars| (*chars).clamp(1, self.max))
+    }
+
+    fn set(&self, sheet: &mut Worksheet) -> Result<(), XlsxError> {
+        for col in 0..self.chars.len() {
+            let width = self.width(col) + PADDING;
+            sheet.set_column_width(col as u16, width as f64)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the height of a row whose text wraps to the lines it takes: neither Excel nor
+    /// LibreOffice grows a row on opening a file, and a wrapped cell would print over the
+    /// next row.
+    fn fit_row<S: AsRef<str>>(
+        &self,
+        sheet: &mut Worksheet,
+        row: u32,
+        cells: impl IntoIterator<Item = (usize, S)>,
+    ) -> Result<(), XlsxError> {
+        let lines = { cells.into_iter() }
+            .map(|(col, text)| wrapped_lines(text.as_ref(), self.width(col)))
+            .max()
+            .unwrap_or(1);
+        if lines > 1 {
+            sheet.set_row_height(row, LINE_HEIGHT * lines as f64)?;
+        }
+        Ok(())
+    }
+}
+
+/// The lines `text` takes wrapped at `width` characters, word by word as a spreadsheet
+/// wraps (a word longer than the width is cut).
+fn wrapped_lines(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let mut lines = 0;
+    for line in text.split('\n') {
+        lines += 1;
+        let mut used = 0;
+        for word in line.split(' ') {
+            let len = word.chars().count();
+            if used > 0 && used + 1 + len > width {
+                lines += 1;
+                used = 0;
+            } else if used > 0 {
+                used += 1;
+            }
+            used += len;
+            while used > width {
+                lines += 1;
+                used -= width;
+            }
+        }
+    }
+    lines.max(1)
+}
+
+/// How every sheet prints: landscape, one page wide and as many long as it takes, the
+/// header row on every page, with gridlines so that a row is followed across the page.
+fn print_setup(sheet: &mut Worksheet) -> Result<(), XlsxError> {
+    sheet.set_landscape();
+    sheet.set_print_fit_to_pages(1, 0);
+    sheet.set_print_gridlines(true);
+    sheet.set_repeat_rows(0, 0)?;
+    Ok(())
+}
+
+/// Writes a table whose first column is the id, the rest text (escaped here), laid out for
+/// print; returns the last row.
+fn write_table(
+    sheet: &mut Worksheet,
+    header: &[&str],
+    rows: &[(u64, Vec<String>)],
+    styles: &Styles,
+) -> Result<u32, XlsxError> {
+    let rows: Vec<(u64, Vec<String>)> = { rows.iter().take(LAST_ROW as usize) }
+        .map(|(id, texts)| (*id, texts.iter().map(|text| escaped(text)).collect()))
+        .collect();
+    let mut widths = Widths::new(MAX_WIDTH);
+    for (col, name) in header.iter().enumerate() {
+        widths.fit(col as u16, name);
+        sheet.write_string_with_format(0, col as u16, *name, &styles.header)?;
+    }
+    for (id, texts) in &rows {
+        widths.fit(0, &id.to_string());
+        for (col, text) in texts.iter().enumerate() {
+            widths.fit(col as u16 + 1, text);
+        }
+    }
+    widths.set(sheet)?;
+    for (at, (id, texts)) in rows.iter().enumerate() {
+        let row = at as u32 + 1;
+        sheet.write_number_with_format(row, 0, *id as f64, &styles.cell)?;
+        for (col, text) in texts.iter().enumerate() {
+            sheet.write_string_with_format(row, col as u16 + 1, text, &styles.cell)?;
+        }
+        widths.fit_row(
+            sheet,
+            row,
+            texts.iter().enumerate().map(|(c, t)| (c + 1, t)),
+        )?;
+    }
+    print_setup(sheet)?;
+    Ok(rows.len() as u32)
+}
+
 /// Report columns written as numbers, so that a reader can sort and sum them.
 const NUMERIC_COLUMNS: [&str; 4] = ["line", "id", "http_status", "attempts"];
 
@@ -76,17 +243,25 @@ pub(super) fn render(facts: &Facts, report: &Path) -> io::Result<Vec<u8>> {
 
 fn build(facts: &Facts, report: &Path) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
-    let bold = Format::new().set_bold();
-    summary_sheet(workbook.add_worksheet().set_name("Summary")?, facts, &bold)?;
-    changes_sheet(workbook.add_worksheet().set_name("Changes")?, facts, &bold)?;
+    let styles = Styles::new();
+    summary_sheet(
+        workbook.add_worksheet().set_name("Summary")?,
+        facts,
+        &styles,
+    )?;
+    changes_sheet(
+        workbook.add_worksheet().set_name("Changes")?,
+        facts,
+        &styles,
+    )?;
     if !facts.partly.is_empty() {
         let sheet = workbook.add_worksheet().set_name("Partly applied")?;
-        partly_sheet(sheet, facts, &bold)?;
+        partly_sheet(sheet, facts, &styles)?;
     }
     let sheet = workbook
         .add_worksheet_with_constant_memory()
         .set_name("Report")?;
-    report_sheet(sheet, report, &bold)?;
+    report_sheet(sheet, report, &styles)?;
     workbook.save_to_buffer()
 }
 
@@ -149,16 +324,27 @@ fn summary_rows(facts: &Facts) -> Vec<(String, String)> {
     rows
 }
 
-fn summary_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
-    sheet.write_string_with_format(0, 0, "fact", bold)?;
-    sheet.write_string_with_format(0, 1, "value", bold)?;
-    sheet.set_column_width(0, 24)?;
-    sheet.set_column_width(1, 80)?;
-    for (at, (name, value)) in summary_rows(facts).iter().enumerate() {
-        let row = at as u32 + 1;
-        sheet.write_string_with_format(row, 0, name, bold)?;
-        sheet.write_string(row, 1, escaped(value))?;
+/// The facts as label and value pairs, on one page: two columns, as tall as the facts are.
+fn summary_sheet(sheet: &mut Worksheet, facts: &Facts, styles: &Styles) -> Result<(), XlsxError> {
+    let rows: Vec<(String, String)> = { summary_rows(facts).into_iter() }
+        .map(|(name, value)| (name, escaped(&value)))
+        .collect();
+    let mut widths = Widths::new(MAX_SUMMARY_WIDTH);
+    for (name, value) in std::iter::once(&("fact".to_owned(), "value".to_owned())).chain(&rows) {
+        widths.fit(0, name);
+        widths.fit(1, value);
     }
+    widths.set(sheet)?;
+    sheet.write_string_with_format(0, 0, "fact", &styles.header)?;
+    sheet.write_string_with_format(0, 1, "value", &styles.header)?;
+    for (at, (name, value)) in rows.iter().enumerate() {
+        let row = at as u32 + 1;
+        sheet.write_string_with_format(row, 0, name, &styles.header)?;
+        sheet.write_string_with_format(row, 1, value, &styles.cell)?;
+        widths.fit_row(sheet, row, [(0, name), (1, value)])?;
+    }
+    print_setup(sheet)?;
+    sheet.set_print_fit_to_pages(1, 1);
     Ok(())
 }
 
@@ -169,23 +355,16 @@ fn access_cell(access: &[(Access, Option<bool>, bool)], after: bool) -> String {
         .to_owned()
 }
 
-fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
+fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, styles: &Styles) -> Result<(), XlsxError> {
     // The access columns only when a toggle changed: a run that decides none keeps the
     // sheet as it was.
     let access = facts.changes.iter().any(|change| !change.access.is_empty());
     let columns: Vec<&str> = { CHANGES_COLUMNS.iter().copied() }
         .chain(ACCESS_COLUMNS.into_iter().filter(|_| access))
         .collect();
-    for (col, name) in columns.iter().enumerate() {
-        sheet.write_string_with_format(0, col as u16, *name, bold)?;
-    }
     let flag = |marked: bool| if marked { "true" } else { "false" };
-    for (at, change) in facts.changes.iter().enumerate() {
-        let row = at as u32 + 1;
-        if row > LAST_ROW {
-            break;
-        }
-        sheet.write_number(row, 0, change.id as f64)?;
+    let mut rows = Vec::with_capacity(facts.changes.len());
+    for change in &facts.changes {
         let (before_flag, before_reason) = match &change.before {
             Before::Known(state) => (
                 flag(state.marked).to_owned(),
@@ -215,11 +394,9 @@ fn changes_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<
             access_cell(&change.access, false),
             access_cell(&change.access, true),
         ];
-        for (col, text) in texts.iter().take(columns.len() - 1).enumerate() {
-            sheet.write_string(row, col as u16 + 1, escaped(text))?;
-        }
+        rows.push((change.id, texts[..columns.len() - 1].to_vec()));
     }
-    let last = (facts.changes.len() as u32).min(LAST_ROW);
+    let last = write_table(sheet, &columns, &rows, styles)?;
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last, columns.len() as u16 - 1)?;
     Ok(())
@@ -244,16 +421,9 @@ fn before_cells(before: &Before) -> (String, String) {
     }
 }
 
-fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(), XlsxError> {
-    for (col, name) in PARTLY_COLUMNS.iter().enumerate() {
-        sheet.write_string_with_format(0, col as u16, *name, bold)?;
-    }
-    for (at, partly) in facts.partly.iter().enumerate() {
-        let row = at as u32 + 1;
-        if row > LAST_ROW {
-            break;
-        }
-        sheet.write_number(row, 0, partly.id as f64)?;
+fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, styles: &Styles) -> Result<(), XlsxError> {
+    let mut rows = Vec::with_capacity(facts.partly.len());
+    for partly in &facts.partly {
         let (before_flag, before_reason) = before_cells(&partly.before);
         let (now_flag, now_reason) = match &partly.now {
             Some(state) => (
@@ -290,27 +460,52 @@ fn partly_sheet(sheet: &mut Worksheet, facts: &Facts, bold: &Format) -> Result<(
             partly.error.clone(),
             partly.source.clone(),
         ];
-        for (col, text) in texts.iter().enumerate() {
-            sheet.write_string(row, col as u16 + 1, escaped(text))?;
-        }
+        rows.push((partly.id, texts.to_vec()));
     }
-    let last = (facts.partly.len() as u32).min(LAST_ROW);
+    let last = write_table(sheet, &PARTLY_COLUMNS, &rows, styles)?;
     sheet.set_freeze_panes(1, 0)?;
     sheet.autofilter(0, 0, last, PARTLY_COLUMNS.len() as u16 - 1)?;
     Ok(())
 }
 
-/// The report file as it was written, cell for cell: the safety prefix of a formula-like
-/// cell is undone (a workbook's text cell is never run), numbers are numbers.
-fn report_sheet(sheet: &mut Worksheet, report: &Path, bold: &Format) -> Result<(), XlsxError> {
-    let mut reader = csv::ReaderBuilder::new()
+/// The report file's records, header first.
+fn report_records(report: &Path) -> Result<csv::StringRecordsIntoIter<std::fs::File>, XlsxError> {
+    let reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_path(report)
         .map_err(|e| XlsxError::IoError(io::Error::other(e.to_string())))?;
+    Ok(reader.into_records())
+}
+
+fn csv_error(e: csv::Error) -> XlsxError {
+    XlsxError::IoError(io::Error::other(e.to_string()))
+}
+
+/// The widths of the report's columns, read before the sheet is written: a sheet in
+/// constant memory takes its widths before its rows.
+fn report_widths(report: &Path) -> Result<Widths, XlsxError> {
+    let mut widths = Widths::new(MAX_WIDTH);
+    for (at, record) in report_records(report)?.enumerate() {
+        if at as u32 > LAST_ROW {
+            break;
+        }
+        for (col, cell) in record.map_err(csv_error)?.iter().enumerate() {
+            widths.fit(col as u16, &escaped(unprefixed(cell)));
+        }
+    }
+    Ok(widths)
+}
+
+/// The report file as it was written, cell for cell: the safety prefix of a formula-like
+/// cell is undone (a workbook's text cell is never run), numbers are numbers.
+fn report_sheet(sheet: &mut Worksheet, report: &Path, styles: &Styles) -> Result<(), XlsxError> {
+    let widths = report_widths(report)?;
+    widths.set(sheet)?;
+    print_setup(sheet)?;
     let mut numeric = Vec::new();
-    for (at, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| XlsxError::IoError(io::Error::other(e.to_string())))?;
+    for (at, record) in report_records(report)?.enumerate() {
+        let record = record.map_err(csv_error)?;
         let row = at as u32;
         if row > LAST_ROW {
             tracing::warn!(
@@ -318,11 +513,13 @@ fn report_sheet(sheet: &mut Worksheet, report: &Path, bold: &Format) -> Result<(
             );
             break;
         }
+        let texts = record.iter().map(|cell| escaped(unprefixed(cell)));
+        widths.fit_row(sheet, row, texts.enumerate())?;
         for (col, cell) in record.iter().enumerate() {
             let col16 = col as u16;
             if row == 0 {
                 numeric.push(NUMERIC_COLUMNS.contains(&cell));
-                sheet.write_string_with_format(0, col16, cell, bold)?;
+                sheet.write_string_with_format(0, col16, cell, &styles.header)?;
                 continue;
             }
             let number = numeric
@@ -332,10 +529,33 @@ fn report_sheet(sheet: &mut Worksheet, report: &Path, bold: &Format) -> Result<(
                 .then(|| cell.parse::<u64>().ok())
                 .flatten();
             match number {
-                Some(number) => sheet.write_number(row, col16, number as f64)?,
-                None => sheet.write_string(row, col16, escaped(unprefixed(cell)))?,
+                Some(number) => {
+                    sheet.write_number_with_format(row, col16, number as f64, &styles.cell)?
+                }
+                None => sheet.write_string_with_format(
+                    row,
+                    col16,
+                    escaped(unprefixed(cell)),
+                    &styles.cell,
+                )?,
             };
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_wraps_word_by_word_and_a_long_word_is_cut() {
+        assert_eq!(wrapped_lines("", 10), 1);
+        assert_eq!(wrapped_lines("short", 10), 1);
+        assert_eq!(wrapped_lines("exactly 10", 10), 1);
+        assert_eq!(wrapped_lines("two words", 5), 2);
+        assert_eq!(wrapped_lines("one\ntwo", 10), 2);
+        assert_eq!(wrapped_lines("abcdefghijklmnopqrstuvwxy", 10), 3);
+        assert_eq!(wrapped_lines("a bb ccc dddd", 4), 3);
+    }
 }
