@@ -347,14 +347,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("undo.csv");
         let header = undo_header(&UndoColumns::default(), true).join(",");
-        let earlier = format!("{header}\n1,true,ci,true,ci\n2,true,ci,true,ci\n");
+        let earlier = format!("{header}\n1,true,ci,true,ci,before\n2,true,ci,true,ci,before\n");
         std::fs::write(&path, &earlier).unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
         let rows = vec![
-            ["1", "true", "ci", "true", "ci"]
+            ["1", "true", "ci", "true", "ci", "before"]
                 .map(str::to_owned)
                 .to_vec(),
-            ["2", "true", "ci", "true", "ci"]
+            ["2", "true", "ci", "true", "ci", "before"]
                 .map(str::to_owned)
                 .to_vec(),
         ];
@@ -379,7 +379,7 @@ mod tests {
         }
         assert!(undo.write(&sent_row(3, false)).unwrap());
         let mut expected: Vec<String> = earlier.lines().map(str::to_owned).collect();
-        expected.push("3,false,Restored by drata-svcacct undo: not a service account before the run of then,false,".to_owned());
+        expected.push("3,false,Restored by drata-svcacct undo: not a service account before the run of then,false,,then".to_owned());
         assert_eq!(
             lines(&path),
             expected,
@@ -389,7 +389,11 @@ mod tests {
         let after = lines(&path);
         assert_eq!(
             after[..3],
-            [header.as_str(), "1,true,ci,false,", "2,true,ci,false,"]
+            [
+                header.as_str(),
+                "1,true,ci,false,,before",
+                "2,true,ci,false,,before"
+            ]
         );
         assert_eq!(after[3], expected[3]);
         assert_ne!(
