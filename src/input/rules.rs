@@ -1299,7 +1299,7 @@ mod tests {
     fn many_offsets_in_any_order_are_placed_as_one_at_a_time() {
         // Several on one line, one on a newline, repeats, and one inside a character.
         let text = "ab\né\nxyz\n\nlast line éé";
-        let offsets = [20, 0, 3, 8, 8, 2, 11, 5, 1, 99, 13, 21];
+        let offsets = [20, 0, 3, 8, 8, 2, 11, 5, 1, 99, 13, 21, 22, 4];
         let placed = Lines::new(text).positions(&offsets);
         let one_at_a_time: Vec<Position> = offsets
             .iter()
@@ -1320,6 +1320,11 @@ mod tests {
                 column: 10
             }
         );
+        // Inside a character: placed at the character (the second byte of é, then of the
+        // first é of the last line), whatever the comparison above computes.
+        let inside = |line, column| Position { line, column };
+        assert_eq!(placed[13], inside(2, 1));
+        assert_eq!(placed[12], inside(5, 11));
     }
 
     #[test]
