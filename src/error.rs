@@ -48,6 +48,14 @@ pub enum Error {
     Stdout(io::Error),
     #[error("cannot read the identities from Drata: {0}")]
     Listing(String),
+    /// A signal came while a file an option names was read (it may be a FIFO whose
+    /// writer never comes): nothing was sent; the exit code is the signal's.
+    #[error("interrupted while reading {what} {}: nothing was sent", path.display())]
+    Interrupted {
+        what: &'static str,
+        path: PathBuf,
+        code: u8,
+    },
     #[error(transparent)]
     Upload(#[from] UploadError),
 }
@@ -98,10 +106,12 @@ impl UploadError {
 
 impl Error {
     /// Every error stops a command before anything was sent: a usage error, except a
-    /// listing that cannot be read, which aborts (as a run whose state cannot be read does).
+    /// listing that cannot be read, which aborts (as a run whose state cannot be read does),
+    /// and a signal heard while a file was read, which ends with the signal's code.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Listing(_) => exit::ABORTED,
+            Error::Interrupted { code, .. } => *code,
             Error::Upload(e) => e.exit_code(),
             _ => exit::USAGE,
         }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use super::blocking::rules_unless_stopped;
 use super::session::Session;
 use crate::config::{ExportConfig, ExportFilter, ExportFormat, Only};
 use crate::drata::{Current, CurrentState};
@@ -37,7 +38,7 @@ pub(super) async fn run(config: ExportConfig) -> Result<u8, Error> {
         None => None,
     };
     // A rules file is checked before any request.
-    let rules = config.rules.as_deref().map(RuleSet::load).transpose()?;
+    let rules = rules_unless_stopped(&control, config.rules.as_deref()).await?;
     // The listing is read one page at a time; a simulator's default identities will do.
     let one_page_at_a_time = ConcurrencyMode::Fixed(std::num::NonZeroUsize::MIN);
     let session = Session::connect(&config.connect, one_page_at_a_time, 0, &control).await?;

@@ -1,6 +1,7 @@
 //! The commands: each turns a checked configuration into work, and returns the exit
 //! code of a command that ran or the error that stopped it before it could.
 
+mod blocking;
 mod docs;
 mod export;
 mod run;

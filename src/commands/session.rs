@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::blocking::read_unless_stopped;
 use crate::config::{parse_base_url, Connect, KeySource, Target};
 use crate::drata::{
     is_loopback_host, read_ca_bundle, roots_from_env, ApiClient, ClientOptions, Roots,
@@ -55,7 +56,7 @@ impl Session {
                     Some(url) => url.clone(),
                     None => parse_base_url(region.base_url())?,
                 };
-                let key = read_key(key)?;
+                let key = read_key(key, control).await?;
                 if !is_loopback_host(&base_url) {
                     key.check_length()?;
                 }
@@ -126,12 +127,18 @@ fn trusted_roots(
     Ok((store, extra))
 }
 
-fn read_key(source: &KeySource) -> Result<ApiKey, Error> {
+/// The key from the environment, or from `--token-file`, read so that a signal is heard
+/// while a FIFO's writer never comes (`--token-file <(pass show drata)`).
+async fn read_key(source: &KeySource, control: &RunControl) -> Result<ApiKey, Error> {
     match source {
         KeySource::Env(Ok(key)) => Ok(key.clone()),
         KeySource::Env(Err(e)) => Err(Error::Key(e.clone())),
         KeySource::File(path) => {
-            let (key, warning) = ApiKey::from_file(path)?;
+            let file = path.clone();
+            let (key, warning) = read_unless_stopped(control, "the token file", path, move || {
+                ApiKey::from_file(&file)
+            })
+            .await?;
             if let Some(warning) = warning {
                 tracing::warn!("{warning}");
             }

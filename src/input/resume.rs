@@ -14,10 +14,21 @@ use thiserror::Error;
 use crate::model::{IdentityKind, Outcome};
 use crate::text::unprefixed;
 
+/// The largest report `--resume-from` reads: 1 GiB, about four million rows of the usual
+/// width (a row is 150 to 300 bytes); the largest input this tool is measured on, a million
+/// rows, writes a quarter of it. Past it, the file is not a report of one run.
+pub(crate) const MAX_REPORT_BYTES: u64 = 1024 * 1024 * 1024;
+/// The longest line of a report read: 1 MiB. A row is at most a few hundred kB (a 30,000
+/// unit reason, quoted, and the other cells); a longer line is not a report, and would be
+/// held whole in memory as one record.
+pub(crate) const MAX_REPORT_LINE_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, Error)]
 pub enum ResumeError {
     #[error("cannot read the report {path}: {source}")]
     Io { path: String, source: csv::Error },
+    #[error("{path} is not a drata-svcacct report: {problem}")]
+    TooLarge { path: String, problem: Oversize },
     #[error("{path} is not a drata-svcacct report: no {column} column")]
     NotAReport { path: String, column: &'static str },
     #[error(
@@ -189,11 +200,18 @@ pub(crate) fn load_done_rows(
         path: shown.clone(),
         source,
     };
+    let file = std::fs::File::open(path).map_err(|e| io(e.into()))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(path)
-        .map_err(io)?;
-    let headers = reader.headers().map_err(io)?.clone();
+        .from_reader(Bounded::new(file));
+    let too_large = |e: csv::Error| match reader_oversize(&e) {
+        Some(problem) => ResumeError::TooLarge {
+            path: shown.clone(),
+            problem,
+        },
+        None => io(e),
+    };
+    let headers = reader.headers().map_err(too_large)?.clone();
     let at = columns(&headers, &shown)?;
     let mut done = DoneRows::default();
     let mut other_target = 0u64;
@@ -204,7 +222,7 @@ pub(crate) fn load_done_rows(
             Ok(false) => break,
             // A record cut inside a quoted field, or bad bytes: that row is not done.
             Err(e) if !matches!(e.kind(), csv::ErrorKind::Io(_)) => continue,
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(too_large(e)),
         }
         match done_row(&record, &at, target) {
             Some(row) => done.insert(row),
@@ -228,6 +246,77 @@ pub(crate) fn load_done_rows(
     Ok(done)
 }
 
+/// Which bound a file passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Oversize {
+    #[error("it is larger than {} GiB", MAX_REPORT_BYTES >> 30)]
+    File,
+    #[error("a line is longer than {} MiB", MAX_REPORT_LINE_BYTES >> 20)]
+    Line,
+}
+
+/// A reader that fails once the file or one of its lines passes its bound, so that neither
+/// a huge file nor a line that never ends (`/dev/zero`) is read whole. The error is an
+/// `io::Error` holding an [`Oversize`], the only way through the CSV reader.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    line: u64,
+    file_cap: u64,
+    line_cap: u64,
+}
+
+impl<R> Bounded<R> {
+    fn new(inner: R) -> Self {
+        Self::with_caps(inner, MAX_REPORT_BYTES, MAX_REPORT_LINE_BYTES)
+    }
+
+    fn with_caps(inner: R, file_cap: u64, line_cap: u64) -> Self {
+        Self {
+            inner,
+            read: 0,
+            line: 0,
+            file_cap,
+            line_cap,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        let chunk = &buffer[..n];
+        self.read += n as u64;
+        // Every line the chunk ends, the first one begun before it; then the one it leaves open.
+        let (mut longest, mut start) = (0, 0);
+        for at in memchr::memchr_iter(b'\n', chunk) {
+            longest = longest.max(self.line + (at - start) as u64);
+            self.line = 0;
+            start = at + 1;
+        }
+        self.line += (n - start) as u64;
+        let over = if self.read > self.file_cap {
+            Some(Oversize::File)
+        } else if longest.max(self.line) > self.line_cap {
+            Some(Oversize::Line)
+        } else {
+            None
+        };
+        match over {
+            Some(over) => Err(std::io::Error::other(over)),
+            None => Ok(n),
+        }
+    }
+}
+
+/// The bound a CSV error reports passing, if that is what it is.
+fn reader_oversize(error: &csv::Error) -> Option<Oversize> {
+    match error.kind() {
+        csv::ErrorKind::Io(io) => io.get_ref()?.downcast_ref::<Oversize>().copied(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +332,34 @@ mod tests {
             api: "http://x/",
         };
         load_done_rows(&path, target).unwrap()
+    }
+
+    #[test]
+    fn a_file_or_a_line_past_its_bound_stops_the_read() {
+        use std::io::Read;
+        let read_all = |text: &[u8], file_cap, line_cap| {
+            let mut reader = Bounded::with_caps(text, file_cap, line_cap);
+            let mut buffer = [0u8; 3];
+            let mut read = Vec::new();
+            loop {
+                match reader.read(&mut buffer) {
+                    Ok(0) => return Ok(read),
+                    Ok(n) => read.extend_from_slice(&buffer[..n]),
+                    Err(e) => {
+                        let over = e.get_ref().and_then(|e| e.downcast_ref::<Oversize>());
+                        return Err(over.copied());
+                    }
+                }
+            }
+        };
+        let text = b"ab\ncdef\ng\n";
+        assert_eq!(read_all(text, 10, 4), Ok(text.to_vec()));
+        assert_eq!(read_all(text, 9, 4), Err(Some(Oversize::File)));
+        assert_eq!(read_all(text, 10, 3), Err(Some(Oversize::Line)));
+        // Through the CSV reader, as `load_done_rows` sees it.
+        let mut csv = csv::Reader::from_reader(Bounded::with_caps(&text[..], 100, 2));
+        let error = csv.records().find_map(Result::err).unwrap();
+        assert_eq!(reader_oversize(&error), Some(Oversize::Line));
     }
 
     #[test]

@@ -1365,10 +1365,46 @@ mod tests {
     }
 
     #[test]
+    fn patterns_regex_takes_and_refuses_for_size_are_taken_and_refused_alike() {
+        // A Unicode class repeated: under 1 MiB compiled, and between 1 and 10 MiB (regex's
+        // limit). (Over it, the build takes seconds in a debug build before giving up.)
+        for count in [20, 80] {
+            let pattern = format!("\\w{{{count}}}");
+            let ours = compile(&pattern).map(drop);
+            let theirs = regex::Regex::new(&pattern)
+                .map(drop)
+                .map_err(|e| e.to_string());
+            assert_eq!(ours, theirs, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_file_at_the_cap_is_read_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rules.toml");
+        let mut text = "[[rule]]\nname = \"r\"\nservice_account = true\nreason = \"x\"\n\
+                        [rule.match]\nmarked = false\n"
+            .to_owned();
+        let filler = format!("# {}\n", "x".repeat(1021));
+        while text.len() + filler.len() <= MAX_RULES_BYTES as usize {
+            text.push_str(&filler);
+        }
+        text.push_str(&"#".repeat(MAX_RULES_BYTES as usize - text.len()));
+        assert_eq!(text.len() as u64, MAX_RULES_BYTES);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(RuleSet::load(&path).unwrap().rules().len(), 1);
+        text.push('#');
+        std::fs::write(&path, &text).unwrap();
+        let error = RuleSet::load(&path).unwrap_err();
+        assert!(matches!(error, RulesError::TooLarge { .. }), "{error}");
+        assert!(error.to_string().contains("larger than 4 MiB"), "{error}");
+    }
+
+    #[test]
     fn many_offsets_in_any_order_are_placed_as_one_at_a_time() {
         // Several on one line, one on a newline, repeats, and one inside a character.
         let text = "ab\né\nxyz\n\nlast line éé";
-        let offsets = [20, 0, 3, 8, 8, 2, 11, 5, 1, 99, 13, 21];
+        let offsets = [20, 0, 3, 8, 8, 2, 11, 5, 1, 99, 13, 21, 22, 4];
         let placed = Lines::new(text).positions(&offsets);
         let one_at_a_time: Vec<Position> = offsets
             .iter()
@@ -1389,6 +1425,11 @@ mod tests {
                 column: 10
             }
         );
+        // Inside a character: placed at the character (the second byte of é, then of the
+        // first é of the last line), whatever the comparison above computes.
+        let inside = |line, column| Position { line, column };
+        assert_eq!(placed[13], inside(2, 1));
+        assert_eq!(placed[12], inside(5, 11));
     }
 
     #[test]

@@ -123,6 +123,102 @@ fn signals_are_heard_while_standard_input_never_ends() {
     assert_eq!(status.code(), Some(143), "the second signal's code");
 }
 
+/// A file an option names may be a FIFO whose writer never comes (`--token-file
+/// <(pass show drata)` gone wrong): the first SIGINT ends the run at once with 130, naming
+/// the file, where before only SIGKILL did. Each case is bounded: a run that does not exit
+/// within 20 s of the signal is killed and the test fails.
+#[cfg(unix)]
+#[test]
+fn sigint_ends_a_run_waiting_on_a_fifo_an_option_names() {
+    let cases = [
+        ("--token-file", "the token file"),
+        ("--rules", "the rules file"),
+        ("--resume-from", "the report of --resume-from"),
+    ];
+    for (option, what) in cases {
+        let work = Workdir::new();
+        let fifo = std::ffi::CString::new(work.path("never.fifo").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) reads a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let apply = Apply::on("http://127.0.0.1:9/public")
+            .within(&work)
+            .input(rows_csv(1, 2))
+            .args([option, "never.fifo", "-v"]);
+        let apply = if option == "--token-file" {
+            apply.no_key()
+        } else {
+            apply
+        };
+        let mut child = apply.spawn().child;
+        let stderr = read_in_background(child.stderr.take().unwrap());
+        let marker = format!("reading {what} file=never.fifo");
+        wait_until(Duration::from_secs(30), &marker, || {
+            stderr.lock().unwrap().contains(&marker)
+        });
+        signal(&child, libc::SIGINT);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{option}: still waiting 20 s after SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let expected = format!("interrupted while reading {what} never.fifo: nothing was sent");
+        // The last of standard error arrives with the pipe's end, after the exit.
+        wait_until(Duration::from_secs(10), &expected, || {
+            stderr.lock().unwrap().contains(&expected)
+        });
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{option}: {}",
+            stderr.lock().unwrap()
+        );
+    }
+}
+
+/// A report that never ends is refused at its first line's cap, not read whole: before,
+/// `--resume-from /dev/zero` filled memory with one endless record.
+#[cfg(unix)]
+#[test]
+fn a_report_that_never_ends_is_refused_at_the_line_cap() {
+    let Finished { run, .. } = Apply::on("http://127.0.0.1:9/public")
+        .input(rows_csv(1, 2))
+        .args(["--resume-from", "/dev/zero"])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("/dev/zero is not a drata-svcacct report: a line is longer than 1 MiB"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Everything `stream` yields, as it comes, read by a thread of its own.
+#[cfg(unix)]
+fn read_in_background(
+    mut stream: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let filled = std::sync::Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buffer) {
+            filled
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    text
+}
+
 /// Runs the resume command the summary printed, as printed.
 fn printed_resume_command(stderr: &str) -> Vec<String> {
     let mut lines = stderr.lines();

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use self::consume::{consume, ConsumeOptions, Outputs};
 use self::planner::{Decision, Planner};
+use super::blocking::{read_unless_stopped, rules_unless_stopped};
 use super::session::Session;
 use crate::config::{LogFormat, Mode, RunConfig};
 use crate::drata::Users;
@@ -106,7 +107,10 @@ pub(super) async fn run(config: RunConfig) -> Result<u8, Error> {
                 kind: config.connect.kind,
                 api: run.api(),
             };
-            let done = load_done_rows(path, target)?;
+            let (file, kind, api) = (path.clone(), target.kind, target.api.to_owned());
+            let load = move || load_done_rows(&file, ResumeTarget { kind, api: &api });
+            let report = "the report of --resume-from";
+            let done = read_unless_stopped(&run.control, report, path, load).await?;
             tracing::info!(rows = done.len(), report = %path.display(), "rows already done");
             done
         }
@@ -252,7 +256,7 @@ async fn read_users(session: &Session, control: &RunControl) -> Option<Arc<Users
 async fn prepare(config: &RunConfig, control: Arc<RunControl>) -> Result<Run, Error> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    let rules = load_rules(config)?;
+    let rules = load_rules(config, &control).await?;
     tracing::debug!(input = %config.input.source.display(), "reading the input");
     // Reading the input blocks (standard input may never end): off the runtime thread,
     // so that Ctrl-C and SIGTERM are still heard.
@@ -363,11 +367,13 @@ fn access_of_kind(
 
 /// A rules file, checked whole before the input is read and anything is sent; a mass
 /// unmarking needs an explicit `--max-changes` to be applied.
-fn load_rules(config: &RunConfig) -> Result<Option<Arc<RuleSet>>, Error> {
-    let Some(path) = &config.input.rules else {
+async fn load_rules(
+    config: &RunConfig,
+    control: &RunControl,
+) -> Result<Option<Arc<RuleSet>>, Error> {
+    let Some(rules) = rules_unless_stopped(control, config.input.rules.as_deref()).await? else {
         return Ok(None);
     };
-    let rules = RuleSet::load(path)?;
     if config.mode == Mode::Apply && config.options.max_changes.is_none() {
         if let Some(rule) = rules.mass_unmarking() {
             let rule = rule.to_owned();
