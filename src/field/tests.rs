@@ -335,3 +335,68 @@ fn every_field_decided_is_reviewed_named_and_sendable_unless_the_service_account
     assert_eq!(AccessField::describe(true), "on");
     assert_eq!(AccessField::describe(false), "off");
 }
+
+#[test]
+fn each_field_names_its_request_and_says_why_a_row_is_held() {
+    let ann = Link::User("ann@x".to_owned());
+    let now = Previous {
+        marked: true,
+        reason: Some("CI runner".to_owned()),
+        link: Some(ann),
+        ..toggles(Some(true), None)
+    };
+    #[rustfmt::skip]
+    let cases = [
+        (FieldName::ServiceAccount, "the service-account request", "service account", "service account (\"CI runner\")"),
+        (FieldName::Link, "the link request", "link", "linked to ann@x"),
+        (FieldName::Access(Access::Admin), "the admin-access request", "admin access", "now on"),
+    ];
+    for (name, request, words, state) in cases {
+        let field = of(name);
+        assert_eq!(field.request_name(), request);
+        assert_eq!(field.words(), words);
+        let conflict = field.held_message(Review::Conflict, &now);
+        let drift = field.held_message(Review::Drifted, &now);
+        assert!(
+            conflict.contains(state) && drift.contains(state),
+            "{conflict} / {drift}"
+        );
+        assert!(conflict.contains("--overwrite-drift"), "{conflict}");
+        assert!(drift.contains("nothing is sent"), "{drift}");
+        assert_ne!(conflict, drift);
+    }
+    let unmarked = of(FieldName::ServiceAccount).held_message(Review::Drifted, &state(false, None));
+    assert!(unmarked.contains("not a service account"), "{unmarked}");
+    let no_reason = of(FieldName::ServiceAccount).held_message(Review::Drifted, &state(true, None));
+    assert!(
+        no_reason.contains("service account (no reason)"),
+        "{no_reason}"
+    );
+    // A row whose flag did not parse decides no service account.
+    let mut unreadable = wanted(true, "x", None, &[]);
+    unreadable.flag = None;
+    assert!(!of(FieldName::ServiceAccount).decided(&unreadable));
+}
+
+#[test]
+fn toggles_go_after_a_link_to_a_person() {
+    let toggle = [AccessRequest {
+        access: Access::Admin,
+        on: true,
+        baseline: None,
+    }];
+    let to_ann = link_to("ann@x", Some(3));
+    let asked = wanted(false, "person", Some(&to_ann), &toggle);
+    let names: Vec<FieldName> = writes(&asked, decided(&asked))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            FieldName::ServiceAccount,
+            FieldName::Link,
+            FieldName::Access(Access::Admin)
+        ]
+    );
+}
