@@ -279,14 +279,20 @@ fn holds_and_kept_ask_only_the_fields_of_the_set() {
 fn a_field_changed_since_the_export_is_told_by_its_baseline() {
     let exported = Baseline::new(true, "ci");
     let mut asked = wanted(true, "ci", None, &[]);
-    assert!(!changed_since_export(&asked, &state(false, None)), "no baseline");
+    assert!(
+        !changed_since_export(&asked, &state(false, None)),
+        "no baseline"
+    );
     asked.baseline = Some(&exported);
     assert!(!changed_since_export(&asked, &state(true, Some(" ci"))));
     assert!(changed_since_export(&asked, &state(false, None)));
     let mut to_ann = link_to("ann@x", Some(7));
     to_ann.baseline = Some(Link::Nobody);
     let linked_row = wanted(false, "", Some(&to_ann), &[]);
-    assert!(!changed_since_export(&linked_row, &linked(Link::Nobody, None)));
+    assert!(!changed_since_export(
+        &linked_row,
+        &linked(Link::Nobody, None)
+    ));
     assert!(changed_since_export(
         &linked_row,
         &linked(Link::User("bob@x".to_owned()), Some(8))
@@ -299,5 +305,8 @@ fn a_field_changed_since_the_export_is_told_by_its_baseline() {
     let toggled = wanted(false, "", None, &admin_was_on);
     assert!(!changed_since_export(&toggled, &toggles(Some(true), None)));
     assert!(changed_since_export(&toggled, &toggles(Some(false), None)));
-    assert!(changed_since_export(&toggled, &toggles(None, None)), "null is off");
+    assert!(
+        changed_since_export(&toggled, &toggles(None, None)),
+        "null is off"
+    );
 }
