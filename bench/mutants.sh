@@ -24,6 +24,7 @@ fi
 files=(
   src/engine/throttle.rs
   src/engine/retry.rs
+  src/engine/budget.rs
   src/engine/concurrency.rs
   src/engine/control.rs
   src/exit.rs

@@ -191,7 +191,7 @@ fn auto_concurrency_keeps_the_rate_at_a_high_latency() {
 }
 
 #[test]
-fn auto_concurrency_backs_off_when_the_server_fails_and_every_row_is_reported() {
+fn auto_concurrency_keeps_its_limit_when_the_server_fails_500s_and_every_row_is_reported() {
     let sim = simulator(|config| {
         config.latency = Duration::from_millis(1_000);
         config.error_rate = 0.3;
@@ -210,15 +210,14 @@ fn auto_concurrency_backs_off_when_the_server_fails_and_every_row_is_reported() 
     let done = counts["updated"].as_u64().unwrap() + counts["failed"].as_u64().unwrap();
     assert_eq!(done, 30, "every row updated or failed: {counts}");
     assert!(sim.stats.injected_errors.load(Ordering::Relaxed) > 0);
+    // A 500 is a failure of its request, not a sign of load: the retry budget bounds its
+    // retries, and neither the in-flight limit nor the pace is lowered for it.
     let concurrency = &summary["concurrency"];
+    assert_eq!(concurrency["reductions"], 0, "{concurrency}");
+    assert_eq!(summary["rate_reductions"], 0, "{summary}");
     assert!(
-        concurrency["reductions"].as_u64().unwrap() >= 1,
-        "{concurrency}"
-    );
-    assert!(
-        run.stderr
-            .contains("in-flight limit lowered after HTTP 500"),
-        "-v logs the backoff: {}",
+        !run.stderr.contains("in-flight limit lowered"),
+        "{}",
         run.stderr
     );
 }
