@@ -285,8 +285,8 @@ impl Concurrency {
         }
     }
 
-    /// Records the answer to a listing page sent at `sent`. Pages are read one at a time
-    /// and carry 50 identities each: their latency says nothing of how the server copes
+    /// Records the answer to a listing page sent at `sent`. Pages carry 50 identities each
+    /// and are read before the updates: their latency says nothing of how the server copes
     /// with the updates in flight, and would read as a queue to the gradient. Only a sign
     /// of overload counts, as for any answer.
     pub(crate) fn on_page_answer(

@@ -221,3 +221,48 @@ fn auto_concurrency_keeps_its_limit_when_the_server_fails_500s_and_every_row_is_
         run.stderr
     );
 }
+
+#[test]
+fn the_listing_pages_are_read_together_and_the_plan_is_the_serial_reads() {
+    // 500 identities are 11 pages; at 200 ms each, read one at a time they take 2.2 s.
+    let sim = simulator(|config| {
+        config.identities = 500;
+        config.latency = Duration::from_millis(200);
+    });
+    let input = "id,flag,reason\n1,true,ci\n250,false,x\n499,true,y\n500,false,\n";
+    let serial = Plan::on(&sim)
+        .input(input)
+        .args(["--report", "p.csv", "--concurrency", "1"])
+        .run();
+    assert_eq!(sim.stats.max_in_flight.load(Ordering::Relaxed), 1);
+    let lists = sim.stats.lists.load(Ordering::Relaxed);
+    assert_eq!(lists, 11, "ceil(501 / 50) pages");
+    let together = Plan::on(&sim)
+        .input(input)
+        .args(["--report", "p.csv"])
+        .run();
+    let most = sim.stats.max_in_flight.load(Ordering::Relaxed);
+    assert!(most >= 2, "{most} page(s) at once at most");
+    assert_eq!(
+        sim.stats.lists.load(Ordering::Relaxed) - lists,
+        11,
+        "no page read twice or for nothing"
+    );
+    assert_eq!(together.code, serial.code, "{}", together.stderr);
+    let without_times = |rows: &[std::collections::HashMap<String, String>]| {
+        rows.iter()
+            .map(|row| {
+                let mut row = row.clone();
+                row.remove("finished_at");
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_times(&together.rows), without_times(&serial.rows));
+    assert_eq!(together.rows.len(), 4);
+    assert!(
+        !together.stderr.contains("may be incomplete"),
+        "{}",
+        together.stderr
+    );
+}
