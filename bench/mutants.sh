@@ -24,6 +24,7 @@ fi
 files=(
   src/engine/throttle.rs
   src/engine/retry.rs
+  src/engine/budget.rs
   src/engine/concurrency.rs
   src/engine/control.rs
   src/exit.rs
@@ -41,7 +42,7 @@ files=(
 # end by tests/cli: answers.rs, reconcile.rs, review.rs, hostile.rs, liars.rs); the id,
 # flag and cell parsing, a column's letters and the header search.
 parts=(
-  "src/engine/listing.rs|ListingReader::|ListingWarning|Listing::|Lookup for"
+  "src/engine/listing.rs|ListingReader::|ListingWarning|Listing::|Lookup for|fits"
   "src/input/rows.rs|normalize_header|looks_like_an_id|is_header|find_header|parse_id|decimal_integer|parse_flag|mark_hint"
   "src/input/sheet.rs|Cell::|is_integral|cell_name"
   "src/input/bounds.rs|column_letters"

@@ -129,15 +129,22 @@ pub(crate) enum Answer {
     Fine,
     /// A timeout or a connection error.
     Silence,
-    /// 408 or a 5xx.
+    /// 408, 503, or a 5xx with a `Retry-After`: the server says it is busy.
     ServerError(u16),
     /// 429.
     RateLimited,
+    /// Another 5xx (500, 502, 504): this request failed, which says nothing of the load.
+    /// The retry budget bounds its retries; it neither lowers the limit nor, being no
+    /// real answer, counts as the fastest one.
+    Failed(u16),
 }
 
 impl Answer {
     fn is_overload(self) -> bool {
-        self != Answer::Fine
+        matches!(
+            self,
+            Answer::Silence | Answer::ServerError(_) | Answer::RateLimited
+        )
     }
 }
 
@@ -146,7 +153,7 @@ impl std::fmt::Display for Answer {
         match self {
             Answer::Fine => f.write_str("an answer"),
             Answer::Silence => f.write_str("a timeout or connection error"),
-            Answer::ServerError(status) => write!(f, "HTTP {status}"),
+            Answer::ServerError(status) | Answer::Failed(status) => write!(f, "HTTP {status}"),
             Answer::RateLimited => f.write_str("HTTP 429"),
         }
     }
@@ -278,8 +285,8 @@ impl Concurrency {
         }
     }
 
-    /// Records the answer to a listing page sent at `sent`. Pages are read one at a time
-    /// and carry 50 identities each: their latency says nothing of how the server copes
+    /// Records the answer to a listing page sent at `sent`. Pages carry 50 identities each
+    /// and are read before the updates: their latency says nothing of how the server copes
     /// with the updates in flight, and would read as a queue to the gradient. Only a sign
     /// of overload counts, as for any answer.
     pub(crate) fn on_page_answer(
@@ -818,6 +825,23 @@ mod tests {
             })
         );
         assert_eq!(c.reductions(), 1);
+    }
+
+    #[test]
+    fn a_500_neither_lowers_the_limit_nor_counts_as_the_fastest_answer() {
+        let mut c = auto(Some(MS(100)));
+        let start = Instant::now();
+        let now = answers(&mut c, start, MS(100), MS(2_000), fine(SEED_ANSWERS));
+        let limit = c.limit();
+        for status in [500, 502, 504] {
+            c.on_send(now);
+            c.on_answer(now, now + MS(1), Answer::Failed(status));
+        }
+        assert_eq!(c.reductions(), 0);
+        assert!(c.limit() >= limit, "{} < {limit}", c.limit());
+        assert_eq!(c.fastest, Some(MS(2_000)), "a fast 500 did no work");
+        assert_eq!(Answer::Failed(502).to_string(), "HTTP 502");
+        assert!(!Answer::Failed(500).is_overload());
     }
 
     #[test]

@@ -2,10 +2,16 @@
 //! stale or missing, a page can repeat or skip items while Drata syncs, an item can be
 //! malformed, and a broken server can page forever. [`ListingReader`] is the pure
 //! decision of when to ask for the next page and what to warn about; [`fetch`] drives it
-//! through the engine, so every page is rate-limited and retried like any request.
+//! through the engine, so every page is rate-limited and retried like any request. Once
+//! page 1 says `total`, the identities' pages it announces are read ahead together
+//! ([`ReadAhead`]), and taken in one by one as a serial read would; a page that does not
+//! fit the ones before it ([`fits`]) sends the read back to one page at a time from there.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use super::requests::{Ended, Engine, Request};
 use crate::drata::{Added, CurrentState, Failure, Page, UserPage, Users, PAGE_LIMIT};
@@ -19,6 +25,12 @@ const MAX_PAGES_WITHOUT_TOTAL: u64 = 20_000;
 const EXTRA_PAGES_MIN: u64 = 10;
 /// ...or this share of the announced pages, whichever is larger.
 const EXTRA_PAGES_SHARE: f64 = 0.5;
+/// Pages read ahead at most, the one awaited included. The in-flight limit and the rate
+/// limiter decide how many are out at once (the same as for the updates); this bounds what a
+/// listing that overstates its `total` costs (the pages read ahead past a short page are
+/// read for nothing) and what waits in memory. At Drata's 7.5 requests a second, 8 pages
+/// cover a latency of about a second.
+const READ_AHEAD: usize = 8;
 
 /// What one page brought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +155,30 @@ impl ListingReader {
     pub(crate) fn pages(&self) -> u64 {
         self.pages
     }
+
+    /// The last page to read ahead once page 1 announced `total`: the pages an honest
+    /// listing of `total` identities takes, a full last page needing an empty one after it
+    /// (`ceil((total + 1) / 50)`); 1, none ahead, without a total. Never past the ceiling.
+    pub(crate) fn read_ahead_to(total: Option<u64>) -> u64 {
+        total.map_or(1, |total| {
+            (total / PAGE_LIMIT + 1).min(MAX_PAGES_WITHOUT_TOTAL)
+        })
+    }
+}
+
+/// Whether page `number`, read ahead, fits the pages taken in before it as a serial read
+/// would have found it: the `total` page 1 announced, no id already seen (`seen` of its
+/// ids were), and full unless it is the `last` announced. Offset paging shifts when
+/// identities appear or vanish during the read; a page read ahead may then hold what a
+/// serial read, later, would not: such a page is read again, and the rest one at a time.
+pub(crate) fn fits(
+    number: u64,
+    last: u64,
+    first_total: Option<u64>,
+    page: PageFacts,
+    seen: u64,
+) -> bool {
+    page.total == first_total && seen == 0 && (page.items == PAGE_LIMIT || number >= last)
 }
 
 /// The listing as read, and whether it can be trusted to be complete.
@@ -234,52 +270,45 @@ pub(crate) async fn fetch_unless_refused(engine: &Engine) -> Result<Option<Listi
 async fn read(engine: &Engine, request: Request) -> Result<Listing, ListingError> {
     let mut state = CurrentState::default();
     let mut reader = ListingReader::default();
-    loop {
+    let first = read_page(engine, request, 1).await?;
+    let first_total = first.total;
+    let last = ListingReader::read_ahead_to(first_total);
+    let mut more = take_page(&mut state, &mut reader, first, 1);
+    let mut ahead = Some(ReadAhead::new(2, last, |number| {
+        read_page(engine, request, number)
+    }));
+    while more {
         let number = reader.next_page();
-        let attempted = engine
-            .with_retries("listing", request, || {
-                engine.client.list_page(number, PAGE_LIMIT)
-            })
-            .await;
-        let page: Page = match attempted.ended {
-            Ended::Done(page) => page,
-            Ended::Failed(failure) => {
-                return Err(ListingError {
-                    refused: request == Request::ListingPageUnlessRefused
-                        && failure.status() == Some(403),
-                    message: failure.message,
-                })
+        let early = match ahead.as_mut() {
+            Some(pages) => pages.next().await,
+            None => None,
+        };
+        let page = match early {
+            Some(page) => {
+                let page = page?;
+                let seen = page
+                    .identities
+                    .iter()
+                    .filter(|identity| identity.id.is_some_and(|id| state.get(id).is_some()))
+                    .count() as u64;
+                if fits(number, last, first_total, facts_of(&page, 0), seen) {
+                    page
+                } else {
+                    tracing::debug!(
+                        page = number,
+                        "the listing moved while it was read: reading it again from this page, \
+                         one page at a time"
+                    );
+                    ahead = None;
+                    read_page(engine, request, number).await?
+                }
             }
-            Ended::Stopped(_) => {
-                return Err(ListingError {
-                    message: engine.control.stop_message(),
-                    refused: false,
-                })
+            None => {
+                ahead = None;
+                read_page(engine, request, number).await?
             }
         };
-        let mut new_ids = 0;
-        for identity in page.identities {
-            let id = identity.id;
-            match state.add(identity) {
-                Added::New => new_ids += 1,
-                Added::Conflicting => warn_conflicting(id),
-                Added::Repeated | Added::NoId => {}
-            }
-        }
-        let facts = PageFacts {
-            items: page.items,
-            malformed: page.malformed,
-            total: page.total,
-            new_ids,
-        };
-        tracing::debug!(
-            page = number,
-            identities = state.len(),
-            "reading the current state"
-        );
-        if !reader.more_after(facts) {
-            break;
-        }
+        more = take_page(&mut state, &mut reader, page, number);
     }
     let warnings = reader.warnings();
     for warning in &warnings {
@@ -290,6 +319,119 @@ async fn read(engine: &Engine, request: Request) -> Result<Listing, ListingError
         pages: reader.pages(),
         warnings,
     })
+}
+
+/// What a page brought, `new_ids` of its identities not seen before.
+fn facts_of(page: &Page, new_ids: u64) -> PageFacts {
+    PageFacts {
+        items: page.items,
+        malformed: page.malformed,
+        total: page.total,
+        new_ids,
+    }
+}
+
+/// Takes in page `number`: its identities into `state`, its facts into `reader`; true when
+/// another page should be read.
+fn take_page(
+    state: &mut CurrentState,
+    reader: &mut ListingReader,
+    page: Page,
+    number: u64,
+) -> bool {
+    let mut facts = facts_of(&page, 0);
+    for identity in page.identities {
+        let id = identity.id;
+        match state.add(identity) {
+            Added::New => facts.new_ids += 1,
+            Added::Conflicting => warn_conflicting(id),
+            Added::Repeated | Added::NoId => {}
+        }
+    }
+    tracing::debug!(
+        page = number,
+        identities = state.len(),
+        "reading the current state"
+    );
+    reader.more_after(facts)
+}
+
+/// One page of the identities, through the engine (a slot, the rate limiter, retries).
+async fn read_page(engine: &Engine, request: Request, number: u64) -> Result<Page, ListingError> {
+    let attempted = engine
+        .with_retries("listing", request, || {
+            engine.client.list_page(number, PAGE_LIMIT)
+        })
+        .await;
+    match attempted.ended {
+        Ended::Done(page) => Ok(page),
+        Ended::Failed(failure) => Err(ListingError {
+            refused: request == Request::ListingPageUnlessRefused && failure.status() == Some(403),
+            message: failure.message,
+        }),
+        Ended::Stopped(_) => Err(ListingError {
+            message: engine.control.stop_message(),
+            refused: false,
+        }),
+    }
+}
+
+/// Pages `from..=to` read ahead, [`READ_AHEAD`] at most under way, handed out in order.
+/// Each is a request through the engine, so the in-flight limit and the rate limiter decide
+/// how many are out at once. Dropping it drops the requests still under way.
+struct ReadAhead<F, Fut: Future> {
+    next: u64,
+    to: u64,
+    start: F,
+    /// The pages under way, in order, each with its result once it came.
+    under_way: VecDeque<UnderWay<Fut>>,
+}
+
+/// A page's request under way, and its result once it came.
+type UnderWay<Fut> = (Pin<Box<Fut>>, Option<<Fut as Future>::Output>);
+
+impl<F, Fut> ReadAhead<F, Fut>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future,
+{
+    fn new(from: u64, to: u64, start: F) -> Self {
+        Self {
+            next: from,
+            to,
+            start,
+            under_way: VecDeque::with_capacity(READ_AHEAD),
+        }
+    }
+
+    /// The next page in order; `None` past the last.
+    async fn next(&mut self) -> Option<Fut::Output> {
+        while self.under_way.len() < READ_AHEAD && self.next <= self.to {
+            self.under_way
+                .push_back((Box::pin((self.start)(self.next)), None));
+            self.next += 1;
+        }
+        if self.under_way.is_empty() {
+            return None;
+        }
+        std::future::poll_fn(|cx| {
+            for (page, result) in self.under_way.iter_mut() {
+                if result.is_none() {
+                    if let Poll::Ready(done) = page.as_mut().poll(cx) {
+                        *result = Some(done);
+                    }
+                }
+            }
+            match self.under_way.front_mut() {
+                Some((_, result)) if result.is_some() => Poll::Ready(result.take()),
+                _ => Poll::Pending,
+            }
+        })
+        .await
+        .inspect(|_| {
+            self.under_way.pop_front();
+        })
+    }
 }
 
 /// Reads every page of a listing through the engine (rate-limited, retried), asking
@@ -612,6 +754,104 @@ mod tests {
             .unwrap();
         assert_eq!((listing.pages, listing.state.len()), (3, 120));
         assert_eq!(listing.warnings, []);
+    }
+
+    #[test]
+    fn pages_are_read_ahead_up_to_the_last_an_honest_total_takes() {
+        let table = [
+            (None, 1),
+            (Some(0), 1),
+            (Some(49), 1),
+            (Some(50), 2),
+            (Some(99), 2),
+            (Some(500), 11),
+            (Some(501), 11),
+            (Some(u64::MAX), MAX_PAGES_WITHOUT_TOTAL),
+        ];
+        for (total, last) in table {
+            assert_eq!(ListingReader::read_ahead_to(total), last, "{total:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_read_ahead_fits_when_nothing_moved() {
+        let page = |items, total| PageFacts {
+            items,
+            new_ids: 0,
+            malformed: 0,
+            total,
+        };
+        let t = Some(500);
+        // (page, its facts, ids already seen, fits)
+        let table = [
+            (2, page(50, t), 0, true),
+            (10, page(50, t), 0, true),
+            (11, page(0, t), 0, true),
+            (11, page(50, t), 0, true),
+            (2, page(50, Some(501)), 0, false),
+            (2, page(50, Some(499)), 0, false),
+            (2, page(50, None), 0, false),
+            (3, page(50, t), 1, false),
+            (11, page(0, t), 1, false),
+            (10, page(49, t), 0, false),
+            (2, page(0, t), 0, false),
+        ];
+        for (number, facts, seen, fits_) in table {
+            assert_eq!(
+                fits(number, 11, t, facts, seen),
+                fits_,
+                "page {number}: {facts:?}, {seen} seen"
+            );
+        }
+        assert!(fits(1, 1, None, page(3, None), 0), "no total on either");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pages_read_ahead_come_in_order_whatever_order_they_end_in() {
+        use std::time::Duration;
+        let started = tokio::time::Instant::now();
+        // Page n takes (12 - n) × 10 ms: the later pages end first.
+        let mut ahead = ReadAhead::new(2, 11, |n| async move {
+            tokio::time::sleep(Duration::from_millis((12 - n) * 10)).await;
+            (n, tokio::time::Instant::now() - started)
+        });
+        let mut got = Vec::new();
+        while let Some((n, _)) = ahead.next().await {
+            got.push(n);
+        }
+        assert_eq!(got, (2..=11).collect::<Vec<_>>());
+        // Eight at once: pages 2 to 9 together (100 ms for page 2), then 10 and 11.
+        assert!(
+            started.elapsed() <= Duration::from_millis(120),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(ahead.next().await.is_none(), "none past the last");
+        let mut none = ReadAhead::new(2, 1, |n| async move { n });
+        assert!(none.next().await.is_none(), "nothing to read ahead");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_more_than_eight_pages_are_under_way() {
+        let out = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut ahead = ReadAhead::new(2, 40, |n| {
+            let (out, most) = (out.clone(), most.clone());
+            async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = out.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                out.fetch_sub(1, SeqCst);
+                n
+            }
+        });
+        let mut count = 0;
+        while ahead.next().await.is_some() {
+            count += 1;
+        }
+        assert_eq!(count, 39);
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), READ_AHEAD);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the in-flight limit, the run's stop switch, the worker pool, and the defensive
 //! listing reader.
 
+mod budget;
 mod concurrency;
 mod control;
 mod inflight;

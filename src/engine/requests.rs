@@ -9,6 +9,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::budget::{Charge, RetryBudget};
 use super::concurrency::{Answer, Concurrency, ConcurrencyMode};
 use super::control::RunControl;
 use super::inflight::{InFlight, Slot};
@@ -153,6 +154,8 @@ pub(crate) struct Engine {
     first: FirstAnswer,
     pub control: Arc<RunControl>,
     policy: RetryPolicy,
+    /// Pays for the retries of failures that are not throttling; shared by every request.
+    budget: Mutex<RetryBudget>,
     pub stats: RequestStats,
     mode: ConcurrencyMode,
     /// The in-flight slots and their controller.
@@ -179,6 +182,7 @@ impl Engine {
             first: FirstAnswer::default(),
             control,
             policy,
+            budget: Mutex::new(RetryBudget::default()),
             stats: RequestStats::default(),
         }
     }
@@ -267,6 +271,8 @@ impl Engine {
         let mut last_status = None;
         let mut last_failure: Option<Failure> = None;
         let mut last_kind = None;
+        // What the last retry cost the budget: handed back if it succeeds.
+        let mut paid = 0;
         loop {
             let first = self.first.wait().await;
             let ready = match self.slot().await {
@@ -290,6 +296,9 @@ impl Engine {
             drop(first);
             let failure = match answer {
                 Ok((status, value)) => {
+                    if let Ok(mut budget) = self.budget.lock() {
+                        budget.refill(paid);
+                    }
                     return Attempted {
                         ended: Ended::Done(value),
                         attempts,
@@ -322,7 +331,8 @@ impl Engine {
                         failure: last_kind,
                     };
                 }
-                Next::Retry(failure, delay) => {
+                Next::Retry(failure, delay, cost) => {
+                    paid = cost;
                     last_failure = Some(failure);
                     self.backoff(delay).await;
                 }
@@ -398,6 +408,13 @@ impl Engine {
             }
             return Next::GiveUp(failure);
         }
+        let Some(cost) = self.pay_for_retry(&failure) else {
+            failure.message = format!(
+                "{} (not retried: the retry budget is spent, too many requests failed lately)",
+                failure.message
+            );
+            return Next::GiveUp(failure);
+        };
         let delay = self
             .policy
             .delay(attempts, failure.retry_after, fastrand::f64());
@@ -420,7 +437,22 @@ impl Engine {
             error = %failure.message,
             "retrying"
         );
-        Next::Retry(failure, delay)
+        Next::Retry(failure, delay, cost)
+    }
+
+    /// Pays the retry budget for retrying `failure`: the tokens paid, or `None` when the
+    /// budget is spent. The first refusal of the run is said at WARN.
+    fn pay_for_retry(&self, failure: &Failure) -> Option<u32> {
+        let charge = Charge::of(failure.cause, failure.retry_after.is_some());
+        let mut budget = self.budget.lock().ok()?;
+        let paid = budget.pay(charge);
+        if paid.is_none() && budget.refused() == 1 {
+            tracing::warn!(
+                "the retry budget is spent: requests failing with a 5xx, a timeout or a lost \
+                 connection are no longer retried until enough requests succeed"
+            );
+        }
+        paid
     }
 
     /// The in-flight limit and recent latencies, for the progress display.
@@ -447,13 +479,19 @@ fn announce_pause(delay: Duration, status: Option<u16>) {
     );
 }
 
-/// How an attempt's answer weighs on the in-flight limit.
+/// How an attempt's answer weighs on the in-flight limit and the pace: only throttling
+/// signals (a timeout, 408, 429, 503, a `Retry-After`) lower them. Another 5xx (500, 502,
+/// 504) is this request's failure, which the retry budget bounds: a server failing a
+/// steady tenth of its requests is no busier for it, and slowing down would not help.
 fn answer_of<T>(result: &Result<(u16, T), Failure>) -> Answer {
     match result {
         Ok(_) => Answer::Fine,
         Err(failure) => match failure.cause {
             Cause::Transport => Answer::Silence,
             Cause::Status(429) => Answer::RateLimited,
+            Cause::Status(status @ 500..=599) if status != 503 && failure.retry_after.is_none() => {
+                Answer::Failed(status)
+            }
             Cause::Status(status @ (408 | 500..=599)) => Answer::ServerError(status),
             // A refused certificate stops the run; it says nothing of the server's load.
             Cause::Status(_) | Cause::Unreadable(_) | Cause::Certificate(_) | Cause::Proxy => {
@@ -466,7 +504,8 @@ fn answer_of<T>(result: &Result<(u16, T), Failure>) -> Answer {
 /// After a failed attempt.
 enum Next {
     GiveUp(Failure),
-    Retry(Failure, Duration),
+    /// Retry after the delay; the tokens the retry cost the budget.
+    Retry(Failure, Duration, u32),
 }
 
 /// How a request with retries ended.
@@ -556,11 +595,24 @@ mod tests {
         assert_eq!(answer_of(&Ok((200, ()))), Answer::Fine);
         assert_eq!(answer_of(&failed(Cause::Transport)), Answer::Silence);
         assert_eq!(answer_of(&failed(Cause::Status(429))), Answer::RateLimited);
-        for status in [408, 500, 501, 502, 503, 504, 599] {
+        for status in [408, 503] {
             assert_eq!(
                 answer_of(&failed(Cause::Status(status))),
                 Answer::ServerError(status)
             );
+        }
+        for status in [500, 501, 502, 504, 599] {
+            assert_eq!(
+                answer_of(&failed(Cause::Status(status))),
+                Answer::Failed(status),
+                "not a sign of load"
+            );
+            let asked_to_wait = Err::<(u16, ()), _>(Failure {
+                cause: Cause::Status(status),
+                retry_after: Some(Duration::from_secs(1)),
+                message: String::new(),
+            });
+            assert_eq!(answer_of(&asked_to_wait), Answer::ServerError(status));
         }
         for status in [301, 400, 401, 404, 409, 499] {
             assert_eq!(answer_of(&failed(Cause::Status(status))), Answer::Fine);

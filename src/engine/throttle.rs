@@ -29,10 +29,12 @@ const MEASURE_SHARE: f64 = 0.9;
 /// When the server accepted at least the current pace yet answered 429 (a burst), the
 /// interval grows by this factor only.
 const BURST_SLOWDOWN: f64 = 1.25;
-/// The share of 5xx answers is measured over the last this many answers: a few seconds at
-/// Drata's rate, so that a struggling server is heard within seconds.
+/// The share of 503 (and 408) answers is measured over the last this many answers: a few
+/// seconds at Drata's rate, so that a struggling server is heard within seconds. Another 5xx
+/// (500, 502, 504) never comes here: it is one request's failure, which the retry budget
+/// bounds (`budget.rs`), not a sign of load.
 const ERROR_WINDOW: usize = 20;
-/// This many 5xx (or 408) answers in the window lower the rate as a 429 storm does: a
+/// This many 503 (or 408) answers in the window lower the rate as a 429 storm does: a
 /// fifth of the answers is a server that cannot keep up, not an odd failure.
 const ERROR_COUNT: usize = 4;
 
@@ -57,7 +59,7 @@ pub(crate) struct AdaptiveRate {
     successes: VecDeque<Instant>,
     /// Recent pauses `(start, end)`: time in them is not time the server could accept.
     pauses: VecDeque<(Instant, Instant)>,
-    /// The last [`ERROR_WINDOW`] answers: `true` for a 5xx or 408.
+    /// The last [`ERROR_WINDOW`] answers: `true` for a 503 or 408 (a sign of overload).
     answers: VecDeque<bool>,
 }
 
@@ -87,7 +89,7 @@ impl AdaptiveRate {
         self.answers.push_back(server_error);
     }
 
-    /// Records a 5xx or 408 answer. When [`ERROR_COUNT`] of the last [`ERROR_WINDOW`]
+    /// Records a 503 or 408 answer (or a 5xx with `Retry-After`). When [`ERROR_COUNT`] of the last [`ERROR_WINDOW`]
     /// answers were such, the pace drops as after a 429 (with no pause), and the window
     /// starts afresh; returns the new interval then. Only while the pace is the configured
     /// one: a server that fails a share of any requests fails them at every pace, and

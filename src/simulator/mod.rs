@@ -154,6 +154,9 @@ pub struct SimStats {
     /// The same for PUTs alone: the rate of updates, without the listing reads around them.
     pub first_put_us: AtomicU64,
     pub last_put_us: AtomicU64,
+    /// The most requests worked on at once: shows whether a listing was read a page at a
+    /// time or several pages together.
+    pub max_in_flight: AtomicU64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -478,6 +481,9 @@ impl Sim {
     /// with a 503 beyond `--max-in-flight`.
     async fn work(&self) -> Result<(), Response> {
         let at_once = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stats
+            .max_in_flight
+            .fetch_max(at_once, Ordering::Relaxed);
         if self.config.max_in_flight.is_some_and(|max| at_once > max) {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.stats.overloaded.fetch_add(1, Ordering::Relaxed);

@@ -249,3 +249,63 @@ fn a_stale_check_after_the_run_drops_no_row_from_the_undo_file() {
         assert_eq!(row[3], "true", "{undo:?}");
     }
 }
+
+/// Identities 1..=120, and once the first page was served a new one (id 1000) listed first,
+/// as offset paging shows an identity added while it is read: every later page shifts by
+/// one, and `total` grows to 121.
+fn a_listing_that_shifts_after_page_1() -> TestServer {
+    TestServer::scripted(|seen, index| {
+        let mut ids: Vec<u64> = (1..=120).collect();
+        if index > 0 {
+            ids.insert(0, 1000);
+        }
+        let p = page_number(seen) as usize;
+        let on_page: Vec<String> = ids
+            .iter()
+            .skip((p - 1) * 50)
+            .take(50)
+            .map(|id| identity_json(*id, &format!("user{id}")))
+            .collect();
+        page(&on_page, &ids.len().to_string())
+    })
+}
+
+#[test]
+fn pages_read_ahead_of_a_listing_that_shifted_are_read_again_as_a_serial_read_does() {
+    let input = "id,flag,reason\n50,false,x\n99,false,x\n120,false,x\n1000,false,x\n";
+    let plan = |concurrency: &str| {
+        let server = a_listing_that_shifts_after_page_1();
+        let run = Plan::on(&server)
+            .input(input)
+            .args(["--report", "p.csv", "--concurrency", concurrency])
+            .run();
+        (run, gets(&server))
+    };
+    let (serial, serial_gets) = plan("1");
+    let (together, together_gets) = plan("auto");
+    // Page 2 read ahead announces 121, not 120: it is read again, and page 3 after it; a
+    // page 3 read ahead (if it went before page 2 came back) is read for nothing.
+    for gets in [serial_gets, together_gets] {
+        assert!((4..=5).contains(&gets), "{gets} GETs");
+    }
+    assert_eq!(together.code, serial.code, "{}", together.stderr);
+    let outcomes = |rows: &[std::collections::HashMap<String, String>]| {
+        rows.iter()
+            .map(|row| {
+                (
+                    row["id"].clone(),
+                    row["outcome"].clone(),
+                    row["error"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes(&together.rows), outcomes(&serial.rows));
+    let unchanged = ids_with(&together.rows, "unchanged");
+    assert_eq!(unchanged, [50, 99, 120], "every id of the serial read");
+    assert!(
+        together.stderr.contains("announced 121 identities but 120"),
+        "{}",
+        together.stderr
+    );
+}

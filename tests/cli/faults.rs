@@ -79,3 +79,59 @@ fn max_failures_percentage_applies_once_20_rows_finished() {
     assert_eq!(ids_with(&rows, "failed").len(), 10);
     assert_eq!(ids_with(&rows, "updated").len(), 20);
 }
+
+#[test]
+fn a_tenth_of_500s_keeps_the_pace_and_the_in_flight_limit_and_every_row_is_updated() {
+    // A steady tenth of PUTs answered 500 is this server's failing, not its load: the
+    // retry budget pays for the retries, and neither the pace nor the limit drops.
+    let sim = simulator(|c| {
+        c.error_rate = 0.1;
+        c.seed = 11;
+        c.rate_limit = "unlimited".parse().unwrap();
+    });
+    let run = Apply::on(&sim)
+        .input(rows_csv(1, 200))
+        .args(["--rate", "3000/min", "--retry-base-ms", "20"])
+        .summary()
+        .run();
+    let summary = run.summary();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_every_row_accounted_for(&run, &sim, 200);
+    assert_eq!(ids_with(&run.rows, "updated").len(), 200, "0 rows fail");
+    let injected = sim.stats.injected_errors.load(Ordering::Relaxed);
+    assert!(injected >= 10, "{injected} 500s");
+    assert_eq!(summary["rate_reductions"], 0, "{summary}");
+    assert_eq!(summary["concurrency"]["reductions"], 0, "{summary}");
+    assert!(!run.stderr.contains("retry budget"), "{}", run.stderr);
+}
+
+#[test]
+fn a_server_failing_every_put_empties_the_retry_budget_and_gets_few_retries() {
+    let sim = simulator(|c| {
+        c.error_rate = 1.0;
+        c.rate_limit = "unlimited".parse().unwrap();
+    });
+    let rows = 300;
+    let run = Apply::on(&sim)
+        .input(rows_csv(1, rows))
+        .args(["--rate", "unlimited", "--retry-base-ms", "1"])
+        .args(["--max-failures", "none"])
+        .run();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(ids_with(&run.rows, "failed").len() as u64, rows);
+    // 300 first attempts and the 100 retries a full budget pays (500 tokens, 5 each);
+    // without the budget, 5 attempts per row: 1,500.
+    let puts = sim.stats.puts.load(Ordering::Relaxed);
+    assert!(puts <= rows + 100, "{puts} PUTs for {rows} rows");
+    let spent = run
+        .rows
+        .iter()
+        .filter(|r| r["error"].contains("the retry budget is spent"))
+        .count();
+    assert!(spent >= 250, "{spent} rows say the budget is spent");
+    assert!(
+        run.stderr.contains("the retry budget is spent"),
+        "said once at WARN: {}",
+        run.stderr
+    );
+}
