@@ -8,6 +8,7 @@
 //! (every length checked against what is left) and a certificate it cannot read is left
 //! to rustls, which parses every root anyway.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What makes a certificate unusable as a CA.
@@ -159,6 +160,35 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
+}
+
+/// The variables a store was named by, as said in messages (public: `CaFileError` holds
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
+    /// Read from the system's usual places because `SSL_CERT_FILE` is set but empty.
+    pub(crate) system: bool,
+}
+
+impl std::fmt::Display for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.system {
+            f.write_str("the system store (SSL_CERT_FILE is empty) ")?;
+        }
+        if let Some(file) = &self.file {
+            write!(f, "SSL_CERT_FILE {}", file.display())?;
+        }
+        if !self.dirs.is_empty() {
+            if self.file.is_some() {
+                f.write_str(" and ")?;
+            }
+            let dirs = std::env::join_paths(&self.dirs).unwrap_or_default();
+            write!(f, "SSL_CERT_DIR {}", Path::new(&dirs).display())?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-use super::certinfo::{self, CaProblem};
+use super::certinfo::{self, CaProblem, Sources};
 use super::tls::CaFileError;
 
 /// Where the trusted roots come from.
@@ -63,35 +63,6 @@ impl std::fmt::Display for Skipped {
             SkipReason::Invalid(problem) => write!(f, " skipped: {}", problem.describe()),
             SkipReason::Unparsable => write!(f, " skipped: it cannot be parsed"),
         }
-    }
-}
-
-/// The variables a store was named by, as said in messages (public: `CaFileError` holds
-/// it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources {
-    pub(crate) file: Option<PathBuf>,
-    pub(crate) dirs: Vec<PathBuf>,
-    /// Read from the system's usual places because `SSL_CERT_FILE` is set but empty.
-    pub(crate) system: bool,
-}
-
-impl std::fmt::Display for Sources {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.system {
-            f.write_str("the system store (SSL_CERT_FILE is empty) ")?;
-        }
-        if let Some(file) = &self.file {
-            write!(f, "SSL_CERT_FILE {}", file.display())?;
-        }
-        if !self.dirs.is_empty() {
-            if self.file.is_some() {
-                f.write_str(" and ")?;
-            }
-            let dirs = std::env::join_paths(&self.dirs).unwrap_or_default();
-            write!(f, "SSL_CERT_DIR {}", Path::new(&dirs).display())?;
-        }
-        Ok(())
     }
 }
 

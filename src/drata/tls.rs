@@ -39,10 +39,10 @@ pub enum CaFileError {
         problem: &'static str,
     },
     #[error("{sources}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----); point it at a bundle of CA certificates, or unset it")]
-    StoreEmpty { sources: super::roots::Sources },
+    StoreEmpty { sources: super::certinfo::Sources },
     #[error("{sources}: none of its {skipped} certificates can be used (expired, not valid yet or unparsable; -v names each); point it at a current bundle of CA certificates, or unset it")]
     NoneUsable {
-        sources: super::roots::Sources,
+        sources: super::certinfo::Sources,
         skipped: usize,
     },
     #[error("{option} {}: certificate {index} is not a usable CA certificate ({reason})", path.display())]
