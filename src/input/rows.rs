@@ -638,8 +638,8 @@ impl<R: Read> RowReader<R> {
     fn unquoted<'a>(&self, text: &'a str) -> &'a str {
         match self.records.sheet() {
             Some(_) => text.trim(),
-            // An undo file holds exact text: nothing was prefixed.
-            None if self.columns.undo_file => text.trim(),
+            // An undo file holds exact text: nothing was prefixed, nothing padded.
+            None if self.columns.undo_file => text,
             None => csv_text(text),
         }
     }

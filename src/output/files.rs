@@ -330,6 +330,10 @@ impl OutputLock {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        if !folder.is_dir() {
+            // Nothing can be written there: the check of the outputs says so.
+            return Ok(None);
+        }
         let path = folder.join(format!(".{}.drata-svcacct-lock", name.to_string_lossy()));
         let mut options = OpenOptions::new();
         options.create(true).truncate(false).write(true);

@@ -26,6 +26,7 @@ mod liars;
 mod links;
 mod network;
 mod operator;
+mod outputs;
 mod plan;
 mod platforms;
 mod print;

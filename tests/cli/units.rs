@@ -135,7 +135,7 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     let stamp = names[0]
         .trim_start_matches("evidence-")
         .trim_end_matches(".md");
@@ -144,6 +144,7 @@ fn the_service_command_runs_as_an_unprivileged_user_against_the_simulator() {
         [
             format!("evidence-{stamp}.md"),
             format!("report-{stamp}.csv"),
+            format!("report-{stamp}.journal.jsonl"),
             format!("summary-{stamp}.json"),
         ],
         "one time stamp names the night's files"

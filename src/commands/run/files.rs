@@ -243,8 +243,14 @@ fn lock_outputs(config: &RunConfig) -> Result<Vec<OutputLock>, Error> {
         ("summary", &config.options.summary_json),
     ];
     let mut locks = Vec::new();
+    let mut held: Vec<&PathBuf> = Vec::new();
     for (what, path) in named {
         let Some(path) = path else { continue };
+        // One path named twice is the check of the outputs' to refuse, not a second run.
+        if held.contains(&path) {
+            continue;
+        }
+        held.push(path);
         match OutputLock::acquire(path) {
             Ok(lock) => locks.extend(lock),
             Err(source) => {
