@@ -108,20 +108,21 @@ pub(crate) fn writes<'a>(wanted: &Wanted<'a>, fields: Fields) -> Vec<(FieldName,
 /// The requests of `fields`, named for a report's error ("the service-account request
 /// and the link request").
 pub(crate) fn request_names(fields: Fields) -> String {
-    let names: Vec<&str> = all()
-        .filter(|field| fields.contains(field.name()))
-        .map(|field| field.request_name())
-        .collect();
-    names.join(" and ")
+    joined(fields, |field| field.request_name())
 }
 
 /// The fields of `fields` in words: "service account and link".
 pub(crate) fn words(fields: Fields) -> String {
-    let names: Vec<&str> = all()
+    joined(fields, |field| field.words())
+}
+
+/// What `say` says of each field of `fields`, joined by "and".
+fn joined(fields: Fields, say: fn(&dyn Field) -> &'static str) -> String {
+    let said: Vec<&str> = all()
         .filter(|field| fields.contains(field.name()))
-        .map(|field| field.words())
+        .map(say)
         .collect();
-    names.join(" and ")
+    said.join(" and ")
 }
 
 /// The three-way review of one decision (`docs/contract.md`, "What the reviewer meant"):

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{error, parse_kind, Shared, StoredIdentity, SEEDED_AT};
+use super::{error, Shared, StoredIdentity, SEEDED_AT};
 use crate::field::AccessField;
 use crate::model::{Access, IdentityKind};
 
@@ -67,20 +67,10 @@ pub(super) async fn toggle(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = sim.gate(&headers).await {
-        return response;
-    }
-    sim.stats.toggles.fetch_add(1, Ordering::Relaxed);
-    let Some(kind) = parse_kind(&kind) else {
-        return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
+    let kind = match sim.admit_put(&headers, &kind, &sim.stats.toggles).await {
+        Ok(kind) => kind,
+        Err(response) => return response,
     };
-    if sim.chance(sim.config.error_rate) {
-        sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!("Internal server error"),
-        );
-    }
     let (Ok(id), Ok((field, on))) = (id.parse::<u64>(), validate(kind, &body)) else {
         sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         let problem = validate(kind, &body).err();
@@ -96,11 +86,7 @@ pub(super) async fn toggle(
         .checked_sub(1)
         .and_then(|index| store.get_mut(index as usize))
     else {
-        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::NOT_FOUND,
-            json!(format!("User identity with id {id} was not found")),
-        );
+        return sim.identity_not_found(id);
     };
     let slot = &mut stored.access[field.access.index()];
     *slot = match (on, slot.take()) {

@@ -432,6 +432,38 @@ fn parse_kind(segment: &str) -> Option<IdentityKind> {
 }
 
 impl Sim {
+    /// What every `PUT` of an identity's action goes through before its body is read: the
+    /// gate, its count, the kind in the path, and `--error-rate`.
+    async fn admit_put(
+        &self,
+        headers: &HeaderMap,
+        kind: &str,
+        counter: &AtomicU64,
+    ) -> Result<IdentityKind, Response> {
+        self.gate(headers).await?;
+        counter.fetch_add(1, Ordering::Relaxed);
+        let Some(kind) = parse_kind(kind) else {
+            return Err(error(StatusCode::NOT_FOUND, json!("Cannot PUT this path")));
+        };
+        if self.chance(self.config.error_rate) {
+            self.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!("Internal server error"),
+            ));
+        }
+        Ok(kind)
+    }
+
+    /// The API's 404 for an id it does not hold.
+    fn identity_not_found(&self, id: u64) -> Response {
+        self.stats.not_found.fetch_add(1, Ordering::Relaxed);
+        error(
+            StatusCode::NOT_FOUND,
+            json!(format!("User identity with id {id} was not found")),
+        )
+    }
+
     fn store(&self, kind: IdentityKind) -> &Mutex<Vec<StoredIdentity>> {
         match kind {
             IdentityKind::Infrastructure => &self.infrastructure,
@@ -629,20 +661,10 @@ async fn update(
         .first_put_us
         .compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
     sim.stats.last_put_us.fetch_max(at, Ordering::Relaxed);
-    if let Err(response) = sim.gate(&headers).await {
-        return response;
-    }
-    sim.stats.puts.fetch_add(1, Ordering::Relaxed);
-    let Some(kind) = parse_kind(&kind) else {
-        return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
+    let kind = match sim.admit_put(&headers, &kind, &sim.stats.puts).await {
+        Ok(kind) => kind,
+        Err(response) => return response,
     };
-    if sim.chance(sim.config.error_rate) {
-        sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!("Internal server error"),
-        );
-    }
     let Ok(id) = id.parse::<u64>() else {
         sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         return error(StatusCode::BAD_REQUEST, json!(["id must be a number"]));
@@ -661,11 +683,7 @@ async fn update(
         .checked_sub(1)
         .and_then(|index| store.get_mut(index as usize))
     else {
-        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::NOT_FOUND,
-            json!(format!("User identity with id {id} was not found")),
-        );
+        return sim.identity_not_found(id);
     };
     if flag {
         if stored.service_account_at.is_none() {
@@ -707,20 +725,10 @@ async fn connect(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = sim.gate(&headers).await {
-        return response;
-    }
-    sim.stats.connects.fetch_add(1, Ordering::Relaxed);
-    let Some(kind) = parse_kind(&kind) else {
-        return error(StatusCode::NOT_FOUND, json!("Cannot PUT this path"));
+    let kind = match sim.admit_put(&headers, &kind, &sim.stats.connects).await {
+        Ok(kind) => kind,
+        Err(response) => return response,
     };
-    if sim.chance(sim.config.error_rate) {
-        sim.stats.injected_errors.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!("Internal server error"),
-        );
-    }
     let (Ok(id), Ok(user)) = (id.parse::<u64>(), validate_connect(&body)) else {
         sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         let problem = validate_connect(&body).err();
@@ -743,11 +751,7 @@ async fn connect(
         .checked_sub(1)
         .and_then(|index| store.get_mut(index as usize))
     else {
-        sim.stats.not_found.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::NOT_FOUND,
-            json!(format!("User identity with id {id} was not found")),
-        );
+        return sim.identity_not_found(id);
     };
     if user.is_some() && stored.service_account_at.is_some() {
         sim.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
