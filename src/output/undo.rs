@@ -404,4 +404,77 @@ mod tests {
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file left beside it");
     }
+
+    /// Each field's undo cells, by column: what Drata held before the run, and as baseline
+    /// what the run may have left; a toggle the row left alone stays blank.
+    #[test]
+    fn each_field_has_its_undo_cells_by_name() {
+        use crate::field::ACCESS;
+        use crate::model::{Access, AccessRequest, LinkRequest, Toggles};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("undo.csv");
+        let columns = UndoColumns {
+            links: true,
+            access: vec![&ACCESS[0], &ACCESS[1]],
+        };
+        let file = std::fs::File::create(&path).unwrap();
+        let mut undo = UndoWriter::new(file, &path, "then".to_owned(), columns).unwrap();
+        let mut row = sent_row(5, true);
+        row.link = Some(LinkRequest {
+            link: Link::Nobody,
+            user: None,
+            baseline: None,
+        });
+        row.access = vec![AccessRequest {
+            access: Access::Admin,
+            on: true,
+            baseline: None,
+        }];
+        let mut before = Toggles::default();
+        before.set(Access::Admin, Some(false));
+        before.set(Access::Db, Some(true));
+        row.previous = Some(Previous {
+            marked: true,
+            reason: Some("ci".to_owned()),
+            link: Some(Link::User("ann@x".to_owned())),
+            access: before,
+            ..Previous::default()
+        });
+        for field in [FieldName::Link, FieldName::Access(Access::Admin)] {
+            row.sent.insert(field);
+            row.answers.record(field, Answer::Applied);
+        }
+        assert!(undo.write(&row).unwrap());
+        undo.close().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let cells: Vec<String> = reader
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let cell = |name: &str| cells[header.iter().position(|h| h == name).unwrap()].clone();
+        #[rustfmt::skip]
+        let expected = [
+            ("id", "5"), ("serviceAccount", "true"), ("serviceAccountReason", "ci"),
+            ("drataServiceAccount", "false"), ("drataReason", ""),
+            ("linkedUser", "ann@x"), ("drataLinkedUser", ""),
+            ("adminAccess", "false"), ("drataAdminAccess", "true"),
+            ("dbAccess", ""), ("drataDbAccess", "true"),
+            ("undoOf", "then"),
+        ];
+        for (name, value) in expected {
+            assert_eq!(cell(name), value, "{name}: {text}");
+        }
+        assert_eq!(header.len(), expected.len(), "{text}");
+    }
 }

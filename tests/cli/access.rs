@@ -305,3 +305,47 @@ fn a_rule_decides_admin_access_and_matches_on_it() {
         "true"
     );
 }
+
+#[test]
+fn a_row_changing_its_flag_and_a_toggle_counts_once_is_resent_and_is_in_the_evidence() {
+    // Id 3 is a person with no admin access: the review marks it and turns admin access on.
+    let sim = simulator(|c| c.identities = 12);
+    let work = Workdir::new();
+    let input = "id,serviceAccount,serviceAccountReason,adminAccess\n3,true,deploy bot,true\n";
+    let run = Apply::on(&sim)
+        .within(&work)
+        .input(input)
+        .args(["--max-changes", "1", "--evidence", "ev.md"])
+        .report("r.csv")
+        .run();
+    assert_eq!(run.code, 0, "one identity, two fields: {}", run.stderr);
+    assert_eq!(sim.stats.applied.load(Ordering::Relaxed), 1);
+    assert_eq!(sim.stats.toggles_applied.load(Ordering::Relaxed), 1);
+    let evidence = std::fs::read_to_string(work.path("ev.md")).unwrap();
+    let line = evidence.lines().find(|l| l.starts_with("| 3 |")).unwrap();
+    assert!(
+        line.contains("not a service account; admin access off")
+            && line.contains("service account (\"deploy bot\"); admin access on"),
+        "{line}"
+    );
+    // Drata holds it now: nothing to send, unless --resend, which sends every field again.
+    let again = Apply::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .report("again.csv")
+        .run();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(sim.stats.toggles.load(Ordering::Relaxed), 1, "nothing sent");
+    let resent = Apply::on(&sim)
+        .within(&work)
+        .file("input.csv")
+        .args(["--resend"])
+        .report("resent.csv")
+        .run();
+    assert_eq!(resent.code, 0, "{}", resent.stderr);
+    assert_eq!(
+        sim.stats.toggles.load(Ordering::Relaxed),
+        2,
+        "the toggle sent again"
+    );
+}
