@@ -1,6 +1,7 @@
 //! `export`: every identity of a kind, read through the same rate-limited, retrying,
 //! defensive listing as `plan`, written in the input format with what a reviewer needs
-//! beside it, so that a review can start from Drata and end with `apply --reconcile`.
+//! beside it (and the state it read, as baseline columns), so that a review can start
+//! from Drata and end with `apply`.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,5 +1,6 @@
-//! Drata's current state: every identity of a kind, as the listing showed it, for
-//! `plan`, `apply --reconcile`, undo files and username/email lookup.
+//! Drata's current state: every identity of a kind, as the listing showed it (the fields a
+//! review decides among it), for `plan` and `apply`, the check after the run, `export`
+//! and username/email lookup.
 
 use std::collections::HashMap;
 

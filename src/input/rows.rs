@@ -1,4 +1,5 @@
-//! Pass two's unit: one record read, its columns found, its cells validated.
+//! One record of the input: its columns found (by header name, every field's among them),
+//! its cells validated into a typed row or an invalid one naming the line and the column.
 
 use std::io::Read;
 use std::sync::Arc;

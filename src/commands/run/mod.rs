@@ -1,8 +1,10 @@
-//! `apply` and `plan`, as prepare → execute → finish over one [`Run`]:
-//! prepare reads and validates the whole input (resolving usernames and emails through
-//! the listing when needed), connects, creates the output files and reads the current
-//! state; execute streams every row through the planner and the workers into the one
-//! consumer; finish writes the summary and the evidence and decides the exit code.
+//! `apply` and `plan` over one [`Run`]: prepare reads and validates the whole input
+//! (resolving usernames and emails through the listing when needed) and connects; the
+//! output files are created (and locked) and the current state read; the preview passes
+//! over every row against it (the plan, the invalid rows, `--max-changes`); execute
+//! streams every row through the planner and the workers into the one consumer; the
+//! check after the run reads the state again; finish writes the summary and the evidence
+//! and decides the exit code.
 
 mod consume;
 mod planner;
@@ -56,7 +58,7 @@ struct Run {
     scan: Arc<InputScan>,
     lookup: Option<Arc<dyn Lookup>>,
     session: Option<Session>,
-    /// The listing, when it was read (lookup, plan, `--reconcile`).
+    /// The listing, when it was read (lookups, and every `plan` and `apply`).
     listing: Option<Arc<Listing>>,
     /// Drata's users, when the input decides links.
     users: Option<Arc<Users>>,
