@@ -101,7 +101,11 @@ fn a_tenth_of_500s_keeps_the_pace_and_the_in_flight_limit_and_every_row_is_updat
     let injected = sim.stats.injected_errors.load(Ordering::Relaxed);
     assert!(injected >= 10, "{injected} 500s");
     assert_eq!(summary["rate_reductions"], 0, "{summary}");
-    assert_eq!(summary["concurrency"]["reductions"], 0, "{summary}");
+    // Before the budget every 500 lowered the in-flight limit (some 30 times in this run);
+    // on a loaded machine the latency's own noise may still lower it once or twice, which
+    // is the gradient's business, not the 500s'.
+    let reductions = summary["concurrency"]["reductions"].as_u64().unwrap();
+    assert!(reductions <= 2, "{summary}");
     assert!(!run.stderr.contains("retry budget"), "{}", run.stderr);
 }
 
