@@ -213,6 +213,9 @@ fn the_quarterly_review_of_the_readme_runs_on_the_simulator() {
         items[0].file,
         std::fs::read(work.path("q4-evidence.xlsx")).unwrap()
     );
+    // The evidence prints as an auditor files it (checked where LibreOffice is installed;
+    // required in CI).
+    crate::print::prints_as_filed(&work, &work.path("q4-evidence.xlsx"));
 
     // Then what "When something goes wrong" shows for this review: resume (nothing left to
     // send), then undo (every change put back: one more PUT per identity changed).
