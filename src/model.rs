@@ -101,7 +101,9 @@ impl Link {
     pub(crate) fn from_cell(cell: &str) -> Self {
         match cell.trim() {
             "" => Link::Nobody,
-            email => Link::User(email.to_lowercase()),
+            // ASCII case only, as Drata stores emails: `K` (U+212A, the Kelvin sign) is
+            // not `k`, and a cell that differs from a user's email by more is another email.
+            email => Link::User(email.to_ascii_lowercase()),
         }
     }
 
@@ -908,6 +910,8 @@ pub(crate) enum LookupError {
     NotThisId { id: u64, key: LookupKey, other: u64 },
     #[error("no Drata user has the email {0:?}")]
     NoUser(String),
+    #[error("no Drata user has the email {cell:?}; the user {user:?} differs from it only by Unicode case or a look-alike character: write the email exactly as Drata has it")]
+    LookAlikeUser { cell: String, user: String },
     #[error("{count} Drata users have the email {email:?}: link the identity in Drata")]
     SeveralUsers { email: String, count: usize },
     #[error("the users listing was not read, so the email {0:?} cannot be resolved")]

@@ -99,7 +99,7 @@ impl Current {
         if !details.linked {
             return Link::Nobody;
         }
-        let named = |email: &str| Some(email.trim().to_lowercase()).filter(|e| !e.is_empty());
+        let named = |email: &str| Some(email.trim().to_ascii_lowercase()).filter(|e| !e.is_empty());
         let email = details
             .linked_user_email
             .as_deref()
@@ -225,7 +225,7 @@ impl CurrentState {
         }
         if let Some(email) = &current.email {
             self.by_email
-                .entry(email.to_lowercase())
+                .entry(email.to_ascii_lowercase())
                 .or_default()
                 .push(id);
         }
@@ -241,7 +241,7 @@ impl CurrentState {
         let keys = [
             (earlier.username.clone(), &mut self.by_username),
             (
-                earlier.email.as_deref().map(str::to_lowercase),
+                earlier.email.as_deref().map(str::to_ascii_lowercase),
                 &mut self.by_email,
             ),
         ];
@@ -289,7 +289,10 @@ fn conflicts(earlier: &Current, later: &Current) -> bool {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Users {
     by_id: HashMap<u64, String>,
+    /// Trimmed, ASCII case folded: how Drata compares emails.
     by_email: HashMap<String, Vec<u64>>,
+    /// Folded as Unicode folds them: only to name a look-alike in a message.
+    by_unicode_email: HashMap<String, u64>,
 }
 
 impl Users {
@@ -298,9 +301,11 @@ impl Users {
         if self.by_id.contains_key(&user.id) {
             return false;
         }
-        let email = user.email.trim().to_lowercase();
+        let email = user.email.trim().to_ascii_lowercase();
         if !email.is_empty() {
             self.by_email.entry(email).or_default().push(user.id);
+            self.by_unicode_email
+                .insert(user.email.trim().to_lowercase(), user.id);
         }
         self.by_id.insert(user.id, user.email);
         true
@@ -315,11 +320,12 @@ impl Users {
         self.by_id.get(&id).map(String::as_str)
     }
 
-    /// The one user with this email, any case.
+    /// The one user with this email, in any ASCII case. An email that differs from a
+    /// user's only by Unicode case (`K` U+212A for `k`) is no match, and is named.
     pub(crate) fn resolve(&self, email: &str) -> Result<u64, LookupError> {
         match self
             .by_email
-            .get(&email.trim().to_lowercase())
+            .get(&email.trim().to_ascii_lowercase())
             .map(Vec::as_slice)
         {
             Some([only]) => Ok(*only),
@@ -327,8 +333,21 @@ impl Users {
                 email: email.to_owned(),
                 count: several.len(),
             }),
-            _ => Err(LookupError::NoUser(email.to_owned())),
+            _ => Err(self.look_alike(email).map_or_else(
+                || LookupError::NoUser(email.to_owned()),
+                |user| LookupError::LookAlikeUser {
+                    cell: email.to_owned(),
+                    user: user.to_owned(),
+                },
+            )),
         }
+    }
+
+    /// The email of a user that matches `email` only once both are folded as Unicode
+    /// folds case.
+    fn look_alike(&self, email: &str) -> Option<&str> {
+        let id = self.by_unicode_email.get(&email.trim().to_lowercase())?;
+        self.email(*id)
     }
 }
 
@@ -383,7 +402,7 @@ impl Lookup for CurrentState {
             .map(|u| self.by_username.get(u).cloned().unwrap_or_default());
         let by_email = key.email.as_ref().map(|e| {
             self.by_email
-                .get(&e.to_lowercase())
+                .get(&e.to_ascii_lowercase())
                 .cloned()
                 .unwrap_or_default()
         });

@@ -563,3 +563,25 @@ fn a_write_refused_for_certain_on_a_row_drata_already_holds_is_unchanged_not_upd
     let evidence = std::fs::read_to_string(run.path("ev.md")).unwrap();
     assert!(!evidence.contains("| 6 |"), "not a change: {evidence}");
 }
+
+#[test]
+fn an_email_that_matches_a_user_only_by_unicode_case_links_nobody_and_names_both() {
+    // Drata's user writes "Karen" with the Kelvin sign (U+212A), which Unicode lowercases
+    // to `k`: the cell `karen@example.com` is another email.
+    let kelvin = "\u{212A}aren@example.com";
+    let server = TestServer::start(|seen, _| Reply::identity(seen.id().unwrap())).seed_with(
+        [serde_json::json!({"id": 6, "username": "karen", "serviceAccount": null, "user": null})],
+        &[(9, kelvin)],
+    );
+    let run = Apply::on(&server)
+        .input("id,serviceAccount,serviceAccountReason,linkedUser\n6,false,,karen@example.com\n")
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(server.puts_by_endpoint(), (0, 0), "nothing sent");
+    assert!(
+        run.stderr.contains("karen@example.com") && run.stderr.contains(kelvin),
+        "both emails named: {}",
+        run.stderr
+    );
+    assert!(server.identity(6).unwrap()["user"].is_null());
+}
